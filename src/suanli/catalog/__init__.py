@@ -1,0 +1,1 @@
+"""Data: accelerators, interconnects, bundled model configs — each entry with its source."""

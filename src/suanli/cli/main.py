@@ -1,0 +1,69 @@
+"""``suanli`` entry point: builds the parser, dispatches, and turns every SuanliError into exit status 2
+with one line on stderr. Command modules import the core lazily so ``suanli --help`` starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from suanli.cli import hardware_commands, model_commands
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"suanli: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="suanli",
+        description="算力 — will this model fit, how fast will it run, and what will it cost? "
+        "Every number can explain its formula (--explain).",
+    )
+    parser.add_argument("--version", action="version", version=f"suanli {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    model_commands.register(commands)
+    hardware_commands.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    from suanli.errors import SuanliError
+
+    try:
+        code: int = args.run(args)
+    except SuanliError as exc:
+        sys.stderr.write(f"suanli: error: {exc}\n")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug in suanli: one line, no traceback, unless asked for
+        if os.environ.get("SUANLI_DEBUG"):
+            raise
+        sys.stderr.write(f"suanli: internal error: {type(exc).__name__}: {exc} "
+                         "(please report it; set SUANLI_DEBUG=1 for the traceback)\n")
+        return 1
+    return code
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("suanli")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,1 @@
+"""HOW MUCH: one family of formulas per module (params, flops, ...), pure functions over specs."""

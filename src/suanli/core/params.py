@@ -1,0 +1,176 @@
+"""Exact parameter counts, per component, per layer, and active per token for MoE.
+
+Counts follow the transformers implementation of each family (checked exactly, model by model, in
+``tests/reference/test_params_vs_transformers.py``): ``nn.Linear(i, o, bias)`` holds i·o (+o) parameters,
+a LayerNorm 2·d (d without bias), an RMSNorm d, an embedding table rows·d; tied output heads are counted once.
+
+Each formula takes a ``lift`` function: ``plain`` runs on numbers, ``traced`` records the expression so the
+same code explains itself (see ``suanli.quantity``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from suanli.quantity import Num, plain
+from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, Norm, NormKind, QkNormKind
+
+Lift = Callable[[float, str], Num]
+
+COMPONENTS = ("embedding", "position_embedding", "attention", "mlp", "experts", "shared_experts", "router",
+              "norms", "lm_head", "pooler")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamCounts:
+    """Parameter counts of one model. ``embedding`` is the input tables (tokens, positions, token types)."""
+
+    total: int
+    active: int
+    embedding: int
+    components: Mapping[str, int]
+    per_layer: tuple[int, ...]
+
+    @property
+    def non_embedding(self) -> int:
+        """Kaplan et al. (2020)'s N: everything but the input embedding tables."""
+        return self.total - self.embedding
+
+
+def linear_params(n_in: Num, n_out: Num, bias: bool) -> Num:
+    """``nn.Linear(n_in, n_out)``: a weight of n_in·n_out, plus a bias of n_out."""
+    return n_in * n_out + n_out if bias else n_in * n_out
+
+
+def norm_params(norm: Norm, lift: Lift[Num]) -> Num:
+    """LayerNorm: weight + bias (2·d) or weight only; RMSNorm: d; non-parametric LayerNorm: 0."""
+    size = lift(norm.size, "norm_size")
+    if norm.kind is NormKind.NON_PARAMETRIC:
+        return 0 * size
+    return 2 * size if norm.kind is NormKind.LAYER_NORM and norm.bias else size
+
+
+def attention_params(a: Attention, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
+    """Q, K, V and output projections (with their biases), plus q/k norms where the model has them.
+    ``matmul_only`` keeps just the projection weights: what a token's matmuls multiply by."""
+    if a.mla is not None:
+        return _mla_params(a, a.mla, hidden_size, lift, matmul_only=matmul_only)
+    h = lift(hidden_size, "hidden_size")
+    q_width = lift(a.num_heads, "num_heads") * lift(a.head_dim, "head_dim")
+    kv_width = lift(a.num_kv_heads, "num_kv_heads") * lift(a.head_dim, "head_dim")
+    qkv_bias, out_bias = a.qkv_bias and not matmul_only, a.out_bias and not matmul_only
+    projections = (linear_params(h, q_width, qkv_bias) + 2 * linear_params(h, kv_width, qkv_bias)
+                   + linear_params(q_width, h, out_bias))
+    if matmul_only:
+        return projections
+    if a.qk_norm is QkNormKind.PER_HEAD:
+        return projections + 2 * lift(a.head_dim, "head_dim")
+    if a.qk_norm is QkNormKind.FULL:
+        return projections + q_width + kv_width
+    return projections
+
+
+def _mla_params(a: Attention, mla: Mla, hidden_size: int, lift: Lift[Num], *, matmul_only: bool) -> Num:
+    """DeepSeek MLA: q through an optional q_lora_rank latent (with its RMSNorm); one down-projection to the
+    kv_lora_rank latent plus the shared RoPE key; its RMSNorm; one up-projection to per-head k_nope and v."""
+    h = lift(hidden_size, "hidden_size")
+    heads = lift(a.num_heads, "num_heads")
+    qk_dim = lift(a.head_dim, "qk_head_dim")
+    rope = lift(mla.qk_rope_head_dim, "qk_rope_head_dim")
+    nope = lift(mla.qk_nope_head_dim, "qk_nope_head_dim")
+    kv_rank = lift(mla.kv_lora_rank, "kv_lora_rank")
+    v_dim = lift(a.v_head_dim, "v_head_dim")
+    bias = a.qkv_bias and not matmul_only
+    norm = 0 if matmul_only else 1  # the q_a and kv_a RMSNorms: one weight per latent channel
+    if mla.q_lora_rank is None:
+        q = linear_params(h, heads * qk_dim, False)
+    else:
+        q_rank = lift(mla.q_lora_rank, "q_lora_rank")
+        q = linear_params(h, q_rank, bias) + norm * q_rank + linear_params(q_rank, heads * qk_dim, False)
+    kv = (linear_params(h, kv_rank + rope, bias) + norm * kv_rank
+          + linear_params(kv_rank, heads * (nope + v_dim), False))
+    return q + kv + linear_params(heads * v_dim, h, a.out_bias and not matmul_only)
+
+
+def mlp_params(m: Mlp, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
+    """Gated (SwiGLU/GeGLU): gate, up and down matrices, 3·h·i; plain: up and down, 2·h·i; plus biases."""
+    h = lift(hidden_size, "hidden_size")
+    i = lift(m.intermediate_size, "intermediate_size")
+    bias = m.bias and not matmul_only
+    up = linear_params(h, i, bias)
+    return (2 * up if m.gated else up) + linear_params(i, h, bias)
+
+
+def router_params(moe: Moe, hidden_size: int, lift: Lift[Num]) -> Num:
+    """The router's h×E logits matrix (+ bias), plus Qwen2-MoE's h×1 shared-expert gate."""
+    h = lift(hidden_size, "hidden_size")
+    router = linear_params(h, lift(moe.num_experts, "num_experts"), moe.router_bias)
+    return router + h if moe.shared_gate else router
+
+
+def layer_components(layer: Layer, hidden_size: int, lift: Lift[Num]) -> dict[str, Num]:
+    """One block's parameters by component."""
+    parts: dict[str, Num] = {"attention": attention_params(layer.attention, hidden_size, lift)}
+    norms = [norm_params(n, lift) for n in layer.norms]
+    parts["norms"] = sum(norms[1:], norms[0]) if norms else 0 * lift(hidden_size, "hidden_size")
+    ffn = layer.ffn
+    if isinstance(ffn, Moe):
+        parts["experts"] = lift(ffn.num_experts, "num_experts") * mlp_params(ffn.expert, hidden_size, lift)
+        parts["router"] = router_params(ffn, hidden_size, lift)
+        if ffn.shared is not None:
+            parts["shared_experts"] = mlp_params(ffn.shared, hidden_size, lift)
+    else:
+        parts["mlp"] = mlp_params(ffn, hidden_size, lift)
+    return parts
+
+
+def layer_params(layer: Layer, hidden_size: int) -> int:
+    """All parameters of one block."""
+    return int(sum(layer_components(layer, hidden_size, plain).values()))
+
+
+def inactive_params_per_token(layer: Layer, hidden_size: int) -> int:
+    """Routed-expert parameters a token does not use in this block: (E − top_k) experts."""
+    if not isinstance(layer.ffn, Moe):
+        return 0
+    moe = layer.ffn
+    return (moe.num_experts - moe.top_k) * int(mlp_params(moe.expert, hidden_size, plain))
+
+
+def outer_components(spec: ModelSpec, lift: Lift[Num]) -> dict[str, Num]:
+    """Parameters outside the blocks: embeddings, final norm, output head, pooler."""
+    h = lift(spec.hidden_size, "hidden_size")
+    vocab = lift(spec.vocab_size, "vocab_size")
+    parts: dict[str, Num] = {"embedding": vocab * h}
+    if spec.learned_position_rows or spec.token_type_vocab_size:
+        rows = lift(spec.learned_position_rows, "position_rows") + lift(spec.token_type_vocab_size, "token_types")
+        parts["position_embedding"] = rows * h
+    norms = [norm_params(n, lift) for n in (spec.embedding_norm, spec.final_norm) if n is not None]
+    if norms:
+        parts["norms"] = sum(norms[1:], norms[0])
+    if spec.lm_head and not spec.tie_word_embeddings:
+        parts["lm_head"] = linear_params(h, vocab, spec.lm_head_bias)
+    if spec.pooler:
+        parts["pooler"] = linear_params(h, h, True)
+    return parts
+
+
+def count_params(spec: ModelSpec) -> ParamCounts:
+    """Total, embedding, per-component, per-layer and active-per-token parameter counts."""
+    components = {name: 0 for name in COMPONENTS}
+    for name, value in outer_components(spec, plain).items():
+        components[name] += int(value)
+    per_group: dict[Layer, int] = {}
+    inactive = 0
+    for layer, count in spec.layer_groups():
+        parts = layer_components(layer, spec.hidden_size, plain)
+        for name, value in parts.items():
+            components[name] += int(value) * count
+        per_group[layer] = int(sum(parts.values()))
+        inactive += inactive_params_per_token(layer, spec.hidden_size) * count
+    total = sum(components.values())
+    embedding = components["embedding"] + components["position_embedding"]
+    return ParamCounts(total=total, active=total - inactive, embedding=embedding,
+                       components={k: v for k, v in components.items() if v},
+                       per_layer=tuple(per_group[layer] for layer in spec.layers))

@@ -1,0 +1,1 @@
+"""WHAT: models, hardware, number formats and jobs, as validated frozen data."""

@@ -1,0 +1,217 @@
+"""What a Transformer is, as far as memory, FLOPs and communication are concerned.
+
+A ``ModelSpec`` is a stack of ``Layer``s between an input embedding and an output head. Layers may differ
+(DeepSeek's dense first layers, Gemma's alternating local/global attention, Qwen-MoE's ``mlp_only_layers``),
+so the spec keeps one ``Layer`` per layer; identical layers are the same frozen object, and
+``ModelSpec.layer_groups()`` folds them back into (layer, count) runs for fast arithmetic.
+
+The specs name architecture features, never numeric guesses: GQA is ``num_kv_heads < num_heads``, MLA is an
+``Mla`` block, a gated MLP is ``Mlp.gated``. They are built from Hugging Face config.json by the adapters in
+``spec/hf.py``; validation happens here, at construction, with errors that name the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from suanli.errors import SpecError, require_positive
+
+
+class NormKind(Enum):
+    """Normalisation layers, by their parameters: LayerNorm has a weight (and usually a bias) per channel,
+    RMSNorm a weight only, and OLMo-1's non-parametric LayerNorm none."""
+
+    LAYER_NORM = "layernorm"
+    RMS_NORM = "rmsnorm"
+    NON_PARAMETRIC = "layernorm-nonparametric"
+
+
+class PositionKind(Enum):
+    """How positions enter the model: rotary (RoPE, no parameters), a learned table, or ALiBi biases."""
+
+    ROTARY = "rope"
+    LEARNED = "learned"
+    ALIBI = "alibi"
+
+
+class QkNormKind(Enum):
+    """Where q/k normalisation applies: per head over head_dim (Qwen3, Gemma3) or over the whole projection
+    (OLMo-2)."""
+
+    PER_HEAD = "per-head"
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Norm:
+    """One normalisation layer over ``size`` channels."""
+
+    kind: NormKind
+    size: int
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive("norm size", self.size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mla:
+    """Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434 §2.1): queries and keys/values pass through
+    low-rank latents; the KV cache holds the ``kv_lora_rank`` latent plus one shared RoPE key per token."""
+
+    q_lora_rank: int | None
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+
+    def __post_init__(self) -> None:
+        if self.q_lora_rank is not None:
+            require_positive("q_lora_rank", self.q_lora_rank)
+        require_positive("kv_lora_rank", self.kv_lora_rank)
+        require_positive("qk_rope_head_dim", self.qk_rope_head_dim)
+        require_positive("qk_nope_head_dim", self.qk_nope_head_dim)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attention:
+    """Self-attention: ``num_heads`` query heads of ``head_dim``, ``num_kv_heads`` key/value heads (MHA when
+    equal, GQA when fewer, MQA when one), values of ``v_head_dim`` (differs from head_dim only under MLA)."""
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    v_head_dim: int
+    qkv_bias: bool = False
+    out_bias: bool = False
+    qk_norm: QkNormKind | None = None
+    sliding_window: int | None = None
+    mla: Mla | None = None
+
+    def __post_init__(self) -> None:
+        require_positive("num_attention_heads", self.num_heads)
+        require_positive("num_key_value_heads", self.num_kv_heads)
+        require_positive("head_dim", self.head_dim)
+        require_positive("v_head_dim", self.v_head_dim)
+        if self.num_heads % self.num_kv_heads:
+            raise SpecError(
+                f"num_attention_heads ({self.num_heads}) is not a multiple of num_key_value_heads "
+                f"({self.num_kv_heads}); grouped-query attention needs whole groups"
+            )
+        if self.sliding_window is not None:
+            require_positive("sliding_window", self.sliding_window)
+        if self.mla is not None and self.head_dim != self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim:
+            raise SpecError(
+                f"MLA head_dim ({self.head_dim}) must equal qk_nope_head_dim + qk_rope_head_dim "
+                f"({self.mla.qk_nope_head_dim} + {self.mla.qk_rope_head_dim})"
+            )
+
+    @property
+    def kind(self) -> str:
+        """``"MLA"``, ``"MHA"``, ``"MQA"`` or ``"GQA"``."""
+        if self.mla is not None:
+            return "MLA"
+        if self.num_kv_heads == self.num_heads:
+            return "MHA"
+        return "MQA" if self.num_kv_heads == 1 else "GQA"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mlp:
+    """A feed-forward block: gated (SwiGLU/GeGLU: gate, up and down matrices) or plain (up and down)."""
+
+    intermediate_size: int
+    gated: bool
+    bias: bool = False
+    activation: str = "silu"
+
+    def __post_init__(self) -> None:
+        require_positive("intermediate_size", self.intermediate_size)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Moe:
+    """A mixture-of-experts block: a router picks ``top_k`` of ``num_experts`` routed experts per token;
+    optional shared experts (one MLP of the combined width) see every token."""
+
+    num_experts: int
+    top_k: int
+    expert: Mlp
+    shared: Mlp | None = None
+    shared_gate: bool = False  # Qwen2-MoE scales the shared expert by sigmoid(Linear(hidden, 1))
+    router_bias: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive("num_experts", self.num_experts)
+        require_positive("num_experts_per_tok", self.top_k)
+        if self.top_k > self.num_experts:
+            raise SpecError(
+                f"num_experts_per_tok ({self.top_k}) exceeds the number of experts ({self.num_experts})"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """One Transformer block. ``parallel`` blocks feed attention and MLP from the same input (GPT-J,
+    GPT-NeoX, Falcon); ``norms`` are the block's own normalisation layers, in order."""
+
+    attention: Attention
+    ffn: Mlp | Moe
+    norms: tuple[Norm, ...]
+    parallel: bool = False
+
+    @property
+    def is_moe(self) -> bool:
+        return isinstance(self.ffn, Moe)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """A whole model: embeddings, layers, final norm and output head, with where it came from."""
+
+    name: str
+    model_type: str
+    vocab_size: int
+    hidden_size: int
+    layers: tuple[Layer, ...]
+    position: PositionKind
+    max_position_embeddings: int
+    tie_word_embeddings: bool
+    final_norm: Norm | None
+    learned_position_rows: int = 0  # rows of a learned position table (OPT keeps 2 extra)
+    token_type_vocab_size: int = 0  # BERT segment embeddings
+    embedding_norm: Norm | None = None  # BERT normalises the summed embeddings
+    lm_head: bool = True  # False for encoder-only models built without an LM head
+    lm_head_bias: bool = False
+    pooler: bool = False  # BERT's [CLS] dense + tanh
+    causal: bool = True
+    torch_dtype: str = "bfloat16"
+    source: str = ""
+    extras: tuple[tuple[str, str], ...] = field(default=())  # notes shown in reports (e.g. what HF omits)
+
+    def __post_init__(self) -> None:
+        require_positive("vocab_size", self.vocab_size)
+        require_positive("hidden_size", self.hidden_size)
+        require_positive("max_position_embeddings", self.max_position_embeddings)
+        if not self.layers:
+            raise SpecError(f"{self.name}: num_hidden_layers must be positive, got 0")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def is_moe(self) -> bool:
+        return any(layer.is_moe for layer in self.layers)
+
+    def layer_groups(self) -> list[tuple[Layer, int]]:
+        """Distinct layers with how many times each occurs, in order of first occurrence."""
+        return _count_runs(self.layers)
+
+
+def _count_runs(layers: Sequence[Layer]) -> list[tuple[Layer, int]]:
+    counts: dict[Layer, int] = {}
+    for layer in layers:
+        counts[layer] = counts.get(layer, 0) + 1
+    return list(counts.items())

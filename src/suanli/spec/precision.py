@@ -1,0 +1,456 @@
+"""Number formats: what one stored parameter costs, derived from each format's block layout.
+
+A format stores ``block_size`` elements of ``element_bits`` each plus per-block overheads (scales, zero
+points, minimums)::
+
+    bits_per_param = element_bits + sum(overhead.bits / overhead.every) / block_size
+
+Overheads stored once per output row, per input column or per tensor depend on the tensor's shape; they
+are listed on the format, counted exactly by ``NumberFormat.tensor_bits`` and left out of
+``bits_per_param`` (one fp32 scale per 4096-wide row is 32/4096 = 0.008 bits per parameter).
+
+A llama.cpp file type such as Q4_K_M is not one layout but a rule that picks a tensor type per tensor
+(``family is Family.GGUF_MIX``). Its ``mixture`` holds that rule as data and ``gguf_mix_bits_per_param``
+applies it to a model's tensor sizes; its ``bits_per_param`` is the published whole-file figure of its
+``reference`` model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Literal
+
+from suanli.errors import SpecError, suggest
+from suanli.units import GiB
+
+ComputeFormat = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+
+
+class Family(StrEnum):
+    FLOAT = "float"
+    INTEGER = "integer"
+    NF4 = "nf4"
+    GPTQ = "gptq"
+    AWQ = "awq"
+    GGUF = "gguf"  # one ggml tensor type
+    GGUF_MIX = "gguf-mix"  # a llama.cpp file type: a rule choosing a tensor type per tensor
+    MICROSCALING = "microscaling"
+
+
+class Per(StrEnum):
+    """What an overhead is stored once for (``every`` of them)."""
+
+    BLOCK = "block"
+    OUTPUT_ROW = "output_row"
+    INPUT_COLUMN = "input_column"
+    TENSOR = "tensor"
+
+
+class Layers(StrEnum):
+    """Which layers a llama.cpp mixture override applies to (src/llama-quant.cpp)."""
+
+    ALL = "all"
+    MORE_BITS = "more_bits"  # use_more_bits(i, n): i < n/8 or i >= 7n/8 or (i - n/8) % 3 == 2
+    FIRST_EIGHTH = "first_eighth"  # i < n/8
+    FIRST_SIXTEENTH = "first_sixteenth"  # i < n/16
+    FIRST_2 = "first_2"
+    FIRST_4 = "first_4"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overhead:
+    what: str
+    bits: int
+    per: Per = Per.BLOCK
+    every: int = 1  # stored once per `every` units of `per` (nf4 double quant: one fp32 per 256 blocks)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TensorOverride:
+    """llama.cpp stores tensors of ``role`` in ``format_key`` instead of the mix's base type."""
+
+    role: str  # output, token_embd, attn_v, attn_qkv, attn_output, ffn_down
+    format_key: str
+    layers: Layers = Layers.ALL
+    min_gqa: int = 1  # applies only when num_attention_heads / num_key_value_heads >= min_gqa
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MixReference:
+    """A published file size for a mixture: llama-quantize's QUANT_OPTIONS table (sizes in GiB)."""
+
+    model: str
+    params: int
+    file_gib: float
+
+    @property
+    def bits_per_param(self) -> float:
+        return self.file_gib * GiB * 8 / self.params
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NumberFormat:
+    key: str
+    family: Family
+    element_bits: float
+    block_size: int = 1
+    overheads: tuple[Overhead, ...] = ()
+    compute_format: ComputeFormat
+    source: str
+    mixture: tuple[TensorOverride, ...] = ()
+    reference: MixReference | None = None
+
+    def __post_init__(self) -> None:
+        if not self.element_bits > 0 or self.block_size < 1:
+            raise SpecError(f"{self.key}: element_bits ({self.element_bits}) and block_size "
+                            f"({self.block_size}) must be positive")
+        if bool(self.mixture) != (self.reference is not None):
+            raise SpecError(f"{self.key}: a mixture needs a published reference size and vice versa")
+
+    def _overhead_bits(self, per: Per) -> float:
+        return sum(o.bits / o.every for o in self.overheads if o.per is per)
+
+    @property
+    def block_overhead_bits(self) -> float:
+        """Scale/zero/min bits stored per block of ``block_size`` elements."""
+        return self._overhead_bits(Per.BLOCK)
+
+    @property
+    def layout_bits_per_param(self) -> float:
+        """element_bits + block_overhead_bits / block_size (for a mixture: its base tensor type)."""
+        return self.element_bits + self.block_overhead_bits / self.block_size
+
+    @property
+    def bits_per_param(self) -> float:
+        """Layout bits per parameter; for a llama.cpp mixture the published whole-file average."""
+        return self.reference.bits_per_param if self.reference else self.layout_bits_per_param
+
+    @property
+    def bytes_per_param(self) -> float:
+        return self.bits_per_param / 8
+
+    @property
+    def is_quantized(self) -> bool:
+        """Stored in fewer than 16 bits per element, so weights need a scale to be represented."""
+        return self.element_bits < 16
+
+    def tensor_bits(self, *, out_features: int, in_features: int) -> float:
+        """Exact bits of one [out_features, in_features] weight, blocks running along in_features."""
+        if self.mixture:
+            raise SpecError(f"{self.key} is a file mix, not one tensor layout; use gguf_mix_bits_per_param")
+        blocks = out_features * math.ceil(in_features / self.block_size)
+        return (out_features * in_features * self.element_bits + blocks * self.block_overhead_bits
+                + out_features * self._overhead_bits(Per.OUTPUT_ROW)
+                + in_features * self._overhead_bits(Per.INPUT_COLUMN) + self._overhead_bits(Per.TENSOR))
+
+
+def bytes_for(params: int, fmt: NumberFormat) -> float:
+    """Bytes to store ``params`` parameters in ``fmt``: params × bits_per_param / 8."""
+    if params < 0:
+        raise SpecError(f"params must be zero or positive, got {params}")
+    return params * fmt.bits_per_param / 8
+
+
+# ---- the registry, built from layouts ----------------------------------------------------------------
+
+_IEEE = "IEEE 754-2008 binary formats"
+_BF16 = "bfloat16: 1 sign, 8 exponent, 7 mantissa bits (Kalamkar et al. 2019, arXiv:1905.12322)"
+_TF32 = "NVIDIA A100 whitepaper (2020): TF32 is a tensor-core math mode; operands are stored as fp32"
+_FP8 = "Micikevicius et al. 2022, FP8 Formats for Deep Learning, arXiv:2209.05433; per-tensor fp32 scale"
+_GGML = "ggml/src/ggml-common.h block_{} (llama.cpp); gguf-py GGML_QUANT_SIZES"
+_GGML_COMPUTE: ComputeFormat = "int8"  # llama.cpp CUDA MMQ: activations to q8_1, integer dot products
+_D16 = Overhead(what="d: fp16 block scale", bits=16)
+_M16 = Overhead(what="m/dmin: fp16 block minimum", bits=16)
+_TENSOR_SCALE = Overhead(what="fp32 per-tensor scale", bits=32, per=Per.TENSOR)
+
+
+def _float(key: str, bits: int, compute: ComputeFormat, source: str, *extra: Overhead) -> NumberFormat:
+    return NumberFormat(key=key, family=Family.FLOAT, element_bits=bits, overheads=extra,
+                        compute_format=compute, source=source)
+
+
+def _ggml(key: str, block: int, element_bits: float, *overheads: Overhead) -> NumberFormat:
+    return NumberFormat(key=key, family=Family.GGUF, element_bits=element_bits, block_size=block,
+                        overheads=overheads, compute_format=_GGML_COMPUTE, source=_GGML.format(key))
+
+
+def _scales(what: str, bits: int) -> Overhead:
+    return Overhead(what=what, bits=bits)
+
+
+def int4_format(group: int = 128) -> NumberFormat:
+    """Group-wise int4 weights, one 16-bit scale and one 16-bit zero per group (torchao int4 weight-only)."""
+    return NumberFormat(
+        key=f"int4-g{group}", family=Family.INTEGER, element_bits=4, block_size=group,
+        overheads=(Overhead(what="16-bit scale", bits=16), Overhead(what="16-bit zero point", bits=16)),
+        compute_format="fp16", source="torchao int4_weight_only (scales_and_zeros, 16-bit each); "
+        "W4A16: dequantized in the GEMM kernel, computed in fp16/bf16")
+
+
+def gptq_format(bits: int = 4, group: int = 128) -> NumberFormat:
+    """GPTQ: per group of ``group`` input features and per output, an fp16 scale and a packed zero point."""
+    if bits not in (2, 3, 4, 8):
+        raise SpecError(f"GPTQ stores 2, 3, 4 or 8 bits per weight, got {bits}; try gptq-4bit-g128")
+    return NumberFormat(
+        key=f"gptq-{bits}bit-g{group}", family=Family.GPTQ, element_bits=bits, block_size=group,
+        overheads=(Overhead(what="fp16 scale (scales)", bits=16),
+                   Overhead(what=f"{bits}-bit zero point packed in int32 (qzeros)", bits=bits),
+                   Overhead(what="int32 group index (g_idx)", bits=32, per=Per.INPUT_COLUMN)),
+        compute_format="fp16", source="Frantar et al. 2023, arXiv:2210.17323; AutoGPTQ/GPTQModel "
+        "packing (qweight, qzeros, scales, g_idx); act-order changes g_idx values, not sizes. W*A16 kernels "
+        "(exllama, Marlin) compute in fp16")
+
+
+def awq_format(group: int = 128) -> NumberFormat:
+    """AWQ: 4-bit weights, per group and output an fp16 scale and a packed 4-bit zero point."""
+    return NumberFormat(
+        key=f"awq-4bit-g{group}", family=Family.AWQ, element_bits=4, block_size=group,
+        overheads=(Overhead(what="fp16 scale (scales)", bits=16),
+                   Overhead(what="4-bit zero point packed in int32 (qzeros)", bits=4)),
+        compute_format="fp16", source="Lin et al. 2024, arXiv:2306.00978; AutoAWQ GEMM packing; W4A16")
+
+
+def nf4_format(*, double_quant: bool = True) -> NumberFormat:
+    """QLoRA NF4: blocks of 64 with an absmax scale; double quantization stores that absmax in 8 bits.
+
+    Dettmers et al. 2023 (arXiv:2305.14314, §3 Double Quantization): 32/64 = 0.5 bits per parameter of
+    scales become 8/64 + 32/(64·256) = 0.127 bits.
+    """
+    src = "Dettmers et al. 2023, QLoRA, arXiv:2305.14314; bitsandbytes blocksize 64, nested blocksize 256"
+    if not double_quant:
+        absmax = (Overhead(what="fp32 absmax", bits=32),)
+        return NumberFormat(key="nf4-nodq", family=Family.NF4, element_bits=4, block_size=64,
+                            overheads=absmax, compute_format="bf16", source=src)
+    nested = (Overhead(what="8-bit quantized absmax", bits=8),
+              Overhead(what="fp32 second-level absmax scale", bits=32, every=256),
+              Overhead(what="fp32 offset (mean of the absmax values)", bits=32, per=Per.TENSOR))
+    return NumberFormat(key="nf4", family=Family.NF4, element_bits=4, block_size=64, overheads=nested,
+                        compute_format="bf16", source=src)
+
+
+def _micro(key: str, block: int, scale: str, source: str, *extra: Overhead) -> NumberFormat:
+    return NumberFormat(key=key, family=Family.MICROSCALING, element_bits=4, block_size=block,
+                        overheads=(Overhead(what=scale, bits=8), *extra), compute_format="fp4", source=source)
+
+
+_FORMATS: tuple[NumberFormat, ...] = (
+    _float("fp64", 64, "fp64", _IEEE),
+    _float("fp32", 32, "fp32", _IEEE),
+    _float("tf32", 32, "tf32", _TF32),
+    _float("bf16", 16, "bf16", _BF16),
+    _float("fp16", 16, "fp16", _IEEE),
+    _float("fp8_e4m3", 8, "fp8", _FP8, _TENSOR_SCALE),
+    _float("fp8_e5m2", 8, "fp8", _FP8, _TENSOR_SCALE),
+    NumberFormat(key="int8", family=Family.INTEGER, element_bits=8, compute_format="int8",
+                 overheads=(Overhead(what="fp32 per-channel scale", bits=32, per=Per.OUTPUT_ROW),),
+                 source="W8A8 per-channel (SmoothQuant, Xiao et al. 2023, arXiv:2211.10438; LLM.int8)"),
+    int4_format(), nf4_format(), nf4_format(double_quant=False),
+    gptq_format(4), gptq_format(8), awq_format(),
+    _micro("mxfp4", 32, "e8m0 shared scale", "OCP Microscaling Formats (MX) v1.0, 2023: 32 fp4 e2m1 + e8m0"),
+    _micro("nvfp4", 16, "fp8 e4m3 block scale", "NVIDIA NVFP4 (Blackwell, 2025): 16 fp4 e2m1 + e4m3 scale",
+           _TENSOR_SCALE),
+    _ggml("q4_0", 32, 4, _D16),
+    _ggml("q4_1", 32, 4, _D16, _M16),
+    _ggml("q5_0", 32, 5, _D16),  # qh: 1 high bit per weight, counted in element_bits
+    _ggml("q5_1", 32, 5, _D16, _M16),
+    _ggml("q8_0", 32, 8, _D16),
+    _ggml("q2_k", 256, 2, _D16, _M16, _scales("4-bit scale + 4-bit min per 16 weights", 16 * 8)),
+    _ggml("q3_k", 256, 3, _D16, _scales("6-bit scale per 16 weights", 16 * 6)),
+    _ggml("q4_k", 256, 4, _D16, _M16, _scales("6-bit scale + 6-bit min per 32 weights", 8 * 12)),
+    _ggml("q5_k", 256, 5, _D16, _M16, _scales("6-bit scale + 6-bit min per 32 weights", 8 * 12)),
+    _ggml("q6_k", 256, 6, _D16, _scales("int8 scale per 16 weights", 16 * 8)),
+    _ggml("iq4_nl", 32, 4, _D16),
+    _ggml("iq4_xs", 256, 4, _D16, _scales("6-bit scale per 32 weights (scales_h + scales_l)", 8 * 6)),
+    _ggml("iq3_s", 256, 3.25, _D16, _scales("4-bit scale per 32 weights", 8 * 4)),  # grid idx+qh+signs
+    _ggml("iq3_xxs", 256, 3, _D16),  # grid indices + packed signs and 4-bit scales: 96 bytes
+    _ggml("iq2_s", 256, 2.25, _D16, _scales("4-bit scale per 16 weights", 16 * 4)),
+    _ggml("iq2_xs", 256, 2, _D16, _scales("4-bit scale per 16 weights", 16 * 4)),
+    _ggml("iq2_xxs", 256, 2, _D16),  # 9-bit grid index + 7 sign bits + 4-bit scale, packed
+    _ggml("iq1_m", 256, 1.5, _scales("3-bit scales and packed fp16 super-block scale", 64)),
+    _ggml("iq1_s", 256, 1.5, _D16),
+    _ggml("tq2_0", 256, 2, _D16),
+    _ggml("tq1_0", 256, 1.625, _D16),  # base-3 packing: 5 trits per byte
+)
+_BY_KEY = {f.key: f for f in _FORMATS}
+
+# llama.cpp file types (llama_tensor_get_type_impl in src/llama-quant.cpp). Sizes: QUANT_OPTIONS in
+# tools/quantize/quantize.cpp, "x.xxG @ Llama-3-8B" in GiB, Llama-3-8B = 8,030,261,248 parameters.
+# Not modelled: 1-D tensors kept in F32, shape fallbacks (row length not a multiple of 256), the 70B and
+# 8-expert rules, imatrix-only rules.
+_LLAMA3_8B = 8_030_261_248
+# name: (base tensor type, file GiB @ Llama-3-8B, overrides "role[@layers|@gqa<N>]=type", first match wins)
+_MIXES = {
+    "q4_0": ("q4_0", 4.34, "output=q6_k"),
+    "q4_1": ("q4_1", 4.78, "output=q6_k"),
+    "q5_0": ("q5_0", 5.21, "output=q6_k"),
+    "q5_1": ("q5_1", 5.65, "output=q6_k"),
+    "q8_0": ("q8_0", 7.96, "output=q8_0"),
+    "q6_k": ("q6_k", 6.14, "output=q6_k"),
+    "q2_k": ("q2_k", 2.96, "output=q6_k attn_v@gqa4=q4_k attn_v=q3_k ffn_down=q3_k attn_output=q3_k"),
+    "q3_k_s": ("q3_k", 3.41, "output=q6_k"),
+    "q3_k_m": ("q3_k", 3.74, "output=q6_k attn_v@first_2=q5_k attn_v=q4_k attn_output=q4_k "
+                             "ffn_down@first_sixteenth=q5_k ffn_down=q4_k"),
+    "q3_k_l": ("q3_k", 4.03, "output=q6_k attn_v=q5_k ffn_down=q5_k attn_output=q5_k"),
+    "q4_k_s": ("q4_k", 4.37, "output=q6_k attn_v@first_4=q5_k ffn_down@first_eighth=q5_k"),
+    "q4_k_m": ("q4_k", 4.58, "output=q6_k attn_v@more_bits=q6_k ffn_down@more_bits=q6_k"),
+    "q5_k_s": ("q5_k", 5.21, "output=q6_k"),
+    "q5_k_m": ("q5_k", 5.33, "output=q6_k attn_v@more_bits=q6_k ffn_down@more_bits=q6_k"),
+}
+
+
+def _rule(text: str) -> TensorOverride:
+    target, format_key = text.split("=")
+    role, _, when = target.partition("@")
+    if when.startswith("gqa"):
+        return TensorOverride(role=role, format_key=format_key, min_gqa=int(when[3:]))
+    return TensorOverride(role=role, format_key=format_key, layers=Layers(when or "all"))
+
+
+def _file_type(name: str, base: str, gib: float, rules: str) -> NumberFormat:
+    return replace(_BY_KEY[base], key=name, family=Family.GGUF_MIX,
+                   mixture=tuple(_rule(r) for r in rules.split()),
+                   reference=MixReference(model="Llama-3-8B", params=_LLAMA3_8B, file_gib=gib),
+                   source="llama.cpp src/llama-quant.cpp (mixture rule); tools/quantize/quantize.cpp "
+                   f"QUANT_OPTIONS ({gib}G @ Llama-3-8B); base layout: {_BY_KEY[base].source}")
+
+
+_FILE_TYPES = {name: _file_type(name, *spec) for name, spec in _MIXES.items()}
+# Current llama.cpp quantizes fused attn_qkv and MLA attn_kv_b with the attn_v rules.
+_ROLE_AS = {"attn_qkv": "attn_v", "attn_kv_b": "attn_v", "token_embd_tied": "output"}
+
+
+def _selected(layers: Layers, i: int, n: int) -> bool:
+    if layers is Layers.MORE_BITS:
+        return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+    limits = {Layers.FIRST_EIGHTH: n // 8, Layers.FIRST_SIXTEENTH: n // 16, Layers.FIRST_2: 2,
+              Layers.FIRST_4: 4}
+    return i < limits[layers] if layers in limits else True
+
+
+def _role_bits(fmt: NumberFormat, role: str, i: int, n: int, n_gqa: int) -> float:
+    for rule in fmt.mixture:
+        if rule.role == role and n_gqa >= rule.min_gqa and _selected(rule.layers, i, n):
+            return _BY_KEY[rule.format_key].layout_bits_per_param
+    return fmt.layout_bits_per_param
+
+
+def gguf_mix_bits_per_param(fmt: NumberFormat, *, role_params: Mapping[str, int], n_layers: int,
+                            n_gqa: int = 1) -> float:
+    """Average bits per parameter of a llama.cpp file type for one model's tensors.
+
+    ``role_params``: llama.cpp tensor roles -> parameters. ``token_embd`` and ``output`` are whole tensors;
+    other roles (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down, ...) are per layer.
+    No ``output`` (or 0) means tied embeddings: token_embd then follows the output rule, as llama.cpp does.
+    ``n_gqa`` = num_attention_heads / num_key_value_heads. Uniform formats return ``layout_bits_per_param``.
+    """
+    if n_layers < 1:
+        raise SpecError(f"n_layers must be at least 1, got {n_layers}")
+    if not fmt.mixture:
+        return fmt.layout_bits_per_param
+    tied = role_params.get("output", 0) == 0
+    bits = 0.0
+    for role, params in role_params.items():
+        if role in ("token_embd", "output"):
+            bits += params * _role_bits(fmt, "output" if tied or role == "output" else role, 0, 1, n_gqa)
+        else:
+            bits += params * sum(_role_bits(fmt, role, i, n_layers, n_gqa) for i in range(n_layers))
+    total = sum(p if r in ("token_embd", "output") else p * n_layers for r, p in role_params.items())
+    return bits / total if total else fmt.layout_bits_per_param
+
+
+def gguf_file_type(name: str) -> NumberFormat:
+    """A llama.cpp file type (Q4_K_M, Q4_0, Q8_0, ...) as a mixture, output.weight included."""
+    key = _normal(name).removeprefix("gguf-").replace("-", "_")
+    if key not in _FILE_TYPES:
+        raise SpecError(f"unknown llama.cpp file type {name!r}{suggest(key, _FILE_TYPES)}; "
+                        f"known: {', '.join(_FILE_TYPES)}")
+    return _FILE_TYPES[key]
+
+
+# ---- parsing -----------------------------------------------------------------------------------------
+
+_ALIASES = {
+    "float64": "fp64", "double": "fp64", "f64": "fp64", "float32": "fp32", "float": "fp32", "f32": "fp32",
+    "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16", "fp8": "fp8_e4m3",
+    "e4m3": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2",
+    "i8": "int8", "w8a8": "int8", "nf4_dq": "nf4", "nf4_double_quant": "nf4", "bnb_nf4": "nf4",
+    "qlora": "nf4", "nf4_no_dq": "nf4-nodq", "nf4_nodq": "nf4-nodq", "mxfp4_e2m1": "mxfp4",
+}
+_PARAMETRIC = re.compile(r"^(gptq|awq|int4)(?:-(?:int|w)?(\d+)(?:bit|b)?)?(?:-g?(\d+)g?)?$")
+_FAMILIES = ("float: fp32, tf32, bf16, fp16, fp8_e4m3, fp8_e5m2, fp64", "integer: int8, int4-g<N>",
+             "nf4, nf4-nodq", "gptq-<bits>bit-g<N>", "awq-4bit-g<N>", "microscaling: mxfp4, nvfp4",
+             "gguf tensor types: q4_0 ... q8_0, q2_k ... q6_k, iq*", "gguf file mixes: q4_k_m, q5_k_s, ...")
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[\s_\-]+", "-", text.strip().lower().removeprefix("torch."))
+
+
+def _lookup() -> dict[str, NumberFormat]:
+    table = {_normal(k): f for k, f in _BY_KEY.items()}
+    table.update({_normal(k): f for k, f in _FILE_TYPES.items() if _normal(k) not in table})
+    table.update({_normal(alias): _BY_KEY[key] for alias, key in _ALIASES.items()})
+    return table
+
+
+_LOOKUP = _lookup()
+
+
+def _parametric(text: str) -> NumberFormat | None:
+    text = re.sub(r"-(act-?order|desc-?act)$", "", text)
+    match = _PARAMETRIC.match(text)
+    if match is None:
+        return None
+    kind, bits_text, group_text = match.groups()
+    bits, group = int(bits_text or 4), int(group_text or 128)
+    if group < 1:
+        raise SpecError(f"group size must be positive, got {group}; the usual choice is 128")
+    if kind != "gptq" and bits != 4:
+        raise SpecError(f"{kind} stores 4-bit weights, got {bits}; for 8-bit use int8 or gptq-8bit-g128")
+    return gptq_format(bits, group) if kind == "gptq" else awq_format(group) if kind == "awq" \
+        else int4_format(group)
+
+
+def parse_number_format(text: str) -> NumberFormat:
+    """Case-insensitive name or alias -> NumberFormat. "nf4" means QLoRA's default, with double quant.
+
+    GGUF names without a size suffix (q4_0, q6_k, q8_0, q2_k) are ggml tensor layouts; names with one
+    (q4_k_m, q3_k_s, q5_k_l) are llama.cpp file mixes. ``gguf_file_type`` gives the file mix for any name.
+    """
+    key = _normal(text).removeprefix("gguf-")
+    found = _LOOKUP.get(key) or _parametric(key)
+    if found is None:
+        raise SpecError(f"unknown number format {text!r}{suggest(key, _LOOKUP)}; "
+                        f"known families: {'; '.join(_FAMILIES)}")
+    return found
+
+
+_DTYPE_CODES = {
+    "f64": "fp64", "float64": "fp64", "f32": "fp32", "float32": "fp32", "float": "fp32", "f16": "fp16",
+    "float16": "fp16", "half": "fp16", "bf16": "bf16", "bfloat16": "bf16", "f8-e4m3": "fp8_e4m3",
+    "float8-e4m3fn": "fp8_e4m3", "f8-e5m2": "fp8_e5m2", "float8-e5m2": "fp8_e5m2", "i8": "int8",
+    "int8": "int8", "u8": "int8", "uint8": "int8",
+}
+
+
+def torch_dtype_format(name: str) -> NumberFormat:
+    """HF config ``torch_dtype``/``dtype`` ("bfloat16", "torch.float16") or safetensors code ("BF16").
+
+    U8/I8 map to 8-bit storage (int8); packed 4-bit payloads in U8 (bitsandbytes) are the caller's call.
+    """
+    key = _normal(name)
+    if key not in _DTYPE_CODES:
+        hint = "; 'auto' means the checkpoint's dtype: read it from the safetensors headers" \
+            if key == "auto" else suggest(key, _DTYPE_CODES)
+        raise SpecError(f"dtype {name!r} is not a weight number format{hint}; "
+                        f"known: {', '.join(sorted(_DTYPE_CODES))}")
+    return _BY_KEY[_DTYPE_CODES[key]]
+
+
+def all_formats() -> tuple[NumberFormat, ...]:
+    """Every registered layout and llama.cpp file mix (parametric GPTQ/AWQ/int4 at their defaults)."""
+    return _FORMATS + tuple(_FILE_TYPES.values())

@@ -1,0 +1,212 @@
+"""Turn what a user types as MODEL into a ``ModelSpec``.
+
+MODEL may be, tried in this order:
+
+1. a path to a ``config.json`` file;
+2. a path to a ``.gguf`` file (header only: architecture, tensor types, exact bytes);
+3. a model directory holding config.json, plus ``*.safetensors`` headers when present (exact stored counts);
+4. a bundled catalog name or alias (case-insensitive), see ``catalog/models.toml``;
+5. a Hugging Face repo id ``org/name``: the local HF cache first, then the Hub (config.json only) when
+   ``huggingface_hub`` is installed and the network is reachable.
+
+Unknown names get the closest catalog names as suggestions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from suanli.errors import ConfigError, SpecError, Unavailable, UnknownModel, suggest
+from suanli.spec.hf import spec_from_config
+from suanli.spec.model import ModelSpec
+
+if TYPE_CHECKING:
+    from suanli.spec.weights_file import GgufFile, StoredWeights
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogModel:
+    """One bundled model: its config file, names, and the publisher's stated size with its source."""
+
+    key: str
+    aliases: tuple[str, ...]
+    hf_repo: str
+    config_file: str
+    family: str
+    release_year: int
+    stated_params: float
+    stated_params_source: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedModel:
+    """A ModelSpec plus what was learned on the way: where it came from and, for weight files, what the
+    files actually store."""
+
+    spec: ModelSpec
+    origin: str  # "catalog", "config", "directory", "gguf", "hf-cache" or "hub"
+    catalog: CatalogModel | None = None
+    stored: StoredWeights | None = None
+    gguf: GgufFile | None = None
+
+
+@cache
+def model_catalog() -> tuple[CatalogModel, ...]:
+    """The bundled models, in the index's order."""
+    text = resources.files("suanli.catalog").joinpath("models.toml").read_text(encoding="utf-8")
+    return tuple(_catalog_entry(raw) for raw in tomllib.loads(text)["model"])
+
+
+def _catalog_entry(raw: dict[str, Any]) -> CatalogModel:
+    return CatalogModel(key=raw["key"], aliases=tuple(raw.get("aliases", ())), hf_repo=raw.get("hf_repo", ""),
+                        config_file=raw["config"], family=raw.get("family", ""),
+                        release_year=int(raw.get("release_year", 0)),
+                        stated_params=float(raw.get("stated_params", 0)),
+                        stated_params_source=raw.get("stated_params_source", ""), source=raw["source"])
+
+
+@cache
+def _catalog_names() -> dict[str, CatalogModel]:
+    names: dict[str, CatalogModel] = {}
+    for entry in model_catalog():
+        for name in (entry.key, entry.hf_repo, *entry.aliases):
+            if name:
+                names[_normalise(name)] = entry
+    return names
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def catalog_config(entry: CatalogModel) -> dict[str, Any]:
+    """The bundled config.json of a catalog model."""
+    text = resources.files("suanli.catalog").joinpath("models", entry.config_file).read_text(encoding="utf-8")
+    config: dict[str, Any] = json.loads(text)
+    return config
+
+
+def find_catalog_model(name: str) -> CatalogModel | None:
+    """The catalog entry for a name or alias, or None."""
+    return _catalog_names().get(_normalise(name))
+
+
+def load_model(name: str) -> ModelSpec:
+    """The ModelSpec for MODEL (see the module docstring for what MODEL may be)."""
+    return resolve_model(name).spec
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """Resolve MODEL, keeping where it came from and any stored-weight facts."""
+    if not name or not name.strip():
+        raise UnknownModel("no model given; name a catalog model (see `suanli models`) or a config.json path")
+    path = Path(name).expanduser()
+    if path.is_file():
+        return _from_gguf(path) if path.suffix == ".gguf" else _from_config_file(path)
+    if path.is_dir():
+        return _from_directory(path)
+    entry = find_catalog_model(name)
+    if entry is not None:
+        spec = spec_from_config(catalog_config(entry), name=entry.key, source=entry.source)
+        return ResolvedModel(spec=spec, origin="catalog", catalog=entry)
+    if _looks_like_repo_id(name):
+        return _from_hub(name.strip())
+    raise UnknownModel(
+        f"unknown model '{name}'{suggest(name, _catalog_names())}; "
+        "run `suanli models` for the catalog, or pass a config.json path, a model directory or an org/name repo id"
+    )
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """Parse a config.json, with one-line errors for unreadable or malformed files."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _from_config_file(path: Path, origin: str = "config") -> ResolvedModel:
+    name = path.parent.name if path.name == "config.json" else path.stem
+    spec = spec_from_config(read_config_json(path), name=name or str(path), source=str(path))
+    return ResolvedModel(spec=spec, origin=origin)
+
+
+def _from_directory(path: Path) -> ResolvedModel:
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"{path} has no config.json; pass the model directory that holds it")
+    resolved = _from_config_file(config_path, origin="directory")
+    if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file():
+        from suanli.spec.weights_file import read_safetensors_dir
+
+        resolved = replace(resolved, stored=read_safetensors_dir(path))
+    return resolved
+
+
+def _from_gguf(path: Path) -> ResolvedModel:
+    from suanli.spec.weights_file import gguf_to_hf_config, read_gguf
+
+    gguf = read_gguf(path)
+    spec = spec_from_config(gguf_to_hf_config(gguf), name=path.stem, source=str(path))
+    return ResolvedModel(spec=spec, origin="gguf", gguf=gguf)
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.strip().split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def _from_hub(repo_id: str) -> ResolvedModel:
+    cached = _hf_cache_config(repo_id)
+    if cached is not None:
+        return _from_config_file(cached, origin="hf-cache")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as exc:
+        raise Unavailable(
+            f"'{repo_id}' is not in the catalog or the local Hugging Face cache; to fetch its config.json, "
+            "install the hub client (pip install 'suanli[io]') or pass a local config.json"
+        ) from exc
+    try:
+        downloaded = Path(hf_hub_download(repo_id, "config.json"))
+    except Exception as exc:  # the hub client raises many types: offline, gated, missing repo
+        raise Unavailable(
+            f"could not fetch config.json of '{repo_id}' from the Hugging Face Hub ({type(exc).__name__}); "
+            "check the repo id and your network, or download config.json and pass its path"
+        ) from exc
+    return _from_config_file(downloaded, origin="hub")
+
+
+def _hf_cache_config(repo_id: str) -> Path | None:
+    """config.json of ``repo_id`` in the local HF cache (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)."""
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(Path.home(), ".cache", "huggingface")), "hub")
+    snapshots = Path(hub) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return candidates[0] if candidates else None
+
+
+def check_stated_size(resolved: ResolvedModel, total_params: int) -> float | None:
+    """Relative difference between our count and the publisher's stated size, when the catalog has one."""
+    if resolved.catalog is None or not resolved.catalog.stated_params:
+        return None
+    if total_params <= 0:
+        raise SpecError(f"{resolved.spec.name}: parameter count must be positive, got {total_params}")
+    return total_params / resolved.catalog.stated_params - 1
