@@ -320,7 +320,7 @@ def _file_type(name: str, base: str, gib: float, rules: str) -> NumberFormat:
 
 _FILE_TYPES = {name: _file_type(name, *spec) for name, spec in _MIXES.items()}
 # Current llama.cpp quantizes fused attn_qkv and MLA attn_kv_b with the attn_v rules.
-_ROLE_AS = {"attn_qkv": "attn_v", "attn_kv_b": "attn_v", "token_embd_tied": "output"}
+_ROLE_AS = {"attn_qkv": "attn_v", "attn_kv_b": "attn_v"}
 
 
 def _selected(layers: Layers, i: int, n: int) -> bool:
@@ -332,6 +332,7 @@ def _selected(layers: Layers, i: int, n: int) -> bool:
 
 
 def _role_bits(fmt: NumberFormat, role: str, i: int, n: int, n_gqa: int) -> float:
+    role = _ROLE_AS.get(role, role)
     for rule in fmt.mixture:
         if rule.role == role and n_gqa >= rule.min_gqa and _selected(rule.layers, i, n):
             return _BY_KEY[rule.format_key].layout_bits_per_param
@@ -340,25 +341,24 @@ def _role_bits(fmt: NumberFormat, role: str, i: int, n: int, n_gqa: int) -> floa
 
 def gguf_mix_bits_per_param(fmt: NumberFormat, *, role_params: Mapping[str, int], n_layers: int,
                             n_gqa: int = 1) -> float:
-    """Average bits per parameter of a llama.cpp file type for one model's tensors.
+    """Average bits per parameter of a llama.cpp file type over one model's tensors.
 
-    ``role_params``: llama.cpp tensor roles -> parameters. ``token_embd`` and ``output`` are whole tensors;
-    other roles (attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down, ...) are per layer.
-    No ``output`` (or 0) means tied embeddings: token_embd then follows the output rule, as llama.cpp does.
-    ``n_gqa`` = num_attention_heads / num_key_value_heads. Uniform formats return ``layout_bits_per_param``.
+    ``role_params`` maps llama.cpp tensor roles to parameters: ``token_embd`` and ``output`` are whole
+    tensors; the others (attn_q, attn_k, attn_v, attn_qkv, attn_output, ffn_gate, ffn_up, ffn_down, ...)
+    are per layer. With no ``output`` (tied embeddings) token_embd follows the output rule, as in llama.cpp.
+    ``n_gqa`` = num_attention_heads / num_key_value_heads. A uniform format returns its layout bits.
     """
     if n_layers < 1:
         raise SpecError(f"n_layers must be at least 1, got {n_layers}")
-    if not fmt.mixture:
-        return fmt.layout_bits_per_param
-    tied = role_params.get("output", 0) == 0
-    bits = 0.0
+    tied = not role_params.get("output")
+    bits = total = 0.0
     for role, params in role_params.items():
         if role in ("token_embd", "output"):
-            bits += params * _role_bits(fmt, "output" if tied or role == "output" else role, 0, 1, n_gqa)
+            rule_role = "output" if tied or role == "output" else role
+            bits, total = bits + params * _role_bits(fmt, rule_role, 0, 1, n_gqa), total + params
         else:
-            bits += params * sum(_role_bits(fmt, role, i, n_layers, n_gqa) for i in range(n_layers))
-    total = sum(p if r in ("token_embd", "output") else p * n_layers for r, p in role_params.items())
+            per_layer = (_role_bits(fmt, role, i, n_layers, n_gqa) for i in range(n_layers))
+            bits, total = bits + params * sum(per_layer), total + params * n_layers
     return bits / total if total else fmt.layout_bits_per_param
 
 
@@ -373,12 +373,16 @@ def gguf_file_type(name: str) -> NumberFormat:
 
 # ---- parsing -----------------------------------------------------------------------------------------
 
+_DTYPE_CODES = {  # HF torch_dtype names and safetensors dtype codes
+    "float64": "fp64", "f64": "fp64", "float32": "fp32", "float": "fp32", "f32": "fp32", "bf16": "bf16",
+    "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16", "f8_e4m3": "fp8_e4m3",
+    "float8_e4m3fn": "fp8_e4m3", "f8_e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2", "i8": "int8",
+    "int8": "int8", "u8": "int8", "uint8": "int8",
+}
 _ALIASES = {
-    "float64": "fp64", "double": "fp64", "f64": "fp64", "float32": "fp32", "float": "fp32", "f32": "fp32",
-    "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16", "fp8": "fp8_e4m3",
-    "e4m3": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2",
-    "i8": "int8", "w8a8": "int8", "nf4_dq": "nf4", "nf4_double_quant": "nf4", "bnb_nf4": "nf4",
-    "qlora": "nf4", "nf4_no_dq": "nf4-nodq", "nf4_nodq": "nf4-nodq", "mxfp4_e2m1": "mxfp4",
+    "double": "fp64", "fp8": "fp8_e4m3", "e4m3": "fp8_e4m3", "e5m2": "fp8_e5m2", "w8a8": "int8",
+    "nf4_dq": "nf4", "nf4_double_quant": "nf4", "bnb_nf4": "nf4", "qlora": "nf4", "nf4_no_dq": "nf4-nodq",
+    **_DTYPE_CODES,
 }
 _PARAMETRIC = re.compile(r"^(gptq|awq|int4)(?:-(?:int|w)?(\d+)(?:bit|b)?)?(?:-g?(\d+)g?)?$")
 _FAMILIES = ("float: fp32, tf32, bf16, fp16, fp8_e4m3, fp8_e5m2, fp64", "integer: int8, int4-g<N>",
@@ -424,17 +428,14 @@ def parse_number_format(text: str) -> NumberFormat:
     key = _normal(text).removeprefix("gguf-")
     found = _LOOKUP.get(key) or _parametric(key)
     if found is None:
-        raise SpecError(f"unknown number format {text!r}{suggest(key, _LOOKUP)}; "
+        names = [*_BY_KEY, *_FILE_TYPES, *_ALIASES]
+        raise SpecError(f"unknown number format {text!r}{suggest(key.replace('-', '_'), names)}; "
                         f"known families: {'; '.join(_FAMILIES)}")
     return found
 
 
-_DTYPE_CODES = {
-    "f64": "fp64", "float64": "fp64", "f32": "fp32", "float32": "fp32", "float": "fp32", "f16": "fp16",
-    "float16": "fp16", "half": "fp16", "bf16": "bf16", "bfloat16": "bf16", "f8-e4m3": "fp8_e4m3",
-    "float8-e4m3fn": "fp8_e4m3", "f8-e5m2": "fp8_e5m2", "float8-e5m2": "fp8_e5m2", "i8": "int8",
-    "int8": "int8", "u8": "int8", "uint8": "int8",
-}
+_AUTO_HINT = "; 'auto' means the checkpoint's dtype: read it from the safetensors headers"
+_PACKED_HINT = "; such tensors hold packed quantized weights or indices (GPTQ qweight, g_idx)"
 
 
 def torch_dtype_format(name: str) -> NumberFormat:
@@ -442,13 +443,14 @@ def torch_dtype_format(name: str) -> NumberFormat:
 
     U8/I8 map to 8-bit storage (int8); packed 4-bit payloads in U8 (bitsandbytes) are the caller's call.
     """
+    codes = {_normal(code): key for code, key in _DTYPE_CODES.items()}
     key = _normal(name)
-    if key not in _DTYPE_CODES:
-        hint = "; 'auto' means the checkpoint's dtype: read it from the safetensors headers" \
-            if key == "auto" else suggest(key, _DTYPE_CODES)
+    if key not in codes:
+        hint = _PACKED_HINT if re.fullmatch(r"[iu](nt)?(16|32|64)|bool", key) else \
+            _AUTO_HINT if key == "auto" else suggest(key.replace("-", "_"), _DTYPE_CODES)
         raise SpecError(f"dtype {name!r} is not a weight number format{hint}; "
                         f"known: {', '.join(sorted(_DTYPE_CODES))}")
-    return _BY_KEY[_DTYPE_CODES[key]]
+    return _BY_KEY[codes[key]]
 
 
 def all_formats() -> tuple[NumberFormat, ...]:

@@ -1,0 +1,85 @@
+"""suanli (算力): memory, FLOPs, time and cost of training and serving large models — every number explained.
+
+The public API is what ``__all__`` lists (guarded by ``tests/surface/test_public_api.py``)::
+
+    >>> import suanli
+    >>> spec = suanli.load_model("llama-3.1-8b")
+    >>> suanli.count_params(spec).total
+    8030261248
+    >>> suanli.count_flops(spec, seq=2048).training   # forward + backward, one sequence
+    98822224642048.0
+
+Heavier pieces are imported on first use, so ``import suanli`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "AttentionSpan",
+    "FlopCounts",
+    "ModelSpec",
+    "ParamCounts",
+    "Recompute",
+    "Report",
+    "SuanliError",
+    "count_flops",
+    "count_params",
+    "flops_report",
+    "get_accelerator",
+    "load_accelerators",
+    "load_model",
+    "model_catalog",
+    "params_report",
+    "parse_number_format",
+    "resolve_model",
+    "spec_from_config",
+]
+
+_LOCATIONS = {
+    "AttentionSpan": "suanli.spec.assumptions",
+    "FlopCounts": "suanli.core.flops",
+    "ModelSpec": "suanli.spec.model",
+    "ParamCounts": "suanli.core.params",
+    "Recompute": "suanli.spec.layout",
+    "Report": "suanli.report",
+    "SuanliError": "suanli.errors",
+    "count_flops": "suanli.core.flops",
+    "count_params": "suanli.core.params",
+    "flops_report": "suanli.report",
+    "get_accelerator": "suanli.spec.hardware",
+    "load_accelerators": "suanli.spec.hardware",
+    "load_model": "suanli.spec.resolve",
+    "model_catalog": "suanli.spec.resolve",
+    "params_report": "suanli.report",
+    "parse_number_format": "suanli.spec.precision",
+    "resolve_model": "suanli.spec.resolve",
+    "spec_from_config": "suanli.spec.hf",
+}
+
+if TYPE_CHECKING:
+    from suanli.core.flops import FlopCounts, count_flops
+    from suanli.core.params import ParamCounts, count_params
+    from suanli.errors import SuanliError
+    from suanli.report import Report, flops_report, params_report
+    from suanli.spec.assumptions import AttentionSpan
+    from suanli.spec.hardware import get_accelerator, load_accelerators
+    from suanli.spec.hf import spec_from_config
+    from suanli.spec.layout import Recompute
+    from suanli.spec.model import ModelSpec
+    from suanli.spec.precision import parse_number_format
+    from suanli.spec.resolve import load_model, model_catalog, resolve_model
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'suanli' has no attribute '{name}'")
+    from importlib import import_module
+
+    return getattr(import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

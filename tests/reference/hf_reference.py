@@ -1,0 +1,391 @@
+"""Reference numbers from Hugging Face ``transformers``, for tests that check suanli's formulas.
+
+This is the only module in the test suite that imports torch / transformers (imported lazily, inside the
+functions, so collecting tests without them installed still works). Nothing here is used by suanli itself.
+
+What it gives:
+
+- ``load_catalog_config(key)``: a bundled config.json, found through ``src/suanli/catalog/models.toml``
+  by key or alias.
+- ``build_meta_model(config)``: the transformers model for that config on the meta device (no weights),
+  ``AutoModelForCausalLM`` for decoders and ``AutoModel`` (``BertModel``, with its pooler) for ``bert``.
+- ``hf_param_count`` / ``hf_param_breakdown``: parameter totals, tied weights counted once, exactly as
+  ``model.parameters()`` deduplicates them.
+- ``tiny_config(config)``: the same architecture shrunk (2-6 layers, small widths and vocabulary) so a real
+  CPU forward/backward with random weights takes well under a second.
+- ``hf_forward_flops(config, batch=, seq=, backward=)``: FLOPs counted by ``torch.utils.flop_counter``.
+
+What ``FlopCounterMode`` counts: matrix products only -- ``mm``, ``bmm``, ``addmm``, ``baddbmm``,
+``matmul``/``linear`` (through those), ``scaled_dot_product_attention`` and convolutions -- at 2 FLOPs per
+multiply-add (an ``[m, k] @ [k, n]`` product counts ``2*m*k*n``). It does not count norms, softmax,
+activations, rotary embeddings, residual adds, embedding lookups, routing (top-k, scatter/index_add) or
+the loss. Models are built with ``attn_implementation="eager"``, so the attention score and value
+products are explicit matmuls over the full ``seq x seq`` square (causal masking is applied after the
+product and does not halve the count; sliding windows do not shrink it either). A backward pass counts
+both the input-gradient and the weight-gradient products (about twice the forward matmul FLOPs), minus
+the weight-gradient products that do not exist (e.g. none for the embedding lookup).
+
+Quirks handled here, all of them listed so a test author knows what the numbers mean:
+
+- ``quantization_config`` (DeepSeek-V3/R1 ship FP8 weights) is dropped before building: the count is of
+  parameters, not bytes, and ``from_config`` does not quantize anyway.
+- Models are built in float32 regardless of the config's ``torch_dtype``.
+- MoE experts use ``experts_implementation="eager"`` (a Python loop over the experts that were hit), so each
+  routed token passes through exactly ``num_experts_per_tok`` experts and the count is independent of which
+  experts the router picks.
+- DeepSeek-V3's ``e_score_correction_bias`` is a buffer in transformers, not a parameter (the original
+  remote code made it a parameter: 256 per MoE layer, 14,848 in all for V3).
+- DeepSeek-V3's multi-token-prediction module (``num_nextn_predict_layers``) is not built by transformers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+CATALOG_DIR = Path(__file__).resolve().parents[2] / "src" / "suanli" / "catalog"
+INDEX_PATH = CATALOG_DIR / "models.toml"
+
+#: model_type values built with ``AutoModel`` (encoder-only) instead of ``AutoModelForCausalLM``.
+ENCODER_ONLY_TYPES = frozenset({"bert"})
+
+#: config keys that transformers does not need to build the module (dropped before building).
+_BUILD_IGNORED_KEYS = ("quantization_config",)
+
+BREAKDOWN_GROUPS = (
+    "embedding",
+    "position_embedding",
+    "attention",
+    "mlp",
+    "experts",
+    "shared_experts",
+    "router",
+    "norms",
+    "lm_head",
+    "other",
+)
+
+
+# --------------------------------------------------------------------------------------------- catalog
+
+
+@cache
+def _index() -> dict[str, dict[str, Any]]:
+    """Map every key and alias (lowercase) to its ``[[model]]`` block of models.toml."""
+    with INDEX_PATH.open("rb") as fh:
+        blocks = tomllib.load(fh)["model"]
+    names: dict[str, dict[str, Any]] = {}
+    for block in blocks:
+        for name in (block["key"], *block.get("aliases", ())):
+            names[name.lower()] = block
+    return names
+
+
+def catalog_keys() -> list[str]:
+    """Canonical keys of every bundled model, in index order."""
+    seen: dict[str, None] = {}
+    for block in _index().values():
+        seen.setdefault(block["key"], None)
+    return list(seen)
+
+
+def catalog_entry(key: str) -> dict[str, Any]:
+    """The models.toml block for a key or alias (case-insensitive); KeyError names close matches."""
+    try:
+        return _index()[key.lower()]
+    except KeyError:
+        close = sorted(k for k in _index() if key.lower()[:5] in k)[:8]
+        raise KeyError(f"{key!r} is not in {INDEX_PATH.name}; close names: {close}") from None
+
+
+def load_catalog_config(key: str) -> dict[str, Any]:
+    """The bundled config.json (as a fresh dict) of a catalog model, by key or alias."""
+    entry = catalog_entry(key)
+    path = CATALOG_DIR / "models" / entry["config"]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------------------- building
+
+
+def _is_moe(config: dict[str, Any]) -> bool:
+    """True when the config routes tokens to experts (Mixtral, Qwen-MoE, DeepSeek)."""
+    return any((config.get(k) or 0) > 0 for k in ("num_local_experts", "num_experts", "n_routed_experts"))
+
+
+def _hf_config(config: dict[str, Any]) -> Any:
+    """A transformers ``PretrainedConfig`` for a config.json dict (eager attention and experts)."""
+    import transformers
+
+    data = {k: v for k, v in copy.deepcopy(config).items() if k not in _BUILD_IGNORED_KEYS}
+    model_type = data.pop("model_type")
+    hf = transformers.AutoConfig.for_model(model_type, **data)
+    hf._attn_implementation = "eager"
+    hf._experts_implementation = "eager"
+    return hf
+
+
+def _build(config: dict[str, Any], device: str) -> torch.nn.Module:
+    """Build the transformers module for ``config`` on ``device`` in float32 (random init off meta)."""
+    import torch
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    hf = _hf_config(config)
+    auto = transformers.AutoModel if config["model_type"] in ENCODER_ONLY_TYPES else transformers.AutoModelForCausalLM
+    with torch.device(device):
+        model = auto.from_config(
+            hf, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager"
+        )
+    return model.eval()
+
+
+def build_meta_model(config: dict[str, Any]) -> torch.nn.Module:
+    """The transformers model for a config.json dict on the meta device: shapes only, no memory, no init.
+
+    Decoders are built with ``AutoModelForCausalLM`` (so ``lm_head`` is included, tied or not); ``bert`` with
+    ``AutoModel`` (``BertModel``: embeddings, encoder and pooler; no MLM head).
+    """
+    return _build(config, "meta")
+
+
+# ------------------------------------------------------------------------------------------ parameters
+
+
+def hf_param_count(config: dict[str, Any]) -> int:
+    """Total parameters of the transformers model: ``sum(p.numel() for p in model.parameters())``.
+
+    Tied weights (e.g. ``lm_head`` sharing the token embedding) are counted once, as ``parameters()``
+    deduplicates shared tensors. Buffers (rotary ``inv_freq``, DeepSeek-V3's ``e_score_correction_bias``)
+    are not parameters and are not counted.
+    """
+    model = build_meta_model(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+# Ordered rules: the first group whose pattern matches a parameter name wins.
+_NORM_SEGMENT = re.compile(r"(norm|^ln(_|\d|$))", re.IGNORECASE)
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("position_embedding", re.compile(r"(^|\.)(wpe|embed_positions|position_embeddings)\.")),
+    ("embedding", re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\.")),
+    ("lm_head", re.compile(r"(^|\.)(lm_head|embed_out)\.")),
+    ("router", re.compile(r"(shared_expert_gate|(mlp|block_sparse_moe)\.gate\.|\.router\.)")),
+    ("shared_experts", re.compile(r"\.shared_experts?\.")),
+    ("experts", re.compile(r"\.experts\.")),
+    ("attention", re.compile(r"(self_attn|self_attention|\.attn\.|\.attention\.)")),
+    ("mlp", re.compile(r"(\.mlp\.|\.fc[12]\.|\.intermediate\.|\.output\.dense\.|feed_forward)")),
+)
+
+
+def classify_param(name: str) -> str:
+    """The breakdown group of one parameter name (see ``hf_param_breakdown``)."""
+    if any(_NORM_SEGMENT.search(seg) for seg in name.split(".")[:-1]):
+        return "norms"
+    for group, pattern in _RULES:
+        if pattern.search("." + name):
+            return group
+    return "other"
+
+
+def hf_param_breakdown(config: dict[str, Any]) -> dict[str, int]:
+    """Parameters of the transformers model grouped by component, from the parameter names.
+
+    Groups (every group is present, zero when absent; the values sum to ``hf_param_count``):
+
+    - ``embedding``: token embedding (``embed_tokens``, ``wte``, ``word_embeddings``, ``embed_in``).
+    - ``position_embedding``: learned absolute positions (``wpe``, OPT/BERT ``*position*``).
+    - ``attention``: Q/K/V/O projections and their biases, MLA down/up projections.
+    - ``mlp``: dense feed-forward layers (including DeepSeek's first dense layers, BERT intermediate/output).
+    - ``experts``: routed experts. ``shared_experts``: always-on experts (Qwen2-MoE, DeepSeek).
+    - ``router``: the gate that scores experts (and Qwen2-MoE's 1-output ``shared_expert_gate``).
+    - ``norms``: every LayerNorm/RMSNorm weight and bias, including per-head q/k norms (Qwen3, OLMo 2,
+      Gemma 3) and MLA's ``q_a_layernorm``/``kv_a_layernorm``.
+    - ``lm_head``: the output projection when it is not tied (a tied head is already in ``embedding``).
+    - ``other``: anything else, e.g. BERT's pooler and token-type embeddings.
+    """
+    model = build_meta_model(config)
+    groups = dict.fromkeys(BREAKDOWN_GROUPS, 0)
+    for name, param in model.named_parameters():
+        groups[classify_param(name)] += param.numel()
+    return groups
+
+
+# ----------------------------------------------------------------------------------------- tiny config
+
+_TINY_HEAD_DIM = 16
+_TINY_VOCAB = 512
+
+
+def _first_key(config: dict[str, Any], *names: str) -> str | None:
+    return next((n for n in names if n in config), None)
+
+
+def _scaled(value: int, ratio: float, multiple: int = 8, minimum: int = 16) -> int:
+    """``value * ratio`` rounded to a multiple, at least ``minimum``."""
+    return max(minimum, multiple * round(value * ratio / multiple))
+
+
+def _tiny_layers(config: dict[str, Any], layers: int) -> int:
+    """Enough layers to keep the layer-type pattern: dense-first MoE, local/global alternation."""
+    if config.get("model_type") == "gemma3_text":
+        return min(layers, int(config.get("sliding_window_pattern") or 6))
+    first_dense = config.get("first_k_dense_replace")
+    if first_dense:
+        return min(layers, 1 + 2)
+    return min(layers, 2 if config.get("model_type") != "gemma2" else 4)
+
+
+def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The same architecture, shrunk so a CPU forward/backward with random weights is cheap.
+
+    Kept: ``model_type`` and every architecture switch (bias flags, norms, activation, parallel blocks,
+    rotary fraction, tied embeddings, sliding-window alternation, softcapping); the GQA ratio
+    ``num_attention_heads / num_key_value_heads`` (KV heads cut to at most 2, or MQA's 1); whether
+    ``head_dim`` is explicit and differs from ``hidden_size / num_attention_heads`` (the ratio is kept); the
+    intermediate/hidden ratios (dense, MoE and shared-expert); the number of experts, top-k, shared experts
+    and expert groups; a dense first layer where the model has ``first_k_dense_replace``; MLA with or
+    without query compression. Shrunk: layers (2-6, enough for one full layer-type pattern), head_dim 16,
+    vocabulary 512, MLA ranks and head dims (divided by 16), windows (at most 64).
+    """
+    d = copy.deepcopy(config)
+    d.pop("quantization_config", None)
+    mt = d["model_type"]
+
+    hidden_k = _first_key(d, "n_embd", "hidden_size", "d_model")
+    heads_k = _first_key(d, "n_head", "num_attention_heads")
+    layers_k = _first_key(d, "n_layer", "num_hidden_layers")
+    kv_k = _first_key(d, "num_key_value_heads", "num_kv_heads")
+    if not (hidden_k and heads_k and layers_k):
+        raise ValueError(f"tiny_config does not know the width/head/layer keys of model_type {mt!r}")
+    hidden, heads, layers = d[hidden_k], d[heads_k], d[layers_k]
+    kv = d[kv_k] if kv_k and d[kv_k] else heads
+    if mt == "falcon" and d.get("multi_query") and not d.get("new_decoder_architecture"):
+        kv = 1
+    head_dim = d.get("head_dim") or hidden // heads
+
+    # Attention heads: keep the query/KV group ratio, at most 2 KV heads.
+    group = heads // kv
+    t_kv = min(kv, 2)
+    t_heads = t_kv * group
+    if t_heads > 32 and kv == 1:  # MQA with many heads (Falcon-7B: 71): fewer, still MQA
+        t_heads = 8
+    t_hidden = t_heads * _TINY_HEAD_DIM
+    if "head_dim" in d and d["head_dim"] and d["head_dim"] * heads != hidden:
+        t_hidden = _scaled(t_hidden, hidden / (heads * head_dim))
+        d["head_dim"] = _TINY_HEAD_DIM
+    elif "head_dim" in d and d["head_dim"]:
+        d["head_dim"] = _TINY_HEAD_DIM
+    ratio = t_hidden / hidden
+
+    d[hidden_k] = t_hidden
+    d[heads_k] = t_heads
+    if kv_k:
+        d[kv_k] = t_kv
+    d[layers_k] = _tiny_layers(d, layers)
+
+    for k in ("intermediate_size", "ffn_dim", "moe_intermediate_size", "shared_expert_intermediate_size",
+              "ffn_hidden_size", "n_inner"):
+        if d.get(k):
+            d[k] = _scaled(d[k], ratio)
+    if mt == "opt":
+        d["word_embed_proj_dim"] = t_hidden
+    if "query_pre_attn_scalar" in d:
+        d["query_pre_attn_scalar"] = _TINY_HEAD_DIM if d["query_pre_attn_scalar"] == head_dim else t_hidden // t_heads
+
+    # Multi-head latent attention (DeepSeek-V2/V3): ranks and head dims / 16, q_lora_rank None kept None.
+    for k in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
+        if d.get(k):
+            d[k] = max(4, d[k] // 16)
+    if d.get("first_k_dense_replace"):
+        d["first_k_dense_replace"] = 1
+    if "max_window_layers" in d:
+        d["max_window_layers"] = min(d["max_window_layers"], d[layers_k])
+    if d.get("mlp_only_layers"):
+        d["mlp_only_layers"] = [i for i in d["mlp_only_layers"] if i < d[layers_k]]
+    for k in ("sliding_window", "sliding_window_size"):
+        if d.get(k):
+            d[k] = min(d[k], 64)
+
+    d["vocab_size"] = min(d["vocab_size"], _TINY_VOCAB)
+    for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        v = d.get(k)
+        if isinstance(v, int) and v >= d["vocab_size"]:
+            d[k] = 0
+        elif isinstance(v, list):
+            d[k] = [t if t < d["vocab_size"] else 0 for t in v]
+    return d
+
+
+# ---------------------------------------------------------------------------------------------- FLOPs
+
+
+def hf_forward_flops(
+    config: dict[str, Any],
+    *,
+    batch: int,
+    seq: int,
+    backward: bool = False,
+    device: str = "meta",
+    seed: int = 0,
+) -> int:
+    """Matmul FLOPs that ``FlopCounterMode`` counts for one forward (and, if asked, backward) pass.
+
+    One batch of ``batch`` sequences of ``seq`` tokens, eager attention over the full ``seq x seq`` square.
+    The backward pass is driven by ``logits.sum()`` (``last_hidden_state.sum()`` for BERT); the sum itself
+    costs no matmul. What is and is not counted is described in the module docstring.
+
+    ``device="meta"`` needs no memory and works for dense models of any size. Mixture-of-experts routing
+    is data dependent (``one_hot``/``nonzero``/``where``), which the meta device cannot run: pass a
+    ``tiny_config(...)`` and ``device="cpu"`` (random weights, seeded by ``seed``) for those.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if device == "meta" and _is_moe(config):
+        raise ValueError(
+            f"{config['model_type']} routes tokens to experts, which cannot run on the meta device; "
+            "use hf_forward_flops(tiny_config(config), ..., device='cpu')"
+        )
+    if device != "meta":
+        torch.manual_seed(seed)
+    model = _build(config, device)
+    vocab = config["vocab_size"]
+    if device == "meta":
+        input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
+    else:
+        input_ids = torch.randint(0, vocab, (batch, seq), device=device)
+
+    counter = FlopCounterMode(display=False)
+    if not backward:
+        with torch.no_grad(), counter:
+            model(input_ids=input_ids, use_cache=False)
+        return int(counter.get_total_flops())
+    model.train(False)
+    with counter:
+        out = model(input_ids=input_ids, use_cache=False)
+        result = out.logits if hasattr(out, "logits") else out.last_hidden_state
+        result.sum().backward()
+    return int(counter.get_total_flops())
+
+
+__all__ = [
+    "BREAKDOWN_GROUPS",
+    "ENCODER_ONLY_TYPES",
+    "build_meta_model",
+    "catalog_entry",
+    "catalog_keys",
+    "classify_param",
+    "hf_forward_flops",
+    "hf_param_breakdown",
+    "hf_param_count",
+    "load_catalog_config",
+    "tiny_config",
+]
