@@ -362,15 +362,19 @@ def hf_forward_flops(
         input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
     else:
         input_ids = torch.randint(0, vocab, (batch, seq), device=device)
+    # An explicit all-ones mask: without one, transformers inspects position_ids for packed sequences,
+    # a data-dependent check the meta device cannot answer.
+    inputs = {"input_ids": input_ids, "attention_mask": torch.ones((batch, seq), dtype=torch.long, device=device)}
+    if config["model_type"] not in ENCODER_ONLY_TYPES:
+        inputs["use_cache"] = False
 
     counter = FlopCounterMode(display=False)
     if not backward:
         with torch.no_grad(), counter:
-            model(input_ids=input_ids, use_cache=False)
+            model(**inputs)
         return int(counter.get_total_flops())
-    model.train(False)
     with counter:
-        out = model(input_ids=input_ids, use_cache=False)
+        out = model(**inputs)
         result = out.logits if hasattr(out, "logits") else out.last_hidden_state
         result.sum().backward()
     return int(counter.get_total_flops())

@@ -120,7 +120,7 @@ def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
     entries = _header_json(path, raw)
     metadata = entries.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
-        raise ConfigError(f"{path}: __metadata__ must be a JSON object of strings, got {type(metadata).__name__}")
+        raise ConfigError(f"{path}: __metadata__ must be an object of strings, got {type(metadata).__name__}")
     data_bytes = file_bytes - 8 - header_len
     tensors = {name: _tensor_info(path, name, entry, data_bytes) for name, entry in entries.items()}
     return SafetensorsHeader(path=str(path), header_bytes=header_len, file_bytes=file_bytes,
@@ -184,7 +184,7 @@ def _tensor_info(path: Path, name: str, entry: object, data_bytes: int) -> Tenso
 
 
 def read_safetensors_dir(directory: str | Path) -> StoredWeights:
-    """All *.safetensors in ``directory``; with an index (model.safetensors.index.json), the shards it names."""
+    """All *.safetensors in ``directory``, or with model.safetensors.index.json the shards it names."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory")
@@ -208,8 +208,8 @@ def _index_file(directory: Path) -> Path | None:
         return preferred
     found = sorted(directory.glob("*.safetensors.index.json"))
     if len(found) > 1:
-        raise ConfigError(f"{directory} has {len(found)} safetensors indexes ({', '.join(p.name for p in found)})"
-                          "; point at one model's directory")
+        names = ", ".join(p.name for p in found)
+        raise ConfigError(f"{directory} has {len(found)} safetensors indexes ({names}); point at one model")
     return found[0] if found else None
 
 
@@ -267,7 +267,7 @@ class GgufFile(_TensorTable):
     file_type: str | None  # llama.cpp file type from general.file_type: "Q4_K_M", "F16", ...
     token_count: int | None  # length of tokenizer.ggml.tokens
     tensors: Mapping[str, TensorInfo]
-    metadata: Mapping[str, MetadataValue]  # scalars, and arrays of up to _ARRAY_LIMIT items
+    metadata: Mapping[str, MetadataValue]  # scalars, and numeric arrays of up to _ARRAY_LIMIT items
 
     @property
     def bits_per_weight(self) -> float:
@@ -316,10 +316,11 @@ def _gguf_tensor(t: Any) -> TensorInfo:
 
 def _field_value(gguf: ModuleType, field: Any) -> MetadataValue | None:
     kinds = gguf.GGUFValueType
-    if field.types[0] == kinds.ARRAY:
-        return tuple(field.contents()) if len(field.data) <= _ARRAY_LIMIT else None
+    if field.types[0] == kinds.ARRAY:  # keep short numeric arrays (per-layer values), skip token lists
+        numeric = field.types[-1] not in (kinds.STRING, kinds.ARRAY)
+        return tuple(field.contents()) if numeric and len(field.data) <= _ARRAY_LIMIT else None
     value = field.contents()
-    return _shortest_float32(value) if field.types[0] == kinds.FLOAT32 else value  # type: ignore[no-any-return]
+    return _shortest_float32(value) if field.types[0] == kinds.FLOAT32 else value
 
 
 def _shortest_float32(value: float) -> float:
@@ -343,3 +344,67 @@ def _file_type_name(gguf: ModuleType, value: object) -> str | None:
     except ValueError:
         return f"ftype {value}"
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+# ---- GGUF -> HF config -----------------------------------------------------------------------------------
+
+# HF config key <- "<arch>." + GGUF key (llama.cpp gguf-py constants.Keys.LLM / Keys.Attention / Keys.Rope).
+_HF_FROM_GGUF = (
+    ("hidden_size", "embedding_length"), ("num_hidden_layers", "block_count"),
+    ("intermediate_size", "feed_forward_length"), ("num_attention_heads", "attention.head_count"),
+    ("num_key_value_heads", "attention.head_count_kv"), ("rms_norm_eps", "attention.layer_norm_rms_epsilon"),
+    ("rope_theta", "rope.freq_base"), ("max_position_embeddings", "context_length"),
+    ("head_dim", "attention.key_length"),
+    ("num_local_experts", "expert_count"), ("num_experts_per_tok", "expert_used_count"),
+    ("moe_intermediate_size", "expert_feed_forward_length"), ("sliding_window", "attention.sliding_window"),
+    ("attn_logit_softcapping", "attn_logit_softcapping"),
+    ("final_logit_softcapping", "final_logit_softcapping"),
+)
+# GGUF architecture -> HF model_type. Mistral and Mixtral convert to "llama" (Mixtral with experts).
+_MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe",
+                "gemma2": "gemma2", "gemma3": "gemma3_text"}
+_REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads")
+
+
+def gguf_to_hf_config(g: GgufFile) -> dict[str, Any]:
+    """An HF-style config.json dict built from a GGUF header, for the supported architectures.
+
+    vocab_size is the row count of token_embd.weight (else the tokenizer's token count);
+    tie_word_embeddings is true when the file has no output.weight. Leaves out rope scaling.
+    """
+    arch = g.architecture
+    if arch not in _MODEL_TYPES:
+        raise ConfigError(f"{g.path}: GGUF architecture {arch!r} has no config adapter; supported: "
+                          f"{', '.join(sorted(_MODEL_TYPES))}")
+    config: dict[str, Any] = {"model_type": _MODEL_TYPES[arch]}
+    for hf_key, gguf_key in _HF_FROM_GGUF:
+        value = g.metadata.get(f"{arch}.{gguf_key}")
+        if value is not None:
+            config[hf_key] = _one_value(g, f"{arch}.{gguf_key}", value)
+    missing = [k for k in _REQUIRED if k not in config]
+    if missing:
+        raise ConfigError(f"{g.path} lacks {', '.join(f'{arch}.{dict(_HF_FROM_GGUF)[k]}' for k in missing)}"
+                          f" needed for {', '.join(missing)}; the file is incomplete")
+    config.setdefault("num_key_value_heads", config["num_attention_heads"])
+    if arch == "llama" and config.get("num_local_experts", 0) > 1:
+        config["model_type"] = "mixtral"
+    config["vocab_size"] = _vocab_size(g)
+    config["tie_word_embeddings"] = "output.weight" not in g.tensors
+    return config
+
+
+def _one_value(g: GgufFile, key: str, value: MetadataValue) -> Scalar:
+    if not isinstance(value, tuple):
+        return value
+    if len(set(value)) == 1:
+        return value[0]
+    raise ConfigError(f"{g.path}: {key} varies per layer ({value[:8]}...); an HF config holds one value")
+
+
+def _vocab_size(g: GgufFile) -> int:
+    embedding = g.tensors.get("token_embd.weight")
+    if embedding is not None and len(embedding.shape) == 2:
+        return embedding.shape[0]
+    if g.token_count:
+        return g.token_count
+    raise ConfigError(f"{g.path} has neither token_embd.weight nor tokenizer.ggml.tokens; vocab_size unknown")
