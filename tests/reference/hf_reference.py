@@ -100,7 +100,7 @@ def catalog_keys() -> list[str]:
 def catalog_entry(key: str) -> dict[str, Any]:
     """The models.toml block for a key or alias (case-insensitive); KeyError names close matches."""
     try:
-        return _index()[key.lower()]
+        return copy.deepcopy(_index()[key.lower()])
     except KeyError:
         close = sorted(k for k in _index() if key.lower()[:5] in k)[:8]
         raise KeyError(f"{key!r} is not in {INDEX_PATH.name}; close names: {close}") from None
@@ -116,7 +116,7 @@ def load_catalog_config(key: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- building
 
 
-def _is_moe(config: dict[str, Any]) -> bool:
+def is_moe(config: dict[str, Any]) -> bool:
     """True when the config routes tokens to experts (Mixtral, Qwen-MoE, DeepSeek)."""
     return any((config.get(k) or 0) > 0 for k in ("num_local_experts", "num_experts", "n_routed_experts"))
 
@@ -140,7 +140,8 @@ def _build(config: dict[str, Any], device: str) -> torch.nn.Module:
 
     transformers.logging.set_verbosity_error()
     hf = _hf_config(config)
-    auto = transformers.AutoModel if config["model_type"] in ENCODER_ONLY_TYPES else transformers.AutoModelForCausalLM
+    encoder_only = config["model_type"] in ENCODER_ONLY_TYPES
+    auto = transformers.AutoModel if encoder_only else transformers.AutoModelForCausalLM
     with torch.device(device):
         model = auto.from_config(
             hf, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager"
@@ -278,10 +279,8 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
     if t_heads > 32 and kv == 1:  # MQA with many heads (Falcon-7B: 71): fewer, still MQA
         t_heads = 8
     t_hidden = t_heads * _TINY_HEAD_DIM
-    if "head_dim" in d and d["head_dim"] and d["head_dim"] * heads != hidden:
+    if d.get("head_dim"):  # explicit head_dim: keep hidden / (heads * head_dim), e.g. 0.5 for Qwen3-0.6B
         t_hidden = _scaled(t_hidden, hidden / (heads * head_dim))
-        d["head_dim"] = _TINY_HEAD_DIM
-    elif "head_dim" in d and d["head_dim"]:
         d["head_dim"] = _TINY_HEAD_DIM
     ratio = t_hidden / hidden
 
@@ -291,14 +290,21 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         d[kv_k] = t_kv
     d[layers_k] = _tiny_layers(d, layers)
 
-    for k in ("intermediate_size", "ffn_dim", "moe_intermediate_size", "shared_expert_intermediate_size",
-              "ffn_hidden_size", "n_inner"):
+    for k in (
+        "intermediate_size",
+        "ffn_dim",
+        "moe_intermediate_size",
+        "shared_expert_intermediate_size",
+        "ffn_hidden_size",
+        "n_inner",
+    ):
         if d.get(k):
             d[k] = _scaled(d[k], ratio)
     if mt == "opt":
         d["word_embed_proj_dim"] = t_hidden
-    if "query_pre_attn_scalar" in d:
-        d["query_pre_attn_scalar"] = _TINY_HEAD_DIM if d["query_pre_attn_scalar"] == head_dim else t_hidden // t_heads
+    if "query_pre_attn_scalar" in d:  # Gemma: head_dim, or hidden / heads (Gemma 2/3 27B)
+        same_as_head_dim = d["query_pre_attn_scalar"] == head_dim
+        d["query_pre_attn_scalar"] = _TINY_HEAD_DIM if same_as_head_dim else t_hidden // t_heads
 
     # Multi-head latent attention (DeepSeek-V2/V3): ranks and head dims / 16, q_lora_rank None kept None.
     for k in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
@@ -339,7 +345,7 @@ def hf_forward_flops(
     """Matmul FLOPs that ``FlopCounterMode`` counts for one forward (and, if asked, backward) pass.
 
     One batch of ``batch`` sequences of ``seq`` tokens, eager attention over the full ``seq x seq`` square.
-    The backward pass is driven by ``logits.sum()`` (``last_hidden_state.sum()`` for BERT); the sum itself
+    The backward pass is driven by ``logits.sum()`` (``last_hidden_state.sum() + pooler_output.sum()`` for BERT, so every weight gets a gradient); the sum itself
     costs no matmul. What is and is not counted is described in the module docstring.
 
     ``device="meta"`` needs no memory and works for dense models of any size. Mixture-of-experts routing
@@ -349,7 +355,7 @@ def hf_forward_flops(
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    if device == "meta" and _is_moe(config):
+    if device == "meta" and is_moe(config):
         raise ValueError(
             f"{config['model_type']} routes tokens to experts, which cannot run on the meta device; "
             "use hf_forward_flops(tiny_config(config), ..., device='cpu')"
@@ -362,10 +368,12 @@ def hf_forward_flops(
         input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
     else:
         input_ids = torch.randint(0, vocab, (batch, seq), device=device)
-    # An explicit all-ones mask: without one, transformers inspects position_ids for packed sequences,
-    # a data-dependent check the meta device cannot answer.
-    inputs = {"input_ids": input_ids, "attention_mask": torch.ones((batch, seq), dtype=torch.long, device=device)}
+    # Decoders get an explicit all-ones mask: without one, transformers inspects position_ids for packed
+    # sequences, a data-dependent check the meta device cannot answer. The encoder gets none: with one, it
+    # checks whether the mask is all ones (equally data dependent); without one it attends everywhere.
+    inputs: dict[str, Any] = {"input_ids": input_ids}
     if config["model_type"] not in ENCODER_ONLY_TYPES:
+        inputs["attention_mask"] = torch.ones((batch, seq), dtype=torch.long, device=device)
         inputs["use_cache"] = False
 
     counter = FlopCounterMode(display=False)
@@ -375,8 +383,11 @@ def hf_forward_flops(
         return int(counter.get_total_flops())
     with counter:
         out = model(**inputs)
-        result = out.logits if hasattr(out, "logits") else out.last_hidden_state
-        result.sum().backward()
+        if hasattr(out, "logits"):
+            loss = out.logits.sum()
+        else:  # BertModel: both outputs, so the pooler's weights get their gradient too
+            loss = out.last_hidden_state.sum() + out.pooler_output.sum()
+        loss.backward()
     return int(counter.get_total_flops())
 
 
@@ -390,6 +401,7 @@ __all__ = [
     "hf_forward_flops",
     "hf_param_breakdown",
     "hf_param_count",
+    "is_moe",
     "load_catalog_config",
     "tiny_config",
 ]

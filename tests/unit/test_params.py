@@ -72,7 +72,7 @@ def test_mla_attention_by_hand() -> None:
 
 
 def test_unknown_model_type_lists_supported() -> None:
-    with pytest.raises(UnsupportedArchitecture, match="supported: .*llama.*qwen3"):
+    with pytest.raises(UnsupportedArchitecture, match=r"supported: .*llama.*qwen3"):
         spec_from_config({"model_type": "mamba"}, name="x")
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, TypeAlias
+
+Commands: TypeAlias = "argparse._SubParsersAction[Any]"
 
 
 def positive_int(text: str) -> int:

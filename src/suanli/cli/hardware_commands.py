@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import add_output_flags
+from suanli.cli.common import Commands, add_output_flags
 
 if TYPE_CHECKING:
     from suanli.spec.hardware import Accelerator
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 SORT_KEYS = ("name", "memory", "bandwidth", "flops", "year", "price", "flops-per-watt", "flops-per-usd")
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     gpus = commands.add_parser("gpus", help="list accelerators: memory, bandwidth, dense peak FLOP/s, power, price",
                                description="The accelerator catalog (dense peaks only, never 2:4-sparsity "
                                "figures), filtered and sorted. Name accelerators to show just those.")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from suanli.cli import hardware_commands, model_commands
+from suanli.cli.common import Commands
 
 EXIT_USAGE = 2
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Every number can explain its formula (--explain).",
     )
     parser.add_argument("--version", action="version", version=f"suanli {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands: Commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     model_commands.register(commands)
     hardware_commands.register(commands)
     return parser

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from suanli.cli.common import add_output_flags, positive_int
+from suanli.cli.common import Commands, add_output_flags, positive_int
 
 MODEL_HELP = ("catalog name (see `suanli models`), path to config.json, model directory, .gguf file, "
               "or Hugging Face repo id")
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     models = commands.add_parser("models", help="list the bundled model catalog",
                                  description="List the bundled models with their exact parameter counts.")
     models.add_argument("--family", help="only models whose family contains this text (e.g. qwen)")

@@ -35,7 +35,7 @@ class ConfigReader:
         self.config = config
         self.name = name
 
-    def int(self, key: str, default: Any = _MISSING) -> int:
+    def integer(self, key: str, default: Any = _MISSING) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{self.name}: '{key}' must be an integer, got {value!r}")
@@ -43,22 +43,22 @@ class ConfigReader:
             raise ConfigError(f"{self.name}: '{key}' must be positive, got {value}")
         return value
 
-    def optional_int(self, key: str) -> int | None:
-        return None if self.config.get(key) is None else self.int(key)
+    def optional_integer(self, key: str) -> int | None:
+        return None if self.config.get(key) is None else self.integer(key)
 
-    def bool(self, key: str, default: Any = _MISSING) -> bool:
+    def flag(self, key: str, default: Any = _MISSING) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
             raise ConfigError(f"{self.name}: '{key}' must be true or false, got {value!r}")
         return value
 
-    def str(self, key: str, default: Any = _MISSING) -> str:
+    def text(self, key: str, default: Any = _MISSING) -> str:
         value = self._get(key, default)
         if not isinstance(value, str):
             raise ConfigError(f"{self.name}: '{key}' must be a string, got {value!r}")
         return value
 
-    def int_list(self, key: str) -> list[int]:
+    def integer_list(self, key: str) -> list[int]:
         value = self.config.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
             raise ConfigError(f"{self.name}: '{key}' must be a list of integers, got {value!r}")
@@ -91,7 +91,7 @@ class ConfigReader:
 def _head_dim(r: ConfigReader, hidden: int, heads: int) -> int:
     explicit = r.config.get("head_dim")
     if explicit is not None:
-        return r.int("head_dim")
+        return r.integer("head_dim")
     if hidden % heads:
         raise ConfigError(
             f"{r.name}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads}) "
@@ -102,8 +102,8 @@ def _head_dim(r: ConfigReader, hidden: int, heads: int) -> int:
 
 def _attention(r: ConfigReader, hidden: int, *, qkv_bias: bool, out_bias: bool,
                qk_norm: QkNormKind | None = None, window: int | None = None) -> Attention:
-    heads = r.int("num_attention_heads")
-    kv_heads = r.int("num_key_value_heads", heads) if r.config.get("num_key_value_heads") else heads
+    heads = r.integer("num_attention_heads")
+    kv_heads = r.integer("num_key_value_heads", heads) if r.config.get("num_key_value_heads") else heads
     head_dim = _head_dim(r, hidden, heads)
     return Attention(num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, v_head_dim=head_dim,
                      qkv_bias=qkv_bias, out_bias=out_bias, qk_norm=qk_norm, sliding_window=window)
@@ -117,8 +117,8 @@ def _with_window(attention: Attention, window: int | None) -> Attention:
 
 
 def _gated_mlp(r: ConfigReader, size_key: str = "intermediate_size", *, bias: bool = False) -> Mlp:
-    return Mlp(intermediate_size=r.int(size_key), gated=True, bias=bias,
-               activation=r.str("hidden_act", "silu") if "hidden_act" in r.config else "silu")
+    return Mlp(intermediate_size=r.integer(size_key), gated=True, bias=bias,
+               activation=r.text("hidden_act", "silu") if "hidden_act" in r.config else "silu")
 
 
 def _rms(size: int) -> Norm:
@@ -134,13 +134,13 @@ def _decoder(r: ConfigReader, layers: list[Layer], *, final_norm: Norm | None,
              **extra: Any) -> ModelSpec:
     return ModelSpec(
         name=r.name,
-        model_type=r.str("model_type"),
-        vocab_size=r.int("vocab_size"),
-        hidden_size=r.int("hidden_size"),
+        model_type=r.text("model_type"),
+        vocab_size=r.integer("vocab_size"),
+        hidden_size=r.integer("hidden_size"),
         layers=tuple(layers),
         position=position,
-        max_position_embeddings=r.int("max_position_embeddings", 2048),
-        tie_word_embeddings=r.bool("tie_word_embeddings", tie_default),
+        max_position_embeddings=r.integer("max_position_embeddings", 2048),
+        tie_word_embeddings=r.flag("tie_word_embeddings", tie_default),
         final_norm=final_norm,
         torch_dtype=_dtype(r),
         **extra,
@@ -170,25 +170,25 @@ def _windowed(r: ConfigReader, base: Layer, sliding: list[bool], window: int | N
 
 def _llama(r: ConfigReader) -> ModelSpec:
     """LlamaForCausalLM: q/k/v/o with ``attention_bias``; SwiGLU with ``mlp_bias``; 2 RMSNorms per block."""
-    hidden = r.int("hidden_size")
-    attention = _attention(r, hidden, qkv_bias=r.bool("attention_bias", False),
-                           out_bias=r.bool("attention_bias", False))
-    layer = Layer(attention=attention, ffn=_gated_mlp(r, bias=r.bool("mlp_bias", False)),
+    hidden = r.integer("hidden_size")
+    attention = _attention(r, hidden, qkv_bias=r.flag("attention_bias", False),
+                           out_bias=r.flag("attention_bias", False))
+    layer = Layer(attention=attention, ffn=_gated_mlp(r, bias=r.flag("mlp_bias", False)),
                   norms=(_rms(hidden), _rms(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_rms(hidden))
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_rms(hidden))
 
 
 def _mistral(r: ConfigReader) -> ModelSpec:
     """MistralForCausalLM: Llama without biases, with an optional ``sliding_window`` on every layer."""
-    hidden = r.int("hidden_size")
-    attention = _attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_int("sliding_window"))
+    hidden = r.integer("hidden_size")
+    attention = _attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_integer("sliding_window"))
     layer = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden), _rms(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_rms(hidden))
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_rms(hidden))
 
 
 def _qwen_sliding(r: ConfigReader, num_layers: int) -> tuple[list[bool], int | None]:
     """Qwen2/Qwen3: layers at index >= ``max_window_layers`` slide, only when ``use_sliding_window``."""
-    window = r.optional_int("sliding_window") if r.bool("use_sliding_window", False) else None
+    window = r.optional_integer("sliding_window") if r.flag("use_sliding_window", False) else None
     first_local = r.config.get("max_window_layers") or num_layers
     sliding = r.layer_types(num_layers, lambda i: window is not None and i >= first_local)
     return sliding, window
@@ -196,7 +196,7 @@ def _qwen_sliding(r: ConfigReader, num_layers: int) -> tuple[list[bool], int | N
 
 def _qwen2(r: ConfigReader) -> ModelSpec:
     """Qwen2ForCausalLM: biases on q/k/v (not o), SwiGLU, 2 RMSNorms per block."""
-    hidden, num_layers = r.int("hidden_size"), r.int("num_hidden_layers")
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
     attention = _attention(r, hidden, qkv_bias=True, out_bias=False)
     base = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden), _rms(hidden)))
     sliding, window = _qwen_sliding(r, num_layers)
@@ -205,8 +205,8 @@ def _qwen2(r: ConfigReader) -> ModelSpec:
 
 def _qwen3(r: ConfigReader) -> ModelSpec:
     """Qwen3ForCausalLM: per-head RMSNorm on q and k, ``attention_bias`` on all four projections."""
-    hidden, num_layers = r.int("hidden_size"), r.int("num_hidden_layers")
-    bias = r.bool("attention_bias", False)
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("attention_bias", False)
     attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=QkNormKind.PER_HEAD)
     base = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden), _rms(hidden)))
     sliding, window = _qwen_sliding(r, num_layers)
@@ -216,9 +216,9 @@ def _qwen3(r: ConfigReader) -> ModelSpec:
 def _qwen_moe_layers(r: ConfigReader, attention: Attention, moe: Moe) -> list[Layer]:
     """Qwen2-MoE / Qwen3-MoE: layer i is sparse unless listed in ``mlp_only_layers`` and when
     ``(i + 1) % decoder_sparse_step == 0``; dense layers use ``intermediate_size``."""
-    hidden, num_layers = r.int("hidden_size"), r.int("num_hidden_layers")
-    dense_only = set(r.int_list("mlp_only_layers"))
-    step = r.int("decoder_sparse_step", 1)
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    dense_only = set(r.integer_list("mlp_only_layers"))
+    step = r.integer("decoder_sparse_step", 1)
     norms = (_rms(hidden), _rms(hidden))
     sparse = Layer(attention=attention, ffn=moe, norms=norms)
     dense = Layer(attention=attention, ffn=_gated_mlp(r), norms=norms) if dense_only or step > 1 else sparse
@@ -227,9 +227,9 @@ def _qwen_moe_layers(r: ConfigReader, attention: Attention, moe: Moe) -> list[La
 
 def _qwen2_moe(r: ConfigReader) -> ModelSpec:
     """Qwen2MoeForCausalLM: routed experts plus one gated shared expert (``shared_expert_intermediate_size``)."""
-    hidden = r.int("hidden_size")
-    attention = _attention(r, hidden, qkv_bias=r.bool("qkv_bias", True), out_bias=False)
-    moe = Moe(num_experts=r.int("num_experts"), top_k=r.int("num_experts_per_tok"),
+    hidden = r.integer("hidden_size")
+    attention = _attention(r, hidden, qkv_bias=r.flag("qkv_bias", True), out_bias=False)
+    moe = Moe(num_experts=r.integer("num_experts"), top_k=r.integer("num_experts_per_tok"),
               expert=_gated_mlp(r, "moe_intermediate_size"),
               shared=_gated_mlp(r, "shared_expert_intermediate_size"), shared_gate=True)
     return _decoder(r, _qwen_moe_layers(r, attention, moe), final_norm=_rms(hidden))
@@ -237,29 +237,29 @@ def _qwen2_moe(r: ConfigReader) -> ModelSpec:
 
 def _qwen3_moe(r: ConfigReader) -> ModelSpec:
     """Qwen3MoeForCausalLM: Qwen3 attention (q/k norms) with routed experts only."""
-    hidden = r.int("hidden_size")
-    bias = r.bool("attention_bias", False)
+    hidden = r.integer("hidden_size")
+    bias = r.flag("attention_bias", False)
     attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=QkNormKind.PER_HEAD)
-    moe = Moe(num_experts=r.int("num_experts"), top_k=r.int("num_experts_per_tok"),
+    moe = Moe(num_experts=r.integer("num_experts"), top_k=r.integer("num_experts_per_tok"),
               expert=_gated_mlp(r, "moe_intermediate_size"))
     return _decoder(r, _qwen_moe_layers(r, attention, moe), final_norm=_rms(hidden))
 
 
 def _mixtral(r: ConfigReader) -> ModelSpec:
     """MixtralForCausalLM: every layer routes ``num_experts_per_tok`` of ``num_local_experts`` SwiGLU experts."""
-    hidden = r.int("hidden_size")
-    attention = _attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_int("sliding_window"))
-    moe = Moe(num_experts=r.int("num_local_experts"), top_k=r.int("num_experts_per_tok"), expert=_gated_mlp(r))
+    hidden = r.integer("hidden_size")
+    attention = _attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_integer("sliding_window"))
+    moe = Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"), expert=_gated_mlp(r))
     layer = Layer(attention=attention, ffn=moe, norms=(_rms(hidden), _rms(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_rms(hidden))
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_rms(hidden))
 
 
 def _phi3(r: ConfigReader) -> ModelSpec:
     """Phi3ForCausalLM: fused qkv_proj and gate_up_proj (same sizes as separate matrices), no biases."""
-    hidden = r.int("hidden_size")
-    attention = _attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_int("sliding_window"))
+    hidden = r.integer("hidden_size")
+    attention = _attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_integer("sliding_window"))
     layer = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden), _rms(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_rms(hidden))
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_rms(hidden))
 
 
 # --- Gemma ----------------------------------------------------------------------------------------------------
@@ -267,22 +267,22 @@ def _phi3(r: ConfigReader) -> ModelSpec:
 
 def _gemma(r: ConfigReader) -> ModelSpec:
     """GemmaForCausalLM: explicit head_dim, GeGLU, tied embeddings, 2 RMSNorms per block."""
-    hidden = r.int("hidden_size")
-    attention = _attention(r, hidden, qkv_bias=r.bool("attention_bias", False),
-                           out_bias=r.bool("attention_bias", False))
+    hidden = r.integer("hidden_size")
+    attention = _attention(r, hidden, qkv_bias=r.flag("attention_bias", False),
+                           out_bias=r.flag("attention_bias", False))
     layer = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden), _rms(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_rms(hidden), tie_default=True)
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_rms(hidden), tie_default=True)
 
 
 def _gemma_sandwich(r: ConfigReader, *, qk_norm: QkNormKind | None,
                     default_sliding: Callable[[int], bool]) -> ModelSpec:
     """Gemma 2/3: four RMSNorms per block (pre/post attention, pre/post MLP) and local/global layers."""
-    hidden, num_layers = r.int("hidden_size"), r.int("num_hidden_layers")
-    bias = r.bool("attention_bias", False)
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("attention_bias", False)
     attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=qk_norm)
     base = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden),) * 4)
     sliding = r.layer_types(num_layers, default_sliding)
-    layers = _windowed(r, base, sliding, r.optional_int("sliding_window"))
+    layers = _windowed(r, base, sliding, r.optional_integer("sliding_window"))
     return _decoder(r, layers, final_norm=_rms(hidden), tie_default=True)
 
 
@@ -293,7 +293,7 @@ def _gemma2(r: ConfigReader) -> ModelSpec:
 
 def _gemma3_text(r: ConfigReader) -> ModelSpec:
     """Gemma3ForCausalLM (text): q/k RMSNorm per head; every ``sliding_window_pattern``-th layer is global."""
-    pattern = r.int("sliding_window_pattern", 6)
+    pattern = r.integer("sliding_window_pattern", 6)
     return _gemma_sandwich(r, qk_norm=QkNormKind.PER_HEAD, default_sliding=lambda i: (i + 1) % pattern != 0)
 
 
@@ -303,27 +303,27 @@ def _gemma3_text(r: ConfigReader) -> ModelSpec:
 def _deepseek(r: ConfigReader) -> ModelSpec:
     """DeepseekV2/V3ForCausalLM: MLA attention; layers from ``first_k_dense_replace`` on are MoE with
     ``n_shared_experts`` shared experts fused into one MLP of n_shared × moe_intermediate_size."""
-    hidden, num_layers = r.int("hidden_size"), r.int("num_hidden_layers")
-    heads = r.int("num_attention_heads")
-    mla = Mla(q_lora_rank=r.optional_int("q_lora_rank"), kv_lora_rank=r.int("kv_lora_rank"),
-              qk_rope_head_dim=r.int("qk_rope_head_dim"), qk_nope_head_dim=r.int("qk_nope_head_dim"))
-    bias = r.bool("attention_bias", False)
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    heads = r.integer("num_attention_heads")
+    mla = Mla(q_lora_rank=r.optional_integer("q_lora_rank"), kv_lora_rank=r.integer("kv_lora_rank"),
+              qk_rope_head_dim=r.integer("qk_rope_head_dim"), qk_nope_head_dim=r.integer("qk_nope_head_dim"))
+    bias = r.flag("attention_bias", False)
     attention = Attention(num_heads=heads, num_kv_heads=heads,
                           head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim,
-                          v_head_dim=r.int("v_head_dim"), qkv_bias=bias, out_bias=bias, mla=mla)
-    mlp_bias = r.bool("mlp_bias", False) if r.str("model_type") == "deepseek_v2" else False
+                          v_head_dim=r.integer("v_head_dim"), qkv_bias=bias, out_bias=bias, mla=mla)
+    mlp_bias = r.flag("mlp_bias", False) if r.text("model_type") == "deepseek_v2" else False
     expert = _gated_mlp(r, "moe_intermediate_size", bias=mlp_bias)
     shared_count = r.config.get("n_shared_experts") or 0
     shared = Mlp(intermediate_size=expert.intermediate_size * shared_count, gated=True, bias=mlp_bias,
                  activation=expert.activation) if shared_count else None
-    moe = Moe(num_experts=r.int("n_routed_experts"), top_k=r.int("num_experts_per_tok"), expert=expert,
+    moe = Moe(num_experts=r.integer("n_routed_experts"), top_k=r.integer("num_experts_per_tok"), expert=expert,
               shared=shared)
     norms = (_rms(hidden), _rms(hidden))
     dense = Layer(attention=attention, ffn=_gated_mlp(r, bias=mlp_bias), norms=norms)
     sparse = Layer(attention=attention, ffn=moe, norms=norms)
     first_sparse = r.config.get("first_k_dense_replace") or 0
     layers = [sparse if i >= first_sparse else dense for i in range(num_layers)]
-    extras = ()
+    extras: tuple[tuple[str, str], ...] = ()
     if r.config.get("num_nextn_predict_layers"):
         extras = (("mtp", "the multi-token-prediction module is not counted (transformers does not build it)"),)
     return _decoder(r, layers, final_norm=_rms(hidden), extras=extras)
@@ -335,53 +335,53 @@ def _deepseek(r: ConfigReader) -> ModelSpec:
 def _gpt2(r: ConfigReader) -> ModelSpec:
     """GPT2LMHeadModel (GPT-3 architectures too): learned positions, biases everywhere, 2 LayerNorms per
     block, MLP width ``n_inner`` (default 4·n_embd), tied output head. Keys: n_embd, n_layer, n_head."""
-    hidden, heads = r.int("n_embd"), r.int("n_head")
+    hidden, heads = r.integer("n_embd"), r.integer("n_head")
     width = r.config.get("n_inner") or 4 * hidden
     attention = Attention(num_heads=heads, num_kv_heads=heads, head_dim=hidden // heads,
                           v_head_dim=hidden // heads, qkv_bias=True, out_bias=True)
-    mlp = Mlp(intermediate_size=width, gated=False, bias=True, activation=r.str("activation_function", "gelu_new"))
+    mlp = Mlp(intermediate_size=width, gated=False, bias=True, activation=r.text("activation_function", "gelu_new"))
     layer = Layer(attention=attention, ffn=mlp, norms=(_layer_norm(hidden), _layer_norm(hidden)))
-    positions = r.int("n_positions")
-    return ModelSpec(name=r.name, model_type="gpt2", vocab_size=r.int("vocab_size"), hidden_size=hidden,
-                     layers=tuple(_uniform(layer, r.int("n_layer"))), position=PositionKind.LEARNED,
+    positions = r.integer("n_positions")
+    return ModelSpec(name=r.name, model_type="gpt2", vocab_size=r.integer("vocab_size"), hidden_size=hidden,
+                     layers=tuple(_uniform(layer, r.integer("n_layer"))), position=PositionKind.LEARNED,
                      max_position_embeddings=positions, learned_position_rows=positions,
-                     tie_word_embeddings=r.bool("tie_word_embeddings", True), final_norm=_layer_norm(hidden),
+                     tie_word_embeddings=r.flag("tie_word_embeddings", True), final_norm=_layer_norm(hidden),
                      torch_dtype=_dtype(r))
 
 
 def _gpt_neox(r: ConfigReader) -> ModelSpec:
     """GPTNeoXForCausalLM: fused qkv with ``attention_bias``, plain GELU MLP with biases, parallel residual
     when ``use_parallel_residual``, 2 LayerNorms per block, untied ``embed_out``."""
-    hidden = r.int("hidden_size")
-    bias = r.bool("attention_bias", True)
+    hidden = r.integer("hidden_size")
+    bias = r.flag("attention_bias", True)
     attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias)
-    mlp = Mlp(intermediate_size=r.int("intermediate_size"), gated=False, bias=True,
-              activation=r.str("hidden_act", "gelu"))
+    mlp = Mlp(intermediate_size=r.integer("intermediate_size"), gated=False, bias=True,
+              activation=r.text("hidden_act", "gelu"))
     layer = Layer(attention=attention, ffn=mlp, norms=(_layer_norm(hidden), _layer_norm(hidden)),
-                  parallel=r.bool("use_parallel_residual", True))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_layer_norm(hidden))
+                  parallel=r.flag("use_parallel_residual", True))
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_layer_norm(hidden))
 
 
 def _opt(r: ConfigReader) -> ModelSpec:
     """OPTForCausalLM: learned positions with 2 extra rows, biases (``enable_bias``), plain ReLU MLP of
     ``ffn_dim``, 2 LayerNorms per block, final LayerNorm when ``do_layer_norm_before``; tied head."""
-    hidden = r.int("hidden_size")
+    hidden = r.integer("hidden_size")
     if r.config.get("word_embed_proj_dim", hidden) != hidden:
         raise ConfigError(
             f"{r.name}: word_embed_proj_dim ({r.config['word_embed_proj_dim']}) differs from hidden_size "
             f"({hidden}); OPT variants with input/output projections (opt-350m) are not supported yet"
         )
-    bias = r.bool("enable_bias", True)
-    affine = r.bool("layer_norm_elementwise_affine", True)
+    bias = r.flag("enable_bias", True)
+    affine = r.flag("layer_norm_elementwise_affine", True)
     norm = _layer_norm(hidden) if affine else Norm(kind=NormKind.NON_PARAMETRIC, size=hidden)
-    heads = r.int("num_attention_heads")
+    heads = r.integer("num_attention_heads")
     attention = Attention(num_heads=heads, num_kv_heads=heads, head_dim=hidden // heads,
                           v_head_dim=hidden // heads, qkv_bias=bias, out_bias=bias)
-    mlp = Mlp(intermediate_size=r.int("ffn_dim"), gated=False, bias=bias, activation="relu")
+    mlp = Mlp(intermediate_size=r.integer("ffn_dim"), gated=False, bias=bias, activation="relu")
     layer = Layer(attention=attention, ffn=mlp, norms=(norm, norm))
-    final = norm if r.bool("do_layer_norm_before", True) and not r.config.get("_remove_final_layer_norm") else None
-    positions = r.int("max_position_embeddings")
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=final, tie_default=True,
+    final = norm if r.flag("do_layer_norm_before", True) and not r.config.get("_remove_final_layer_norm") else None
+    positions = r.integer("max_position_embeddings")
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=final, tie_default=True,
                     position=PositionKind.LEARNED, learned_position_rows=positions + 2)
 
 
@@ -389,70 +389,68 @@ def _falcon(r: ConfigReader) -> ModelSpec:
     """FalconForCausalLM: fused qkv (MQA when ``multi_query``, GQA with ``num_kv_heads`` under
     ``new_decoder_architecture``), plain GELU MLP of ``ffn_hidden_size`` (default 4·hidden), parallel
     attention; one LayerNorm per block, or two (ln_attn, ln_mlp) in the new architecture."""
-    hidden, heads = r.int("hidden_size"), r.int("num_attention_heads")
-    new_arch = r.bool("new_decoder_architecture", False)
-    if new_arch:
-        kv_heads = r.int("num_kv_heads", heads)
-    else:
-        kv_heads = 1 if r.bool("multi_query", True) else heads
-    bias = r.bool("bias", False)
+    hidden, heads = r.integer("hidden_size"), r.integer("num_attention_heads")
+    new_arch = r.flag("new_decoder_architecture", False)
+    legacy_kv_heads = 1 if r.flag("multi_query", True) else heads
+    kv_heads = r.integer("num_kv_heads", heads) if new_arch else legacy_kv_heads
+    bias = r.flag("bias", False)
     attention = Attention(num_heads=heads, num_kv_heads=kv_heads, head_dim=hidden // heads,
                           v_head_dim=hidden // heads, qkv_bias=bias, out_bias=bias)
     mlp = Mlp(intermediate_size=r.config.get("ffn_hidden_size") or 4 * hidden, gated=False, bias=bias,
               activation="gelu")
-    parallel = r.bool("parallel_attn", True)
+    parallel = r.flag("parallel_attn", True)
     norm_count = (r.config.get("num_ln_in_parallel_attn") or 2) if new_arch and parallel else 1 + (not parallel)
     layer = Layer(attention=attention, ffn=mlp, norms=(_layer_norm(hidden),) * norm_count, parallel=parallel)
-    position = PositionKind.ALIBI if r.bool("alibi", False) else PositionKind.ROTARY
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_layer_norm(hidden),
+    position = PositionKind.ALIBI if r.flag("alibi", False) else PositionKind.ROTARY
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_layer_norm(hidden),
                     tie_default=True, position=position)
 
 
 def _olmo(r: ConfigReader) -> ModelSpec:
     """OlmoForCausalLM: Llama layout with non-parametric LayerNorms (no weights, no biases)."""
-    hidden = r.int("hidden_size")
-    bias = r.bool("attention_bias", False)
+    hidden = r.integer("hidden_size")
+    bias = r.flag("attention_bias", False)
     attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias)
     norm = Norm(kind=NormKind.NON_PARAMETRIC, size=hidden)
     layer = Layer(attention=attention, ffn=_gated_mlp(r), norms=(norm, norm))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=norm)
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=norm)
 
 
 def _olmo2(r: ConfigReader) -> ModelSpec:
     """Olmo2ForCausalLM: post-norm RMSNorms after attention and MLP, and RMSNorm over the whole q and k
     projections (num_heads·head_dim and num_kv_heads·head_dim channels)."""
-    hidden = r.int("hidden_size")
-    bias = r.bool("attention_bias", False)
+    hidden = r.integer("hidden_size")
+    bias = r.flag("attention_bias", False)
     attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=QkNormKind.FULL)
     layer = Layer(attention=attention, ffn=_gated_mlp(r), norms=(_rms(hidden), _rms(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_rms(hidden))
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_rms(hidden))
 
 
 def _starcoder2(r: ConfigReader) -> ModelSpec:
     """Starcoder2ForCausalLM: GQA with ``use_bias`` on all projections, plain GELU MLP, LayerNorms with bias,
     optional sliding window, tied head."""
-    hidden = r.int("hidden_size")
-    bias = r.bool("use_bias", True)
-    attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias, window=r.optional_int("sliding_window"))
-    mlp = Mlp(intermediate_size=r.int("intermediate_size"), gated=False, bias=bias,
-              activation=r.str("hidden_act", "gelu_pytorch_tanh"))
+    hidden = r.integer("hidden_size")
+    bias = r.flag("use_bias", True)
+    attention = _attention(r, hidden, qkv_bias=bias, out_bias=bias, window=r.optional_integer("sliding_window"))
+    mlp = Mlp(intermediate_size=r.integer("intermediate_size"), gated=False, bias=bias,
+              activation=r.text("hidden_act", "gelu_pytorch_tanh"))
     layer = Layer(attention=attention, ffn=mlp, norms=(_layer_norm(hidden), _layer_norm(hidden)))
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=_layer_norm(hidden),
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=_layer_norm(hidden),
                     tie_default=True)
 
 
 def _bert(r: ConfigReader) -> ModelSpec:
     """BertModel (encoder-only, with pooler): word + learned position + token-type embeddings and their
     LayerNorm; post-norm blocks with biases everywhere and 2 LayerNorms; no LM head."""
-    hidden = r.int("hidden_size")
+    hidden = r.integer("hidden_size")
     attention = _attention(r, hidden, qkv_bias=True, out_bias=True)
-    mlp = Mlp(intermediate_size=r.int("intermediate_size"), gated=False, bias=True,
-              activation=r.str("hidden_act", "gelu"))
+    mlp = Mlp(intermediate_size=r.integer("intermediate_size"), gated=False, bias=True,
+              activation=r.text("hidden_act", "gelu"))
     layer = Layer(attention=attention, ffn=mlp, norms=(_layer_norm(hidden), _layer_norm(hidden)))
-    positions = r.int("max_position_embeddings")
-    return _decoder(r, _uniform(layer, r.int("num_hidden_layers")), final_norm=None, tie_default=True,
+    positions = r.integer("max_position_embeddings")
+    return _decoder(r, _uniform(layer, r.integer("num_hidden_layers")), final_norm=None, tie_default=True,
                     position=PositionKind.LEARNED, learned_position_rows=positions,
-                    token_type_vocab_size=r.int("type_vocab_size", 2), embedding_norm=_layer_norm(hidden),
+                    token_type_vocab_size=r.integer("type_vocab_size", 2), embedding_norm=_layer_norm(hidden),
                     lm_head=False, pooler=True, causal=False)
 
 

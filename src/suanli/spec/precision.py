@@ -1,17 +1,17 @@
 """Number formats: what one stored parameter costs, derived from each format's block layout.
 
-A format stores ``block_size`` elements of ``element_bits`` each plus per-block overheads (scales, zero
+A format stores ``block_size`` elements of ``bits_per_element`` each plus per-block overheads (scales, zero
 points, minimums)::
 
-    bits_per_param = element_bits + sum(overhead.bits / overhead.every) / block_size
+    bits_per_param = bits_per_element + sum(overhead.bits / overhead.every) / block_size
 
 Overheads stored once per output row, per input column or per tensor depend on the tensor's shape; they
 are listed on the format, counted exactly by ``NumberFormat.tensor_bits`` and left out of
 ``bits_per_param`` (one fp32 scale per 4096-wide row is 32/4096 = 0.008 bits per parameter).
 
 A llama.cpp file type such as Q4_K_M is not one layout but a rule that picks a tensor type per tensor
-(``family is Family.GGUF_MIX``). Its ``mixture`` holds that rule as data and ``gguf_mix_bits_per_param``
-applies it to a model's tensor sizes; its ``bits_per_param`` is the published whole-file figure of its
+(``family is Family.GGUF_MIX``): see ``gguf_mix``, which builds those on the layouts registered here.
+``parse_number_format`` knows both; a mix's ``bits_per_param`` is the published whole-file figure of its
 ``reference`` model.
 """
 
@@ -20,12 +20,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from functools import cache
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
 
 from suanli.errors import SpecError, suggest
-from suanli.units import GiB
+
+if TYPE_CHECKING:
+    from suanli.spec.gguf_mix import MixReference, TensorOverride
 
 ComputeFormat = Literal["fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 
@@ -41,62 +45,22 @@ class Family(StrEnum):
     MICROSCALING = "microscaling"
 
 
-class Per(StrEnum):
-    """What an overhead is stored once for (``every`` of them)."""
-
-    BLOCK = "block"
-    OUTPUT_ROW = "output_row"
-    INPUT_COLUMN = "input_column"
-    TENSOR = "tensor"
-
-
-class Layers(StrEnum):
-    """Which layers a llama.cpp mixture override applies to (src/llama-quant.cpp)."""
-
-    ALL = "all"
-    MORE_BITS = "more_bits"  # use_more_bits(i, n): i < n/8 or i >= 7n/8 or (i - n/8) % 3 == 2
-    FIRST_EIGHTH = "first_eighth"  # i < n/8
-    FIRST_SIXTEENTH = "first_sixteenth"  # i < n/16
-    FIRST_2 = "first_2"
-    FIRST_4 = "first_4"
+Per = Literal["block", "output_row", "input_column", "tensor"]  # what an overhead is stored once for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Overhead:
     what: str
     bits: int
-    per: Per = Per.BLOCK
+    per: Per = "block"
     every: int = 1  # stored once per `every` units of `per` (nf4 double quant: one fp32 per 256 blocks)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TensorOverride:
-    """llama.cpp stores tensors of ``role`` in ``format_key`` instead of the mix's base type."""
-
-    role: str  # output, token_embd, attn_v, attn_qkv, attn_output, ffn_down
-    format_key: str
-    layers: Layers = Layers.ALL
-    min_gqa: int = 1  # applies only when num_attention_heads / num_key_value_heads >= min_gqa
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MixReference:
-    """A published file size for a mixture: llama-quantize's QUANT_OPTIONS table (sizes in GiB)."""
-
-    model: str
-    params: int
-    file_gib: float
-
-    @property
-    def bits_per_param(self) -> float:
-        return self.file_gib * GiB * 8 / self.params
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NumberFormat:
     key: str
     family: Family
-    element_bits: float
+    bits_per_element: float
     block_size: int = 1
     overheads: tuple[Overhead, ...] = ()
     compute_format: ComputeFormat
@@ -105,24 +69,24 @@ class NumberFormat:
     reference: MixReference | None = None
 
     def __post_init__(self) -> None:
-        if not self.element_bits > 0 or self.block_size < 1:
-            raise SpecError(f"{self.key}: element_bits ({self.element_bits}) and block_size "
+        if not self.bits_per_element > 0 or self.block_size < 1:
+            raise SpecError(f"{self.key}: bits_per_element ({self.bits_per_element}) and block_size "
                             f"({self.block_size}) must be positive")
         if bool(self.mixture) != (self.reference is not None):
             raise SpecError(f"{self.key}: a mixture needs a published reference size and vice versa")
 
     def _overhead_bits(self, per: Per) -> float:
-        return sum(o.bits / o.every for o in self.overheads if o.per is per)
+        return sum(o.bits / o.every for o in self.overheads if o.per == per)
 
     @property
     def block_overhead_bits(self) -> float:
         """Scale/zero/min bits stored per block of ``block_size`` elements."""
-        return self._overhead_bits(Per.BLOCK)
+        return self._overhead_bits("block")
 
     @property
     def layout_bits_per_param(self) -> float:
-        """element_bits + block_overhead_bits / block_size (for a mixture: its base tensor type)."""
-        return self.element_bits + self.block_overhead_bits / self.block_size
+        """bits_per_element + block_overhead_bits / block_size (for a mixture: its base tensor type)."""
+        return self.bits_per_element + self.block_overhead_bits / self.block_size
 
     @property
     def bits_per_param(self) -> float:
@@ -136,16 +100,16 @@ class NumberFormat:
     @property
     def is_quantized(self) -> bool:
         """Stored in fewer than 16 bits per element, so weights need a scale to be represented."""
-        return self.element_bits < 16
+        return self.bits_per_element < 16
 
     def tensor_bits(self, *, out_features: int, in_features: int) -> float:
         """Exact bits of one [out_features, in_features] weight, blocks running along in_features."""
         if self.mixture:
             raise SpecError(f"{self.key} is a file mix, not one tensor layout; use gguf_mix_bits_per_param")
         blocks = out_features * math.ceil(in_features / self.block_size)
-        return (out_features * in_features * self.element_bits + blocks * self.block_overhead_bits
-                + out_features * self._overhead_bits(Per.OUTPUT_ROW)
-                + in_features * self._overhead_bits(Per.INPUT_COLUMN) + self._overhead_bits(Per.TENSOR))
+        return (out_features * in_features * self.bits_per_element + blocks * self.block_overhead_bits
+                + out_features * self._overhead_bits("output_row")
+                + in_features * self._overhead_bits("input_column") + self._overhead_bits("tensor"))
 
 
 def bytes_for(params: int, fmt: NumberFormat) -> float:
@@ -165,16 +129,16 @@ _GGML = "ggml/src/ggml-common.h block_{} (llama.cpp); gguf-py GGML_QUANT_SIZES"
 _GGML_COMPUTE: ComputeFormat = "int8"  # llama.cpp CUDA MMQ: activations to q8_1, integer dot products
 _D16 = Overhead(what="d: fp16 block scale", bits=16)
 _M16 = Overhead(what="m/dmin: fp16 block minimum", bits=16)
-_TENSOR_SCALE = Overhead(what="fp32 per-tensor scale", bits=32, per=Per.TENSOR)
+_TENSOR_SCALE = Overhead(what="fp32 per-tensor scale", bits=32, per="tensor")
 
 
 def _float(key: str, bits: int, compute: ComputeFormat, source: str, *extra: Overhead) -> NumberFormat:
-    return NumberFormat(key=key, family=Family.FLOAT, element_bits=bits, overheads=extra,
+    return NumberFormat(key=key, family=Family.FLOAT, bits_per_element=bits, overheads=extra,
                         compute_format=compute, source=source)
 
 
-def _ggml(key: str, block: int, element_bits: float, *overheads: Overhead) -> NumberFormat:
-    return NumberFormat(key=key, family=Family.GGUF, element_bits=element_bits, block_size=block,
+def _ggml(key: str, block: int, bits_per_element: float, *overheads: Overhead) -> NumberFormat:
+    return NumberFormat(key=key, family=Family.GGUF, bits_per_element=bits_per_element, block_size=block,
                         overheads=overheads, compute_format=_GGML_COMPUTE, source=_GGML.format(key))
 
 
@@ -185,7 +149,7 @@ def _scales(what: str, bits: int) -> Overhead:
 def int4_format(group: int = 128) -> NumberFormat:
     """Group-wise int4 weights, one 16-bit scale and one 16-bit zero per group (torchao int4 weight-only)."""
     return NumberFormat(
-        key=f"int4-g{group}", family=Family.INTEGER, element_bits=4, block_size=group,
+        key=f"int4-g{group}", family=Family.INTEGER, bits_per_element=4, block_size=group,
         overheads=(Overhead(what="16-bit scale", bits=16), Overhead(what="16-bit zero point", bits=16)),
         compute_format="fp16", source="torchao int4_weight_only (scales_and_zeros, 16-bit each); "
         "W4A16: dequantized in the GEMM kernel, computed in fp16/bf16")
@@ -196,10 +160,10 @@ def gptq_format(bits: int = 4, group: int = 128) -> NumberFormat:
     if bits not in (2, 3, 4, 8):
         raise SpecError(f"GPTQ stores 2, 3, 4 or 8 bits per weight, got {bits}; try gptq-4bit-g128")
     return NumberFormat(
-        key=f"gptq-{bits}bit-g{group}", family=Family.GPTQ, element_bits=bits, block_size=group,
+        key=f"gptq-{bits}bit-g{group}", family=Family.GPTQ, bits_per_element=bits, block_size=group,
         overheads=(Overhead(what="fp16 scale (scales)", bits=16),
                    Overhead(what=f"{bits}-bit zero point packed in int32 (qzeros)", bits=bits),
-                   Overhead(what="int32 group index (g_idx)", bits=32, per=Per.INPUT_COLUMN)),
+                   Overhead(what="int32 group index (g_idx)", bits=32, per="input_column")),
         compute_format="fp16", source="Frantar et al. 2023, arXiv:2210.17323; AutoGPTQ/GPTQModel "
         "packing (qweight, qzeros, scales, g_idx); act-order changes g_idx values, not sizes. W*A16 kernels "
         "(exllama, Marlin) compute in fp16")
@@ -208,7 +172,7 @@ def gptq_format(bits: int = 4, group: int = 128) -> NumberFormat:
 def awq_format(group: int = 128) -> NumberFormat:
     """AWQ: 4-bit weights, per group and output an fp16 scale and a packed 4-bit zero point."""
     return NumberFormat(
-        key=f"awq-4bit-g{group}", family=Family.AWQ, element_bits=4, block_size=group,
+        key=f"awq-4bit-g{group}", family=Family.AWQ, bits_per_element=4, block_size=group,
         overheads=(Overhead(what="fp16 scale (scales)", bits=16),
                    Overhead(what="4-bit zero point packed in int32 (qzeros)", bits=4)),
         compute_format="fp16", source="Lin et al. 2024, arXiv:2306.00978; AutoAWQ GEMM packing; W4A16")
@@ -223,17 +187,17 @@ def nf4_format(*, double_quant: bool = True) -> NumberFormat:
     src = "Dettmers et al. 2023, QLoRA, arXiv:2305.14314; bitsandbytes blocksize 64, nested blocksize 256"
     if not double_quant:
         absmax = (Overhead(what="fp32 absmax", bits=32),)
-        return NumberFormat(key="nf4-nodq", family=Family.NF4, element_bits=4, block_size=64,
+        return NumberFormat(key="nf4-nodq", family=Family.NF4, bits_per_element=4, block_size=64,
                             overheads=absmax, compute_format="bf16", source=src)
     nested = (Overhead(what="8-bit quantized absmax", bits=8),
               Overhead(what="fp32 second-level absmax scale", bits=32, every=256),
-              Overhead(what="fp32 offset (mean of the absmax values)", bits=32, per=Per.TENSOR))
-    return NumberFormat(key="nf4", family=Family.NF4, element_bits=4, block_size=64, overheads=nested,
+              Overhead(what="fp32 offset (mean of the absmax values)", bits=32, per="tensor"))
+    return NumberFormat(key="nf4", family=Family.NF4, bits_per_element=4, block_size=64, overheads=nested,
                         compute_format="bf16", source=src)
 
 
 def _micro(key: str, block: int, scale: str, source: str, *extra: Overhead) -> NumberFormat:
-    return NumberFormat(key=key, family=Family.MICROSCALING, element_bits=4, block_size=block,
+    return NumberFormat(key=key, family=Family.MICROSCALING, bits_per_element=4, block_size=block,
                         overheads=(Overhead(what=scale, bits=8), *extra), compute_format="fp4", source=source)
 
 
@@ -245,8 +209,8 @@ _FORMATS: tuple[NumberFormat, ...] = (
     _float("fp16", 16, "fp16", _IEEE),
     _float("fp8_e4m3", 8, "fp8", _FP8, _TENSOR_SCALE),
     _float("fp8_e5m2", 8, "fp8", _FP8, _TENSOR_SCALE),
-    NumberFormat(key="int8", family=Family.INTEGER, element_bits=8, compute_format="int8",
-                 overheads=(Overhead(what="fp32 per-channel scale", bits=32, per=Per.OUTPUT_ROW),),
+    NumberFormat(key="int8", family=Family.INTEGER, bits_per_element=8, compute_format="int8",
+                 overheads=(Overhead(what="fp32 per-channel scale", bits=32, per="output_row"),),
                  source="W8A8 per-channel (SmoothQuant, Xiao et al. 2023, arXiv:2211.10438; LLM.int8)"),
     int4_format(), nf4_format(), nf4_format(double_quant=False),
     gptq_format(4), gptq_format(8), awq_format(),
@@ -255,7 +219,7 @@ _FORMATS: tuple[NumberFormat, ...] = (
            _TENSOR_SCALE),
     _ggml("q4_0", 32, 4, _D16),
     _ggml("q4_1", 32, 4, _D16, _M16),
-    _ggml("q5_0", 32, 5, _D16),  # qh: 1 high bit per weight, counted in element_bits
+    _ggml("q5_0", 32, 5, _D16),  # qh: 1 high bit per weight, counted in bits_per_element
     _ggml("q5_1", 32, 5, _D16, _M16),
     _ggml("q8_0", 32, 8, _D16),
     _ggml("q2_k", 256, 2, _D16, _M16, _scales("4-bit scale + 4-bit min per 16 weights", 16 * 8)),
@@ -276,100 +240,7 @@ _FORMATS: tuple[NumberFormat, ...] = (
     _ggml("tq1_0", 256, 1.625, _D16),  # base-3 packing: 5 trits per byte
 )
 _BY_KEY = {f.key: f for f in _FORMATS}
-
-# llama.cpp file types (llama_tensor_get_type_impl in src/llama-quant.cpp). Sizes: QUANT_OPTIONS in
-# tools/quantize/quantize.cpp, "x.xxG @ Llama-3-8B" in GiB, Llama-3-8B = 8,030,261,248 parameters.
-# Not modelled: 1-D tensors kept in F32, shape fallbacks (row length not a multiple of 256), the 70B and
-# 8-expert rules, imatrix-only rules.
-_LLAMA3_8B = 8_030_261_248
-# name: (base tensor type, file GiB @ Llama-3-8B, overrides "role[@layers|@gqa<N>]=type", first match wins)
-_MIXES = {
-    "q4_0": ("q4_0", 4.34, "output=q6_k"),
-    "q4_1": ("q4_1", 4.78, "output=q6_k"),
-    "q5_0": ("q5_0", 5.21, "output=q6_k"),
-    "q5_1": ("q5_1", 5.65, "output=q6_k"),
-    "q8_0": ("q8_0", 7.96, "output=q8_0"),
-    "q6_k": ("q6_k", 6.14, "output=q6_k"),
-    "q2_k": ("q2_k", 2.96, "output=q6_k attn_v@gqa4=q4_k attn_v=q3_k ffn_down=q3_k attn_output=q3_k"),
-    "q3_k_s": ("q3_k", 3.41, "output=q6_k"),
-    "q3_k_m": ("q3_k", 3.74, "output=q6_k attn_v@first_2=q5_k attn_v=q4_k attn_output=q4_k "
-                             "ffn_down@first_sixteenth=q5_k ffn_down=q4_k"),
-    "q3_k_l": ("q3_k", 4.03, "output=q6_k attn_v=q5_k ffn_down=q5_k attn_output=q5_k"),
-    "q4_k_s": ("q4_k", 4.37, "output=q6_k attn_v@first_4=q5_k ffn_down@first_eighth=q5_k"),
-    "q4_k_m": ("q4_k", 4.58, "output=q6_k attn_v@more_bits=q6_k ffn_down@more_bits=q6_k"),
-    "q5_k_s": ("q5_k", 5.21, "output=q6_k"),
-    "q5_k_m": ("q5_k", 5.33, "output=q6_k attn_v@more_bits=q6_k ffn_down@more_bits=q6_k"),
-}
-
-
-def _rule(text: str) -> TensorOverride:
-    target, format_key = text.split("=")
-    role, _, when = target.partition("@")
-    if when.startswith("gqa"):
-        return TensorOverride(role=role, format_key=format_key, min_gqa=int(when[3:]))
-    return TensorOverride(role=role, format_key=format_key, layers=Layers(when or "all"))
-
-
-def _file_type(name: str, base: str, gib: float, rules: str) -> NumberFormat:
-    return replace(_BY_KEY[base], key=name, family=Family.GGUF_MIX,
-                   mixture=tuple(_rule(r) for r in rules.split()),
-                   reference=MixReference(model="Llama-3-8B", params=_LLAMA3_8B, file_gib=gib),
-                   source="llama.cpp src/llama-quant.cpp (mixture rule); tools/quantize/quantize.cpp "
-                   f"QUANT_OPTIONS ({gib}G @ Llama-3-8B); base layout: {_BY_KEY[base].source}")
-
-
-_FILE_TYPES = {name: _file_type(name, *spec) for name, spec in _MIXES.items()}
-# Current llama.cpp quantizes fused attn_qkv and MLA attn_kv_b with the attn_v rules.
-_ROLE_AS = {"attn_qkv": "attn_v", "attn_kv_b": "attn_v"}
-
-
-def _selected(layers: Layers, i: int, n: int) -> bool:
-    if layers is Layers.MORE_BITS:
-        return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
-    limits = {Layers.FIRST_EIGHTH: n // 8, Layers.FIRST_SIXTEENTH: n // 16, Layers.FIRST_2: 2,
-              Layers.FIRST_4: 4}
-    return i < limits[layers] if layers in limits else True
-
-
-def _role_bits(fmt: NumberFormat, role: str, i: int, n: int, n_gqa: int) -> float:
-    role = _ROLE_AS.get(role, role)
-    for rule in fmt.mixture:
-        if rule.role == role and n_gqa >= rule.min_gqa and _selected(rule.layers, i, n):
-            return _BY_KEY[rule.format_key].layout_bits_per_param
-    return fmt.layout_bits_per_param
-
-
-def gguf_mix_bits_per_param(fmt: NumberFormat, *, role_params: Mapping[str, int], n_layers: int,
-                            n_gqa: int = 1) -> float:
-    """Average bits per parameter of a llama.cpp file type over one model's tensors.
-
-    ``role_params`` maps llama.cpp tensor roles to parameters: ``token_embd`` and ``output`` are whole
-    tensors; the others (attn_q, attn_k, attn_v, attn_qkv, attn_output, ffn_gate, ffn_up, ffn_down, ...)
-    are per layer. With no ``output`` (tied embeddings) token_embd follows the output rule, as in llama.cpp.
-    ``n_gqa`` = num_attention_heads / num_key_value_heads. A uniform format returns its layout bits.
-    """
-    if n_layers < 1:
-        raise SpecError(f"n_layers must be at least 1, got {n_layers}")
-    tied = not role_params.get("output")
-    bits = total = 0.0
-    for role, params in role_params.items():
-        if role in ("token_embd", "output"):
-            rule_role = "output" if tied or role == "output" else role
-            bits, total = bits + params * _role_bits(fmt, rule_role, 0, 1, n_gqa), total + params
-        else:
-            per_layer = (_role_bits(fmt, role, i, n_layers, n_gqa) for i in range(n_layers))
-            bits, total = bits + params * sum(per_layer), total + params * n_layers
-    return bits / total if total else fmt.layout_bits_per_param
-
-
-def gguf_file_type(name: str) -> NumberFormat:
-    """A llama.cpp file type (Q4_K_M, Q4_0, Q8_0, ...) as a mixture, output.weight included."""
-    key = _normal(name).removeprefix("gguf-").replace("-", "_")
-    if key not in _FILE_TYPES:
-        raise SpecError(f"unknown llama.cpp file type {name!r}{suggest(key, _FILE_TYPES)}; "
-                        f"known: {', '.join(_FILE_TYPES)}")
-    return _FILE_TYPES[key]
-
+LAYOUTS: Mapping[str, NumberFormat] = MappingProxyType(_BY_KEY)  # one layout per key, no mixes
 
 # ---- parsing -----------------------------------------------------------------------------------------
 
@@ -377,7 +248,8 @@ _DTYPE_CODES = {  # HF torch_dtype names and safetensors dtype codes
     "float64": "fp64", "f64": "fp64", "float32": "fp32", "float": "fp32", "f32": "fp32", "bf16": "bf16",
     "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "f16": "fp16", "f8_e4m3": "fp8_e4m3",
     "float8_e4m3fn": "fp8_e4m3", "f8_e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2", "i8": "int8",
-    "int8": "int8", "u8": "int8", "uint8": "int8",
+    "int8": "int8", "u8": "int8", "uint8": "int8", "f8_e4m3fnuz": "fp8_e4m3", "float8_e4m3fnuz": "fp8_e4m3",
+    "f8_e5m2fnuz": "fp8_e5m2", "float8_e5m2fnuz": "fp8_e5m2",
 }
 _ALIASES = {
     "double": "fp64", "fp8": "fp8_e4m3", "e4m3": "fp8_e4m3", "e5m2": "fp8_e5m2", "w8a8": "int8",
@@ -391,17 +263,21 @@ _FAMILIES = ("float: fp32, tf32, bf16, fp16, fp8_e4m3, fp8_e5m2, fp64", "integer
 
 
 def _normal(text: str) -> str:
-    return re.sub(r"[\s_\-]+", "-", text.strip().lower().removeprefix("torch."))
+    return re.sub(r"[\s_\-:]+", "-", text.strip().lower().removeprefix("torch."))
 
 
-def _lookup() -> dict[str, NumberFormat]:
+def _file_types() -> Mapping[str, NumberFormat]:
+    from suanli.spec.gguf_mix import FILE_TYPES  # built on LAYOUTS, so imported on first use, not at import
+
+    return FILE_TYPES
+
+
+@cache
+def _lookup() -> Mapping[str, NumberFormat]:
     table = {_normal(k): f for k, f in _BY_KEY.items()}
-    table.update({_normal(k): f for k, f in _FILE_TYPES.items() if _normal(k) not in table})
+    table.update({_normal(k): f for k, f in _file_types().items() if _normal(k) not in table})
     table.update({_normal(alias): _BY_KEY[key] for alias, key in _ALIASES.items()})
-    return table
-
-
-_LOOKUP = _lookup()
+    return MappingProxyType(table)
 
 
 def _parametric(text: str) -> NumberFormat | None:
@@ -423,12 +299,12 @@ def parse_number_format(text: str) -> NumberFormat:
     """Case-insensitive name or alias -> NumberFormat. "nf4" means QLoRA's default, with double quant.
 
     GGUF names without a size suffix (q4_0, q6_k, q8_0, q2_k) are ggml tensor layouts; names with one
-    (q4_k_m, q3_k_s, q5_k_l) are llama.cpp file mixes. ``gguf_file_type`` gives the file mix for any name.
+    (q4_k_m, q3_k_s, q5_k_m) are llama.cpp file mixes; ``gguf_mix.gguf_file_type`` gives the mix for any name.
     """
     key = _normal(text).removeprefix("gguf-")
-    found = _LOOKUP.get(key) or _parametric(key)
+    found = _lookup().get(key) or _parametric(key)
     if found is None:
-        names = [*_BY_KEY, *_FILE_TYPES, *_ALIASES]
+        names = [*_BY_KEY, *_file_types(), *_ALIASES]
         raise SpecError(f"unknown number format {text!r}{suggest(key.replace('-', '_'), names)}; "
                         f"known families: {'; '.join(_FAMILIES)}")
     return found
@@ -455,4 +331,4 @@ def torch_dtype_format(name: str) -> NumberFormat:
 
 def all_formats() -> tuple[NumberFormat, ...]:
     """Every registered layout and llama.cpp file mix (parametric GPTQ/AWQ/int4 at their defaults)."""
-    return _FORMATS + tuple(_FILE_TYPES.values())
+    return _FORMATS + tuple(_file_types().values())

@@ -28,7 +28,8 @@ from suanli.spec.hf import spec_from_config
 from suanli.spec.model import ModelSpec
 
 if TYPE_CHECKING:
-    from suanli.spec.weights_file import GgufFile, StoredWeights
+    from suanli.spec.gguf import GgufFile
+    from suanli.spec.weights_file import StoredWeights
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,7 +160,7 @@ def _from_directory(path: Path) -> ResolvedModel:
 
 
 def _from_gguf(path: Path) -> ResolvedModel:
-    from suanli.spec.weights_file import gguf_to_hf_config, read_gguf
+    from suanli.spec.gguf import gguf_to_hf_config, read_gguf
 
     gguf = read_gguf(path)
     spec = spec_from_config(gguf_to_hf_config(gguf), name=path.stem, source=str(path))
