@@ -68,7 +68,7 @@ def accelerators_md() -> str:
         bf16, fp8 = a.peak_flops_per_s.get("bf16"), a.peak_flops_per_s.get("fp8")
         lines.append(
             f"| {a.key} | {a.name} | {a.memory_bytes / GB:,.1f} | {a.memory_bandwidth_bytes_per_s / GB:,.0f} | "
-            f"{_tflops(bf16)} | {_tflops(fp8)} | {a.tdp_w:,.0f} | {a.release_year} |"
+            f"{_tflops(bf16)} | {_tflops(fp8)} | {'—' if a.tdp_w is None else f'{a.tdp_w:,.0f}'} | {a.release_year} |"
         )
     return HEADER + "\n".join(lines) + "\n"
 

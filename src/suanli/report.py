@@ -39,6 +39,8 @@ def params_report(resolved: ResolvedModel) -> Report:
     counts = count_params(spec)
     values: dict[str, Any] = {
         "model_type": spec.model_type,
+        "origin": resolved.origin,
+        "source": spec.source,
         "total_params": counts.total,
         "active_params": counts.active,
         "embedding_params": counts.embedding,

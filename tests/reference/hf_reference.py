@@ -345,8 +345,8 @@ def hf_forward_flops(
     """Matmul FLOPs that ``FlopCounterMode`` counts for one forward (and, if asked, backward) pass.
 
     One batch of ``batch`` sequences of ``seq`` tokens, eager attention over the full ``seq x seq`` square.
-    The backward pass is driven by ``logits.sum()`` (``last_hidden_state.sum() + pooler_output.sum()`` for BERT, so every weight gets a gradient); the sum itself
-    costs no matmul. What is and is not counted is described in the module docstring.
+    The backward pass is driven by ``logits.sum()`` (``last_hidden_state.sum() + pooler_output.sum()`` for
+    BERT, so every weight gets a gradient); the sum itself costs no matmul. What is and is not counted is described in the module docstring.
 
     ``device="meta"`` needs no memory and works for dense models of any size. Mixture-of-experts routing
     is data dependent (``one_hot``/``nonzero``/``where``), which the meta device cannot run: pass a
@@ -383,10 +383,9 @@ def hf_forward_flops(
         return int(counter.get_total_flops())
     with counter:
         out = model(**inputs)
-        if hasattr(out, "logits"):
-            loss = out.logits.sum()
-        else:  # BertModel: both outputs, so the pooler's weights get their gradient too
-            loss = out.last_hidden_state.sum() + out.pooler_output.sum()
+        # BertModel has no logits: sum both outputs, so the pooler's weights get their gradient too
+        has_logits = hasattr(out, "logits")
+        loss = out.logits.sum() if has_logits else out.last_hidden_state.sum() + out.pooler_output.sum()
         loss.backward()
     return int(counter.get_total_flops())
 

@@ -6,10 +6,10 @@ the tolerance here is float rounding."""
 from __future__ import annotations
 
 import pytest
+from tests.reference.hf_reference import hf_forward_flops, is_moe, tiny_config
 
 from suanli.core.flops import count_flops
 from suanli.spec.resolve import catalog_config, model_catalog, spec_from_config
-from tests.reference.hf_reference import hf_forward_flops, is_moe, tiny_config
 
 EXACT = 1e-9
 CONFIGS = {entry.key: catalog_config(entry) for entry in model_catalog()}

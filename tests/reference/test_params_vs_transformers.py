@@ -4,10 +4,10 @@ bundled model (built on the meta device: shapes only, no weights, no download)."
 from __future__ import annotations
 
 import pytest
+from tests.reference.hf_reference import hf_param_breakdown
 
 from suanli.core.params import count_params
 from suanli.spec.resolve import catalog_config, model_catalog, spec_from_config
-from tests.reference.hf_reference import hf_param_breakdown
 
 KEYS = [entry.key for entry in model_catalog()]
 # Components whose boundaries are drawn the same way by us and by hf_reference's name patterns. q/k norms

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -131,6 +135,17 @@ def test_specs_are_frozen_and_hashable() -> None:
     assert {get_accelerator("h100"): 1}[get_accelerator("H100")] == 1
 
 
+def test_specs_survive_asdict_pickle_and_deepcopy() -> None:
+    """Reports serialise specs; the read-only FLOP table must not get in the way."""
+    acc = get_accelerator("h100")
+    as_dict = dataclasses.asdict(acc)
+    assert as_dict["peak_flops_per_s"]["bf16"] == 989.4e12 and as_dict["scale_up"]["domain_size"] == 8
+    json.dumps(as_dict)
+    assert pickle.loads(pickle.dumps(acc)) == acc == copy.deepcopy(acc)
+    with pytest.raises(TypeError, match="read-only"):
+        acc.peak_flops_per_s.update(bf16=1.0)  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------- validation at construction
 
 
@@ -145,7 +160,7 @@ def test_specs_are_frozen_and_hashable() -> None:
     ({"kind": "fpga"}, r"kind 'fpga' is not one of gpu, tpu, npu, cpu, soc"),
     ({"key": "H100"}, r"'H100' must use lowercase"),
     ({"aliases": ("Big GPU",)}, r"'Big GPU' must use lowercase"),
-    ({"estimated": frozenset({"dense_tflops.fp8"})}, r"'estimated' lists dense_tflops.fp8, which the entry"),
+    ({"estimated": ("dense_tflops.fp8",)}, r"'estimated' lists dense_tflops.fp8, which the entry"),
     ({"driver_memory_bytes": 17 * GiB, "driver_memory_source": "x"}, r"at most memory_bytes"),
     ({"driver_memory_bytes": 15 * GiB}, r"driver_memory_bytes and driver_memory_source go together"),
 ])
@@ -155,7 +170,7 @@ def test_accelerator_validation_names_the_numbers(overrides: dict[str, Any], mes
 
 
 def test_estimated_may_name_fields_the_entry_sets() -> None:
-    assert toy(estimated=frozenset({"dense_tflops.bf16", "memory_bandwidth_gb_s", "tdp_w"})).estimated
+    assert toy(estimated=("dense_tflops.bf16", "memory_bandwidth_gb_s", "tdp_w")).estimated
 
 
 def test_link_validation() -> None:

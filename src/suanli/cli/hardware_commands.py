@@ -14,7 +14,7 @@ SORT_KEYS = ("name", "memory", "bandwidth", "flops", "year", "price", "flops-per
 
 
 def register(commands: Commands) -> None:
-    gpus = commands.add_parser("gpus", help="list accelerators: memory, bandwidth, dense peak FLOP/s, power, price",
+    gpus = commands.add_parser("gpus", help="accelerators: memory, bandwidth, dense peak FLOP/s, power, price",
                                description="The accelerator catalog (dense peaks only, never 2:4-sparsity "
                                "figures), filtered and sorted. Name accelerators to show just those.")
     gpus.add_argument("names", nargs="*", metavar="GPU", help="catalog keys or aliases (e.g. h100 a100-40gb 4090)")
@@ -48,7 +48,7 @@ def run_gpus(args: argparse.Namespace) -> int:
         [[r["gpu"], r["name"], format_bytes(r["memory_bytes"]),
           f"{r['memory_bandwidth_bytes_per_s'] / GB:,.0f} GB/s",
           "—" if r["peak_flops_per_s"] is None else f"{r['peak_flops_per_s'] / TERA:,.1f} TFLOP/s",
-          f"{r['tdp_w']:.0f} W", "—" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.2f}",
+          "—" if r["tdp_w"] is None else f"{r['tdp_w']:.0f} W", "—" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.2f}",
           r["release_year"]] for r in rows],
         align="llrrrrrr"))
     if args.explain:

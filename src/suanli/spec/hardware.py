@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, NoReturn, TypeVar, get_args
 
 from suanli.errors import NotFound, SpecError, UnknownAccelerator, require_positive, suggest
 from suanli.units import GB, MEGA, SECONDS_PER_HOUR, TERA, GiB, MiB
@@ -56,6 +56,21 @@ def _check_format(fmt: str) -> None:
 def _check_sources(what: str, sources: tuple[str, ...]) -> None:
     if not sources or not all(s.strip() for s in sources):
         raise SpecError(f"{what} needs at least one non-empty source; cite the datasheet or page behind it")
+
+
+class FlopsTable(dict[str, float]):
+    """Peak FLOP/s by format: a read-only ``dict``, so ``dataclasses.asdict``, ``copy`` and ``pickle`` work."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("peak_flops_per_s is read-only; make a new Accelerator with dataclasses.replace")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self) -> tuple[type[FlopsTable], tuple[dict[str, float]]]:
+        return type(self), (dict(self),)
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,13 +154,13 @@ class Accelerator:
     driver_memory_source: str | None = None  # ...and which machine, driver and date
     memory_type: str
     memory_bandwidth_bytes_per_s: float
-    peak_flops_per_s: Mapping[str, float] = field(hash=False)  # dense, by FORMATS key
+    peak_flops_per_s: Mapping[str, float]  # dense, by FORMATS key; stored as a read-only FlopsTable
     tdp_w: float | None = None
     scale_up: Link | None = None
     host_link: Interconnect | None = None
     prices: tuple[Price, ...] = ()
     confidence: Confidence
-    estimated: frozenset[str] = frozenset()  # catalog fields that are derived or third-party
+    estimated: tuple[str, ...] = ()  # catalog fields that are derived or third-party
     notes: tuple[str, ...] = field(default=(), repr=False)
     sources: tuple[str, ...] = field(repr=False)
 
@@ -165,7 +180,7 @@ class Accelerator:
                             f"and at most memory_bytes {self.memory_bytes}")
         self._check_flops()
         _check_sources(f"accelerator {self.key}", self.sources)
-        object.__setattr__(self, "peak_flops_per_s", MappingProxyType(dict(self.peak_flops_per_s)))
+        object.__setattr__(self, "peak_flops_per_s", FlopsTable(self.peak_flops_per_s))
 
     def _check_flops(self) -> None:
         for fmt, flops in self.peak_flops_per_s.items():
@@ -173,7 +188,7 @@ class Accelerator:
             require_positive(f"{self.key}: dense {fmt} TFLOPS", flops / TERA)
         present = {"memory_gb", "memory_bandwidth_gb_s", *(f"dense_tflops.{x}" for x in self.formats)}
         present |= {name for name in ("tdp_w", "scale_up", "host_link") if getattr(self, name) is not None}
-        if unknown := sorted(self.estimated - present):
+        if unknown := sorted(set(self.estimated) - present):
             raise SpecError(f"{self.key}: 'estimated' lists {', '.join(unknown)}, which the entry does not "
                             f"set; name catalog fields it has, such as {', '.join(sorted(present)[:3])}")
 
@@ -231,14 +246,13 @@ def _link(raw: dict[str, Any]) -> Link:
 
 
 def _accelerator(raw: dict[str, Any]) -> Accelerator:
-    r = dict(raw, prices=tuple(Price(**p) for p in raw.get("prices", ())),
-             estimated=frozenset(raw.get("estimated", ())))
-    r.update({name: tuple(raw.get(name, ())) for name in ("aliases", "notes", "sources")})
+    r = dict(raw, prices=tuple(Price(**p) for p in raw.get("prices", ())))
+    r.update({name: tuple(raw.get(name, ())) for name in ("aliases", "estimated", "notes", "sources")})
     r["memory_bytes"] = round(r.pop("memory_gib") * GiB)
     if "driver_memory_mib" in r:
         r["driver_memory_bytes"] = round(r.pop("driver_memory_mib") * MiB)
     r["memory_bandwidth_bytes_per_s"] = r.pop("memory_bandwidth_gb_s") * GB
-    r["peak_flops_per_s"] = {fmt: tflops * TERA for fmt, tflops in r.pop("dense_tflops", {}).items()}
+    r["peak_flops_per_s"] = {fmt: float(round(tflops * TERA)) for fmt, tflops in r.pop("dense_tflops", {}).items()}
     if "scale_up" in r:
         r["scale_up"] = _link(r["scale_up"])
     if "host_link" in r:

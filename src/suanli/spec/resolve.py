@@ -111,7 +111,7 @@ def resolve_model(name: str) -> ResolvedModel:
         raise UnknownModel("no model given; name a catalog model (see `suanli models`) or a config.json path")
     path = Path(name).expanduser()
     if path.is_file():
-        return _from_gguf(path) if path.suffix == ".gguf" else _from_config_file(path)
+        return _from_gguf(path) if path.suffix.lower() == ".gguf" else _from_config_file(path)
     if path.is_dir():
         return _from_directory(path)
     entry = find_catalog_model(name)
@@ -141,8 +141,8 @@ def read_config_json(path: Path) -> dict[str, Any]:
     return config
 
 
-def _from_config_file(path: Path, origin: str = "config") -> ResolvedModel:
-    name = path.parent.name if path.name == "config.json" else path.stem
+def _from_config_file(path: Path, origin: str = "config", name: str = "") -> ResolvedModel:
+    name = name or (path.parent.name if path.name == "config.json" else path.stem)
     spec = spec_from_config(read_config_json(path), name=name or str(path), source=str(path))
     return ResolvedModel(spec=spec, origin=origin)
 
@@ -175,7 +175,7 @@ def _looks_like_repo_id(name: str) -> bool:
 def _from_hub(repo_id: str) -> ResolvedModel:
     cached = _hf_cache_config(repo_id)
     if cached is not None:
-        return _from_config_file(cached, origin="hf-cache")
+        return _from_config_file(cached, origin="hf-cache", name=repo_id)  # not the snapshot hash
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
@@ -190,7 +190,7 @@ def _from_hub(repo_id: str) -> ResolvedModel:
             f"could not fetch config.json of '{repo_id}' from the Hugging Face Hub ({type(exc).__name__}); "
             "check the repo id and your network, or download config.json and pass its path"
         ) from exc
-    return _from_config_file(downloaded, origin="hub")
+    return _from_config_file(downloaded, origin="hub", name=repo_id)
 
 
 def _hf_cache_config(repo_id: str) -> Path | None:
@@ -200,6 +200,11 @@ def _hf_cache_config(repo_id: str) -> Path | None:
     snapshots = Path(hub) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
     if not snapshots.is_dir():
         return None
+    main_ref = snapshots.parent / "refs" / "main"
+    if main_ref.is_file():
+        pinned = snapshots / main_ref.read_text(encoding="utf-8").strip() / "config.json"
+        if pinned.is_file():
+            return pinned
     candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     return candidates[0] if candidates else None
 

@@ -232,7 +232,7 @@ def _shards(directory: Path, index: Path | None, weight_map: Mapping[str, str]) 
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise ConfigError(f"{index.name} lists {len(names)} shards but {len(missing)} are missing from "
                           f"{directory}: {shown}; download them (huggingface-cli download <repo> --include "
-                          "'*.safetensors')")
+                          "'*.safetensors'), or pass config.json alone to estimate from the architecture")
     return [directory / n for n in names]
 
 
