@@ -346,7 +346,8 @@ def hf_forward_flops(
 
     One batch of ``batch`` sequences of ``seq`` tokens, eager attention over the full ``seq x seq`` square.
     The backward pass is driven by ``logits.sum()`` (``last_hidden_state.sum() + pooler_output.sum()`` for
-    BERT, so every weight gets a gradient); the sum itself costs no matmul. What is and is not counted is described in the module docstring.
+    BERT, so every weight gets a gradient); the sum itself costs no matmul. What is and is not counted is
+    described in the module docstring.
 
     ``device="meta"`` needs no memory and works for dense models of any size. Mixture-of-experts routing
     is data dependent (``one_hot``/``nonzero``/``where``), which the meta device cannot run: pass a

@@ -48,7 +48,8 @@ def run_gpus(args: argparse.Namespace) -> int:
         [[r["gpu"], r["name"], format_bytes(r["memory_bytes"]),
           f"{r['memory_bandwidth_bytes_per_s'] / GB:,.0f} GB/s",
           "—" if r["peak_flops_per_s"] is None else f"{r['peak_flops_per_s'] / TERA:,.1f} TFLOP/s",
-          "—" if r["tdp_w"] is None else f"{r['tdp_w']:.0f} W", "—" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.2f}",
+          "—" if r["tdp_w"] is None else f"{r['tdp_w']:.0f} W",
+          "—" if r["usd_per_hour"] is None else f"{r['usd_per_hour']:.2f}",
           r["release_year"]] for r in rows],
         align="llrrrrrr"))
     if args.explain:
