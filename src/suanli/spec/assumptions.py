@@ -5,7 +5,10 @@ FLOP-counting conventions live here because they change what a number means, not
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
+
+from suanli.errors import SpecError
 
 
 class AttentionSpan(Enum):
@@ -19,3 +22,29 @@ class AttentionSpan(Enum):
 
     FULL = "full"
     CAUSAL = "causal"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryAssumptions:
+    """Memory that no formula over the model gives, as named, overridable inputs with their sources.
+
+    - ``cuda_context_bytes``: the CUDA context, kernels and library handles each process holds before any
+      tensor. 723 MiB was measured for a 1-element tensor (discuss.pytorch.org/t/73021); it ranges roughly
+      300–800 MiB with the GPU, driver and CUDA lazy loading. Not yet calibrated on our own GPUs.
+    - ``allocator_fragmentation``: memory the PyTorch caching allocator reserves beyond what tensors use at
+      the peak, as a fraction of that peak. 5% is a working assumption (uncalibrated).
+    - ``ddp_bucket_as_grad_copy``: PyTorch DDP copies gradients into flat communication buckets unless
+      ``gradient_as_bucket_view=True``; the PyTorch docs state the saving equals the total gradient size.
+    - ``zero_bucket_elements_per_hidden_sq``: DeepSpeed reduce/all-gather bucket in elements, as a multiple
+      of hidden², the Hugging Face integration's ``"auto"`` value (reduce_bucket_size = hidden²).
+    """
+
+    cuda_context_bytes: float = 723 * 2**20
+    allocator_fragmentation: float = 0.05
+    ddp_bucket_as_grad_copy: bool = True
+    zero_bucket_elements_per_hidden_sq: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("cuda_context_bytes", "allocator_fragmentation", "zero_bucket_elements_per_hidden_sq"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"memory assumption {name} must be zero or positive, got {getattr(self, name)}")

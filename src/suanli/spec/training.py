@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from suanli.errors import SpecError, require_positive
+from suanli.spec.layout import AttentionImpl
 
 
 class PrecisionMode(Enum):
@@ -97,6 +98,7 @@ class TrainingJob:
     peft: PeftConfig = field(default_factory=PeftConfig)
     optimizer: Optimizer = Optimizer.ADAMW
     precision: PrecisionMode = PrecisionMode.MIXED_BF16
+    attention: AttentionImpl = AttentionImpl.FLASH
 
     def __post_init__(self) -> None:
         require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")
