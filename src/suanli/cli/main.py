@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from suanli.cli import hardware_commands, model_commands
+from suanli.cli import hardware_commands, model_commands, train_commands
 from suanli.cli.common import Commands
 
 EXIT_USAGE = 2
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"suanli {_version()}")
     commands: Commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     model_commands.register(commands)
+    train_commands.register(commands)
     hardware_commands.register(commands)
     return parser
 

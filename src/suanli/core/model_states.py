@@ -111,13 +111,14 @@ class ShardedStates:
 
 
 def shard_states(*, trainable: float, frozen_weight_bytes: float, per_param: StateBytes,
-                 layout: Layout) -> ShardedStates:
+                 layout: Layout, shards: int | None = None) -> ShardedStates:
     """Apply the ZeRO stage and offload to one GPU's unsharded states.
 
     ``trainable`` is the trainable parameters this GPU holds before sharding; ``frozen_weight_bytes`` the
-    bytes of frozen weights (PEFT bases), which ZeRO-3 shards like any weight.
+    bytes of frozen weights (PEFT bases), which ZeRO-3 shards like any weight. ``shards`` overrides the
+    data-parallel group (routed experts are sharded over the expert-data-parallel group, dp / ep).
     """
-    shards = layout.zero_shards
+    shards = shards or layout.zero_shards
     weights = trainable * per_param.weights + frozen_weight_bytes
     gradients = trainable * per_param.gradients
     master = trainable * per_param.master_weights
@@ -139,3 +140,11 @@ def shard_states(*, trainable: float, frozen_weight_bytes: float, per_param: Sta
         weights = 0.0
     return ShardedStates(weights=weights, gradients=gradients, master_weights=master, optimizer=optimizer,
                          offloaded_to_host=host, offloaded_to_nvme=nvme)
+
+
+def add_states(a: ShardedStates, b: ShardedStates) -> ShardedStates:
+    """Element-wise sum: states of parameters sharded over different groups, on one GPU."""
+    return ShardedStates(weights=a.weights + b.weights, gradients=a.gradients + b.gradients,
+                         master_weights=a.master_weights + b.master_weights, optimizer=a.optimizer + b.optimizer,
+                         offloaded_to_host=a.offloaded_to_host + b.offloaded_to_host,
+                         offloaded_to_nvme=a.offloaded_to_nvme + b.offloaded_to_nvme)

@@ -37,6 +37,17 @@ class PrecisionMode(Enum):
     FP8 = "fp8"
 
 
+class Framework(Enum):
+    """The training framework, which decides where model states live (precision mode defaults) and how
+    activations are counted: Megatron-LM's kernels as Korthikanti et al. count them, or transformers' ops
+    (DeepSpeed, FSDP and the HF Trainer all run transformers' modelling code)."""
+
+    DEEPSPEED = "deepspeed"
+    MEGATRON = "megatron"
+    FSDP = "fsdp"
+    HF = "hf"
+
+
 class Optimizer(Enum):
     """Optimizers by the state they keep per trainable parameter (see core/memory.py for bytes)."""
 
@@ -99,6 +110,7 @@ class TrainingJob:
     optimizer: Optimizer = Optimizer.ADAMW
     precision: PrecisionMode = PrecisionMode.MIXED_BF16
     attention: AttentionImpl = AttentionImpl.FLASH
+    framework: Framework = Framework.DEEPSPEED
 
     def __post_init__(self) -> None:
         require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")

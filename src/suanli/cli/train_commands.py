@@ -1,0 +1,148 @@
+"""``suanli train MODEL --gpu G ...``: memory per GPU of a training or fine-tuning job, and what makes it fit."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from suanli.cli.common import Commands, add_output_flags, positive_int
+
+if TYPE_CHECKING:
+    from suanli.spec.layout import Layout
+    from suanli.spec.training import PrecisionMode, TrainingJob
+
+PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "pure-bf16")
+FRAMEWORKS = ("deepspeed", "megatron", "fsdp", "hf")
+METHODS = ("full", "lora", "qlora", "dora", "dylora", "adalora", "prefix-tuning", "prompt-tuning",
+           "p-tuning-v2", "adapter", "bitfit", "ia3")
+OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion")
+FSDP_MODES = {"full-shard": 3, "shard-grad-op": 2, "hybrid-shard": 3}
+GPUS_PER_NODE = 8
+
+
+def register(commands: Commands) -> None:
+    train = commands.add_parser(
+        "train", help="memory per GPU of a training / fine-tuning job, and what would make it fit",
+        description="Per-GPU memory of pre-training or fine-tuning (full, LoRA, QLoRA and other PEFT methods) "
+        "under a parallel layout: weights, gradients, master weights, optimizer states, activations, buffers.")
+    train.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    train.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`), e.g. h100, a100-40gb, 4090")
+    train.add_argument("--gpus", type=positive_int, help="number of GPUs (default: tp × pp × dp × cp)")
+    for name, text in (("tp", "tensor"), ("pp", "pipeline"), ("ep", "expert"), ("cp", "context"),
+                       ("vp", "interleaved (virtual) stages per pipeline rank for the")):
+        train.add_argument(f"--{name}", type=positive_int, default=1, help=f"{text} parallel degree (default 1)")
+    train.add_argument("--dp", type=positive_int, help="data parallel degree (default gpus / (tp·pp·cp))")
+    train.add_argument("--sp", action="store_true", help="sequence parallelism inside the TP group")
+    train.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (default 0)")
+    train.add_argument("--fsdp", choices=sorted(FSDP_MODES), help="FSDP sharding (full-shard = ZeRO-3, "
+                       "shard-grad-op = ZeRO-2, hybrid-shard = ZeRO-3 inside each 8-GPU node)")
+    train.add_argument("--offload-optimizer", choices=("none", "cpu", "nvme"), default="none")
+    train.add_argument("--offload-params", choices=("none", "cpu", "nvme"), default="none")
+    train.add_argument("--micro-batch", type=positive_int, default=1, help="sequences per GPU per step (default 1)")
+    train.add_argument("--global-batch", type=positive_int, help="sequences per optimizer step (default micro × dp)")
+    train.add_argument("--seq", type=positive_int, default=2048, help="sequence length in tokens (default 2048)")
+    train.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
+    train.add_argument("--schedule", choices=("1f1b", "gpipe", "interleaved"), help="pipeline schedule "
+                       "(default 1f1b, interleaved when --vp > 1)")
+    train.add_argument("--attention", choices=("flash", "sdpa", "eager"), default="flash",
+                       help="attention kernel: eager keeps the S×S scores for backward (default flash)")
+    train.add_argument("--precision", choices=PRECISIONS, default="bf16")
+    train.add_argument("--framework", choices=FRAMEWORKS, default="deepspeed",
+                       help="where model states live: deepspeed/fsdp (bf16 weights+grads, fp32 master), megatron "
+                       "(fp32 grads), hf (torch.autocast: fp32 weights) (default deepspeed)")
+    train.add_argument("--method", choices=METHODS, default="full")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (paged-adamw-8bit for qlora)")
+    train.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank (max rank for dylora/adalora)")
+    train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down",
+                       help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
+    add_output_flags(train)
+    train.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json, explanations, key_values, table
+    from suanli.spec.hardware import get_accelerator
+    from suanli.spec.resolve import load_model
+    from suanli.train_report import training_report
+    from suanli.units import format_bytes
+
+    layout = parse_layout(args)
+    job = parse_job(args)
+    report = training_report(load_model(args.model), job, layout, get_accelerator(args.gpu))
+    if args.json:
+        emit_json(report.to_dict())
+        return 0
+    memory = report.values["memory"]
+    per_gpu = memory["per_gpu"]
+    verdict = "fits" if memory["fits"] else "DOES NOT FIT"
+    print(key_values([
+        ("model", report.model), ("job", f"{job.method.value}, {job.precision.value}, {job.optimizer.value}, "
+                                         f"seq {job.seq}, trainable {report.values['job']['trainable_params']:,.0f}"),
+        ("layout", f"{layout.gpus}× {report.values['gpu']}: tp {layout.tp} pp {layout.pp} dp {layout.dp} "
+                   f"cp {layout.cp} ep {layout.ep}, ZeRO-{layout.zero}, micro-batch {layout.micro_batch}, "
+                   f"recompute {layout.recompute.value}"),
+        ("per GPU", f"{format_bytes(per_gpu['total_bytes'])} of {format_bytes(memory['capacity_bytes'])}: {verdict} "
+                    f"(headroom {format_bytes(memory['headroom_bytes'])})"),
+    ]))
+    print()
+    print(table(["component", "per GPU"], [[name.removesuffix("_bytes").replace("_", " "), format_bytes(value)]
+                                           for name, value in per_gpu.items()], align="lr"))
+    if memory["host_bytes"] or memory["nvme_bytes"]:
+        host, nvme = format_bytes(memory["host_bytes"]), format_bytes(memory["nvme_bytes"])
+        print(f"\noffloaded per GPU: host {host}, NVMe {nvme}")
+    for suggestion in memory.get("suggestions", []):
+        print(f"fits with: {suggestion['change']} → {format_bytes(suggestion['total_bytes'])} per GPU")
+    if args.explain:
+        print("\n" + explanations(report.explanations))
+    return 0
+
+
+def parse_layout(args: argparse.Namespace) -> Layout:
+    from suanli.errors import LayoutError
+    from suanli.spec.layout import Layout, Offload, PipelineSchedule, Recompute
+
+    model_parallel = args.tp * args.pp * args.cp
+    gpus = args.gpus or model_parallel * (args.dp or 1)
+    if gpus % model_parallel:
+        raise LayoutError(f"--gpus {gpus} is not a multiple of tp × pp × cp = {model_parallel}; "
+                          f"use --gpus {model_parallel * max(1, gpus // model_parallel)}")
+    dp = args.dp or gpus // model_parallel
+    if model_parallel * dp != gpus:
+        raise LayoutError(f"gpus ({gpus}) must equal tp × pp × dp × cp = {args.tp} × {args.pp} × {dp} × {args.cp}"
+                          f" = {model_parallel * dp}; drop --dp to derive it")
+    zero, shard_group = args.zero, None
+    if args.fsdp:
+        zero = FSDP_MODES[args.fsdp]
+        if args.fsdp == "hybrid-shard" and dp > GPUS_PER_NODE:
+            shard_group = GPUS_PER_NODE
+    schedule = args.schedule or ("interleaved" if args.vp > 1 else "1f1b")
+    return Layout(tp=args.tp, pp=args.pp, dp=dp, cp=args.cp, ep=args.ep, vp=args.vp, sp=args.sp, zero=zero,
+                  shard_group=shard_group, offload_optimizer=Offload(args.offload_optimizer),
+                  offload_params=Offload(args.offload_params), micro_batch=args.micro_batch,
+                  global_batch=args.global_batch, schedule=PipelineSchedule(schedule),
+                  recompute=Recompute(args.recompute))
+
+
+def parse_job(args: argparse.Namespace) -> TrainingJob:
+    from suanli.spec.layout import AttentionImpl
+    from suanli.spec.training import Framework, Method, Optimizer, PeftConfig, TrainingJob
+
+    method = Method(args.method)
+    optimizer = args.optimizer or ("paged-adamw-8bit" if method is Method.QLORA else "adamw")
+    targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
+    return TrainingJob(seq=args.seq, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets),
+                       optimizer=Optimizer(optimizer), precision=precision_mode(args.precision, args.framework),
+                       attention=AttentionImpl(args.attention), framework=Framework(args.framework))
+
+
+def precision_mode(precision: str, framework: str) -> PrecisionMode:
+    """The precision mode a framework uses for ``--precision`` (see spec/training.py's table)."""
+    from suanli.spec.training import PrecisionMode
+
+    if precision in ("fp32", "fp8", "pure-bf16"):
+        return PrecisionMode(precision)
+    if framework == "hf":
+        return PrecisionMode.AMP_BF16 if precision == "bf16" else PrecisionMode.AMP_FP16
+    if framework == "megatron":
+        return PrecisionMode.MIXED_FP32_GRADS
+    return PrecisionMode.MIXED_BF16 if precision == "bf16" else PrecisionMode.MIXED_FP16

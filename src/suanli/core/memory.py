@@ -1,0 +1,172 @@
+"""Training memory per GPU, itemised, for the pipeline stage that needs the most.
+
+    total = weights + gradients + master weights + optimizer states      (model states, core/model_states.py)
+          + activations × micro-batches in flight                        (core/activations.py)
+          + communication buffers + CUDA context + allocator fragmentation   (named assumptions)
+
+Model states follow the stage's parameters (core/placement.py) and the ZeRO stage; PEFT methods keep a
+frozen base (in bf16, or NF4 for QLoRA) plus fp32 adapters (core/peft.py). Activations follow the
+micro-batch, never the global batch: gradient accumulation costs time, not memory.
+
+Micro-batches in flight on pipeline stage s (Narayanan et al. 2021 §2.2; Korthikanti et al. 2022 §4.2.3):
+GPipe keeps all m; 1F1B keeps min(pp − s, m); the interleaved schedule keeps (1 + (pp − 1)/(pp · vp)) times
+that. The first stage holds the most; the last (with the output head) one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suanli.core.activations import Flavour, activation_dtype_bytes, stage_activation_bytes
+from suanli.core.model_states import ShardedStates, adapter_state_bytes, add_states, shard_states, state_bytes
+from suanli.core.peft import peft_activations, trainable_params
+from suanli.core.placement import StageParams, expert_params_per_gpu, layer_params_per_gpu, stage_params
+from suanli.spec.assumptions import MemoryAssumptions
+from suanli.spec.layout import Layout, PipelineSchedule
+from suanli.spec.model import ModelSpec
+from suanli.spec.training import Framework, Method, TrainingJob
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingMemory:
+    """Bytes on one GPU of the most loaded pipeline stage, and on its host."""
+
+    stage: int
+    weights_bytes: float
+    gradients_bytes: float
+    master_weights_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    comm_buffers_bytes: float
+    cuda_context_bytes: float
+    fragmentation_bytes: float
+    host_bytes: float  # offloaded states, per GPU
+    nvme_bytes: float
+    capacity_bytes: float
+    trainable_params: float
+    micro_batches_in_flight: float
+
+    @property
+    def model_states_bytes(self) -> float:
+        return self.weights_bytes + self.gradients_bytes + self.master_weights_bytes + self.optimizer_bytes
+
+    @property
+    def total_bytes(self) -> float:
+        return (self.model_states_bytes + self.activations_bytes + self.comm_buffers_bytes
+                + self.cuda_context_bytes + self.fragmentation_bytes)
+
+    @property
+    def fits(self) -> bool:
+        return self.total_bytes <= self.capacity_bytes
+
+    @property
+    def headroom_bytes(self) -> float:
+        return self.capacity_bytes - self.total_bytes
+
+
+def micro_batches_in_flight(layout: Layout, stage: int = 0) -> float:
+    """Micro-batches whose activations pipeline stage ``stage`` holds at once: under 1F1B stage s has
+    pp − s forward passes outstanding before its first backward; GPipe holds all m everywhere; the
+    interleaved schedule adds (pp − 1)/(pp·vp) of a pipeline's worth (Korthikanti et al. 2022 §4.2.3)."""
+    m = layout.grad_accumulation_steps
+    if layout.pp == 1:
+        return 1.0
+    if layout.schedule is PipelineSchedule.GPIPE:
+        return float(m)
+    outstanding = float(min(layout.pp - stage, m))
+    if layout.schedule is PipelineSchedule.INTERLEAVED:
+        return outstanding * (1 + (layout.pp - 1) / (layout.pp * layout.vp))
+    return outstanding
+
+
+def training_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capacity_bytes: float,
+                    assumptions: MemoryAssumptions | None = None) -> TrainingMemory:
+    """Per-GPU training memory of the most loaded stage. ``capacity_bytes`` is what the GPU offers."""
+    layout.check(spec)
+    assumptions = assumptions or MemoryAssumptions()
+    candidates = [_stage_memory(spec, job, layout, stage, capacity_bytes, assumptions)
+                  for stage in stage_params(spec, layout)]
+    return max(candidates, key=lambda m: m.total_bytes)
+
+
+def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams,
+                  capacity_bytes: float, assumptions: MemoryAssumptions) -> TrainingMemory:
+    states, trainable = _stage_states(spec, job, layout, stage)
+    in_flight = micro_batches_in_flight(layout, stage.stage)
+    activations = in_flight * _stage_activations(spec, job, layout, stage)
+    comm = _comm_buffer_bytes(spec, layout, states, assumptions) + _gathered_layers_bytes(spec, layout, stage)
+    peak = states.weights + states.gradients + states.master_weights + states.optimizer + activations + comm
+    return TrainingMemory(
+        stage=stage.stage, weights_bytes=states.weights, gradients_bytes=states.gradients,
+        master_weights_bytes=states.master_weights, optimizer_bytes=states.optimizer,
+        activations_bytes=activations, comm_buffers_bytes=comm,
+        cuda_context_bytes=assumptions.cuda_context_bytes,
+        fragmentation_bytes=assumptions.allocator_fragmentation * peak,
+        host_bytes=states.offloaded_to_host, nvme_bytes=states.offloaded_to_nvme, capacity_bytes=capacity_bytes,
+        trainable_params=trainable, micro_batches_in_flight=in_flight,
+    )
+
+
+def _stage_activations(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams) -> float:
+    """One micro-batch's saved activations on the stage, plus what a PEFT method adds: its adapters'
+    intermediates per token, its virtual tokens (prompt/prefix), and its largest transient (DoRA's
+    weight-shaped temporaries, QLoRA's dequantised weight), all in the activation dtype."""
+    flavour = Flavour.MEGATRON if job.framework is Framework.MEGATRON else Flavour.HUGGINGFACE
+    base = stage_activation_bytes(spec, job, layout, stage.layers, flavour=flavour,
+                                  first=stage.stage == 0, last=stage.stage == layout.pp - 1)
+    if not job.is_peft:
+        return base
+    extra = peft_activations(spec, job)
+    act_bytes = activation_dtype_bytes(job.precision)
+    tokens = layout.micro_batch * job.seq / layout.cp
+    layer_share = len(stage.layers) / spec.num_layers
+    longer = base * extra.extra_tokens / job.seq  # virtual tokens lengthen every sequence the layers see
+    adapters = extra.saved_elements_per_token * tokens * layer_share * act_bytes / layout.tp
+    return base + longer + adapters + extra.transient_elements * act_bytes
+
+
+def _stage_states(spec: ModelSpec, job: TrainingJob, layout: Layout,
+                  stage: StageParams) -> tuple[ShardedStates, float]:
+    """Sharded model states of one stage's GPU, and its trainable parameter count."""
+    if job.method is Method.FULL:
+        per_param = state_bytes(job.precision, job.optimizer)
+        experts = expert_params_per_gpu(spec, stage.layers, layout)
+        dense = shard_states(trainable=stage.params - experts, frozen_weight_bytes=0.0, per_param=per_param,
+                             layout=layout)
+        expert_shards = max(1, layout.zero_shards // layout.ep)  # the expert-data-parallel group
+        routed = shard_states(trainable=experts, frozen_weight_bytes=0.0, per_param=per_param, layout=layout,
+                              shards=expert_shards)
+        return add_states(dense, routed), stage.params
+    peft = trainable_params(spec, job)
+    share = stage.block_params / max(_all_block_params(spec, layout), 1.0)
+    trainable = peft.trainable * share if stage.block_params else 0.0
+    # adapters are new parameters beside a frozen base; BitFit instead trains a subset (the biases) of it
+    frozen = stage.params - trainable if job.method is Method.BITFIT else stage.params
+    frozen_bytes = (peft.frozen_bytes if peft.frozen_bytes is not None else 2.0 * peft.frozen) * frozen / peft.frozen
+    return shard_states(trainable=trainable, frozen_weight_bytes=frozen_bytes,
+                        per_param=adapter_state_bytes(job.optimizer), layout=layout), trainable
+
+
+def _all_block_params(spec: ModelSpec, layout: Layout) -> float:
+    return sum(stage.block_params for stage in stage_params(spec, layout)) / layout.pp
+
+
+def _gathered_layers_bytes(spec: ModelSpec, layout: Layout, stage: StageParams) -> float:
+    """ZeRO-3 / FSDP full-shard all-gather the current block's parameters before computing it and prefetch
+    the next (FSDP ``forward_prefetch``/``backward_prefetch``, DeepSpeed ``stage3_prefetch_bucket_size``):
+    two unsharded blocks in 2-byte precision, beyond the shard each GPU keeps."""
+    if layout.zero < 3 or layout.zero_shards == 1 or not stage.layers:
+        return 0.0
+    largest = max(layer_params_per_gpu(spec.layers[i], spec.hidden_size, layout.tp, layout.ep) for i in stage.layers)
+    return 2 * largest * 2.0 * (1 - 1 / layout.zero_shards)
+
+
+def _comm_buffer_bytes(spec: ModelSpec, layout: Layout, states: ShardedStates,
+                       assumptions: MemoryAssumptions) -> float:
+    """DDP's flat gradient buckets (a full gradient copy unless gradient_as_bucket_view), or DeepSpeed's
+    reduce and all-gather buckets (hidden² elements each, in 2-byte precision) under ZeRO."""
+    if layout.zero == 0:  # DDP wraps the model only when there is more than one replica
+        return states.gradients if assumptions.ddp_bucket_as_grad_copy and layout.dp > 1 else 0.0
+    # DeepSpeed's ZeRO optimizer allocates its buckets whatever the data-parallel size
+    bucket_elements = assumptions.zero_bucket_elements_per_hidden_sq * spec.hidden_size**2
+    return 2 * bucket_elements * 2.0

@@ -1,0 +1,200 @@
+"""Bytes saved for backward by a real forward pass, counted with ``torch.autograd.graph.saved_tensors_hooks``.
+
+This is the measurement that ``suanli.core.activations`` is checked against. Every tensor autograd saves for
+the backward pass goes through the pack hook; we count each underlying storage once (views, transposes and
+tensors saved by several ops share one storage), keep only the storages still held by the graph when the
+forward pass (loss included) ends, and leave out parameters (a ``Linear`` saves its weight too, but weights
+are not activations): a saved tensor whose storage is a parameter's or a buffer's storage is not counted.
+
+What is counted is *saved* memory, not peak memory: temporaries that die during the forward pass (a bf16 copy
+made and consumed at once, a graph branch nobody uses) are not in it, nor are the logits the model returns to
+the caller, nor the gradients that exist only during backward.
+
+torch is imported lazily, inside the functions: ``suanli.measure`` is optional and never imported by the core.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+_LAYER_INDEX = re.compile(r"\.(\d+)(?=\.|$)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasuredActivations:
+    """Saved-for-backward bytes of one forward pass.
+
+    ``by_module`` groups storages by the module that first saved them, with layer indices folded
+    (``model.layers.*.mlp``); ``""`` is the top-level module (the loss). ``per_layer`` gives the bytes first
+    saved inside each transformer block, in order. ``unpacked_bytes`` (only with ``backward=True``) is the part
+    the backward pass actually read back.
+    """
+
+    total_bytes: int
+    by_module: Mapping[str, int]
+    by_dtype: Mapping[str, int]
+    per_layer: tuple[int, ...]
+    parameter_bytes_excluded: int
+    storages: int
+    unpacked_bytes: int | None = None
+
+
+class _Packed:
+    """What the pack hook hands to autograd: the tensor, in an object we can hold a weak reference to."""
+
+    __slots__ = ("__weakref__", "key", "tensor")
+
+    def __init__(self, tensor: torch.Tensor, key: int) -> None:
+        self.tensor = tensor
+        self.key = key
+
+
+@dataclass(slots=True)
+class _Recorder:
+    """Mutable bookkeeping of one measurement (lives only inside ``measure_saved_activations``)."""
+
+    excluded: frozenset[int]
+    module_stack: list[str]
+    first_seen: dict[int, tuple[int, str, str]]  # storage key -> (nbytes, module, dtype)
+    packed: list[weakref.ref[_Packed]]
+    excluded_bytes: dict[int, int]
+    unpacked: set[int]
+
+    def pack(self, tensor: torch.Tensor) -> _Packed:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self.excluded:
+            self.excluded_bytes[key] = storage.nbytes()
+        elif key not in self.first_seen:
+            module = self.module_stack[-1] if self.module_stack else ""
+            self.first_seen[key] = (storage.nbytes(), module, str(tensor.dtype).removeprefix("torch."))
+        packed = _Packed(tensor, key)
+        self.packed.append(weakref.ref(packed))
+        return packed
+
+    def unpack(self, packed: _Packed) -> torch.Tensor:
+        self.unpacked.add(packed.key)
+        return packed.tensor
+
+    def alive_keys(self) -> set[int]:
+        """Storages the graph still holds: packed objects not yet freed."""
+        return {p.key for ref in self.packed if (p := ref()) is not None and p.key not in self.excluded}
+
+
+@contextmanager
+def _module_names(model: torch.nn.Module, stack: list[str]) -> Iterator[None]:
+    """Keep ``stack[-1]`` the name of the innermost module running now."""
+    def enter(name: str) -> Callable[..., None]:
+        return lambda *_: stack.append(name)
+
+    def leave(*_: object) -> None:
+        stack.pop()  # returns None: a forward hook's return value would replace the module's output
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter(name)))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _weight_storages(model: torch.nn.Module) -> frozenset[int]:
+    tensors = [*model.parameters(), *model.buffers()]
+    return frozenset(t.untyped_storage().data_ptr() for t in tensors)
+
+
+def measure_saved_activations(model: torch.nn.Module, run: Callable[[torch.nn.Module], torch.Tensor], *,
+                              backward: bool = False) -> MeasuredActivations:
+    """Run ``run(model)`` (a forward pass returning a scalar loss) and count the bytes autograd saved for
+    backward, each storage once, parameters and buffers excluded. With ``backward=True`` the loss is then
+    back-propagated and ``unpacked_bytes`` reports how much of what was saved the backward pass read."""
+    import torch
+
+    recorder = _Recorder(excluded=_weight_storages(model), module_stack=[], first_seen={}, packed=[],
+                         excluded_bytes={}, unpacked=set())
+    with _module_names(model, recorder.module_stack), \
+            torch.autograd.graph.saved_tensors_hooks(recorder.pack, recorder.unpack):
+        loss = run(model)
+        alive = recorder.alive_keys()
+        if backward:
+            loss.backward()  # type: ignore[no-untyped-call]
+    result = _summarise(recorder, alive)
+    if not backward:
+        return result
+    unpacked = sum(recorder.first_seen[k][0] for k in alive & recorder.unpacked)
+    return MeasuredActivations(total_bytes=result.total_bytes, by_module=result.by_module,
+                               by_dtype=result.by_dtype, per_layer=result.per_layer,
+                               parameter_bytes_excluded=result.parameter_bytes_excluded,
+                               storages=result.storages, unpacked_bytes=unpacked)
+
+
+def _summarise(recorder: _Recorder, alive: set[int]) -> MeasuredActivations:
+    by_module: dict[str, int] = {}
+    by_dtype: dict[str, int] = {}
+    layers: dict[int, int] = {}
+    for key in alive:
+        nbytes, module, dtype = recorder.first_seen[key]
+        folded = _LAYER_INDEX.sub(".*", module, count=1)
+        by_module[folded] = by_module.get(folded, 0) + nbytes
+        by_dtype[dtype] = by_dtype.get(dtype, 0) + nbytes
+        index = _LAYER_INDEX.search(module)
+        if index is not None:
+            layers[int(index.group(1))] = layers.get(int(index.group(1)), 0) + nbytes
+    return MeasuredActivations(
+        total_bytes=sum(by_module.values()),
+        by_module=dict(sorted(by_module.items())),
+        by_dtype=dict(sorted(by_dtype.items())),
+        per_layer=tuple(layers[i] for i in sorted(layers)),
+        parameter_bytes_excluded=sum(recorder.excluded_bytes.values()),
+        storages=len(alive),
+    )
+
+
+def build_causal_lm(config: Mapping[str, Any], *, attn_implementation: str = "eager",
+                    dtype: str = "float32", seed: int = 0) -> torch.nn.Module:
+    """A transformers ``AutoModelForCausalLM`` for a config.json dict, on the CPU, random weights, in
+    ``dtype`` ("float32", "bfloat16", "float16"), in training mode (dropout active where the config has it)."""
+    import torch
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    data = dict(config)
+    model_type = data.pop("model_type")
+    hf_config = transformers.AutoConfig.for_model(model_type, **data)
+    torch.manual_seed(seed)
+    model: torch.nn.Module = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+        hf_config, dtype=getattr(torch, dtype), attn_implementation=attn_implementation)
+    return model.train()
+
+
+def measure_causal_lm(config: Mapping[str, Any], *, seq: int, micro_batch: int,
+                      attn_implementation: str = "eager", dtype: str = "float32", seed: int = 0,
+                      backward: bool = False) -> MeasuredActivations:
+    """Saved-for-backward bytes of one training step's forward of a transformers causal LM: ``micro_batch``
+    random sequences of ``seq`` tokens, labels = inputs (transformers shifts them and computes
+    ``ForCausalLMLoss``), no attention mask, no KV cache."""
+    import torch
+
+    model = build_causal_lm(config, attn_implementation=attn_implementation, dtype=dtype, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, int(config["vocab_size"]), (micro_batch, seq), generator=generator)
+
+    def run(m: torch.nn.Module) -> torch.Tensor:
+        loss: torch.Tensor = m(input_ids=input_ids, labels=input_ids, use_cache=False).loss
+        return loss
+
+    return measure_saved_activations(model, run, backward=backward)
+
+
+__all__ = ["MeasuredActivations", "build_causal_lm", "measure_causal_lm", "measure_saved_activations"]

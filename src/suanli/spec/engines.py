@@ -1,0 +1,261 @@
+"""Serving engines, as far as memory is concerned: how each sizes its KV cache, with its default settings.
+
+An engine turns a GPU's memory into a KV-cache pool by one of five rules (``KvBudget``)::
+
+    TOTAL_FRACTION   vLLM      pool = gpu_memory_utilization × total − weights − profiled activations − non-torch
+    STATIC_FRACTION  SGLang    pool = mem_fraction_static × free-at-start − weights
+    FREE_FRACTION    TRT-LLM   pool = free_gpu_memory_fraction × (free after weights and activations)
+    CONTEXT          llama.cpp pool = n_ctx tokens (fitted to free memory), for the layers on the GPU
+    FREE_MEMORY      HF        no pool: each sequence holds prompt + max_new_tokens contiguously
+
+The presets are data (``catalog/engines.toml``), every default with its source; the arithmetic is in
+``suanli.core.inference_memory``. ``FrameworkOverheads`` holds the memory no engine setting controls (CUDA
+context, cuBLAS workspace, NCCL buffers, CUDA-graph pool), as named assumptions with their evidence.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from suanli.errors import NotFound, SpecError, require_positive, suggest
+from suanli.units import GiB, MiB
+
+
+class KvBudget(Enum):
+    """How an engine decides the size of its KV-cache pool (see the module docstring)."""
+
+    TOTAL_FRACTION = "total-fraction"
+    STATIC_FRACTION = "static-fraction"
+    FREE_FRACTION = "free-fraction"
+    CONTEXT = "context"
+    FREE_MEMORY = "free-memory"
+
+
+class MlaCache(Enum):
+    """What an engine caches for multi-head latent attention (DeepSeek-V2/V3).
+
+    LATENT: the compressed ``kv_lora_rank`` latent plus the shared ``qk_rope_head_dim`` RoPE key, one vector per
+    token per layer, the same on every TP rank (vLLM, SGLang, TRT-LLM, llama.cpp with MLA).
+    DECOMPRESSED: per-head keys (``qk_nope + qk_rope``) and values (``v_head_dim``) after the up-projection, as
+    transformers' DynamicCache stores them (and llama.cpp did before MLA support): 57× larger for DeepSeek-V3.
+    """
+
+    LATENT = "latent"
+    DECOMPRESSED = "decompressed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaticFractionRule:
+    """SGLang's default ``mem_fraction_static`` (ServerArgs._handle_gpu_memory_settings, sglang PR #10975).
+
+    From the GPU's memory (MiB, as nvidia-smi reports it) pick ``chunked_prefill_size`` and ``cuda_graph_max_bs``
+    from ``buckets`` (below_mib, chunk, graph batch at tp < 4, graph batch at tp ≥ 4), then::
+
+        reserve_mib = base + max(chunk, min_prefill_tokens) × mib_per_prefill_token
+                      + graph_bs × mib_per_graph_batch + tp × mib_per_tp_rank
+        reserve_mib = max(reserve_mib, floor_mib)            if gpu_mib > floor_above_mib
+        mem_fraction_static = round((gpu_mib − reserve_mib) / gpu_mib, 3)
+    """
+
+    base_mib: float
+    mib_per_prefill_token: float
+    min_prefill_tokens: int
+    mib_per_graph_batch: float
+    mib_per_tp_rank: float
+    floor_mib: float
+    floor_above_mib: float
+    buckets: tuple[tuple[float, int, int, int], ...]
+
+    def settings(self, gpu_mib: float, tp: int) -> tuple[int, int]:
+        """(chunked_prefill_size, cuda_graph_max_bs) for a GPU of ``gpu_mib`` MiB at this tp."""
+        for below, chunk, graph_small, graph_large in self.buckets:
+            if gpu_mib < below:
+                return chunk, graph_small if tp < 4 else graph_large
+        raise SpecError(f"no SGLang bucket covers {gpu_mib:.0f} MiB; the last bucket must be below inf")
+
+    def fraction(self, gpu_mib: float, tp: int) -> float:
+        chunk, graph_bs = self.settings(gpu_mib, tp)
+        reserve = (self.base_mib + max(chunk, self.min_prefill_tokens) * self.mib_per_prefill_token
+                   + graph_bs * self.mib_per_graph_batch + tp * self.mib_per_tp_rank)
+        if gpu_mib > self.floor_above_mib:
+            reserve = max(reserve, self.floor_mib)
+        return round((gpu_mib - reserve) / gpu_mib, 3)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnginePreset:
+    """One engine's memory-relevant defaults. ``memory_fraction`` is gpu_memory_utilization (vLLM),
+    mem_fraction_static (SGLang; None = ``static_fraction`` heuristic) or free_gpu_memory_fraction (TRT-LLM)."""
+
+    key: str
+    name: str
+    version: str
+    aliases: tuple[str, ...] = ()
+    kv_budget: KvBudget
+    memory_fraction: float | None = None
+    static_fraction: StaticFractionRule | None = None
+    block_size: int = 1  # tokens per KV block / page; 1 = token-level
+    max_num_batched_tokens: int | None = None  # the prefill chunk the engine profiles; None = no chunking (HF)
+    max_num_seqs: int | None = None  # running sequences; None = whatever batch is passed (HF)
+    large_gpu_min_bytes: float | None = None  # vLLM: other batch defaults on GPUs at least this large...
+    large_gpu_excluded: tuple[str, ...] = ()  # ...whose catalog key does not start with one of these
+    large_gpu_max_num_batched_tokens: int | None = None
+    large_gpu_max_num_seqs: int | None = None
+    sampler_bytes_per_logit: float  # live bytes per (sampled row × vocab) element while sampling
+    cuda_graphs: bool
+    counts_cuda_graphs: bool = False  # the KV budget subtracts the CUDA-graph pool
+    context_tokens: int | None = None  # llama.cpp n_ctx (0 = the model's trained context)
+    n_gpu_layers: int | None = None  # llama.cpp -ngl; None = every layer and the output layer
+    fit_margin_bytes: float = 0.0  # llama.cpp --fit leaves this much free per device
+    kv_dtype: str = "auto"  # "auto" = the model's dtype
+    mla_cache: MlaCache = MlaCache.LATENT
+    sources: Mapping[str, str] = field(repr=False)
+    notes: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.key):
+            raise SpecError(f"engine key {self.key!r} must use lowercase letters, digits, '.', '+' and '-'")
+        require_positive(f"{self.key}: block_size", self.block_size)
+        for name in ("max_num_batched_tokens", "max_num_seqs", "n_gpu_layers"):
+            if getattr(self, name) is not None:
+                require_positive(f"{self.key}: {name}", getattr(self, name))
+        require_positive(f"{self.key}: sampler_bytes_per_logit", self.sampler_bytes_per_logit)
+        if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
+            raise SpecError(f"{self.key}: memory fraction {self.memory_fraction} must be in (0, 1]; "
+                            "0.9 keeps a tenth of the GPU for everything else")
+        needs_fraction = self.kv_budget in (KvBudget.TOTAL_FRACTION, KvBudget.FREE_FRACTION)
+        if needs_fraction and self.memory_fraction is None:
+            raise SpecError(f"{self.key}: a {self.kv_budget.value} budget needs memory_fraction")
+        if self.kv_budget is KvBudget.STATIC_FRACTION and (self.memory_fraction or self.static_fraction) is None:
+            raise SpecError(f"{self.key}: a static-fraction budget needs memory_fraction or static_fraction")
+        if missing := sorted(set(_sourced_fields(self)) - set(self.sources)):
+            raise SpecError(f"engine {self.key}: no source for {', '.join(missing)}; add them under "
+                            f"[engine.sources] citing the docs or code that sets each default")
+
+    def batch_defaults(self, accelerator_key: str, memory_bytes: float) -> tuple[int | None, int | None]:
+        """(max_num_batched_tokens, max_num_seqs) on this accelerator: vLLM uses larger defaults on GPUs of
+        at least ``large_gpu_min_bytes`` unless they are A100s (vllm/engine/arg_utils.py)."""
+        large = (self.large_gpu_min_bytes is not None and memory_bytes >= self.large_gpu_min_bytes
+                 and not accelerator_key.startswith(self.large_gpu_excluded))
+        if large:
+            return (self.large_gpu_max_num_batched_tokens or self.max_num_batched_tokens,
+                    self.large_gpu_max_num_seqs or self.max_num_seqs)
+        return self.max_num_batched_tokens, self.max_num_seqs
+
+    def memory_fraction_for(self, gpu_memory_bytes: float, tp: int) -> float:
+        """The fraction this engine uses on a GPU of this size (SGLang's depends on it), 1.0 when it has none."""
+        if self.memory_fraction is not None:
+            return self.memory_fraction
+        if self.static_fraction is not None:
+            return self.static_fraction.fraction(gpu_memory_bytes / MiB, tp)
+        return 1.0
+
+
+def _sourced_fields(preset: EnginePreset) -> list[str]:
+    """The defaults a preset states, each of which needs a source."""
+    names = ["kv_budget", "block_size", "max_num_batched_tokens", "max_num_seqs", "sampler_bytes_per_logit",
+             "cuda_graphs", "kv_dtype", "mla_cache"]
+    optional = {"memory_fraction": preset.memory_fraction, "static_fraction": preset.static_fraction,
+                "context_tokens": preset.context_tokens, "large_gpu_min_bytes": preset.large_gpu_min_bytes,
+                "fit_margin_bytes": preset.fit_margin_bytes or None}
+    return names + [name for name, value in optional.items() if value is not None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameworkOverheads:
+    """GPU memory that no engine knob controls, per GPU, as named assumptions (sources in engines.toml)."""
+
+    cuda_reserved_bytes: float  # total the driver reports (nvidia-smi) minus what cudaMemGetInfo reports
+    cuda_context_bytes: float  # CUDA context + PyTorch/CUDA runtime state before any tensor is allocated
+    cublas_workspace_bytes: float  # PyTorch's cuBLAS/cuBLASLt workspace (32 MiB on Hopper)
+    non_torch_bytes: float  # memory outside PyTorch's allocator that a forward pass adds (single GPU)
+    nccl_bytes: float  # NCCL / custom all-reduce buffers added when tp > 1
+    cuda_graph_bytes: float  # the CUDA-graph memory pool of a serving engine that captures decode graphs
+    sources: Mapping[str, str] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("cuda_reserved_bytes", "cuda_context_bytes", "cublas_workspace_bytes", "non_torch_bytes",
+                     "nccl_bytes", "cuda_graph_bytes"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"overhead {name} must be zero or positive, got {getattr(self, name)}")
+            if name.removesuffix("_bytes") not in self.sources:
+                raise SpecError(f"overhead {name} has no source; cite the log or code it comes from")
+
+
+# ---- the catalog ------------------------------------------------------------------------------------------
+
+_UNITS = {"_gib": GiB, "_mib": MiB}
+
+
+def _to_bytes(raw: dict[str, Any]) -> dict[str, Any]:
+    """``*_gib`` / ``*_mib`` keys become ``*_bytes``."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        suffix = next((s for s in _UNITS if name.endswith(s)), None)
+        out[name.removesuffix(suffix) + "_bytes" if suffix else name] = value * _UNITS[suffix] if suffix else value
+    return out
+
+
+def _engine(raw: dict[str, Any]) -> EnginePreset:
+    r = _to_bytes(raw)
+    r["kv_budget"] = KvBudget(r["kv_budget"])
+    r["mla_cache"] = MlaCache(r.get("mla_cache", "latent"))
+    r["aliases"] = tuple(r.get("aliases", ()))
+    r["notes"] = tuple(r.get("notes", ()))
+    r["large_gpu_excluded"] = tuple(r.get("large_gpu_excluded", ()))
+    r["sources"] = MappingProxyType(dict(r.get("sources", {})))
+    if "static_fraction" in r:
+        rule = dict(r["static_fraction"])  # SGLang works in MiB: kept as it is
+        rule["buckets"] = tuple((float(b), int(c), int(s), int(g)) for b, c, s, g in rule["buckets"])
+        r["static_fraction"] = StaticFractionRule(**rule)
+    return EnginePreset(**r)
+
+
+def _read() -> dict[str, Any]:
+    from importlib import resources
+
+    text = resources.files("suanli").joinpath("catalog", "engines.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _build_engine(raw: dict[str, Any]) -> EnginePreset:
+    try:
+        return _engine(raw)
+    except (KeyError, TypeError, ValueError) as bad:
+        problem = f"missing field {bad}" if isinstance(bad, KeyError) else str(bad)
+        raise SpecError(f"engines.toml, engine {raw.get('key', '?')!r}: {problem}; the file's header lists "
+                        "the fields and their units") from None
+
+
+@functools.cache
+def load_engines() -> tuple[EnginePreset, ...]:
+    """Every engine preset, in catalog order (read once per process)."""
+    engines = tuple(_build_engine(raw) for raw in _read().get("engine", []))
+    names = [name for e in engines for name in (e.key, *e.aliases)]
+    if duplicate := sorted({n for n in names if names.count(n) > 1}):
+        raise SpecError(f"engines.toml: names used twice: {', '.join(duplicate)}")
+    return engines
+
+
+@functools.cache
+def framework_overheads() -> FrameworkOverheads:
+    """The default framework overheads (engines.toml ``[overheads]``)."""
+    raw = _to_bytes(dict(_read()["overheads"]))
+    raw["sources"] = MappingProxyType(dict(raw.get("sources", {})))
+    return FrameworkOverheads(**raw)
+
+
+def get_engine(name: str) -> EnginePreset:
+    """The preset with this key or alias, case-insensitive: ``vllm``, ``sglang``, ``trtllm``, ``llamacpp``, ``hf``."""
+    wanted = re.sub(r"[\s_]+", "-", name.strip().lower())
+    index = {n: e for e in load_engines() for n in (e.key, *e.aliases)}
+    if wanted not in index:
+        raise NotFound(f"unknown engine {name!r}{suggest(wanted, index)}; known: {', '.join(index)}")
+    return index[wanted]

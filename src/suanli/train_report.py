@@ -1,0 +1,78 @@
+"""``suanli train``: the training job's memory per GPU (time and cost come with the time model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from suanli.core.memory import TrainingMemory, training_memory
+from suanli.quantity import Quantity
+from suanli.report import Report
+from suanli.search.advice import fit_suggestions
+from suanli.spec.hardware import Accelerator
+from suanli.spec.layout import Layout
+from suanli.spec.model import ModelSpec
+from suanli.spec.training import TrainingJob
+
+
+def usable_memory_bytes(accelerator: Accelerator) -> float:
+    """What one accelerator offers: the total the driver reports where we have seen it (nvidia-smi on a
+    real machine), else the physical capacity."""
+    return float(accelerator.driver_memory_bytes or accelerator.memory_bytes)
+
+
+def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator) -> Report:
+    capacity = usable_memory_bytes(accelerator)
+    memory = training_memory(spec, job, layout, capacity_bytes=capacity)
+    values: dict[str, Any] = {
+        "gpu": accelerator.key,
+        "gpus": layout.gpus,
+        "layout": _layout_values(layout),
+        "job": {"method": job.method.value, "optimizer": job.optimizer.value, "precision": job.precision.value,
+                "seq": job.seq, "trainable_params": memory.trainable_params},
+        "memory": _memory_values(memory),
+    }
+    notes: list[str] = []
+    if not memory.fits:
+        suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)
+        values["memory"]["suggestions"] = [
+            {"change": s.change, "total_bytes": s.total_bytes, "headroom_bytes": s.headroom_bytes, "gpus": s.gpus}
+            for s in suggestions]
+        notes.append("does not fit; " + ("; or ".join(s.change for s in suggestions)
+                                         if suggestions else "no single change tried makes it fit") + " would")
+    return Report(command="train", model=spec.name, values=values, explanations=_explain(memory),
+                  notes=tuple(notes))
+
+
+def _layout_values(layout: Layout) -> dict[str, Any]:
+    return {"tp": layout.tp, "pp": layout.pp, "dp": layout.dp, "cp": layout.cp, "ep": layout.ep, "vp": layout.vp,
+            "sp": layout.sp, "zero": layout.zero, "micro_batch": layout.micro_batch,
+            "global_batch": layout.effective_global_batch, "grad_accumulation_steps": layout.grad_accumulation_steps,
+            "recompute": layout.recompute.value, "schedule": layout.schedule.value,
+            "offload_optimizer": layout.offload_optimizer.value, "offload_params": layout.offload_params.value}
+
+
+def _memory_values(memory: TrainingMemory) -> dict[str, Any]:
+    per_gpu = {
+        "weights_bytes": memory.weights_bytes,
+        "gradients_bytes": memory.gradients_bytes,
+        "master_weights_bytes": memory.master_weights_bytes,
+        "optimizer_bytes": memory.optimizer_bytes,
+        "activations_bytes": memory.activations_bytes,
+        "comm_buffers_bytes": memory.comm_buffers_bytes,
+        "cuda_context_bytes": memory.cuda_context_bytes,
+        "fragmentation_bytes": memory.fragmentation_bytes,
+        "total_bytes": memory.total_bytes,
+    }
+    return {"per_gpu": per_gpu, "fits": memory.fits, "capacity_bytes": memory.capacity_bytes,
+            "headroom_bytes": memory.headroom_bytes, "stage": memory.stage,
+            "micro_batches_in_flight": memory.micro_batches_in_flight,
+            "host_bytes": memory.host_bytes, "nvme_bytes": memory.nvme_bytes}
+
+
+def _explain(memory: TrainingMemory) -> tuple[Quantity, ...]:
+    parts = [Quantity.input(getattr(memory, f"{name}_bytes"), name, "B")
+             for name in ("weights", "gradients", "master_weights", "optimizer", "activations", "comm_buffers",
+                          "cuda_context", "fragmentation")]
+    total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B",
+                                           source=f"pipeline stage {memory.stage}, the most loaded")
+    return (total,)
