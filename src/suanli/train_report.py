@@ -58,6 +58,7 @@ def _memory_values(memory: TrainingMemory) -> dict[str, Any]:
         "master_weights_bytes": memory.master_weights_bytes,
         "optimizer_bytes": memory.optimizer_bytes,
         "activations_bytes": memory.activations_bytes,
+        "workspace_bytes": memory.workspace_bytes,
         "comm_buffers_bytes": memory.comm_buffers_bytes,
         "cuda_context_bytes": memory.cuda_context_bytes,
         "fragmentation_bytes": memory.fragmentation_bytes,
@@ -71,7 +72,7 @@ def _memory_values(memory: TrainingMemory) -> dict[str, Any]:
 
 def _explain(memory: TrainingMemory) -> tuple[Quantity, ...]:
     parts = [Quantity.input(getattr(memory, f"{name}_bytes"), name, "B")
-             for name in ("weights", "gradients", "master_weights", "optimizer", "activations", "comm_buffers",
+             for name in ("weights", "gradients", "master_weights", "optimizer", "activations", "workspace", "comm_buffers",
                           "cuda_context", "fragmentation")]
     total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B",
                                            source=f"pipeline stage {memory.stage}, the most loaded")

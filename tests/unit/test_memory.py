@@ -18,7 +18,7 @@ N = count_params(LLAMA_8B).total
 def test_full_finetune_states_are_16_bytes_per_param() -> None:
     memory = training_memory(LLAMA_8B, TrainingJob(seq=1024), Layout(), capacity_bytes=CAPACITY)
     assert memory.model_states_bytes == 16 * N
-    parts = (memory.model_states_bytes + memory.activations_bytes + memory.comm_buffers_bytes
+    parts = (memory.model_states_bytes + memory.activations_bytes + memory.workspace_bytes + memory.comm_buffers_bytes
              + memory.cuda_context_bytes + memory.fragmentation_bytes)
     assert memory.total_bytes == pytest.approx(parts)
     assert memory.fits is (memory.total_bytes <= CAPACITY)

@@ -442,15 +442,22 @@ def activation_dtype_bytes(precision: PrecisionMode) -> float:
     return FP32_BYTES if precision is PrecisionMode.FP32 else 2.0
 
 
+def job_setup(job: TrainingJob, layout: Layout, *, flavour: Flavour = Flavour.MEGATRON,
+              hidden_dropout: float | None = None, attention_dropout: float | None = None) -> ActivationSetup:
+    """The activation setup of a training job under a layout."""
+    return ActivationSetup(seq=job.seq, micro_batch=layout.micro_batch, flavour=flavour,
+                           act_bytes=activation_dtype_bytes(job.precision), tp=layout.tp, cp=layout.cp,
+                           sp=layout.sp, recompute=layout.recompute, attention=job.attention,
+                           hidden_dropout=hidden_dropout, attention_dropout=attention_dropout)
+
+
 def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, layers: Sequence[int], *,
                            first: bool, last: bool, flavour: Flavour = Flavour.MEGATRON,
                            hidden_dropout: float | None = None, attention_dropout: float | None = None) -> float:
     """Bytes one micro-batch leaves saved on a GPU of the pipeline stage holding ``layers`` (plus the
     embedding on the first stage, the head on the last). The caller multiplies by micro-batches in flight."""
-    setup = ActivationSetup(seq=job.seq, micro_batch=layout.micro_batch, flavour=flavour,
-                            act_bytes=activation_dtype_bytes(job.precision), tp=layout.tp, cp=layout.cp,
-                            sp=layout.sp, recompute=layout.recompute, attention=job.attention,
-                            hidden_dropout=hidden_dropout, attention_dropout=attention_dropout)
+    setup = job_setup(job, layout, flavour=flavour, hidden_dropout=hidden_dropout,
+                      attention_dropout=attention_dropout)
     breakdown = model_activations(spec, setup)
     total = sum(breakdown.per_layer_bytes[i] for i in layers)
     if first:
@@ -458,3 +465,13 @@ def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, la
     if last:
         total += breakdown.head_bytes
     return total
+
+
+def stage_workspace_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, *, last: bool,
+                          flavour: Flavour = Flavour.MEGATRON) -> float:
+    """Transient backward-pass workspace on a stage, beyond what is saved: the logits buffers on the last
+    stage, one re-materialised block under recompute; the larger of the two (they do not coexist)."""
+    parts = transient_bytes(spec, job_setup(job, layout, flavour=flavour))
+    if not last:
+        parts.pop("logits", None)
+    return max(parts.values(), default=0.0)

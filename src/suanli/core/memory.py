@@ -1,7 +1,7 @@
 """Training memory per GPU, itemised, for the pipeline stage that needs the most.
 
     total = weights + gradients + master weights + optimizer states      (model states, core/model_states.py)
-          + activations × micro-batches in flight                        (core/activations.py)
+          + activations × micro-batches in flight + backward workspace   (core/activations.py)
           + communication buffers + CUDA context + allocator fragmentation   (named assumptions)
 
 Model states follow the stage's parameters (core/placement.py) and the ZeRO stage; PEFT methods keep a
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from suanli.core.activations import Flavour, activation_dtype_bytes, stage_activation_bytes
+from suanli.core.activations import Flavour, activation_dtype_bytes, stage_activation_bytes, stage_workspace_bytes
 from suanli.core.model_states import ShardedStates, adapter_state_bytes, add_states, shard_states, state_bytes
 from suanli.core.peft import peft_activations, trainable_params
 from suanli.core.placement import StageParams, expert_params_per_gpu, layer_params_per_gpu, stage_params
@@ -37,6 +37,7 @@ class TrainingMemory:
     master_weights_bytes: float
     optimizer_bytes: float
     activations_bytes: float
+    workspace_bytes: float  # transient in backward: logits buffers on the last stage, a recomputed block
     comm_buffers_bytes: float
     cuda_context_bytes: float
     fragmentation_bytes: float
@@ -52,7 +53,7 @@ class TrainingMemory:
 
     @property
     def total_bytes(self) -> float:
-        return (self.model_states_bytes + self.activations_bytes + self.comm_buffers_bytes
+        return (self.model_states_bytes + self.activations_bytes + self.workspace_bytes + self.comm_buffers_bytes
                 + self.cuda_context_bytes + self.fragmentation_bytes)
 
     @property
@@ -95,11 +96,14 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
     in_flight = micro_batches_in_flight(layout, stage.stage)
     activations = in_flight * _stage_activations(spec, job, layout, stage)
     comm = _comm_buffer_bytes(spec, layout, states, assumptions) + _gathered_layers_bytes(spec, layout, stage)
-    peak = states.weights + states.gradients + states.master_weights + states.optimizer + activations + comm
+    flavour = Flavour.MEGATRON if job.framework is Framework.MEGATRON else Flavour.HUGGINGFACE
+    workspace = stage_workspace_bytes(spec, job, layout, last=stage.stage == layout.pp - 1, flavour=flavour)
+    peak = (states.weights + states.gradients + states.master_weights + states.optimizer + activations + workspace
+            + comm)
     return TrainingMemory(
         stage=stage.stage, weights_bytes=states.weights, gradients_bytes=states.gradients,
         master_weights_bytes=states.master_weights, optimizer_bytes=states.optimizer,
-        activations_bytes=activations, comm_buffers_bytes=comm,
+        activations_bytes=activations, workspace_bytes=workspace, comm_buffers_bytes=comm,
         cuda_context_bytes=assumptions.cuda_context_bytes,
         fragmentation_bytes=assumptions.allocator_fragmentation * peak,
         host_bytes=states.offloaded_to_host, nvme_bytes=states.offloaded_to_nvme, capacity_bytes=capacity_bytes,
