@@ -72,8 +72,8 @@ def _memory_values(memory: TrainingMemory) -> dict[str, Any]:
 
 def _explain(memory: TrainingMemory) -> tuple[Quantity, ...]:
     parts = [Quantity.input(getattr(memory, f"{name}_bytes"), name, "B")
-             for name in ("weights", "gradients", "master_weights", "optimizer", "activations", "workspace", "comm_buffers",
-                          "cuda_context", "fragmentation")]
+             for name in ("weights", "gradients", "master_weights", "optimizer", "activations", "workspace",
+                          "comm_buffers", "cuda_context", "fragmentation")]
     total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B",
                                            source=f"pipeline stage {memory.stage}, the most loaded")
     return (total,)
