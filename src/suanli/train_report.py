@@ -8,16 +8,11 @@ from suanli.core.memory import TrainingMemory, training_memory
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.search.advice import fit_suggestions
+from suanli.search.fit import usable_memory_bytes
 from suanli.spec.hardware import Accelerator
 from suanli.spec.layout import Layout
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
-
-
-def usable_memory_bytes(accelerator: Accelerator) -> float:
-    """What one accelerator offers: the total the driver reports where we have seen it (nvidia-smi on a
-    real machine), else the physical capacity."""
-    return float(accelerator.driver_memory_bytes or accelerator.memory_bytes)
 
 
 def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator) -> Report:

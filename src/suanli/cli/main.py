@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from suanli.cli import hardware_commands, model_commands, train_commands
+from suanli.cli import fit_commands, hardware_commands, infer_commands, model_commands, train_commands
 from suanli.cli.common import Commands
 
 EXIT_USAGE = 2
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands: Commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     model_commands.register(commands)
     train_commands.register(commands)
+    infer_commands.register(commands)
+    fit_commands.register(commands)
     hardware_commands.register(commands)
     return parser
 

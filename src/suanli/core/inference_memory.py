@@ -438,6 +438,9 @@ def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 
     kv = kv_format or engine_kv_format(spec, engine)
     tokens = prompt_tokens + output_tokens
     gpu_layers = (engine.n_gpu_layers or spec.num_layers + 1) if engine.kv_budget is KvBudget.CONTEXT else None
+    if weights_format is None:  # HF loads the checkpoint's dtype; serving engines run fp32 checkpoints in bf16
+        hf = engine.kv_budget is KvBudget.FREE_MEMORY
+        weights_format = torch_dtype_format(spec.torch_dtype) if hf else default_kv_format(spec)
     weights = weight_bytes_per_gpu(spec, weights_format, tp=tp, ep=ep, gpu_layers=gpu_layers)
     setting = engine_setting(engine, accelerator, tp=tp)
     activation = profiled_activation_bytes(spec, setting, tp=tp, batch=batch, prompt_tokens=prompt_tokens)

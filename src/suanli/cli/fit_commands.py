@@ -1,0 +1,65 @@
+"""``suanli fit MODEL``: can my GPU run this? The fewest GPUs of every catalog accelerator that hold the job."""
+
+from __future__ import annotations
+
+import argparse
+
+from suanli.cli.common import Commands, positive_int
+
+
+def register(commands: Commands) -> None:
+    fit = commands.add_parser(
+        "fit", help="for every accelerator: the fewest GPUs that hold the model, with headroom",
+        description="For every catalog accelerator, the fewest GPUs (1, 2, 4, 8, then whole 8-GPU nodes) that "
+        "hold the job, with the per-GPU total and the headroom. Inference spreads the model with tensor "
+        "parallelism; training shards it with ZeRO-3 / FSDP.")
+    fit.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    fit.add_argument("--mode", choices=("infer", "train", "lora", "qlora"), default="infer")
+    fit.add_argument("--quant", help="inference weight format (bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m…)")
+    fit.add_argument("--kv-dtype", help="inference KV-cache format (default: the engine's, bf16)")
+    fit.add_argument("--engine", choices=("vllm", "sglang", "trtllm", "llamacpp", "hf"), default="vllm")
+    fit.add_argument("--context", type=positive_int, help="tokens per sequence (default 4096 for inference, "
+                     "2048 for training)")
+    fit.add_argument("--batch", type=positive_int, default=1, help="sequences at once (default 1)")
+    fit.add_argument("--vendor", help="only accelerators of this vendor")
+    fit.add_argument("--json", action="store_true", help="print one JSON object")
+    fit.set_defaults(run=run_fit)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json, table
+    from suanli.errors import SpecError
+    from suanli.search.fit import fit_table, inference_evaluator, training_evaluator
+    from suanli.spec.hardware import load_accelerators
+    from suanli.spec.resolve import load_model
+    from suanli.spec.training import Method
+    from suanli.units import format_bytes
+
+    spec = load_model(args.model)
+    if args.mode == "infer":
+        context = args.context or 4096
+        evaluate = inference_evaluator(spec, engine=args.engine, quant=args.quant, kv_dtype=args.kv_dtype,
+                                       context=context, batch=args.batch)
+    else:
+        if args.quant or args.kv_dtype:
+            raise SpecError(f"--quant and --kv-dtype apply to --mode infer; --mode {args.mode} sets its own formats "
+                            "(qlora keeps the base in NF4)")
+        context = args.context or 2048
+        method = Method.FULL if args.mode == "train" else Method(args.mode)
+        evaluate = training_evaluator(spec, method, seq=context, micro_batch=args.batch)
+    accelerators = tuple(a for a in load_accelerators() if not args.vendor or a.vendor.lower() == args.vendor.lower())
+    rows = fit_table(evaluate, accelerators)
+    rows.sort(key=lambda r: (r.min_gpus is None, r.min_gpus or 0, -(r.headroom_bytes or 0)))
+    if args.json:
+        emit_json({"command": "fit", "model": spec.name, "mode": args.mode, "context": context, "batch": args.batch,
+                   "rows": [{"gpu": r.gpu, "name": r.name, "min_gpus": r.min_gpus,
+                             "per_gpu_total_bytes": r.per_gpu_total_bytes, "headroom_bytes": r.headroom_bytes,
+                             "capacity_bytes": r.capacity_bytes, "layout": r.layout} for r in rows]})
+        return 0
+    print(f"{spec.name}, {args.mode}, {context} tokens × batch {args.batch}\n")
+    print(table(["gpu", "memory", "min GPUs", "per GPU", "headroom", "layout"],
+                [[r.gpu, format_bytes(r.capacity_bytes), "—" if r.min_gpus is None else r.min_gpus,
+                  "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
+                  "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
+                 for r in rows], align="lrrrrl"))
+    return 0

@@ -1,0 +1,85 @@
+"""``suanli infer MODEL --gpu G``: serving memory per GPU, engine-aware (latency comes with the time model)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from suanli.cli.common import Commands, add_output_flags, positive_int
+
+ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
+
+
+def register(commands: Commands) -> None:
+    infer = commands.add_parser(
+        "infer", help="serving memory per GPU: weights, KV cache, activations, engine budget",
+        description="Per-GPU memory of serving a model on an engine (vLLM by default): weights in the chosen "
+        "format, this batch's KV cache, prefill activations, overheads, and the KV tokens the engine's "
+        "memory budget holds.")
+    infer.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    infer.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`)")
+    infer.add_argument("--gpus", type=positive_int, help="GPUs per replica, used as tensor parallel degree")
+    infer.add_argument("--tp", type=positive_int, help="tensor parallel degree (default --gpus or 1)")
+    infer.add_argument("--ep", type=positive_int, default=1, help="expert parallel degree (default 1)")
+    infer.add_argument("--batch", type=positive_int, default=1, help="concurrent sequences (default 1)")
+    infer.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens (default 1024)")
+    infer.add_argument("--output", type=int, default=256, help="generated tokens (default 256)")
+    infer.add_argument("--quant", help="weight format: bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m, … "
+                       "(default: the checkpoint's, bf16)")
+    infer.add_argument("--kv-dtype", help="KV-cache format: bf16, fp8, int8, int4 (default the engine's)")
+    infer.add_argument("--engine", choices=ENGINES, default="vllm")
+    add_output_flags(infer)
+    infer.set_defaults(run=run_infer)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json, explanations, key_values, table
+    from suanli.infer_report import inference_report
+    from suanli.spec.engines import get_engine
+    from suanli.spec.hardware import get_accelerator
+    from suanli.spec.precision import parse_number_format
+    from suanli.spec.resolve import load_model
+    from suanli.units import format_bytes
+
+    tp = _tensor_parallel(args)
+    report = inference_report(
+        load_model(args.model), get_accelerator(args.gpu), engine=get_engine(args.engine), tp=tp, ep=args.ep,
+        batch=args.batch, prompt_tokens=args.prompt, output_tokens=args.output,
+        weights_format=parse_number_format(args.quant) if args.quant else None,
+        kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None)
+    if args.json:
+        emit_json(report.to_dict())
+        return 0
+    memory: dict[str, Any] = report.values["memory"]
+    per_gpu = memory["per_gpu"]
+    verdict = "fits" if memory["fits"] else "DOES NOT FIT"
+    print(key_values([
+        ("model", report.model),
+        ("serving", f"{report.values['engine']} on {tp}× {report.values['gpu']}, batch {args.batch} × "
+                    f"({args.prompt} + {args.output}) tokens, weights {memory['weights_format']}, "
+                    f"KV {memory['kv_format']}"),
+        ("this batch", f"{format_bytes(per_gpu['total_bytes'])} per GPU: {verdict}"),
+        ("KV pool", f"{format_bytes(memory['kv_budget_bytes'])} per GPU holds {memory['kv_capacity_tokens']:,} "
+                    f"tokens ({memory['kv_capacity_tokens'] // (args.prompt + args.output):,} sequences of this "
+                    "length)"),
+    ]))
+    print()
+    print(table(["component", "per GPU"], [[name.removesuffix("_bytes").replace("_", " "), format_bytes(value)]
+                                           for name, value in per_gpu.items()], align="lr"))
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.explain:
+        print("\n" + explanations(report.explanations))
+    return 0
+
+
+def _tensor_parallel(args: argparse.Namespace) -> int:
+    from suanli.errors import LayoutError, SpecError
+
+    if args.tp and args.gpus and args.tp * args.ep != args.gpus and args.tp != args.gpus:
+        raise LayoutError(f"--tp {args.tp} and --gpus {args.gpus} disagree; give one of them "
+                          "(a replica's GPUs are its tensor-parallel ranks)")
+    if args.output < 0:
+        raise SpecError(f"--output must be zero or positive, got {args.output}")
+    tp: int = args.tp or args.gpus or 1
+    return tp
