@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from suanli.core import flops, params
+from suanli.core import activations, flops, inference_memory, kv_cache, memory, model_states, params, peft, placement
 from suanli.core.params import count_params
 from suanli.spec.hardware import load_accelerators
 from suanli.spec.hf import spec_from_config
@@ -80,7 +80,7 @@ def _tflops(value: float | None) -> str:
 def formulas_md() -> str:
     sections = ["# Formula reference", "",
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
-    for module in (params, flops):
+    for module in (params, flops, model_states, placement, activations, peft, memory, kv_cache, inference_memory):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)
 

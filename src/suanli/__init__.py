@@ -19,15 +19,19 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "AttentionSpan",
     "FlopCounts",
+    "Layout",
     "ModelSpec",
     "ParamCounts",
     "Recompute",
     "Report",
     "SuanliError",
+    "TrainingJob",
     "count_flops",
     "count_params",
     "flops_report",
     "get_accelerator",
+    "get_engine",
+    "inference_memory",
     "load_accelerators",
     "load_model",
     "model_catalog",
@@ -35,6 +39,7 @@ __all__ = [
     "parse_number_format",
     "resolve_model",
     "spec_from_config",
+    "training_memory",
 ]
 
 _LOCATIONS = {
@@ -56,6 +61,11 @@ _LOCATIONS = {
     "parse_number_format": "suanli.spec.precision",
     "resolve_model": "suanli.spec.resolve",
     "spec_from_config": "suanli.spec.hf",
+    "Layout": "suanli.spec.layout",
+    "TrainingJob": "suanli.spec.training",
+    "training_memory": "suanli.core.memory",
+    "inference_memory": "suanli.core.inference_memory",
+    "get_engine": "suanli.spec.engines",
 }
 
 if TYPE_CHECKING:
@@ -63,13 +73,17 @@ if TYPE_CHECKING:
     from suanli.core.params import ParamCounts, count_params
     from suanli.errors import SuanliError
     from suanli.report import Report, flops_report, params_report
+    from suanli.core.inference_memory import inference_memory
+    from suanli.core.memory import training_memory
     from suanli.spec.assumptions import AttentionSpan
+    from suanli.spec.engines import get_engine
     from suanli.spec.hardware import get_accelerator, load_accelerators
     from suanli.spec.hf import spec_from_config
-    from suanli.spec.layout import Recompute
+    from suanli.spec.layout import Layout, Recompute
     from suanli.spec.model import ModelSpec
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model, model_catalog, resolve_model
+    from suanli.spec.training import TrainingJob
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,7 @@ EXPECTED = {
     "AttentionSpan", "FlopCounts", "ModelSpec", "ParamCounts", "Recompute", "Report", "SuanliError",
     "count_flops", "count_params", "flops_report", "get_accelerator", "load_accelerators", "load_model",
     "model_catalog", "params_report", "parse_number_format", "resolve_model", "spec_from_config",
+    "Layout", "TrainingJob", "training_memory", "inference_memory", "get_engine",
 }
 
 
