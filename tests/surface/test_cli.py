@@ -9,34 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.surface.cli_helpers import assert_one_line_error, run, run_json
 
-from suanli.cli.main import main
 from suanli.spec.resolve import model_catalog
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's --help and usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    payload: dict[str, Any] = json.loads(out)
-    return payload
-
-
-def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> None:
-    assert code == 2
-    assert out == ""
-    assert err.count("\n") == 1 and err.startswith("suanli: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.mark.parametrize("command", [[], ["models"], ["params"], ["flops"], ["gpus"]])

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-
-from suanli.cli.main import main
+from tests.surface.cli_helpers import run, run_json
 
 GB = 1e9
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def as_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    payload: dict[str, Any] = json.loads(out)
-    return payload
 
 
 def test_infer_design_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = as_json(capsys, "infer", "llama-3.1-8b", "--gpu", "h100", "--batch", "8", "--prompt", "1000",
+    payload = run_json(capsys, "infer", "llama-3.1-8b", "--gpu", "h100", "--batch", "8", "--prompt", "1000",
                       "--output", "24")
     memory = payload["memory"]
     for key in ("total_bytes", "weights_bytes", "kv_cache_bytes"):
@@ -41,25 +25,25 @@ def test_infer_design_keys(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_seven_b_fp16_is_about_14_gb_of_weights(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = as_json(capsys, "infer", "llama-2-7b", "--gpu", "a100-80gb", "--quant", "fp16")
+    payload = run_json(capsys, "infer", "llama-2-7b", "--gpu", "a100-80gb", "--quant", "fp16")
     assert payload["memory"]["per_gpu"]["weights_bytes"] / GB == pytest.approx(13.5, rel=0.02)  # 6.74B × 2 B
 
 
 def test_seventy_b_int4_is_about_35_gb_of_weights(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = as_json(capsys, "infer", "llama-2-70b", "--gpu", "a100-80gb", "--quant", "int4")
+    payload = run_json(capsys, "infer", "llama-2-70b", "--gpu", "a100-80gb", "--quant", "int4")
     # 69B × 4.25 bits for the block weights (g128 scales and zeros), embeddings and head in fp16
     assert 34 * GB < payload["memory"]["per_gpu"]["weights_bytes"] < 40 * GB
 
 
 def test_int8_weights_are_a_quarter_of_fp32(capsys: pytest.CaptureFixture[str]) -> None:
-    fp32 = as_json(capsys, "infer", "gpt2-xl", "--gpu", "a100-80gb", "--quant", "fp32")
-    int8 = as_json(capsys, "infer", "gpt2-xl", "--gpu", "a100-80gb", "--quant", "int8")
+    fp32 = run_json(capsys, "infer", "gpt2-xl", "--gpu", "a100-80gb", "--quant", "fp32")
+    int8 = run_json(capsys, "infer", "gpt2-xl", "--gpu", "a100-80gb", "--quant", "int8")
     ratio = int8["memory"]["per_gpu"]["weights_bytes"] / fp32["memory"]["per_gpu"]["weights_bytes"]
     assert 0.25 <= ratio < 0.4  # exactly ¼ for the quantised block weights; embeddings stay 16-bit
 
 
 def test_fit_70b_fp16_needs_two_80gb_gpus(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = as_json(capsys, "fit", "llama-2-70b", "--context", "4096")
+    payload = run_json(capsys, "fit", "llama-2-70b", "--context", "4096")
     rows = {row["gpu"]: row for row in payload["rows"]}
     assert rows["a100-sxm-80gb"]["min_gpus"] == 2
     assert rows["h100-sxm-80gb"]["min_gpus"] == 2
@@ -70,7 +54,7 @@ def test_fit_70b_fp16_needs_two_80gb_gpus(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_fit_qlora_70b_on_one_80gb_gpu(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = as_json(capsys, "fit", "llama-3.1-70b", "--mode", "qlora")
+    payload = run_json(capsys, "fit", "llama-3.1-70b", "--mode", "qlora")
     rows = {row["gpu"]: row for row in payload["rows"]}
     assert rows["a100-sxm-80gb"]["min_gpus"] == 1
     assert rows["rtx-4090-24gb"]["min_gpus"] > 1

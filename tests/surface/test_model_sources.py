@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.surface.cli_helpers import assert_one_line_error, run, run_json
 
 import suanli
-from suanli.cli.main import main
 
 # tiny_llama by hand: embedding and lm_head 100·64 each; per layer q 64·64, k and v 32·64 each, o 64·64,
 # gate and up 128·64 each, down 64·128, two norms of 64; final norm 64.
@@ -28,29 +28,10 @@ NORM_PARAMS = (2 * 2 + 1) * 64
 LLAMA_31_8B = 8_030_261_248
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == 0, err
-    payload: dict[str, Any] = json.loads(out)
-    return payload
 
 
-def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> None:
-    assert code == 2
-    assert out == ""
-    assert err.count("\n") == 1 and err.startswith("suanli: error: "), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 # ---- writers ---------------------------------------------------------------------------------------------

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-
-from suanli.cli.main import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def train_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
-    code, out, err = run(capsys, "train", *argv, "--json")
-    assert code == 0, err
-    payload: dict[str, Any] = json.loads(out)
-    return payload
+from tests.surface.cli_helpers import run, run_json
 
 
 def test_design_keys(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = train_json(capsys, "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "3", "--seq", "4096")
+    payload = run_json(capsys, "train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "3", "--seq", "4096")
     per_gpu = payload["memory"]["per_gpu"]
     for key in ("total_bytes", "activations_bytes", "weights_bytes", "gradients_bytes", "optimizer_bytes"):
         assert per_gpu[key] >= 0
@@ -36,7 +16,7 @@ def test_design_keys(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_does_not_fit_proposes_changes(capsys: pytest.CaptureFixture[str]) -> None:
-    payload = train_json(capsys, "llama-3.1-70b", "--gpu", "a100-80gb", "--seq", "4096")
+    payload = run_json(capsys, "train", "llama-3.1-70b", "--gpu", "a100-80gb", "--seq", "4096")
     assert payload["memory"]["fits"] is False
     suggestions = payload["memory"]["suggestions"]
     assert suggestions and all(s["total_bytes"] <= payload["memory"]["capacity_bytes"] for s in suggestions)
@@ -44,15 +24,15 @@ def test_does_not_fit_proposes_changes(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_qlora_70b_fits_one_80gb_gpu(capsys: pytest.CaptureFixture[str]) -> None:
     """QLoRA's headline: a 65–70B model fine-tuned on one 48–80 GB GPU (Dettmers et al. 2023)."""
-    payload = train_json(capsys, "llama-3.1-70b", "--gpu", "a100-80gb", "--method", "qlora", "--seq", "512",
+    payload = run_json(capsys, "train", "llama-3.1-70b", "--gpu", "a100-80gb", "--method", "qlora", "--seq", "512",
                          "--recompute", "full")
     assert payload["memory"]["fits"] is True
     assert payload["job"]["optimizer"] == "paged-adamw-8bit"
 
 
 def test_framework_sets_precision_mode(capsys: pytest.CaptureFixture[str]) -> None:
-    megatron = train_json(capsys, "gpt2", "--gpu", "h100", "--framework", "megatron")
-    hf = train_json(capsys, "gpt2", "--gpu", "h100", "--framework", "hf")
+    megatron = run_json(capsys, "train", "gpt2", "--gpu", "h100", "--framework", "megatron")
+    hf = run_json(capsys, "train", "gpt2", "--gpu", "h100", "--framework", "hf")
     assert megatron["job"]["precision"] == "mixed-bf16-fp32-grads"
     assert hf["job"]["precision"] == "amp-bf16"
 
@@ -78,6 +58,6 @@ def test_impossible_layouts_exit_2(capsys: pytest.CaptureFixture[str], args: lis
 
 
 def test_moe_expert_parallel(capsys: pytest.CaptureFixture[str]) -> None:
-    one = train_json(capsys, "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--zero", "1")
-    ep = train_json(capsys, "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--zero", "1", "--ep", "8")
+    one = run_json(capsys, "train", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--zero", "1")
+    ep = run_json(capsys, "train", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--zero", "1", "--ep", "8")
     assert ep["memory"]["per_gpu"]["weights_bytes"] < one["memory"]["per_gpu"]["weights_bytes"] / 4

@@ -36,6 +36,7 @@ from suanli.core.kv_cache import (
     kv_bytes_per_token_per_layer,
     kv_cache_bytes,
     kv_heads_per_rank,
+    parse_kv_format,
 )
 from suanli.core.params import layer_params
 from suanli.errors import LayoutError, SpecError, require_positive
@@ -418,9 +419,8 @@ class InferenceMemory:
 
 
 def engine_kv_format(spec: ModelSpec, engine: EnginePreset) -> NumberFormat:
-    from suanli.core.kv_cache import parse_kv_format
-
-    return default_kv_format(spec) if engine.kv_dtype == "auto" else parse_kv_format(engine.kv_dtype, spec)
+    """The KV dtype an engine uses by default: the model's ("auto") or, for llama.cpp, f16."""
+    return parse_kv_format(engine.kv_dtype, spec)
 
 
 def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 1, prompt_tokens: int,

@@ -59,25 +59,31 @@ class _Packed:
 
 @dataclass(slots=True)
 class _Recorder:
-    """Mutable bookkeeping of one measurement (lives only inside ``measure_saved_activations``)."""
+    """Mutable bookkeeping of one measurement (lives only inside ``measure_saved_activations``).
+
+    A storage is keyed by its address, and the allocator hands a freed address to the next tensor: when a key
+    comes back after everything packed under it was freed, it is a new storage and is recorded afresh (else a
+    dead router mask would lend its size and dtype to whatever tensor later reuses its address)."""
 
     excluded: frozenset[int]
     module_stack: list[str]
     first_seen: dict[int, tuple[int, str, str]]  # storage key -> (nbytes, module, dtype)
-    packed: list[weakref.ref[_Packed]]
+    packed: dict[int, list[weakref.ref[_Packed]]]  # storage key -> what was packed under it
     excluded_bytes: dict[int, int]
     unpacked: set[int]
 
     def pack(self, tensor: torch.Tensor) -> _Packed:
         storage = tensor.untyped_storage()
         key = storage.data_ptr()
+        refs = self.packed.setdefault(key, [])
         if key in self.excluded:
             self.excluded_bytes[key] = storage.nbytes()
-        elif key not in self.first_seen:
+        elif not any(ref() is not None for ref in refs):  # first time, or the address of a freed storage
+            refs.clear()
             module = self.module_stack[-1] if self.module_stack else ""
             self.first_seen[key] = (storage.nbytes(), module, str(tensor.dtype).removeprefix("torch."))
         packed = _Packed(tensor, key)
-        self.packed.append(weakref.ref(packed))
+        refs.append(weakref.ref(packed))
         return packed
 
     def unpack(self, packed: _Packed) -> torch.Tensor:
@@ -86,7 +92,8 @@ class _Recorder:
 
     def alive_keys(self) -> set[int]:
         """Storages the graph still holds: packed objects not yet freed."""
-        return {p.key for ref in self.packed if (p := ref()) is not None and p.key not in self.excluded}
+        return {key for key, refs in self.packed.items()
+                if key not in self.excluded and any(ref() is not None for ref in refs)}
 
 
 @contextmanager
@@ -121,7 +128,7 @@ def measure_saved_activations(model: torch.nn.Module, run: Callable[[torch.nn.Mo
     back-propagated and ``unpacked_bytes`` reports how much of what was saved the backward pass read."""
     import torch
 
-    recorder = _Recorder(excluded=_weight_storages(model), module_stack=[], first_seen={}, packed=[],
+    recorder = _Recorder(excluded=_weight_storages(model), module_stack=[], first_seen={}, packed={},
                          excluded_bytes={}, unpacked=set())
     with _module_names(model, recorder.module_stack), \
             torch.autograd.graph.saved_tensors_hooks(recorder.pack, recorder.unpack):
