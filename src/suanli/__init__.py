@@ -70,11 +70,11 @@ _LOCATIONS = {
 
 if TYPE_CHECKING:
     from suanli.core.flops import FlopCounts, count_flops
+    from suanli.core.inference_memory import inference_memory
+    from suanli.core.memory import training_memory
     from suanli.core.params import ParamCounts, count_params
     from suanli.errors import SuanliError
     from suanli.report import Report, flops_report, params_report
-    from suanli.core.inference_memory import inference_memory
-    from suanli.core.memory import training_memory
     from suanli.spec.assumptions import AttentionSpan
     from suanli.spec.engines import get_engine
     from suanli.spec.hardware import get_accelerator, load_accelerators

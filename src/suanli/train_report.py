@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from suanli.core.memory import TrainingMemory, training_memory
+from suanli.core.rl import RlSetup, distillation_memory, rl_memory
+from suanli.errors import SpecError
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.search.advice import fit_suggestions
@@ -15,8 +17,11 @@ from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
 
 
-def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator) -> Report:
+def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
+                    rl: RlSetup | None = None, teacher: ModelSpec | None = None) -> Report:
     capacity = usable_memory_bytes(accelerator)
+    if rl is not None or teacher is not None:
+        return _multi_model_report(spec, job, layout, accelerator, rl=rl, teacher=teacher)
     memory = training_memory(spec, job, layout, capacity_bytes=capacity)
     values: dict[str, Any] = {
         "gpu": accelerator.key,
@@ -36,6 +41,41 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
                                          if suggestions else "no single change tried makes it fit") + " would")
     return Report(command="train", model=spec.name, values=values, explanations=_explain(memory),
                   notes=tuple(notes))
+
+
+def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
+                        rl: RlSetup | None, teacher: ModelSpec | None) -> Report:
+    """RL fine-tuning or distillation: the trained model's memory plus the other resident models."""
+    capacity = usable_memory_bytes(accelerator)
+    if rl is not None and teacher is not None:
+        raise SpecError("give either --rl or --teacher, not both")
+    if rl is not None:
+        multi = rl_memory(spec, job, layout, rl, capacity_bytes=capacity)
+        seq = rl.seq
+        kind: dict[str, Any] = {"rl": rl.algorithm.value, "prompt_tokens": rl.prompt_tokens,
+                                "response_tokens": rl.response_tokens, "prompts_per_gpu": rl.prompts_per_gpu,
+                                "group_size": rl.group_size}
+    elif teacher is not None:
+        multi = distillation_memory(spec, teacher, job, layout, capacity_bytes=capacity)
+        seq, kind = job.seq, {"teacher": teacher.name}
+    else:
+        raise SpecError("a multi-model job needs --rl or --teacher")
+    memory = _memory_values(multi.trained)
+    per_gpu = memory["per_gpu"]
+    per_gpu.pop("total_bytes")
+    per_gpu.update(multi.extra_bytes)
+    per_gpu["rollout_kv_beyond_activations_bytes"] = multi.phase_swap_bytes
+    per_gpu["total_bytes"] = multi.total_bytes
+    memory.update(fits=multi.fits, headroom_bytes=multi.headroom_bytes)
+    values: dict[str, Any] = {
+        "gpu": accelerator.key, "gpus": layout.gpus, "layout": _layout_values(layout),
+        "job": {"method": job.method.value, "optimizer": job.optimizer.value, "precision": job.precision.value,
+                "seq": seq, "trainable_params": multi.trained.trainable_params, **kind},
+        "memory": memory,
+    }
+    notes = () if multi.fits else ("does not fit; shard with --zero 3 over more GPUs, use LoRA for the actor, "
+                                   "or lower the rollout batch",)
+    return Report(command="train", model=spec.name, values=values, explanations=_explain(multi.trained), notes=notes)
 
 
 def _layout_values(layout: Layout) -> dict[str, Any]:

@@ -61,3 +61,25 @@ def test_moe_expert_parallel(capsys: pytest.CaptureFixture[str]) -> None:
     one = run_json(capsys, "train", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--zero", "1")
     ep = run_json(capsys, "train", "mixtral-8x7b", "--gpu", "h100", "--gpus", "8", "--zero", "1", "--ep", "8")
     assert ep["memory"]["per_gpu"]["weights_bytes"] < one["memory"]["per_gpu"]["weights_bytes"] / 4
+
+
+def test_rl_and_distillation(capsys: pytest.CaptureFixture[str]) -> None:
+    ppo = run_json(capsys, "train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "3", "--rl", "ppo",
+                   "--reward-model", "llama-3.2-1b")
+    per_gpu = ppo["memory"]["per_gpu"]
+    assert {"reference_bytes", "reward_model_bytes", "critic_states_bytes"} <= set(per_gpu)
+    assert per_gpu["total_bytes"] > per_gpu["weights_bytes"] + per_gpu["reference_bytes"]
+    assert ppo["job"]["seq"] == 512 + 1024
+    distill = run_json(capsys, "train", "llama-3.2-1b", "--gpu", "h100", "--teacher", "llama-3.1-8b")
+    assert distill["memory"]["per_gpu"]["teacher_weights_bytes"] > 15e9
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--group-size", "8"], "need --rl"),
+    (["--rl", "ppo", "--group-size", "8"], "applies to GRPO"),
+    (["--rl", "grpo", "--teacher", "gpt2"], "not both"),
+    (["--teacher", "gpt2"], "vocabulary"),
+])
+def test_bad_rl_input(capsys: pytest.CaptureFixture[str], args: list[str], fragment: str) -> None:
+    code, out, err = run(capsys, "train", "llama-3.1-8b", "--gpu", "h100", *args)
+    assert code == 2 and out == "" and fragment in err and err.count("\n") == 1

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from suanli.cli.common import Commands, add_output_flags, positive_int
 
 if TYPE_CHECKING:
+    from suanli.core.rl import RlSetup
     from suanli.spec.layout import Layout
     from suanli.spec.training import PrecisionMode, TrainingJob
 
@@ -55,6 +56,18 @@ def register(commands: Commands) -> None:
     train.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank (max rank for dylora/adalora)")
     train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down",
                        help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
+    rl = train.add_argument_group("RL fine-tuning and distillation (several models resident at once)")
+    rl.add_argument("--rl", choices=("ppo", "grpo", "dpo"), help="RL algorithm: PPO (actor, critic, reference, "
+                    "reward), GRPO (actor, reference, optional reward model), DPO (policy and reference)")
+    rl.add_argument("--reward-model", metavar="MODEL", help="reward model (default: the actor's architecture "
+                    "for PPO, none for GRPO)")
+    rl.add_argument("--critic-model", metavar="MODEL", help="critic (default: the reward model's architecture)")
+    rl.add_argument("--prompt-tokens", type=positive_int, default=512, help="rollout prompt length (default 512)")
+    rl.add_argument("--response-tokens", type=positive_int, default=1024,
+                    help="rollout response length (default 1024)")
+    rl.add_argument("--prompts-per-gpu", type=positive_int, default=1, help="rollout prompts per GPU (default 1)")
+    rl.add_argument("--group-size", type=positive_int, default=1, help="GRPO responses per prompt (e.g. 8)")
+    rl.add_argument("--teacher", metavar="MODEL", help="distillation: the frozen teacher model")
     add_output_flags(train)
     train.set_defaults(run=run_train)
 
@@ -68,16 +81,18 @@ def run_train(args: argparse.Namespace) -> int:
 
     layout = parse_layout(args)
     job = parse_job(args)
-    report = training_report(load_model(args.model), job, layout, get_accelerator(args.gpu))
+    report = training_report(load_model(args.model), job, layout, get_accelerator(args.gpu), rl=parse_rl(args),
+                             teacher=load_model(args.teacher) if args.teacher else None)
     if args.json:
         emit_json(report.to_dict())
         return 0
     memory = report.values["memory"]
     per_gpu = memory["per_gpu"]
     verdict = "fits" if memory["fits"] else "DOES NOT FIT"
+    job_values = report.values["job"]
     print(key_values([
         ("model", report.model), ("job", f"{job.method.value}, {job.precision.value}, {job.optimizer.value}, "
-                                         f"seq {job.seq}, trainable {report.values['job']['trainable_params']:,.0f}"),
+                                         f"seq {job_values['seq']}, trainable {job_values['trainable_params']:,.0f}"),
         ("layout", f"{layout.gpus}× {report.values['gpu']}: tp {layout.tp} pp {layout.pp} dp {layout.dp} "
                    f"cp {layout.cp} ep {layout.ep}, ZeRO-{layout.zero}, micro-batch {layout.micro_batch}, "
                    f"recompute {layout.recompute.value}"),
@@ -133,6 +148,22 @@ def parse_job(args: argparse.Namespace) -> TrainingJob:
     return TrainingJob(seq=args.seq, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets),
                        optimizer=Optimizer(optimizer), precision=precision_mode(args.precision, args.framework),
                        attention=AttentionImpl(args.attention), framework=Framework(args.framework))
+
+
+def parse_rl(args: argparse.Namespace) -> RlSetup | None:
+    from suanli.core.rl import RlAlgorithm, RlSetup
+    from suanli.errors import SpecError
+    from suanli.spec.resolve import load_model
+
+    if args.rl is None:
+        if args.reward_model or args.critic_model or args.group_size > 1:
+            raise SpecError("--reward-model, --critic-model and --group-size need --rl ppo|grpo|dpo")
+        return None
+    return RlSetup(algorithm=RlAlgorithm(args.rl), prompt_tokens=args.prompt_tokens,
+                   response_tokens=args.response_tokens, prompts_per_gpu=args.prompts_per_gpu,
+                   group_size=args.group_size,
+                   reward_model=load_model(args.reward_model) if args.reward_model else None,
+                   critic_model=load_model(args.critic_model) if args.critic_model else None)
 
 
 def precision_mode(precision: str, framework: str) -> PrecisionMode:
