@@ -48,3 +48,42 @@ class MemoryAssumptions:
         for name in ("cuda_context_bytes", "allocator_fragmentation", "zero_bucket_elements_per_hidden_sq"):
             if getattr(self, name) < 0:
                 raise SpecError(f"memory assumption {name} must be zero or positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerformanceAssumptions:
+    """Achieved-vs-peak efficiencies of the time model, as named, overridable inputs.
+
+    Defaults are starting points with their evidence; ``benchmarks/calibrate.py`` fits them to the
+    calibration half of the published references and ``docs/accuracy.md`` reports both halves.
+
+    - ``gemm_peak_fraction``: the best fraction of the dense peak a large GEMM reaches. H100 SXM bf16: an
+      8192³ matmul ran at 798 of 989 TFLOP/s (0.81) on our device machines (.library/device/KINDS.md);
+      stas00/ml-engineering's MAMF tables give 0.7–0.8 across A100/H100/MI300X.
+    - ``gemm_half_work_flops``: the GEMM size (FLOPs) at which efficiency is half of that best: small GEMMs
+      cannot fill the GPU (waves, tile quantisation). eff(F) = peak_fraction · F / (F + half_work).
+    - ``attention_peak_fraction``: FlashAttention-2/3 forward reaches 50–75% of peak on A100/H100 (Dao 2023,
+      arXiv:2307.08691 §4; Shah et al. 2024, arXiv:2407.08608).
+    - ``memory_bandwidth_fraction``: achieved share of peak HBM bandwidth for streaming kernels (a
+      device-to-device copy moved 3.0 of 3.35 TB/s on H100: 0.9).
+    - ``kernel_overhead_s``: fixed launch/synchronisation cost per kernel.
+    - ``network_bandwidth_fraction``: achieved share of a link's peak for large collectives (NCCL bus
+      bandwidth on NVLink and InfiniBand is typically 75–90% of the line rate).
+    """
+
+    gemm_peak_fraction: float = 0.80
+    gemm_half_work_flops: float = 2e9
+    attention_peak_fraction: float = 0.60
+    memory_bandwidth_fraction: float = 0.85
+    kernel_overhead_s: float = 5e-6
+    network_bandwidth_fraction: float = 0.80
+
+    def __post_init__(self) -> None:
+        for name in ("gemm_peak_fraction", "attention_peak_fraction", "memory_bandwidth_fraction",
+                     "network_bandwidth_fraction"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise SpecError(f"performance assumption {name} must be in (0, 1], got {value}")
+        for name in ("gemm_half_work_flops", "kernel_overhead_s"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
