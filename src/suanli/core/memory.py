@@ -24,6 +24,7 @@ from suanli.core.placement import StageParams, expert_params_per_gpu, layer_para
 from suanli.spec.assumptions import MemoryAssumptions
 from suanli.spec.layout import Layout, PipelineSchedule
 from suanli.spec.model import ModelSpec
+from suanli.spec.precision import parse_number_format
 from suanli.spec.training import Framework, Method, TrainingJob
 
 
@@ -95,7 +96,7 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
     states, trainable = _stage_states(spec, job, layout, stage)
     in_flight = micro_batches_in_flight(layout, stage.stage)
     activations = in_flight * _stage_activations(spec, job, layout, stage)
-    comm = _comm_buffer_bytes(spec, layout, states, assumptions) + _gathered_layers_bytes(spec, layout, stage)
+    comm = _comm_buffer_bytes(spec, layout, states, assumptions) + _gathered_layers_bytes(spec, job, layout, stage)
     flavour = Flavour.MEGATRON if job.framework is Framework.MEGATRON else Flavour.HUGGINGFACE
     workspace = stage_workspace_bytes(spec, job, layout, last=stage.stage == layout.pp - 1, flavour=flavour)
     peak = (states.weights + states.gradients + states.master_weights + states.optimizer + activations + workspace
@@ -133,7 +134,7 @@ def _stage_states(spec: ModelSpec, job: TrainingJob, layout: Layout,
                   stage: StageParams) -> tuple[ShardedStates, float]:
     """Sharded model states of one stage's GPU, and its trainable parameter count."""
     if job.method is Method.FULL:
-        per_param = state_bytes(job.precision, job.optimizer)
+        per_param = state_bytes(job.precision, job.optimizer, spec)
         experts = expert_params_per_gpu(spec, stage.layers, layout)
         dense = shard_states(trainable=stage.params - experts, frozen_weight_bytes=0.0, per_param=per_param,
                              layout=layout)
@@ -155,14 +156,16 @@ def _all_block_params(spec: ModelSpec, layout: Layout) -> float:
     return sum(stage.block_params for stage in stage_params(spec, layout)) / layout.pp
 
 
-def _gathered_layers_bytes(spec: ModelSpec, layout: Layout, stage: StageParams) -> float:
+def _gathered_layers_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams) -> float:
     """ZeRO-3 / FSDP full-shard all-gather the current block's parameters before computing it and prefetch
     the next (FSDP ``forward_prefetch``/``backward_prefetch``, DeepSpeed ``stage3_prefetch_bucket_size``):
-    two unsharded blocks in 2-byte precision, beyond the shard each GPU keeps."""
+    two unsharded blocks in their stored format (2 bytes; QLoRA's frozen base is gathered packed in NF4),
+    beyond the shard each GPU keeps."""
     if layout.zero < 3 or layout.zero_shards == 1 or not stage.layers:
         return 0.0
     largest = max(layer_params_per_gpu(spec.layers[i], spec.hidden_size, layout.tp, layout.ep) for i in stage.layers)
-    return 2 * largest * 2.0 * (1 - 1 / layout.zero_shards)
+    stored = parse_number_format("nf4").bytes_per_param if job.method is Method.QLORA else 2.0
+    return 2 * largest * stored * (1 - 1 / layout.zero_shards)
 
 
 def _comm_buffer_bytes(spec: ModelSpec, layout: Layout, states: ShardedStates,
