@@ -69,6 +69,50 @@ class PerformanceAssumptions:
     - ``kernel_overhead_s``: fixed launch/synchronisation cost per kernel.
     - ``network_bandwidth_fraction``: achieved share of a link's peak for large collectives (NCCL bus
       bandwidth on NVLink and InfiniBand is typically 75–90% of the line rate).
+
+    Training only (``core/training_time.py``; fitted with the GEMM and attention fractions above by
+    ``benchmarks/calibrate_training.py`` on the calibration half of ``tests/golden/data/training_throughput.toml``):
+
+    - ``unfused_elementwise_traffic``: how many times the memory traffic of our minimal elementwise kernels
+      (norms, activation, RoPE, residual adds, embedding) a framework moves when it runs them as separate
+      PyTorch eager ops (FSDP/torchtitan, llm-foundry, DeepSpeed, HF: fp32 up-casts in norms, one kernel per
+      operator) instead of Megatron-LM's fused kernels (1.0 there). Evidence: torch.compile, which fuses
+      exactly these ops, speeds torchtitan's Llama 3.1 8B on H100 by 16% (5,762 → 6,667 tokens/s/GPU,
+      torchtitan benchmarks/llama3_h100_202412_torchtitan.md Table 1).
+    - ``overlapped_comm_slowdown``: the share of a collective's time that still lengthens the step when it runs
+      hidden behind compute (data-parallel gradient reduction, FSDP/ZeRO-3 gathers): NCCL kernels hold SMs
+      (~24 thread blocks of an H100's 132) and HBM bandwidth, so the compute they overlap runs slower, and a
+      GEMM sized to one wave spills into a second (a one-wave GEMM ran ~2x slower beside an all-gather:
+      forums.developer.nvidia.com/t/337991). 0 is perfect overlap, 1 no overlap.
+
+    Inference only (``core/inference_time.py``; fitted by ``benchmarks/calibrate_inference.py`` on the
+    calibration half of ``tests/golden/data/inference_perf.toml``, the training fields above left alone):
+
+    - ``decode_bandwidth_fraction``: achieved share of peak memory bandwidth for the memory-bound kernels of
+      serving (decode GEMVs and skinny GEMMs reading weights, paged-attention KV reads, elementwise ops).
+    - ``quantized_weight_bandwidth_fraction``: a further factor on the bandwidth of weight reads in
+      weight-only quantized formats (int4/GPTQ/AWQ/NF4/GGUF), whose kernels unpack and rescale in registers
+      (Marlin, llama.cpp MMVQ) instead of streaming at the copy rate.
+    - ``graph_kernel_overhead_s``: per-kernel gap inside a captured CUDA graph (decode in vLLM, SGLang,
+      TensorRT-LLM): the CPU launch cost is gone, the GPU's launch latency and tail are not.
+    - ``engine_step_overhead_s``: CPU time per engine step that does not overlap the GPU in the Python serving
+      loops of vLLM, SGLang, TensorRT-LLM's PyTorch backend and transformers (scheduling, input preparation,
+      sampling, detokenisation).
+    - ``native_step_overhead_s``: the same for llama.cpp's C++ loop (graph build, CPU sampling over the
+      vocabulary), much smaller than a Python scheduler's.
+    - ``engine_request_overhead_s``: CPU time per request a busy server spends outside the GPU's shadow
+      (admission, per-request bookkeeping and output handling in the engine loop); matters at max load with
+      short requests, where hundreds of requests finish each second.
+    - ``collective_overhead_s``: fixed cost of one small collective kernel (vLLM custom all-reduce ~5 µs,
+      NCCL ~10 µs for a few KB on NVLink; nccl-tests), on top of the α–β model.
+    - ``eager_python_overhead_s_per_layer``: transformers ``generate()`` in eager mode is bound by Python and
+      PyTorch dispatch at small batch: ~30 operators per decoder layer at ~10 µs each (uncalibrated).
+    - ``host_memory_bandwidth_bytes_per_s``: the host DRAM bandwidth llama.cpp's CPU-resident layers stream
+      from when the host is not given (dual-channel DDR5-6400: 102 GB/s; uncalibrated).
+    - ``low_precision_gemm_ratio``: 8-bit and narrower GEMMs (fp8, int8) reach a smaller fraction of their
+      doubled peak than 16-bit ones do of theirs: best-shape matmuls on H100 SXM ran at 1402.6 of 1978.9 fp8
+      TFLOP/s (0.709) against 794.5 of 989.4 bf16 (0.803) (stas00/ml-engineering MAMF), a ratio of 0.88.
+      Measured, not fitted; applied by the serving model on top of ``gemm_peak_fraction``.
     """
 
     gemm_peak_fraction: float = 0.80
@@ -77,6 +121,18 @@ class PerformanceAssumptions:
     memory_bandwidth_fraction: float = 0.85
     kernel_overhead_s: float = 5e-6
     network_bandwidth_fraction: float = 0.80
+    unfused_elementwise_traffic: float = 1.0
+    overlapped_comm_slowdown: float = 0.0
+    decode_bandwidth_fraction: float = 0.775  # fitted (benchmarks/calibrate_inference.py)
+    quantized_weight_bandwidth_fraction: float = 1.0  # fitted: no penalty seen on llama.cpp Q8_0 (one case)
+    graph_kernel_overhead_s: float = 2.5e-6  # fitted
+    engine_step_overhead_s: float = 2e-3  # fitted
+    native_step_overhead_s: float = 0.0  # fitted (at its bound)
+    engine_request_overhead_s: float = 6e-4  # fitted
+    collective_overhead_s: float = 6e-6  # fitted (unchanged from the prior)
+    eager_python_overhead_s_per_layer: float = 3e-4
+    host_memory_bandwidth_bytes_per_s: float = 100e9
+    low_precision_gemm_ratio: float = 0.88
 
     def __post_init__(self) -> None:
         for name in ("gemm_peak_fraction", "attention_peak_fraction", "memory_bandwidth_fraction",
@@ -84,6 +140,83 @@ class PerformanceAssumptions:
             value = getattr(self, name)
             if not 0 < value <= 1:
                 raise SpecError(f"performance assumption {name} must be in (0, 1], got {value}")
+        if not 0 <= self.overlapped_comm_slowdown <= 1:
+            raise SpecError("performance assumption overlapped_comm_slowdown must be in [0, 1], got "
+                            f"{self.overlapped_comm_slowdown}")
+        if self.unfused_elementwise_traffic < 1:
+            raise SpecError("performance assumption unfused_elementwise_traffic must be at least 1 (fused "
+                            f"kernels), got {self.unfused_elementwise_traffic}")
         for name in ("gemm_half_work_flops", "kernel_overhead_s"):
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
+        self._check_inference_fields()
+
+    def _check_inference_fields(self) -> None:
+        for name in ("decode_bandwidth_fraction", "quantized_weight_bandwidth_fraction", "low_precision_gemm_ratio"):
+            if not 0 < getattr(self, name) <= 1:
+                raise SpecError(f"performance assumption {name} must be in (0, 1], got {getattr(self, name)}")
+        for name in ("graph_kernel_overhead_s", "engine_step_overhead_s", "native_step_overhead_s",
+                     "engine_request_overhead_s",
+                     "collective_overhead_s",
+                     "eager_python_overhead_s_per_layer"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
+        if not self.host_memory_bandwidth_bytes_per_s > 0:
+            raise SpecError("performance assumption host_memory_bandwidth_bytes_per_s must be positive, got "
+                            f"{self.host_memory_bandwidth_bytes_per_s}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostAssumptions:
+    """Power, facility, grid, storage and reliability inputs of ``core/cost.py``, with their evidence.
+
+    - ``power_fraction_of_tdp``: average draw as a fraction of rated power, applied to the GPUs and the host
+      alike. An 8x H100 HGX node training compute-heavy models ran at 76% of its 10.2 kW rating (Newkirk
+      et al. 2025, arXiv:2506.14551); the highest draw seen on such a node was 8.4 kW, 82% (Latif et al. 2024,
+      arXiv:2412.08602). Meta's Llama accounting uses the TDP itself (1.0); Patterson et al. 2021 (Table 4)
+      measured 330 W per V100 (TDP 300 W) host included, and TPU v3 at 283 W against a 450 W TDP.
+    - ``host_overhead_fraction``: CPUs, memory, NICs, NVSwitches, fans and power supplies as a fraction of the
+      GPUs' power. DGX H100: 10.2 kW system maximum against 8 x 700 W of GPUs, (10.2 - 5.6) / 5.6 = 0.82
+      (NVIDIA DGX H100 datasheet / user guide); DGX A100 is 6.5 kW against 8 x 400 W (1.03), DGX B200
+      14.3 kW against 8 x 1000 W (0.79).
+    - ``pue``: facility energy / IT energy. 1.1 is hyperscale: Google's datacentres ran at 1.09-1.12 and
+      Azure at 1.10 for the models in Patterson et al. 2021 Table 4, and Meta's Llama accounting uses 1.1.
+      The industry average is 1.58 (Uptime Institute Global Data Center Survey 2023): use ~1.5 for a typical
+      enterprise or colocation site.
+    - ``grid_kg_co2e_per_kwh``: carbon intensity of the electricity. 0.48 is the world average for 2023
+      (Ember, Global Electricity Review 2024: 480 gCO2/kWh). Published training estimates use the US average:
+      0.385 (Touvron et al. 2023, LLaMA §6) or 0.429 (Patterson et al. 2021); low-carbon grids reach 0.057
+      (BLOOM on the French grid, Luccioni et al. 2022).
+    - ``checkpoint_write_bytes_per_s_per_gpu``: each GPU's share of the storage write bandwidth when all
+      write at once. Meta's Llama 3 storage fabric sustains 2 TB/s for up to 16K H100s (Llama 3 paper,
+      arXiv:2407.21783 §3.3.1): 2e12 / 16,384 = 122 MB/s per GPU. A small job writing to local NVMe gets
+      several GB/s per node: raise it there. Reading a checkpoint back is assumed as fast as writing it.
+    - ``restart_setup_s``: relaunch after an interruption, before the checkpoint is read: rescheduling or
+      re-acquiring nodes, process start, NCCL initialisation. 300 s is a working assumption (uncalibrated).
+    - ``gpu_mtbi_s``: mean time between job-stopping interruptions per GPU (a job on N GPUs sees 1/N of it).
+      Llama 3 405B pre-training saw 419 unexpected interruptions in 54 days on 16,384 H100s (Llama 3 paper
+      §3.3.4): 54 d x 16,384 / 419 = 50,700 GPU-hours.
+    - ``export_bytes_per_param``: weights-only export in bf16 (2 bytes), the usual safetensors release format.
+    """
+
+    power_fraction_of_tdp: float = 0.76
+    host_overhead_fraction: float = 0.82
+    pue: float = 1.1
+    grid_kg_co2e_per_kwh: float = 0.48
+    checkpoint_write_bytes_per_s_per_gpu: float = 2e12 / 16_384
+    restart_setup_s: float = 300.0
+    gpu_mtbi_s: float = 54 * 86_400 * 16_384 / 419
+    export_bytes_per_param: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.power_fraction_of_tdp <= 1:
+            raise SpecError(f"cost assumption power_fraction_of_tdp must be in (0, 1], got "
+                            f"{self.power_fraction_of_tdp}; 1.0 counts every GPU at its TDP")
+        if self.pue < 1:
+            raise SpecError(f"cost assumption pue must be at least 1 (facility energy / IT energy), got {self.pue}")
+        for name in ("host_overhead_fraction", "grid_kg_co2e_per_kwh", "restart_setup_s"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"cost assumption {name} must be zero or positive, got {getattr(self, name)}")
+        for name in ("checkpoint_write_bytes_per_s_per_gpu", "gpu_mtbi_s", "export_bytes_per_param"):
+            if not getattr(self, name) > 0:
+                raise SpecError(f"cost assumption {name} must be positive, got {getattr(self, name)}")
