@@ -1,10 +1,21 @@
-"""``suanli infer``: serving memory per GPU on an engine (latency and throughput come with the time model)."""
+"""``suanli infer``: serving memory per GPU on an engine, and the batch's latency and throughput."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from suanli.core.inference_memory import InferenceMemory, inference_memory
+from suanli.core.inference_time import (
+    InferenceTime,
+    PhaseTime,
+    ServingSetup,
+    ServingThroughput,
+    max_load_throughput,
+    mean_decode_time,
+    prefill_time,
+    serving_setup,
+)
+from suanli.core.serving_ops import dequantizes
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.spec.engines import EnginePreset
@@ -19,14 +30,22 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
     memory = inference_memory(spec, accelerator, batch=batch, prompt_tokens=prompt_tokens,
                               output_tokens=output_tokens, engine=engine, weights_format=weights_format,
                               kv_format=kv_format, tp=tp, ep=ep)
+    setup = serving_setup(spec, accelerator, engine=engine, weights_format=weights_format, kv_format=kv_format,
+                          tp=tp, ep=ep)
+    time = InferenceTime(engine=engine.key, accelerator=accelerator.key, tp=tp, ep=ep, batch=batch,
+                         prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+                         prefill=prefill_time(setup, batch=batch, prompt_tokens=prompt_tokens),
+                         decode=mean_decode_time(setup, batch=batch, prompt_tokens=prompt_tokens,
+                                                 output_tokens=output_tokens))
+    load = max_load_throughput(setup, prompt_tokens=prompt_tokens, output_tokens=max(output_tokens, 1))
     values: dict[str, Any] = {"gpu": accelerator.key, "gpus": tp * ep, "engine": engine.key, "tp": tp, "ep": ep,
                               "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
-                              "memory": _memory_values(memory)}
+                              "memory": _memory_values(memory), **_time_values(time, load)}
     notes = []
     if not memory.fits:
         notes.append(_advice(memory))
-    return Report(command="infer", model=spec.name, values=values, explanations=_explain(memory),
-                  notes=tuple(notes))
+    return Report(command="infer", model=spec.name, values=values,
+                  explanations=_explain(memory) + _explain_time(time, setup), notes=tuple(notes))
 
 
 def _memory_values(m: InferenceMemory) -> dict[str, Any]:
@@ -38,6 +57,23 @@ def _memory_values(m: InferenceMemory) -> dict[str, Any]:
             "headroom_bytes": m.headroom_bytes, "reserved_bytes": m.reserved_bytes, "visible_bytes": m.visible_bytes,
             "memory_fraction": m.memory_fraction, "weights_format": m.weights.format_key, "kv_format": m.kv_format,
             "overheads_bytes": dict(m.overheads), "host_bytes": m.host_bytes}
+
+
+def _phase_values(p: PhaseTime) -> dict[str, Any]:
+    return {"time_s": p.time_s, "bound": p.bound, "compute_s": p.compute_s, "weights_s": p.weights_s,
+            "kv_s": p.kv_s, "activations_s": p.activations_s, "comm_s": p.comm_s, "overhead_s": p.overhead_s,
+            "flops": p.flops, "weight_bytes": p.weight_bytes, "kv_bytes": p.kv_bytes,
+            "activation_bytes": p.activation_bytes}
+
+
+def _time_values(t: InferenceTime, load: ServingThroughput) -> dict[str, Any]:
+    max_load = {"concurrency": load.concurrency, "output_tokens_per_s": load.output_tokens_per_s,
+                "requests_per_s": load.requests_per_s, "total_tokens_per_s": load.total_tokens_per_s,
+                "tpot_s": load.tpot_s, "prefill_s_per_request": load.prefill_s_per_request}
+    return {"latency": {"ttft_s": t.ttft_s, "tpot_s": t.tpot_s, "e2e_s": t.e2e_s},
+            "throughput": {"output_tokens_per_s": t.output_tokens_per_s, "requests_per_s": t.requests_per_s,
+                           "total_tokens_per_s": t.total_tokens_per_s, "max_load": max_load},
+            "phases": {"prefill": _phase_values(t.prefill), "decode": _phase_values(t.decode)}}
 
 
 def _advice(m: InferenceMemory) -> str:
@@ -57,3 +93,43 @@ def _explain(m: InferenceMemory) -> tuple[Quantity, ...]:
     kv = (Quantity.input(m.batch, "batch") * Quantity.input(m.tokens_per_seq, "tokens_per_seq")
           * Quantity.input(m.kv_bytes_per_token, "kv_bytes_per_token", "B")).named("kv_cache_bytes_unpaged", "B")
     return (total, kv)
+
+
+def _memory_term(phase: str, part: str, seconds: float, nbytes: float, bandwidth: Quantity) -> Quantity:
+    """``bytes / bandwidth`` when that reproduces the booked time (everything on the GPU), else the time."""
+    traced = Quantity.input(nbytes, f"{phase}_{part}_bytes_read", "B") / bandwidth
+    if seconds and abs(traced.value / seconds - 1) < 1e-9:
+        return traced.named(f"{phase}_{part}_s", "s")
+    return Quantity.input(seconds, f"{phase}_{part}_s", "s")
+
+
+def _explain_phase(phase: str, p: PhaseTime, setup: ServingSetup) -> Quantity:
+    a, acc = setup.assumptions, setup.accelerator
+    bandwidth = (Quantity.input(acc.memory_bandwidth_bytes_per_s, "memory_bandwidth", "B/s", source=acc.name)
+                 * Quantity.input(a.decode_bandwidth_fraction, "decode_bandwidth_fraction"))
+    weight_bw = bandwidth
+    if dequantizes(setup.weights_format, acc):
+        weight_bw = bandwidth * Quantity.input(a.quantized_weight_bandwidth_fraction,
+                                               "quantized_weight_bandwidth_fraction")
+    terms = [_memory_term(phase, "weights", p.weights_s, p.weight_bytes, weight_bw),
+             _memory_term(phase, "kv", p.kv_s, p.kv_bytes, bandwidth),
+             _memory_term(phase, "activations", p.activations_s, p.activation_bytes, bandwidth),
+             Quantity.input(p.compute_s, f"{phase}_compute_s", "s",
+                            source="compute-bound kernels: FLOPs / (peak × GEMM efficiency)"),
+             Quantity.input(p.comm_s, f"{phase}_comm_s", "s", source="TP all-reduces, α–β"),
+             Quantity.input(p.overhead_s, f"{phase}_overhead_s", "s", source="launches + engine step")]
+    kept = [t for t in terms if t.value] or terms[:1]
+    return sum(kept[1:], kept[0])
+
+
+def _explain_time(t: InferenceTime, setup: ServingSetup) -> tuple[Quantity, ...]:
+    ttft = _explain_phase("prefill", t.prefill, setup).named("ttft_s", "s",
+                                                             source=f"prefill, {t.prefill.bound}-bound")
+    tpot = _explain_phase("decode", t.decode, setup).named("tpot_s", "s",
+                                                           source=f"mean decode step, {t.decode.bound}-bound")
+    steps = Quantity.input(max(t.output_tokens - 1, 0), "decode_steps", source="output_tokens - 1")
+    e2e = (Quantity.input(t.ttft_s, "ttft_s", "s") + steps * Quantity.input(t.tpot_s, "tpot_s", "s")).named(
+        "e2e_s", "s")
+    rate = (Quantity.input(t.batch, "batch") * Quantity.input(t.output_tokens, "output_tokens")
+            / Quantity.input(t.e2e_s, "e2e_s", "s")).named("output_tokens_per_s", "tokens/s", source="static batch")
+    return (ttft, tpot, e2e, rate)

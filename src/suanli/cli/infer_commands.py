@@ -1,8 +1,10 @@
-"""``suanli infer MODEL --gpu G``: serving memory per GPU, engine-aware (latency comes with the time model)."""
+"""``suanli infer MODEL --gpu G``: serving memory per GPU (engine-aware), latency (TTFT, TPOT, end-to-end) and
+throughput of the batch, and the replica's throughput at max load."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
@@ -12,10 +14,11 @@ ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
 
 def register(commands: Commands) -> None:
     infer = commands.add_parser(
-        "infer", help="serving memory per GPU: weights, KV cache, activations, engine budget",
+        "infer", help="serving memory per GPU, latency (TTFT, TPOT) and throughput",
         description="Per-GPU memory of serving a model on an engine (vLLM by default): weights in the chosen "
         "format, this batch's KV cache, prefill activations, overheads, and the KV tokens the engine's "
-        "memory budget holds.")
+        "memory budget holds; the batch's time to first token, time per output token, end-to-end latency and "
+        "throughput (static batch), and the replica's throughput at max load (continuous batching).")
     infer.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
     infer.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`)")
     infer.add_argument("--gpus", type=positive_int, help="GPUs per replica, used as tensor parallel degree")
@@ -62,15 +65,40 @@ def run_infer(args: argparse.Namespace) -> int:
         ("KV pool", f"{format_bytes(memory['kv_budget_bytes'])} per GPU holds {memory['kv_capacity_tokens']:,} "
                     f"tokens ({memory['kv_capacity_tokens'] // (args.prompt + args.output):,} sequences of this "
                     "length)"),
+        *_time_lines(report.values),
     ]))
     print()
     print(table(["component", "per GPU"], [[name.removesuffix("_bytes").replace("_", " "), format_bytes(value)]
                                            for name, value in per_gpu.items()], align="lr"))
+    print()
+    print(_phase_table(report.values["phases"]))
     for note in report.notes:
         print(f"note: {note}")
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
+
+
+def _time_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    lat, thr, phases = values["latency"], values["throughput"], values["phases"]
+    load = thr["max_load"]
+    return [
+        ("latency", f"TTFT {lat['ttft_s'] * 1e3:,.1f} ms ({phases['prefill']['bound']}-bound), TPOT "
+                    f"{lat['tpot_s'] * 1e3:,.2f} ms ({phases['decode']['bound']}-bound), end-to-end "
+                    f"{lat['e2e_s']:,.2f} s"),
+        ("throughput", f"{thr['output_tokens_per_s']:,.0f} output tokens/s, {thr['requests_per_s']:,.2f} "
+                       f"requests/s (this batch); at max load {load['output_tokens_per_s']:,.0f} output tokens/s "
+                       f"with {load['concurrency']:,} running"),
+    ]
+
+
+def _phase_table(phases: dict[str, Any]) -> str:
+    from suanli.cli.render import table
+
+    parts = ("compute_s", "weights_s", "kv_s", "activations_s", "comm_s", "overhead_s", "time_s")
+    rows = [[part.removesuffix("_s").replace("_", " ") if part != "time_s" else "total",
+             f"{phases['prefill'][part] * 1e3:,.3f}", f"{phases['decode'][part] * 1e3:,.3f}"] for part in parts]
+    return table(["time (ms)", "prefill", "decode step"], rows, align="lrr")
 
 
 def _tensor_parallel(args: argparse.Namespace) -> int:

@@ -1,0 +1,376 @@
+"""The kernels of one serving forward pass on one GPU, and their roofline cost (used by ``inference_time``).
+
+Per layer, for m = B·T new tokens on top of c₀ cached ones (shards as ``inference_memory`` stores them:
+column/row splits over tp, K/V by KV heads, experts ep ways and each expert tp/ep ways)::
+
+    GEMM        2·m·n·k FLOPs;  n·k·r weight bytes (r: bytes per weight of the format, scales included);
+                m·(n + k)·2 activation bytes. q/k/v and gate/up run fused, as serving engines fuse them.
+    experts     the m·top_k / ep token-expert assignments this GPU serves; weights of the experts hit,
+                (E/ep)·(1 − (1 − k/E)^m) of them (``expected_distinct_experts``).
+    attention   2·heads·(d + d_v) FLOPs per (query, key) pair, Σ_{i=1..T} min(c₀ + i, window) pairs a
+                sequence (decode with an MLA latent cache: the absorbed form, d → kv_lora + rope, d_v →
+                kv_lora); KV bytes B·cached(c₀ + T)·kv_bytes_per_token_per_layer + the m appended tokens.
+    elementwise two norms, two residual adds, RoPE and the MLP activation, as memory-bound streams.
+    TP          two all-reduces of m·h·2 bytes per layer. Expert parallelism here shares the TP group
+                (ep divides tp, as the weights are sharded): tokens are already on every rank after the
+                attention all-reduce and the MLP all-reduce combines the experts' outputs.
+
+The output head runs on the sampled rows: final norm, the vocab-parallel GEMM, an all-gather of the fp32
+logits across tp, and a softmax/sampling pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from suanli.core.comms import Collective, collective_time_s, path_for_group
+from suanli.core.inference_memory import WeightBytes, block_linears
+from suanli.core.kv_cache import cached_tokens, kv_bytes_per_token_per_layer, kv_heads_per_rank
+from suanli.core.roofline import gemm_efficiency
+from suanli.errors import SpecError
+from suanli.spec.assumptions import PerformanceAssumptions
+from suanli.spec.engines import MlaCache
+from suanli.spec.hardware import Accelerator
+from suanli.spec.model import Layer, ModelSpec, Moe
+from suanli.spec.precision import Family, NumberFormat
+
+_ACT = 2.0  # activations in bf16 / fp16
+_FUSED = {"attn_q": "qkv", "attn_k": "qkv", "attn_v": "qkv", "ffn_gate": "gate_up", "ffn_up": "gate_up"}
+_WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.NF4, Family.GGUF, Family.GGUF_MIX)
+_NARROW = ("fp8", "int8", "int4", "fp4")  # GEMM formats below 16 bits: ``low_precision_gemm_ratio`` applies
+_TILE_ROWS = 64  # rows of a GEMM thread-block tile (cuBLAS/CUTLASS skinny-GEMM kernels)
+_STREAM_KERNELS = 6  # norm ×2, residual ×2, RoPE, activation
+_OFFLOAD_MIN_TOKENS = 32  # llama.cpp runs host layers' batches of at least this many tokens on the GPU
+_BF16 = NumberFormat(key="bf16", family=Family.FLOAT, bits_per_element=16, compute_format="bf16", source="16-bit")
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Time and traffic of some kernels, by what bounds them (see ``inference_time.PhaseTime``)."""
+
+    compute_s: float = 0.0
+    weights_s: float = 0.0
+    kv_s: float = 0.0
+    activations_s: float = 0.0
+    comm_s: float = 0.0
+    overhead_s: float = 0.0
+    flops: float = 0.0
+    weight_bytes: float = 0.0
+    kv_bytes: float = 0.0
+    activation_bytes: float = 0.0
+
+    @property
+    def time_s(self) -> float:
+        return self.compute_s + self.weights_s + self.kv_s + self.activations_s + self.comm_s + self.overhead_s
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)))
+
+    def times(self, n: float) -> Cost:
+        return Cost(*(getattr(self, f.name) * n for f in fields(Cost)))
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """One (fused) weight matrix's per-GPU shard: ``out`` × ``inp``; for experts, one expert's shard."""
+
+    name: str
+    out: int
+    inp: int
+    expert: bool
+    bytes_per_weight: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerPlan:
+    """One distinct layer's per-GPU kernels and attention sizes."""
+
+    layer: Layer
+    gemms: tuple[Gemm, ...]
+    bytes_per_weight: float
+    heads: float  # query heads per GPU
+    kv_heads: int
+    qk_dim: int
+    v_dim: int
+    absorbed_dims: tuple[int, int] | None  # MLA latent cache: (kv_lora + rope, kv_lora) for decode
+    kv_bytes_per_token: float  # this layer, this GPU
+    stream_elements_per_token: float
+    num_experts: int = 0
+    top_k: int = 0
+    local_experts: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Where the weights live: the last ``gpu_layers`` blocks on the GPU (llama.cpp -ngl), the rest on the host;
+    ``gpu_counts`` / ``host_counts`` say how many of each planned layer sit on either side."""
+
+    weights: WeightBytes
+    gpu_layers: int
+    gpu_counts: tuple[int, ...]
+    host_counts: tuple[int, ...]
+    head_on_gpu: bool = True
+
+
+def place(spec: ModelSpec, plans: tuple[LayerPlan, ...], weights: WeightBytes, gpu_layers: int | None) -> Placement:
+    """Split the planned layers between GPU and host (all on the GPU when ``gpu_layers`` is None)."""
+    on_gpu = spec.num_layers if gpu_layers is None else min(gpu_layers, spec.num_layers)
+    index = {id(p.layer): i for i, p in enumerate(plans)}
+    gpu, host = [0] * len(plans), [0] * len(plans)
+    for position, layer in enumerate(spec.layers):
+        side = host if position < spec.num_layers - on_gpu else gpu
+        side[index[id(layer)]] += 1
+    return Placement(weights=weights, gpu_layers=on_gpu, gpu_counts=tuple(gpu), host_counts=tuple(host),
+                     head_on_gpu=gpu_layers is None or gpu_layers > spec.num_layers)
+
+
+def compute_format(fmt: NumberFormat, accelerator: Accelerator) -> str:
+    """The format the GEMMs run in: the format's own (fp8, int8 W8A8, fp16 for W4A16) where the accelerator
+    has it, else bf16/fp16/fp32 (weights are then dequantized to it, e.g. fp8 Marlin on A100)."""
+    for name in (fmt.compute_format, "bf16", "fp16", "fp32"):
+        if name in accelerator.peak_flops_per_s:
+            return name
+    raise SpecError(f"{accelerator.name} lists no dense throughput for {fmt.compute_format}, bf16, fp16 or fp32")
+
+
+def dequantizes(fmt: NumberFormat, accelerator: Accelerator) -> bool:
+    """Weight-only formats (int4, GPTQ, AWQ, NF4, GGUF) and formats the accelerator cannot compute in are
+    unpacked in the GEMM kernel: their weight reads run at ``quantized_weight_bandwidth_fraction``."""
+    weight_only = fmt.family in _WEIGHT_ONLY or (fmt.family is Family.INTEGER and fmt.bits_per_element < 8)
+    return weight_only or fmt.compute_format not in accelerator.peak_flops_per_s
+
+
+def _shard(out: int, inp: int, split: str, layer: Layer, tp: int) -> tuple[int, int]:
+    if split == "column":
+        return math.ceil(out / tp), inp
+    if split == "row":
+        return out, math.ceil(inp / tp)
+    if split == "kv":
+        return kv_heads_per_rank(layer.attention, tp) * (out // layer.attention.num_kv_heads), inp
+    return out, inp
+
+
+def _gemms(layer: Layer, h: int, tp: int, ep: int, r: float) -> tuple[tuple[Gemm, ...], float]:
+    """Fused per-GPU GEMMs of a layer, and the linear parameters this GPU holds for it."""
+    fused: dict[tuple[str, bool], list[int]] = {}
+    params = 0.0
+    for w in block_linears(layer, h):
+        split_tp = max(1, tp // ep) if w.expert else tp
+        out, inp = _shard(w.out_features, w.in_features, w.split, layer, split_tp)
+        params += out * inp * (w.count / ep if w.expert else w.count)
+        key = (_FUSED.get(w.role, w.role), w.expert)
+        prior = fused.setdefault(key, [0, inp])
+        prior[0] += out
+    gemms = [Gemm(name=name, out=o, inp=i, expert=expert, bytes_per_weight=r)
+             for (name, expert), (o, i) in fused.items()]
+    if isinstance(layer.ffn, Moe):
+        gemms.append(Gemm(name="router", out=layer.ffn.num_experts, inp=h, expert=False, bytes_per_weight=_ACT))
+    return tuple(gemms), params
+
+
+def _stream_elements(layer: Layer, h: int, tp: int) -> float:
+    a, ffn = layer.attention, layer.ffn
+    rope = (a.num_heads + kv_heads_per_rank(a, tp) * tp) * a.head_dim / tp * 2
+    if isinstance(ffn, Moe):
+        width = ffn.top_k * ffn.expert.intermediate_size * (2 if ffn.expert.gated else 1) / max(1, tp)
+    else:
+        width = ffn.intermediate_size * (2 if ffn.gated else 1) / tp
+    return 4 * h + 6 * h + rope + 1.5 * width
+
+
+def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFormat, kv_format: NumberFormat, *,
+                tp: int, ep: int, mla: MlaCache) -> tuple[LayerPlan, ...]:
+    """Each distinct layer's per-GPU kernels; r = the format's linear bytes / linear parameters per GPU."""
+    h = spec.hidden_size
+    groups = spec.layer_groups()
+    sharded = [_gemms(layer, h, tp, ep, 1.0) for layer, _ in groups]
+    params = sum(s[1] * count for s, (_, count) in zip(sharded, groups, strict=True))
+    r = weights.linear_bytes / params if params else weights_format.bytes_per_param
+    plans = []
+    for (layer, _), (shards, _) in zip(groups, sharded, strict=True):
+        a, ffn = layer.attention, layer.ffn
+        gemms = tuple(g if g.name == "router" else Gemm(g.name, g.out, g.inp, g.expert, r) for g in shards)
+        absorbed = ((a.mla.kv_lora_rank + a.mla.qk_rope_head_dim, a.mla.kv_lora_rank)
+                    if a.mla is not None and mla is MlaCache.LATENT else None)
+        moe = ffn if isinstance(ffn, Moe) else None
+        plans.append(LayerPlan(
+            layer=layer, gemms=gemms, bytes_per_weight=r, heads=a.num_heads / tp,
+            kv_heads=kv_heads_per_rank(a, tp), qk_dim=a.head_dim, v_dim=a.v_head_dim, absorbed_dims=absorbed,
+            kv_bytes_per_token=kv_bytes_per_token_per_layer(a, kv_format=kv_format, tp=tp, mla=mla),
+            stream_elements_per_token=_stream_elements(layer, h, tp),
+            num_experts=moe.num_experts if moe else 0, top_k=moe.top_k if moe else 0,
+            local_experts=moe.num_experts // ep if moe else 0))
+    return tuple(plans)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Device:
+    """The roofs a kernel runs against."""
+
+    peak_flops_per_s: float  # GEMM format
+    attention_flops_per_s: float  # 16-bit
+    bandwidth_bytes_per_s: float  # × decode_bandwidth_fraction
+    weight_bandwidth_bytes_per_s: float  # × quantized factor where the format dequantizes
+    launch_s: float
+
+
+def device(acc: Accelerator, fmt: NumberFormat, a: PerformanceAssumptions, launch_s: float,
+           bandwidth: float | None = None) -> Device:
+    bw = (bandwidth or acc.memory_bandwidth_bytes_per_s) * a.decode_bandwidth_fraction
+    q = a.quantized_weight_bandwidth_fraction if dequantizes(fmt, acc) else 1.0
+    gemm_format = compute_format(fmt, acc)
+    narrow = a.low_precision_gemm_ratio if gemm_format in _NARROW else 1.0
+    return Device(peak_flops_per_s=acc.peak_flops(gemm_format) * narrow,
+                  attention_flops_per_s=acc.peak_flops(compute_format(_BF16, acc)),
+                  bandwidth_bytes_per_s=bw, weight_bandwidth_bytes_per_s=bw * q, launch_s=launch_s)
+
+
+def kernel(d: Device, *, compute_s: float, flops: float, weight_bytes: float = 0.0, kv_bytes: float = 0.0,
+           activation_bytes: float = 0.0, kernels: int = 1) -> Cost:
+    """Roofline of one kernel: the larger of its compute and memory times, booked to what bounds it."""
+    w = weight_bytes / d.weight_bandwidth_bytes_per_s
+    kv = kv_bytes / d.bandwidth_bytes_per_s
+    act = activation_bytes / d.bandwidth_bytes_per_s
+    overhead = d.launch_s * kernels
+    if compute_s >= w + kv + act:
+        return Cost(compute_s=compute_s, overhead_s=overhead, flops=flops)
+    return Cost(weights_s=w, kv_s=kv, activations_s=act, overhead_s=overhead, flops=flops, weight_bytes=weight_bytes,
+                kv_bytes=kv_bytes, activation_bytes=activation_bytes)
+
+
+def expected_distinct_experts(num_experts: int, top_k: int, tokens: float) -> float:
+    """Experts some token picks when ``tokens`` tokens each pick ``top_k`` of ``num_experts`` uniformly:
+    E·(1 − (1 − k/E)^tokens). One token misses a given expert with probability 1 − k/E (it picks k distinct
+    experts); tokens route independently: the classic occupancy expectation (Feller 1968, An Introduction to
+    Probability Theory I, §II.5). 1 token hits k experts; the union tends to all E as the batch grows."""
+    if tokens <= 0:
+        return 0.0
+    return float(num_experts * (1 - (1 - top_k / num_experts) ** tokens))
+
+
+def tiled_efficiency(rows: float, weights: float, a: PerformanceAssumptions) -> float:
+    """GEMM efficiency per useful FLOP for ``rows`` × a ``weights``-element matrix: the efficiency curve taken
+    at no fewer than ``_TILE_ROWS`` rows, since kernels tile the rows (a 1-row decode GEMV is no less
+    efficient per FLOP than a 64-row GEMM, whose extra rows ride on the same weight fetch)."""
+    return gemm_efficiency(2 * max(rows, _TILE_ROWS) * weights, a)
+
+
+def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssumptions) -> Cost:
+    if g.expert:
+        rows = m * plan.top_k * plan.local_experts / plan.num_experts  # m·k / ep, balanced routing
+        hit = plan.local_experts / plan.num_experts * expected_distinct_experts(plan.num_experts, plan.top_k, m)
+    else:
+        rows, hit = m, 1.0
+    flops = 2 * rows * g.out * g.inp
+    compute = flops / (d.peak_flops_per_s * tiled_efficiency(rows, g.out * g.inp, a)) if flops else 0.0
+    return kernel(d, compute_s=compute, flops=flops, weight_bytes=hit * g.out * g.inp * g.bytes_per_weight,
+                  activation_bytes=rows * (g.out + g.inp) * _ACT)
+
+
+def attended_pairs(context: int, new_tokens: int, window: int | None) -> float:
+    """Σ_{i=1..T} min(c₀ + i, W): (query, key) pairs of T new tokens after c₀ cached ones."""
+    end = context + new_tokens
+    if window is None or window >= end:
+        return new_tokens * context + new_tokens * (new_tokens + 1) / 2
+    full = max(0, end - max(context, window))  # queries at positions > W attend W keys
+    ramp_end = min(end, window)
+    ramp = max(0, ramp_end - context)
+    return full * window + ramp * (context + ramp_end + 1) / 2
+
+
+def _attention_cost(plan: LayerPlan, batch: int, new_tokens: int, context: int, d: Device,
+                    a: PerformanceAssumptions) -> Cost:
+    window = plan.layer.attention.sliding_window
+    qk, v = plan.absorbed_dims if plan.absorbed_dims and new_tokens == 1 else (plan.qk_dim, plan.v_dim)
+    flops = 2 * plan.heads * (qk + v) * batch * attended_pairs(context, new_tokens, window)
+    m = batch * new_tokens
+    kv_tokens = batch * cached_tokens(plan.layer.attention, context + new_tokens) + m
+    return kernel(d, compute_s=flops / (d.attention_flops_per_s * a.attention_peak_fraction), flops=flops,
+                  kv_bytes=kv_tokens * plan.kv_bytes_per_token,
+                  activation_bytes=m * plan.heads * (plan.qk_dim + plan.v_dim) * _ACT)
+
+
+def layer_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *, batch: int,
+               new_tokens: int, context: int, tp: int, d: Device) -> Cost:
+    """One layer on one GPU: GEMMs, attention, elementwise streams and the TP all-reduces."""
+    m = batch * new_tokens
+    cost = _attention_cost(plan, batch, new_tokens, context, d, a)
+    for g in plan.gemms:
+        cost = cost + _gemm_cost(g, plan, m, d, a)
+    cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=m * plan.stream_elements_per_token * _ACT,
+                         kernels=_STREAM_KERNELS)
+    if tp > 1:
+        cost = cost + Cost(comm_s=2 * all_reduce_s(m * spec.hidden_size * _ACT, tp, acc, a))
+    return cost
+
+
+def all_reduce_s(nbytes: float, group: int, acc: Accelerator, a: PerformanceAssumptions) -> float:
+    """One all-reduce: the better of ring and tree (NCCL picks by size) plus the fixed collective cost."""
+    path = path_for_group(acc, group)
+    ring = collective_time_s(Collective.ALL_REDUCE, nbytes, group, path, a)
+    tree = collective_time_s(Collective.ALL_REDUCE, nbytes, group, path, a, tree=True)
+    return min(ring, tree) + a.collective_overhead_s
+
+
+def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
+                 batch: int, new_tokens: int, context: int, tp: int, ep: int, launch_s: float,
+                 placement: Placement, weights_format: NumberFormat, host: Accelerator | None) -> Cost:
+    """Every layer's cost (llama.cpp host layers at host bandwidth, or streamed to the GPU for big batches),
+    plus the embedding lookup."""
+    d = device(acc, weights_format, a, launch_s)
+    kw = {"batch": batch, "new_tokens": new_tokens, "context": context, "tp": tp}
+    m = batch * new_tokens
+    cost = kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * m * spec.hidden_size * _ACT)
+    for plan, count in zip(plans, placement.gpu_counts, strict=True):
+        if count:
+            cost = cost + layer_cost(plan, spec, acc, a, d=d, **kw).times(count)
+    for plan, count in zip(plans, placement.host_counts, strict=True):
+        if not count:
+            continue
+        if m >= _OFFLOAD_MIN_TOKENS:  # weights cross the host link, the GPU computes
+            link = acc.host_link.bandwidth_bytes_per_s if acc.host_link else a.host_memory_bandwidth_bytes_per_s
+            layer_bytes = sum(g.out * g.inp * g.bytes_per_weight * (plan.local_experts or 1) if g.expert
+                              else g.out * g.inp * g.bytes_per_weight for g in plan.gemms)
+            moved = Cost(weights_s=layer_bytes / link, weight_bytes=layer_bytes)
+            cost = cost + (layer_cost(plan, spec, acc, a, d=d, **kw) + moved).times(count)
+        else:
+            bw = host.memory_bandwidth_bytes_per_s if host else a.host_memory_bandwidth_bytes_per_s
+            on_host = device(host or acc, weights_format, a, a.kernel_overhead_s, bandwidth=bw)
+            if host is None:  # host compute unknown: bandwidth-bound only
+                on_host = Device(peak_flops_per_s=math.inf, attention_flops_per_s=math.inf,
+                                 bandwidth_bytes_per_s=on_host.bandwidth_bytes_per_s,
+                                 weight_bandwidth_bytes_per_s=on_host.weight_bandwidth_bytes_per_s,
+                                 launch_s=a.kernel_overhead_s)
+            cost = cost + layer_cost(plan, spec, acc, a, d=on_host, **kw).times(count)
+    return cost
+
+
+def head_cost(spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *, rows: int, tp: int, launch_s: float,
+              placement: Placement, host: Accelerator | None) -> Cost:
+    """Final norm, output head GEMM on the sampled rows, logits all-gather across tp, softmax/sampling."""
+    if not spec.lm_head:
+        return Cost()
+    h, vocab = spec.hidden_size, math.ceil(spec.vocab_size / tp)
+    w = placement.weights
+    head_bytes = w.lm_head_bytes or w.embedding_bytes or vocab * h * _ACT
+    bf16 = Device(peak_flops_per_s=acc.peak_flops(compute_format(_BF16, acc)), attention_flops_per_s=0.0,
+                  bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * a.decode_bandwidth_fraction,
+                  weight_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * a.decode_bandwidth_fraction,
+                  launch_s=launch_s)
+    if not placement.head_on_gpu:
+        bw = (host.memory_bandwidth_bytes_per_s if host else a.host_memory_bandwidth_bytes_per_s)
+        bf16 = Device(peak_flops_per_s=math.inf, attention_flops_per_s=0.0,
+                      bandwidth_bytes_per_s=bw * a.decode_bandwidth_fraction,
+                      weight_bandwidth_bytes_per_s=bw * a.decode_bandwidth_fraction, launch_s=launch_s)
+    flops = 2.0 * rows * vocab * h
+    cost = kernel(bf16, compute_s=flops / (bf16.peak_flops_per_s * tiled_efficiency(rows, vocab * h, a)), flops=flops,
+                  weight_bytes=head_bytes, activation_bytes=rows * (h + vocab) * _ACT)
+    cost = cost + kernel(bf16, compute_s=0.0, flops=0.0, activation_bytes=rows * (2 * h * _ACT + 3 * vocab * 4.0),
+                         kernels=2)
+    if tp > 1:
+        path = path_for_group(acc, tp)
+        gather = collective_time_s(Collective.ALL_GATHER, rows * spec.vocab_size * 4.0, tp, path, a)
+        cost = cost + Cost(comm_s=gather + a.collective_overhead_s)
+    return cost
+
