@@ -129,8 +129,110 @@ def test_moe_router_and_top_k_slots() -> None:
               "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 50, "num_local_experts": 8,
               "num_experts_per_tok": 2, "max_position_embeddings": 64}
     b = hf(config, seq=4, micro_batch=1, act_bytes=2)
-    assert b.components["router"] == 4 * (8 * 4 + 2 * (8 + 4))  # fp32 scores, int64 + fp32 top-k
-    assert b.components["experts"] == 4 * 2 * (2 * 32 * 2 + 4) + 4 * 2 * 64 * 2 * 4
+    assert b.components["router"] == 4 * (8 * 4 + 2 * 8 + (2 + 1) * 4)  # fp32 probs, int64 top-k, renormalisation
+    slot = 2 * 32 * 2 + 4 + 3 * 8  # input copy and expert output (bf16), fp32 weight, grouped_mm's 3 int64 indices
+    assert b.components["experts"] == 4 * 2 * slot + 4 * 2 * 64 * 2 * 4 + 8 * 4  # + SwiGLU per slot, int32 offsets
+
+
+def test_megatron_moe_is_unchanged() -> None:
+    config = {"model_type": "mixtral", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 50, "num_local_experts": 8,
+              "num_experts_per_tok": 2, "max_position_embeddings": 64}
+    b = activation_bytes(spec_from_config(config, name="t"), seq=4, micro_batch=1, flavour=Flavour.MEGATRON)
+    assert b.components["router"] == 4 * (8 * 4 + 2 * (8 + 4))
+    assert b.components["experts"] == 4 * 2 * (2 * 32 * 2 + 4) + 4 * 2 * 64 * 2 * 3
+
+
+def test_deepseek_router_runs_in_fp32() -> None:
+    """DeepseekV3TopkRouter: fp32 copies of its input (per token) and weight (per layer) in a bf16 model."""
+    config = {"model_type": "deepseek_v3", "hidden_size": 32, "intermediate_size": 64, "moe_intermediate_size": 16,
+              "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "n_routed_experts": 8,
+              "num_experts_per_tok": 2, "n_shared_experts": 1, "first_k_dense_replace": 0, "kv_lora_rank": 16,
+              "q_lora_rank": 24, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8, "vocab_size": 50,
+              "max_position_embeddings": 64}
+    bf16 = hf(config, seq=4, micro_batch=1, act_bytes=2)
+    assert bf16.components["router"] == 4 * (8 * 4 + 2 * 8 + 32 * 4 + 3 * 4) + 8 * 32 * 4
+    fp32 = hf(config, seq=4, micro_batch=1, act_bytes=4)  # the copies are no-ops
+    assert fp32.components["router"] == 4 * (8 * 4 + 2 * 8 + 3 * 4)
+
+
+def test_gemma_norms_keep_fp32_outputs_and_weight_copies() -> None:
+    config = {"model_type": "gemma", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 50,
+              "max_position_embeddings": 64}
+    b = hf(config, seq=4, micro_batch=1, act_bytes=2)
+    norm = 4 * (4 * 32 + 4 * 32 + 4)  # fp32 input copy, fp32 normalised, fp32 1/rms; 4 tokens
+    assert b.components["norms"] == 3 * norm + 3 * 32 * 4  # 2 block norms + final, each with its 1 + w copy
+
+
+def test_gemma2_soft_caps_keep_tanh_outputs() -> None:
+    config = {"model_type": "gemma2", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 50,
+              "max_position_embeddings": 64, "sliding_window": 8}
+    b = hf(config, seq=4, micro_batch=1, act_bytes=2, attention=AttentionImpl.EAGER)
+    assert b.components["attention_scores"] == 2 * 2 * 4 * 4 * (4 + 2 + 2)  # fp32 softmax, bf16 copy, tanh
+    assert b.components["logit_softcap"] == 4 * 50 * 2
+
+
+def test_fused_qkv_pins_its_output_through_v() -> None:
+    """Phi3: V is a slice of qkv_proj's output; RoPE makes new, head-major Q and K, whose flash output the
+    model copies for o_proj. Eager copies V unless the batch is 1 and nothing repeats it."""
+    config = {"model_type": "phi3", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 50, "max_position_embeddings": 64}
+    t = 2 * 8
+    sdpa = hf(config, seq=8, micro_batch=2, act_bytes=2, attention=AttentionImpl.SDPA)
+    assert sdpa.components["qkv"] == t * 2 * (64 + 32 + (64 + 32 + 32))  # Q, K and the whole fused output
+    assert sdpa.components["attention_output"] == 2 * t * 64 * 2  # the kernel's output and o_proj's copy
+    eager = hf(config, seq=8, micro_batch=2, act_bytes=2, attention=AttentionImpl.EAGER)
+    assert eager.components["qkv"] == t * 2 * (64 + 64 + 64)  # K and V repeated to 4 heads
+    mha = hf({**config, "num_key_value_heads": 4}, seq=8, micro_batch=1, act_bytes=2, attention=AttentionImpl.EAGER)
+    assert mha.components["qkv"] == 8 * 2 * (64 + 64 + 192)  # batch 1: matmul keeps V as a view
+
+
+def test_sliding_window_gives_sdpa_a_mask_once_it_bites() -> None:
+    config = {"model_type": "mistral", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 50, "max_position_embeddings": 64,
+              "sliding_window": 8}
+    short = hf(config, seq=4, micro_batch=2, act_bytes=2, attention=AttentionImpl.SDPA)
+    assert "attention_mask" not in short.components
+    assert short.components["qkv"] == 8 * 2 * (64 + 32 + 32)  # GQA K/V read directly
+    long = hf(config, seq=8, micro_batch=2, act_bytes=2, attention=AttentionImpl.SDPA)
+    assert long.components["attention_mask"] == 16 * 8 * 2  # b×1×S×S in bf16, kept by the kernel
+    assert long.components["qkv"] == 16 * 2 * (64 + 64 + 64)  # with a mask, repeat_kv
+    flash = hf(config, seq=8, micro_batch=2, act_bytes=2, attention=AttentionImpl.FLASH)
+    assert "attention_mask" not in flash.components
+
+
+def test_falcon_multi_query_sdpa_falls_back_to_math() -> None:
+    """One K/V head and no enable_gqa: neither fused kernel takes it, so SDPA keeps fp32 q, k, v and scores."""
+    config = {"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
+              "vocab_size": 50, "multi_query": True, "parallel_attn": True, "new_decoder_architecture": False}
+    b2 = hf(config, seq=8, micro_batch=2, act_bytes=2, attention=AttentionImpl.SDPA)
+    assert b2.components["attention_scores"] == 16 * 4 * 8 * 4
+    assert b2.components["qkv"] == 16 * (64 + 64 + 64) * 4  # K and V broadcast to every head by matmul
+    b1 = hf(config, seq=8, micro_batch=1, act_bytes=2, attention=AttentionImpl.SDPA)
+    assert b1.components["qkv"] == 8 * (64 + 16 + 16) * 4  # batch 1: the broadcast stays a view
+
+
+def test_hidden_dropout_sits_where_the_family_puts_it() -> None:
+    opt = {"model_type": "opt", "hidden_size": 32, "ffn_dim": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+           "vocab_size": 50, "max_position_embeddings": 64}
+    b = hf(opt, seq=4, micro_batch=1, act_bytes=2, hidden_dropout=0.1)
+    assert b.components["dropout_masks"] == 2 * 4 * 32  # after attention and after the MLP
+    assert "embedding_dropout_mask" not in b.components
+    falcon = {"model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 1,
+              "vocab_size": 50, "multi_query": True, "parallel_attn": True}
+    assert hf(falcon, seq=4, micro_batch=1, hidden_dropout=0.1).components["dropout_masks"] == 4 * 64  # one
+    llama = hf({"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                "num_attention_heads": 2, "vocab_size": 50}, seq=4, micro_batch=1, hidden_dropout=0.1)
+    assert "dropout_masks" not in llama.components  # transformers' Llama has no hidden dropout
+
+
+def test_bert_pooler_keeps_the_last_hidden_state() -> None:
+    config = {"model_type": "bert", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "vocab_size": 50, "max_position_embeddings": 64}
+    b = hf(config, seq=4, micro_batch=2, act_bytes=2)
+    assert b.components["pooler"] == (8 + 2) * 32 * 2  # the [CLS] slice is a view of all 8 tokens; tanh output
 
 
 def test_context_parallel_shards_queries_not_keys(tiny_llama: dict[str, Any]) -> None:

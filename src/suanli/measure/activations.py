@@ -169,9 +169,10 @@ def _summarise(recorder: _Recorder, alive: set[int]) -> MeasuredActivations:
 
 
 def build_causal_lm(config: Mapping[str, Any], *, attn_implementation: str = "eager",
-                    dtype: str = "float32", seed: int = 0) -> torch.nn.Module:
-    """A transformers ``AutoModelForCausalLM`` for a config.json dict, on the CPU, random weights, in
-    ``dtype`` ("float32", "bfloat16", "float16"), in training mode (dropout active where the config has it)."""
+                    dtype: str = "float32", seed: int = 0, encoder: bool = False) -> torch.nn.Module:
+    """A transformers ``AutoModelForCausalLM`` (``AutoModel`` with ``encoder``: BERT with its pooler) for a
+    config.json dict, on the CPU, random weights, in ``dtype`` ("float32", "bfloat16", "float16"), in training
+    mode (dropout active where the config has it)."""
     import torch
     import transformers
 
@@ -180,7 +181,8 @@ def build_causal_lm(config: Mapping[str, Any], *, attn_implementation: str = "ea
     model_type = data.pop("model_type")
     hf_config = transformers.AutoConfig.for_model(model_type, **data)
     torch.manual_seed(seed)
-    model: torch.nn.Module = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+    auto = transformers.AutoModel if encoder else transformers.AutoModelForCausalLM
+    model: torch.nn.Module = auto.from_config(  # type: ignore[no-untyped-call]
         hf_config, dtype=getattr(torch, dtype), attn_implementation=attn_implementation)
     return model.train()
 
@@ -191,11 +193,8 @@ def measure_causal_lm(config: Mapping[str, Any], *, seq: int, micro_batch: int,
     """Saved-for-backward bytes of one training step's forward of a transformers causal LM: ``micro_batch``
     random sequences of ``seq`` tokens, labels = inputs (transformers shifts them and computes
     ``ForCausalLMLoss``), no attention mask, no KV cache."""
-    import torch
-
     model = build_causal_lm(config, attn_implementation=attn_implementation, dtype=dtype, seed=seed)
-    generator = torch.Generator().manual_seed(seed)
-    input_ids = torch.randint(0, int(config["vocab_size"]), (micro_batch, seq), generator=generator)
+    input_ids = _random_ids(config, seq=seq, micro_batch=micro_batch, seed=seed)
 
     def run(m: torch.nn.Module) -> torch.Tensor:
         loss: torch.Tensor = m(input_ids=input_ids, labels=input_ids, use_cache=False).loss
@@ -204,4 +203,27 @@ def measure_causal_lm(config: Mapping[str, Any], *, seq: int, micro_batch: int,
     return measure_saved_activations(model, run, backward=backward)
 
 
-__all__ = ["MeasuredActivations", "build_causal_lm", "measure_causal_lm", "measure_saved_activations"]
+def measure_encoder(config: Mapping[str, Any], *, seq: int, micro_batch: int, attn_implementation: str = "eager",
+                    dtype: str = "float32", seed: int = 0) -> MeasuredActivations:
+    """The same for an encoder (BERT): ``AutoModel`` on random ids, no attention mask, driven by the sum of
+    its last hidden state and pooler output (the sums save nothing), as a task head on both would."""
+    model = build_causal_lm(config, attn_implementation=attn_implementation, dtype=dtype, seed=seed, encoder=True)
+    input_ids = _random_ids(config, seq=seq, micro_batch=micro_batch, seed=seed)
+
+    def run(m: torch.nn.Module) -> torch.Tensor:
+        out = m(input_ids=input_ids)
+        loss: torch.Tensor = out.last_hidden_state.sum() + out.pooler_output.sum()
+        return loss
+
+    return measure_saved_activations(model, run)
+
+
+def _random_ids(config: Mapping[str, Any], *, seq: int, micro_batch: int, seed: int) -> torch.Tensor:
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, int(config["vocab_size"]), (micro_batch, seq), generator=generator)
+
+
+__all__ = ["MeasuredActivations", "build_causal_lm", "measure_causal_lm", "measure_encoder",
+           "measure_saved_activations"]
