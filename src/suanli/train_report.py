@@ -1,4 +1,4 @@
-"""``suanli train``: the training job's memory per GPU (time and cost come with the time model)."""
+"""``suanli train``: the training job's memory per GPU, and its step time, throughput and MFU."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from suanli.core.memory import TrainingMemory, training_memory
 from suanli.core.rl import RlSetup, distillation_memory, rl_memory
+from suanli.core.training_time import TrainingTime, training_time
 from suanli.errors import SpecError
 from suanli.quantity import Quantity
 from suanli.report import Report
@@ -18,18 +19,23 @@ from suanli.spec.training import TrainingJob
 
 
 def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
-                    rl: RlSetup | None = None, teacher: ModelSpec | None = None) -> Report:
+                    rl: RlSetup | None = None, teacher: ModelSpec | None = None,
+                    tokens: float | None = None) -> Report:
+    """Memory per GPU; for single-model training also the step time, throughput and MFU, and with ``tokens``
+    the wall time of a run of that many training tokens."""
     capacity = usable_memory_bytes(accelerator)
     if rl is not None or teacher is not None:
         return _multi_model_report(spec, job, layout, accelerator, rl=rl, teacher=teacher)
     memory = training_memory(spec, job, layout, capacity_bytes=capacity)
+    time = training_time(spec, job, layout, accelerator)
     values: dict[str, Any] = {
         "gpu": accelerator.key,
         "gpus": layout.gpus,
         "layout": _layout_values(layout),
         "job": {"method": job.method.value, "optimizer": job.optimizer.value, "precision": job.precision.value,
-                "seq": job.seq, "trainable_params": memory.trainable_params},
+                "seq": job.seq, "trainable_params": memory.trainable_params, "framework": job.framework.value},
         "memory": _memory_values(memory),
+        "time": time_values(time, tokens),
     }
     notes: list[str] = []
     if not memory.fits:
@@ -39,8 +45,8 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
             for s in suggestions]
         notes.append("does not fit; " + ("; or ".join(s.change for s in suggestions)
                                          if suggestions else "no single change tried makes it fit") + " would")
-    return Report(command="train", model=spec.name, values=values, explanations=_explain(memory),
-                  notes=tuple(notes))
+    return Report(command="train", model=spec.name, values=values,
+                  explanations=(*_explain(memory), *explain_time(time, layout, tokens)), notes=tuple(notes))
 
 
 def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
@@ -112,3 +118,74 @@ def _explain(memory: TrainingMemory) -> tuple[Quantity, ...]:
     total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B",
                                            source=f"pipeline stage {memory.stage}, the most loaded")
     return (total,)
+
+
+def time_values(time: TrainingTime, tokens: float | None = None) -> dict[str, Any]:
+    """The ``time`` section: DESIGN §5's keys, the breakdown of one step, and with ``tokens`` the run."""
+    b = time.breakdown
+    values: dict[str, Any] = {
+        "step_s": time.step_s,
+        "tokens_per_s": time.tokens_per_s,
+        "tokens_per_s_per_gpu": time.tokens_per_s / time.gpus,
+        "samples_per_s": time.samples_per_s,
+        "mfu": time.mfu,
+        "hfu": time.hfu,
+        "tflops_per_gpu": time.tflops_per_gpu,
+        "model_flops_per_step": time.model_flops_per_step,
+        "hardware_flops_per_step": time.hardware_flops_per_step,
+        "compute_format": time.compute_format,
+        "peak_flops_per_gpu": time.peak_flops_per_gpu,
+        "tokens_per_step": time.tokens_per_step,
+        "micro_batches_per_step": time.micro_batches,
+        "slowest_stage": time.stage,
+        "breakdown": {"compute_s": b.compute_s, "recompute_s": b.recompute_s, "tp_comm_s": b.tp_comm_s,
+                      "cp_comm_exposed_s": b.cp_comm_exposed_s, "ep_comm_s": b.ep_comm_s, "pp_comm_s": b.pp_comm_s,
+                      "bubble_s": b.bubble_s, "dp_comm_exposed_s": b.dp_comm_exposed_s,
+                      "optimizer_s": b.optimizer_s},
+    }
+    if tokens is not None:
+        values["tokens"] = tokens
+        values["steps"] = tokens / time.tokens_per_step
+        values["total_s"] = tokens / time.tokens_per_s
+    return values
+
+
+_SOURCES = {
+    "compute_s": "roofline over the slowest stage's kernels × micro-batches (core/roofline.py)",
+    "recompute_s": "recomputed forward: whole blocks (full) or the attention core (selective)",
+    "tp_comm_s": "2 all-reduces of tokens·h per block forward, 2 backward (Shoeybi et al. 2019)",
+    "cp_comm_exposed_s": "ring-attention K/V hops not hidden behind attention",
+    "ep_comm_s": "all-to-all dispatch + combine per MoE block, forward and backward",
+    "pp_comm_s": "activations and gradients sent between pipeline stages",
+    "dp_comm_exposed_s": "gradient reduction / ZeRO-3 gathers not hidden behind compute",
+    "optimizer_s": "memory-bound stream over the optimizer shard",
+}
+
+
+def explain_time(time: TrainingTime, layout: Layout, tokens: float | None = None) -> tuple[Quantity, ...]:
+    """Each term of the step with its source, the step as their sum (the bubble by its formula), then
+    throughput, TFLOP/s per GPU and MFU from the step."""
+    b = time.breakdown
+    terms = [Quantity.input(getattr(b, name), name, "s", source) for name, source in _SOURCES.items()
+             if getattr(b, name) > 0 or name == "compute_s"]
+    if layout.pp > 1:
+        m = Quantity.input(time.micro_batches, "micro_batches")
+        stage = Quantity.input(time.mean_stage_micro_batch_s, "mean_stage_micro_batch_s", "s")
+        pp, vp = Quantity.input(layout.pp, "pp"), Quantity.input(layout.vp, "vp")
+        terms.append(((pp - 1) / (m * vp) * (m * stage)).named(
+            "bubble_s", "s", source="Narayanan et al. 2021: (pp − 1)/(m·vp) of the ideal time m·t_stage"))
+    step = sum(terms[1:], terms[0]).named("step_s", "s", source="slowest pipeline stage, core/training_time.py")
+    step_leaf = Quantity.input(step.value, "step_s", "s")
+    gpus = Quantity.input(time.gpus, "gpus")
+    flops = Quantity.input(time.model_flops_per_step, "model_flops_per_step", "FLOP",
+                           "training FLOPs of the global batch, full attention span, no recompute (core/flops.py)")
+    peak = Quantity.input(time.peak_flops_per_gpu, f"peak_{time.compute_format}_flops_per_s", "FLOP/s", "catalog")
+    tokens_per_s = (Quantity.input(time.tokens_per_step, "tokens_per_step") / step_leaf).named(
+        "tokens_per_s", "tokens/s", source="global batch × seq / step")
+    out = [*(q for q in terms if not q.op), step, tokens_per_s,
+           (flops / step_leaf / gpus / 1e12).named("tflops_per_gpu", "TFLOP/s", source="model FLOP/s per GPU"),
+           (flops / (step_leaf * peak * gpus)).named("mfu", source="model FLOPs utilisation")]
+    if tokens is not None:
+        out.append((Quantity.input(tokens, "tokens") / Quantity.input(tokens_per_s.value, "tokens_per_s", "tokens/s"))
+                   .named("total_s", "s", source="tokens / tokens_per_s"))
+    return tuple(out)

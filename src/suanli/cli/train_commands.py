@@ -1,9 +1,10 @@
-"""``suanli train MODEL --gpu G ...``: memory per GPU of a training or fine-tuning job, and what makes it fit."""
+"""``suanli train MODEL --gpu G ...``: memory per GPU of a training or fine-tuning job, what makes it fit, and its
+step time, throughput and MFU."""
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
 
@@ -23,9 +24,10 @@ GPUS_PER_NODE = 8
 
 def register(commands: Commands) -> None:
     train = commands.add_parser(
-        "train", help="memory per GPU of a training / fine-tuning job, and what would make it fit",
+        "train", help="memory per GPU of a training / fine-tuning job, what would make it fit, step time and MFU",
         description="Per-GPU memory of pre-training or fine-tuning (full, LoRA, QLoRA and other PEFT methods) "
-        "under a parallel layout: weights, gradients, master weights, optimizer states, activations, buffers.")
+        "under a parallel layout: weights, gradients, master weights, optimizer states, activations, buffers; and "
+        "the step time (compute, recompute, exposed communication, pipeline bubble, optimizer), tokens/s and MFU.")
     train.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
     train.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`), e.g. h100, a100-40gb, 4090")
     train.add_argument("--gpus", type=positive_int, help="number of GPUs (default: tp × pp × dp × cp)")
@@ -56,6 +58,8 @@ def register(commands: Commands) -> None:
     train.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank (max rank for dylora/adalora)")
     train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down",
                        help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
+    train.add_argument("--tokens", type=positive_float, help="training tokens of the whole run (e.g. 2e12): "
+                       "adds time.total_s")
     rl = train.add_argument_group("RL fine-tuning and distillation (several models resident at once)")
     rl.add_argument("--rl", choices=("ppo", "grpo", "dpo"), help="RL algorithm: PPO (actor, critic, reference, "
                     "reward), GRPO (actor, reference, optional reward model), DPO (policy and reference)")
@@ -82,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
     layout = parse_layout(args)
     job = parse_job(args)
     report = training_report(load_model(args.model), job, layout, get_accelerator(args.gpu), rl=parse_rl(args),
-                             teacher=load_model(args.teacher) if args.teacher else None)
+                             teacher=load_model(args.teacher) if args.teacher else None, tokens=args.tokens)
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -107,9 +111,27 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"\noffloaded per GPU: host {host}, NVMe {nvme}")
     for suggestion in memory.get("suggestions", []):
         print(f"fits with: {suggestion['change']} → {format_bytes(suggestion['total_bytes'])} per GPU")
+    if "time" in report.values:
+        print("\n" + _time_text(report.values["time"], layout.effective_global_batch))
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
+
+
+def _time_text(time: dict[str, Any], global_batch: int) -> str:
+    from suanli.cli.render import key_values, table
+
+    lines = [("step", f"{_duration(time['step_s'])} for {global_batch} sequences "
+                      f"({time['micro_batches_per_step']} micro-batches per GPU)"),
+             ("throughput", f"{time['tokens_per_s']:,.0f} tokens/s ({time['tokens_per_s_per_gpu']:,.0f} per GPU)"),
+             ("MFU", f"{time['mfu']:.1%} ({time['tflops_per_gpu']:.0f} TFLOP/s per GPU, {time['compute_format']}); "
+                     f"HFU {time['hfu']:.1%}")]
+    if "total_s" in time:
+        lines.append(("run", f"{_duration(time['total_s'])} for {time['tokens']:.3g} tokens"))
+    step = time["step_s"]
+    rows = [[name.removesuffix("_s").replace("_", " "), _duration(value), f"{value / step:.1%}"]
+            for name, value in time["breakdown"].items() if value > 0]
+    return key_values(lines) + "\n\n" + table(["step time", "seconds", "share"], rows, align="lrr")
 
 
 def parse_layout(args: argparse.Namespace) -> Layout:
@@ -177,3 +199,22 @@ def precision_mode(precision: str, framework: str) -> PrecisionMode:
     if framework == "megatron":
         return PrecisionMode.MIXED_FP32_GRADS
     return PrecisionMode.MIXED_BF16 if precision == "bf16" else PrecisionMode.MIXED_FP16
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0 (``2e12`` or ``2000000000000``), with a one-line error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 2e12, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _duration(seconds: float) -> str:
+    """``0.0123`` → ``12.3 ms``; ``93600`` → ``1.08 days``."""
+    for scale, unit in ((86400.0, "days"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms")):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e6:.3g} µs"

@@ -70,8 +70,9 @@ class PerformanceAssumptions:
     - ``network_bandwidth_fraction``: achieved share of a link's peak for large collectives (NCCL bus
       bandwidth on NVLink and InfiniBand is typically 75–90% of the line rate).
 
-    Training only (``core/training_time.py``; fitted with the GEMM and attention fractions above by
-    ``benchmarks/calibrate_training.py`` on the calibration half of ``tests/golden/data/training_throughput.toml``):
+    Training only (``core/training_time.py``; fitted by ``benchmarks/calibrate_training.py`` on the 14
+    calibration cases of ``tests/golden/data/training_throughput.toml`` that are not known gaps, the shared
+    fields above left at their measured values; held-out median |error| 7%):
 
     - ``training_attention_peak_fraction``: FlashAttention's achieved share of peak in training, forward and
       backward kernels together (serving's prefill uses ``attention_peak_fraction``). Below FlashAttention-2's
@@ -82,7 +83,7 @@ class PerformanceAssumptions:
       PyTorch eager ops (FSDP/torchtitan, llm-foundry, DeepSpeed, HF: fp32 up-casts in norms, one kernel per
       operator) instead of Megatron-LM's fused kernels (1.0 there). Evidence: torch.compile, which fuses
       exactly these ops, speeds torchtitan's Llama 3.1 8B on H100 by 16% (5,762 → 6,667 tokens/s/GPU,
-      torchtitan benchmarks/llama3_h100_202412_torchtitan.md Table 1).
+      torchtitan benchmarks/llama3_h100_202412_torchtitan.md Table 1); the fitted 4.5 predicts 22% there.
     - ``overlapped_comm_slowdown``: the share of a collective's time that still lengthens the step when it runs
       hidden behind compute (data-parallel gradient reduction, FSDP/ZeRO-3 gathers): NCCL kernels hold SMs
       (~24 thread blocks of an H100's 132) and HBM bandwidth, so the compute they overlap runs slower, and a

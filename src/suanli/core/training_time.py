@@ -1,0 +1,346 @@
+"""Training step time, throughput and MFU: roofline compute plus the communication that is not hidden.
+
+One optimizer step, on the slowest pipeline stage, of ``m`` micro-batches per data-parallel rank:
+
+    step = m · (forward + backward + recompute + TP comm + EP comm + exposed CP comm)    the stage's work
+         + bubble + pipeline sends + exposed data-parallel comm + optimizer step        (core/training_sync.py)
+
+- **compute**: every kernel of the stage's blocks (``core/roofline.py``: GEMMs on the saturating efficiency
+  curve, attention at ``training_attention_peak_fraction``, norms/activations/residuals as memory streams) for
+  one micro-batch of ``micro_batch · seq / cp`` tokens per GPU. Backward runs each GEMM twice (input and weight
+  gradient; once for PEFT, whose frozen weights need no weight gradient), each stream twice, FlashAttention's
+  backward 2.5× its forward (5 matmuls against 2, Dao 2023, arXiv:2307.08691 §3.1.2). The last stage adds the
+  output head and its loss, the first the embedding. Frameworks that run elementwise ops as separate PyTorch
+  kernels (all but Megatron-LM) move ``unfused_elementwise_traffic`` times the bytes of our minimal streams.
+  FP8 GEMMs run at the fp8 peak times ``low_precision_gemm_ratio`` and first cast their operands (a stream of
+  about their bf16 operand bytes); eager attention is a batched GEMM over all S² scores plus their softmax.
+- **recompute** (Korthikanti et al. 2022, arXiv:2205.05198 §5): FULL repeats each block's forward, its TP
+  all-reduces included; SELECTIVE repeats the attention core.
+- **tensor parallel**: per block 2 all-reduces of ``tokens·h`` in forward and 2 in backward (Shoeybi et al.
+  2019 §3), on the critical path. Sequence parallelism swaps each for an all-gather + reduce-scatter pair (the
+  same bytes), keeps the norms' work ``1/tp``, and gathers the sharded norm outputs again in backward for the
+  weight gradients (2 more all-gathers per block: the memory Korthikanti et al.'s 34/t activations save).
+- **expert parallel**: an all-to-all dispatch and combine of ``tokens·top_k·h`` per MoE block, forward and
+  backward, exposed.
+- **context parallel**: ring attention passes each rank's K/V around the ring (cp − 1 hops; K/V and their
+  gradients in backward), hidden behind that pass's attention compute when it is long enough.
+- **pipeline bubble**: (pp − 1)/(m·vp) of the ideal time m·t_stage (1F1B and GPipe: vp = 1; interleaved 1F1B:
+  Narayanan et al. 2021, arXiv:2104.04473 §2.2), t_stage the mean stage's per-micro-batch time.
+
+Placement: TP innermost, then CP, EP, DP, PP outermost (Megatron's rank order); a group rides the scale-up
+fabric when its ranks lie within one node (``gpus_per_node``, 8 by default), else the scale-out network
+(``scale_out``, InfiniBand NDR by default) with one NIC per rank in each node (``core/comms.py``).
+
+Compute format: bf16 (fp16 for fp16 modes) for GEMMs and attention; FP8 jobs run GEMMs in fp8 and attention in
+bf16; fp32 jobs run GEMMs on TF32 tensor cores (Megatron-LM's default; ``torch.set_float32_matmul_precision
+("high")`` in PyTorch), plain fp32 where the part has none. A part without the format (bf16 on a V100) runs the
+next one it has (fp16); ``compute_format`` says which.
+
+MFU = model FLOPs per step / (step · peak · GPUs), with model FLOPs ``core/flops.py``'s training FLOPs at full
+attention span (Megatron's, torchtitan's and llm-foundry's convention, no recompute) and the peak of the GEMM
+format (fp8 jobs against the fp8 peak, as llm-foundry reports); HFU adds the recomputed FLOPs. Accuracy against
+published runs: ``benchmarks/calibrate_training.py``. Left out: the vocabulary-parallel embedding's and loss's
+small all-reduces, dropout (GPT-3-style attention dropout adds a stream over the S² scores), power limits,
+stragglers and data loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from suanli.core.comms import DEFAULT_SCALE_OUT, Collective, collective_time_s
+from suanli.core.flops import head_forward_flops, layer_forward_flops
+from suanli.core.model_states import state_bytes
+from suanli.core.placement import stage_layers
+from suanli.core.roofline import Op, OpKind, head_ops, layer_ops, op_time, stream
+from suanli.core.training_sync import Stage, StepCost, StepSetup, pp_comm_s, tail_s
+from suanli.quantity import plain
+from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
+from suanli.spec.hardware import Accelerator
+from suanli.spec.layout import AttentionImpl, Layout, Recompute
+from suanli.spec.model import Layer, ModelSpec, Moe
+from suanli.spec.training import Framework, PrecisionMode, TrainingJob
+
+GPUS_PER_NODE = 8
+BACKWARD_STREAM = 2.0  # a gradient stream reads the saved input and the incoming gradient, writes one
+BACKWARD_FLASH_ATTENTION = 2.5  # FlashAttention-2 backward: 5 matmuls against the forward's 2 (Dao 2023 §3.1.2)
+BACKWARD_EAGER_ATTENTION = 2.0  # eager attention: two batched matmuls per forward one
+_SP_STREAMS = frozenset({"norm_attn", "residual_attn", "norm_mlp", "residual_mlp"})
+_FALLBACK_FORMATS = {"fp8": ("fp8", "bf16", "fp16"), "bf16": ("bf16", "fp16", "fp32"),
+                     "fp16": ("fp16", "bf16", "fp32"), "tf32": ("tf32", "fp32")}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepBreakdown:
+    """Seconds of one optimizer step by cause; they add up to the step."""
+
+    compute_s: float
+    recompute_s: float
+    tp_comm_s: float
+    cp_comm_exposed_s: float
+    ep_comm_s: float
+    pp_comm_s: float
+    bubble_s: float
+    dp_comm_exposed_s: float
+    optimizer_s: float
+
+    @property
+    def total_s(self) -> float:
+        return (self.compute_s + self.recompute_s + self.tp_comm_s + self.cp_comm_exposed_s + self.ep_comm_s
+                + self.pp_comm_s + self.bubble_s + self.dp_comm_exposed_s + self.optimizer_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingTime:
+    """Time and throughput of one optimizer step of a training job."""
+
+    step_s: float
+    breakdown: StepBreakdown
+    gpus: int
+    samples_per_step: int  # the global batch
+    tokens_per_step: int
+    micro_batches: int  # per data-parallel rank per step
+    stage: int  # the slowest pipeline stage
+    stage_micro_batch_s: float  # its time per micro-batch (forward + backward + recompute + TP/EP/CP comm)
+    mean_stage_micro_batch_s: float  # the mean over stages, which sets the bubble
+    model_flops_per_step: float
+    hardware_flops_per_step: float  # with recompute
+    compute_format: str
+    peak_flops_per_gpu: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens_per_step / self.step_s
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples_per_step / self.step_s
+
+    @property
+    def tflops_per_gpu(self) -> float:
+        """Model FLOP/s achieved per GPU, in TFLOP/s."""
+        return self.model_flops_per_step / self.step_s / self.gpus / 1e12
+
+    @property
+    def mfu(self) -> float:
+        return self.model_flops_per_step / (self.step_s * self.peak_flops_per_gpu * self.gpus)
+
+    @property
+    def hfu(self) -> float:
+        return self.hardware_flops_per_step / (self.step_s * self.peak_flops_per_gpu * self.gpus)
+
+
+def compute_format(precision: PrecisionMode, accelerator: Accelerator) -> str:
+    """The number format GEMMs run in (see the module docstring), falling back to one the part has."""
+    if precision is PrecisionMode.FP8:
+        wanted = "fp8"
+    elif precision in (PrecisionMode.AMP_FP16, PrecisionMode.MIXED_FP16):
+        wanted = "fp16"
+    elif precision is PrecisionMode.FP32:
+        wanted = "tf32"
+    else:
+        wanted = "bf16"
+    return next((f for f in _FALLBACK_FORMATS[wanted] if f in accelerator.peak_flops_per_s), "fp32")
+
+
+def pipeline_bubble_s(pp: int, micro_batches: int, vp: int, ideal_s: float) -> float:
+    """(pp − 1)/(m·vp) of the ideal, bubble-free time (Narayanan et al. 2021 §2.2)."""
+    return (pp - 1) / (micro_batches * vp) * ideal_s
+
+
+def _setup(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, a: PerformanceAssumptions,
+           node: int, scale_out: str) -> StepSetup:
+    """Everything the terms share: formats, bytes, tokens per micro-batch, the efficiencies training uses."""
+    fmt = compute_format(job.precision, accelerator)
+    per_param = state_bytes(job.precision, job.optimizer, spec)
+    flash = job.attention is not AttentionImpl.EAGER and spec.causal
+    fused = job.framework is Framework.MEGATRON
+    a = replace(a, attention_peak_fraction=a.training_attention_peak_fraction)
+    gemm_a = replace(a, gemm_peak_fraction=a.gemm_peak_fraction * a.low_precision_gemm_ratio) if fmt == "fp8" else a
+    return StepSetup(
+        spec=spec, job=job, layout=layout, accelerator=accelerator, a=a, gemm_a=gemm_a, gemm_format=fmt,
+        other_format=compute_format(PrecisionMode.MIXED_BF16, accelerator) if fmt == "fp8" else fmt,
+        act_bytes=4.0 if fmt in ("tf32", "fp32") else 2.0, tokens=layout.micro_batch * job.seq / layout.cp,
+        span=AttentionSpan.CAUSAL if flash else AttentionSpan.FULL, node=node, scale_out=scale_out,
+        per_param=per_param, grad_bytes=4.0 if job.is_peft else per_param.gradients, fused=fused,
+        stream_factor=1.0 if fused else a.unfused_elementwise_traffic)
+
+
+def _kernels(layer: Layer, s: StepSetup) -> list[Op]:
+    """The block's forward kernels. Eager attention is a batched GEMM plus a softmax over the scores; sequence
+    parallelism splits the norms and residual adds ``tp`` ways; FP8 GEMMs first cast their bf16 operands (read
+    2 bytes, write 1 per element: about the GEMM's own bf16 traffic)."""
+    ops = layer_ops(layer, s.spec, tokens=s.tokens, seq=s.job.seq, tp=s.layout.tp, ep=s.layout.ep,
+                    dtype_bytes=s.act_bytes, span=s.span)
+    out = []
+    for op in ops:
+        if op.kind is OpKind.ATTENTION and s.job.attention is AttentionImpl.EAGER:
+            scores = op.flops / (2 * (layer.attention.head_dim + layer.attention.v_head_dim))  # heads × pairs
+            scores_bytes = 2 * scores * s.act_bytes  # written by the first matmul, read by the second
+            out.append(Op(name="attention", kind=OpKind.GEMM, flops=op.flops, bytes=op.bytes + scores_bytes))
+            out.append(stream("attention_softmax", scores, s.act_bytes))
+        elif op.name in _SP_STREAMS and s.layout.sp and s.layout.tp > 1:
+            out.append(Op(name=op.name, kind=op.kind, flops=op.flops / s.layout.tp, bytes=op.bytes / s.layout.tp))
+        else:
+            out.append(op)
+            if op.kind is OpKind.GEMM and s.gemm_format == "fp8":
+                out.append(Op(name=f"{op.name}_fp8_cast", kind=OpKind.STREAM, flops=0.0, bytes=op.bytes))
+    return out
+
+
+def _op_s(op: Op, s: StepSetup) -> float:
+    """An op's roofline time; unfused frameworks move ``stream_factor`` times the bytes of an elementwise op."""
+    if op.kind is OpKind.GEMM and op.name != "attention":
+        return op_time(op, s.accelerator, s.gemm_format, s.gemm_a).time_s
+    # the loss stays one fp32 kernel (often a fused cross-entropy) and FP8 casts are fused Transformer Engine ones
+    if op.kind is OpKind.STREAM and s.stream_factor != 1.0 and not (op.name == "softmax" or op.name.endswith("_cast")):
+        op = Op(name=op.name, kind=op.kind, flops=op.flops, bytes=op.bytes * s.stream_factor, count=op.count)
+    return op_time(op, s.accelerator, s.other_format, s.a).time_s
+
+
+def _backward_factor(op: Op, s: StepSetup) -> float:
+    if op.name in ("attention", "attention_softmax"):
+        return BACKWARD_EAGER_ATTENTION if s.job.attention is AttentionImpl.EAGER else BACKWARD_FLASH_ATTENTION
+    if op.kind is OpKind.GEMM:
+        return 1.0 if s.job.is_peft else 2.0
+    return BACKWARD_STREAM
+
+
+def _layer_cost(layer: Layer, s: StepSetup) -> StepCost:
+    """One block, one micro-batch: compute, recompute and the TP/EP/CP communication it waits for."""
+    forward = backward = attention = 0.0
+    for op in _kernels(layer, s):
+        t = _op_s(op, s)
+        forward += t
+        backward += t * _backward_factor(op, s)
+        if op.name in ("attention", "attention_softmax"):
+            attention += t
+    lay = s.layout
+    full = lay.recompute is Recompute.FULL
+    recompute = forward if full else attention if lay.recompute is Recompute.SELECTIVE else 0.0
+    all_reduce = collective_time_s(Collective.ALL_REDUCE, s.tokens * s.spec.hidden_size * s.act_bytes, lay.tp,
+                                   s.path(lay.tp), s.a)
+    # forward, backward, the recomputed forward; sequence parallelism keeps the norm outputs sharded and
+    # gathers them again in backward for the weight gradients (two all-gathers = one all-reduce's bytes)
+    tp_s = all_reduce * (2 * (3 if full else 2) + (1 if lay.sp else 0))
+    ep_s = 0.0
+    if isinstance(layer.ffn, Moe) and lay.ep > 1:
+        routed = s.tokens * layer.ffn.top_k * s.spec.hidden_size * s.act_bytes / lay.tp
+        ep_s = 2 * (3 if full else 2) * collective_time_s(Collective.ALL_TO_ALL, routed, lay.ep,
+                                                         s.path(lay.ep, lay.tp * lay.cp), s.a)
+    return StepCost(forward, backward, recompute, tp_s, ep_s, _cp_exposed_s(layer, s, attention, full))
+
+
+def _cp_exposed_s(layer: Layer, s: StepSetup, attention_s: float, full: bool) -> float:
+    """Ring attention: cp − 1 K/V hops per pass, hidden behind that pass's attention compute."""
+    cp = s.layout.cp
+    if cp == 1:
+        return 0.0
+    att = layer.attention
+    kv_bytes = s.tokens * max(1.0, att.num_kv_heads / s.layout.tp) * (att.head_dim + att.v_head_dim) * s.act_bytes
+    hop = collective_time_s(Collective.SEND_RECV, kv_bytes, cp, s.path(cp, s.layout.tp), s.a)
+    forward = max(0.0, (cp - 1) * hop - attention_s)
+    backward = max(0.0, 2 * (cp - 1) * hop - attention_s * BACKWARD_FLASH_ATTENTION)
+    return forward * (2 if full else 1) + backward
+
+
+def _head_cost(s: StepSetup) -> StepCost:
+    ops = head_ops(s.spec, tokens=s.tokens, tp=s.layout.tp, dtype_bytes=s.act_bytes)
+    forward = sum(_op_s(op, s) for op in ops)
+    return StepCost(forward, sum(_op_s(op, s) * _backward_factor(op, s) for op in ops))
+
+
+def _embedding_cost(s: StepSetup) -> StepCost:
+    """The lookup writes tokens·h values; its backward scatter-adds them into the table's gradient."""
+    t = _op_s(stream("embedding", s.tokens * s.spec.hidden_size, s.act_bytes), s)
+    return StepCost(t, t * BACKWARD_STREAM)
+
+
+def _distinct_layers(spec: ModelSpec) -> tuple[list[Layer], list[int]]:
+    """The distinct blocks and, per layer, which one it is. Identical layers are one shared object
+    (``spec/model.py``), so grouping by identity is exact and avoids hashing every block."""
+    ids = [id(layer) for layer in spec.layers]
+    index = {key: k for k, key in enumerate(dict.fromkeys(ids))}
+    which = [index[key] for key in ids]
+    distinct = list({index[key]: layer for key, layer in zip(ids, spec.layers, strict=True)}.values())
+    return distinct, which
+
+
+def _stages(spec: ModelSpec, layout: Layout, which: list[int]) -> list[Stage]:
+    """Each rank's blocks, as ``core/placement.stage_layers`` places them (counted, not listed, when every
+    block is alike)."""
+    pp, chunks = layout.pp, layout.pp * layout.vp
+    if max(which) == 0:
+        base, extra = divmod(spec.num_layers, chunks)
+        sizes = [sum(base + (c < extra) for c in range(rank, chunks, pp)) for rank in range(pp)]
+        return [(((0, n),), rank == 0, rank == pp - 1) for rank, n in enumerate(sizes)]
+    stages: list[Stage] = []
+    for rank, layers in enumerate(stage_layers(spec.num_layers, pp, layout.vp)):
+        tally: dict[int, int] = {}
+        for i in layers:
+            tally[which[i]] = tally.get(which[i], 0) + 1
+        stages.append((tuple(sorted(tally.items())), rank == 0, rank == pp - 1))
+    return stages
+
+
+def _stage_costs(stages: list[Stage], by_layer: list[StepCost], s: StepSetup) -> list[StepCost]:
+    """Per-micro-batch cost of each pipeline rank: its blocks, plus the embedding (first) and head (last)."""
+    ends = (_embedding_cost(s), _head_cost(s))
+    done: dict[Stage, StepCost] = {}
+    for stage in stages:
+        if stage not in done:
+            counts, first, last = stage
+            cost = sum((by_layer[k].scaled(n) for k, n in counts), StepCost())
+            done[stage] = cost + (ends[0] if first else StepCost()) + (ends[1] if last else StepCost())
+    return [done[stage] for stage in stages]
+
+
+def _model_flops(s: StepSetup, distinct: list[Layer], which: list[int]) -> tuple[float, float]:
+    """(model, hardware) FLOPs of one step: ``core/flops.py``'s training FLOPs at full attention span; with
+    recompute for hardware FLOPs. PEFT's backward computes input gradients only."""
+    h, seq = s.spec.hidden_size, s.job.seq
+    forward = sum(head_forward_flops(s.spec, seq, plain).values())
+    recomputed = 0.0
+    for k, layer in enumerate(distinct):
+        parts = layer_forward_flops(layer, h, seq, AttentionSpan.FULL, plain)
+        n = which.count(k)
+        forward += sum(parts.values()) * n
+        if s.layout.recompute is Recompute.FULL:
+            recomputed += sum(parts.values()) * n
+        elif s.layout.recompute is Recompute.SELECTIVE:
+            recomputed += parts["attention_scores"] * n
+    batch = s.layout.effective_global_batch
+    model = (2 if s.job.is_peft else 3) * forward * batch
+    return model, model + recomputed * batch
+
+
+def training_time(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
+                  assumptions: PerformanceAssumptions | None = None, gpus_per_node: int = GPUS_PER_NODE,
+                  scale_out: str = DEFAULT_SCALE_OUT) -> TrainingTime:
+    """Step time, its breakdown, throughput and MFU of ``job`` under ``layout`` on ``accelerator``."""
+    layout.check(spec)
+    s = _setup(spec, job, layout, accelerator, assumptions or PerformanceAssumptions(), gpus_per_node, scale_out)
+    m = layout.grad_accumulation_steps
+    distinct, which = _distinct_layers(spec)
+    by_layer = [_layer_cost(layer, s) for layer in distinct]
+    stages = _stages(spec, layout, which)
+    costs = _stage_costs(stages, by_layer, s)
+    totals = [c.total for c in costs]
+    slowest = totals.index(max(totals))
+    mean = sum(totals) / len(totals)
+    dp, opt = tail_s(s, stages, costs, distinct, m)
+    work = costs[slowest].scaled(m)
+    breakdown = StepBreakdown(
+        compute_s=work.forward + work.backward, recompute_s=work.recompute, tp_comm_s=work.tp,
+        cp_comm_exposed_s=work.cp, ep_comm_s=work.ep, pp_comm_s=pp_comm_s(s, m),
+        bubble_s=pipeline_bubble_s(layout.pp, m, layout.vp, m * mean), dp_comm_exposed_s=dp, optimizer_s=opt)
+    model, hardware = _model_flops(s, distinct, which)
+    batch = layout.effective_global_batch
+    return TrainingTime(
+        step_s=breakdown.total_s, breakdown=breakdown, gpus=layout.gpus, samples_per_step=batch,
+        tokens_per_step=batch * job.seq, micro_batches=m, stage=slowest, stage_micro_batch_s=costs[slowest].total,
+        mean_stage_micro_batch_s=mean, model_flops_per_step=model, hardware_flops_per_step=hardware,
+        compute_format=s.gemm_format, peak_flops_per_gpu=accelerator.peak_flops(s.gemm_format))
+
+
+__all__ = ["GPUS_PER_NODE", "StepBreakdown", "TrainingTime", "compute_format", "pipeline_bubble_s", "training_time"]
