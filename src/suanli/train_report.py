@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from suanli.core.cost import RunCost, checkpoint, run_cost
 from suanli.core.memory import TrainingMemory, training_memory
+from suanli.core.model_states import adapter_state_bytes, state_bytes
+from suanli.core.params import count_params
 from suanli.core.rl import RlSetup, distillation_memory, rl_memory
 from suanli.core.training_time import TrainingTime, training_time
 from suanli.errors import SpecError
@@ -12,15 +16,29 @@ from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.search.advice import fit_suggestions
 from suanli.search.fit import usable_memory_bytes
-from suanli.spec.hardware import Accelerator
+from suanli.spec.assumptions import CostAssumptions
+from suanli.spec.hardware import Accelerator, PriceKind
 from suanli.spec.layout import Layout
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostRequest:
+    """How to price a run: the catalog's cheapest price of ``price_kind`` or a user price per GPU-hour,
+    energy and CO2 assumptions, and optionally interruptions every ``mtbi_s`` (spot pre-emption or hardware
+    failures) with checkpoints at Daly's interval."""
+
+    price_kind: PriceKind = "on-demand"
+    usd_per_gpu_hour: float | None = None
+    power_per_gpu_w: float | None = None
+    mtbi_s: float | None = None
+    assumptions: CostAssumptions = field(default_factory=CostAssumptions)
+
+
 def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
                     rl: RlSetup | None = None, teacher: ModelSpec | None = None,
-                    tokens: float | None = None) -> Report:
+                    tokens: float | None = None, cost: CostRequest | None = None) -> Report:
     """Memory per GPU; for single-model training also the step time, throughput and MFU, and with ``tokens``
     the wall time of a run of that many training tokens."""
     capacity = usable_memory_bytes(accelerator)
@@ -38,6 +56,10 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
         "time": time_values(time, tokens),
     }
     notes: list[str] = []
+    if tokens is not None:
+        run = _run_cost(spec, job, layout, accelerator, values["time"]["total_s"], cost or CostRequest())
+        values["cost"] = run.to_dict()
+        notes.extend(run.notes)
     if not memory.fits:
         suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)
         values["memory"]["suggestions"] = [
@@ -47,6 +69,26 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
                                          if suggestions else "no single change tried makes it fit") + " would")
     return Report(command="train", model=spec.name, values=values,
                   explanations=(*_explain(memory), *explain_time(time, layout, tokens)), notes=tuple(notes))
+
+
+def _run_cost(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, wall_s: float,
+              request: CostRequest) -> RunCost:
+    """GPU-hours, price, energy and CO2 of the run; checkpoints sized from the job's model states. Without a
+    catalog price of the asked kind and no --price, the run is left unpriced (with a note) rather than failing."""
+    params = count_params(spec).total
+    states = state_bytes(job.precision, job.optimizer, spec) if not job.is_peft else adapter_state_bytes(job.optimizer)
+    saved = checkpoint(params=params, gpus=layout.gpus, states=states, assumptions=request.assumptions)
+    price_kind: PriceKind | None = request.price_kind
+    if request.usd_per_gpu_hour is None and not any(p.kind == price_kind for p in accelerator.prices):
+        price_kind = None
+    run = run_cost(accelerator, layout.gpus, wall_s, price_kind=price_kind, usd_per_gpu_hour=request.usd_per_gpu_hour,
+                   power_per_gpu_w=request.power_per_gpu_w, checkpoint=saved, mtbi_s=request.mtbi_s,
+                   assumptions=request.assumptions)
+    if price_kind is None and request.usd_per_gpu_hour is None:
+        listed = ", ".join(sorted({p.kind for p in accelerator.prices})) or "none"
+        run = replace(run, notes=(*run.notes, f"no {request.price_kind} price for {accelerator.name} in the "
+                                  f"catalog (listed: {listed}); pass --price USD_PER_GPU_HOUR"))
+    return run
 
 
 def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,

@@ -83,3 +83,28 @@ def test_rl_and_distillation(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bad_rl_input(capsys: pytest.CaptureFixture[str], args: list[str], fragment: str) -> None:
     code, out, err = run(capsys, "train", "llama-3.1-8b", "--gpu", "h100", *args)
     assert code == 2 and out == "" and fragment in err and err.count("\n") == 1
+
+
+def test_run_time_cost_and_energy(capsys: pytest.CaptureFixture[str]) -> None:
+    payload = run_json(capsys, "train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "1",
+                       "--seq", "4096", "--global-batch", "64", "--tokens", "1e10", "--price", "2.0",
+                       "--pue", "1.2", "--grid-co2", "0.4")
+    time, cost = payload["time"], payload["cost"]
+    for key in ("step_s", "tokens_per_s", "mfu", "tflops_per_gpu", "total_s"):
+        assert time[key] > 0
+    assert time["total_s"] == pytest.approx(1e10 / time["tokens_per_s"])
+    assert cost["gpu_hours"] == pytest.approx(8 * time["total_s"] / 3600)
+    assert cost["usd"] == pytest.approx(2.0 * cost["gpu_hours"])
+    assert cost["energy_kwh"] == pytest.approx(cost["gpu_hours"] * cost["power_per_gpu_w"] / 1000 * 1.2)
+    assert cost["co2_kg"] == pytest.approx(0.4 * cost["energy_kwh"])
+
+
+def test_unpriced_gpu_is_a_note_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    payload = run_json(capsys, "train", "gpt2", "--gpu", "v100", "--tokens", "1e9")
+    assert payload["cost"]["usd"] is None
+    assert any("--price" in note for note in payload["notes"])
+
+
+def test_cost_options_need_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "train", "gpt2", "--gpu", "h100", "--price", "2")
+    assert code == 2 and out == "" and "--tokens" in err

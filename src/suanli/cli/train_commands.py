@@ -10,6 +10,7 @@ from suanli.cli.common import Commands, add_output_flags, positive_int
 
 if TYPE_CHECKING:
     from suanli.core.rl import RlSetup
+    from suanli.train_report import CostRequest
     from suanli.spec.layout import Layout
     from suanli.spec.training import PrecisionMode, TrainingJob
 
@@ -60,6 +61,19 @@ def register(commands: Commands) -> None:
                        help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
     train.add_argument("--tokens", type=positive_float, help="training tokens of the whole run (e.g. 2e12): "
                        "adds time.total_s")
+    money = train.add_argument_group("cost and energy of a run of --tokens")
+    money.add_argument("--price", type=positive_float, metavar="USD", help="price per GPU-hour (default: the "
+                       "catalog's cheapest of --price-kind)")
+    money.add_argument("--price-kind", choices=("on-demand", "spot", "reserved"), default="on-demand")
+    money.add_argument("--power-w", type=positive_float, help="average power per GPU including its share of the "
+                       "host, watts (default: TDP × utilisation × (1 + host overhead))")
+    money.add_argument("--pue", type=positive_float, help="data-centre power usage effectiveness (default 1.1)")
+    money.add_argument("--grid-co2", type=float, metavar="KG_PER_KWH",
+                       help="grid carbon intensity, kg CO2e per kWh (default 0.48, world average 2023)")
+    money.add_argument("--mtbi-hours", type=positive_float, help="mean hours between interruptions (spot "
+                       "pre-emption); adds checkpoint and restart overhead at Daly's optimal interval")
+    money.add_argument("--hardware-failures", action="store_true",
+                       help="add the overhead of hardware failures at Llama 3's observed rate for this many GPUs")
     rl = train.add_argument_group("RL fine-tuning and distillation (several models resident at once)")
     rl.add_argument("--rl", choices=("ppo", "grpo", "dpo"), help="RL algorithm: PPO (actor, critic, reference, "
                     "reward), GRPO (actor, reference, optional reward model), DPO (policy and reference)")
@@ -86,7 +100,8 @@ def run_train(args: argparse.Namespace) -> int:
     layout = parse_layout(args)
     job = parse_job(args)
     report = training_report(load_model(args.model), job, layout, get_accelerator(args.gpu), rl=parse_rl(args),
-                             teacher=load_model(args.teacher) if args.teacher else None, tokens=args.tokens)
+                             teacher=load_model(args.teacher) if args.teacher else None, tokens=args.tokens,
+                             cost=parse_cost(args, layout.gpus))
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -113,6 +128,10 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"fits with: {suggestion['change']} → {format_bytes(suggestion['total_bytes'])} per GPU")
     if "time" in report.values:
         print("\n" + _time_text(report.values["time"], layout.effective_global_batch))
+    if "cost" in report.values:
+        print("\n" + _cost_text(report.values["cost"]))
+    for note in report.notes:
+        print(f"note: {note}")
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
@@ -132,6 +151,27 @@ def _time_text(time: dict[str, Any], global_batch: int) -> str:
     rows = [[name.removesuffix("_s").replace("_", " "), _duration(value), f"{value / step:.1%}"]
             for name, value in time["breakdown"].items() if value > 0]
     return key_values(lines) + "\n\n" + table(["step time", "seconds", "share"], rows, align="lrr")
+
+
+def _cost_text(cost: dict[str, Any]) -> str:
+    from suanli.cli.render import key_values
+
+    price = ("unpriced" if cost["usd"] is None else
+             f"${cost['usd']:,.0f} at ${cost['usd_per_gpu_hour']:.2f}/GPU-h {cost['price_kind']} "
+             f"({cost['price_provider']}, {cost['price_date']})")
+    lines = [("GPU-hours", f"{cost['gpu_hours']:,.0f}"), ("cost", price)]
+    if cost["energy_kwh"] is not None:
+        lines.append(("energy", f"{cost['energy_kwh']:,.0f} kWh at {cost['power_per_gpu_w']:.0f} W per GPU, "
+                                f"PUE {cost['pue']}; {cost['co2_kg'] / 1000:,.1f} t CO2e at "
+                                f"{cost['grid_kg_co2e_per_kwh']} kg/kWh"))
+    lines.append(("checkpoint", f"{cost['checkpoint_bytes'] / 1e9:,.0f} GB with optimizer states "
+                                f"({cost['checkpoint_weights_bytes'] / 1e9:,.0f} GB weights), saved in "
+                                f"{_duration(cost['checkpoint_save_s'])}"))
+    if cost["interruption_overhead_fraction"] is not None:
+        lines.append(("interruptions", f"every {_duration(cost['mtbi_s'])}: checkpoint every "
+                                       f"{_duration(cost['checkpoint_interval_s'])}, +"
+                                       f"{cost['interruption_overhead_fraction']:.1%} wall time"))
+    return key_values(lines)
 
 
 def parse_layout(args: argparse.Namespace) -> Layout:
@@ -170,6 +210,29 @@ def parse_job(args: argparse.Namespace) -> TrainingJob:
     return TrainingJob(seq=args.seq, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets),
                        optimizer=Optimizer(optimizer), precision=precision_mode(args.precision, args.framework),
                        attention=AttentionImpl(args.attention), framework=Framework(args.framework))
+
+
+def parse_cost(args: argparse.Namespace, gpus: int) -> CostRequest:
+    from dataclasses import replace
+
+    from suanli.core.cost import job_mtbi_s
+    from suanli.errors import SpecError
+    from suanli.spec.assumptions import CostAssumptions
+    from suanli.train_report import CostRequest
+
+    if args.tokens is None and any(v is not None for v in (args.price, args.power_w, args.pue, args.grid_co2,
+                                                            args.mtbi_hours)):
+        raise SpecError("cost and energy options price a whole run: add --tokens (e.g. --tokens 1e12)")
+    if args.mtbi_hours is not None and args.hardware_failures:
+        raise SpecError("give --mtbi-hours or --hardware-failures, not both")
+    assumptions = CostAssumptions()
+    overrides = {k: v for k, v in (("pue", args.pue), ("grid_kg_co2e_per_kwh", args.grid_co2)) if v is not None}
+    assumptions = replace(assumptions, **overrides)
+    mtbi = args.mtbi_hours * 3600 if args.mtbi_hours is not None else None
+    if args.hardware_failures:
+        mtbi = job_mtbi_s(gpus, assumptions)
+    return CostRequest(price_kind=args.price_kind, usd_per_gpu_hour=args.price, power_per_gpu_w=args.power_w,
+                       mtbi_s=mtbi, assumptions=assumptions)
 
 
 def parse_rl(args: argparse.Namespace) -> RlSetup | None:
