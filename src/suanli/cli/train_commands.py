@@ -10,9 +10,9 @@ from suanli.cli.common import Commands, add_output_flags, positive_int
 
 if TYPE_CHECKING:
     from suanli.core.rl import RlSetup
-    from suanli.train_report import CostRequest
     from suanli.spec.layout import Layout
     from suanli.spec.training import PrecisionMode, TrainingJob
+    from suanli.train_report import CostRequest
 
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "pure-bf16")
 FRAMEWORKS = ("deepspeed", "megatron", "fsdp", "hf")
