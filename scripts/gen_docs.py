@@ -13,7 +13,23 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from suanli.core import activations, flops, inference_memory, kv_cache, memory, model_states, params, peft, placement
+from suanli.core import (
+    activations,
+    comms,
+    cost,
+    flops,
+    inference_memory,
+    inference_time,
+    kv_cache,
+    memory,
+    model_states,
+    params,
+    peft,
+    placement,
+    rl,
+    roofline,
+    training_time,
+)
 from suanli.core.params import count_params
 from suanli.spec.hardware import load_accelerators
 from suanli.spec.hf import spec_from_config
@@ -80,7 +96,8 @@ def _tflops(value: float | None) -> str:
 def formulas_md() -> str:
     sections = ["# Formula reference", "",
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
-    for module in (params, flops, model_states, placement, activations, peft, memory, kv_cache, inference_memory):
+    for module in (params, flops, model_states, placement, activations, peft, memory, rl, kv_cache,
+                   inference_memory, roofline, comms, training_time, inference_time, cost):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)
 

@@ -32,14 +32,17 @@ __all__ = [
     "get_accelerator",
     "get_engine",
     "inference_memory",
+    "inference_time",
     "load_accelerators",
     "load_model",
     "model_catalog",
     "params_report",
     "parse_number_format",
     "resolve_model",
+    "run_cost",
     "spec_from_config",
     "training_memory",
+    "training_time",
 ]
 
 _LOCATIONS = {
@@ -66,13 +69,19 @@ _LOCATIONS = {
     "training_memory": "suanli.core.memory",
     "inference_memory": "suanli.core.inference_memory",
     "get_engine": "suanli.spec.engines",
+    "training_time": "suanli.core.training_time",
+    "inference_time": "suanli.core.inference_time",
+    "run_cost": "suanli.core.cost",
 }
 
 if TYPE_CHECKING:
+    from suanli.core.cost import run_cost
     from suanli.core.flops import FlopCounts, count_flops
     from suanli.core.inference_memory import inference_memory
+    from suanli.core.inference_time import inference_time
     from suanli.core.memory import training_memory
     from suanli.core.params import ParamCounts, count_params
+    from suanli.core.training_time import training_time
     from suanli.errors import SuanliError
     from suanli.report import Report, flops_report, params_report
     from suanli.spec.assumptions import AttentionSpan

@@ -22,6 +22,7 @@ from suanli.spec.engines import EnginePreset
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
+from suanli.spec.uncertainty import speed_band
 
 
 def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: EnginePreset, tp: int, ep: int,
@@ -67,12 +68,18 @@ def _phase_values(p: PhaseTime) -> dict[str, Any]:
 
 
 def _time_values(t: InferenceTime, load: ServingThroughput) -> dict[str, Any]:
-    max_load = {"concurrency": load.concurrency, "output_tokens_per_s": load.output_tokens_per_s,
+    max_load: dict[str, Any] = {"concurrency": load.concurrency, "output_tokens_per_s": load.output_tokens_per_s,
                 "requests_per_s": load.requests_per_s, "total_tokens_per_s": load.total_tokens_per_s,
                 "tpot_s": load.tpot_s, "prefill_s_per_request": load.prefill_s_per_request}
-    return {"latency": {"ttft_s": t.ttft_s, "tpot_s": t.tpot_s, "e2e_s": t.e2e_s},
+    latency, rate = speed_band("inference_latency"), speed_band("inference_throughput")
+    max_load["output_tokens_per_s_range"] = rate.throughput_range(load.output_tokens_per_s)
+    return {"latency": {"ttft_s": t.ttft_s, "tpot_s": t.tpot_s, "e2e_s": t.e2e_s,
+                        "ttft_s_range": latency.time_range(t.ttft_s), "tpot_s_range": latency.time_range(t.tpot_s),
+                        "e2e_s_range": latency.time_range(t.e2e_s), "band_cases": latency.cases},
             "throughput": {"output_tokens_per_s": t.output_tokens_per_s, "requests_per_s": t.requests_per_s,
-                           "total_tokens_per_s": t.total_tokens_per_s, "max_load": max_load},
+                           "total_tokens_per_s": t.total_tokens_per_s,
+                           "output_tokens_per_s_range": rate.throughput_range(t.output_tokens_per_s),
+                           "band_cases": rate.cases, "max_load": max_load},
             "phases": {"prefill": _phase_values(t.prefill), "decode": _phase_values(t.decode)}}
 
 

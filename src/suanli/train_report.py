@@ -21,6 +21,7 @@ from suanli.spec.hardware import Accelerator, PriceKind
 from suanli.spec.layout import Layout
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
+from suanli.spec.uncertainty import speed_band
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,10 +186,15 @@ def time_values(time: TrainingTime, tokens: float | None = None) -> dict[str, An
                       "bubble_s": b.bubble_s, "dp_comm_exposed_s": b.dp_comm_exposed_s,
                       "optimizer_s": b.optimizer_s},
     }
+    band = speed_band("training")
+    values.update(step_s_range=band.time_range(time.step_s),
+                  tokens_per_s_range=band.throughput_range(time.tokens_per_s),
+                  mfu_range=band.throughput_range(time.mfu), band_cases=band.cases)
     if tokens is not None:
         values["tokens"] = tokens
         values["steps"] = tokens / time.tokens_per_step
         values["total_s"] = tokens / time.tokens_per_s
+        values["total_s_range"] = band.time_range(values["total_s"])
     return values
 
 

@@ -82,13 +82,21 @@ def run_infer(args: argparse.Namespace) -> int:
 def _time_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     lat, thr, phases = values["latency"], values["throughput"], values["phases"]
     load = thr["max_load"]
+
+    def band(pair: list[float], scale: float, digits: int) -> str:
+        return f"{pair[0] * scale:,.{digits}f}–{pair[1] * scale:,.{digits}f}"
+
     return [
-        ("latency", f"TTFT {lat['ttft_s'] * 1e3:,.1f} ms ({phases['prefill']['bound']}-bound), TPOT "
-                    f"{lat['tpot_s'] * 1e3:,.2f} ms ({phases['decode']['bound']}-bound), end-to-end "
+        ("latency", f"TTFT {lat['ttft_s'] * 1e3:,.1f} ms ({band(lat['ttft_s_range'], 1e3, 1)}, "
+                    f"{phases['prefill']['bound']}-bound), TPOT {lat['tpot_s'] * 1e3:,.2f} ms "
+                    f"({band(lat['tpot_s_range'], 1e3, 2)}, {phases['decode']['bound']}-bound), end-to-end "
                     f"{lat['e2e_s']:,.2f} s"),
-        ("throughput", f"{thr['output_tokens_per_s']:,.0f} output tokens/s, {thr['requests_per_s']:,.2f} "
+        ("throughput", f"{thr['output_tokens_per_s']:,.0f} output tokens/s "
+                       f"({band(thr['output_tokens_per_s_range'], 1, 0)}), {thr['requests_per_s']:,.2f} "
                        f"requests/s (this batch); at max load {load['output_tokens_per_s']:,.0f} output tokens/s "
                        f"with {load['concurrency']:,} running"),
+        ("bands", f"10th–90th percentile of measured/predicted on {lat['band_cases']} latency and "
+                  f"{thr['band_cases']} throughput held-out references (docs/accuracy.md)"),
     ]
 
 

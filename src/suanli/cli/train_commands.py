@@ -140,9 +140,11 @@ def run_train(args: argparse.Namespace) -> int:
 def _time_text(time: dict[str, Any], global_batch: int) -> str:
     from suanli.cli.render import key_values, table
 
+    low, high = time["tokens_per_s_range"]
     lines = [("step", f"{_duration(time['step_s'])} for {global_batch} sequences "
                       f"({time['micro_batches_per_step']} micro-batches per GPU)"),
-             ("throughput", f"{time['tokens_per_s']:,.0f} tokens/s ({time['tokens_per_s_per_gpu']:,.0f} per GPU)"),
+             ("throughput", f"{time['tokens_per_s']:,.0f} tokens/s ({low:,.0f}–{high:,.0f}; "
+                            f"{time['tokens_per_s_per_gpu']:,.0f} per GPU)"),
              ("MFU", f"{time['mfu']:.1%} ({time['tflops_per_gpu']:.0f} TFLOP/s per GPU, {time['compute_format']}); "
                      f"HFU {time['hfu']:.1%}")]
     if "total_s" in time:
