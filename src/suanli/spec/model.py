@@ -189,6 +189,9 @@ class ModelSpec:
     torch_dtype: str = "bfloat16"
     source: str = ""
     extras: tuple[tuple[str, str], ...] = field(default=())  # notes shown in reports (e.g. what HF omits)
+    # derived once at construction (a model's layers never change): evaluation hot paths group and hash often
+    _groups: tuple[tuple[Layer, int], ...] = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         require_positive("vocab_size", self.vocab_size)
@@ -196,6 +199,13 @@ class ModelSpec:
         require_positive("max_position_embeddings", self.max_position_embeddings)
         if not self.layers:
             raise SpecError(f"{self.name}: num_hidden_layers must be positive, got 0")
+        object.__setattr__(self, "_groups", tuple(_count_runs(self.layers)))
+        object.__setattr__(self, "_hash", hash((self.name, self.model_type, self.vocab_size, self.hidden_size,
+                                                self._groups, self.layers.__len__(), self.position,
+                                                self.tie_word_embeddings, self.lm_head, self.pooler)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def num_layers(self) -> int:
@@ -207,11 +217,17 @@ class ModelSpec:
 
     def layer_groups(self) -> list[tuple[Layer, int]]:
         """Distinct layers with how many times each occurs, in order of first occurrence."""
-        return _count_runs(self.layers)
+        return list(self._groups)
 
 
 def _count_runs(layers: Sequence[Layer]) -> list[tuple[Layer, int]]:
-    counts: dict[Layer, int] = {}
+    """Group by identity first (adapters reuse one object for identical layers), then by equality."""
+    first: dict[int, Layer] = {}
+    seen: dict[int, int] = {}
     for layer in layers:
-        counts[layer] = counts.get(layer, 0) + 1
+        first.setdefault(id(layer), layer)
+        seen[id(layer)] = seen.get(id(layer), 0) + 1
+    counts: dict[Layer, int] = {}
+    for key, layer in first.items():
+        counts[layer] = counts.get(layer, 0) + seen[key]
     return list(counts.items())
