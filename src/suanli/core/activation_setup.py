@@ -1,6 +1,7 @@
 """The inputs and the result of the activation-memory model (``core/activations.py``), shared with its
-transformers family facts (``core/activations_hf.py``): the flavour, one micro-batch's setup, the breakdown,
-and the token counts every formula starts from."""
+transformers family facts (``core/activations_hf.py``), its head and loss (``core/activations_head.py``) and its
+PEFT ops (``core/activations_peft.py``): the flavour, the loss, a frozen base with adapters, one micro-batch's
+setup, the breakdown, and the token counts every formula starts from."""
 
 from __future__ import annotations
 
@@ -30,6 +31,63 @@ class Flavour(Enum):
 DEFAULT_DROPOUT = MappingProxyType({Flavour.MEGATRON: 0.1, Flavour.HUGGINGFACE: 0.0})  # Megatron-LM; Llama
 
 
+class LossImpl(Enum):
+    """How the training loop computes next-token cross-entropy, which decides the fp32 logits-sized buffers
+    beside the saved fp32 probabilities (``core/activations_head.py::loss_workspace_bytes``)."""
+
+    TRANSFORMERS = "transformers"  # ForCausalLMLoss; the caller drops the logits before backward (HF Trainer)
+    TRANSFORMERS_KEEP_LOGITS = "transformers-keep-logits"  # the same, the caller holds outputs.logits
+    CHUNKED = "chunked"  # torchtune's CEWithChunkedOutputLoss: upcast and log-softmax per chunk of tokens
+    VOCAB_PARALLEL = "vocab-parallel"  # Megatron-LM's vocab-parallel cross-entropy, fp32 softmax in place
+
+
+DEFAULT_LOSS = MappingProxyType({Flavour.MEGATRON: LossImpl.VOCAB_PARALLEL, Flavour.HUGGINGFACE: LossImpl.TRANSFORMERS})
+
+
+class AdapterKind(Enum):
+    """What a PEFT method inserts beside the frozen linears, as far as saved tensors go."""
+
+    NONE = "none"  # prompt / prefix tuning, BitFit: the frozen model alone
+    LORA = "lora"  # LoRA, QLoRA, DyLoRA, AdaLoRA: x → A → B beside the frozen linear
+    DORA = "dora"  # LoRA plus the magnitude rescaling of the base and LoRA outputs
+    IA3 = "ia3"  # a learned vector scaling a linear's output (its input for feed-forward targets)
+    BOTTLENECK = "bottleneck"  # Houlsby adapters: down, nonlinearity, up after attention and after the MLP
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeftSetup:
+    """A frozen base and what a PEFT method adds to it (built from a job by ``core/activations_peft.py``).
+
+    ``targets``: PEFT ``target_modules`` in suanli's role names (q k v o gate up down, "all-linear", "experts");
+    ``feedforward``: IA3 targets scaled on their input. ``adapter_bytes``: bytes per element of the adapters'
+    weights (4: PEFT's fp32 adapters, ``autocast_adapter_dtype``; the compute dtype where DeepSpeed or FSDP cast
+    the whole module). ``autocast``: under ``torch.autocast`` each adapter's matmul runs on a compute-dtype copy of
+    its input. ``base_saves_input``: frozen linears keep their input anyway (Megatron's linear layers).
+    ``grad_from_input``: the first block's input carries a gradient (prompt tuning's trainable embeddings, BitFit's
+    biases); otherwise nothing before the first adapter is saved. ``prefix_tokens``: trainable past keys and values
+    per layer (prefix tuning, P-tuning v2). ``bottleneck``: the Houlsby adapter width.
+    """
+
+    kind: AdapterKind = AdapterKind.NONE
+    targets: frozenset[str] = frozenset()
+    feedforward: frozenset[str] = frozenset()
+    rank: int = 0
+    adapter_bytes: float = FP32_BYTES
+    autocast: bool = False
+    dropout: float = 0.0
+    base_saves_input: bool = False
+    grad_from_input: bool = False
+    prefix_tokens: int = 0
+    bottleneck: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.dropout < 1:
+            raise SpecError(f"lora_dropout must be in [0, 1), got {self.dropout}; PEFT's default is 0")
+        for name in ("rank", "prefix_tokens", "bottleneck"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"{name} must be at least 0, got {getattr(self, name)}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivationSetup:
     """One micro-batch of ``micro_batch`` sequences of ``seq`` tokens, and how it is laid out and computed.
@@ -37,6 +95,8 @@ class ActivationSetup:
     ``act_bytes``: the compute dtype (2 for bf16/fp16, 4 for fp32). ``hidden_dropout`` / ``attention_dropout``
     default to the flavour's (``DEFAULT_DROPOUT``); only whether they are > 0 matters. ``dropout_mask_bytes``:
     1 on GPUs (``native_dropout`` keeps a bool mask); PyTorch's CPU dropout keeps a compute-dtype mask.
+    ``loss`` defaults to the flavour's (``DEFAULT_LOSS``). ``peft``: a frozen base with adapters (None: every
+    parameter trains).
     """
 
     seq: int
@@ -51,6 +111,8 @@ class ActivationSetup:
     hidden_dropout: float | None = None
     attention_dropout: float | None = None
     dropout_mask_bytes: float = 1.0
+    loss: LossImpl | None = None
+    peft: PeftSetup | None = None
 
     def __post_init__(self) -> None:
         require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")
@@ -73,6 +135,21 @@ class ActivationSetup:
     def has_attention_dropout(self) -> bool:
         return (DEFAULT_DROPOUT[self.flavour] if self.attention_dropout is None else self.attention_dropout) > 0
 
+    @property
+    def loss_impl(self) -> LossImpl:
+        return DEFAULT_LOSS[self.flavour] if self.loss is None else self.loss
+
+    @property
+    def linears_save_input(self) -> bool:
+        """A linear keeps its input for its weight's gradient: every linear in full training; a frozen one only
+        where the framework's linear saves it regardless (``PeftSetup.base_saves_input``)."""
+        return self.peft is None or self.peft.base_saves_input
+
+    @property
+    def norm_weights_train(self) -> bool:
+        """Whether norm weights train (full training), so that a norm keeps its normalised output for them."""
+        return self.peft is None
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivationBreakdown:
@@ -80,8 +157,9 @@ class ActivationBreakdown:
 
     ``per_layer_bytes`` follows ``spec.layers`` (sum a slice for a pipeline stage); ``embedding_bytes`` sits
     on the first stage, ``head_bytes`` on the last. ``components`` sums every layer, embedding and head by
-    component. ``transient_bytes`` is workspace beside the saved bytes during backward (not saved, not in
-    ``total_bytes``): ``logits`` at the head, ``recompute`` for one re-materialised block.
+    component. ``transient_bytes`` is workspace beside the saved bytes (not saved, not in ``total_bytes``):
+    ``logits`` at the loss, ``recompute`` for one re-materialised block, ``weights`` for the weight-shaped
+    temporaries one linear makes (QLoRA's dequantized weight, DoRA's column norm).
     """
 
     per_layer_bytes: tuple[float, ...]
@@ -100,9 +178,10 @@ class ActivationBreakdown:
 
     @property
     def peak_extra_bytes(self) -> float:
-        """The larger transient: the two do not coexist (the logits gradient is consumed before any block's
-        backward pass starts)."""
-        return max(self.transient_bytes.values(), default=0.0)
+        """The loss workspace, or a block's (its re-materialised activations plus one linear's weight-shaped
+        temporaries), whichever is larger: the logits gradient is consumed before any block's backward starts."""
+        t = self.transient_bytes
+        return max(t.get("logits", 0.0), t.get("recompute", 0.0) + t.get("weights", 0.0))
 
 
 # --- shapes --------------------------------------------------------------------------------------------------

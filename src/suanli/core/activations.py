@@ -36,6 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
+from types import MappingProxyType
 
 from suanli.core.activation_setup import (
     DEFAULT_DROPOUT,
@@ -360,21 +362,24 @@ def _recomputed(layer: Layer, spec: ModelSpec, s: ActivationSetup) -> float:
     return sum(attention_core_bytes(layer.attention, spec.model_type, s, plain).values())
 
 
+@lru_cache(maxsize=256)
 def model_activations(spec: ModelSpec, s: ActivationSetup) -> ActivationBreakdown:
-    """Per-layer, embedding and head bytes of the whole model for one micro-batch on one GPU."""
+    """Per-layer, embedding and head bytes of the whole model for one micro-batch on one GPU. Pure over frozen
+    inputs, so cached: every pipeline stage of one evaluation asks for the same breakdown."""
     components: dict[str, float] = {}
-    per_group: dict[Layer, float] = {}
+    per_group: list[float] = []
     for layer, count in spec.layer_groups():
         parts = layer_activation_bytes(layer, spec.hidden_size, spec.model_type, s, plain)
-        per_group[layer] = sum(parts.values())
+        per_group.append(sum(parts.values()))
         _accumulate(components, parts, count)
     embedding = embedding_activation_bytes(spec, s, plain)
     head = head_activation_bytes(spec, s, plain)
     _accumulate(components, embedding, 1)
     _accumulate(components, head, 1)
-    return ActivationBreakdown(per_layer_bytes=tuple(per_group[layer] for layer in spec.layers),
+    return ActivationBreakdown(per_layer_bytes=tuple(per_group[g] for g in spec.group_of_layers()),
                                embedding_bytes=sum(embedding.values()), head_bytes=sum(head.values()),
-                               components=components, transient_bytes=transient_bytes(spec, s))
+                               components=MappingProxyType(components),
+                               transient_bytes=MappingProxyType(transient_bytes(spec, s)))
 
 
 def _accumulate(into: dict[str, float], parts: Mapping[str, float], count: int) -> None:
@@ -429,7 +434,7 @@ def stage_workspace_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, *, 
                           flavour: Flavour = Flavour.MEGATRON) -> float:
     """Transient backward-pass workspace on a stage, beyond what is saved: the logits buffers on the last
     stage, one re-materialised block under recompute; the larger of the two (they do not coexist)."""
-    parts = transient_bytes(spec, job_setup(job, layout, flavour=flavour))
+    parts = dict(model_activations(spec, job_setup(job, layout, flavour=flavour)).transient_bytes)
     if not last:
         parts.pop("logits", None)
     return max(parts.values(), default=0.0)

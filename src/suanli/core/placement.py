@@ -66,9 +66,12 @@ def stage_params(spec: ModelSpec, layout: Layout) -> list[StageParams]:
     outer = outer_components(spec, plain)
     embedding = (outer["embedding"]) / layout.tp
     head = outer.get("lm_head", 0.0) / layout.tp
+    per_group = [layer_params_per_gpu(layer, spec.hidden_size, layout.tp, layout.ep)
+                 for layer, _ in spec.layer_groups()]
+    group_of = spec.group_of_layers()
     stages = []
     for rank, layers in enumerate(stage_layers(spec.num_layers, layout.pp, layout.vp)):
-        blocks = sum(layer_params_per_gpu(spec.layers[i], spec.hidden_size, layout.tp, layout.ep) for i in layers)
+        blocks = sum(per_group[group_of[i]] for i in layers)
         params = blocks
         if rank == 0:
             params += embedding + outer.get("position_embedding", 0.0) + outer.get("pooler", 0.0)

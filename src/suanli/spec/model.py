@@ -191,6 +191,7 @@ class ModelSpec:
     extras: tuple[tuple[str, str], ...] = field(default=())  # notes shown in reports (e.g. what HF omits)
     # derived once at construction (a model's layers never change): evaluation hot paths group and hash often
     _groups: tuple[tuple[Layer, int], ...] = field(init=False, repr=False, compare=False)
+    _group_of: tuple[int, ...] = field(init=False, repr=False, compare=False)  # layer index → group index
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -199,7 +200,9 @@ class ModelSpec:
         require_positive("max_position_embeddings", self.max_position_embeddings)
         if not self.layers:
             raise SpecError(f"{self.name}: num_hidden_layers must be positive, got 0")
-        object.__setattr__(self, "_groups", tuple(_count_runs(self.layers)))
+        groups = tuple(_count_runs(self.layers))
+        object.__setattr__(self, "_groups", groups)
+        object.__setattr__(self, "_group_of", _group_indices(self.layers, groups))
         object.__setattr__(self, "_hash", hash((self.name, self.model_type, self.vocab_size, self.hidden_size,
                                                 self._groups, self.layers.__len__(), self.position,
                                                 self.tie_word_embeddings, self.lm_head, self.pooler)))
@@ -219,6 +222,10 @@ class ModelSpec:
         """Distinct layers with how many times each occurs, in order of first occurrence."""
         return list(self._groups)
 
+    def group_of_layers(self) -> tuple[int, ...]:
+        """For each layer, the index of its group in ``layer_groups()``: per-layer sums without re-hashing."""
+        return self._group_of
+
 
 def _count_runs(layers: Sequence[Layer]) -> list[tuple[Layer, int]]:
     """Group by identity first (adapters reuse one object for identical layers), then by equality."""
@@ -231,3 +238,9 @@ def _count_runs(layers: Sequence[Layer]) -> list[tuple[Layer, int]]:
     for key, layer in first.items():
         counts[layer] = counts.get(layer, 0) + seen[key]
     return list(counts.items())
+
+
+def _group_indices(layers: Sequence[Layer], groups: Sequence[tuple[Layer, int]]) -> tuple[int, ...]:
+    by_identity = {id(layer): index for index, (layer, _) in enumerate(groups)}
+    by_value = {layer: index for index, (layer, _) in enumerate(groups)}
+    return tuple(by_identity.get(id(layer), by_value.get(layer, 0)) for layer in layers)
