@@ -188,27 +188,29 @@ def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp
     _check_tp(spec, tp)
     require_positive("ep", ep)
     bits = _Bits(spec, fmt)
-    per_layer: dict[Layer, tuple[float, float]] = {}
+    per_group: list[tuple[float, float]] = []
     for layer, _ in spec.layer_groups():
         linears = block_linears(layer, spec.hidden_size)
         linear = sum(bits.linear(w, *_shard(w, layer, tp, ep)) for w in linears)
         other = layer_params(layer, spec.hidden_size) - sum(w.count * w.out_features * w.in_features for w in linears)
-        per_layer[layer] = (linear / 8, other * bits.other / 8)
+        per_group.append((linear / 8, other * bits.other / 8))
+    group_of = spec.group_of_layers()
+    per_layer = [per_group[g] for g in group_of]
     vocab_rows = math.ceil(spec.vocab_size / tp)
     head_rows = vocab_rows if spec.lm_head and not spec.tie_word_embeddings else 0
     extra_rows = spec.learned_position_rows + spec.token_type_vocab_size
     embed_bits, head_bits = bits.embedding(vocab_rows, head_rows)
     embedding = (embed_bits + extra_rows * spec.hidden_size * bits.dense) / 8
     outer_other = sum(n.size for n in (spec.final_norm, spec.embedding_norm) if n is not None) * bits.other / 8
-    on_gpu = spec.layers if gpu_layers is None else spec.layers[max(0, spec.num_layers - gpu_layers):]
-    host_layers = spec.layers[: spec.num_layers - len(on_gpu)]
-    weights = WeightBytes(format_key=fmt.key, linear_bytes=sum(per_layer[x][0] for x in on_gpu),
+    on_gpu = per_layer if gpu_layers is None else per_layer[max(0, spec.num_layers - gpu_layers):]
+    host_layers = per_layer[: spec.num_layers - len(on_gpu)]
+    weights = WeightBytes(format_key=fmt.key, linear_bytes=sum(x[0] for x in on_gpu),
                           embedding_bytes=embedding, lm_head_bytes=head_bits / 8,
-                          other_bytes=sum(per_layer[x][1] for x in on_gpu) + outer_other)
+                          other_bytes=sum(x[1] for x in on_gpu) + outer_other)
     if gpu_layers is None:
         return weights
     head_on_gpu = gpu_layers > spec.num_layers
-    host = (sum(sum(per_layer[x]) for x in host_layers) + embedding
+    host = (sum(sum(x) for x in host_layers) + embedding
             + (0.0 if head_on_gpu else weights.lm_head_bytes + outer_other))
     return WeightBytes(format_key=fmt.key, linear_bytes=weights.linear_bytes, embedding_bytes=0.0,
                        lm_head_bytes=weights.lm_head_bytes if head_on_gpu else 0.0,

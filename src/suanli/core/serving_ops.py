@@ -22,7 +22,7 @@ logits across tp, and a softmax/sampling pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
 from suanli.core.inference_memory import WeightBytes, block_linears
@@ -65,10 +65,16 @@ class Cost:
         return self.compute_s + self.weights_s + self.kv_s + self.activations_s + self.comm_s + self.overhead_s
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Cost)))
+        return Cost(self.compute_s + other.compute_s, self.weights_s + other.weights_s, self.kv_s + other.kv_s,
+                    self.activations_s + other.activations_s, self.comm_s + other.comm_s,
+                    self.overhead_s + other.overhead_s, self.flops + other.flops,
+                    self.weight_bytes + other.weight_bytes, self.kv_bytes + other.kv_bytes,
+                    self.activation_bytes + other.activation_bytes)
 
     def times(self, n: float) -> Cost:
-        return Cost(*(getattr(self, f.name) * n for f in fields(Cost)))
+        return Cost(self.compute_s * n, self.weights_s * n, self.kv_s * n, self.activations_s * n,
+                    self.comm_s * n, self.overhead_s * n, self.flops * n, self.weight_bytes * n,
+                    self.kv_bytes * n, self.activation_bytes * n)
 
 
 @dataclass(frozen=True, slots=True)

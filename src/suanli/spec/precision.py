@@ -314,12 +314,18 @@ _AUTO_HINT = "; 'auto' means the checkpoint's dtype: read it from the safetensor
 _PACKED_HINT = "; such tensors hold packed quantized weights or indices (GPTQ qweight, g_idx)"
 
 
+@cache
+def _dtype_codes() -> Mapping[str, str]:
+    return MappingProxyType({_normal(code): key for code, key in _DTYPE_CODES.items()})
+
+
+@cache
 def torch_dtype_format(name: str) -> NumberFormat:
     """HF config ``torch_dtype``/``dtype`` ("bfloat16", "torch.float16") or safetensors code ("BF16").
 
     U8/I8 map to 8-bit storage (int8); packed 4-bit payloads in U8 (bitsandbytes) are the caller's call.
     """
-    codes = {_normal(code): key for code, key in _DTYPE_CODES.items()}
+    codes = _dtype_codes()
     key = _normal(name)
     if key not in codes:
         hint = _PACKED_HINT if re.fullmatch(r"[iu](nt)?(16|32|64)|bool", key) else \
