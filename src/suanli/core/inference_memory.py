@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Literal
 
@@ -180,10 +181,12 @@ def _check_tp(spec: ModelSpec, tp: int) -> None:
         kv_heads_per_rank(layer.attention, tp)
 
 
+@lru_cache(maxsize=512)
 def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp: int = 1, ep: int = 1,
                          gpu_layers: int | None = None) -> WeightBytes:
     """Weight bytes on one GPU (rules in the module docstring). ``gpu_layers`` (llama.cpp -ngl) keeps only the
-    last N blocks on the GPU, the output head too when N > num_layers; token embeddings then stay on the host."""
+    last N blocks on the GPU, the output head too when N > num_layers; token embeddings then stay on the host.
+    Pure over frozen inputs and asked for by memory, setup and capacity alike, so cached."""
     fmt = fmt or torch_dtype_format(spec.torch_dtype)
     _check_tp(spec, tp)
     require_positive("ep", ep)
