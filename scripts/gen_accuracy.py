@@ -29,6 +29,9 @@ from benchmarks import calibrate_training as training  # noqa: E402
 from tests.golden import test_inference_perf as inference  # noqa: E402
 from tests.golden import test_published_training_memory as memory  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from generated import write_or_check  # noqa: E402
+
 ACCURACY = ROOT / "docs" / "accuracy.md"
 UNCERTAINTY = ROOT / "src" / "suanli" / "catalog" / "uncertainty.toml"
 TIME_METRICS = {"step_s", "ttft", "tpot"}
@@ -170,18 +173,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if a generated file is out of date")
     args = parser.parse_args()
     rows = all_rows()
-    stale = []
-    for path, render in OUTPUTS.items():
-        text = render(rows)
-        if args.check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"stale: {', '.join(stale)}; run `python scripts/gen_accuracy.py`", file=sys.stderr)
-        return 1
-    return 0
+    outputs = {path: render(rows) for path, render in OUTPUTS.items()}
+    return write_or_check(outputs, check=args.check, command="python scripts/gen_accuracy.py")
 
 
 if __name__ == "__main__":
