@@ -107,8 +107,11 @@ def formulas_md() -> str:
 
 def _module_section(module: ModuleType) -> list[str]:
     lines = [f"## `{module.__name__}`", "", inspect.cleandoc(module.__doc__ or ""), ""]
-    for name, function in inspect.getmembers(module, inspect.isfunction):
-        if function.__module__ != module.__name__ or name.startswith("_") or not function.__doc__:
+    for name, member in inspect.getmembers(module, callable):
+        function = inspect.unwrap(member)  # cached functions (functools.cache) document the function they wrap
+        if not inspect.isfunction(function) or function.__module__ != module.__name__ or name.startswith("_"):
+            continue
+        if not function.__doc__:
             continue
         lines += [f"### `{name}{inspect.signature(function)}`", "", inspect.cleandoc(function.__doc__), ""]
     return lines
