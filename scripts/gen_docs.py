@@ -15,6 +15,8 @@ from types import ModuleType
 
 from suanli.core import (
     activations,
+    activations_head,
+    activations_peft,
     comms,
     cost,
     flops,
@@ -99,7 +101,8 @@ def _tflops(value: float | None) -> str:
 def formulas_md() -> str:
     sections = ["# Formula reference", "",
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
-    for module in (params, flops, model_states, placement, activations, peft, memory, rl, kv_cache,
+    for module in (params, flops, model_states, placement, activations, activations_head, activations_peft, peft,
+                   memory, rl, kv_cache,
                    inference_memory, roofline, comms, training_time, inference_time, cost):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)

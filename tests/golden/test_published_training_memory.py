@@ -42,7 +42,8 @@ def _settings(case: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str
 def _memory(s: Mapping[str, Any]) -> TrainingMemory:
     job = TrainingJob(
         seq=s["seq"], method=Method(s["method"]), optimizer=Optimizer(s["optimizer"]),
-        peft=PeftConfig(rank=s.get("rank", 16), target_modules=tuple(s.get("targets", ("q", "v")))),
+        peft=PeftConfig(rank=s.get("rank", 16), target_modules=tuple(s.get("targets", ("q", "v"))),
+                        lora_dropout=s.get("lora_dropout", 0.0), bnb_saves_input=s.get("bnb_saves_input", False)),
         precision=PrecisionMode(s["precision"]), attention=AttentionImpl(s["attention"]),
         framework=Framework(s["framework"]))
     offload = Offload.CPU if s.get("offload", False) else Offload.NONE

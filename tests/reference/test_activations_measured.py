@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 from tests.reference.hf_reference import load_catalog_config, tiny_config
 
-from suanli.core.activation_setup import FP32_BYTES, ActivationSetup
+from suanli.core.activation_setup import FP32_BYTES, ActivationSetup, LossImpl
 from suanli.core.activations import ActivationBreakdown, Flavour, activation_bytes, attention_path
 from suanli.core.activations_hf import HEAD_MAJOR_QUERY, LAYER_NORM_ON_FP32_COPY
 from suanli.measure.activations import measure_causal_lm, measure_encoder, measure_saved_activations
@@ -236,3 +236,56 @@ def test_a_freed_storage_address_is_recorded_afresh() -> None:
 
     measured = measure_saved_activations(torch.nn.Identity(), run)
     assert measured.by_dtype == {"bool": 64 * 4}  # the storage is the fp32 tensor's 256 bytes
+
+
+# --- the loss's workspace, replayed allocation by allocation ---------------------------------------------------
+
+LOSS_VOCAB, LOSS_TOKENS = 32_000, 1_024  # logits dominate: the blocks of a 1-layer, 64-wide model are < 1% of them
+
+
+def _loss_model(dtype: str) -> Any:
+    from suanli.measure.activations import build_causal_lm
+
+    config = {"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "intermediate_size": 128, "num_hidden_layers": 1, "vocab_size": LOSS_VOCAB,
+              "max_position_embeddings": LOSS_TOKENS}
+    return config, build_causal_lm(config, attn_implementation="sdpa", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("impl", [LossImpl.TRANSFORMERS, LossImpl.TRANSFORMERS_KEEP_LOGITS, LossImpl.CHUNKED])
+def test_loss_peak_is_saved_bytes_plus_workspace(dtype: str, impl: LossImpl) -> None:
+    """Live storages op by op through forward and backward (``measure_peak_bytes``): the peak is what we save
+    plus ``peak_extra_bytes``. transformers' ``ForCausalLMLoss`` with the caller dropping the logits (HF Trainer)
+    or holding them; torchtune's ``CEWithChunkedOutputLoss`` replayed on the same model (8 chunks, each projected
+    and upcast on its own, ``del logits`` before backward)."""
+    import torch
+    import torch.nn.functional as F
+
+    from suanli.core.activations_head import TORCHTUNE_OUTPUT_CHUNKS
+    from suanli.measure.activations import measure_peak_bytes
+
+    config, model = _loss_model(dtype)
+    ids = torch.randint(0, LOSS_VOCAB, (1, LOSS_TOKENS), generator=torch.Generator().manual_seed(0))
+    held: list[Any] = []
+
+    def transformers_loss(m: torch.nn.Module) -> torch.Tensor:
+        out = m(input_ids=ids, labels=ids, use_cache=False)
+        if impl is LossImpl.TRANSFORMERS_KEEP_LOGITS:
+            held.append(out.logits)
+        loss: torch.Tensor = out.loss
+        return loss
+
+    def chunked_loss(m: Any) -> torch.Tensor:
+        hidden = m.model(input_ids=ids, use_cache=False).last_hidden_state
+        logits = [m.lm_head(chunk) for chunk in hidden.tensor_split(TORCHTUNE_OUTPUT_CHUNKS, dim=1)]
+        labels = [chunk.reshape(-1) for chunk in ids.tensor_split(TORCHTUNE_OUTPUT_CHUNKS, dim=1)]
+        total = sum(F.cross_entropy(lc.reshape(-1, LOSS_VOCAB).float(), yc, reduction="sum")
+                    for lc, yc in zip(logits, labels, strict=True))
+        return total / LOSS_TOKENS
+
+    peak = measure_peak_bytes(model, chunked_loss if impl is LossImpl.CHUNKED else transformers_loss)
+    ours = activation_bytes(spec_from_config(config, name="t"), seq=LOSS_TOKENS, micro_batch=1,
+                            flavour=Flavour.HUGGINGFACE, act_bytes=DTYPE_BYTES[dtype],
+                            attention=AttentionImpl.SDPA, loss=impl)
+    assert ours.total_bytes + ours.peak_extra_bytes == pytest.approx(peak.peak_bytes, rel=0.02)

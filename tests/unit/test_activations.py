@@ -7,19 +7,23 @@ from typing import Any
 
 import pytest
 
+from suanli.core.activation_setup import LossImpl
 from suanli.core.activations import (
     ActivationSetup,
     Flavour,
     activation_bytes,
+    job_setup,
     layer_activation_bytes,
     stage_activation_bytes,
+    stage_workspace_bytes,
 )
+from suanli.core.activations_head import FRAMEWORK_LOSS, loss_workspace_per_element
 from suanli.errors import SpecError
 from suanli.quantity import Quantity, plain, traced
 from suanli.spec.hf import spec_from_config
 from suanli.spec.layout import AttentionImpl, Layout, Recompute
 from suanli.spec.model import ModelSpec
-from suanli.spec.training import PrecisionMode, TrainingJob
+from suanli.spec.training import Framework, PrecisionMode, TrainingJob
 
 S, B, H, A = 16, 2, 64, 4  # sequence, micro-batch, hidden, heads of a GPT layer
 SBH = S * B * H
@@ -250,7 +254,7 @@ def test_components_add_up_and_transients_are_separate(tiny_llama: dict[str, Any
     assert sum(b.components.values()) == pytest.approx(b.total_bytes)
     none = hf(tiny_llama, seq=8, micro_batch=2)
     assert b.transient_bytes["recompute"] == none.per_layer_bytes[0]
-    assert b.transient_bytes["logits"] == 2 * 8 * 100 * (2 + 4)
+    assert b.transient_bytes["logits"] == 2 * 8 * 100 * 8  # two fp32 gradients beside the saved log-probabilities
     assert b.peak_extra_bytes == max(b.transient_bytes.values())
     assert b.per_layer_bytes[0] == 2 * 8 * 64 * 2
 
@@ -284,3 +288,41 @@ def test_traced_formula_matches_plain(tiny_llama: dict[str, Any]) -> None:
     scores = explained["attention_scores"]
     assert isinstance(scores, Quantity)
     assert {leaf.name for leaf in scores.leaves()} >= {"micro_batch", "seq", "num_heads", "fp32_bytes"}
+
+
+# --- the loss's workspace, per implementation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("impl", "act", "extra"), [
+    # beside the 4 saved bytes per token·vocab: transformers' backward holds two fp32 gradients (peak 12, 14 with
+    # the caller's bf16 logits), its forward the logits and their fp32 copy (10); the measured CPU replays give
+    # 12.09 / 14.09 (bf16) and 12.16 / 16.16 (fp32, where .float() makes no copy)
+    (LossImpl.TRANSFORMERS, 2.0, 8.0), (LossImpl.TRANSFORMERS_KEEP_LOGITS, 2.0, 10.0),
+    (LossImpl.TRANSFORMERS, 4.0, 8.0), (LossImpl.TRANSFORMERS_KEEP_LOGITS, 4.0, 12.0),
+    # torchtune: all bf16 logits until the loss returns, one chunk of 8 upcast (6.5; replay 6.59), fp32 8 (8.16)
+    (LossImpl.CHUNKED, 2.0, 2.5), (LossImpl.CHUNKED, 4.0, 4.0),
+    # Megatron: the bf16 logits (forward) or gradient (backward) beside the fp32 softmax made in place
+    (LossImpl.VOCAB_PARALLEL, 2.0, 2.0), (LossImpl.VOCAB_PARALLEL, 4.0, 0.0),
+])
+def test_loss_workspace_per_token_and_vocab_entry(impl: LossImpl, act: float, extra: float) -> None:
+    assert loss_workspace_per_element(impl, act) == extra
+
+
+def test_framework_picks_the_loss(tiny_llama: dict[str, Any]) -> None:
+    assert FRAMEWORK_LOSS[Framework.HF] is LossImpl.TRANSFORMERS
+    assert FRAMEWORK_LOSS[Framework.MEGATRON] is LossImpl.VOCAB_PARALLEL
+    spec = spec_from_config(tiny_llama, name="t")
+    job, layout = TrainingJob(seq=8, framework=Framework.MEGATRON), Layout(micro_batch=2, tp=2)
+    assert job_setup(spec, job, layout, flavour=Flavour.MEGATRON).loss_impl is LossImpl.VOCAB_PARALLEL
+    megatron = stage_workspace_bytes(spec, job, layout, last=True, flavour=Flavour.MEGATRON)
+    assert megatron == 2 * 8 * 100 / 2 * 2  # this rank's vocab slice, the bf16 logits beside the fp32 softmax
+    hf_job, hf_ops = TrainingJob(seq=8, framework=Framework.FSDP), Flavour.HUGGINGFACE
+    assert job_setup(spec, hf_job, Layout(micro_batch=2), flavour=hf_ops).loss_impl is LossImpl.TRANSFORMERS
+    assert stage_workspace_bytes(spec, hf_job, Layout(micro_batch=2), last=False, flavour=Flavour.HUGGINGFACE) == 0
+
+
+def test_chunked_loss_keeps_the_same_probabilities(tiny_llama: dict[str, Any]) -> None:
+    whole = hf(tiny_llama, seq=8, micro_batch=2, act_bytes=2)
+    chunked = hf(tiny_llama, seq=8, micro_batch=2, act_bytes=2, loss=LossImpl.CHUNKED)
+    assert chunked.total_bytes == whole.total_bytes
+    assert chunked.transient_bytes["logits"] == 2 * 8 * 100 * 2.5

@@ -6,21 +6,24 @@ from typing import Any
 
 import pytest
 
+from suanli.core.activation_setup import ActivationBreakdown, Flavour
+from suanli.core.activations import job_setup, model_activations
+from suanli.core.activations_peft import peft_activations
 from suanli.core.params import count_params
 from suanli.core.peft import (
     IA3_DEFAULTS,
     PeftParams,
     model_linears,
-    peft_activations,
     prefix_params,
     trainable_params,
 )
 from suanli.errors import SpecError
 from suanli.spec.hf import spec_from_config
+from suanli.spec.layout import AttentionImpl, Layout, Recompute
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import parse_number_format
 from suanli.spec.resolve import load_model
-from suanli.spec.training import Method, PeftConfig, TrainingJob
+from suanli.spec.training import Method, PeftConfig, PrecisionMode, TrainingJob
 
 ATTENTION = ("q", "k", "v", "o")
 
@@ -206,23 +209,103 @@ def test_mla_k_and_v_select_the_latent_projections() -> None:
     assert {"q", "kv_a", "kv_b", "o", "router"} <= names
 
 
-def test_lora_activations_save_the_rank_r_intermediate(llama31_8b: ModelSpec) -> None:
+# --- activations: a frozen base, op by op (tiny Llama: h 64, 4 heads of 16, 2 KV heads, SwiGLU 128, vocab 100) ---
+
+T, H, MLP, R = 3 * 8, 64, 128, 4  # tokens of a 3 × 8 micro-batch, hidden, intermediate, LoRA rank
+FROZEN_NORM = 4 * H + 4  # RMSNorm with a frozen weight: fp32 input copy and 1/rms, no normalised output
+
+
+def peft_breakdown(config: dict[str, Any], method: Method, *, precision: PrecisionMode = PrecisionMode.PURE_BF16,
+                   recompute: Recompute = Recompute.NONE, lora_dropout: float = 0.0,
+                   **knobs: Any) -> ActivationBreakdown:
+    spec = spec_from_config(config, name="t")
+    job = TrainingJob(seq=8, method=method, peft=PeftConfig(lora_dropout=lora_dropout, **knobs), precision=precision,
+                      attention=AttentionImpl.SDPA)
+    setup = job_setup(spec, job, Layout(micro_batch=3, recompute=recompute), flavour=Flavour.HUGGINGFACE)
+    return model_activations(spec, setup)
+
+
+def test_lora_frozen_base_keeps_no_linear_input(tiny_llama: dict[str, Any]) -> None:
+    b = peft_breakdown(tiny_llama, Method.LORA, rank=R, target_modules=("q", "v"))
+    adapters = 2 * (T * H * 4 + T * R * 4)  # q and v: each its own fp32 copy of the input, A's fp32 output
+    layer = (2 * T * FROZEN_NORM + T * 2 * (64 + 32 + 32) + T * 4 * 4  # norms; Q, K, V; fp32 logsumexp
+             + T * 64 * 2 + T * MLP * 2 * 3 + adapters)  # the kernel's output; gate out, SiLU out, up out
+    assert b.per_layer_bytes == (layer - T * FROZEN_NORM, layer)  # no gradient reaches the first input norm
+    assert b.embedding_bytes == 2 * 8 * 16 * 2  # RoPE tables only: a frozen embedding keeps no ids
+    assert b.head_bytes == T * FROZEN_NORM + T * 100 * 4 + T * 8  # no LM head input: norm, fp32 log-probs, labels
+    assert "attention_input" not in b.components and "mlp_input" not in b.components
+
+
+@pytest.mark.parametrize(("precision", "adapters"), [
+    (PrecisionMode.PURE_BF16, 3 * T * H * 4 + 3 * T * R * 4),  # PEFT's fp32 adapters: a copy each
+    (PrecisionMode.AMP_BF16, 3 * T * H * 2 + 3 * T * R * 2),  # autocast: a bf16 copy each, bf16 A output
+    (PrecisionMode.MIXED_BF16, T * H * 2 + 3 * T * R * 2),  # adapters cast with the module: the input, once
+    (PrecisionMode.FP32, T * H * 4 + 3 * T * R * 4),
+])
+def test_adapter_input_copies_follow_the_adapter_dtype(tiny_llama: dict[str, Any], precision: PrecisionMode,
+                                                       adapters: int) -> None:
+    b = peft_breakdown(tiny_llama, Method.LORA, precision=precision, rank=R, target_modules=("q", "k", "v"))
+    assert b.components["adapters"] == 2 * adapters
+
+
+def test_lora_dropout_masks_only_where_gradients_flow(tiny_llama: dict[str, Any]) -> None:
+    b = peft_breakdown(tiny_llama, Method.LORA, rank=R, target_modules=("q", "o"), lora_dropout=0.1)
+    no_mask, mask = T * H * 4 + T * R * 4, T * H * (4 + 1) + T * R * 4  # dropped fp32 input (+ 1-byte mask)
+    assert b.components["adapters"] == no_mask + 3 * mask  # the first block's q input carries no gradient
+
+
+def test_dora_keeps_base_and_lora_outputs(tiny_llama: dict[str, Any]) -> None:
+    lora = peft_breakdown(tiny_llama, Method.LORA, rank=R, target_modules=("q",))
+    dora = peft_breakdown(tiny_llama, Method.DORA, rank=R, target_modules=("q",))
+    assert dora.components["adapters"] - lora.components["adapters"] == 2 * (T * 64 * (2 + 4) + 3 * 64 * 4)
+    assert dora.transient_bytes["weights"] == 64 * (64 + 4 * 64) * 4  # identity, B·A, W copy, s·B·A, W + s·B·A
+
+
+def test_qlora_saves_like_lora_and_dequantizes_one_weight(tiny_llama: dict[str, Any]) -> None:
+    lora = peft_breakdown(tiny_llama, Method.LORA, rank=R)
+    qlora = peft_breakdown(tiny_llama, Method.QLORA, rank=R)
+    assert qlora.total_bytes == lora.total_bytes  # bitsandbytes >= 0.43.2 keeps no 4-bit matmul input
+    assert qlora.transient_bytes["weights"] == MLP * H * 2  # the largest linear, dequantized to bf16
+    assert qlora.peak_extra_bytes == qlora.transient_bytes["logits"]
+
+
+def test_full_recompute_moves_adapters_into_the_recomputed_block(tiny_llama: dict[str, Any]) -> None:
+    none = peft_breakdown(tiny_llama, Method.LORA, rank=R, target_modules=("q", "v"))
+    full = peft_breakdown(tiny_llama, Method.LORA, rank=R, target_modules=("q", "v"), recompute=Recompute.FULL)
+    assert full.per_layer_bytes == (T * H * 2, T * H * 2)
+    assert full.transient_bytes["recompute"] == none.per_layer_bytes[1]
+
+
+def test_ia3_keeps_scaled_outputs_and_fp32_feedforward_inputs(tiny_llama: dict[str, Any]) -> None:
+    assert IA3_DEFAULTS["llama"] == (frozenset({"k", "v", "down"}), frozenset({"down"}))
+    b = peft_breakdown(tiny_llama, Method.IA3)
+    assert b.components["adapters"] == 2 * (2 * T * 32 * 2 + T * MLP * 4)  # k, v outputs (bf16); down's input (fp32)
+
+
+def test_prompt_tuning_runs_every_layer_on_more_tokens(tiny_llama: dict[str, Any]) -> None:
+    b = peft_breakdown(tiny_llama, Method.PROMPT_TUNING, num_virtual_tokens=4)
+    t = 3 * (8 + 4)
+    assert b.per_layer_bytes[0] == b.per_layer_bytes[1]  # the prompt trains: gradients reach the first block
+    assert b.components["logits"] == t * 100 * 4  # logits over the virtual tokens too
+
+
+def test_prefix_tuning_lengthens_keys_and_masks_sdpa(tiny_llama: dict[str, Any]) -> None:
+    b = peft_breakdown(tiny_llama, Method.PREFIX_TUNING, num_virtual_tokens=4)
+    assert b.components["attention_mask"] == 2 * T * (8 + 4) * 2  # explicit mask: query and key lengths differ
+    assert b.components["prefix_kv"] == 2 * 3 * 4 * 4 * (16 + 16) * 2  # K, V repeated to 4 heads under the mask
+    assert b.components["qkv"] == 2 * T * (64 + 4 * 16 + 4 * 16) * 2
+
+
+def test_peft_activations_summary(llama31_8b: ModelSpec) -> None:
     job = TrainingJob(seq=512, method=Method.LORA, peft=PeftConfig(rank=16, target_modules=ATTENTION))
-    acts = peft_activations(llama31_8b, job)
-    assert acts.saved_elements_per_token == 32 * 4 * 16
-    assert acts.transient_elements == 0
-    dora = peft_activations(llama31_8b, TrainingJob(seq=512, method=Method.DORA,
+    shared = peft_activations(llama31_8b, job)  # DeepSpeed bf16: adapters in bf16 share the QKV input
+    assert shared.adapter_bytes_per_token == 32 * (4096 * 2 + 4 * 16 * 2)  # o's input is the kernel's output
+    pure = peft_activations(llama31_8b, TrainingJob(seq=512, method=Method.LORA, precision=PrecisionMode.PURE_BF16,
                                                     peft=PeftConfig(rank=16, target_modules=ATTENTION)))
-    assert dora.saved_elements_per_token == 32 * (4 * 16 + 2 * (4096 + 1024 + 1024 + 4096))
-    assert dora.transient_elements == 4096 * (4096 + 2 * 4096)  # identity + ΔW + W + s·ΔW of q or o
+    assert pure.adapter_bytes_per_token == 32 * (4 * 4096 * 4 + 4 * 16 * 4)
     qlora = peft_activations(llama31_8b, TrainingJob(seq=512, method=Method.QLORA))
-    assert qlora.transient_elements == 4096 * 14336  # the largest dequantized weight
-
-
-def test_prompt_methods_lengthen_the_sequence(llama31_8b: ModelSpec) -> None:
-    for method in (Method.PROMPT_TUNING, Method.PREFIX_TUNING, Method.P_TUNING_V2):
-        acts = peft_activations(llama31_8b, TrainingJob(seq=512, method=method, peft=PeftConfig(num_virtual_tokens=30)))
-        assert (acts.saved_elements_per_token, acts.extra_tokens) == (0, 30)
-    ia3 = peft_activations(llama31_8b, TrainingJob(seq=512, method=Method.IA3))
-    assert ia3.saved_elements_per_token == 524_288  # one activation as wide as each vector
-    assert peft_activations(llama31_8b, TrainingJob(seq=512)).saved_elements_per_token == 0
+    assert qlora.transient_bytes == 4096 * 14336 * 2  # the largest dequantized weight, bf16
+    prompt = peft_activations(llama31_8b, TrainingJob(seq=512, method=Method.PROMPT_TUNING,
+                                                      peft=PeftConfig(num_virtual_tokens=30)))
+    assert (prompt.adapter_bytes_per_token, prompt.extra_tokens) == (0, 30)
+    assert peft_activations(llama31_8b, TrainingJob(seq=512)).notes == ()

@@ -33,11 +33,11 @@ def test_ppo_keeps_four_models() -> None:
 def test_grpo_has_no_critic_and_its_kv_grows_with_the_group() -> None:
     small = RlSetup(algorithm=RlAlgorithm.GRPO, prompt_tokens=512, response_tokens=4096, prompts_per_gpu=4)
     group = RlSetup(algorithm=RlAlgorithm.GRPO, prompt_tokens=512, response_tokens=4096, prompts_per_gpu=4,
-                    group_size=16)
+                    group_size=32)
     one = rl_memory(ACTOR, JOB, LAYOUT, small, capacity_bytes=CAPACITY)
     many = rl_memory(ACTOR, JOB, LAYOUT, group, capacity_bytes=CAPACITY)
     assert "critic_states_bytes" not in many.extra_bytes and "reward_model_bytes" not in many.extra_bytes
-    kv = kv_cache_bytes(ACTOR, tokens_per_seq=4608, batch=64)
+    kv = kv_cache_bytes(ACTOR, tokens_per_seq=4608, batch=128)
     training_peak = many.trained.activations_bytes + many.trained.workspace_bytes
     assert many.phase_swap_bytes == pytest.approx(max(0.0, kv - training_peak))
     assert many.total_bytes > one.total_bytes

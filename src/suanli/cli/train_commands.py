@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from suanli.train_report import CostRequest
 
 PRECISIONS = ("bf16", "fp16", "fp8", "fp32", "pure-bf16")
-FRAMEWORKS = ("deepspeed", "megatron", "fsdp", "hf")
+FRAMEWORKS = ("deepspeed", "megatron", "fsdp", "hf", "torchtune")
 METHODS = ("full", "lora", "qlora", "dora", "dylora", "adalora", "prefix-tuning", "prompt-tuning",
            "p-tuning-v2", "adapter", "bitfit", "ia3")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit", "sgd", "sgd-momentum", "adafactor", "lion")
@@ -53,10 +53,12 @@ def register(commands: Commands) -> None:
     train.add_argument("--precision", choices=PRECISIONS, default="bf16")
     train.add_argument("--framework", choices=FRAMEWORKS, default="deepspeed",
                        help="where model states live: deepspeed/fsdp (bf16 weights+grads, fp32 master), megatron "
-                       "(fp32 grads), hf (torch.autocast: fp32 weights) (default deepspeed)")
+                       "(fp32 grads), hf (torch.autocast: fp32 weights), torchtune (pure bf16, chunked loss) "
+                       "(default deepspeed)")
     train.add_argument("--method", choices=METHODS, default="full")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (paged-adamw-8bit for qlora)")
     train.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank (max rank for dylora/adalora)")
+    train.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout (adds masks; default 0)")
     train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down",
                        help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
     train.add_argument("--tokens", type=positive_float, help="training tokens of the whole run (e.g. 2e12): "
@@ -209,7 +211,8 @@ def parse_job(args: argparse.Namespace) -> TrainingJob:
     method = Method(args.method)
     optimizer = args.optimizer or ("paged-adamw-8bit" if method is Method.QLORA else "adamw")
     targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
-    return TrainingJob(seq=args.seq, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets),
+    return TrainingJob(seq=args.seq, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets,
+                                                                   lora_dropout=args.lora_dropout),
                        optimizer=Optimizer(optimizer), precision=precision_mode(args.precision, args.framework),
                        attention=AttentionImpl(args.attention), framework=Framework(args.framework))
 
@@ -263,6 +266,8 @@ def precision_mode(precision: str, framework: str) -> PrecisionMode:
         return PrecisionMode.AMP_BF16 if precision == "bf16" else PrecisionMode.AMP_FP16
     if framework == "megatron":
         return PrecisionMode.MIXED_FP32_GRADS
+    if framework == "torchtune":  # recipes train in the model dtype: bf16 weights, grads and optimizer states
+        return PrecisionMode.PURE_BF16 if precision == "bf16" else PrecisionMode.MIXED_FP16
     return PrecisionMode.MIXED_BF16 if precision == "bf16" else PrecisionMode.MIXED_FP16
 
 

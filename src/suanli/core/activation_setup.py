@@ -13,6 +13,7 @@ from types import MappingProxyType
 from suanli.errors import SpecError, require_positive
 from suanli.quantity import Num
 from suanli.spec.layout import AttentionImpl, Recompute
+from suanli.spec.training import PrecisionMode
 
 FP32_BYTES = 4.0
 INDEX_BYTES = 8.0  # int64 token ids, labels, top-k and permutation indices
@@ -63,6 +64,7 @@ class PeftSetup:
     weights (4: PEFT's fp32 adapters, ``autocast_adapter_dtype``; the compute dtype where DeepSpeed or FSDP cast
     the whole module). ``autocast``: under ``torch.autocast`` each adapter's matmul runs on a compute-dtype copy of
     its input. ``base_saves_input``: frozen linears keep their input anyway (Megatron's linear layers).
+    ``quantized_base``: the frozen linears are stored quantized and dequantized around each matmul (QLoRA).
     ``grad_from_input``: the first block's input carries a gradient (prompt tuning's trainable embeddings, BitFit's
     biases); otherwise nothing before the first adapter is saved. ``prefix_tokens``: trainable past keys and values
     per layer (prefix tuning, P-tuning v2). ``bottleneck``: the Houlsby adapter width.
@@ -76,6 +78,7 @@ class PeftSetup:
     autocast: bool = False
     dropout: float = 0.0
     base_saves_input: bool = False
+    quantized_base: bool = False
     grad_from_input: bool = False
     prefix_tokens: int = 0
     bottleneck: int = 0
@@ -182,6 +185,12 @@ class ActivationBreakdown:
         temporaries), whichever is larger: the logits gradient is consumed before any block's backward starts."""
         t = self.transient_bytes
         return max(t.get("logits", 0.0), t.get("recompute", 0.0) + t.get("weights", 0.0))
+
+
+def activation_dtype_bytes(precision: PrecisionMode) -> float:
+    """Bytes per saved activation element: 4 in fp32 training, else 2 (bf16/fp16; FP8 recipes keep
+    bf16 activations between their fp8 matmuls)."""
+    return FP32_BYTES if precision is PrecisionMode.FP32 else 2.0
 
 
 # --- shapes --------------------------------------------------------------------------------------------------

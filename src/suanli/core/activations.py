@@ -23,10 +23,15 @@ shards the sequence (each rank's queries still see all keys). SELECTIVE recomput
 (the S² terms, or the softmax statistics of a fused kernel); FULL keeps only each block's input, ``2sbh``.
 Expert parallelism does not change the average bytes per GPU: each rank computes ``tokens · top_k`` slots.
 
-Saved is not peak. Besides what is saved, the backward pass needs transient workspace: the logits the
-model returns plus an fp32 logits-sized buffer (upcast copy, then the logits gradient) at the head, and with
-recompute one block's re-materialised activations (``ActivationBreakdown.transient_bytes``). The caller
-(``core/memory.py``) multiplies stage bytes by the micro-batches in flight.
+PEFT methods (``ActivationSetup.peft``) train a frozen model: frozen linears keep no input, frozen norms no
+normalised output, nothing before the first adapter is saved, and each adapter keeps what PEFT's ops keep
+(``core/activations_peft.py``).
+
+Saved is not peak. Besides what is saved, the backward pass needs transient workspace: the loss's logits-sized
+buffers, which depend on how the loss is computed (``LossImpl``, ``core/activations_head.py``), and with recompute
+one block's re-materialised activations, plus one linear's weight-shaped temporaries (QLoRA, DoRA)
+(``ActivationBreakdown.transient_bytes``). The caller (``core/memory.py``) multiplies stage bytes by the
+micro-batches in flight.
 
 Assumed throughout: weights and activations in one compute dtype (``act_bytes``; autocast keeps fp32 norm
 and softmax outputs, which this does not model); a causal LM trained with next-token cross-entropy.
@@ -41,69 +46,64 @@ from types import MappingProxyType
 
 from suanli.core.activation_setup import (
     DEFAULT_DROPOUT,
+    DEFAULT_LOSS,
     FP32_BYTES,
     INDEX_BYTES,
     ActivationBreakdown,
     ActivationSetup,
     Flavour,
     Lift,
+    LossImpl,
+    PeftSetup,
     act_num,
+    activation_dtype_bytes,
     rank_tokens,
     region_tokens,
+)
+from suanli.core.activations_head import (
+    FRAMEWORK_LOSS,
+    embedding_activation_bytes,
+    head_activation_bytes,
+    loss_workspace_bytes,
 )
 from suanli.core.activations_hf import (
     HF_ACTIVATION_TENSORS,
     LOGIT_SOFTCAPPING,
     NORM_WEIGHT_PLUS_ONE,
+    Q_VIEW_OF_FUSED_PROJECTION,
     SOFTMAX_IN_COMPUTE_DTYPE,
     AttentionPath,
     Kernel,
     fused_projection_width,
     hf_attention_path,
-    hf_embedding_bytes,
     hf_moe_bytes,
-    hf_norm_bytes_per_token,
-    hidden_dropout_sites,
+)
+from suanli.core.activations_norms import dropout_sites, norm_bytes_per_token, norms_bytes
+from suanli.core.activations_peft import (
+    ALL_GRAD,
+    BlockGrad,
+    adapter_bytes,
+    base_kept_inputs,
+    block_grad,
+    extra_sequence_tokens,
+    frozen_start,
+    peft_setup,
+    peft_transient_bytes,
 )
 from suanli.quantity import Num, plain
 from suanli.spec.layout import AttentionImpl, Layout, Recompute
-from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, Norm, NormKind, QkNormKind
-from suanli.spec.training import PrecisionMode, TrainingJob
+from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, NormKind, QkNormKind
+from suanli.spec.training import TrainingJob
 
 __all__ = [  # the setup types live in core/activation_setup.py, the transformers facts in core/activations_hf.py
     "DEFAULT_DROPOUT", "HF_ACTIVATION_TENSORS", "SOFTMAX_IN_COMPUTE_DTYPE", "ActivationBreakdown", "ActivationSetup",
-    "Flavour", "activation_bytes", "activation_dtype_bytes", "attention_bytes", "attention_core_bytes",
-    "attention_path", "embedding_activation_bytes", "ffn_bytes", "head_activation_bytes", "job_setup",
-    "layer_activation_bytes", "mlp_bytes", "mlp_intermediate_tensors", "model_activations", "moe_bytes",
+    "Flavour", "LossImpl", "PeftSetup", "activation_bytes", "activation_dtype_bytes", "attention_bytes",
+    "attention_core_bytes", "attention_path", "embedding_activation_bytes", "ffn_bytes", "head_activation_bytes",
+    "job_setup", "layer_activation_bytes", "mlp_bytes", "mlp_intermediate_tensors", "model_activations", "moe_bytes",
     "norm_bytes_per_token", "score_bytes_per_element", "stage_activation_bytes", "stage_workspace_bytes",
     "transient_bytes"]
 
 ATTENTION_CORE = ("attention_scores", "softmax_stats", "attention_mask")  # what SELECTIVE recompute drops
-
-
-def norm_bytes_per_token(kind: NormKind, size: Num, model_type: str, s: ActivationSetup, lift: Lift[Num],
-                         rows: float = 1.0) -> Num:
-    """What a norm over ``size`` channels per token, in ``rows`` rows (heads, for per-head q/k norms), saves.
-    MEGATRON: its input. HUGGINGFACE: ``hf_norm_bytes_per_token`` (RMSNorm: the fp32 input copy, the fp32
-    1/rms per row, the normalised tensor; LayerNorm: the input, fp32 mean and 1/std per row)."""
-    if s.flavour is Flavour.MEGATRON:
-        return act_num(s, lift) * size
-    return hf_norm_bytes_per_token(kind, size, act_num(s, lift), rows, model_type)
-
-
-def _norms(norms: Sequence[Norm], model_type: str, s: ActivationSetup, lift: Lift[Num], *,
-           shared_input: bool = False) -> Num:
-    """Norms over the region's tokens. ``shared_input``: the norms read one tensor (HUGGINGFACE parallel blocks
-    with two norms, GPT-NeoX and Falcon-40B), saved once. Gemma's per-call fp32 ``1 + weight`` copies are
-    added once per norm (``NORM_WEIGHT_PLUS_ONE``)."""
-    region, hf = region_tokens(s, lift), s.flavour is Flavour.HUGGINGFACE
-    parts = [region * norm_bytes_per_token(n.kind, lift(n.size, "norm_size"), model_type, s, lift) for n in norms]
-    for i, norm in enumerate(norms[1:] if shared_input and hf else (), start=1):
-        parts[i] = parts[i] - region * lift(norm.size, "norm_size") * act_num(s, lift)
-    total = sum(parts[1:], parts[0])
-    if hf and model_type in NORM_WEIGHT_PLUS_ONE:
-        total = total + lift(sum(n.size for n in norms), "norm_weights") * FP32_BYTES
-    return total
 
 
 # --- attention -----------------------------------------------------------------------------------------------
@@ -113,7 +113,8 @@ def attention_path(a: Attention, model_type: str, s: ActivationSetup) -> Attenti
     """How the layer's attention runs (``core/activations_hf.py`` for transformers). MEGATRON: EAGER
     materialises scores and keeps K/V at every head (its unfused path), SDPA/FLASH run a fused kernel."""
     if s.flavour is Flavour.HUGGINGFACE:
-        return hf_attention_path(a, model_type, s.attention, seq=s.seq, micro_batch=s.micro_batch)
+        return hf_attention_path(a, model_type, s.attention, seq=s.seq, micro_batch=s.micro_batch,
+                                 extra_keys=_prefix(s))
     eager = s.attention is AttentionImpl.EAGER
     return AttentionPath(kernel=Kernel.EAGER if eager else Kernel.FUSED, kv_at_all_heads=eager)
 
@@ -141,7 +142,7 @@ def attention_core_bytes(a: Attention, model_type: str, s: ActivationSetup, lift
     query row and head (Dao et al. 2022, arXiv:2205.14135), and an explicit SDPA mask (b×1×S×S, compute
     dtype: the memory-efficient kernel keeps it as its bias); their output is counted at the projection."""
     heads = lift(a.num_heads, "num_heads") / lift(s.tp, "tp")
-    tokens, keys = rank_tokens(s, lift), lift(s.seq, "seq")
+    tokens, keys = rank_tokens(s, lift), lift(s.seq + _prefix(s), "keys")
     path = attention_path(a, model_type, s)
     if path.kernel is not Kernel.FUSED:
         return {"attention_scores": tokens * heads * keys * score_bytes_per_element(model_type, s, lift, path.kernel)}
@@ -151,15 +152,23 @@ def attention_core_bytes(a: Attention, model_type: str, s: ActivationSetup, lift
     return parts
 
 
-def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: ActivationSetup,
-                    lift: Lift[Num]) -> dict[str, Num]:
+def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num], *,
+                    grad: BlockGrad = ALL_GRAD) -> dict[str, Num]:
     """The QKV input (shared by the q/k/v projections), Q and K after RoPE, V, q/k norms, MLA latents, the
-    attention core, and the output projection's input."""
+    attention core, and the output projection's input (frozen projections: only what the kernel keeps; none
+    of it where no gradient reaches the attention, ``grad``). Prefix tuning's past keys and values join K, V."""
     tokens, act, path = rank_tokens(s, lift), act_num(s, lift), attention_path(a, model_type, s)
-    parts: dict[str, Num] = {
-        "attention_input": region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act,
-        "qkv": tokens * _qkv_per_token(a, path, s, lift),
-    }
+    parts: dict[str, Num] = {}
+    if s.linears_save_input and grad.input:
+        parts["attention_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act
+    if not grad.attention:
+        return parts
+    parts["qkv"] = tokens * _qkv_per_token(a, path, s, lift)
+    if _prefix(s):  # K, V are new tensors of seq + n rows; a Q view then pins the whole fused output alone
+        kv_heads = a.num_heads if path.kv_at_all_heads else max(a.num_kv_heads, s.tp)
+        rows = s.micro_batch * _prefix(s) + (s.micro_batch * s.seq if model_type in Q_VIEW_OF_FUSED_PROJECTION else 0)
+        parts["prefix_kv"] = (lift(rows, "prefix_rows") * act
+                              * lift(kv_heads / s.tp * (a.head_dim + a.v_head_dim), "kv_width"))
     if a.qk_norm is not None:
         parts["qk_norm"] = tokens * _qk_norm_per_token(a, model_type, s, lift)
         if s.flavour is Flavour.HUGGINGFACE and model_type in NORM_WEIGHT_PLUS_ONE:  # q_norm, k_norm weights
@@ -168,10 +177,17 @@ def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: Activati
         parts["mla_latents"] = region_tokens(s, lift) * _mla_latents_per_token(a.mla, model_type, s, lift)
     parts.update(attention_core_bytes(a, model_type, s, lift))
     heads = lift(a.num_heads, "num_heads") / lift(s.tp, "tp")
-    parts["attention_output"] = tokens * heads * lift(a.v_head_dim, "v_head_dim") * act
-    if path.output_copy:  # the kernel keeps its head-major output, o_proj gets a token-major copy
-        parts["attention_output"] = 2 * parts["attention_output"]
+    output = tokens * heads * lift(a.v_head_dim, "v_head_dim") * act
+    if not s.linears_save_input:  # a frozen o_proj keeps nothing: only a fused kernel keeps its output
+        return {**parts, "attention_output": output} if path.kernel is Kernel.FUSED else parts
+    # the kernel keeps its head-major output, o_proj gets a token-major copy
+    parts["attention_output"] = 2 * output if path.output_copy else output
     return parts
+
+
+def _prefix(s: ActivationSetup) -> int:
+    """Past keys and values prefix tuning adds to every layer."""
+    return s.peft.prefix_tokens if s.peft is not None else 0
 
 
 def _qkv_per_token(a: Attention, path: AttentionPath, s: ActivationSetup, lift: Lift[Num]) -> Num:
@@ -206,7 +222,8 @@ def _mla_latents_per_token(mla: Mla, model_type: str, s: ActivationSetup, lift: 
     ranks = [lift(mla.kv_lora_rank, "kv_lora_rank")]
     if mla.q_lora_rank is not None:
         ranks.append(lift(mla.q_lora_rank, "q_lora_rank"))
-    parts = [norm_bytes_per_token(NormKind.RMS_NORM, r, model_type, s, lift) + r * act_num(s, lift) for r in ranks]
+    up_input = act_num(s, lift) if s.linears_save_input else 0.0
+    parts = [norm_bytes_per_token(NormKind.RMS_NORM, r, model_type, s, lift) + r * up_input for r in ranks]
     if s.flavour is Flavour.HUGGINGFACE and s.act_bytes == FP32_BYTES:
         parts.append(lift(mla.qk_rope_head_dim, "qk_rope_head_dim") * FP32_BYTES)
     return sum(parts[1:], parts[0])
@@ -215,22 +232,26 @@ def _mla_latents_per_token(mla: Mla, model_type: str, s: ActivationSetup, lift: 
 # --- feed-forward --------------------------------------------------------------------------------------------
 
 
-def mlp_intermediate_tensors(mlp: Mlp, flavour: Flavour) -> int:
+def mlp_intermediate_tensors(mlp: Mlp, flavour: Flavour, *, down_saves_input: bool = True) -> int:
     """Intermediate-width tensors an MLP saves per token. MEGATRON: plain = GeLU input and output (the
     paper's 8sbh + 8sbh at i = 4h); gated = the fused [gate | up] output (2) and the SwiGLU output.
     HUGGINGFACE: the activation's input and extras (``HF_ACTIVATION_TENSORS``), its output, and for a gated
-    MLP the up output and the product (SwiGLU: 4)."""
+    MLP the up output and the product (SwiGLU: 4). A frozen down projection keeps no input: the product (gated)
+    or the activation's output (plain, unless the activation keeps it itself, as ReLU does) is not saved."""
     if flavour is Flavour.MEGATRON:
         return 3 if mlp.gated else 2
     saves_input, extras = HF_ACTIVATION_TENSORS.get(mlp.activation, (True, 0))
-    activation = int(saves_input) + extras + 1
-    return activation + 2 if mlp.gated else activation
+    activation = int(saves_input) + extras
+    if mlp.gated:  # the activation's output and the up output, kept by their product
+        return activation + 2 + int(down_saves_input)
+    return activation + int(down_saves_input or not saves_input)
 
 
 def mlp_bytes(mlp: Mlp, s: ActivationSetup, lift: Lift[Num], *, tokens: Num) -> Num:
     """One MLP's intermediates over ``tokens`` rows, the width split tp ways."""
     width = lift(mlp.intermediate_size, "intermediate_size") / lift(s.tp, "tp")
-    return tokens * width * act_num(s, lift) * mlp_intermediate_tensors(mlp, s.flavour)
+    tensors = mlp_intermediate_tensors(mlp, s.flavour, down_saves_input=s.linears_save_input)
+    return tokens * width * act_num(s, lift) * tensors
 
 
 def moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num]) -> dict[str, Num]:
@@ -254,11 +275,15 @@ def moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup, l
     return parts
 
 
-def ffn_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetup,
-              lift: Lift[Num]) -> dict[str, Num]:
-    """The MLP (or MoE) input, unless a parallel block feeds it the attention input, and its intermediates."""
+def ffn_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num], *,
+              grad: BlockGrad = ALL_GRAD) -> dict[str, Num]:
+    """The MLP (or MoE) input, unless a parallel block feeds it the attention input or its projections are
+    frozen, and its intermediates (none where no gradient reaches the MLP, ``grad``; MoE layers of a frozen
+    model are counted as in full training)."""
     parts: dict[str, Num] = {}
-    if not (layer.parallel and len(layer.norms) < 2):
+    if not grad.mlp:
+        return parts
+    if not (layer.parallel and len(layer.norms) < 2) and s.linears_save_input and grad.post:
         parts["mlp_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act_num(s, lift)
     if isinstance(layer.ffn, Moe):
         parts.update(moe_bytes(layer.ffn, hidden_size, model_type, s, lift))
@@ -271,87 +296,47 @@ def ffn_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetu
 
 
 def layer_activation_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetup,
-                           lift: Lift[Num]) -> dict[str, Num]:
-    """Bytes one block saves for backward, by component, for one micro-batch on one GPU."""
+                           lift: Lift[Num], *, first: bool = False) -> dict[str, Num]:
+    """Bytes one block saves for backward, by component, for one micro-batch on one GPU. ``first``: the
+    model's first block, where a frozen model's gradients start at the first adapter (``block_grad``)."""
     h, act = lift(hidden_size, "hidden_size"), act_num(s, lift)
     if s.recompute is Recompute.FULL:
         return {"layer_input": region_tokens(s, lift) * h * act}
-    region = region_tokens(s, lift)
+    region, grad = region_tokens(s, lift), block_grad(layer, hidden_size, model_type, s, first=first)
     parts: dict[str, Num] = {}
-    if layer.norms:
-        shared = layer.parallel and len(layer.norms) == 2
-        parts["norms"] = _norms(layer.norms, model_type, s, lift, shared_input=shared)
-    parts.update(attention_bytes(layer.attention, hidden_size, model_type, s, lift))
+    norms = [n for i, n in enumerate(layer.norms) if (grad.input if i == 0 or layer.parallel else grad.post)]
+    if norms:
+        shared = layer.parallel and len(norms) == 2
+        parts["norms"] = norms_bytes(norms, model_type, s, lift, shared_input=shared)
+    parts.update(attention_bytes(layer.attention, hidden_size, model_type, s, lift, grad=grad))
     if s.recompute is Recompute.SELECTIVE:
         parts = {k: v for k, v in parts.items() if k not in ATTENTION_CORE}
-    parts.update(ffn_bytes(layer, hidden_size, model_type, s, lift))
-    masks = _dropout_sites(layer, model_type, s)[0]
-    if s.has_hidden_dropout and masks:  # MEGATRON: after the attention output projection and after the MLP
+    parts.update(ffn_bytes(layer, hidden_size, model_type, s, lift, grad=grad))
+    masks = dropout_sites(layer, model_type, s)[0]
+    if s.has_hidden_dropout and masks and grad.post:  # MEGATRON: after the attention output and after the MLP
         parts["dropout_masks"] = masks * region * h * lift(s.dropout_mask_bytes, "mask_bytes")
+    if s.peft is not None:
+        kept = base_kept_inputs(layer, model_type, s)
+        parts.update(adapter_bytes(layer, hidden_size, model_type, s, lift, kept=kept, grad=grad))
     return parts
-
-
-def _dropout_sites(layer: Layer, model_type: str, s: ActivationSetup) -> tuple[int, bool]:
-    """(Hidden-dropout masks per block, one at the embeddings): MEGATRON 2 and yes (Korthikanti §4);
-    HUGGINGFACE where the family's code applies dropout (``hidden_dropout_sites``)."""
-    return (2, True) if s.flavour is Flavour.MEGATRON else hidden_dropout_sites(layer, model_type)
-
-
-def embedding_activation_bytes(spec: ModelSpec, s: ActivationSetup, lift: Lift[Num]) -> dict[str, Num]:
-    """First stage, outside the blocks: the embedding dropout mask (Korthikanti §4.3; HUGGINGFACE where the
-    family has one), BERT's embedding norm; HUGGINGFACE also keeps the lookups' int64 ids and RoPE's tables
-    (``hf_embedding_bytes``)."""
-    parts: dict[str, Num] = {}
-    region, h, model_type = region_tokens(s, lift), lift(spec.hidden_size, "hidden_size"), spec.model_type
-    if s.has_hidden_dropout and _dropout_sites(spec.layers[0], model_type, s)[1]:
-        parts["embedding_dropout_mask"] = region * h * lift(s.dropout_mask_bytes, "mask_bytes")
-    if s.flavour is Flavour.HUGGINGFACE:
-        parts.update(hf_embedding_bytes(spec, s, lift))
-    if spec.embedding_norm is not None:
-        parts["norms"] = _norms((spec.embedding_norm,), model_type, s, lift)
-    return parts
-
-
-def head_activation_bytes(spec: ModelSpec, s: ActivationSetup, lift: Lift[Num]) -> dict[str, Num]:
-    """Last stage: the final norm, the LM head's input, and the fp32 probabilities cross-entropy keeps:
-    b·s·V·4 (``ForCausalLMLoss`` upcasts the logits and log_softmax keeps its fp32 output; Megatron's
-    vocab-parallel cross-entropy keeps its 1/tp slice: the paper's 4sbv/t). The compute-dtype logits are
-    not saved. HUGGINGFACE also keeps the int64 labels, and Gemma 2's tanh soft-cap of the logits; BERT's
-    pooler keeps the whole last hidden state (its [CLS] slice is a view) and its tanh output."""
-    parts: dict[str, Num] = {}
-    region, act, h = region_tokens(s, lift), act_num(s, lift), lift(spec.hidden_size, "hidden_size")
-    if spec.pooler and s.flavour is Flavour.HUGGINGFACE:
-        parts["pooler"] = (region + lift(s.micro_batch, "micro_batch")) * h * act
-    if spec.final_norm is not None:
-        parts["norms"] = _norms((spec.final_norm,), spec.model_type, s, lift)
-    if spec.lm_head:
-        parts["lm_head_input"] = region * h * act
-        parts["logits"] = rank_tokens(s, lift) * _vocab_per_rank(spec, s, lift) * FP32_BYTES
-        if s.flavour is Flavour.HUGGINGFACE:
-            parts["labels"] = rank_tokens(s, lift) * INDEX_BYTES
-            if spec.model_type in LOGIT_SOFTCAPPING:
-                parts["logit_softcap"] = rank_tokens(s, lift) * _vocab_per_rank(spec, s, lift) * act
-    return parts
-
-
-def _vocab_per_rank(spec: ModelSpec, s: ActivationSetup, lift: Lift[Num]) -> Num:
-    """Megatron splits the vocabulary tp ways; transformers gathers the full logits on every rank."""
-    vocab = lift(spec.vocab_size, "vocab_size")
-    return vocab / lift(s.tp, "tp") if s.flavour is Flavour.MEGATRON else vocab
 
 
 # --- transients and totals -----------------------------------------------------------------------------------
 
 
 def transient_bytes(spec: ModelSpec, s: ActivationSetup) -> dict[str, float]:
-    """Workspace beside the saved bytes. ``logits``: the compute-dtype logits returned to the caller plus
-    one fp32 logits-sized buffer (the upcast copy, then the logits gradient). ``recompute``: one block
-    re-materialised during its backward pass (FULL: all of it; SELECTIVE: its attention core)."""
+    """Workspace beside the saved bytes. ``logits``: the loss's logits-sized buffers (``loss_workspace_bytes``,
+    per ``LossImpl``). ``recompute``: one block re-materialised during its backward pass (FULL: all of it,
+    adapters included; SELECTIVE: its attention core). ``weights``: one linear's weight-shaped temporaries
+    (``peft_transient_bytes``: QLoRA's dequantized weight, DoRA's column norm)."""
     parts: dict[str, float] = {}
     if spec.lm_head:
-        parts["logits"] = rank_tokens(s, plain) * _vocab_per_rank(spec, s, plain) * (s.act_bytes + FP32_BYTES)
+        parts["logits"] = loss_workspace_bytes(spec, s)
     if s.recompute is not Recompute.NONE:
         parts["recompute"] = max(_recomputed(layer, spec, s) for layer, _ in spec.layer_groups())
+    weights = peft_transient_bytes(spec, s)
+    if weights:
+        parts["weights"] = weights
     return parts
 
 
@@ -372,11 +357,18 @@ def model_activations(spec: ModelSpec, s: ActivationSetup) -> ActivationBreakdow
         parts = layer_activation_bytes(layer, spec.hidden_size, spec.model_type, s, plain)
         per_group.append(sum(parts.values()))
         _accumulate(components, parts, count)
+    per_layer = [per_group[g] for g in spec.group_of_layers()]
+    if frozen_start(s) and s.recompute is not Recompute.FULL:  # a frozen model's first block: no gradient yet
+        layer = spec.layers[0]
+        _accumulate(components, layer_activation_bytes(layer, spec.hidden_size, spec.model_type, s, plain), -1)
+        first = layer_activation_bytes(layer, spec.hidden_size, spec.model_type, s, plain, first=True)
+        _accumulate(components, first, 1)
+        per_layer[0] = sum(first.values())
     embedding = embedding_activation_bytes(spec, s, plain)
     head = head_activation_bytes(spec, s, plain)
     _accumulate(components, embedding, 1)
     _accumulate(components, head, 1)
-    return ActivationBreakdown(per_layer_bytes=tuple(per_group[g] for g in spec.group_of_layers()),
+    return ActivationBreakdown(per_layer_bytes=tuple(per_layer),
                                embedding_bytes=sum(embedding.values()), head_bytes=sum(head.values()),
                                components=MappingProxyType(components),
                                transient_bytes=MappingProxyType(transient_bytes(spec, s)))
@@ -390,28 +382,30 @@ def _accumulate(into: dict[str, float], parts: Mapping[str, float], count: int) 
 def activation_bytes(spec: ModelSpec, *, seq: int, micro_batch: int, flavour: Flavour, act_bytes: float = 2.0,
                      tp: int = 1, cp: int = 1, sp: bool = False, recompute: Recompute = Recompute.NONE,
                      attention: AttentionImpl = AttentionImpl.FLASH, hidden_dropout: float | None = None,
-                     attention_dropout: float | None = None,
-                     dropout_mask_bytes: float = 1.0) -> ActivationBreakdown:
+                     attention_dropout: float | None = None, dropout_mask_bytes: float = 1.0,
+                     loss: LossImpl | None = None, peft: PeftSetup | None = None) -> ActivationBreakdown:
     """Activation bytes saved for backward on one GPU for one micro-batch (see ``ActivationSetup``)."""
     setup = ActivationSetup(seq=seq, micro_batch=micro_batch, flavour=flavour, act_bytes=act_bytes, tp=tp, cp=cp,
                             sp=sp, recompute=recompute, attention=attention, hidden_dropout=hidden_dropout,
-                            attention_dropout=attention_dropout, dropout_mask_bytes=dropout_mask_bytes)
+                            attention_dropout=attention_dropout, dropout_mask_bytes=dropout_mask_bytes, loss=loss,
+                            peft=peft)
     return model_activations(spec, setup)
 
 
-def activation_dtype_bytes(precision: PrecisionMode) -> float:
-    """Bytes per saved activation element: 4 in fp32 training, else 2 (bf16/fp16; FP8 recipes keep
-    bf16 activations between their fp8 matmuls)."""
-    return FP32_BYTES if precision is PrecisionMode.FP32 else 2.0
-
-
-def job_setup(job: TrainingJob, layout: Layout, *, flavour: Flavour = Flavour.MEGATRON,
+def job_setup(spec: ModelSpec, job: TrainingJob, layout: Layout, *, flavour: Flavour = Flavour.MEGATRON,
               hidden_dropout: float | None = None, attention_dropout: float | None = None) -> ActivationSetup:
-    """The activation setup of a training job under a layout."""
-    return ActivationSetup(seq=job.seq, micro_batch=layout.micro_batch, flavour=flavour,
+    """The activation setup of a training job under a layout: the framework's loss (``FRAMEWORK_LOSS``, unless
+    it does not run on this flavour's ops), and for a PEFT method its frozen base and adapters (``peft_setup``;
+    prompt tuning lengthens every sequence)."""
+    loss = FRAMEWORK_LOSS[job.framework]
+    if (loss is LossImpl.VOCAB_PARALLEL) != (flavour is Flavour.MEGATRON):
+        loss = DEFAULT_LOSS[flavour]
+    return ActivationSetup(seq=job.seq + extra_sequence_tokens(job), micro_batch=layout.micro_batch, flavour=flavour,
                            act_bytes=activation_dtype_bytes(job.precision), tp=layout.tp, cp=layout.cp,
                            sp=layout.sp, recompute=layout.recompute, attention=job.attention,
-                           hidden_dropout=hidden_dropout, attention_dropout=attention_dropout)
+                           hidden_dropout=hidden_dropout, attention_dropout=attention_dropout, loss=loss,
+                           peft=peft_setup(spec, job, flavour=flavour, lora_dropout=job.peft.lora_dropout,
+                                           bnb_saves_input=job.peft.bnb_saves_input))
 
 
 def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, layers: Sequence[int], *,
@@ -419,7 +413,7 @@ def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, la
                            hidden_dropout: float | None = None, attention_dropout: float | None = None) -> float:
     """Bytes one micro-batch leaves saved on a GPU of the pipeline stage holding ``layers`` (plus the
     embedding on the first stage, the head on the last). The caller multiplies by micro-batches in flight."""
-    setup = job_setup(job, layout, flavour=flavour, hidden_dropout=hidden_dropout,
+    setup = job_setup(spec, job, layout, flavour=flavour, hidden_dropout=hidden_dropout,
                       attention_dropout=attention_dropout)
     breakdown = model_activations(spec, setup)
     total = sum(breakdown.per_layer_bytes[i] for i in layers)
@@ -432,9 +426,10 @@ def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, la
 
 def stage_workspace_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, *, last: bool,
                           flavour: Flavour = Flavour.MEGATRON) -> float:
-    """Transient backward-pass workspace on a stage, beyond what is saved: the logits buffers on the last
-    stage, one re-materialised block under recompute; the larger of the two (they do not coexist)."""
-    parts = dict(model_activations(spec, job_setup(job, layout, flavour=flavour)).transient_bytes)
+    """Transient workspace on a stage, beyond what is saved: the loss's logits-sized buffers on the last stage,
+    or one block's (a re-materialised block under recompute plus one linear's weight-shaped temporaries),
+    whichever is larger (``ActivationBreakdown.peak_extra_bytes``)."""
+    parts = dict(model_activations(spec, job_setup(spec, job, layout, flavour=flavour)).transient_bytes)
     if not last:
         parts.pop("logits", None)
-    return max(parts.values(), default=0.0)
+    return max(parts.get("logits", 0.0), parts.get("recompute", 0.0) + parts.get("weights", 0.0))

@@ -54,6 +54,11 @@ LAYER_NORM_ON_FP32_COPY = frozenset({"olmo"})
 # q, k and v all stay views, so the one storage is exactly Q + K + V.
 V_VIEW_OF_FUSED_PROJECTION = frozenset({"phi3", "gpt_neox", "deepseek_v2", "deepseek_v3"})
 
+# Q, K and V all stay views of one fused projection output: GPT-2's ``c_attn(x).split``. Its storage is exactly
+# Q + K + V while all three are saved; once prefix tuning concatenates past keys and values onto K and V, Q alone
+# still pins the whole output.
+Q_VIEW_OF_FUSED_PROJECTION = frozenset({"gpt2"})
+
 # Q made head-major ([b, heads, s, d] in memory) — by RoPE on a slice of a fused projection (Phi3), by
 # ``torch.cat`` (GPTNeoX's partial rotary, DeepSeek's [q_nope | q_rope]) — where Llama's stays token-major.
 # Flash kernels (CUDA and CPU) allocate their output like q, so ``attn_output.transpose(1, 2).contiguous()``
@@ -144,12 +149,13 @@ class AttentionPath:
 
 
 def hf_attention_path(a: Attention, model_type: str, attention: AttentionImpl, *, seq: int,
-                      micro_batch: int) -> AttentionPath:
+                      micro_batch: int, extra_keys: int = 0) -> AttentionPath:
     """How transformers runs this layer. Eager repeats GQA K/V (``repeat_kv``), except one K/V head at
     micro-batch 1, which matmul broadcasts without a copy; it keeps V as a view only at micro-batch 1 (batch
     and heads then fold without a copy) and only when ``repeat_kv`` did not copy it. SDPA passes an explicit
-    mask once a sliding window bites (seq ≥ window) or always (``SDPA_MASK_ALWAYS``); with a mask, GQA K/V
-    are repeated (``use_gqa_in_sdpa`` needs no mask; one K/V head repeats as a view)."""
+    mask once a sliding window bites (seq ≥ window), always (``SDPA_MASK_ALWAYS``), or when ``extra_keys``
+    (prefix tuning's past keys) make the key length differ from the query length; with a mask, GQA K/V are
+    repeated (``use_gqa_in_sdpa`` needs no mask; one K/V head repeats as a view)."""
     falcon = model_type in KV_AT_ALL_HEADS
     multi_query = a.num_kv_heads == 1 < a.num_heads
     broadcast = multi_query and micro_batch == 1  # matmul folds a stride-0 head dim into batch 1 as a view
@@ -164,7 +170,8 @@ def hf_attention_path(a: Attention, model_type: str, attention: AttentionImpl, *
                              v_pins_projection=fused_view, output_copy=head_major)
     if falcon and multi_query:
         return AttentionPath(kernel=Kernel.MATH, kv_at_all_heads=not broadcast)
-    mask = (a.sliding_window is not None and seq >= a.sliding_window) or model_type in SDPA_MASK_ALWAYS
+    mask = ((a.sliding_window is not None and seq >= a.sliding_window) or model_type in SDPA_MASK_ALWAYS
+            or extra_keys > 0)
     repeated = falcon or (mask and not multi_query and a.num_kv_heads < a.num_heads)
     flash = not mask and a.head_dim == a.v_head_dim  # else CUDA takes the memory-efficient kernel
     return AttentionPath(kernel=Kernel.FUSED, kv_at_all_heads=repeated, explicit_mask=mask,
@@ -179,11 +186,15 @@ def fused_projection_width(a: Attention) -> int:
     return a.num_heads * a.head_dim + a.num_kv_heads * (a.head_dim + a.v_head_dim)
 
 
-def hf_norm_bytes_per_token(kind: NormKind, size: Num, act: Num, rows: float, model_type: str) -> Num:
-    """RMSNorm: the fp32 copy of the input, the fp32 1/rms per row, the normalised tensor kept by the weight
-    multiply (fp32 in ``NORM_WEIGHT_IN_FP32`` families, else the compute dtype). LayerNorm: its input (an
-    fp32 copy in ``LAYER_NORM_ON_FP32_COPY``) and the fp32 mean and 1/std per row."""
+def hf_norm_bytes_per_token(kind: NormKind, size: Num, act: Num, rows: float, model_type: str, *,
+                            weight_grad: bool = True) -> Num:
+    """RMSNorm: the fp32 copy of the input, the fp32 1/rms per row, and, when its weight trains
+    (``weight_grad``), the normalised tensor the weight multiply keeps for it (fp32 in ``NORM_WEIGHT_IN_FP32``
+    families, else the compute dtype). LayerNorm: its input (an fp32 copy in ``LAYER_NORM_ON_FP32_COPY``) and the
+    fp32 mean and 1/std per row, frozen or not (its backward reads them for the input gradient)."""
     if kind is NormKind.RMS_NORM:
+        if not weight_grad:
+            return FP32_BYTES * size + FP32_BYTES * rows
         normalised = FP32_BYTES if model_type in NORM_WEIGHT_IN_FP32 else act
         return FP32_BYTES * size + normalised * size + FP32_BYTES * rows
     saved_input = FP32_BYTES if model_type in LAYER_NORM_ON_FP32_COPY else act

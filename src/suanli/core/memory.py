@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from suanli.core.activations import Flavour, activation_dtype_bytes, stage_activation_bytes, stage_workspace_bytes
+from suanli.core.activations import Flavour, stage_activation_bytes, stage_workspace_bytes
 from suanli.core.model_states import ShardedStates, adapter_state_bytes, add_states, shard_states, state_bytes
-from suanli.core.peft import peft_activations, trainable_params
+from suanli.core.peft import trainable_params
 from suanli.core.placement import StageParams, expert_params_per_gpu, layer_params_per_gpu, stage_params
 from suanli.spec.assumptions import MemoryAssumptions
 from suanli.spec.layout import Layout, PipelineSchedule
@@ -113,21 +113,12 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
 
 
 def _stage_activations(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams) -> float:
-    """One micro-batch's saved activations on the stage, plus what a PEFT method adds: its adapters'
-    intermediates per token, its virtual tokens (prompt/prefix), and its largest transient (DoRA's
-    weight-shaped temporaries, QLoRA's dequantised weight), all in the activation dtype."""
+    """One micro-batch's saved activations on the stage. A PEFT method's are counted op by op inside the
+    activation model (its frozen base saves less than full training; its adapters, virtual tokens and prefix
+    keys add their own: ``core/activations_peft.py``); its weight-shaped temporaries are workspace."""
     flavour = Flavour.MEGATRON if job.framework is Framework.MEGATRON else Flavour.HUGGINGFACE
-    base = stage_activation_bytes(spec, job, layout, stage.layers, flavour=flavour,
+    return stage_activation_bytes(spec, job, layout, stage.layers, flavour=flavour,
                                   first=stage.stage == 0, last=stage.stage == layout.pp - 1)
-    if not job.is_peft:
-        return base
-    extra = peft_activations(spec, job)
-    act_bytes = activation_dtype_bytes(job.precision)
-    tokens = layout.micro_batch * job.seq / layout.cp
-    layer_share = len(stage.layers) / spec.num_layers
-    longer = base * extra.extra_tokens / job.seq  # virtual tokens lengthen every sequence the layers see
-    adapters = extra.saved_elements_per_token * tokens * layer_share * act_bytes / layout.tp
-    return base + longer + adapters + extra.transient_elements * act_bytes
 
 
 def _stage_states(spec: ModelSpec, job: TrainingJob, layout: Layout,

@@ -166,6 +166,16 @@ def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projectio
     return linears
 
 
+def layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projection]:
+    """One block's linears as transformers builds them (routed experts: one entry with ``count`` experts)."""
+    return _layer_linears(layer, hidden, model_type)
+
+
+def selects(p: Projection, targets: frozenset[str]) -> bool:
+    """Whether ``target_modules`` (role names, "all-linear", "experts") puts an adapter on ``p``."""
+    return (not p.expert or "experts" in targets) and ("all-linear" in targets or bool(p.roles & targets))
+
+
 def model_linears(spec: ModelSpec) -> tuple[Projection, ...]:
     """Every linear projection of the blocks (plus BERT's pooler), identical ones merged with their count."""
     merged: dict[Projection, int] = {}
@@ -186,8 +196,7 @@ def targeted_linears(spec: ModelSpec, targets: Iterable[str]) -> tuple[Projectio
         raise SpecError(f"target_modules {sorted(wanted)} name one of gate/up with \"experts\"; transformers 5 fuses "
                         "each expert's gate and up into one tensor, so target both or neither")
     linears = model_linears(spec)
-    chosen = tuple(p for p in linears if (not p.expert or "experts" in wanted)
-                   and ("all-linear" in wanted or p.roles & wanted))
+    chosen = tuple(p for p in linears if selects(p, wanted))
     if not chosen:
         roles = sorted({role for p in linears for role in p.roles})
         raise SpecError(f"target_modules {sorted(wanted)} select no linear layer of {spec.name} (model_type "
@@ -368,68 +377,3 @@ def trainable_params(spec: ModelSpec, job: TrainingJob, *, prefix_projection: bo
     if method is Method.BITFIT:
         return _bitfit(spec, base)
     return _new_modules(spec, job, base, projection=prefix_projection, encoder_hidden_size=encoder_hidden_size)
-
-
-# ---- activations -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PeftActivations:
-    """What a method adds to full fine-tuning's activation memory, in elements (times bytes per element).
-
-    ``saved_elements_per_token``: kept for the backward pass, per token, summed over the model.
-    ``transient_elements``: the largest temporary one layer allocates and frees in its forward (DoRA's
-    weight-shaped tensors, QLoRA's dequantized weight); not per token. ``extra_tokens``: virtual tokens added to
-    every sequence (prompt tuning) or to every layer's keys and values (prefix tuning, P-tuning v2).
-    """
-
-    saved_elements_per_token: int
-    transient_elements: int = 0
-    extra_tokens: int = 0
-    notes: tuple[str, ...] = ()
-
-
-def peft_activations(spec: ModelSpec, job: TrainingJob) -> PeftActivations:
-    """Extra activation elements of ``job.method`` beyond what full fine-tuning keeps."""
-    method, n = job.method, job.peft.num_virtual_tokens
-    if method in _LORA_FAMILY:
-        return _lora_activations(spec, job)
-    if method is Method.ADAPTER:
-        m, h = job.peft.adapter_size, spec.hidden_size
-        return PeftActivations(saved_elements_per_token=2 * spec.num_layers * (h + 2 * m), notes=(
-            "each adapter saves its input (h) for the down weight's gradient and its bottleneck before and after "
-            "the nonlinearity (2m)",))
-    if method is Method.IA3:
-        return PeftActivations(saved_elements_per_token=_ia3(spec, 0).trainable, notes=(
-            "each IA3 vector saves the activation it scales, as wide as the vector, for its gradient",))
-    if method is Method.PROMPT_TUNING:
-        return PeftActivations(saved_elements_per_token=0, extra_tokens=n, notes=(
-            f"every layer runs on seq + {n} tokens: count activations at that length",))
-    if method in (Method.PREFIX_TUNING, Method.P_TUNING_V2):
-        return PeftActivations(saved_elements_per_token=0, extra_tokens=n, notes=(
-            f"keys and values grow by {n} in every layer: attention scores are seq × (seq + {n})",))
-    return PeftActivations(saved_elements_per_token=0)
-
-
-def _lora_activations(spec: ModelSpec, job: TrainingJob) -> PeftActivations:
-    """LoRA saves A's rank-r output per adapted layer for B's gradient (the layer input, which A's gradient needs,
-    full fine-tuning saves too). DoRA (PEFT ``DoraLinearLayer.forward``) also saves the base and scaled LoRA
-    outputs for the magnitude's gradient (2·out), and per layer builds an in × in identity, ΔW = B·A and W + s·ΔW
-    (out × in each) for the detached column norm (Liu et al. 2024 §4.3). QLoRA dequantizes each NF4 weight to bf16
-    (out × in) around its matmul, forward and backward."""
-    chosen = targeted_linears(spec, job.peft.target_modules)
-    r = job.peft.rank
-    saved = sum(p.count * r * p.branches for p in chosen)
-    notes = [f"LoRA saves each adapted layer's rank-{r} intermediate; with lora_dropout > 0 (PEFT's default is 0) "
-             "it also keeps the dropped-out input and its mask"]
-    transient = 0
-    if job.method is Method.DORA:
-        saved += sum(p.count * 2 * p.out_features for p in chosen)
-        transient = max(p.in_features * (p.in_features + 2 * p.out_features) for p in chosen)
-        notes.append("DoRA saves the base and LoRA outputs (2·out per token) and builds an in×in identity and two "
-                     "out×in weight-shaped tensors per adapted layer in its forward")
-    if job.method is Method.QLORA:
-        transient = max(p.in_features * p.out_features for p in model_linears(spec)
-                        if p.name != "router")
-        notes.append("QLoRA dequantizes each NF4 weight to bf16 (out×in) around its matmul, forward and backward")
-    return PeftActivations(saved_elements_per_token=saved, transient_elements=transient, notes=tuple(notes))

@@ -8,7 +8,9 @@ are not activations): a saved tensor whose storage is a parameter's or a buffer'
 
 What is counted is *saved* memory, not peak memory: temporaries that die during the forward pass (a bf16 copy
 made and consumed at once, a graph branch nobody uses) are not in it, nor are the logits the model returns to
-the caller, nor the gradients that exist only during backward.
+the caller, nor the gradients that exist only during backward. ``measure_peak_bytes`` replays the allocations
+instead: every storage an op creates, alive until it is freed, parameters and buffers left out, through the
+forward and the backward pass; its peak is what the saved bytes and the workspace beside them add up to.
 
 torch is imported lazily, inside the functions: ``suanli.measure`` is optional and never imported by the core.
 """
@@ -168,6 +170,60 @@ def _summarise(recorder: _Recorder, alive: set[int]) -> MeasuredActivations:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeakBytes:
+    """Live bytes of the storages ops created (parameters and buffers excluded): the peak over the forward
+    and backward pass, the peak over the forward pass (loss included), and the op that reached the peak."""
+
+    peak_bytes: int
+    forward_peak_bytes: int
+    peak_op: str
+
+
+def measure_peak_bytes(model: torch.nn.Module, run: Callable[[torch.nn.Module], torch.Tensor]) -> PeakBytes:
+    """Run ``run(model)`` (a forward pass returning a scalar loss; tensors it stores elsewhere stay alive), then
+    the loss's backward, tracking every storage an op creates until it is freed, op by op, on the CPU (a
+    ``TorchDispatchMode``; no allocator statistics needed)."""
+    tracker = _make_tracker(_weight_storages(model))
+    with tracker:
+        loss = run(model)
+        forward_peak = tracker.peak
+        loss.backward()  # type: ignore[no-untyped-call]
+    return PeakBytes(peak_bytes=tracker.peak, forward_peak_bytes=forward_peak, peak_op=tracker.peak_op)
+
+
+def _make_tracker(excluded: frozenset[int]) -> Any:
+    """A dispatch mode that records the storages op outputs create and sweeps the freed ones after every op."""
+    import torch
+    from torch.multiprocessing.reductions import StorageWeakRef
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Tracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.live: dict[int, tuple[Any, int]] = {}
+            self.current = self.peak = 0
+            self.peak_op = ""
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            for key in [k for k, (ref, _) in self.live.items() if ref.expired()]:
+                self.current -= self.live.pop(key)[1]
+            for tensor in tree_leaves(out):
+                if isinstance(tensor, torch.Tensor):
+                    storage = tensor.untyped_storage()
+                    key = storage.data_ptr()
+                    if key not in excluded and key not in self.live and storage.nbytes():
+                        self.live[key] = (StorageWeakRef(storage), storage.nbytes())  # type: ignore[no-untyped-call]
+                        self.current += storage.nbytes()
+            if self.current > self.peak:
+                self.peak, self.peak_op = self.current, str(func)
+            return out
+
+    return Tracker()
+
+
 def build_causal_lm(config: Mapping[str, Any], *, attn_implementation: str = "eager",
                     dtype: str = "float32", seed: int = 0, encoder: bool = False) -> torch.nn.Module:
     """A transformers ``AutoModelForCausalLM`` (``AutoModel`` with ``encoder``: BERT with its pooler) for a
@@ -225,5 +281,5 @@ def _random_ids(config: Mapping[str, Any], *, seq: int, micro_batch: int, seed: 
     return torch.randint(0, int(config["vocab_size"]), (micro_batch, seq), generator=generator)
 
 
-__all__ = ["MeasuredActivations", "build_causal_lm", "measure_causal_lm", "measure_encoder",
-           "measure_saved_activations"]
+__all__ = ["MeasuredActivations", "PeakBytes", "build_causal_lm", "measure_causal_lm", "measure_encoder",
+           "measure_peak_bytes", "measure_saved_activations"]

@@ -46,6 +46,7 @@ class Framework(Enum):
     MEGATRON = "megatron"
     FSDP = "fsdp"
     HF = "hf"
+    TORCHTUNE = "torchtune"  # its own Llama modules, FSDP2, chunked cross-entropy
 
 
 class Optimizer(Enum):
@@ -89,11 +90,16 @@ class PeftConfig:
     target_modules: tuple[str, ...] = ("q", "k", "v", "o", "gate", "up", "down")
     num_virtual_tokens: int = 20  # prompt / prefix tuning
     adapter_size: int = 64  # bottleneck adapters (Houlsby et al. 2019)
+    lora_dropout: float = 0.0  # PEFT's LoraConfig.lora_dropout: adds a mask and a dropped copy per adapter
+    # QLoRA on bitsandbytes < 0.43.2 (before PR #1270), whose 4-bit matmul kept its input for backward
+    bnb_saves_input: bool = False
 
     def __post_init__(self) -> None:
         require_positive("LoRA rank", self.rank, fix="typical ranks are 8, 16, 64")
         require_positive("num_virtual_tokens", self.num_virtual_tokens)
         require_positive("adapter_size", self.adapter_size)
+        if not 0 <= self.lora_dropout < 1:
+            raise SpecError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
         known = {"q", "k", "v", "o", "gate", "up", "down", "experts", "all-linear"}
         unknown = sorted(set(self.target_modules) - known)
         if unknown:
