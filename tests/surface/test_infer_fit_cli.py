@@ -58,6 +58,8 @@ def test_fit_qlora_70b_on_one_80gb_gpu(capsys: pytest.CaptureFixture[str]) -> No
     rows = {row["gpu"]: row for row in payload["rows"]}
     assert rows["a100-sxm-80gb"]["min_gpus"] == 1
     assert rows["rtx-4090-24gb"]["min_gpus"] > 1
+    for no_bitsandbytes in ("tpu-v5p", "m2-ultra-192gb", "xeon-platinum-8480+", "gaudi3-128gb"):
+        assert rows[no_bitsandbytes]["min_gpus"] is None
 
 
 @pytest.mark.parametrize(("argv", "fragment"), [

@@ -62,4 +62,6 @@ def run_fit(args: argparse.Namespace) -> int:
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
                   "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
                  for r in rows], align="lrrrrl"))
+    if args.mode == "qlora":
+        print("\nQLoRA needs bitsandbytes' 4-bit kernels: CUDA or ROCm GPUs only (— elsewhere).")
     return 0

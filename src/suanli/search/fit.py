@@ -83,12 +83,25 @@ def fit_table(evaluate: Evaluate, accelerators: tuple[Accelerator, ...] | None =
     return rows
 
 
+QLORA_VENDORS = frozenset({"nvidia", "amd"})  # bitsandbytes' 4-bit kernels: CUDA, and ROCm since 0.44
+
+
+def runs_method(accelerator: Accelerator, method: Method) -> bool:
+    """Whether the method's kernels exist for the accelerator: QLoRA needs bitsandbytes, i.e. a CUDA or ROCm
+    GPU (bitsandbytes docs, "Installation": CUDA, and ROCm support from 0.44); other methods run wherever
+    PyTorch trains."""
+    return method is not Method.QLORA or (accelerator.kind == "gpu"
+                                          and accelerator.vendor.lower() in QLORA_VENDORS)
+
+
 def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch: int) -> Evaluate:
     """No sharding on one GPU, else ZeRO-3 over all of them; recompute off, then full."""
     optimizer = Optimizer.PAGED_ADAMW_8BIT if method is Method.QLORA else Optimizer.ADAMW
     job = TrainingJob(seq=seq, method=method, optimizer=optimizer, peft=PeftConfig())
 
     def evaluate(accelerator: Accelerator, gpus: int) -> FitTry | None:
+        if not runs_method(accelerator, method):
+            return None
         attempt = None
         for recompute in (Recompute.NONE, Recompute.FULL):
             layout = Layout(dp=gpus, zero=3 if gpus > 1 else 0, micro_batch=micro_batch, recompute=recompute)
