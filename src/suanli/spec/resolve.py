@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suanli.errors import ConfigError, SpecError, Unavailable, UnknownModel, suggest
+from suanli.errors import ConfigError, Unavailable, UnknownModel, suggest
 from suanli.spec.hf import spec_from_config
 from suanli.spec.model import ModelSpec
 
@@ -207,12 +207,3 @@ def _hf_cache_config(repo_id: str) -> Path | None:
             return pinned
     candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     return candidates[0] if candidates else None
-
-
-def check_stated_size(resolved: ResolvedModel, total_params: int) -> float | None:
-    """Relative difference between our count and the publisher's stated size, when the catalog has one."""
-    if resolved.catalog is None or not resolved.catalog.stated_params:
-        return None
-    if total_params <= 0:
-        raise SpecError(f"{resolved.spec.name}: parameter count must be positive, got {total_params}")
-    return total_params / resolved.catalog.stated_params - 1
