@@ -9,6 +9,7 @@ lists the supported ones; a missing or ill-typed key is an error that names it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from suanli.errors import ConfigError, UnsupportedArchitecture
@@ -494,10 +495,4 @@ def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "") 
             f"{name}: model_type '{model_type}' is not supported; supported: {', '.join(sorted(ADAPTERS))}"
         )
     spec = adapter(ConfigReader(config, name=name))
-    return _with_source(spec, source) if source else spec
-
-
-def _with_source(spec: ModelSpec, source: str) -> ModelSpec:
-    from dataclasses import replace
-
-    return replace(spec, source=source)
+    return replace(spec, source=source) if source else spec
