@@ -1,0 +1,150 @@
+"""Reading a Hugging Face ``config.json``: typed key access (``ConfigReader``) and the builders the
+per-family adapters share (``spec/families/``). Each adapter names the keys it reads; nothing is inferred from
+numeric ratios."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from suanli.errors import ConfigError
+from suanli.spec.model import Attention, Layer, Mlp, ModelSpec, Norm, NormKind, PositionKind, QkNormKind
+
+_MISSING = object()
+
+
+class ConfigReader:
+    """Typed access to one config.json, with errors that name the file, the key and what was found."""
+
+    def __init__(self, config: Mapping[str, Any], *, name: str) -> None:
+        self.config = config
+        self.name = name
+
+    def integer(self, key: str, default: Any = _MISSING) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.name}: '{key}' must be an integer, got {value!r}")
+        if value <= 0:
+            raise ConfigError(f"{self.name}: '{key}' must be positive, got {value}")
+        return value
+
+    def optional_integer(self, key: str) -> int | None:
+        return None if self.config.get(key) is None else self.integer(key)
+
+    def flag(self, key: str, default: Any = _MISSING) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.name}: '{key}' must be true or false, got {value!r}")
+        return value
+
+    def text(self, key: str, default: Any = _MISSING) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.name}: '{key}' must be a string, got {value!r}")
+        return value
+
+    def integer_list(self, key: str) -> list[int]:
+        value = self.config.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+            raise ConfigError(f"{self.name}: '{key}' must be a list of integers, got {value!r}")
+        return value
+
+    def layer_types(self, num_layers: int, default: Callable[[int], bool]) -> list[bool]:
+        """Per layer: True where attention is sliding-window. Uses ``layer_types`` when the config has it."""
+        types = self.config.get("layer_types")
+        if types is None:
+            return [default(i) for i in range(num_layers)]
+        if not isinstance(types, list) or len(types) != num_layers:
+            raise ConfigError(
+                f"{self.name}: 'layer_types' must list {num_layers} entries (one per layer), got {types!r}"
+            )
+        return [t == "sliding_attention" for t in types]
+
+    def _get(self, key: str, default: Any) -> Any:
+        value = self.config.get(key, default)
+        if value is _MISSING or (value is None and default is _MISSING):
+            raise ConfigError(
+                f"{self.name}: required key '{key}' is missing; "
+                f"a {self.config.get('model_type')} config.json always has it — is this the right file?"
+            )
+        return value
+
+
+# --- shared builders ----------------------------------------------------------------------------------------
+
+
+def head_dim_of(r: ConfigReader, hidden: int, heads: int) -> int:
+    explicit = r.config.get("head_dim")
+    if explicit is not None:
+        return r.integer("head_dim")
+    if hidden % heads:
+        raise ConfigError(
+            f"{r.name}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads}) "
+            "and the config gives no head_dim"
+        )
+    return hidden // heads
+
+
+def build_attention(r: ConfigReader, hidden: int, *, qkv_bias: bool, out_bias: bool,
+               qk_norm: QkNormKind | None = None, window: int | None = None) -> Attention:
+    heads = r.integer("num_attention_heads")
+    kv_heads = r.integer("num_key_value_heads", heads) if r.config.get("num_key_value_heads") else heads
+    head_dim = head_dim_of(r, hidden, heads)
+    return Attention(num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, v_head_dim=head_dim,
+                     qkv_bias=qkv_bias, out_bias=out_bias, qk_norm=qk_norm, sliding_window=window)
+
+
+def with_window(attention: Attention, window: int | None) -> Attention:
+    return Attention(num_heads=attention.num_heads, num_kv_heads=attention.num_kv_heads,
+                     head_dim=attention.head_dim, v_head_dim=attention.v_head_dim,
+                     qkv_bias=attention.qkv_bias, out_bias=attention.out_bias, qk_norm=attention.qk_norm,
+                     sliding_window=window, mla=attention.mla)
+
+
+def gated_mlp(r: ConfigReader, size_key: str = "intermediate_size", *, bias: bool = False) -> Mlp:
+    return Mlp(intermediate_size=r.integer(size_key), gated=True, bias=bias,
+               activation=r.text("hidden_act", "silu") if "hidden_act" in r.config else "silu")
+
+
+def rms_norm(size: int) -> Norm:
+    return Norm(kind=NormKind.RMS_NORM, size=size)
+
+
+def layer_norm(size: int, bias: bool = True) -> Norm:
+    return Norm(kind=NormKind.LAYER_NORM, size=size, bias=bias)
+
+
+def decoder_spec(r: ConfigReader, layers: list[Layer], *, final_norm: Norm | None,
+             tie_default: bool = False, position: PositionKind = PositionKind.ROTARY,
+             **extra: Any) -> ModelSpec:
+    return ModelSpec(
+        name=r.name,
+        model_type=r.text("model_type"),
+        vocab_size=r.integer("vocab_size"),
+        hidden_size=r.integer("hidden_size"),
+        layers=tuple(layers),
+        position=position,
+        max_position_embeddings=r.integer("max_position_embeddings", 2048),
+        tie_word_embeddings=r.flag("tie_word_embeddings", tie_default),
+        final_norm=final_norm,
+        torch_dtype=torch_dtype_of(r),
+        **extra,
+    )
+
+
+def torch_dtype_of(r: ConfigReader) -> str:
+    value = r.config.get("torch_dtype") or r.config.get("dtype") or "float32"
+    return str(value)
+
+
+def uniform_layers(layer: Layer, count: int) -> list[Layer]:
+    return [layer] * count
+
+
+def windowed_layers(r: ConfigReader, base: Layer, sliding: list[bool], window: int | None) -> list[Layer]:
+    """One layer per entry of ``sliding``, with the sliding window set where it is True."""
+    if window is None or not any(sliding):
+        return uniform_layers(base, len(sliding))
+    local = Layer(attention=with_window(base.attention, window), ffn=base.ffn, norms=base.norms,
+                  parallel=base.parallel)
+    return [local if is_local else base for is_local in sliding]
