@@ -7,7 +7,7 @@ The public API is what ``__all__`` lists (guarded by ``tests/surface/test_public
     >>> suanli.count_params(spec).total
     8030261248
     >>> suanli.count_flops(spec, seq=2048).training   # forward + backward, one sequence
-    98822224642048.0
+    98814312579072.0
 
 Heavier pieces are imported on first use, so ``import suanli`` stays fast.
 """

@@ -8,7 +8,7 @@ they record an expression tree, so ``explain()`` can print the formula, its inpu
     >>> v = Quantity.input(128256, "vocab_size")
     >>> emb = (v * h).named("embedding_params", "params", source="HF LlamaModel.embed_tokens")
     >>> print(emb.explain())
-    embedding_params = vocab_size × hidden_size = 128256 × 4096 = 525,336,576 params  [HF LlamaModel.embed_tokens]
+    embedding_params = vocab_size × hidden_size = 128,256 × 4,096 = 525,336,576 params  [HF LlamaModel.embed_tokens]
 
 This is deliberately small: four operators, names, units and sources. It is not a computer algebra system.
 """

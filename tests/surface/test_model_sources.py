@@ -116,7 +116,7 @@ def hf_cache(root: Path, repo_id: str, config: dict[str, Any], revision: str = "
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any attempt to open a connection fails at once, so a test can never wait on a network."""
 
-    def refuse(*_: object) -> None:
+    def refuse(*_: object, **__: object) -> None:
         raise OSError("network disabled in tests")
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
@@ -278,7 +278,36 @@ def test_repo_id_not_cached_hub_offline(capsys: pytest.CaptureFixture[str], tmp_
     pytest.importorskip("huggingface_hub")
     _offline(monkeypatch, tmp_path)
     code, out, err = run(capsys, "params", "acme/not-cached")
-    assert_one_line_error(code, out, err, "'acme/not-cached'", "Hugging Face Hub", "pass its path")
+    assert_one_line_error(code, out, err, "'acme/not-cached'", "Hugging Face cache", "pass its path")
+
+
+def _download_must_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub client's download (which retries for ~24 s offline) must not be reached."""
+    hub = pytest.importorskip("huggingface_hub")
+
+    def fail(*_: object, **__: object) -> None:
+        raise AssertionError("hf_hub_download was called although the Hub cannot be reached")
+
+    monkeypatch.setattr(hub, "hf_hub_download", fail)
+
+
+def test_offline_env_fails_before_the_hub_client(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
+    _offline(monkeypatch, tmp_path)
+    _download_must_not_run(monkeypatch)
+    code, out, err = run(capsys, "params", "acme/not-cached")
+    assert_one_line_error(code, out, err, "'acme/not-cached'", "HF_HUB_OFFLINE", "pass its path")
+
+
+def test_unreachable_hub_fails_at_once(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
+    # Not offline by the environment, but no connection can be opened: one line, no retries.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example.invalid")
+    _download_must_not_run(monkeypatch)
+    code, out, err = run(capsys, "params", "acme/not-cached")
+    assert_one_line_error(code, out, err, "'acme/not-cached'", "hub.example.invalid cannot be reached", "pass its path")
 
 
 def test_repo_id_not_cached_without_hub_client(capsys: pytest.CaptureFixture[str], tmp_path: Path,

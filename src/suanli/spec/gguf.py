@@ -50,7 +50,7 @@ def _import_gguf() -> ModuleType:
     try:
         import gguf
     except ImportError:
-        raise Unavailable("reading .gguf needs the gguf package: pip install 'suanli[io]'") from None
+        raise Unavailable("reading .gguf needs the gguf package: pip install gguf (a dependency of suanli: reinstall it)") from None
     return gguf
 
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import tomllib
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from suanli.errors import ConfigError, Unavailable, UnknownModel, suggest
 from suanli.spec.hf import spec_from_config
@@ -181,16 +184,48 @@ def _from_hub(repo_id: str) -> ResolvedModel:
     except ImportError as exc:
         raise Unavailable(
             f"'{repo_id}' is not in the catalog or the local Hugging Face cache; to fetch its config.json, "
-            "install the hub client (pip install 'suanli[io]') or pass a local config.json"
+            "install the hub client (pip install huggingface_hub, a dependency of suanli) or pass a local config.json"
         ) from exc
+    _require_hub_reachable(repo_id)
     try:
-        downloaded = Path(hf_hub_download(repo_id, "config.json"))
+        downloaded = Path(hf_hub_download(repo_id, "config.json", etag_timeout=HUB_TIMEOUT_S))
     except Exception as exc:  # the hub client raises many types: offline, gated, missing repo
         raise Unavailable(
             f"could not fetch config.json of '{repo_id}' from the Hugging Face Hub ({type(exc).__name__}); "
             "check the repo id and your network, or download config.json and pass its path"
         ) from exc
     return _from_config_file(downloaded, origin="hub", name=repo_id)
+
+
+# How long to wait for the Hub before saying it cannot be reached: offline, the client would retry for ~24 s.
+HUB_TIMEOUT_S = 0.8
+
+
+def _require_hub_reachable(repo_id: str) -> None:
+    """Fail at once, in one line, when the Hub cannot be reached (``HF_HUB_OFFLINE``, no DNS, no route), instead
+    of the hub client's retries. The probe resolves and connects to the endpoint's host within ``HUB_TIMEOUT_S``;
+    DNS lookups ignore socket timeouts, so it runs in a daemon thread that is abandoned when late."""
+    fix = f"download {repo_id}'s config.json and pass its path, or use a bundled model (`suanli models`)"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        raise Unavailable(f"'{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {fix}")
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlsplit(endpoint)
+    host, port = parsed.hostname or "huggingface.co", parsed.port or (80 if parsed.scheme == "http" else 443)
+    reached: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
+            reached.append(True)
+        except OSError:
+            pass
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(HUB_TIMEOUT_S)
+    if not reached:
+        raise Unavailable(f"'{repo_id}' is not in the catalog or the local Hugging Face cache, and {host} cannot be "
+                          f"reached (offline?); {fix}")
 
 
 def _hf_cache_config(repo_id: str) -> Path | None:
