@@ -238,6 +238,8 @@ def _tiny_layers(config: dict[str, Any], layers: int) -> int:
     """Enough layers to keep the layer-type pattern: dense-first MoE, local/global alternation."""
     if config.get("model_type") == "gemma3_text":
         return min(layers, int(config.get("sliding_window_pattern") or 6))
+    if config.get("model_type") == "llama4_text":  # three chunked RoPE layers, then a global NoPE one
+        return min(layers, int(config.get("no_rope_layer_interval") or 4))
     first_dense = config.get("first_k_dense_replace")
     if first_dense:
         return min(layers, 1 + 2)
@@ -297,6 +299,7 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         "shared_expert_intermediate_size",
         "ffn_hidden_size",
         "n_inner",
+        "intermediate_size_mlp",
     ):
         if d.get(k):
             d[k] = _scaled(d[k], ratio)
@@ -316,6 +319,11 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         d["max_window_layers"] = min(d["max_window_layers"], d[layers_k])
     if d.get("mlp_only_layers"):
         d["mlp_only_layers"] = [i for i in d["mlp_only_layers"] if i < d[layers_k]]
+    for k in ("layer_types", "no_rope_layers"):  # per-layer lists (gpt-oss, Llama 4): the kept layers' entries
+        if isinstance(d.get(k), list):
+            d[k] = d[k][: d[layers_k]]
+    if isinstance(d.get("moe_layers"), list):
+        d["moe_layers"] = [i for i in d["moe_layers"] if i < d[layers_k]]
     for k in ("sliding_window", "sliding_window_size"):
         if d.get(k):
             d[k] = min(d[k], 64)

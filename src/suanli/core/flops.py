@@ -74,6 +74,22 @@ def attended_pairs(seq: int, window: int | None, span: AttentionSpan) -> int:
     return w * (w + 1) // 2 + (seq - w) * w
 
 
+def chunked_pairs(seq: int, chunk: int, span: AttentionSpan) -> int:
+    """Query-key pairs per head under chunked local attention (Llama 4): S² at full span; causal, each
+    whole chunk of C tokens costs C·(C+1)/2 and the last r = S mod C tokens r·(r+1)/2."""
+    if span is AttentionSpan.FULL:
+        return seq * seq
+    whole, rest = divmod(seq, chunk)
+    return whole * chunk * (chunk + 1) // 2 + rest * (rest + 1) // 2
+
+
+def layer_pairs(a: Attention, seq: int, span: AttentionSpan) -> int:
+    """Pairs one head of this layer scores: chunked, sliding-window or global attention."""
+    if a.chunk_size is not None:
+        return chunked_pairs(seq, a.chunk_size, span)
+    return attended_pairs(seq, a.sliding_window, span)
+
+
 def attention_core_flops(a: Attention, pairs: Num, lift: Lift[Num]) -> Num:
     """Q·Kᵀ over head_dim and P·V over v_head_dim, for every head: 2·heads·(d_qk + d_v)·pairs."""
     heads = lift(a.num_heads, "num_heads")
@@ -100,7 +116,7 @@ def layer_forward_flops(layer: Layer, hidden_size: int, seq: int, span: Attentio
                         lift: Lift[Num]) -> dict[str, Num]:
     """Forward FLOPs of one block over one sequence of ``seq`` tokens, by component."""
     tokens = lift(seq, "seq")
-    pairs = lift(attended_pairs(seq, layer.attention.sliding_window, span), "attended_pairs")
+    pairs = lift(layer_pairs(layer.attention, seq, span), "attended_pairs")
     parts: dict[str, Num] = {
         "attention_proj": 2 * tokens * attention_params(layer.attention, hidden_size, lift, matmul_only=True),
         "attention_scores": attention_core_flops(layer.attention, pairs, lift),

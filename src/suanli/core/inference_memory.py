@@ -359,7 +359,7 @@ def _capacity_tokens(spec: ModelSpec, budget: float, *, engine: EnginePreset, kv
     partial offload) the tokens of as many ``context``-long sequences as fit, vLLM's 'GPU KV cache size'."""
     if budget <= 0:
         return 0
-    windowed = any(x.attention.sliding_window is not None for x, _ in spec.layer_groups())
+    windowed = any(x.attention.local_span is not None for x, _ in spec.layer_groups())
     if windowed or engine.kv_budget is KvBudget.CONTEXT:
         per_seq = _gpu_kv_bytes_per_seq(spec, context, engine=engine, kv=kv, tp=tp, gpu_layers=gpu_layers)
         tokens = int(budget / per_seq * context)

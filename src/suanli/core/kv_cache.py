@@ -15,7 +15,8 @@ Multi-head latent attention (DeepSeek-V2, arXiv:2405.04434 §2.1.2) caches the `
 shared ``qk_rope_head_dim`` RoPE key, one vector per token per layer, on every TP rank (``MlaCache.LATENT``,
 what vLLM/SGLang/TRT-LLM store); transformers caches the decompressed per-head keys and values instead
 (``MlaCache.DECOMPRESSED``). Sliding-window layers (Mistral v0.1, Gemma 2/3 local layers) keep at most
-``sliding_window`` tokens, so a sequence of L tokens costs min(L, window) tokens in those layers.
+``sliding_window`` tokens, so a sequence of L tokens costs min(L, window) tokens in those layers; Llama 4's
+chunked-attention layers likewise keep at most one ``attention_chunk_size`` chunk.
 
 Tensor parallelism splits KV heads: each rank holds num_kv_heads / tp heads, or one head when tp exceeds the
 head count (each head is then replicated tp / num_kv_heads times, vLLM's rule).
@@ -101,8 +102,10 @@ def kv_bytes_per_token(spec: ModelSpec, *, kv_format: NumberFormat | None = None
 
 
 def cached_tokens(attention: Attention, tokens_per_seq: int) -> int:
-    """Tokens a layer holds for a sequence of ``tokens_per_seq``: min(L, sliding_window) for windowed layers."""
-    window = attention.sliding_window
+    """Tokens a layer holds for a sequence of ``tokens_per_seq``: min(L, sliding_window) for windowed layers,
+    min(L, attention_chunk_size) for Llama 4's chunked layers (the cache never needs more than one chunk; it
+    holds the upper bound, as engines that allocate a chunk's pages at once do)."""
+    window = attention.local_span
     return tokens_per_seq if window is None else min(tokens_per_seq, window)
 
 

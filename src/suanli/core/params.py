@@ -52,7 +52,8 @@ def norm_params(norm: Norm, lift: Lift[Num]) -> Num:
 
 
 def attention_params(a: Attention, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
-    """Q, K, V and output projections (with their biases), plus q/k norms where the model has them.
+    """Q, K, V and output projections (with their biases), plus q/k norms and attention sinks where the model
+    has them.
     ``matmul_only`` keeps just the projection weights: what a token's matmuls multiply by."""
     if a.mla is not None:
         return _mla_params(a, a.mla, hidden_size, lift, matmul_only=matmul_only)
@@ -64,6 +65,8 @@ def attention_params(a: Attention, hidden_size: int, lift: Lift[Num], *, matmul_
                    + linear_params(q_width, h, out_bias))
     if matmul_only:
         return projections
+    if a.sinks:  # gpt-oss attention sinks: one logit per query head
+        projections = projections + lift(a.num_heads, "num_heads")
     if a.qk_norm is QkNormKind.PER_HEAD:
         return projections + 2 * lift(a.head_dim, "head_dim")
     if a.qk_norm is QkNormKind.FULL:

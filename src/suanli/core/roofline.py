@@ -124,7 +124,7 @@ def layer_ops(layer: Layer, spec: ModelSpec, *, tokens: float, seq: int, tp: int
     heads = a.num_heads / tp
     kv_heads = max(1.0, a.num_kv_heads / tp)
     q_width, kv_width = heads * a.head_dim, kv_heads * a.head_dim
-    pairs = attended_pairs(seq, a.sliding_window, span) * tokens / seq
+    pairs = attended_pairs(seq, a.local_span, span) * tokens / seq  # a chunk counted as a window: upper bound
     core_flops = 2 * heads * (a.head_dim + a.v_head_dim) * pairs
     core_bytes = tokens * (q_width + 2 * kv_width + heads * a.v_head_dim) * b
     ops = [stream("norm_attn", tokens * h, b),

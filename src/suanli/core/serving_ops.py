@@ -287,7 +287,7 @@ def attended_pairs(context: int, new_tokens: int, window: int | None) -> float:
 
 def _attention_cost(plan: LayerPlan, batch: int, new_tokens: int, context: int, d: Device,
                     a: PerformanceAssumptions) -> Cost:
-    window = plan.layer.attention.sliding_window
+    window = plan.layer.attention.local_span  # chunked attention: at most a chunk of keys, like a window
     qk, v = plan.absorbed_dims if plan.absorbed_dims and new_tokens == 1 else (plan.qk_dim, plan.v_dim)
     flops = 2 * plan.heads * (qk + v) * batch * attended_pairs(context, new_tokens, window)
     m = batch * new_tokens

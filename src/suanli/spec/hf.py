@@ -13,10 +13,11 @@ from typing import Any
 
 from suanli.errors import ConfigError, UnsupportedArchitecture
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
+from suanli.spec.families.moe_recent import RECENT_MOE_ADAPTERS
 from suanli.spec.hf_common import ConfigReader
 from suanli.spec.model import ModelSpec
 
-ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {**CLASSIC_ADAPTERS}
+ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {**CLASSIC_ADAPTERS, **RECENT_MOE_ADAPTERS}
 
 
 def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "") -> ModelSpec:

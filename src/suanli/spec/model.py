@@ -88,6 +88,8 @@ class Attention:
     qk_norm: QkNormKind | None = None
     sliding_window: int | None = None
     mla: Mla | None = None
+    sinks: bool = False  # gpt-oss: one learnable logit per head joins the softmax (num_heads parameters)
+    chunk_size: int | None = None  # Llama 4 chunked local attention: queries see only their own chunk
 
     def __post_init__(self) -> None:
         require_positive("num_attention_heads", self.num_heads)
@@ -101,11 +103,23 @@ class Attention:
             )
         if self.sliding_window is not None:
             require_positive("sliding_window", self.sliding_window)
+        if self.chunk_size is not None:
+            require_positive("attention_chunk_size", self.chunk_size)
+        if self.sliding_window is not None and self.chunk_size is not None:
+            raise SpecError(f"a layer has both a sliding window ({self.sliding_window}) and an attention chunk "
+                            f"({self.chunk_size}); a layer uses one kind of local attention")
         if self.mla is not None and self.head_dim != self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim:
             raise SpecError(
                 f"MLA head_dim ({self.head_dim}) must equal qk_nope_head_dim + qk_rope_head_dim "
                 f"({self.mla.qk_nope_head_dim} + {self.mla.qk_rope_head_dim})"
             )
+
+    @property
+    def local_span(self) -> int | None:
+        """Most keys one query attends and most tokens the layer caches per sequence: the sliding window, or
+        the chunk of chunked local attention (a query at position i sees the i mod C + 1 keys of its chunk;
+        the cache holds at most C). None for global attention."""
+        return self.sliding_window if self.sliding_window is not None else self.chunk_size
 
     @property
     def kind(self) -> str:

@@ -1,0 +1,132 @@
+"""Adapters for mixture-of-experts families released since 2024: gpt-oss, Llama 4, GLM-4.5, ERNIE 4.5 MoE,
+Hunyuan-A13B, MiniMax-M2, DeepSeek-V3.2-Exp and LongCat-Flash.
+
+Each mirrors how the transformers implementation of that family (5.x) builds its modules: which projections
+carry biases, which layers are dense, local or chunked, what the router and the experts hold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from suanli.errors import ConfigError
+from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
+from suanli.spec.model import Layer, Mlp, ModelSpec, Moe, QkNormKind
+
+# --- gpt-oss ----------------------------------------------------------------------------------------------------
+
+
+def _gpt_oss(r: ConfigReader) -> ModelSpec:
+    """GptOssForCausalLM: biases on q/k/v/o (``attention_bias``) and one learnable sink logit per head;
+    ``layer_types`` alternates sliding-window (``sliding_window``) and full attention. Every layer routes
+    ``num_experts_per_tok`` of ``num_local_experts`` experts through a router with a bias; each expert is a
+    clamped SwiGLU (gate_up and down) with biases of ``intermediate_size``; 2 RMSNorms per block; untied head.
+    The checkpoint stores the experts in MXFP4 (``quantization_config``)."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("attention_bias", True)
+    attention = replace(build_attention(r, hidden, qkv_bias=bias, out_bias=bias), sinks=True)
+    expert = Mlp(intermediate_size=r.integer("intermediate_size"), gated=True, bias=True,
+                 activation=r.text("hidden_act", "silu"))
+    moe = Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"), expert=expert,
+              router_bias=True)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    full = Layer(attention=attention, ffn=moe, norms=norms)
+    local = Layer(attention=replace(attention, sliding_window=r.integer("sliding_window")), ffn=moe, norms=norms)
+    sliding = r.layer_types(num_layers, lambda i: i % 2 == 0)
+    return decoder_spec(r, [local if s else full for s in sliding], final_norm=rms_norm(hidden))
+
+
+# --- Llama 4 ----------------------------------------------------------------------------------------------------
+
+
+def _llama4_chunked(r: ConfigReader, num_layers: int) -> list[bool]:
+    """Per layer: True where attention is chunked. ``layer_types`` when given; else Llama4TextConfig's rule:
+    RoPE layers (``no_rope_layers[i]`` = 1, by default all but every ``no_rope_layer_interval``-th) are chunked,
+    NoPE layers global."""
+    types = r.config.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != num_layers:
+            raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, got {types!r}")
+        return [t == "chunked_attention" for t in types]
+    rope = r.config.get("no_rope_layers") or []
+    if not rope:
+        interval = r.integer("no_rope_layer_interval", 4)
+        return [(i + 1) % interval != 0 for i in range(num_layers)]
+    if len(rope) != num_layers:
+        raise ConfigError(f"{r.name}: 'no_rope_layers' must list {num_layers} entries, got {len(rope)}")
+    return [bool(v) for v in rope]
+
+
+def _llama4_moe_layers(r: ConfigReader, num_layers: int) -> set[int]:
+    """``moe_layers`` when given, else every ``interleave_moe_layer_step``-th layer (step - 1, 2·step - 1, ...)."""
+    if r.config.get("moe_layers") is not None:
+        return set(r.integer_list("moe_layers"))
+    step = r.integer("interleave_moe_layer_step", 1)
+    return set(range(step - 1, num_layers, step))
+
+
+def _llama4_text(r: ConfigReader) -> ModelSpec:
+    """Llama4ForCausalLM (text): MoE layers route ``num_experts_per_tok`` of ``num_local_experts`` SwiGLU
+    experts of ``intermediate_size`` plus one shared expert of the same width (router without bias); dense
+    layers use ``intermediate_size_mlp``. RoPE layers attend within chunks of ``attention_chunk_size`` and
+    L2-normalise q and k (no parameters); NoPE layers attend globally. 2 RMSNorms per block, untied head."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("attention_bias", False)
+    attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias)
+    chunk = r.optional_integer("attention_chunk_size")
+    chunked = replace(attention, chunk_size=chunk)
+    width = r.integer("intermediate_size")
+    expert = Mlp(intermediate_size=width, gated=True, activation=r.text("hidden_act", "silu"))
+    moe = Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"), expert=expert,
+              shared=expert)
+    dense = gated_mlp(r, "intermediate_size_mlp")
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    sparse_layers = _llama4_moe_layers(r, num_layers)
+    kinds = {(c, s): Layer(attention=chunked if c else attention, ffn=moe if s else dense, norms=norms)
+             for c in (False, True) for s in (False, True)}
+    layers = [kinds[(c, i in sparse_layers)] for i, c in enumerate(_llama4_chunked(r, num_layers))]
+    return decoder_spec(r, layers, final_norm=rms_norm(hidden))
+
+
+# --- GLM-4.5 ----------------------------------------------------------------------------------------------------
+
+
+def _shared_width_mlp(r: ConfigReader, expert: Mlp, count_key: str) -> Mlp | None:
+    """Shared experts fused into one SwiGLU of count × moe_intermediate_size (DeepSeek's layout)."""
+    count = r.config.get(count_key) or 0
+    if not count:
+        return None
+    return Mlp(intermediate_size=expert.intermediate_size * int(count), gated=True, activation=expert.activation)
+
+
+def _mtp_note(r: ConfigReader) -> tuple[tuple[str, str], ...]:
+    if r.config.get("num_nextn_predict_layers"):
+        return (("mtp", "the multi-token-prediction layers are not counted (transformers does not build them)"),)
+    return ()
+
+
+def _glm4_moe(r: ConfigReader) -> ModelSpec:
+    """Glm4MoeForCausalLM (GLM-4.5, 4.5-Air): biases on q/k/v only (``attention_bias``), per-head q/k RMSNorm
+    when ``use_qk_norm``; the first ``first_k_dense_replace`` layers dense (``intermediate_size``), the rest
+    route ``num_experts_per_tok`` of ``n_routed_experts`` experts plus ``n_shared_experts`` shared ones; the
+    router's score-correction bias is a buffer, not a parameter."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    qk_norm = QkNormKind.PER_HEAD if r.flag("use_qk_norm", False) else None
+    attention = build_attention(r, hidden, qkv_bias=r.flag("attention_bias", False), out_bias=False,
+                                qk_norm=qk_norm)
+    expert = gated_mlp(r, "moe_intermediate_size")
+    moe = Moe(num_experts=r.integer("n_routed_experts"), top_k=r.integer("num_experts_per_tok"), expert=expert,
+              shared=_shared_width_mlp(r, expert, "n_shared_experts"))
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    dense = Layer(attention=attention, ffn=gated_mlp(r), norms=norms)
+    sparse = Layer(attention=attention, ffn=moe, norms=norms)
+    first_sparse = r.config.get("first_k_dense_replace") or 0
+    layers = [sparse if i >= first_sparse else dense for i in range(num_layers)]
+    return decoder_spec(r, layers, final_norm=rms_norm(hidden), extras=_mtp_note(r))
+
+
+RECENT_MOE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "gpt_oss": _gpt_oss,
+    "llama4_text": _llama4_text,
+    "glm4_moe": _glm4_moe,
+}

@@ -1,0 +1,79 @@
+"""Recent mixture-of-experts families (gpt-oss, Llama 4, GLM-4.5, ...): KV-cache bytes, FLOPs of chunked
+attention and parameter details, derived by hand from the published shapes."""
+
+from __future__ import annotations
+
+import pytest
+
+from suanli.core.flops import chunked_pairs, count_flops
+from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes, mean_kv_bytes_per_token
+from suanli.core.params import count_params
+from suanli.errors import SpecError
+from suanli.spec.assumptions import AttentionSpan
+from suanli.spec.model import Attention
+from suanli.spec.resolve import load_model
+
+
+def test_gpt_oss_120b_sliding_layers_hold_the_window() -> None:
+    spec = load_model("gpt-oss-120b")
+    # K and V × 8 KV heads × head_dim 64 × 2 bytes (bf16) = 2,048 B per token per layer, 36 layers
+    per_layer = 2 * 8 * 64 * 2
+    assert kv_bytes_per_token(spec) == per_layer * 36 == 73_728
+    # 4,096 tokens: the 18 sliding layers keep their 128-token window, the 18 full layers all 4,096
+    assert kv_cache_bytes(spec, tokens_per_seq=4096) == per_layer * (18 * 128 + 18 * 4096) == 155_713_536
+    assert kv_cache_bytes(spec, tokens_per_seq=100) == per_layer * 36 * 100
+    assert mean_kv_bytes_per_token(spec, tokens_per_seq=4096) == pytest.approx(per_layer * 18 * (1 + 128 / 4096))
+
+
+def test_llama_4_scout_chunked_layers_hold_the_chunk() -> None:
+    spec = load_model("llama-4-scout")
+    # 2 × 8 KV heads × 128 × 2 bytes = 4,096 B per token per layer; 36 chunked RoPE layers, 12 global NoPE ones
+    per_layer = 2 * 8 * 128 * 2
+    assert sum(layer.attention.chunk_size == 8192 for layer in spec.layers) == 36
+    assert kv_bytes_per_token(spec) == per_layer * 48
+    assert kv_cache_bytes(spec, tokens_per_seq=32768) == per_layer * (36 * 8192 + 12 * 32768) == 2_818_572_288
+    assert kv_cache_bytes(spec, tokens_per_seq=8000) == per_layer * 48 * 8000
+
+
+def test_chunked_causal_pairs() -> None:
+    # chunks of 4 over 10 tokens: two whole chunks (1+2+3+4 each) and a partial one of 2 (1+2)
+    assert chunked_pairs(10, 4, AttentionSpan.CAUSAL) == 2 * 10 + 3
+    assert chunked_pairs(10, 4, AttentionSpan.FULL) == 100
+    spec = load_model("llama-4-scout")
+    seq = 3 * 8192 + 100
+    causal = count_flops(spec, seq=seq, span=AttentionSpan.CAUSAL).components["attention_scores"]
+    # 2 × 40 heads × (128 + 128) per pair; chunked layers: 3 whole chunks + 100; global layers: S(S+1)/2
+    chunked = 3 * 8192 * 8193 // 2 + 100 * 101 // 2
+    assert causal == 2 * 40 * 256 * (36 * chunked + 12 * seq * (seq + 1) // 2)
+
+
+def test_one_kind_of_local_attention_per_layer() -> None:
+    with pytest.raises(SpecError, match=r"sliding window .* attention chunk"):
+        Attention(num_heads=8, num_kv_heads=8, head_dim=64, v_head_dim=64, sliding_window=128, chunk_size=8192)
+
+
+def test_gpt_oss_parameters_by_hand() -> None:
+    counts = count_params(load_model("gpt-oss-20b"))
+    h, heads, kv, d, e, i = 2880, 64, 8, 64, 32, 2880
+    attention = (h * heads * d + heads * d) + 2 * (h * kv * d + kv * d) + (heads * d * h + h) + heads  # + sinks
+    experts = e * (2 * (h * i + i) + (i * h + h))  # gate/up and down, each with a bias
+    router = h * e + e
+    assert counts.components["attention"] == 24 * attention
+    assert counts.components["experts"] == 24 * experts
+    assert counts.components["router"] == 24 * router
+    # OpenAI's model card: 20.91B total, 3.61B active without the 0.58B input embedding
+    assert counts.total / 1e9 == pytest.approx(20.91, abs=0.005)
+    assert (counts.active - counts.embedding) / 1e9 == pytest.approx(3.61, abs=0.005)
+
+
+def test_gpt_oss_120b_published_sizes() -> None:
+    counts = count_params(load_model("gpt-oss-120b"))
+    assert counts.total / 1e9 == pytest.approx(116.83, abs=0.005)
+    assert (counts.active - counts.embedding) / 1e9 == pytest.approx(5.13, abs=0.005)
+
+
+def test_llama_4_scout_layers() -> None:
+    spec = load_model("llama-4-scout")
+    assert all(layer.is_moe for layer in spec.layers)
+    globals_ = [i for i, layer in enumerate(spec.layers) if layer.attention.chunk_size is None]
+    assert globals_ == list(range(3, 48, 4))
