@@ -13,11 +13,16 @@ from typing import Any
 
 from suanli.errors import ConfigError, UnsupportedArchitecture
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
+from suanli.spec.families.dense_recent import RECENT_DENSE_ADAPTERS
+from suanli.spec.families.hybrid import HYBRID_ADAPTERS
 from suanli.spec.families.moe_recent import RECENT_MOE_ADAPTERS
+from suanli.spec.families.vision import VISION_ADAPTERS
 from suanli.spec.hf_common import ConfigReader
 from suanli.spec.model import ModelSpec
 
-ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {**CLASSIC_ADAPTERS, **RECENT_MOE_ADAPTERS}
+ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {**CLASSIC_ADAPTERS, **RECENT_MOE_ADAPTERS,
+                                                              **HYBRID_ADAPTERS, **RECENT_DENSE_ADAPTERS,
+                                                              **VISION_ADAPTERS}
 
 
 def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "") -> ModelSpec:
@@ -25,6 +30,8 @@ def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "") 
     if not isinstance(config, Mapping):
         raise ConfigError(f"{name}: config.json must hold a JSON object, got {type(config).__name__}")
     model_type = config.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        raise ConfigError(f"{name}: 'model_type' must be a string such as \"llama\", got {model_type!r}")
     if "text_config" in config and model_type not in ADAPTERS:
         return spec_from_config(config["text_config"], name=name, source=source)
     if model_type is None:
