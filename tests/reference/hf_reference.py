@@ -118,7 +118,8 @@ def load_catalog_config(key: str) -> dict[str, Any]:
 
 def is_moe(config: dict[str, Any]) -> bool:
     """True when the config routes tokens to experts (Mixtral, Qwen-MoE, DeepSeek)."""
-    return any((config.get(k) or 0) > 0 for k in ("num_local_experts", "num_experts", "n_routed_experts"))
+    keys = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")  # moe_num_experts: ERNIE
+    return any((config.get(k) or 0) > 0 for k in keys)
 
 
 def _hf_config(config: dict[str, Any]) -> Any:
@@ -179,7 +180,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("embedding", re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\.")),
     ("lm_head", re.compile(r"(^|\.)(lm_head|embed_out)\.")),
     ("router", re.compile(r"(shared_expert_gate|(mlp|block_sparse_moe)\.gate\.|\.router\.)")),
-    ("shared_experts", re.compile(r"\.shared_experts?\.")),
+    ("shared_experts", re.compile(r"\.(shared_experts?|shared_mlp)\.")),  # shared_mlp: Hunyuan
     ("experts", re.compile(r"\.experts\.")),
     ("attention", re.compile(r"(self_attn|self_attention|\.attn\.|\.attention\.)")),
     ("mlp", re.compile(r"(\.mlp\.|\.fc[12]\.|\.intermediate\.|\.output\.dense\.|feed_forward)")),
@@ -301,8 +302,12 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         "n_inner",
         "intermediate_size_mlp",
     ):
-        if d.get(k):
+        if isinstance(d.get(k), list):  # one width per layer (Hunyuan)
+            d[k] = [_scaled(v, ratio) for v in d[k]]
+        elif d.get(k):
             d[k] = _scaled(d[k], ratio)
+    if d.get("rotary_dim"):  # MiniMax-M2: a fixed number of rotary channels, kept as a fraction of head_dim
+        d["rotary_dim"] = max(2, d["rotary_dim"] * _TINY_HEAD_DIM // head_dim)
     if mt == "opt":
         d["word_embed_proj_dim"] = t_hidden
     if "query_pre_attn_scalar" in d:  # Gemma: head_dim, or hidden / heads (Gemma 2/3 27B)
@@ -319,7 +324,8 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         d["max_window_layers"] = min(d["max_window_layers"], d[layers_k])
     if d.get("mlp_only_layers"):
         d["mlp_only_layers"] = [i for i in d["mlp_only_layers"] if i < d[layers_k]]
-    for k in ("layer_types", "no_rope_layers"):  # per-layer lists (gpt-oss, Llama 4): the kept layers' entries
+    # per-layer lists (gpt-oss, Llama 4, Hunyuan): the kept layers' entries
+    for k in ("layer_types", "no_rope_layers", "moe_topk", "moe_intermediate_size", "num_shared_expert"):
         if isinstance(d.get(k), list):
             d[k] = d[k][: d[layers_k]]
     if isinstance(d.get("moe_layers"), list):

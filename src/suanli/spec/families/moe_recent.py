@@ -125,8 +125,84 @@ def _glm4_moe(r: ConfigReader) -> ModelSpec:
     return decoder_spec(r, layers, final_norm=rms_norm(hidden), extras=_mtp_note(r))
 
 
+# --- ERNIE 4.5, Hunyuan, MiniMax-M2 ----------------------------------------------------------------------------
+
+
+def _ernie4_5_moe(r: ConfigReader) -> ModelSpec:
+    """Ernie4_5_MoeForCausalLM: ``use_bias`` on every projection and on the output head; layer i routes
+    ``moe_k`` of ``moe_num_experts`` experts (plus ``moe_num_shared_experts`` shared ones) when
+    (i + 1) % ``moe_layer_interval`` == 0 and ``moe_layer_start_index`` <= i <= ``moe_layer_end_index``
+    (-1: the last layer), else it is dense. The router's ``e_score_correction_bias`` is a (frozen)
+    parameter in transformers, so it counts as a router bias (one per expert)."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("use_bias", False)
+    attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias)
+    expert = gated_mlp(r, "moe_intermediate_size")
+    moe = Moe(num_experts=r.integer("moe_num_experts"), top_k=r.integer("moe_k"), expert=expert,
+              shared=_shared_width_mlp(r, expert, "moe_num_shared_experts"), router_bias=True)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    sparse = Layer(attention=attention, ffn=moe, norms=norms)
+    dense = Layer(attention=attention, ffn=gated_mlp(r, bias=bias), norms=norms)
+    start, interval = r.config.get("moe_layer_start_index", 1), r.integer("moe_layer_interval", 1)
+    end = r.config.get("moe_layer_end_index")
+    end = num_layers - 1 if end is None or end == -1 else end
+    layers = [sparse if (i + 1) % interval == 0 and start <= i <= end else dense for i in range(num_layers)]
+    return decoder_spec(r, layers, final_norm=rms_norm(hidden), tie_default=True, lm_head_bias=bias,
+                        extras=_mtp_note(r))
+
+
+def _per_layer(r: ConfigReader, key: str, num_layers: int) -> list[int]:
+    """A key that Hunyuan gives either once or as one value per layer."""
+    value = r.config.get(key)
+    if isinstance(value, list):
+        if len(value) != num_layers or not all(isinstance(v, int) and v > 0 for v in value):
+            raise ConfigError(f"{r.name}: '{key}' must be a positive integer or a list of {num_layers} "
+                              f"(one per layer), got {value!r}")
+        return value
+    return [r.integer(key)] * num_layers
+
+
+def _hunyuan_v1_moe(r: ConfigReader) -> ModelSpec:
+    """HunYuanMoEV1ForCausalLM (Hunyuan-A13B): ``attention_bias`` on all four projections and per-head q/k
+    RMSNorms; every layer routes ``moe_topk`` (per layer) of ``num_experts`` SwiGLU experts and adds one
+    shared MLP, all of ``intermediate_size`` as transformers builds them (``moe_intermediate_size`` and
+    ``num_shared_expert`` are not read by it)."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("attention_bias", False)
+    attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=QkNormKind.PER_HEAD)
+    expert = gated_mlp(r)
+    experts, top_ks = _per_layer(r, "num_experts", num_layers), _per_layer(r, "moe_topk", num_layers)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    kinds: dict[tuple[int, int], Layer] = {}
+    for pair in zip(experts, top_ks, strict=True):
+        if pair not in kinds:
+            moe = Moe(num_experts=pair[0], top_k=pair[1], expert=expert, shared=expert)
+            kinds[pair] = Layer(attention=attention, ffn=moe, norms=norms)
+    layers = [kinds[pair] for pair in zip(experts, top_ks, strict=True)]
+    return decoder_spec(r, layers, final_norm=rms_norm(hidden))
+
+
+def _minimax_m2(r: ConfigReader) -> ModelSpec:
+    """MiniMaxM2ForCausalLM: no biases; RMSNorm over the whole q and k projections (``qk_norm_type``
+    per_layer); every layer routes ``num_experts_per_tok`` of ``num_local_experts`` SwiGLU experts of
+    ``intermediate_size`` (sigmoid scores; the routing bias is a buffer). The multi-token-prediction modules
+    (``num_mtp_modules``) are not built by transformers."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    attention = build_attention(r, hidden, qkv_bias=False, out_bias=False, qk_norm=QkNormKind.FULL)
+    moe = Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"),
+              expert=gated_mlp(r))
+    layer = Layer(attention=attention, ffn=moe, norms=(rms_norm(hidden), rms_norm(hidden)))
+    extras: tuple[tuple[str, str], ...] = ()
+    if r.config.get("use_mtp") and r.config.get("num_mtp_modules"):
+        extras = (("mtp", "the multi-token-prediction modules are not counted (transformers does not build them)"),)
+    return decoder_spec(r, [layer] * num_layers, final_norm=rms_norm(hidden), extras=extras)
+
+
 RECENT_MOE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "gpt_oss": _gpt_oss,
     "llama4_text": _llama4_text,
     "glm4_moe": _glm4_moe,
+    "ernie4_5_moe": _ernie4_5_moe,
+    "hunyuan_v1_moe": _hunyuan_v1_moe,
+    "minimax_m2": _minimax_m2,
 }
