@@ -241,6 +241,9 @@ def _tiny_layers(config: dict[str, Any], layers: int) -> int:
         return min(layers, int(config.get("sliding_window_pattern") or 6))
     if config.get("model_type") == "llama4_text":  # three chunked RoPE layers, then a global NoPE one
         return min(layers, int(config.get("no_rope_layer_interval") or 4))
+    if config.get("model_type") in ("cohere2", "exaone4", "olmo3", "smollm3"):  # local/RoPE layers, then a global
+        pattern = config.get("sliding_window_pattern") or config.get("no_rope_layer_interval") or 4
+        return min(layers, len(pattern) if isinstance(pattern, str) else int(pattern))
     first_dense = config.get("first_k_dense_replace")
     if first_dense:
         return min(layers, 1 + 2)
@@ -347,6 +350,16 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- FLOPs
 
 
+def static_rope(config: dict[str, Any]) -> dict[str, Any]:
+    """The config without dynamic-NTK RoPE scaling (InternLM3): that rotary embedding compares the input's
+    largest position with its cached length, a data-dependent check the meta device cannot answer. RoPE holds
+    no matmul, so the FLOP count is the same."""
+    scaling = config.get("rope_scaling") or {}
+    if scaling.get("rope_type", scaling.get("type")) != "dynamic":
+        return config
+    return {**config, "rope_scaling": None}
+
+
 def hf_forward_flops(
     config: dict[str, Any],
     *,
@@ -377,7 +390,7 @@ def hf_forward_flops(
         )
     if device != "meta":
         torch.manual_seed(seed)
-    model = _build(config, device)
+    model = _build(static_rope(config) if device == "meta" else config, device)
     vocab = config["vocab_size"]
     if device == "meta":
         input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")

@@ -97,12 +97,16 @@ def _mla_params(a: Attention, mla: Mla, hidden_size: int, lift: Lift[Num], *, ma
 
 
 def mlp_params(m: Mlp, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
-    """Gated (SwiGLU/GeGLU): gate, up and down matrices, 3·h·i; plain: up and down, 2·h·i; plus biases."""
+    """Gated (SwiGLU/GeGLU): gate, up and down matrices, 3·h·i; plain: up and down, 2·h·i; plus biases and
+    the activation's own learnable scalars (Apertus' xIELU holds alpha_p and alpha_n, arXiv:2411.13010)."""
     h = lift(hidden_size, "hidden_size")
     i = lift(m.intermediate_size, "intermediate_size")
     bias = m.bias and not matmul_only
     up = linear_params(h, i, bias)
-    return (2 * up if m.gated else up) + linear_params(i, h, bias)
+    matrices = (2 * up if m.gated else up) + linear_params(i, h, bias)
+    if m.activation_params and not matmul_only:
+        return matrices + lift(m.activation_params, "activation_params")
+    return matrices
 
 
 def router_params(moe: Moe, hidden_size: int, lift: Lift[Num]) -> Num:

@@ -5,6 +5,7 @@ numeric ratios."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from suanli.errors import ConfigError
@@ -95,10 +96,8 @@ def build_attention(r: ConfigReader, hidden: int, *, qkv_bias: bool, out_bias: b
 
 
 def with_window(attention: Attention, window: int | None) -> Attention:
-    return Attention(num_heads=attention.num_heads, num_kv_heads=attention.num_kv_heads,
-                     head_dim=attention.head_dim, v_head_dim=attention.v_head_dim,
-                     qkv_bias=attention.qkv_bias, out_bias=attention.out_bias, qk_norm=attention.qk_norm,
-                     sliding_window=window, mla=attention.mla)
+    """The same attention with ``sliding_window`` set (every other field kept)."""
+    return replace(attention, sliding_window=window)
 
 
 def gated_mlp(r: ConfigReader, size_key: str = "intermediate_size", *, bias: bool = False) -> Mlp:

@@ -90,6 +90,7 @@ class Attention:
     mla: Mla | None = None
     sinks: bool = False  # gpt-oss: one learnable logit per head joins the softmax (num_heads parameters)
     chunk_size: int | None = None  # Llama 4 chunked local attention: queries see only their own chunk
+    rope: bool = True  # False on NoPE layers (SmolLM3's no_rope_layers, Cohere2 / EXAONE-4 global layers)
 
     def __post_init__(self) -> None:
         require_positive("num_attention_heads", self.num_heads)
@@ -139,9 +140,12 @@ class Mlp:
     gated: bool
     bias: bool = False
     activation: str = "silu"
+    activation_params: int = 0  # learnable scalars of a parameterised activation (Apertus' xIELU: alpha_p, alpha_n)
 
     def __post_init__(self) -> None:
         require_positive("intermediate_size", self.intermediate_size)
+        if self.activation_params < 0:
+            raise SpecError(f"activation_params must be >= 0, got {self.activation_params}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
