@@ -63,10 +63,11 @@ def test_catalog_covers_the_required_parts() -> None:
                 "a800", "h100", "h100-pcie", "h100-nvl", "h800", "h20", "h200", "b200", "gb200", "b300", "l4",
                 "l40s", "rtx-3090", "rtx-4090", "rtx-5090", "rtx-6000-ada", "jetson-agx-orin", "mi250x",
                 "mi300x", "mi325x", "mi355x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi2", "gaudi3",
-                "ascend-910b", "m2-ultra", "m3-max", "m4-max", "xeon-platinum-8480+", "epyc-9654"]
+                "ascend-910b", "m2-ultra", "m3-max", "m4-max", "xeon-platinum-8480+", "epyc-9654", "mlu370-x8",
+                "groq"]
     assert len({get_accelerator(name).key for name in required}) == len(required)
     assert len(ACCELERATORS) >= 35
-    assert {acc.kind for acc in ACCELERATORS} == {"gpu", "tpu", "npu", "cpu", "soc"}
+    assert {acc.kind for acc in ACCELERATORS} == {"gpu", "tpu", "npu", "lpu", "cpu", "soc"}
 
 
 @pytest.mark.parametrize("acc", ACCELERATORS, ids=lambda a: a.key)
@@ -94,6 +95,10 @@ def test_format_ordering_is_physical(acc: Accelerator) -> None:
 @pytest.mark.parametrize("acc", ACCELERATORS, ids=lambda a: a.key)
 def test_units_are_not_mixed(acc: Accelerator) -> None:
     """Catch TFLOPS-vs-GFLOPS or GB-vs-MB slips: every figure must land in a physically plausible range."""
+    if acc.on_chip_memory_only:  # SRAM-only (Groq): a few hundred MB per chip, tens of TB/s on die
+        assert 0.1 * GiB <= acc.memory_bytes <= 2 * GiB
+        assert 1_000 * GB <= acc.memory_bandwidth_bytes_per_s <= 200_000 * GB
+        return
     assert 50 * GB <= acc.memory_bandwidth_bytes_per_s <= 20_000 * GB
     assert 8 * GiB <= acc.memory_bytes <= 8192 * GiB
     assert acc.tdp_w is None or 10 <= acc.tdp_w <= 2000

@@ -157,7 +157,7 @@ def test_specs_survive_asdict_pickle_and_deepcopy() -> None:
     ({"peak_flops_per_s": {"bf16": -1e12}}, r"toy-1: dense bf16 TFLOPS must be positive, got -1.0"),
     ({"sources": ()}, r"needs at least one non-empty source"),
     ({"sources": ("  ",)}, r"needs at least one non-empty source"),
-    ({"kind": "fpga"}, r"kind 'fpga' is not one of gpu, tpu, npu, cpu, soc"),
+    ({"kind": "fpga"}, r"kind 'fpga' is not one of gpu, tpu, npu, lpu, cpu, soc"),
     ({"key": "H100"}, r"'H100' must use lowercase"),
     ({"aliases": ("Big GPU",)}, r"'Big GPU' must use lowercase"),
     ({"estimated": ("dense_tflops.fp8",)}, r"'estimated' lists dense_tflops.fp8, which the entry"),

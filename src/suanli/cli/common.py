@@ -9,14 +9,26 @@ Commands: TypeAlias = "argparse._SubParsersAction[Any]"
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1, with a one-line error otherwise."""
+    """argparse type: an integer ≥ 1 (``8``, or ``1e3`` for a whole number in scientific notation), with a
+    one-line error otherwise."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _whole_number(text: str) -> int:
+    """``"1e9"`` → 1000000000; anything that is not a finite whole number is a one-line argparse error."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    return int(number)
 
 
 def add_output_flags(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,7 @@ def register(commands: Commands) -> None:
                      "2048 for training)")
     fit.add_argument("--batch", type=positive_int, default=1, help="sequences at once (default 1)")
     fit.add_argument("--vendor", help="only accelerators of this vendor")
+    fit.add_argument("--force", action="store_true", help="estimate even when --context exceeds the model's context")
     fit.add_argument("--json", action="store_true", help="print one JSON object")
     fit.set_defaults(run=run_fit)
 
@@ -30,31 +31,35 @@ def run_fit(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
     from suanli.search.fit import fit_table, inference_evaluator, training_evaluator
-    from suanli.spec.hardware import load_accelerators
+    from suanli.spec.hardware import check_filters, load_accelerators
     from suanli.spec.resolve import load_model
+    from suanli.spec.support import context_violation, enforce, max_context_tokens
     from suanli.spec.training import Method
     from suanli.units import format_bytes
 
+    check_filters(vendor=args.vendor)
     spec = load_model(args.model)
+    forced = enforce([context_violation(spec, args.context, "--context")] if args.context else [], force=args.force)
     if args.mode == "infer":
-        context = args.context or 4096
-        evaluate = inference_evaluator(spec, engine=args.engine, quant=args.quant, kv_dtype=args.kv_dtype,
+        context = args.context or min(4096, max_context_tokens(spec))
+        fitter = inference_evaluator(spec, engine=args.engine, quant=args.quant, kv_dtype=args.kv_dtype,
                                        context=context, batch=args.batch)
     else:
         if args.quant or args.kv_dtype:
             raise SpecError(f"--quant and --kv-dtype apply to --mode infer; --mode {args.mode} sets its own formats "
                             "(qlora keeps the base in NF4)")
-        context = args.context or 2048
+        context = args.context or min(2048, max_context_tokens(spec))
         method = Method.FULL if args.mode == "train" else Method(args.mode)
-        evaluate = training_evaluator(spec, method, seq=context, micro_batch=args.batch)
+        fitter = training_evaluator(spec, method, seq=context, micro_batch=args.batch)
     accelerators = tuple(a for a in load_accelerators() if not args.vendor or a.vendor.lower() == args.vendor.lower())
-    rows = fit_table(evaluate, accelerators)
+    rows = fit_table(fitter, accelerators)
     rows.sort(key=lambda r: (r.min_gpus is None, r.min_gpus or 0, -(r.headroom_bytes or 0)))
     if args.json:
         emit_json({"command": "fit", "model": spec.name, "mode": args.mode, "context": context, "batch": args.batch,
                    "rows": [{"gpu": r.gpu, "name": r.name, "min_gpus": r.min_gpus,
                              "per_gpu_total_bytes": r.per_gpu_total_bytes, "headroom_bytes": r.headroom_bytes,
-                             "capacity_bytes": r.capacity_bytes, "layout": r.layout} for r in rows]})
+                             "capacity_bytes": r.capacity_bytes, "layout": r.layout, "note": r.note} for r in rows],
+                   "forced_checks": list(forced)})
         return 0
     print(f"{spec.name}, {args.mode}, {context} tokens × batch {args.batch}\n")
     print(table(["gpu", "memory", "min GPUs", "per GPU", "headroom", "layout"],
@@ -62,6 +67,11 @@ def run_fit(args: argparse.Namespace) -> int:
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
                   "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
                  for r in rows], align="lrrrrl"))
+    for note in forced:
+        print(f"note: {note}")
     if args.mode == "qlora":
         print("\nQLoRA needs bitsandbytes' 4-bit kernels: CUDA or ROCm GPUs only (— elsewhere).")
+    for row in rows:
+        if row.note and not (args.mode == "qlora" and row.note.startswith("QLoRA needs")):
+            print(f"note: {row.gpu}: {row.note}")
     return 0

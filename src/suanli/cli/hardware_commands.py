@@ -18,8 +18,8 @@ def register(commands: Commands) -> None:
                                description="The accelerator catalog (dense peaks only, never 2:4-sparsity "
                                "figures), filtered and sorted. Name accelerators to show just those.")
     gpus.add_argument("names", nargs="*", metavar="GPU", help="catalog keys or aliases (e.g. h100 a100-40gb 4090)")
-    gpus.add_argument("--vendor", help="only this vendor (nvidia, amd, google, intel, huawei, apple)")
-    gpus.add_argument("--kind", help="only this kind (gpu, tpu, npu, cpu, soc)")
+    gpus.add_argument("--vendor", help="only this vendor (nvidia, amd, google, intel, huawei, apple, cambricon, groq)")
+    gpus.add_argument("--kind", help="only this kind (gpu, tpu, npu, lpu, cpu, soc)")
     gpus.add_argument("--min-memory-gb", type=float, default=0.0, help="only parts with at least this much memory")
     gpus.add_argument("--format", default="bf16", dest="number_format",
                       help="number format for the FLOP/s column and FLOP-based sorts (default bf16)")
@@ -31,11 +31,12 @@ def register(commands: Commands) -> None:
 def run_gpus(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
-    from suanli.spec.hardware import get_accelerator, load_accelerators
+    from suanli.spec.hardware import check_filters, get_accelerator, load_accelerators
     from suanli.units import GB, TERA, format_bytes
 
     if args.min_memory_gb < 0:
         raise SpecError(f"--min-memory-gb must be zero or positive, got {args.min_memory_gb:g}")
+    check_filters(vendor=args.vendor, kind=args.kind, number_format=args.number_format)
     chosen = [get_accelerator(n) for n in args.names] if args.names else list(load_accelerators())
     chosen = [a for a in chosen if _matches(a, args) and a.memory_bytes >= args.min_memory_gb * GB]
     chosen.sort(key=lambda a: _sort_value(a, args.sort, args.number_format), reverse=args.sort != "name")

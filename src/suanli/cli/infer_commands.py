@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.train_commands import with_forced
+
+if TYPE_CHECKING:
+    from suanli.spec.engines import EnginePreset
+    from suanli.spec.hardware import Accelerator
+    from suanli.spec.model import ModelSpec
+    from suanli.spec.precision import NumberFormat
 
 ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
 
@@ -25,12 +32,15 @@ def register(commands: Commands) -> None:
     infer.add_argument("--tp", type=positive_int, help="tensor parallel degree (default --gpus or 1)")
     infer.add_argument("--ep", type=positive_int, default=1, help="expert parallel degree (default 1)")
     infer.add_argument("--batch", type=positive_int, default=1, help="concurrent sequences (default 1)")
-    infer.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens (default 1024)")
+    infer.add_argument("--prompt", type=positive_int, help="prompt tokens (default 1024, less when the model's "
+                       "context is shorter than prompt + output)")
     infer.add_argument("--output", type=int, default=256, help="generated tokens (default 256)")
     infer.add_argument("--quant", help="weight format: bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m, … "
                        "(default: the checkpoint's, bf16)")
     infer.add_argument("--kv-dtype", help="KV-cache format: bf16, fp8, int8, int4 (default the engine's)")
     infer.add_argument("--engine", choices=ENGINES, default="vllm")
+    infer.add_argument("--force", action="store_true", help="estimate even when a check fails (engine or format "
+                       "the hardware lacks, prompt + output beyond the model's context); the output names the check")
     add_output_flags(infer)
     infer.set_defaults(run=run_infer)
 
@@ -45,11 +55,14 @@ def run_infer(args: argparse.Namespace) -> int:
     from suanli.units import format_bytes
 
     tp = _tensor_parallel(args)
-    report = inference_report(
-        load_model(args.model), get_accelerator(args.gpu), engine=get_engine(args.engine), tp=tp, ep=args.ep,
-        batch=args.batch, prompt_tokens=args.prompt, output_tokens=args.output,
-        weights_format=parse_number_format(args.quant) if args.quant else None,
-        kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None)
+    spec, accelerator, engine = load_model(args.model), get_accelerator(args.gpu), get_engine(args.engine)
+    _fill_prompt(args, spec)
+    weights_format = parse_number_format(args.quant) if args.quant else None
+    forced = _serving_checks(args, spec, accelerator, engine, weights_format)
+    report = with_forced(inference_report(
+        spec, accelerator, engine=engine, tp=tp, ep=args.ep,
+        batch=args.batch, prompt_tokens=args.prompt, output_tokens=args.output, weights_format=weights_format,
+        kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None), forced)
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -109,8 +122,31 @@ def _phase_table(phases: dict[str, Any]) -> str:
     return table(["time (ms)", "prefill", "decode step"], rows, align="lrr")
 
 
+def _fill_prompt(args: argparse.Namespace, spec: ModelSpec) -> None:
+    """Default prompt: 1024 tokens, or what the model's context leaves after the output (GPT-2: 1024 − 256)."""
+    from suanli.spec.support import max_context_tokens
+
+    if args.prompt is None:
+        args.prompt = max(1, min(1024, max_context_tokens(spec) - max(args.output, 0)))
+
+
+def _serving_checks(args: argparse.Namespace, spec: ModelSpec, accelerator: Accelerator, engine: EnginePreset,
+                    weights_format: NumberFormat | None) -> tuple[str, ...]:
+    """Expert parallelism needs experts; the engine, format and context checks of spec/support.py."""
+    from suanli.errors import LayoutError
+    from suanli.spec.support import context_violation, enforce, engine_violation, weights_format_violation
+
+    if args.ep > 1 and not spec.is_moe:
+        raise LayoutError(f"--ep {args.ep} needs a mixture-of-experts model; {spec.name} is dense (no experts to "
+                          "split); drop --ep and spread the model with --tp")
+    return enforce((engine_violation(engine, accelerator),
+                    weights_format_violation(weights_format, accelerator) if weights_format else None,
+                    context_violation(spec, args.prompt + args.output, "--prompt + --output")), force=args.force)
+
+
 def _tensor_parallel(args: argparse.Namespace) -> int:
     from suanli.errors import LayoutError, SpecError
+    from suanli.spec.limits import check_gpu_count
 
     if args.tp and args.gpus and args.tp * args.ep != args.gpus and args.tp != args.gpus:
         raise LayoutError(f"--tp {args.tp} and --gpus {args.gpus} disagree; give one of them "
@@ -118,4 +154,5 @@ def _tensor_parallel(args: argparse.Namespace) -> int:
     if args.output < 0:
         raise SpecError(f"--output must be zero or positive, got {args.output}")
     tp: int = args.tp or args.gpus or 1
+    check_gpu_count("tp × ep", tp * args.ep)
     return tp

@@ -10,7 +10,10 @@ from suanli.cli.common import Commands, add_output_flags, positive_int
 
 if TYPE_CHECKING:
     from suanli.core.rl import RlSetup
+    from suanli.report import Report
+    from suanli.spec.hardware import Accelerator
     from suanli.spec.layout import Layout
+    from suanli.spec.model import ModelSpec
     from suanli.spec.training import PrecisionMode, TrainingJob
     from suanli.train_report import CostRequest
 
@@ -44,13 +47,14 @@ def register(commands: Commands) -> None:
     train.add_argument("--offload-params", choices=("none", "cpu", "nvme"), default="none")
     train.add_argument("--micro-batch", type=positive_int, default=1, help="sequences per GPU per step (default 1)")
     train.add_argument("--global-batch", type=positive_int, help="sequences per optimizer step (default micro × dp)")
-    train.add_argument("--seq", type=positive_int, default=2048, help="sequence length in tokens (default 2048)")
+    train.add_argument("--seq", type=positive_int, help="sequence length in tokens (default 2048, or the model's "
+                       "context when shorter)")
     train.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
     train.add_argument("--schedule", choices=("1f1b", "gpipe", "interleaved"), help="pipeline schedule "
                        "(default 1f1b, interleaved when --vp > 1)")
     train.add_argument("--attention", choices=("flash", "sdpa", "eager"), default="flash",
                        help="attention kernel: eager keeps the S×S scores for backward (default flash)")
-    train.add_argument("--precision", choices=PRECISIONS, default="bf16")
+    train.add_argument("--precision", choices=PRECISIONS, help="default bf16 (fp16 where the GPU has no bf16)")
     train.add_argument("--framework", choices=FRAMEWORKS, default="deepspeed",
                        help="where model states live: deepspeed/fsdp (bf16 weights+grads, fp32 master), megatron "
                        "(fp32 grads), hf (torch.autocast: fp32 weights), torchtune (pure bf16, chunked loss) "
@@ -88,6 +92,8 @@ def register(commands: Commands) -> None:
     rl.add_argument("--prompts-per-gpu", type=positive_int, default=1, help="rollout prompts per GPU (default 1)")
     rl.add_argument("--group-size", type=positive_int, default=1, help="GRPO responses per prompt (e.g. 8)")
     rl.add_argument("--teacher", metavar="MODEL", help="distillation: the frozen teacher model")
+    train.add_argument("--force", action="store_true", help="estimate even when a check fails (format or method "
+                       "the hardware lacks, sequence beyond the model's context); the output names the check")
     add_output_flags(train)
     train.set_defaults(run=run_train)
 
@@ -100,10 +106,13 @@ def run_train(args: argparse.Namespace) -> int:
     from suanli.units import format_bytes
 
     layout = parse_layout(args)
+    accelerator, spec = get_accelerator(args.gpu), load_model(args.model)
+    fill_hardware_defaults(args, spec, accelerator)
     job = parse_job(args)
-    report = training_report(load_model(args.model), job, layout, get_accelerator(args.gpu), rl=parse_rl(args),
-                             teacher=load_model(args.teacher) if args.teacher else None, tokens=args.tokens,
-                             cost=parse_cost(args, layout.gpus))
+    forced = training_checks(job, spec, accelerator, force=args.force)
+    report = with_forced(training_report(spec, job, layout, accelerator, rl=parse_rl(args),
+                                         teacher=load_model(args.teacher) if args.teacher else None,
+                                         tokens=args.tokens, cost=parse_cost(args, layout.gpus)), forced)
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -192,6 +201,9 @@ def parse_layout(args: argparse.Namespace) -> Layout:
         raise LayoutError(f"gpus ({gpus}) must equal tp × pp × dp × cp = {args.tp} × {args.pp} × {dp} × {args.cp}"
                           f" = {model_parallel * dp}; drop --dp to derive it")
     zero, shard_group = args.zero, None
+    if args.fsdp and args.zero and args.zero != FSDP_MODES[args.fsdp]:
+        raise LayoutError(f"--fsdp {args.fsdp} is ZeRO-{FSDP_MODES[args.fsdp]} and contradicts --zero {args.zero}; "
+                          "give one of them")
     if args.fsdp:
         zero = FSDP_MODES[args.fsdp]
         if args.fsdp == "hybrid-shard" and dp > GPUS_PER_NODE:
@@ -211,10 +223,39 @@ def parse_job(args: argparse.Namespace) -> TrainingJob:
     method = Method(args.method)
     optimizer = args.optimizer or ("paged-adamw-8bit" if method is Method.QLORA else "adamw")
     targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
-    return TrainingJob(seq=args.seq, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets,
+    return TrainingJob(seq=args.seq or 2048, method=method, peft=PeftConfig(rank=args.lora_rank, target_modules=targets,
                                                                    lora_dropout=args.lora_dropout),
-                       optimizer=Optimizer(optimizer), precision=precision_mode(args.precision, args.framework),
+                       optimizer=Optimizer(optimizer),
+                       precision=precision_mode(args.precision or "bf16", args.framework),
                        attention=AttentionImpl(args.attention), framework=Framework(args.framework))
+
+
+def fill_hardware_defaults(args: argparse.Namespace, spec: ModelSpec, accelerator: Accelerator) -> None:
+    """Defaults that depend on the model and the GPU: bf16, or fp16 on parts without bf16 (V100, T4);
+    2048-token sequences, or the model's whole context when shorter (GPT-2's 1024)."""
+    from suanli.spec.support import max_context_tokens
+
+    if args.precision is None:
+        args.precision = "bf16" if accelerator.supports("bf16") or not accelerator.supports("fp16") else "fp16"
+    if args.seq is None:
+        args.seq = min(2048, max_context_tokens(spec))
+
+
+def training_checks(job: TrainingJob, spec: ModelSpec, accelerator: Accelerator, *, force: bool) -> tuple[str, ...]:
+    """What the hardware and the model allow (spec/support.py): raises, or with --force returns notes."""
+    from suanli.spec.support import context_violation, enforce, method_violation, training_format_violation
+
+    return enforce((method_violation(job.method, accelerator), training_format_violation(job.precision, accelerator),
+                    context_violation(spec, job.seq, "--seq")), force=force)
+
+
+def with_forced(report: Report, forced: tuple[str, ...]) -> Report:
+    """The report with the forced checks first in its notes and listed under ``forced_checks``."""
+    from dataclasses import replace
+
+    if not forced:
+        return report
+    return replace(report, values={**report.values, "forced_checks": list(forced)}, notes=(*forced, *report.notes))
 
 
 def parse_cost(args: argparse.Namespace, gpus: int) -> CostRequest:

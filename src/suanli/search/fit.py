@@ -8,14 +8,20 @@ frameworks users reach for first would run is evaluated:
 - inference: tensor parallelism over all the GPUs (vLLM's way to spread a model; past one node real
   deployments add pipeline stages, which hold about the same weights per GPU), on the chosen engine with
   its default memory budget: the job fits when this batch's KV cache fits the engine's KV pool.
+
+An accelerator the engine or method does not run on gets no count, with the reason as the row's note
+(``spec/support.py``). A part whose only memory is on-chip SRAM (Groq's LPU, 230 MB per chip, no HBM) holds a
+model by spreading its weights over many chips: its count is weights / SRAM per chip, rounded up, a lower bound
+(the KV cache and activations need more), whatever the engine, since such parts run their vendor's compiler.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from suanli.core.inference_memory import inference_memory
+from suanli.core.inference_memory import inference_memory, weight_bytes_per_gpu
 from suanli.core.memory import training_memory
 from suanli.errors import SuanliError
 from suanli.spec.engines import get_engine
@@ -23,7 +29,12 @@ from suanli.spec.hardware import Accelerator, load_accelerators
 from suanli.spec.layout import Layout, Recompute
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import parse_number_format
+from suanli.spec.support import engine_violation, method_violation, runs_method, weights_format_violation
 from suanli.spec.training import Method, Optimizer, PeftConfig, TrainingJob
+from suanli.units import GB
+
+__all__ = ["FitRow", "FitTry", "Fitter", "fit_table", "gpu_counts", "inference_evaluator", "runs_method",
+           "training_evaluator", "usable_memory_bytes"]
 
 MAX_GPUS = 1024
 GPUS_PER_NODE = 8
@@ -42,6 +53,16 @@ Evaluate = Callable[[Accelerator, int], FitTry | None]  # None: the layout is im
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Fitter:
+    """A job to fit: ``evaluate`` one GPU count, ``refusal`` says why a part cannot run it at all (None: it
+    can), ``weights_bytes`` is the whole model's weights in the served format (inference only)."""
+
+    evaluate: Evaluate
+    refusal: Callable[[Accelerator], str | None]
+    weights_bytes: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FitRow:
     """The answer for one accelerator: ``min_gpus`` is None when nothing up to MAX_GPUS holds the job."""
 
@@ -52,6 +73,7 @@ class FitRow:
     per_gpu_total_bytes: float | None
     headroom_bytes: float | None
     layout: str | None
+    note: str | None = None
 
 
 def usable_memory_bytes(accelerator: Accelerator) -> float:
@@ -68,12 +90,20 @@ def gpu_counts() -> Iterator[int]:
         n *= 2
 
 
-def fit_table(evaluate: Evaluate, accelerators: tuple[Accelerator, ...] | None = None) -> list[FitRow]:
-    """One row per accelerator: the first GPU count whose evaluation fits."""
+def fit_table(fitter: Fitter, accelerators: tuple[Accelerator, ...] | None = None) -> list[FitRow]:
+    """One row per accelerator: the first GPU count whose evaluation fits, the on-chip count for SRAM-only
+    parts, or no count with the reason the part cannot run the job."""
     rows = []
     for accelerator in accelerators if accelerators is not None else load_accelerators():
-        found = next(((n, t) for n in gpu_counts() if (t := evaluate(accelerator, n)) and t.headroom_bytes >= 0),
-                     None)
+        if accelerator.on_chip_memory_only and fitter.weights_bytes is not None:
+            rows.append(on_chip_row(accelerator, fitter.weights_bytes))
+            continue
+        if (reason := fitter.refusal(accelerator)) is not None:
+            rows.append(FitRow(gpu=accelerator.key, name=accelerator.name, capacity_bytes=usable_memory_bytes(
+                accelerator), min_gpus=None, per_gpu_total_bytes=None, headroom_bytes=None, layout=None, note=reason))
+            continue
+        found = next(((n, t) for n in gpu_counts()
+                      if (t := fitter.evaluate(accelerator, n)) and t.headroom_bytes >= 0), None)
         rows.append(FitRow(gpu=accelerator.key, name=accelerator.name,
                            capacity_bytes=usable_memory_bytes(accelerator),
                            min_gpus=found[0] if found else None,
@@ -83,18 +113,20 @@ def fit_table(evaluate: Evaluate, accelerators: tuple[Accelerator, ...] | None =
     return rows
 
 
-QLORA_VENDORS = frozenset({"nvidia", "amd"})  # bitsandbytes' 4-bit kernels: CUDA, and ROCm since 0.44
+def on_chip_row(accelerator: Accelerator, weights_bytes: float) -> FitRow:
+    """chips = ceil(weights / SRAM per chip): the fewest chips whose SRAM holds the weights alone."""
+    sram = usable_memory_bytes(accelerator)
+    chips = max(1, math.ceil(weights_bytes / sram))
+    per_chip = weights_bytes / chips
+    note = (f"on-chip SRAM only, no HBM: the weights are spread over chips, {weights_bytes / GB:,.1f} GB of weights "
+            f"/ {sram / GB:.3g} GB of SRAM per chip = {chips:,} chips at least; the KV cache and activations "
+            "need more, and the vendor's own compiler serves it, not the chosen engine")
+    return FitRow(gpu=accelerator.key, name=accelerator.name, capacity_bytes=sram, min_gpus=chips,
+                  per_gpu_total_bytes=per_chip, headroom_bytes=sram - per_chip,
+                  layout=f"weights over {chips:,} chips' SRAM", note=note)
 
 
-def runs_method(accelerator: Accelerator, method: Method) -> bool:
-    """Whether the method's kernels exist for the accelerator: QLoRA needs bitsandbytes, i.e. a CUDA or ROCm
-    GPU (bitsandbytes docs, "Installation": CUDA, and ROCm support from 0.44); other methods run wherever
-    PyTorch trains."""
-    return method is not Method.QLORA or (accelerator.kind == "gpu"
-                                          and accelerator.vendor.lower() in QLORA_VENDORS)
-
-
-def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch: int) -> Evaluate:
+def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch: int) -> Fitter:
     """No sharding on one GPU, else ZeRO-3 over all of them; recompute off, then full."""
     optimizer = Optimizer.PAGED_ADAMW_8BIT if method is Method.QLORA else Optimizer.ADAMW
     job = TrainingJob(seq=seq, method=method, optimizer=optimizer, peft=PeftConfig())
@@ -115,11 +147,15 @@ def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch
                 break
         return attempt
 
-    return evaluate
+    def refusal(accelerator: Accelerator) -> str | None:
+        violation = method_violation(method, accelerator)
+        return violation.message if violation else None
+
+    return Fitter(evaluate=evaluate, refusal=refusal)
 
 
 def inference_evaluator(spec: ModelSpec, *, engine: str, quant: str | None, kv_dtype: str | None, context: int,
-                        batch: int) -> Evaluate:
+                        batch: int) -> Fitter:
     """Serve ``batch`` sequences of ``context`` tokens with tp = gpus on the engine's default budget."""
     preset = get_engine(engine)
     weights = parse_number_format(quant) if quant else None
@@ -134,4 +170,9 @@ def inference_evaluator(spec: ModelSpec, *, engine: str, quant: str | None, kv_d
         return FitTry(per_gpu_total_bytes=memory.total_bytes, headroom_bytes=memory.headroom_bytes,
                       layout=f"tp {gpus}, {preset.key}, weights {memory.weights.format_key}, kv {memory.kv_format}")
 
-    return evaluate
+    def refusal(accelerator: Accelerator) -> str | None:
+        violation = engine_violation(preset, accelerator) or (
+            weights_format_violation(weights, accelerator) if weights else None)
+        return violation.message if violation else None
+
+    return Fitter(evaluate=evaluate, refusal=refusal, weights_bytes=weight_bytes_per_gpu(spec, weights).total_bytes)

@@ -116,6 +116,7 @@ class EnginePreset:
     fit_margin_bytes: float = 0.0  # llama.cpp --fit leaves this much free per device
     kv_dtype: str = "auto"  # "auto" = the model's dtype
     mla_cache: MlaCache = MlaCache.LATENT
+    runs_on: tuple[str, ...] = ()  # platforms ("nvidia-gpu", "google-tpu", ...: Accelerator.platform) it runs on
     sources: Mapping[str, str] = field(repr=False)
     notes: tuple[str, ...] = field(default=(), repr=False)
 
@@ -164,7 +165,7 @@ def _sourced_fields(preset: EnginePreset) -> list[str]:
              "cuda_graphs", "kv_dtype", "mla_cache"]
     optional = {"memory_fraction": preset.memory_fraction, "static_fraction": preset.static_fraction,
                 "context_tokens": preset.context_tokens, "large_gpu_min_bytes": preset.large_gpu_min_bytes,
-                "fit_margin_bytes": preset.fit_margin_bytes or None}
+                "fit_margin_bytes": preset.fit_margin_bytes or None, "runs_on": preset.runs_on or None}
     return names + [name for name, value in optional.items() if value is not None]
 
 
@@ -209,6 +210,7 @@ def _engine(raw: dict[str, Any]) -> EnginePreset:
     r["mla_cache"] = MlaCache(r.get("mla_cache", "latent"))
     r["aliases"] = tuple(r.get("aliases", ()))
     r["notes"] = tuple(r.get("notes", ()))
+    r["runs_on"] = tuple(r.get("runs_on", ()))
     r["large_gpu_excluded"] = tuple(r.get("large_gpu_excluded", ()))
     r["sources"] = MappingProxyType(dict(r.get("sources", {})))
     if "static_fraction" in r:

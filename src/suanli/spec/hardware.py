@@ -22,7 +22,7 @@ from typing import Any, Literal, NoReturn, TypeVar, get_args
 from suanli.errors import NotFound, SpecError, UnknownAccelerator, require_positive, suggest
 from suanli.units import GB, MEGA, SECONDS_PER_HOUR, TERA, GiB, MiB
 
-AcceleratorKind = Literal["gpu", "tpu", "npu", "cpu", "soc"]
+AcceleratorKind = Literal["gpu", "tpu", "npu", "lpu", "cpu", "soc"]
 InterconnectKind = Literal["scale-up", "host", "scale-out"]
 BandwidthScope = Literal["per-gpu", "per-link", "per-port", "per-x16"]
 Topology = Literal["switch", "pair", "full-mesh", "mesh", "torus"]
@@ -155,6 +155,8 @@ class Accelerator:
     memory_type: str
     memory_bandwidth_bytes_per_s: float
     peak_flops_per_s: Mapping[str, float]  # dense, by FORMATS key; stored as a read-only FlopsTable
+    unverified_formats: tuple[str, ...] = ()  # supported by the hardware, no published dense peak
+    inference_only: bool = False  # no training stack exists for it (Groq's LPU)
     tdp_w: float | None = None
     scale_up: Link | None = None
     host_link: Interconnect | None = None
@@ -179,6 +181,11 @@ class Accelerator:
             raise SpecError(f"{self.key}: driver_memory_bytes {self.driver_memory_bytes} must be positive "
                             f"and at most memory_bytes {self.memory_bytes}")
         self._check_flops()
+        for fmt in self.unverified_formats:
+            _check_format(fmt)
+            if fmt in self.peak_flops_per_s:
+                raise SpecError(f"{self.key}: {fmt} has a dense peak and is listed in unverified_formats; "
+                                "keep it in one place")
         _check_sources(f"accelerator {self.key}", self.sources)
         object.__setattr__(self, "peak_flops_per_s", FlopsTable(self.peak_flops_per_s))
 
@@ -196,6 +203,22 @@ class Accelerator:
     def formats(self) -> tuple[str, ...]:
         """The number formats with a catalogued dense peak, in ``FORMATS`` order."""
         return tuple(fmt for fmt in FORMATS if fmt in self.peak_flops_per_s)
+
+    @property
+    def platform(self) -> str:
+        """``vendor-kind`` ("nvidia-gpu", "google-tpu", "intel-cpu"): what engines' ``runs_on`` lists name."""
+        return f"{self.vendor.lower()}-{self.kind}"
+
+    @property
+    def on_chip_memory_only(self) -> bool:
+        """True for parts whose only memory is on-chip SRAM (Groq's LPU): weights are spread over many chips."""
+        return self.memory_type == "SRAM"
+
+    def supports(self, fmt: str) -> bool:
+        """Whether the hardware computes in ``fmt``: it has a dense peak, or is listed in ``unverified_formats``.
+        A format in neither is unsupported (bf16 on Volta, fp8 before Ada/Hopper)."""
+        _check_format(fmt)
+        return fmt in self.peak_flops_per_s or fmt in self.unverified_formats
 
     def peak_flops(self, fmt: str) -> float:
         """Dense peak FLOP/s (integer op/s for int8/int4) in ``fmt``."""
@@ -247,7 +270,8 @@ def _link(raw: dict[str, Any]) -> Link:
 
 def _accelerator(raw: dict[str, Any]) -> Accelerator:
     r = dict(raw, prices=tuple(Price(**p) for p in raw.get("prices", ())))
-    r.update({name: tuple(raw.get(name, ())) for name in ("aliases", "estimated", "notes", "sources")})
+    r.update({name: tuple(raw.get(name, ())) for name in ("aliases", "estimated", "notes", "sources",
+                                                          "unverified_formats")})
     r["memory_bytes"] = round(r.pop("memory_gib") * GiB)
     if "driver_memory_mib" in r:
         r["driver_memory_bytes"] = round(r.pop("driver_memory_mib") * MiB)
@@ -317,6 +341,20 @@ def _candidates(name: str) -> Iterator[str]:
     for vendor in sorted({acc.vendor.lower() for acc in load_accelerators()}):
         if wanted.startswith(f"{vendor}-"):
             yield wanted.removeprefix(f"{vendor}-")
+
+
+def check_filters(*, vendor: str | None = None, kind: str | None = None, number_format: str | None = None) -> None:
+    """Raise NotFound / SpecError for a vendor, kind or number format the catalog does not know, with the
+    closest names ("nvdia" → "nvidia"), so a typo never shows an empty or silently unfiltered table."""
+    if vendor is not None:
+        vendors = sorted({acc.vendor.lower() for acc in load_accelerators()})
+        if vendor.lower() not in vendors:
+            raise NotFound(f"unknown vendor {vendor!r}{suggest(vendor, vendors)}; known: {', '.join(vendors)}")
+    if kind is not None and kind.lower() not in get_args(AcceleratorKind):
+        kinds = get_args(AcceleratorKind)
+        raise NotFound(f"unknown kind {kind!r}{suggest(kind, kinds)}; known: {', '.join(kinds)}")
+    if number_format is not None:
+        _check_format(number_format)
 
 
 def get_accelerator(name: str) -> Accelerator:

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from suanli.errors import ConfigError
+from suanli.spec.limits import check_model_value
 from suanli.spec.model import Attention, Layer, Mlp, ModelSpec, Norm, NormKind, PositionKind, QkNormKind
 
 _MISSING = object()
@@ -27,6 +28,7 @@ class ConfigReader:
             raise ConfigError(f"{self.name}: '{key}' must be an integer, got {value!r}")
         if value <= 0:
             raise ConfigError(f"{self.name}: '{key}' must be positive, got {value}")
+        check_model_value(self.name, key, value)
         return value
 
     def optional_integer(self, key: str) -> int | None:
@@ -127,8 +129,22 @@ def decoder_spec(r: ConfigReader, layers: list[Layer], *, final_norm: Norm | Non
         tie_word_embeddings=r.flag("tie_word_embeddings", tie_default),
         final_norm=final_norm,
         torch_dtype=torch_dtype_of(r),
+        rope_scaled_positions=rope_scaled_positions(r),
         **extra,
     )
+
+
+def rope_scaled_positions(r: ConfigReader) -> int | None:
+    """Positions a RoPE scaling rule covers: factor × original_max_position_embeddings (YaRN as Qwen's model
+    cards add it, DeepSeek-V3, Llama 3; transformers' ``rope_scaling``, ``rope_parameters`` from v5). None
+    without both: a bare factor (Gemma 3's linear ×8) is already inside max_position_embeddings."""
+    rope = r.config.get("rope_scaling") or r.config.get("rope_parameters")
+    if not isinstance(rope, Mapping):
+        return None
+    factor, original = rope.get("factor"), rope.get("original_max_position_embeddings")
+    if not isinstance(factor, int | float) or factor <= 1 or not isinstance(original, int) or original <= 0:
+        return None
+    return int(factor * original)
 
 
 def torch_dtype_of(r: ConfigReader) -> str:

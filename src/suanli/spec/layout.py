@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from suanli.errors import LayoutError
+from suanli.spec.limits import check_gpu_count
 from suanli.spec.model import ModelSpec, Moe
 
 
@@ -96,6 +97,7 @@ class Layout:
             raise LayoutError(f"vp={self.vp} needs the interleaved pipeline schedule")
         if self.shard_group is not None and (self.shard_group < 1 or self.dp % self.shard_group):
             raise LayoutError(f"shard group {self.shard_group} must divide dp ({self.dp})")
+        check_gpu_count("tp × pp × dp × cp", self.gpus)
 
     @property
     def gpus(self) -> int:
@@ -130,12 +132,24 @@ class Layout:
                 f"pp × vp = {self.pp} × {self.vp} exceeds the {model.num_layers} layers; "
                 f"use pp × vp ≤ {model.num_layers}"
             )
+        self._check_interleaving(model)
         experts = next((layer.ffn.num_experts for layer in model.layers if isinstance(layer.ffn, Moe)), None)
         if self.ep > 1:
             if experts is None:
                 raise LayoutError(f"ep={self.ep} needs a mixture-of-experts model; {model.name} is dense; use ep=1")
             _require_divides("ep", self.ep, "the number of routed experts", experts)
             _require_divides("ep", self.ep, "dp × cp", self.dp * self.cp)
+
+    def _check_interleaving(self, model: ModelSpec) -> None:
+        """The interleaved schedule gives every rank ``vp`` equal chunks: Megatron-Core's TransformerConfig
+        requires num_layers divisible by pp and the layers per rank divisible by vp."""
+        if self.vp == 1 or model.num_layers % (self.pp * self.vp) == 0:
+            return
+        layers = model.num_layers
+        fix = (f"use vp in {_divisors(layers // self.pp)}" if layers % self.pp == 0
+               else f"use pp in {_divisors(layers)}")
+        raise LayoutError(f"the interleaved schedule needs num_layers ({layers}) divisible by pp × vp = "
+                          f"{self.pp} × {self.vp} = {self.pp * self.vp}; {fix}")
 
 
 def _require_divides(name: str, degree: int, what: str, total: int) -> None:

@@ -205,6 +205,7 @@ class ModelSpec:
     pooler: bool = False  # BERT's [CLS] dense + tanh
     causal: bool = True
     torch_dtype: str = "bfloat16"
+    rope_scaled_positions: int | None = None  # factor × original positions when rope_scaling extends the context
     source: str = ""
     extras: tuple[tuple[str, str], ...] = field(default=())  # notes shown in reports (e.g. what HF omits)
     # derived once at construction (a model's layers never change): evaluation hot paths group and hash often

@@ -1,0 +1,150 @@
+"""What can run where: number formats an accelerator computes in, engines and methods that exist for it, and
+contexts a model can take. Each rule returns a ``Violation`` (or None) naming the numbers and the fix;
+``enforce`` turns violations into one error, or — when the user insists with ``--force`` — into notes that say
+which check was forced, so the report never hides it.
+
+The data behind the rules lives in the catalogs: ``accelerators.toml`` (dense peaks per format, with
+``unverified_formats`` for formats supported without a published peak, ``inference_only``), ``engines.toml``
+(``runs_on`` platforms per engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from suanli.errors import SpecError
+from suanli.spec.engines import EnginePreset
+from suanli.spec.hardware import Accelerator, load_accelerators
+from suanli.spec.model import ModelSpec
+from suanli.spec.precision import NumberFormat
+from suanli.spec.training import Method, PrecisionMode
+
+QLORA_VENDORS = frozenset({"nvidia", "amd"})  # bitsandbytes' 4-bit kernels: CUDA, and ROCm since 0.44
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One failed check: a short name (what ``--force`` overrides) and a message with the numbers and the fix."""
+
+    check: str
+    message: str
+
+
+def enforce(violations: Iterable[Violation | None], *, force: bool) -> tuple[str, ...]:
+    """Raise SpecError for the first violation unless ``force``; with ``force``, one note per violation."""
+    found = [v for v in violations if v is not None]
+    if found and not force:
+        raise SpecError(f"{found[0].message}; or add --force to estimate anyway")
+    return tuple(f"forced past the {v.check} check: {v.message}" for v in found)
+
+
+# ---- number formats --------------------------------------------------------------------------------------
+
+
+def training_format(precision: PrecisionMode) -> str | None:
+    """The tensor format a precision mode computes its GEMMs in; None for fp32 (every part computes fp32)."""
+    if precision is PrecisionMode.FP8:
+        return "fp8"
+    if precision in (PrecisionMode.AMP_FP16, PrecisionMode.MIXED_FP16):
+        return "fp16"
+    return None if precision is PrecisionMode.FP32 else "bf16"
+
+
+def _others(accelerator: Accelerator, fmt: str) -> str:
+    """Catalog parts that do compute in ``fmt``, for the fix."""
+    names = [a.key for a in load_accelerators() if a.kind == accelerator.kind and a.supports(fmt)]
+    return ", ".join(names[:4]) if names else "none in the catalog"
+
+
+def training_format_violation(precision: PrecisionMode, accelerator: Accelerator) -> Violation | None:
+    """bf16 on Volta/Turing, fp8 before Ada/Hopper, fp16 on TPUs: the part has no tensor path for it."""
+    fmt = training_format(precision)
+    if fmt is None or accelerator.supports(fmt):
+        return None
+    usable = [f for f in ("bf16", "fp16") if f != fmt and accelerator.supports(f)]
+    fix = f"use --precision {usable[0]}" if usable else "use --precision fp32"
+    return Violation("number-format", f"{accelerator.name} has no {fmt} tensor path (catalog formats: "
+                                      f"{', '.join(accelerator.formats)}); {fix}, or a part that has {fmt} "
+                                      f"({_others(accelerator, fmt)})")
+
+
+def weights_format_violation(fmt: NumberFormat, accelerator: Accelerator) -> Violation | None:
+    """Serving weights in a format the part cannot use. Plain 16-bit weights need that format; fp8 and fp4
+    weights run natively where the part has the format, else weight-only (dequantized to bf16 inside the GEMM,
+    vLLM's Marlin kernels on Ampere-class GPUs), which needs bf16."""
+    if fmt.key in ("bf16", "fp16") and not accelerator.supports(fmt.key):
+        other = "fp16" if fmt.key == "bf16" else "bf16"
+        return Violation("number-format", f"{accelerator.name} cannot compute in {fmt.key} (catalog formats: "
+                                          f"{', '.join(accelerator.formats)}); use --quant {other}")
+    low = fmt.compute_format in ("fp8", "fp4")
+    if low and not accelerator.supports(fmt.compute_format) and not accelerator.supports("bf16"):
+        low_fmt = fmt.compute_format
+        return Violation("number-format", f"{accelerator.name} has neither {low_fmt} tensor cores nor bf16 for "
+                                          f"weight-only {fmt.key} kernels; use --quant int8 or int4, or a part "
+                                          f"with {low_fmt} ({_others(accelerator, low_fmt)})")
+    return None
+
+
+# ---- engines and methods ---------------------------------------------------------------------------------
+
+
+def engine_violation(engine: EnginePreset, accelerator: Accelerator) -> Violation | None:
+    """The engine has no backend for the accelerator's platform (engines.toml ``runs_on``)."""
+    if not engine.runs_on or accelerator.platform in engine.runs_on:
+        return None
+    from suanli.spec.engines import load_engines
+
+    engines = load_engines()
+    versions = {e.key for e in engines for base in engines if e.key.startswith(f"{base.key}-")}  # vllm-0.10
+    others = [e.key for e in engines if accelerator.platform in e.runs_on and e.key not in versions]
+    fix = f"use --engine {' or '.join(others)}" if others else "no catalogued engine serves it"
+    return Violation("engine-hardware", f"{engine.name} does not run on {accelerator.name}, a {accelerator.platform} "
+                                        f"part (it runs on {', '.join(engine.runs_on)}); {fix}")
+
+
+def runs_method(accelerator: Accelerator, method: Method) -> bool:
+    """Whether the method's kernels exist for the accelerator: QLoRA needs bitsandbytes, i.e. a CUDA or ROCm
+    GPU (bitsandbytes docs, "Installation": CUDA, and ROCm support from 0.44); nothing trains on an
+    inference-only part; other methods run wherever PyTorch trains."""
+    if accelerator.inference_only:
+        return False
+    return method is not Method.QLORA or (accelerator.kind == "gpu"
+                                          and accelerator.vendor.lower() in QLORA_VENDORS)
+
+
+def method_violation(method: Method, accelerator: Accelerator) -> Violation | None:
+    """``runs_method`` as a violation with the fix."""
+    if runs_method(accelerator, method):
+        return None
+    if accelerator.inference_only:
+        return Violation("training-hardware", f"{accelerator.name} is inference-only: no training stack exists "
+                                              "for it; train on GPUs, TPUs or NPUs")
+    return Violation("method-hardware", f"QLoRA needs bitsandbytes' 4-bit kernels, which run on CUDA and ROCm GPUs "
+                                        f"only, not on {accelerator.name}; use --method lora")
+
+
+# ---- context length --------------------------------------------------------------------------------------
+
+
+def max_context_tokens(spec: ModelSpec) -> int:
+    """The longest sequence the model's positions cover: ``max_position_embeddings``, or the RoPE-scaled
+    length (factor × original_max_position_embeddings, YaRN and friends) when the config extends it further.
+    Sliding-window layers do not lift the limit: the global layers still index positions."""
+    scaled = getattr(spec, "rope_scaled_positions", None) or 0
+    return max(spec.max_position_embeddings, scaled)
+
+
+def context_violation(spec: ModelSpec, tokens: int, what: str) -> Violation | None:
+    """``tokens`` (prompt + output, or the training sequence) beyond the positions the model was built for."""
+    limit = max_context_tokens(spec)
+    if tokens <= limit:
+        return None
+    return Violation("context-length", f"{what} is {tokens:,} tokens, beyond {spec.name}'s {limit:,}-token context "
+                                       f"(max_position_embeddings {spec.max_position_embeddings:,}"
+                                       f"{_scaling(spec)}); use at most {limit:,} tokens or a longer-context model")
+
+
+def _scaling(spec: ModelSpec) -> str:
+    scaled = getattr(spec, "rope_scaled_positions", None) or 0
+    return f", extended to {scaled:,} by its rope_scaling" if scaled > spec.max_position_embeddings else ""
