@@ -77,3 +77,47 @@ def test_llama_4_scout_layers() -> None:
     assert all(layer.is_moe for layer in spec.layers)
     globals_ = [i for i, layer in enumerate(spec.layers) if layer.attention.chunk_size is None]
     assert globals_ == list(range(3, 48, 4))
+
+
+def test_deepseek_v3_2_index_key_cache() -> None:
+    spec = load_model("deepseek-v3.2-exp")
+    # MLA latent (512 + 64) plus the indexer's one 128-wide key, bf16, 61 layers, the same on every TP rank
+    assert kv_bytes_per_token(spec) == (512 + 64 + 128) * 2 * 61 == 85_888
+    assert kv_bytes_per_token(spec, tp=8) == 85_888
+    assert kv_bytes_per_token(spec) - kv_bytes_per_token(load_model("deepseek-v3")) == 128 * 2 * 61
+    # the cache is not capped: sparse attention selects keys, it keeps them all
+    assert kv_cache_bytes(spec, tokens_per_seq=100_000) == 85_888 * 100_000
+
+
+def test_deepseek_v3_2_indexer_parameters_and_flops() -> None:
+    v32, v3 = load_model("deepseek-v3.2-exp"), load_model("deepseek-v3")
+    h, heads, d, q_rank = 7168, 64, 128, 1536
+    per_layer = q_rank * heads * d + h * d + 2 * d + h * heads  # wq_b, wk, k_norm (weight, bias), weights_proj
+    assert count_params(v32).total - count_params(v3).total == 61 * per_layer == 851_524_864
+    seq = 4096
+    ours = count_flops(v32, seq=seq, span=AttentionSpan.CAUSAL)
+    pairs = seq * (seq + 1) // 2
+    projections = q_rank * heads * d + h * d + h * heads
+    assert ours.components["indexer"] == 61 * (2 * seq * projections + 2 * heads * (d + 1) * pairs)
+    # causal sparse attention: each query attends min(i + 1, 2048) keys, 128 heads × (192 + 128) per pair
+    sparse_pairs = 2048 * 2049 // 2 + (seq - 2048) * 2048
+    assert ours.components["attention_scores"] == 61 * 2 * 128 * (192 + 128) * sparse_pairs
+    # the indexer passes no gradient back: backward is twice the rest of the forward
+    assert ours.backward == 2 * (ours.forward - ours.components["indexer"])
+
+
+# The publishers' own figures. Whether "active" counts the input embedding differs between them (OpenAI
+# leaves it out, Meta keeps it), so the closer of the two readings must be within 8%.
+@pytest.mark.parametrize(("key", "total", "active", "total_rel"), [
+    ("ernie-4.5-21b-a3b", 21e9, 3e9, 0.05),  # Baidu model card: 21B total, 3B active ("21B" rounds 21.8B)
+    ("hunyuan-a13b", 80e9, 13e9, 0.01),  # Tencent model card: 80B total, 13B active
+    ("minimax-m2", 230e9, 10e9, 0.01),  # MiniMax model card: 230B total (its MTP modules included), 10B active
+    ("glm-4.5-air", 106e9, 12e9, 0.01),  # GLM-4.5 report (arXiv:2508.06471): 106B total, 12B active
+    ("llama-4-scout", 109e9, 17e9, 0.02),  # Meta model card: 109B with the vision encoder, 17B active
+    ("deepseek-v3.2-exp", 685e9, 37e9, 0.02),  # DeepSeek: 685B with the 14B MTP module, 37B active
+])
+def test_published_sizes(key: str, total: float, active: float, total_rel: float) -> None:
+    counts = count_params(load_model(key))
+    assert counts.total == pytest.approx(total, rel=total_rel)
+    readings = (counts.active, counts.active - counts.embedding)
+    assert min(abs(r - active) for r in readings) / active < 0.08

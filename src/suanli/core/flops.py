@@ -84,10 +84,29 @@ def chunked_pairs(seq: int, chunk: int, span: AttentionSpan) -> int:
 
 
 def layer_pairs(a: Attention, seq: int, span: AttentionSpan) -> int:
-    """Pairs one head of this layer scores: chunked, sliding-window or global attention."""
+    """Pairs one head of this layer scores: chunked, sliding-window or global attention; under DeepSeek
+    sparse attention a query attends its ``index_topk`` selected keys, as many pairs as a window of topk."""
+    if a.indexer is not None:
+        return attended_pairs(seq, a.indexer.topk, span)
     if a.chunk_size is not None:
         return chunked_pairs(seq, a.chunk_size, span)
     return attended_pairs(seq, a.sliding_window, span)
+
+
+def indexer_flops(a: Attention, hidden_size: int, seq: int, span: AttentionSpan, lift: Lift[Num]) -> Num:
+    """DeepSeek-V3.2's lightning indexer over one sequence: its projections per token (2 × its weights) and,
+    per scored query-key pair, heads·d multiply-adds for q·k plus heads for the weighted sum over heads::
+
+        2·S·(q_rank·H·d + h·d + h·H) + 2·H·(d + 1)·pairs,   pairs = S² (full) or S(S+1)/2 (causal)
+
+    The indexer scores every earlier token (that is what makes it cheap per pair, not per token)."""
+    if a.indexer is None:
+        return 0 * lift(seq, "seq")
+    h = lift(hidden_size, "hidden_size")
+    heads, d = lift(a.indexer.num_heads, "index_n_heads"), lift(a.indexer.head_dim, "index_head_dim")
+    projections = lift(a.indexer.q_rank, "q_lora_rank") * heads * d + h * d + h * heads
+    pairs = lift(attended_pairs(seq, None, span), "index_pairs")
+    return 2 * lift(seq, "seq") * projections + 2 * heads * (d + 1) * pairs
 
 
 def attention_core_flops(a: Attention, pairs: Num, lift: Lift[Num]) -> Num:
@@ -121,6 +140,8 @@ def layer_forward_flops(layer: Layer, hidden_size: int, seq: int, span: Attentio
         "attention_proj": 2 * tokens * attention_params(layer.attention, hidden_size, lift, matmul_only=True),
         "attention_scores": attention_core_flops(layer.attention, pairs, lift),
     }
+    if layer.attention is not None and layer.attention.indexer is not None:
+        parts["indexer"] = indexer_flops(layer.attention, hidden_size, seq, span, lift)
     for name, per_token in ffn_flops_per_token(layer, hidden_size, lift).items():
         parts[name] = tokens * per_token
     return parts
@@ -152,7 +173,10 @@ def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpa
     for name, value in head_forward_flops(spec, seq, plain).items():
         components[name] = value * batch
     forward = sum(components.values())
-    return FlopCounts(batch=batch, seq=seq, forward=forward, backward=2 * forward, recompute=recomputed,
+    # DeepSeek-V3.2's indexer selects keys without passing gradients back (transformers runs it under
+    # no_grad; DeepSeek trains it on a detached input with its own loss), so it adds no backward FLOPs here
+    backward = 2 * (forward - components.get("indexer", 0.0))
+    return FlopCounts(batch=batch, seq=seq, forward=forward, backward=backward, recompute=recomputed,
                       components=components)
 
 

@@ -16,7 +16,9 @@ shared ``qk_rope_head_dim`` RoPE key, one vector per token per layer, on every T
 what vLLM/SGLang/TRT-LLM store); transformers caches the decompressed per-head keys and values instead
 (``MlaCache.DECOMPRESSED``). Sliding-window layers (Mistral v0.1, Gemma 2/3 local layers) keep at most
 ``sliding_window`` tokens, so a sequence of L tokens costs min(L, window) tokens in those layers; Llama 4's
-chunked-attention layers likewise keep at most one ``attention_chunk_size`` chunk.
+chunked-attention layers likewise keep at most one ``attention_chunk_size`` chunk. DeepSeek-V3.2's lightning
+indexer adds one ``index_head_dim`` key per token and layer, on every TP rank (DeepSeek's kernels keep it in
+fp8 with a scale; here it takes the KV format like the rest of the cache).
 
 Tensor parallelism splits KV heads: each rank holds num_kv_heads / tp heads, or one head when tp exceeds the
 head count (each head is then replicated tp / num_kv_heads times, vLLM's rule).
@@ -84,12 +86,13 @@ def kv_bytes_per_token_per_layer(attention: Attention, *, kv_format: NumberForma
                                  mla: MlaCache = MlaCache.LATENT) -> float:
     """Bytes one token adds to one layer's cache on one TP rank (formula in the module docstring)."""
     check_kv_format(kv_format)
+    index = kv_vector_bits(kv_format, attention.indexer.head_dim) / 8 if attention.indexer else 0.0
     if attention.mla is not None and mla is MlaCache.LATENT:
         require_positive("tp", tp)
-        return kv_vector_bits(kv_format, attention.mla.kv_lora_rank + attention.mla.qk_rope_head_dim) / 8
+        return kv_vector_bits(kv_format, attention.mla.kv_lora_rank + attention.mla.qk_rope_head_dim) / 8 + index
     heads = kv_heads_per_rank(attention, tp)
     return heads * (kv_vector_bits(kv_format, attention.head_dim)
-                    + kv_vector_bits(kv_format, attention.v_head_dim)) / 8
+                    + kv_vector_bits(kv_format, attention.v_head_dim)) / 8 + index
 
 
 def kv_bytes_per_token(spec: ModelSpec, *, kv_format: NumberFormat | None = None, tp: int = 1,

@@ -56,7 +56,8 @@ def attention_params(a: Attention, hidden_size: int, lift: Lift[Num], *, matmul_
     has them.
     ``matmul_only`` keeps just the projection weights: what a token's matmuls multiply by."""
     if a.mla is not None:
-        return _mla_params(a, a.mla, hidden_size, lift, matmul_only=matmul_only)
+        latent = _mla_params(a, a.mla, hidden_size, lift, matmul_only=matmul_only)
+        return latent + indexer_params(a, hidden_size, lift) if a.indexer and not matmul_only else latent
     h = lift(hidden_size, "hidden_size")
     q_width = lift(a.num_heads, "num_heads") * lift(a.head_dim, "head_dim")
     kv_width = lift(a.num_kv_heads, "num_kv_heads") * lift(a.head_dim, "head_dim")
@@ -72,6 +73,18 @@ def attention_params(a: Attention, hidden_size: int, lift: Lift[Num], *, matmul_
     if a.qk_norm is QkNormKind.FULL:
         return projections + q_width + kv_width
     return projections
+
+
+def indexer_params(a: Attention, hidden_size: int, lift: Lift[Num]) -> Num:
+    """DeepSeek-V3.2's lightning indexer (transformers' ``DeepseekV32Indexer``): index queries from the query
+    latent (q_rank → heads·d), one index key per token (h → d) with its LayerNorm (weight and bias, 2·d),
+    and per-head weights (h → heads); no biases. Zero without an indexer."""
+    if a.indexer is None:
+        return 0 * lift(hidden_size, "hidden_size")
+    h = lift(hidden_size, "hidden_size")
+    heads, d = lift(a.indexer.num_heads, "index_n_heads"), lift(a.indexer.head_dim, "index_head_dim")
+    q_rank = lift(a.indexer.q_rank, "q_lora_rank")
+    return linear_params(q_rank, heads * d, False) + linear_params(h, d, False) + 2 * d + linear_params(h, heads, False)
 
 
 def _mla_params(a: Attention, mla: Mla, hidden_size: int, lift: Lift[Num], *, matmul_only: bool) -> Num:

@@ -75,6 +75,24 @@ class Mla:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Indexer:
+    """DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2-Exp): ``num_heads`` small query heads of
+    ``head_dim`` (from the ``q_rank``-wide query latent) score every earlier token against one cached
+    ``head_dim`` index key per token; each query then attends only its ``topk`` best keys."""
+
+    num_heads: int  # HF index_n_heads
+    head_dim: int  # HF index_head_dim
+    topk: int  # HF index_topk
+    q_rank: int  # width of the query latent the index queries are projected from (q_lora_rank)
+
+    def __post_init__(self) -> None:
+        require_positive("index_n_heads", self.num_heads)
+        require_positive("index_head_dim", self.head_dim)
+        require_positive("index_topk", self.topk)
+        require_positive("q_lora_rank", self.q_rank)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Attention:
     """Self-attention: ``num_heads`` query heads of ``head_dim``, ``num_kv_heads`` key/value heads (MHA when
     equal, GQA when fewer, MQA when one), values of ``v_head_dim`` (differs from head_dim only under MLA)."""
@@ -90,6 +108,7 @@ class Attention:
     mla: Mla | None = None
     sinks: bool = False  # gpt-oss: one learnable logit per head joins the softmax (num_heads parameters)
     chunk_size: int | None = None  # Llama 4 chunked local attention: queries see only their own chunk
+    indexer: Indexer | None = None  # DeepSeek-V3.2 sparse attention: each query attends its top-k keys
     rope: bool = True  # False on NoPE layers (SmolLM3's no_rope_layers, Cohere2 / EXAONE-4 global layers)
 
     def __post_init__(self) -> None:

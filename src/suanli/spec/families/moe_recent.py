@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from suanli.errors import ConfigError
+from suanli.spec.families.classic import CLASSIC_ADAPTERS
 from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
-from suanli.spec.model import Layer, Mlp, ModelSpec, Moe, QkNormKind
+from suanli.spec.model import Indexer, Layer, Mlp, ModelSpec, Moe, QkNormKind
 
 # --- gpt-oss ----------------------------------------------------------------------------------------------------
 
@@ -198,6 +199,23 @@ def _minimax_m2(r: ConfigReader) -> ModelSpec:
     return decoder_spec(r, [layer] * num_layers, final_norm=rms_norm(hidden), extras=extras)
 
 
+# --- DeepSeek-V3.2 -----------------------------------------------------------------------------------------------
+
+
+def _deepseek_v32(r: ConfigReader) -> ModelSpec:
+    """DeepseekV32ForCausalLM (DeepSeek-V3.2-Exp): DeepSeek-V3 (MLA, dense first layers, routed and shared
+    experts) with a lightning indexer in every layer's attention: ``index_n_heads`` heads of
+    ``index_head_dim`` from the ``q_lora_rank`` query latent, keeping ``index_topk`` keys per query."""
+    base = CLASSIC_ADAPTERS["deepseek_v3"](r)
+    indexer = Indexer(num_heads=r.integer("index_n_heads"), head_dim=r.integer("index_head_dim"),
+                      topk=r.integer("index_topk"), q_rank=r.integer("q_lora_rank"))
+    sparse: dict[int, Layer] = {}
+    for layer in base.layers:
+        if id(layer) not in sparse and layer.attention is not None:
+            sparse[id(layer)] = replace(layer, attention=replace(layer.attention, indexer=indexer))
+    return replace(base, layers=tuple(sparse.get(id(layer), layer) for layer in base.layers))
+
+
 RECENT_MOE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "gpt_oss": _gpt_oss,
     "llama4_text": _llama4_text,
@@ -205,4 +223,5 @@ RECENT_MOE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "ernie4_5_moe": _ernie4_5_moe,
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "minimax_m2": _minimax_m2,
+    "deepseek_v32": _deepseek_v32,
 }
