@@ -102,6 +102,18 @@ def test_internlm3_aliases_and_seed_oss_output_bias() -> None:
     assert seed.components["attention"] == 4 * (ATTENTION + 64 + 2 * 32)
 
 
+def test_glm4_ernie_hunyuan_biases_and_norms() -> None:
+    glm = count_params(spec_from_config(tiny("glm4", head_dim=16, attention_bias=True), name="t"))
+    assert glm.components["attention"] == 4 * (ATTENTION + 64 + 2 * 32)  # q/k/v biases, none on o_proj
+    assert glm.components["norms"] == 4 * 4 * 64 + 64  # four RMSNorms per block + the final one
+    ernie = count_params(spec_from_config(tiny("ernie4_5", use_bias=True), name="t"))
+    assert ernie.components["attention"] == 4 * (ATTENTION + 64 + 2 * 32 + 64)
+    assert ernie.components["mlp"] == 4 * (3 * 64 * 128 + 2 * 128 + 64)
+    assert "lm_head" not in ernie.components  # tied by default
+    hunyuan = count_params(spec_from_config(tiny("hunyuan_v1_dense"), name="t"))
+    assert hunyuan.components["attention"] == 4 * (ATTENTION + 2 * 16)  # + per-head q/k RMSNorm
+
+
 # --- KV cache -------------------------------------------------------------------------------------------------
 
 

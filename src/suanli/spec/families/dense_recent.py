@@ -1,5 +1,6 @@
 """Adapters for dense families released since 2024: Cohere Command-R (cohere) and Command-R7B / Command-A
-(cohere2), InternLM3, SmolLM3, OLMo 3, Seed-OSS, EXAONE 4.0, Apertus and Arcee AFM.
+(cohere2), InternLM3, SmolLM3, OLMo 3, Seed-OSS, EXAONE 4.0, Apertus, Arcee AFM, GLM-4-0414 (glm4), ERNIE 4.5
+(ernie4_5) and Hunyuan dense (hunyuan_v1_dense).
 
 Each mirrors how the transformers implementation of that family builds its modules (which projections carry
 biases, how many norms a block holds, which layers use a sliding window and which skip RoPE). Read the
@@ -195,6 +196,34 @@ def _arcee(r: ConfigReader) -> ModelSpec:
                         final_norm=rms_norm(r.integer("hidden_size")))
 
 
+def _glm4(r: ConfigReader) -> ModelSpec:
+    """Glm4ForCausalLM (GLM-4-0414): ``attention_bias`` on q/k/v only (o_proj has none), fused gate_up SwiGLU
+    (the same sizes as separate matrices), four RMSNorms per block (before and after attention and MLP);
+    RoPE on ``partial_rotary_factor`` of head_dim (no parameters)."""
+    hidden = r.integer("hidden_size")
+    attention = build_attention(r, hidden, qkv_bias=r.flag("attention_bias", False), out_bias=False)
+    layer = Layer(attention=attention, ffn=gated_mlp(r), norms=(rms_norm(hidden),) * 4)
+    return decoder_spec(r, uniform_layers(layer, r.integer("num_hidden_layers")), final_norm=rms_norm(hidden))
+
+
+def _ernie4_5(r: ConfigReader) -> ModelSpec:
+    """Ernie4_5ForCausalLM (ERNIE 4.5 dense): ``use_bias`` on q/k/v/o and on the SwiGLU MLP, explicit head_dim,
+    tied embeddings by default."""
+    bias = r.flag("use_bias", False)
+    layer = _llama_layout(r, qkv_bias=bias, out_bias=bias, ffn=gated_mlp(r, bias=bias))
+    return decoder_spec(r, uniform_layers(layer, r.integer("num_hidden_layers")),
+                        final_norm=rms_norm(r.integer("hidden_size")), tie_default=True)
+
+
+def _hunyuan_v1_dense(r: ConfigReader) -> ModelSpec:
+    """HunYuanDenseV1ForCausalLM (Hunyuan-7B and its smaller siblings): Llama attention with ``attention_bias``
+    plus per-head q/k RMSNorm after RoPE (built whatever ``use_qk_norm`` says), bias-free SwiGLU."""
+    bias = r.flag("attention_bias", False)
+    layer = _llama_layout(r, qkv_bias=bias, out_bias=bias, ffn=gated_mlp(r), qk_norm=QkNormKind.PER_HEAD)
+    return decoder_spec(r, uniform_layers(layer, r.integer("num_hidden_layers")),
+                        final_norm=rms_norm(r.integer("hidden_size")))
+
+
 RECENT_DENSE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "cohere": _cohere,
     "cohere2": _cohere2,
@@ -205,4 +234,7 @@ RECENT_DENSE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "exaone4": _exaone4,
     "apertus": _apertus,
     "arcee": _arcee,
+    "glm4": _glm4,
+    "ernie4_5": _ernie4_5,
+    "hunyuan_v1_dense": _hunyuan_v1_dense,
 }
