@@ -97,5 +97,16 @@ def _row(a: Accelerator, number_format: str) -> dict[str, Any]:
         "peak_flops_per_s": peak, "dense_peak_flops_per_s": dict(a.peak_flops_per_s), "tdp_w": a.tdp_w,
         "flops_per_watt": peak / a.tdp_w if peak and a.tdp_w else None,
         "usd_per_hour": price, "flops_per_usd_hour": peak / price if peak and price else None,
-        "release_year": a.release_year, "sources": list(a.sources),
+        "release_year": a.release_year, "sources": list(a.sources), **_runs(a),
     }
+
+
+def _runs(a: Accelerator) -> dict[str, Any]:
+    """What the part can run: its formats (a dense peak or ``unverified_formats``), the serving engines whose
+    ``runs_on`` names its platform, whether it trains, and whether its memory is on-chip SRAM only."""
+    from suanli.spec.engines import load_engines
+    from suanli.spec.hardware import FORMATS
+
+    return {"platform": a.platform, "formats": [f for f in FORMATS if a.supports(f)],
+            "engines": [e.key for e in load_engines() if a.platform in e.runs_on],
+            "inference_only": a.inference_only, "on_chip_memory_only": a.on_chip_memory_only}
