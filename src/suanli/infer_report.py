@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from suanli.core.inference_memory import InferenceMemory, inference_memory
+from suanli.core.inference_memory import InferenceMemory, checkpoint_weights_format, inference_memory
 from suanli.core.inference_time import (
     InferenceTime,
     PhaseTime,
@@ -19,6 +19,7 @@ from suanli.core.serving_ops import dequantizes
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.spec.engines import EnginePreset
+from suanli.spec.family_match import approximation
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
@@ -42,17 +43,30 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
     values: dict[str, Any] = {"gpu": accelerator.key, "gpus": tp * ep, "engine": engine.key, "tp": tp, "ep": ep,
                               "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
                               "memory": _memory_values(memory), **_time_values(time, load)}
+    values["memory"]["weights_format_source"] = weights_origin(spec, engine, weights_format)
     notes = []
     if not memory.fits:
         notes.append(_advice(memory))
-    return Report(command="infer", model=spec.name, values=values,
+    return Report(command="infer", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=_explain(memory) + _explain_time(time, setup), notes=tuple(notes))
+
+
+def weights_origin(spec: ModelSpec, engine: EnginePreset, asked: NumberFormat | None) -> str:
+    """Where the weight format came from: "--quant", the checkpoint's "quantization_config" or "torch_dtype"."""
+    if asked is not None:
+        return "--quant"
+    q = spec.quantization
+    return "quantization_config" if q is not None and checkpoint_weights_format(spec, engine) == q.weights \
+        else "torch_dtype"
 
 
 def _memory_values(m: InferenceMemory) -> dict[str, Any]:
     per_gpu = {"weights_bytes": m.weights_bytes, "kv_cache_bytes": m.kv_cache_bytes,
                "activations_bytes": m.activation_bytes, "overhead_bytes": m.overhead_bytes,
                "total_bytes": m.total_bytes}
+    if m.ssm_state_bytes:  # hybrid / state-space models: the per-request cache split by form
+        per_gpu["kv_cache_attention_bytes"] = m.kv_cache_attention_bytes
+        per_gpu["ssm_state_bytes"] = m.ssm_state_bytes
     return {"per_gpu": per_gpu, "fits": m.fits, "kv_capacity_tokens": m.kv_capacity_tokens,
             "kv_budget_bytes": m.kv_budget_bytes, "kv_bytes_per_token": m.kv_bytes_per_token,
             "headroom_bytes": m.headroom_bytes, "reserved_bytes": m.reserved_bytes, "visible_bytes": m.visible_bytes,

@@ -14,6 +14,7 @@ from suanli.core.flops import FlopCounts, count_flops, head_forward_flops, layer
 from suanli.core.params import ParamCounts, count_params, layer_components, outer_components
 from suanli.quantity import Quantity, traced
 from suanli.spec.assumptions import AttentionSpan
+from suanli.spec.family_match import approximation
 from suanli.spec.layout import Recompute
 from suanli.spec.model import Layer, ModelSpec, Moe
 from suanli.spec.resolve import ResolvedModel
@@ -28,9 +29,17 @@ class Report:
     values: Mapping[str, Any]
     explanations: tuple[Quantity, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    approximate: str = ""  # why the numbers are approximate (config read as another family, --as); "" when exact
+
+    def __post_init__(self) -> None:
+        if self.approximate and self.approximate not in self.notes:  # an approximate report says so first
+            object.__setattr__(self, "notes", (self.approximate, *self.notes))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"command": self.command, "model": self.model, **self.values, "notes": list(self.notes)}
+        marker: dict[str, Any] = {"approximate": bool(self.approximate)}
+        if self.approximate:
+            marker["approximate_reason"] = self.approximate
+        return {"command": self.command, "model": self.model, **marker, **self.values, "notes": list(self.notes)}
 
 
 def params_report(resolved: ResolvedModel) -> Report:
@@ -55,7 +64,7 @@ def params_report(resolved: ResolvedModel) -> Report:
         values["stated_params_source"] = resolved.catalog.stated_params_source
     values.update(_stored_values(resolved))
     notes = tuple(text for _, text in spec.extras) + _stored_notes(resolved, counts)
-    return Report(command="params", model=spec.name, values=values,
+    return Report(command="params", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=explain_params(spec, counts), notes=notes)
 
 
@@ -80,7 +89,7 @@ def flops_report(spec: ModelSpec, *, seq: int, batch: int, span: AttentionSpan, 
         "six_n_d_flops": six_n_d(counts.active, flops.tokens),
         "ratio_to_six_n_d": flops.training / six_n_d(counts.active, flops.tokens),
     }
-    return Report(command="flops", model=spec.name, values=values,
+    return Report(command="flops", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=explain_flops(spec, flops, span),
                   notes=_flops_notes(spec, flops, span))
 
@@ -88,22 +97,27 @@ def flops_report(spec: ModelSpec, *, seq: int, batch: int, span: AttentionSpan, 
 def architecture_summary(spec: ModelSpec) -> dict[str, Any]:
     """The features a person checks first: attention kind, MLP kind, norms, positions, MoE shape."""
     first = spec.layers[0]
+    attention = spec.first_attention
     summary: dict[str, Any] = {
         "hidden_size": spec.hidden_size,
         "num_layers": spec.num_layers,
         "vocab_size": spec.vocab_size,
-        "attention": first.attention.kind,
-        "num_attention_heads": first.attention.num_heads,
-        "num_key_value_heads": first.attention.num_kv_heads,
-        "head_dim": first.attention.head_dim,
+        "attention": attention.kind if attention is not None else None,
+        "num_attention_heads": attention.num_heads if attention is not None else None,
+        "num_key_value_heads": attention.num_kv_heads if attention is not None else None,
+        "head_dim": attention.head_dim if attention is not None else None,
         "position": spec.position.value,
         "norm": first.norms[0].kind.value if first.norms else None,
         "tied_embeddings": spec.tie_word_embeddings,
         "parallel_block": first.parallel,
-        "sliding_window_layers": sum(layer.attention.sliding_window is not None for layer in spec.layers),
+        "sliding_window_layers": sum(layer.attention is not None and layer.attention.sliding_window is not None
+                                     for layer in spec.layers),
+        "attention_layers": sum(layer.attention is not None for layer in spec.layers),
+        "ssm_layers": sum(layer.mixer is not None for layer in spec.layers),
         "moe_layers": sum(layer.is_moe for layer in spec.layers),
         "causal": spec.causal,
         "torch_dtype": spec.torch_dtype,
+        "quantization": spec.quantization.weights.key if spec.quantization is not None else None,
     }
     moe = _first_moe(spec)
     if moe is not None:

@@ -62,6 +62,8 @@ def run_fit(args: argparse.Namespace) -> int:
                    "forced_checks": list(forced)})
         return 0
     print(f"{spec.name}, {args.mode}, {context} tokens × batch {args.batch}\n")
+    if args.mode == "infer" and not args.quant and spec.quantization is not None and args.engine != "llamacpp":
+        print(f"weights: {spec.quantization.weights.key} (from quantization_config)\n")
     print(table(["gpu", "memory", "min GPUs", "per GPU", "headroom", "layout"],
                 [[r.gpu, format_bytes(r.capacity_bytes), "—" if r.min_gpus is None else r.min_gpus,
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),

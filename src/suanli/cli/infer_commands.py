@@ -72,7 +72,8 @@ def run_infer(args: argparse.Namespace) -> int:
     print(key_values([
         ("model", report.model),
         ("serving", f"{report.values['engine']} on {tp}× {report.values['gpu']}, batch {args.batch} × "
-                    f"({args.prompt} + {args.output}) tokens, weights {memory['weights_format']}, "
+                    f"({args.prompt} + {args.output}) tokens, weights {memory['weights_format']}"
+                    f"{_origin(memory['weights_format_source'])}, "
                     f"KV {memory['kv_format']}"),
         ("this batch", f"{format_bytes(per_gpu['total_bytes'])} per GPU: {verdict}"),
         ("KV pool", f"{format_bytes(memory['kv_budget_bytes'])} per GPU holds {memory['kv_capacity_tokens']:,} "
@@ -90,6 +91,11 @@ def run_infer(args: argparse.Namespace) -> int:
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
+
+
+def _origin(source: str) -> str:
+    """`` (from quantization_config)`` for a default taken from the checkpoint; nothing for --quant."""
+    return "" if source == "--quant" else f" (from {source})"
 
 
 def _time_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:

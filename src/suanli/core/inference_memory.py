@@ -19,6 +19,15 @@ prefill chunk of T tokens, or the sampler's, whichever is larger::
     sampler  = T × h × 2 B + rows × vocab × sampler_bytes_per_logit
 
 Engines (``spec.engines``) turn what is left into a KV pool; see ``kv_budget_bytes``.
+
+Hybrid and state-space models (Mamba-2, Jamba, Bamba, Nemotron-H). The per-request cache is the attention
+layers' KV plus a fixed conv + SSM state per Mamba layer (``kv_cache.ssm_state_bytes``), independent of the
+context length; ``kv_cache_bytes`` holds both and ``ssm_state_bytes`` the state part. vLLM's hybrid
+allocator (v1 ``HybridKVCacheCoordinator``, ``MambaSpec``) takes both from one pool: a sequence holds its
+attention pages plus one state slot per Mamba layer, so the pool's capacity in tokens is that of as many
+``context``-long sequences as fit, each costing its attention KV plus its state. Mamba weights shard as vLLM's
+``MambaMixer2`` does: in_proj column-parallel, out_proj row-parallel; conv, A, D and dt_bias split with the
+heads (counted in ``other``).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from typing import Literal
 
 from suanli.core.kv_cache import (
     cached_tokens,
+    ssm_state_bytes,
     default_kv_format,
     kv_bytes_per_token,
     kv_bytes_per_token_per_layer,
@@ -40,11 +50,12 @@ from suanli.core.kv_cache import (
     parse_kv_format,
 )
 from suanli.core.params import layer_params
+from suanli.core.vision import vision_params
 from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import EnginePreset, FrameworkOverheads, KvBudget, framework_overheads, get_engine
 from suanli.spec.gguf_mix import FILE_TYPES, gguf_mix_bits_per_param
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import Layer, Mlp, ModelSpec, Moe
+from suanli.spec.model import Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
 from suanli.spec.precision import Family, NumberFormat, torch_dtype_format
 
 Split = Literal["column", "row", "kv", "replicated"]
@@ -75,9 +86,36 @@ def _mlp_linears(mlp: Mlp, h: int, *, count: int = 1, expert: bool = False) -> l
                               expert=expert)]
 
 
+def _mixer_linears(m: Mixer, h: int) -> list[LinearWeight]:
+    """Mamba projections as vLLM shards them: in_proj column-, out_proj row-parallel (Mamba-1 also x_proj
+    row-parallel into a replicated dt/B/C, dt_proj column-parallel)."""
+    if isinstance(m, Mamba2Mixer):
+        width = 2 * m.intermediate_size + 2 * m.n_groups * m.d_state + m.num_heads
+        return [LinearWeight(role="ssm_in", out_features=width, in_features=h, split="column"),
+                LinearWeight(role="ssm_out", out_features=h, in_features=m.intermediate_size, split="row")]
+    i = m.intermediate_size
+    return [LinearWeight(role="ssm_in", out_features=2 * i, in_features=h, split="column"),
+            LinearWeight(role="ssm_x", out_features=m.dt_rank + 2 * m.d_state, in_features=i, split="row"),
+            LinearWeight(role="ssm_dt", out_features=i, in_features=m.dt_rank, split="column"),
+            LinearWeight(role="ssm_out", out_features=h, in_features=i, split="row")]
+
+
+def _ffn_linears(layer: Layer, h: int) -> list[LinearWeight]:
+    ffn = layer.ffn
+    if ffn is None:
+        return []
+    if isinstance(ffn, Mlp):
+        return _mlp_linears(ffn, h)
+    shared = _mlp_linears(ffn.shared, h) if ffn.shared is not None else []
+    return [*_mlp_linears(ffn.expert, h, count=ffn.num_experts, expert=True), *shared]
+
+
 def block_linears(layer: Layer, h: int) -> tuple[LinearWeight, ...]:
     """The Linear weights of one block, as vLLM shards them (routers are left to ``other``)."""
     a = layer.attention
+    if a is None:
+        mixer = _mixer_linears(layer.mixer, h) if layer.mixer is not None else []
+        return (*mixer, *_ffn_linears(layer, h))
     if a.mla is None:
         attn = [LinearWeight(role="attn_q", out_features=a.num_heads * a.head_dim, in_features=h, split="column"),
                 LinearWeight(role="attn_k", out_features=a.num_kv_heads * a.head_dim, in_features=h, split="kv"),
@@ -94,11 +132,7 @@ def block_linears(layer: Layer, h: int) -> tuple[LinearWeight, ...]:
                               in_features=m.kv_lora_rank, split="column")]
     o_in = a.num_heads * (a.v_head_dim if a.mla is not None else a.head_dim)
     attn.append(LinearWeight(role="attn_output", out_features=h, in_features=o_in, split="row"))
-    ffn = layer.ffn
-    if isinstance(ffn, Mlp):
-        return (*attn, *_mlp_linears(ffn, h))
-    shared = _mlp_linears(ffn.shared, h) if ffn.shared is not None else []
-    return (*attn, *_mlp_linears(ffn.expert, h, count=ffn.num_experts, expert=True), *shared)
+    return (*attn, *_ffn_linears(layer, h))
 
 
 def _shard(w: LinearWeight, layer: Layer, tp: int, ep: int) -> tuple[float, int, int]:
@@ -112,7 +146,7 @@ def _shard(w: LinearWeight, layer: Layer, tp: int, ep: int) -> tuple[float, int,
         out = math.ceil(out / tp)
     elif split == "row":
         inp = math.ceil(inp / tp)
-    elif split == "kv":
+    elif split == "kv" and layer.attention is not None:
         out = kv_heads_per_rank(layer.attention, tp) * (out // layer.attention.num_kv_heads)
     return count, out, inp
 
@@ -127,10 +161,11 @@ class WeightBytes:
     lm_head_bytes: float
     other_bytes: float
     host_bytes: float = 0.0
+    vision_bytes: float = 0.0  # a VLM's image encoder and projector (kept in 16 bits, sharded over tp)
 
     @property
     def total_bytes(self) -> float:
-        return self.linear_bytes + self.embedding_bytes + self.lm_head_bytes + self.other_bytes
+        return self.linear_bytes + self.embedding_bytes + self.lm_head_bytes + self.other_bytes + self.vision_bytes
 
 
 def _file_mix(fmt: NumberFormat) -> NumberFormat | None:
@@ -145,13 +180,15 @@ class _Bits:
 
     def __init__(self, spec: ModelSpec, fmt: NumberFormat) -> None:
         self.spec, self.fmt, self.mix = spec, fmt, _file_mix(fmt)
-        a = spec.layers[0].attention
-        self.n_gqa = a.num_heads // a.num_kv_heads
+        a = spec.first_attention
+        self.n_gqa = a.num_heads // a.num_kv_heads if a is not None else 1
         wide_float = fmt.family is Family.FLOAT and fmt.bits_per_element >= _HALF_BITS
         self.dense = fmt.bits_per_element if wide_float else _HALF_BITS
         self.other = 32 if self.mix is not None else self.dense  # llama.cpp keeps 1-D tensors in F32
 
-    def linear(self, w: LinearWeight, count: float, out: int, inp: int) -> float:
+    def linear(self, w: LinearWeight, count: float, out: int, inp: int, kept: bool = False) -> float:
+        if kept:  # left unquantized by the checkpoint (modules_to_not_convert): 16 bits like the embeddings
+            return count * out * inp * _HALF_BITS
         if self.mix is None:
             return count * self.fmt.tensor_bits(out_features=out, in_features=inp)
         per_layer = {w.role: w.count * w.out_features * w.in_features}
@@ -171,14 +208,60 @@ class _Bits:
         return rows * h * (2 * both - head), head_rows * h * head
 
 
+def linear_group(w: LinearWeight, layer: Layer) -> str:
+    """attention, experts, shared_experts, mlp or mixer: the groups ``modules_to_not_convert`` names."""
+    if w.role.startswith("attn_"):
+        return "attention"
+    if w.role.startswith("ssm_"):
+        return "mixer"
+    return "experts" if w.expert else "shared_experts" if layer.is_moe else "mlp"
+
+
+def _kept(w: LinearWeight, layer: Layer, unquantized: frozenset[str]) -> bool:
+    group = linear_group(w, layer)
+    return bool(unquantized) and (group in unquantized or w.role in unquantized
+                                  or f"{group}/{w.role}" in unquantized)
+
+
+def checkpoint_weights_format(spec: ModelSpec, engine: EnginePreset) -> NumberFormat:
+    """The weight format an engine loads when none is asked for: the checkpoint's quantized layout
+    (``quantization_config``) on engines that load HF checkpoints; else HF keeps ``torch_dtype`` and serving
+    engines run fp32 checkpoints in bf16. llama.cpp converts to its own files, so it never takes the former."""
+    if spec.quantization is not None and engine.kv_budget is not KvBudget.CONTEXT:
+        return spec.quantization.weights
+    hf = engine.kv_budget is KvBudget.FREE_MEMORY
+    return torch_dtype_format(spec.torch_dtype) if hf else default_kv_format(spec)
+
+
+def _unquantized(spec: ModelSpec, fmt: NumberFormat) -> frozenset[str]:
+    """What the checkpoint leaves unquantized, when ``fmt`` is the checkpoint's own layout."""
+    q = spec.quantization
+    return q.unquantized if q is not None and q.weights == fmt else frozenset()
+
+
 def _check_tp(spec: ModelSpec, tp: int) -> None:
     require_positive("tp", tp)
     for layer, _ in spec.layer_groups():
+        if isinstance(layer.mixer, Mamba2Mixer) and layer.mixer.num_heads % tp:
+            heads = layer.mixer.num_heads
+            options = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
+            raise LayoutError(f"mamba num_heads ({heads}) is not divisible by tp ({tp}); use tp in {{{options}}}")
+        if layer.attention is None:
+            continue
         heads = layer.attention.num_heads
         if heads % tp:
             options = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
             raise LayoutError(f"num_attention_heads ({heads}) is not divisible by tp ({tp}); use tp in {{{options}}}")
         kv_heads_per_rank(layer.attention, tp)
+
+
+def vision_weight_bytes(spec: ModelSpec, dense_bits: float, tp: int) -> float:
+    """A vision tower's weights on one GPU: its parameters at the dense width (quantized checkpoints leave the
+    tower unquantized, e.g. AWQ/GPTQ ``modules_to_not_convert``), split over ``tp`` as vLLM's parallel
+    linears do. Vision activations and the encoder cache are not modelled."""
+    if spec.vision is None:
+        return 0.0
+    return vision_params(spec.vision) * dense_bits / 8 / tp
 
 
 @lru_cache(maxsize=512)
@@ -187,14 +270,14 @@ def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp
     """Weight bytes on one GPU (rules in the module docstring). ``gpu_layers`` (llama.cpp -ngl) keeps only the
     last N blocks on the GPU, the output head too when N > num_layers; token embeddings then stay on the host.
     Pure over frozen inputs and asked for by memory, setup and capacity alike, so cached."""
-    fmt = fmt or torch_dtype_format(spec.torch_dtype)
+    fmt = fmt or (spec.quantization.weights if spec.quantization else torch_dtype_format(spec.torch_dtype))
     _check_tp(spec, tp)
     require_positive("ep", ep)
-    bits = _Bits(spec, fmt)
+    bits, unquantized = _Bits(spec, fmt), _unquantized(spec, fmt)
     per_group: list[tuple[float, float]] = []
     for layer, _ in spec.layer_groups():
         linears = block_linears(layer, spec.hidden_size)
-        linear = sum(bits.linear(w, *_shard(w, layer, tp, ep)) for w in linears)
+        linear = sum(bits.linear(w, *_shard(w, layer, tp, ep), _kept(w, layer, unquantized)) for w in linears)
         other = layer_params(layer, spec.hidden_size) - sum(w.count * w.out_features * w.in_features for w in linears)
         per_group.append((linear / 8, other * bits.other / 8))
     group_of = spec.group_of_layers()
@@ -209,7 +292,8 @@ def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp
     host_layers = per_layer[: spec.num_layers - len(on_gpu)]
     weights = WeightBytes(format_key=fmt.key, linear_bytes=sum(x[0] for x in on_gpu),
                           embedding_bytes=embedding, lm_head_bytes=head_bits / 8,
-                          other_bytes=sum(x[1] for x in on_gpu) + outer_other)
+                          other_bytes=sum(x[1] for x in on_gpu) + outer_other,
+                          vision_bytes=vision_weight_bytes(spec, bits.dense, tp))
     if gpu_layers is None:
         return weights
     head_on_gpu = gpu_layers > spec.num_layers
@@ -217,7 +301,8 @@ def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp
             + (0.0 if head_on_gpu else weights.lm_head_bytes + outer_other))
     return WeightBytes(format_key=fmt.key, linear_bytes=weights.linear_bytes, embedding_bytes=0.0,
                        lm_head_bytes=weights.lm_head_bytes if head_on_gpu else 0.0,
-                       other_bytes=weights.other_bytes - (0.0 if head_on_gpu else outer_other), host_bytes=host)
+                       other_bytes=weights.other_bytes - (0.0 if head_on_gpu else outer_other), host_bytes=host,
+                       vision_bytes=weights.vision_bytes)
 
 
 # ---- activations ------------------------------------------------------------------------------------------
@@ -225,7 +310,12 @@ def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp
 def _widest(layer: Layer, h: int, tp: int) -> float:
     """Per-token width of a block's largest live intermediates, per TP rank (module docstring)."""
     a, ffn = layer.attention, layer.ffn
-    attention = (a.num_heads + a.num_kv_heads) * (a.head_dim + a.v_head_dim) / tp
+    if a is not None:
+        attention = (a.num_heads + a.num_kv_heads) * (a.head_dim + a.v_head_dim) / tp
+    else:  # Mamba: the in_proj output (z, x, B, C, dt) is the widest live tensor
+        attention = _mixer_linears(layer.mixer, h)[0].out_features / tp if layer.mixer is not None else 0.0
+    if ffn is None:
+        return attention
     if isinstance(ffn, Moe):
         width = ffn.expert.intermediate_size * (3 if ffn.expert.gated else 2)
         mlp = ffn.top_k * (width / tp + h)
@@ -344,13 +434,27 @@ def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePre
 
 def _gpu_kv_bytes_per_seq(spec: ModelSpec, tokens: int, *, engine: EnginePreset, kv: NumberFormat, tp: int,
                           gpu_layers: int | None = None) -> float:
-    """One sequence's KV bytes on one GPU, paged as the engine pages; llama.cpp only for its GPU layers."""
+    """One sequence's KV bytes on one GPU, paged as the engine pages; llama.cpp only for its GPU layers.
+    Attention KV plus, for state-space layers, the fixed state (``_gpu_state_bytes_per_seq``)."""
+    state = _gpu_state_bytes_per_seq(spec, tp=tp, gpu_layers=gpu_layers)
     if gpu_layers is None or gpu_layers >= spec.num_layers:
-        return kv_cache_bytes(spec, tokens_per_seq=tokens, kv_format=kv, tp=tp, mla=engine.mla_cache,
-                              block_size=engine.block_size)
+        return state + kv_cache_bytes(spec, tokens_per_seq=tokens, kv_format=kv, tp=tp, mla=engine.mla_cache,
+                                      block_size=engine.block_size)
     on_gpu = spec.layers[spec.num_layers - gpu_layers:]
-    return sum(cached_tokens(x.attention, tokens) * kv_bytes_per_token_per_layer(
-        x.attention, kv_format=kv, tp=tp, mla=engine.mla_cache) for x in on_gpu)
+    return state + sum(cached_tokens(x.attention, tokens) * kv_bytes_per_token_per_layer(
+        x.attention, kv_format=kv, tp=tp, mla=engine.mla_cache) for x in on_gpu if x.attention is not None)
+
+
+def _gpu_state_bytes_per_seq(spec: ModelSpec, *, tp: int, gpu_layers: int | None = None) -> float:
+    """One sequence's Mamba state on one GPU, in the model dtype whatever the KV dtype (vLLM's
+    ``mamba_cache_dtype`` "auto"); llama.cpp only for its GPU layers."""
+    if not spec.is_hybrid:
+        return 0.0
+    state = ssm_state_bytes(spec, tp=tp)
+    if gpu_layers is None or gpu_layers >= spec.num_layers:
+        return state
+    mixers = sum(x.mixer is not None for x in spec.layers)
+    return state * sum(x.mixer is not None for x in spec.layers[spec.num_layers - gpu_layers:]) / mixers
 
 
 def _capacity_tokens(spec: ModelSpec, budget: float, *, engine: EnginePreset, kv: NumberFormat, tp: int,
@@ -359,8 +463,8 @@ def _capacity_tokens(spec: ModelSpec, budget: float, *, engine: EnginePreset, kv
     partial offload) the tokens of as many ``context``-long sequences as fit, vLLM's 'GPU KV cache size'."""
     if budget <= 0:
         return 0
-    windowed = any(x.attention.local_span is not None for x, _ in spec.layer_groups())
-    if windowed or engine.kv_budget is KvBudget.CONTEXT:
+    windowed = any(x.attention is not None and x.attention.local_span is not None for x, _ in spec.layer_groups())
+    if windowed or spec.is_hybrid or engine.kv_budget is KvBudget.CONTEXT:
         per_seq = _gpu_kv_bytes_per_seq(spec, context, engine=engine, kv=kv, tp=tp, gpu_layers=gpu_layers)
         tokens = int(budget / per_seq * context)
         if engine.kv_budget is KvBudget.CONTEXT:  # n_ctx: the preset's (0 = trained context), lowered by --fit
@@ -387,13 +491,19 @@ class InferenceMemory:
     weights: WeightBytes
     kv_format: str
     kv_bytes_per_token: float
-    kv_cache_bytes: float
+    kv_cache_bytes: float  # the per-request cache, whatever its form: attention KV + state-space states
     activation_bytes: float
     overheads: Mapping[str, float]
     kv_budget_bytes: float
     kv_capacity_tokens: int
     visible_bytes: float
     host_bytes: float = 0.0
+    ssm_state_bytes: float = 0.0  # the part of kv_cache_bytes held as fixed Mamba states (hybrid models)
+
+    @property
+    def kv_cache_attention_bytes(self) -> float:
+        """The attention layers' token cache: kv_cache_bytes less the state-space states."""
+        return self.kv_cache_bytes - self.ssm_state_bytes
 
     @property
     def weights_bytes(self) -> float:
@@ -443,9 +553,7 @@ def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 
     kv = kv_format or engine_kv_format(spec, engine)
     tokens = prompt_tokens + output_tokens
     gpu_layers = (engine.n_gpu_layers or spec.num_layers + 1) if engine.kv_budget is KvBudget.CONTEXT else None
-    if weights_format is None:  # HF loads the checkpoint's dtype; serving engines run fp32 checkpoints in bf16
-        hf = engine.kv_budget is KvBudget.FREE_MEMORY
-        weights_format = torch_dtype_format(spec.torch_dtype) if hf else default_kv_format(spec)
+    weights_format = weights_format or checkpoint_weights_format(spec, engine)
     weights = weight_bytes_per_gpu(spec, weights_format, tp=tp, ep=ep, gpu_layers=gpu_layers)
     setting = engine_setting(engine, accelerator, tp=tp)
     activation = profiled_activation_bytes(spec, setting, tp=tp, batch=batch, prompt_tokens=prompt_tokens)
@@ -463,7 +571,8 @@ def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 
         overheads=MappingProxyType(overhead_parts(engine, tp=tp, overheads=o)), kv_budget_bytes=budget,
         kv_capacity_tokens=_capacity_tokens(spec, budget, engine=engine, kv=kv, tp=tp, context=tokens,
                                             gpu_layers=gpu_layers),
-        visible_bytes=visible_memory_bytes(accelerator, o), host_bytes=weights.host_bytes + host_kv)
+        visible_bytes=visible_memory_bytes(accelerator, o), host_bytes=weights.host_bytes + host_kv,
+        ssm_state_bytes=batch * _gpu_state_bytes_per_seq(spec, tp=tp, gpu_layers=gpu_layers))
 
 
 def kv_capacity_tokens(spec: ModelSpec, accelerator: Accelerator, engine: EnginePreset | None = None, *,

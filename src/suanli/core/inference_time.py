@@ -52,12 +52,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from suanli.core.inference_memory import (
+    checkpoint_weights_format,
     engine_kv_format,
     engine_setting,
     kv_capacity_tokens,
     weight_bytes_per_gpu,
 )
-from suanli.core.kv_cache import default_kv_format
 from suanli.core.serving_ops import (
     Cost,
     LayerPlan,
@@ -74,7 +74,7 @@ from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import EnginePreset, KvBudget, get_engine
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
-from suanli.spec.precision import NumberFormat, torch_dtype_format
+from suanli.spec.precision import NumberFormat
 
 __all__ = ["InferenceTime", "PhaseTime", "ServingSetup", "ServingThroughput", "decode_step_time",
            "expected_distinct_experts", "inference_time", "max_load_throughput", "mean_decode_time", "mean_phase",
@@ -137,8 +137,7 @@ def serving_setup(spec: ModelSpec, accelerator: Accelerator, *, engine: EnginePr
     run fp32 checkpoints in bf16; the engine's KV dtype) and plan each layer's per-GPU kernels."""
     engine = engine or get_engine("vllm")
     hf = engine.kv_budget is KvBudget.FREE_MEMORY
-    if weights_format is None:
-        weights_format = torch_dtype_format(spec.torch_dtype) if hf else default_kv_format(spec)
+    weights_format = weights_format or checkpoint_weights_format(spec, engine)
     kv = kv_format or engine_kv_format(spec, engine)
     a = assumptions or PerformanceAssumptions()
     weights = weight_bytes_per_gpu(spec, weights_format, tp=tp, ep=ep)

@@ -15,8 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from suanli.errors import SpecError, require_positive
+
+if TYPE_CHECKING:  # annotations only: these modules build on this one
+    from suanli.spec.checkpoint_quant import CheckpointQuant
+    from suanli.spec.vision import VisionTower
 
 
 class NormKind(Enum):
@@ -34,6 +39,7 @@ class PositionKind(Enum):
     ROTARY = "rope"
     LEARNED = "learned"
     ALIBI = "alibi"
+    NONE = "none"  # state-space models (Mamba) and Jamba: order comes from the recurrence
 
 
 class QkNormKind(Enum):
@@ -110,6 +116,7 @@ class Attention:
     chunk_size: int | None = None  # Llama 4 chunked local attention: queries see only their own chunk
     indexer: Indexer | None = None  # DeepSeek-V3.2 sparse attention: each query attends its top-k keys
     rope: bool = True  # False on NoPE layers (SmolLM3's no_rope_layers, Cohere2 / EXAONE-4 global layers)
+    cross: bool = False  # mllama cross-attention: keys/values are projected from the image states, not the text
 
     def __post_init__(self) -> None:
         require_positive("num_attention_heads", self.num_heads)
@@ -178,25 +185,108 @@ class Moe:
     shared: Mlp | None = None
     shared_gate: bool = False  # Qwen2-MoE scales the shared expert by sigmoid(Linear(hidden, 1))
     router_bias: bool = False
+    zero_experts: int = 0  # LongCat-Flash: identity experts the router may pick; no weights, no FLOPs
 
     def __post_init__(self) -> None:
         require_positive("num_experts", self.num_experts)
         require_positive("num_experts_per_tok", self.top_k)
-        if self.top_k > self.num_experts:
+        if self.top_k > self.num_experts + self.zero_experts:
             raise SpecError(
                 f"num_experts_per_tok ({self.top_k}) exceeds the number of experts ({self.num_experts})"
             )
+        if self.zero_experts < 0:
+            raise SpecError(f"zero_expert_num must be >= 0, got {self.zero_experts}")
+
+    @property
+    def experts_per_token(self) -> float:
+        """Routed experts with weights that one token runs through, on average: top_k, or with zero-computation
+        experts top_k · E / (E + Z), the share that balanced routing over all E + Z slots sends to real ones
+        (LongCat-Flash: 12 picks among 512 + 256 → 8; its report, arXiv:2509.01322, gives 18.6B-31.3B
+        activated parameters per token, about 27B on average)."""
+        return self.top_k * self.num_experts / (self.num_experts + self.zero_experts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mamba2Mixer:
+    """A Mamba-2 (SSD) token mixer (Dao & Gu 2024, arXiv:2405.21060 §7), as transformers' ``Mamba2Mixer``
+    builds it (also Bamba, Nemotron-H, Falcon-H1, Granite-4.0-H): ``in_proj`` to z, x, B, C and dt
+    (2·I + 2·G·N + H outputs), a depthwise causal conv1d of ``conv_kernel`` over x, B and C, per-head
+    ``A_log``, ``D`` and ``dt_bias``, a gated RMSNorm over I (when ``gated_norm``) and ``out_proj`` I → h.
+    I = num_heads · head_dim; the per-sequence state is the last conv_kernel − 1 conv inputs plus an
+    H × P × N SSM state, whatever the context length."""
+
+    num_heads: int  # HF mamba_n_heads / num_heads
+    head_dim: int  # HF mamba_d_head / head_dim (P)
+    d_state: int  # HF state_size / ssm_state_size / mamba_d_state (N)
+    n_groups: int  # HF n_groups / mamba_n_groups (G)
+    conv_kernel: int  # HF conv_kernel / mamba_d_conv
+    chunk_size: int  # SSD chunk length Q of the chunked scan
+    proj_bias: bool = False
+    conv_bias: bool = True
+    gated_norm: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("num_heads", "head_dim", "d_state", "n_groups", "conv_kernel", "chunk_size"):
+            require_positive(f"mamba {name}", getattr(self, name))
+        if self.num_heads % self.n_groups:
+            raise SpecError(f"mamba num_heads ({self.num_heads}) is not a multiple of n_groups "
+                            f"({self.n_groups}); every group must hold whole heads")
+
+    @property
+    def intermediate_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal conv: x (I) plus B and C (G·N each)."""
+        return self.intermediate_size + 2 * self.n_groups * self.d_state
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MambaMixer:
+    """A Mamba-1 selective-scan mixer (Gu & Dao 2023, arXiv:2312.00752 §3), as in Jamba: ``in_proj`` h → 2·I
+    (x and gate z), a depthwise causal conv1d over I, ``x_proj`` I → dt_rank + 2·N, ``dt_proj``
+    dt_rank → I (with bias), ``A_log`` I × N, ``D`` I, ``out_proj`` I → h; Jamba adds RMSNorms over dt
+    (dt_rank), B and C (N each) when ``inner_norms``. State per sequence: conv_kernel − 1 conv inputs of I
+    channels plus an I × N SSM state."""
+
+    intermediate_size: int  # I = mamba_expand · hidden_size
+    d_state: int  # N
+    conv_kernel: int
+    dt_rank: int
+    proj_bias: bool = False
+    conv_bias: bool = True
+    inner_norms: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("intermediate_size", "d_state", "conv_kernel", "dt_rank"):
+            require_positive(f"mamba {name}", getattr(self, name))
+
+
+Mixer = Mamba2Mixer | MambaMixer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Layer:
     """One Transformer block. ``parallel`` blocks feed attention and MLP from the same input (GPT-J,
-    GPT-NeoX, Falcon); ``norms`` are the block's own normalisation layers, in order."""
+    GPT-NeoX, Falcon); ``norms`` are the block's own normalisation layers, in order.
 
-    attention: Attention
-    ffn: Mlp | Moe
+    Hybrid models mix token mixers: a block holds self-``attention`` or a state-space ``mixer`` (Mamba),
+    never both, and may hold no token mixer (Nemotron-H's MLP-only blocks) or no ``ffn`` (Mamba-2 and
+    Nemotron-H's mixer-only blocks)."""
+
+    attention: Attention | None = None
+    ffn: Mlp | Moe | None = None
     norms: tuple[Norm, ...]
     parallel: bool = False
+    mixer: Mixer | None = None
+    gates: int = 0  # learnable tanh gate scalars (mllama: cross-attention layers, vision global layers)
+
+    def __post_init__(self) -> None:
+        if self.attention is not None and self.mixer is not None:
+            raise SpecError("a layer holds either attention or a state-space mixer, not both")
+        if self.attention is None and self.mixer is None and self.ffn is None:
+            raise SpecError("a layer needs attention, a state-space mixer or a feed-forward block")
 
     @property
     def is_moe(self) -> bool:
@@ -218,15 +308,18 @@ class ModelSpec:
     final_norm: Norm | None
     learned_position_rows: int = 0  # rows of a learned position table (OPT keeps 2 extra)
     token_type_vocab_size: int = 0  # BERT segment embeddings
+    extra_token_rows: int = 0  # token-table rows beyond vocab_size (mllama: 8), not in the output head
     embedding_norm: Norm | None = None  # BERT normalises the summed embeddings
     lm_head: bool = True  # False for encoder-only models built without an LM head
     lm_head_bias: bool = False
     pooler: bool = False  # BERT's [CLS] dense + tanh
     causal: bool = True
     torch_dtype: str = "bfloat16"
+    quantization: CheckpointQuant | None = None  # the checkpoint's quantization_config (spec/checkpoint_quant.py)
     rope_scaled_positions: int | None = None  # factor × original positions when rope_scaling extends the context
     source: str = ""
     extras: tuple[tuple[str, str], ...] = field(default=())  # notes shown in reports (e.g. what HF omits)
+    vision: VisionTower | None = None  # the image encoder and projector of a vision-language model
     # derived once at construction (a model's layers never change): evaluation hot paths group and hash often
     _groups: tuple[tuple[Layer, int], ...] = field(init=False, repr=False, compare=False)
     _group_of: tuple[int, ...] = field(init=False, repr=False, compare=False)  # layer index → group index
@@ -255,6 +348,16 @@ class ModelSpec:
     @property
     def is_moe(self) -> bool:
         return any(layer.is_moe for layer in self.layers)
+
+    @property
+    def first_attention(self) -> Attention | None:
+        """The first attention block (hybrid models interleave attention with state-space mixers)."""
+        return next((layer.attention for layer in self.layers if layer.attention is not None), None)
+
+    @property
+    def is_hybrid(self) -> bool:
+        """True when some layer mixes tokens with a state-space mixer instead of attention."""
+        return any(layer.mixer is not None for layer in self.layers)
 
     def layer_groups(self) -> list[tuple[Layer, int]]:
         """Distinct layers with how many times each occurs, in order of first occurrence."""

@@ -196,6 +196,23 @@ def nf4_format(*, double_quant: bool = True) -> NumberFormat:
                         compute_format="bf16", source=src)
 
 
+def fp8_block_format(rows: int = 128, columns: int = 128) -> NumberFormat:
+    """FP8 (e4m3) weights with one fp32 scale per ``rows`` × ``columns`` block (``weight_scale_inv``).
+
+    bits_per_param = 8 + 32 / (rows · columns): 8.002 for DeepSeek-V3's 128 × 128 blocks. Blocks run
+    ``columns`` along in_features; one scale serves ``rows`` such row-segments (exact when out_features is a
+    multiple of ``rows``, else short by the last partial block row: kv_a_proj_with_mqa's 576 rows hold 5 block
+    rows, counted as 4.5).
+    """
+    if rows < 1 or columns < 1:
+        raise SpecError(f"fp8 weight_block_size must be positive, got [{rows}, {columns}]; DeepSeek-V3 uses [128, 128]")
+    return NumberFormat(
+        key=f"fp8-block{rows}x{columns}", family=Family.FLOAT, bits_per_element=8, block_size=columns,
+        overheads=(Overhead(what=f"fp32 scale per {rows}×{columns} block (weight_scale_inv)", bits=32, every=rows),),
+        compute_format="fp8", source="DeepSeek-AI 2024, DeepSeek-V3 Technical Report, arXiv:2412.19437 §3.3.2 "
+        "(128×128 weight blocks); transformers FineGrainedFP8 (quant_method fp8, weight_block_size)")
+
+
 def _micro(key: str, block: int, scale: str, source: str, *extra: Overhead) -> NumberFormat:
     return NumberFormat(key=key, family=Family.MICROSCALING, bits_per_element=4, block_size=block,
                         overheads=(Overhead(what=scale, bits=8), *extra), compute_format="fp4", source=source)
@@ -212,6 +229,7 @@ _FORMATS: tuple[NumberFormat, ...] = (
     NumberFormat(key="int8", family=Family.INTEGER, bits_per_element=8, compute_format="int8",
                  overheads=(Overhead(what="fp32 per-channel scale", bits=32, per="output_row"),),
                  source="W8A8 per-channel (SmoothQuant, Xiao et al. 2023, arXiv:2211.10438; LLM.int8)"),
+    fp8_block_format(),
     int4_format(), nf4_format(), nf4_format(double_quant=False),
     gptq_format(4), gptq_format(8), awq_format(),
     _micro("mxfp4", 32, "e8m0 shared scale", "OCP Microscaling Formats (MX) v1.0, 2023: 32 fp4 e2m1 + e8m0"),
