@@ -36,6 +36,10 @@ Quirks handled here, all of them listed so a test author knows what the numbers 
 - DeepSeek-V3's ``e_score_correction_bias`` is a buffer in transformers, not a parameter (the original
   remote code made it a parameter: 256 per MoE layer, 14,848 in all for V3).
 - DeepSeek-V3's multi-token-prediction module (``num_nextn_predict_layers``) is not built by transformers.
+- ``FlopCounterMode``'s formula for ``convolution_backward`` ignores ``groups`` when it counts the input
+  gradient, so a depthwise conv (Mamba's causal conv1d) would count C times its real work (C = channels).
+  ``hf_forward_flops`` replaces it by the grouped formula: each gradient (input, weight) costs what the
+  forward convolution costs, 2 · numel(grad_out) · (C_in / groups) · kernel.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ INDEX_PATH = CATALOG_DIR / "models.toml"
 #: model_type values built with ``AutoModel`` (encoder-only) instead of ``AutoModelForCausalLM``.
 ENCODER_ONLY_TYPES = frozenset({"bert"})
 
+#: vision-language model_types, built with ``AutoModelForImageTextToText`` (…ForConditionalGeneration).
+MULTIMODAL_TYPES = frozenset({"qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "gemma3"})
+
+#: state-space and hybrid model_types, shrunk by ``_tiny_hybrid`` (their Mamba fields too).
+HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba"})
+
 #: config keys that transformers does not need to build the module (dropped before building).
 _BUILD_IGNORED_KEYS = ("quantization_config",)
 
@@ -70,6 +80,7 @@ BREAKDOWN_GROUPS = (
     "router",
     "norms",
     "lm_head",
+    "vision",
     "other",
 )
 
@@ -143,6 +154,8 @@ def _build(config: dict[str, Any], device: str) -> torch.nn.Module:
     hf = _hf_config(config)
     encoder_only = config["model_type"] in ENCODER_ONLY_TYPES
     auto = transformers.AutoModel if encoder_only else transformers.AutoModelForCausalLM
+    if config["model_type"] in MULTIMODAL_TYPES:
+        auto = transformers.AutoModelForImageTextToText
     with torch.device(device):
         model = auto.from_config(
             hf, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager"
@@ -175,20 +188,24 @@ def hf_param_count(config: dict[str, Any]) -> int:
 
 # Ordered rules: the first group whose pattern matches a parameter name wins.
 _NORM_SEGMENT = re.compile(r"(norm|^ln(_|\d|$))", re.IGNORECASE)
+_VISION = re.compile(r"(^|\.)(visual|vision_tower|vision_model|multi_modal_projector)\.")
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("position_embedding", re.compile(r"(^|\.)(wpe|embed_positions|position_embeddings)\.")),
     ("embedding", re.compile(r"(^|\.)(embed_tokens|wte|word_embeddings|embed_in)\.")),
     ("lm_head", re.compile(r"(^|\.)(lm_head|embed_out)\.")),
     ("router", re.compile(r"(shared_expert_gate|(mlp|block_sparse_moe)\.gate\.|\.router\.)")),
-    ("shared_experts", re.compile(r"\.(shared_experts?|shared_mlp)\.")),  # shared_mlp: Hunyuan
+    # shared_mlp: Hunyuan; mlps.0: LongCat-Flash's first dense MLP, which runs beside its MoE on the same input
+    ("shared_experts", re.compile(r"\.(shared_experts?|shared_mlp|mlps\.0)\.")),
     ("experts", re.compile(r"\.experts\.")),
-    ("attention", re.compile(r"(self_attn|self_attention|\.attn\.|\.attention\.)")),
-    ("mlp", re.compile(r"(\.mlp\.|\.fc[12]\.|\.intermediate\.|\.output\.dense\.|feed_forward)")),
+    ("attention", re.compile(r"(self_attn|self_attention|cross_attn|\.attn\.|\.attention\.)")),
+    ("mlp", re.compile(r"(\.mlp\.|\.mlps\.1\.|\.fc[12]\.|\.intermediate\.|\.output\.dense\.|feed_forward)")),
 )
 
 
 def classify_param(name: str) -> str:
     """The breakdown group of one parameter name (see ``hf_param_breakdown``)."""
+    if _VISION.search(name):
+        return "vision"
     if any(_NORM_SEGMENT.search(seg) for seg in name.split(".")[:-1]):
         return "norms"
     for group, pattern in _RULES:
@@ -211,13 +228,32 @@ def hf_param_breakdown(config: dict[str, Any]) -> dict[str, int]:
     - ``norms``: every LayerNorm/RMSNorm weight and bias, including per-head q/k norms (Qwen3, OLMo 2,
       Gemma 3) and MLA's ``q_a_layernorm``/``kv_a_layernorm``.
     - ``lm_head``: the output projection when it is not tied (a tied head is already in ``embedding``).
+    - ``vision``: a vision-language model's image encoder and projector (``visual``, ``vision_tower``,
+      ``vision_model``, ``multi_modal_projector``); mllama's cross-attention layers (and their tanh gates)
+      are ``attention``.
     - ``other``: anything else, e.g. BERT's pooler and token-type embeddings.
     """
     model = build_meta_model(config)
     groups = dict.fromkeys(BREAKDOWN_GROUPS, 0)
+    classes = {prefix: type(module).__name__ for prefix, module in model.named_modules()}
     for name, param in model.named_parameters():
-        groups[classify_param(name)] += param.numel()
+        group = classify_param(name)
+        groups[_by_module(name, classes) if group == "other" else group] += param.numel()
     return groups
+
+
+def _by_module(name: str, classes: dict[str, str]) -> str:
+    """Hybrid blocks name every token mixer ``mixer`` (Nemotron-H: Mamba, attention, MLP alike) and Mamba-2
+    its token table ``embeddings``: for a name no rule places, the enclosing modules' classes decide."""
+    parts = name.split(".")
+    owners = [classes.get(".".join(parts[:i]), "") for i in range(len(parts) - 1, 0, -1)]
+    if any("Attention" in owner for owner in owners):
+        return "attention"
+    if any(owner.endswith("MLP") for owner in owners):
+        return "mlp"
+    if owners and owners[0] == "Embedding" and parts[-2] == "embeddings":
+        return "embedding"
+    return "other"
 
 
 # ----------------------------------------------------------------------------------------- tiny config
@@ -265,10 +301,14 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
     d = copy.deepcopy(config)
     d.pop("quantization_config", None)
     mt = d["model_type"]
+    if mt in MULTIMODAL_TYPES:
+        return _tiny_multimodal(d)
+    if mt in HYBRID_TYPES and not d.get("_tiny_attention_part"):
+        return _tiny_hybrid(d)
 
     hidden_k = _first_key(d, "n_embd", "hidden_size", "d_model")
     heads_k = _first_key(d, "n_head", "num_attention_heads")
-    layers_k = _first_key(d, "n_layer", "num_hidden_layers")
+    layers_k = _first_key(d, "n_layer", "num_hidden_layers", "num_layers")  # num_layers: LongCat-Flash
     kv_k = _first_key(d, "num_key_value_heads", "num_kv_heads")
     if not (hidden_k and heads_k and layers_k):
         raise ValueError(f"tiny_config does not know the width/head/layer keys of model_type {mt!r}")
@@ -301,6 +341,7 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         "ffn_dim",
         "moe_intermediate_size",
         "shared_expert_intermediate_size",
+        "expert_ffn_hidden_size",
         "ffn_hidden_size",
         "n_inner",
         "intermediate_size_mlp",
@@ -347,6 +388,110 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _tiny_hybrid(d: dict[str, Any]) -> dict[str, Any]:
+    """A hybrid config shrunk: attention and MLP parts as ``tiny_config`` shrinks them; Mamba layers of 8 heads
+    of 8 (Bamba: expand · h / 8), state 16, at most 2 groups, chunks of 16 tokens (so 24-token sequences span
+    two chunks, one padded); enough layers for every block type (Nemotron-H: the pattern up to its first
+    attention block and one more; Jamba: through the first attention layer; Bamba: one attention layer)."""
+    mt = d["model_type"]
+    if mt == "mamba2":
+        d.update(hidden_size=32, num_hidden_layers=2, vocab_size=min(d["vocab_size"], _TINY_VOCAB), expand=2,
+                 num_heads=8, head_dim=8, state_size=16, n_groups=min(d.get("n_groups", 1), 2), chunk_size=16,
+                 intermediate_size=64)
+        return d
+    t = tiny_config({**d, "_tiny_attention_part": True})
+    t.pop("_tiny_attention_part")
+    groups = {"nemotron_h": "n_groups", "bamba": "mamba_n_groups"}
+    if mt in groups:
+        t[groups[mt]] = min(t.get(groups[mt], 1), 2)
+    if mt == "nemotron_h":
+        pattern = t["hybrid_override_pattern"]
+        t["hybrid_override_pattern"] = pattern[: pattern.index("*") + 2]
+        t["num_hidden_layers"] = len(t["hybrid_override_pattern"])
+        t.pop("attention_head_dim", None)
+        t["head_dim"] = t["hidden_size"] // t["num_attention_heads"]
+        t.update(mamba_num_heads=8, mamba_head_dim=8, ssm_state_size=16, chunk_size=16)
+    elif mt == "bamba":
+        t.update(mamba_n_heads=8, mamba_d_head=t["mamba_expand"] * t["hidden_size"] // 8, mamba_d_state=16,
+                 mamba_chunk_size=16, num_hidden_layers=3, attn_layer_indices=[1])
+    elif mt == "jamba":
+        t.update(mamba_dt_rank=8, num_hidden_layers=t["attn_layer_offset"] + 1)
+    return t
+
+
+#: vision_config fields of the tiny towers: narrow and shallow, every layer-index list kept non-empty.
+_TINY_VISION: dict[str, dict[str, Any]] = {
+    "qwen2_5_vl": {"depth": 4, "hidden_size": 64, "num_heads": 4, "intermediate_size": 96,
+                   "fullatt_block_indexes": [1, 3]},
+    "qwen3_vl": {"depth": 4, "hidden_size": 64, "num_heads": 4, "intermediate_size": 96,
+                 "deepstack_visual_indexes": [0, 2]},
+    "mllama": {"hidden_size": 64, "attention_heads": 4, "intermediate_size": 96, "num_hidden_layers": 4,
+               "num_global_layers": 2, "intermediate_layers_indices": [0, 2], "vision_output_dim": 192,
+               "image_size": 56},
+    "gemma3": {"hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 96, "num_hidden_layers": 2,
+               "image_size": 224},
+}
+_TINY_VISION["qwen3_vl_moe"] = _TINY_VISION["qwen3_vl"]
+
+
+def _tiny_multimodal(d: dict[str, Any]) -> dict[str, Any]:
+    """A vision-language config shrunk: the text part as ``tiny_config`` shrinks a text model (multimodal
+    RoPE sections cut to the tiny head_dim; mllama keeps one cross-attention layer), the tower as
+    ``_TINY_VISION`` says (Gemma 3: 16 tokens per 224-px image)."""
+    mt = d["model_type"]
+    vision = {**d.pop("vision_config"), **_TINY_VISION[mt]}
+    if "text_config" in d:
+        text = {"vocab_size": _TINY_VOCAB, **d.pop("text_config")}
+        text.setdefault("model_type", f"{mt}_text")
+        if mt == "mllama":
+            text["num_hidden_layers"], text["cross_attention_layers"] = 3, [1]
+        tiny_text = tiny_config(text)
+        if mt == "mllama":
+            tiny_text["num_hidden_layers"] = 3
+        d["text_config"] = tiny_text
+        text_hidden = tiny_text["hidden_size"]
+    else:  # Qwen2.5-VL publishes its text keys at the top level
+        d = tiny_config({**d, "model_type": "qwen2"}) | {"model_type": mt}
+        text_hidden = d["hidden_size"]
+    for holder in (d, d.get("text_config") or {}):
+        for key in ("rope_scaling", "rope_parameters"):
+            if isinstance(holder.get(key), dict) and "mrope_section" in holder[key]:
+                holder[key]["mrope_section"] = [4, 2, 2]  # sums to the tiny head_dim / 2
+    if "out_hidden_size" in vision or mt.startswith("qwen"):
+        vision["out_hidden_size"] = text_hidden
+    if mt == "gemma3":
+        d["mm_tokens_per_image"] = 16
+    d["vision_config"] = vision
+    return d
+
+
+def hf_vision_flops(config: dict[str, Any], *, height: int, width: int, tiles: int = 1, seed: int = 0) -> int:
+    """Matmul and convolution FLOPs ``FlopCounterMode`` counts for one image through the vision tower and its
+    projector(s) (Qwen: ``get_image_features`` on a 1 × (H/p) × (W/p) grid; Gemma 3: ``get_image_features``;
+    mllama: ``vision_model`` over ``tiles`` tiles, then ``multi_modal_projector``), on the CPU."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(seed)
+    model = _build(config, "cpu").model
+    vision, mt = config["vision_config"], config["model_type"]
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        if mt.startswith("qwen"):
+            p, t = vision["patch_size"], vision.get("temporal_patch_size", 2)
+            grid = torch.tensor([[1, height // p, width // p]])
+            pixels = torch.randn((height // p) * (width // p), 3 * t * p * p)
+            model.get_image_features(pixels, grid)
+        elif mt == "gemma3":
+            model.get_image_features(torch.randn(1, 3, height, width))
+        else:  # mllama
+            pixels = torch.randn(1, 1, tiles, 3, height, width)
+            states = model.vision_model(pixels, torch.ones(1, 1, dtype=torch.long),
+                                        torch.ones(1, 1, tiles, dtype=torch.long)).last_hidden_state
+            model.multi_modal_projector(states)
+    return int(counter.get_total_flops())
+
+
 # ---------------------------------------------------------------------------------------------- FLOPs
 
 
@@ -391,7 +536,7 @@ def hf_forward_flops(
     if device != "meta":
         torch.manual_seed(seed)
     model = _build(static_rope(config) if device == "meta" else config, device)
-    vocab = config["vocab_size"]
+    vocab = model.config.get_text_config().vocab_size
     if device == "meta":
         input_ids = torch.zeros((batch, seq), dtype=torch.long, device="meta")
     else:
@@ -404,7 +549,7 @@ def hf_forward_flops(
         inputs["attention_mask"] = torch.ones((batch, seq), dtype=torch.long, device=device)
         inputs["use_cache"] = False
 
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_grouped_conv_backward())
     if not backward:
         with torch.no_grad(), counter:
             model(**inputs)
@@ -418,9 +563,25 @@ def hf_forward_flops(
     return int(counter.get_total_flops())
 
 
+def _grouped_conv_backward() -> dict[Any, Any]:
+    """aten.convolution_backward counted with groups (see the module docstring)."""
+    import math
+
+    import torch
+
+    def flops(grad_out_shape: Any, x_shape: Any, w_shape: Any, *args: Any, out_shape: Any = None,
+              **kwargs: Any) -> int:
+        output_mask = args[-1]
+        forward = 2 * math.prod(grad_out_shape) * math.prod(w_shape[1:])
+        return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+    return {torch.ops.aten.convolution_backward: flops}
+
+
 __all__ = [
     "BREAKDOWN_GROUPS",
     "ENCODER_ONLY_TYPES",
+    "MULTIMODAL_TYPES",
     "build_meta_model",
     "catalog_entry",
     "catalog_keys",
@@ -428,6 +589,7 @@ __all__ = [
     "hf_forward_flops",
     "hf_param_breakdown",
     "hf_param_count",
+    "hf_vision_flops",
     "is_moe",
     "load_catalog_config",
     "tiny_config",

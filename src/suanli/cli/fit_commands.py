@@ -73,7 +73,10 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if args.mode == "qlora":
         print("\nQLoRA needs bitsandbytes' 4-bit kernels: CUDA or ROCm GPUs only (— elsewhere).")
+    refused = [row.gpu for row in rows if row.note and row.min_gpus is None]
+    if refused and args.mode != "qlora":
+        print(f"\n— cannot run this job: {', '.join(refused)}; --json rows[].note says why and what to use instead")
     for row in rows:
-        if row.note and not (args.mode == "qlora" and row.note.startswith("QLoRA needs")):
+        if row.note and row.min_gpus is not None:
             print(f"note: {row.gpu}: {row.note}")
     return 0

@@ -25,12 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from suanli.core.params import attention_params, mlp_params
+from suanli.core.params import attention_params, mixer_params, mlp_params
 from suanli.errors import require_positive
 from suanli.quantity import Num, plain
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.layout import Recompute
-from suanli.spec.model import Attention, Layer, ModelSpec, Moe
+from suanli.spec.model import Attention, Layer, Mamba2Mixer, Mixer, ModelSpec, Moe
 
 Lift = Callable[[float, str], Num]
 
@@ -115,31 +115,96 @@ def attention_core_flops(a: Attention, pairs: Num, lift: Lift[Num]) -> Num:
     return 2 * heads * (lift(a.head_dim, "head_dim") + lift(a.v_head_dim, "v_head_dim")) * pairs
 
 
+def ssm_conv_flops(channels: Num, kernel: Num, seq: Num) -> Num:
+    """The depthwise causal conv1d as PyTorch runs it: padded by K − 1 on both sides, so S + K − 1 outputs
+    per channel of K multiply-adds each (the last K − 1 are cut off afterwards): 2·C·K·(S + K − 1)."""
+    return 2 * channels * kernel * (seq + kernel - 1)
+
+
+def mamba2_scan_flops(m: Mamba2Mixer, seq: int, lift: Lift[Num]) -> Num:
+    """The chunked SSD scan of Mamba-2 (Dao & Gu 2024, arXiv:2405.21060 §6, "ssd_minimal"), as transformers'
+    ``mamba2_chunk_scan`` computes it: the sequence is padded to c = ⌈S/Q⌉ chunks of Q tokens, then per
+    head five batched matmuls: C·Bᵀ (c·Q²·N), its product with x (c·Q²·P), the chunk states Bᵀ·x (c·Q·N·P),
+    the inter-chunk recurrence over c + 1 states ((c+1)²·P·N) and the state read-out C·state (c·Q·N·P)::
+
+        2·H·(c·Q²·(N + P) + 2·c·Q·N·P + (c + 1)²·N·P)
+
+    The decays (exp of segment sums), the D skip and the gated norm are element-wise and not counted."""
+    chunks = lift(-(-seq // m.chunk_size), "ssd_chunks")
+    q, n, p = lift(m.chunk_size, "chunk_size"), lift(m.d_state, "d_state"), lift(m.head_dim, "ssm_head_dim")
+    per_head = chunks * q * q * (n + p) + 2 * chunks * q * n * p + (chunks + 1) * (chunks + 1) * n * p
+    return 2 * lift(m.num_heads, "ssm_heads") * per_head
+
+
+def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -> dict[str, Num]:
+    """Forward FLOPs of a state-space mixer over one sequence: projections, depthwise conv, scan.
+
+    Mamba-1 (Jamba) runs a sequential selective scan whose only matmul is the read-out state·C, 2·I·N per
+    token; the discretisation and state update (about 9·I·N element-wise operations per token, Gu & Dao
+    2023 §3.3) are element-wise and, like norms and activations, not counted (``FlopCounterMode`` does not
+    count them either)."""
+    tokens = lift(seq, "seq")
+    conv_channels = lift(m.conv_dim if isinstance(m, Mamba2Mixer) else m.intermediate_size, "conv_dim")
+    parts: dict[str, Num] = {
+        "ssm_proj": 2 * tokens * mixer_params(m, hidden_size, lift, matmul_only=True),
+        "ssm_conv": ssm_conv_flops(conv_channels, lift(m.conv_kernel, "conv_kernel"), tokens),
+    }
+    if isinstance(m, Mamba2Mixer):
+        parts["ssm_scan"] = mamba2_scan_flops(m, seq, lift)
+    else:
+        parts["ssm_scan"] = 2 * tokens * lift(m.intermediate_size, "ssm_intermediate") * lift(m.d_state, "d_state")
+    return parts
+
+
 def ffn_flops_per_token(layer: Layer, hidden_size: int, lift: Lift[Num]) -> dict[str, Num]:
     """Dense MLP, or MoE router + top_k routed experts + shared experts, per token."""
     ffn = layer.ffn
+    if ffn is None:
+        return {}
     if not isinstance(ffn, Moe):
         return {"mlp": 2 * mlp_params(ffn, hidden_size, lift, matmul_only=True)}
     h = lift(hidden_size, "hidden_size")
-    router = lift(ffn.num_experts, "num_experts") + (1 if ffn.shared_gate else 0)
+    router = lift(ffn.num_experts + ffn.zero_experts, "num_experts") + (1 if ffn.shared_gate else 0)
+    per_token = lift(ffn.experts_per_token, "top_k")  # top_k; fewer when zero-computation experts are picked
     parts: dict[str, Num] = {
         "router": 2 * h * router,
-        "experts": 2 * lift(ffn.top_k, "top_k") * mlp_params(ffn.expert, hidden_size, lift, matmul_only=True),
+        "experts": 2 * per_token * mlp_params(ffn.expert, hidden_size, lift, matmul_only=True),
     }
     if ffn.shared is not None:
         parts["shared_experts"] = 2 * mlp_params(ffn.shared, hidden_size, lift, matmul_only=True)
     return parts
 
 
+def cross_attention_flops(a: Attention, hidden_size: int, seq: int, image_states: int,
+                          lift: Lift[Num]) -> dict[str, Num]:
+    """mllama cross-attention of ``seq`` text tokens over ``image_states`` projected image states: q and o
+    projections per text token (2·S·2·h·heads·d), k and v per image state (2·I·2·h·kv_heads·d), scores and
+    values over the S × I pairs."""
+    h = lift(hidden_size, "hidden_size")
+    q_width = lift(a.num_heads, "num_heads") * lift(a.head_dim, "head_dim")
+    kv_width = lift(a.num_kv_heads, "num_kv_heads") * lift(a.head_dim, "head_dim")
+    tokens, states = lift(seq, "seq"), lift(image_states, "image_states")
+    return {"attention_proj": 2 * tokens * 2 * h * q_width + 2 * states * 2 * h * kv_width,
+            "attention_scores": attention_core_flops(a, tokens * states, lift)}
+
+
 def layer_forward_flops(layer: Layer, hidden_size: int, seq: int, span: AttentionSpan,
-                        lift: Lift[Num]) -> dict[str, Num]:
-    """Forward FLOPs of one block over one sequence of ``seq`` tokens, by component."""
+                        lift: Lift[Num], image_states: int = 0) -> dict[str, Num]:
+    """Forward FLOPs of one block over one sequence of ``seq`` tokens, by component. A cross-attention layer
+    (mllama) attends ``image_states`` image states; without any, transformers skips the whole layer."""
     tokens = lift(seq, "seq")
-    pairs = lift(layer_pairs(layer.attention, seq, span), "attended_pairs")
-    parts: dict[str, Num] = {
-        "attention_proj": 2 * tokens * attention_params(layer.attention, hidden_size, lift, matmul_only=True),
-        "attention_scores": attention_core_flops(layer.attention, pairs, lift),
-    }
+    parts: dict[str, Num] = {}
+    if layer.attention is not None and layer.attention.cross:
+        if not image_states:
+            return parts
+        parts.update(cross_attention_flops(layer.attention, hidden_size, seq, image_states, lift))
+    elif layer.attention is not None:
+        pairs = lift(layer_pairs(layer.attention, seq, span), "attended_pairs")
+        parts["attention_proj"] = 2 * tokens * attention_params(layer.attention, hidden_size, lift,
+                                                                matmul_only=True)
+        parts["attention_scores"] = attention_core_flops(layer.attention, pairs, lift)
+    if layer.mixer is not None:
+        parts.update(mixer_forward_flops(layer.mixer, hidden_size, seq, lift))
     if layer.attention is not None and layer.attention.indexer is not None:
         parts["indexer"] = indexer_flops(layer.attention, hidden_size, seq, span, lift)
     for name, per_token in ffn_flops_per_token(layer, hidden_size, lift).items():
@@ -159,14 +224,16 @@ def head_forward_flops(spec: ModelSpec, seq: int, lift: Lift[Num]) -> dict[str, 
 
 
 def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpan = AttentionSpan.FULL,
-                recompute: Recompute = Recompute.NONE) -> FlopCounts:
-    """Forward, backward and recompute FLOPs of ``batch`` sequences of ``seq`` tokens."""
+                recompute: Recompute = Recompute.NONE, image_states: int = 0) -> FlopCounts:
+    """Forward, backward and recompute FLOPs of ``batch`` sequences of ``seq`` tokens. ``image_states``: the
+    image states each sequence's cross-attention layers read (mllama; ``core/vision.py`` counts them); the
+    vision tower itself is not included (``vision_flops``)."""
     require_positive("seq", seq, fix="give the sequence length in tokens, e.g. --seq 2048")
     require_positive("batch", batch, fix="give the number of sequences, e.g. --batch 1")
     components: dict[str, float] = {}
     recomputed = 0.0
     for layer, count in spec.layer_groups():
-        parts = layer_forward_flops(layer, spec.hidden_size, seq, span, plain)
+        parts = layer_forward_flops(layer, spec.hidden_size, seq, span, plain, image_states)
         for name, value in parts.items():
             components[name] = components.get(name, 0.0) + value * count * batch
         recomputed += _recomputed(parts, recompute) * count * batch
@@ -184,7 +251,7 @@ def _recomputed(layer_parts: Mapping[str, float], recompute: Recompute) -> float
     if recompute is Recompute.FULL:
         return sum(layer_parts.values())
     if recompute is Recompute.SELECTIVE:
-        return layer_parts["attention_scores"]
+        return layer_parts.get("attention_scores", 0.0)
     return 0.0
 
 

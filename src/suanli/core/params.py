@@ -14,12 +14,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from suanli.quantity import Num, plain
-from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, Norm, NormKind, QkNormKind
+from suanli.spec.model import (
+    Attention,
+    Layer,
+    Mamba2Mixer,
+    MambaMixer,
+    Mixer,
+    Mla,
+    Mlp,
+    ModelSpec,
+    Moe,
+    Norm,
+    NormKind,
+    QkNormKind,
+)
 
 Lift = Callable[[float, str], Num]
 
-COMPONENTS = ("embedding", "position_embedding", "attention", "mlp", "experts", "shared_experts", "router",
-              "norms", "lm_head", "pooler")
+COMPONENTS = ("embedding", "position_embedding", "attention", "ssm", "mlp", "experts", "shared_experts", "router",
+              "norms", "lm_head", "pooler", "vision")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,18 +136,77 @@ def mlp_params(m: Mlp, hidden_size: int, lift: Lift[Num], *, matmul_only: bool =
 
 
 def router_params(moe: Moe, hidden_size: int, lift: Lift[Num]) -> Num:
-    """The router's h×E logits matrix (+ bias), plus Qwen2-MoE's h×1 shared-expert gate."""
+    """The router's h×(E + Z) logits matrix (+ bias; Z zero-computation experts), plus Qwen2-MoE's h×1
+    shared-expert gate."""
     h = lift(hidden_size, "hidden_size")
-    router = linear_params(h, lift(moe.num_experts, "num_experts"), moe.router_bias)
+    router = linear_params(h, lift(moe.num_experts + moe.zero_experts, "num_experts"), moe.router_bias)
     return router + h if moe.shared_gate else router
+
+
+def mamba2_params(m: Mamba2Mixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
+    """transformers' ``Mamba2Mixer``: in_proj h → 2·I + 2·G·N + H (z, x, B, C, dt), depthwise conv1d over
+    conv_dim = I + 2·G·N channels (K taps + bias), ``dt_bias``, ``A_log`` and ``D`` (H each), out_proj I → h.
+    The gated RMSNorm's I weights are in ``ssm_norm_params``. ``matmul_only``: the two projections."""
+    h = lift(hidden_size, "hidden_size")
+    inner = lift(m.num_heads, "ssm_heads") * lift(m.head_dim, "ssm_head_dim")
+    heads = lift(m.num_heads, "ssm_heads")
+    bc = 2 * lift(m.n_groups, "n_groups") * lift(m.d_state, "d_state")
+    bias = m.proj_bias and not matmul_only
+    projections = linear_params(h, 2 * inner + bc + heads, bias) + linear_params(inner, h, bias)
+    if matmul_only:
+        return projections
+    conv_dim = inner + bc
+    conv = conv_dim * lift(m.conv_kernel, "conv_kernel") + (conv_dim if m.conv_bias else 0 * conv_dim)
+    return projections + conv + 3 * heads
+
+
+def mamba1_params(m: MambaMixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
+    """Mamba-1 (Jamba's ``JambaMambaMixer``): in_proj h → 2·I, depthwise conv1d over I (K taps + bias),
+    x_proj I → R + 2·N, dt_proj R → I with bias, ``A_log`` I·N, ``D`` I, out_proj I → h. The dt/B/C
+    RMSNorms are in ``ssm_norm_params``. ``matmul_only``: the four projections' weights."""
+    h = lift(hidden_size, "hidden_size")
+    inner = lift(m.intermediate_size, "ssm_intermediate")
+    rank, state = lift(m.dt_rank, "dt_rank"), lift(m.d_state, "d_state")
+    bias = m.proj_bias and not matmul_only
+    projections = (linear_params(h, 2 * inner, bias) + linear_params(inner, rank + 2 * state, False)
+                   + linear_params(rank, inner, not matmul_only) + linear_params(inner, h, bias))
+    if matmul_only:
+        return projections
+    conv = inner * lift(m.conv_kernel, "conv_kernel") + (inner if m.conv_bias else 0 * inner)
+    return projections + conv + inner * state + inner
+
+
+def mixer_params(m: Mixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
+    """A state-space mixer's parameters, its inner norms excepted."""
+    if isinstance(m, Mamba2Mixer):
+        return mamba2_params(m, hidden_size, lift, matmul_only=matmul_only)
+    return mamba1_params(m, hidden_size, lift, matmul_only=matmul_only)
+
+
+def ssm_norm_params(m: Mixer, lift: Lift[Num]) -> Num:
+    """Norms inside a mixer: Mamba-2's gated RMSNorm over I; Jamba's dt, B and C RMSNorms (R + 2·N)."""
+    if isinstance(m, Mamba2Mixer):
+        inner = lift(m.num_heads, "ssm_heads") * lift(m.head_dim, "ssm_head_dim")
+        return inner if m.gated_norm else 0 * inner
+    rank, state = lift(m.dt_rank, "dt_rank"), lift(m.d_state, "d_state")
+    return rank + 2 * state if m.inner_norms else 0 * rank
 
 
 def layer_components(layer: Layer, hidden_size: int, lift: Lift[Num]) -> dict[str, Num]:
     """One block's parameters by component."""
-    parts: dict[str, Num] = {"attention": attention_params(layer.attention, hidden_size, lift)}
+    parts: dict[str, Num] = {}
+    if layer.attention is not None:
+        parts["attention"] = attention_params(layer.attention, hidden_size, lift)
+        if layer.gates:  # mllama's tanh gates on the attention and MLP outputs: one scalar each
+            parts["attention"] = parts["attention"] + lift(layer.gates, "gates")
     norms = [norm_params(n, lift) for n in layer.norms]
+    if layer.mixer is not None:
+        parts["ssm"] = mixer_params(layer.mixer, hidden_size, lift)
+        norms.append(ssm_norm_params(layer.mixer, lift))
     parts["norms"] = sum(norms[1:], norms[0]) if norms else 0 * lift(hidden_size, "hidden_size")
     ffn = layer.ffn
+    if ffn is None:
+        return parts
     if isinstance(ffn, Moe):
         parts["experts"] = lift(ffn.num_experts, "num_experts") * mlp_params(ffn.expert, hidden_size, lift)
         parts["router"] = router_params(ffn, hidden_size, lift)
@@ -151,11 +223,12 @@ def layer_params(layer: Layer, hidden_size: int) -> int:
 
 
 def inactive_params_per_token(layer: Layer, hidden_size: int) -> int:
-    """Routed-expert parameters a token does not use in this block: (E − top_k) experts."""
+    """Routed-expert parameters a token does not use in this block: (E − top_k) experts, or E minus the
+    average number of real experts it runs when the router can pick zero-computation ones."""
     if not isinstance(layer.ffn, Moe):
         return 0
     moe = layer.ffn
-    return (moe.num_experts - moe.top_k) * int(mlp_params(moe.expert, hidden_size, plain))
+    return round((moe.num_experts - moe.experts_per_token) * int(mlp_params(moe.expert, hidden_size, plain)))
 
 
 def outer_components(spec: ModelSpec, lift: Lift[Num]) -> dict[str, Num]:
@@ -163,6 +236,8 @@ def outer_components(spec: ModelSpec, lift: Lift[Num]) -> dict[str, Num]:
     h = lift(spec.hidden_size, "hidden_size")
     vocab = lift(spec.vocab_size, "vocab_size")
     parts: dict[str, Num] = {"embedding": vocab * h}
+    if spec.extra_token_rows:  # mllama's token table: vocab_size + 8 rows
+        parts["embedding"] = (vocab + lift(spec.extra_token_rows, "extra_token_rows")) * h
     if spec.learned_position_rows or spec.token_type_vocab_size:
         rows = lift(spec.learned_position_rows, "position_rows") + lift(spec.token_type_vocab_size, "token_types")
         parts["position_embedding"] = rows * h
@@ -181,6 +256,10 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     components = {name: 0 for name in COMPONENTS}
     for name, value in outer_components(spec, plain).items():
         components[name] += int(value)
+    if spec.vision is not None:
+        from suanli.core.vision import vision_params  # core/vision builds on this module's formulas
+
+        components["vision"] = vision_params(spec.vision)
     per_group: dict[Layer, int] = {}
     inactive = 0
     for layer, count in spec.layer_groups():

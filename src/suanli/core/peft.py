@@ -41,9 +41,10 @@ from types import MappingProxyType
 
 from suanli.core.params import count_params, linear_params
 from suanli.errors import SpecError
-from suanli.spec.model import Attention, Layer, Mlp, ModelSpec, Moe, Norm, NormKind
+from suanli.spec.model import Attention, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, Norm, NormKind
 from suanli.spec.precision import parse_number_format
 from suanli.spec.training import Method, TrainingJob
+from suanli.spec.vision import VisionTower
 
 #: model_types whose transformers modules fuse q, k, v (GPT-2 c_attn, GPT-NeoX/Falcon query_key_value, Phi-3
 #: qkv_proj) or gate and up (Phi-3 gate_up_proj) into one linear.
@@ -146,6 +147,19 @@ def _mlp_rows(m: Mlp, hidden: int, fused: bool) -> list[_Row]:
     return [_row("gate", "gate", hidden, i, m.bias), _row("up", "up", hidden, i, m.bias), down]
 
 
+def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
+    """Mamba's projections by their transformers names: in_proj and out_proj (Mamba-1 also x_proj, dt_proj)."""
+    if isinstance(m, Mamba2Mixer):
+        width = 2 * m.intermediate_size + 2 * m.n_groups * m.d_state + m.num_heads
+        return [_row("in_proj", "in_proj", hidden, width, m.proj_bias),
+                _row("out_proj", "out_proj", m.intermediate_size, hidden, m.proj_bias)]
+    i = m.intermediate_size
+    return [_row("in_proj", "in_proj", hidden, 2 * i, m.proj_bias),
+            _row("x_proj", "x_proj", i, m.dt_rank + 2 * m.d_state, False),
+            _row("dt_proj", "dt_proj", m.dt_rank, i, True),
+            _row("out_proj", "out_proj", i, hidden, m.proj_bias)]
+
+
 def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projection]:
     """One block's linears: attention, then the MLP, or the experts, router, shared experts and their gate."""
     def make(rows: list[_Row], component: str, count: int = 1, expert: bool = False) -> list[Projection]:
@@ -153,8 +167,13 @@ def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projectio
                            component=component, expert=expert, branches=2 if expert and name == "gate_up" else 1)
                 for name, roles, n_in, n_out, bias in rows]
 
-    linears = make(_attention_rows(layer.attention, hidden, model_type in FUSED_QKV_TYPES), "attention")
+    linears = (make(_attention_rows(layer.attention, hidden, model_type in FUSED_QKV_TYPES), "attention")
+               if layer.attention is not None else [])
+    if layer.mixer is not None:
+        linears += make(_mixer_rows(layer.mixer, hidden), "ssm")
     ffn = layer.ffn
+    if ffn is None:
+        return linears
     if not isinstance(ffn, Moe):
         return linears + make(_mlp_rows(ffn, hidden, model_type in FUSED_GATE_UP_TYPES), "mlp")
     linears += make(_mlp_rows(ffn.expert, hidden, True), "experts", ffn.num_experts, expert=True)
@@ -169,6 +188,33 @@ def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projectio
 def layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projection]:
     """One block's linears as transformers builds them (routed experts: one entry with ``count`` experts)."""
     return _layer_linears(layer, hidden, model_type)
+
+
+def vision_linears(t: VisionTower) -> list[Projection]:
+    """A vision tower's nn.Linear modules, which PEFT's all-linear reaches too: each block's attention (Qwen's
+    fused qkv) and MLP, and the projectors' matrices (not Gemma 3's bare projection weight). They carry no role,
+    so only "all-linear" selects them; the patch convolution is not a linear."""
+    rows: list[_Row] = []
+    for layer in t.layers:
+        if layer.attention is not None:
+            rows += _attention_rows(layer.attention, t.hidden_size, t.fused_qkv)
+        if isinstance(layer.ffn, Mlp):
+            rows += _mlp_rows(layer.ffn, t.hidden_size, False)
+    for p in t.projectors:
+        if p.hidden_size is not None:
+            rows += [_row("merger_in", "", p.in_size, p.hidden_size, p.bias),
+                     _row("merger_out", "", p.hidden_size, p.out_size, p.bias)]
+        elif p.linear:
+            rows.append(_row("projector", "", p.in_size, p.out_size, p.bias))
+    return [Projection(name=f"vision_{name}", roles=frozenset(), in_features=n_in, out_features=n_out, bias=bias,
+                       count=1, component="vision") for name, _, n_in, n_out, bias in rows]
+
+
+def vision_bias_params(t: VisionTower) -> int:
+    """BitFit on a vision tower, beyond its linears' biases: the patch convolution's and the LayerNorms'."""
+    norms = [n for layer in t.layers for n in layer.norms] + list(t.norms)
+    norms += [p.norm for p in t.projectors if p.norm is not None]
+    return (t.hidden_size if t.patch.bias else 0) + sum(_norm_bias(n) for n in norms)
 
 
 def selects(p: Projection, targets: frozenset[str]) -> bool:
@@ -186,6 +232,8 @@ def model_linears(spec: ModelSpec) -> tuple[Projection, ...]:
         h = spec.hidden_size
         merged[Projection(name="pooler", roles=frozenset(), in_features=h, out_features=h, bias=True, count=1,
                           component="pooler")] = 1
+    for p in vision_linears(spec.vision) if spec.vision is not None else ():
+        merged[p] = merged.get(p, 0) + 1
     return tuple(replace(p, count=n) for p, n in merged.items())
 
 
@@ -279,10 +327,14 @@ def prefix_params(spec: ModelSpec, num_virtual_tokens: int, *, projection: bool 
                   encoder_hidden_size: int | None = None) -> int:
     """PEFT's ``PrefixEncoder``: an n × Σ(k + v width) table, or with ``projection`` an n × d table through
     Linear(d, e) → tanh → Linear(e, Σ(k + v width)), d one layer's k width."""
-    width = sum(_kv_width(layer.attention) * count for layer, count in spec.layer_groups())
+    width = sum(_kv_width(layer.attention) * count for layer, count in spec.layer_groups()
+                if layer.attention is not None)
     if not projection:
         return num_virtual_tokens * width
-    d = _kv_width(spec.layers[0].attention) // 2
+    first = spec.first_attention
+    if first is None:
+        raise SpecError(f"{spec.name} has no attention layers: prefix tuning needs keys and values to prefix")
+    d = _kv_width(first) // 2
     e = encoder_hidden_size or d
     return num_virtual_tokens * d + int(linear_params(d, e, True)) + int(linear_params(e, width, True))
 
@@ -325,6 +377,8 @@ def bias_params(spec: ModelSpec) -> dict[str, int]:
         _add(parts, "norms", count * sum(_norm_bias(n) for n in layer.norms))
     _add(parts, "norms", _norm_bias(spec.final_norm) + _norm_bias(spec.embedding_norm))
     _add(parts, "lm_head", spec.vocab_size * (spec.lm_head and spec.lm_head_bias))
+    if spec.vision is not None:
+        _add(parts, "vision", vision_bias_params(spec.vision))
     return {k: v for k, v in parts.items() if v}
 
 
@@ -349,7 +403,7 @@ def _new_modules(spec: ModelSpec, job: TrainingJob, base: int, *, projection: bo
         use_mlp = projection and job.method is Method.PREFIX_TUNING
         component = "prefix"
         trainable = prefix_params(spec, n, projection=use_mlp, encoder_hidden_size=encoder_hidden_size)
-        if any(layer.attention.mla is not None for layer in spec.layers):
+        if any(layer.attention is not None and layer.attention.mla is not None for layer in spec.layers):
             notes = ("MLA prefix sized as the per-head k and v transformers caches; PEFT sizes it from "
                      "head_dim·num_key_value_heads, which for DeepSeek configs is not that",)
         if spec.model_type == "falcon":

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from suanli.core.params import attention_params, layer_components, mlp_params, outer_components
+from suanli.core.vision import vision_params
 from suanli.quantity import plain
 from suanli.spec.layout import Layout
 from suanli.spec.model import Layer, ModelSpec, Moe
@@ -48,7 +49,9 @@ def layer_params_per_gpu(layer: Layer, hidden_size: int, tp: int, ep: int) -> fl
     """One block's parameters on one GPU under tensor and expert parallelism."""
     parts = layer_components(layer, hidden_size, plain)
     attention = layer.attention
-    if attention.mla is None and tp > attention.num_kv_heads:
+    if attention is None:
+        per_gpu = parts.get("ssm", 0.0) / tp  # Mamba heads (and their conv channels) split across TP ranks
+    elif attention.mla is None and tp > attention.num_kv_heads:
         projections = attention_params(attention, hidden_size, plain, matmul_only=True)
         kv_width = 2 * attention.num_kv_heads * attention.head_dim * hidden_size
         per_gpu = (projections - kv_width) / tp + kv_width / attention.num_kv_heads
@@ -75,6 +78,7 @@ def stage_params(spec: ModelSpec, layout: Layout) -> list[StageParams]:
         params = blocks
         if rank == 0:
             params += embedding + outer.get("position_embedding", 0.0) + outer.get("pooler", 0.0)
+            params += vision_params(spec.vision) / layout.tp if spec.vision is not None else 0.0  # VLM tower
         if rank == layout.pp - 1:
             params += head + outer.get("norms", 0.0)
             if spec.tie_word_embeddings and spec.lm_head and layout.pp > 1:

@@ -55,11 +55,13 @@ Evaluate = Callable[[Accelerator, int], FitTry | None]  # None: the layout is im
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fitter:
     """A job to fit: ``evaluate`` one GPU count, ``refusal`` says why a part cannot run it at all (None: it
-    can), ``weights_bytes`` is the whole model's weights in the served format (inference only)."""
+    can), ``weights_bytes`` is the whole model's weights in the served format (inference only) and
+    ``format_refusal`` why an SRAM-only part cannot hold them in that format."""
 
     evaluate: Evaluate
     refusal: Callable[[Accelerator], str | None]
     weights_bytes: float | None = None
+    format_refusal: Callable[[Accelerator], str | None] = lambda accelerator: None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,10 +97,11 @@ def fit_table(fitter: Fitter, accelerators: tuple[Accelerator, ...] | None = Non
     parts, or no count with the reason the part cannot run the job."""
     rows = []
     for accelerator in accelerators if accelerators is not None else load_accelerators():
-        if accelerator.on_chip_memory_only and fitter.weights_bytes is not None:
+        on_chip = accelerator.on_chip_memory_only and fitter.weights_bytes is not None
+        if on_chip and fitter.weights_bytes is not None and fitter.format_refusal(accelerator) is None:
             rows.append(on_chip_row(accelerator, fitter.weights_bytes))
             continue
-        if (reason := fitter.refusal(accelerator)) is not None:
+        if (reason := (fitter.format_refusal if on_chip else fitter.refusal)(accelerator)) is not None:
             rows.append(FitRow(gpu=accelerator.key, name=accelerator.name, capacity_bytes=usable_memory_bytes(
                 accelerator), min_gpus=None, per_gpu_total_bytes=None, headroom_bytes=None, layout=None, note=reason))
             continue
@@ -170,9 +173,13 @@ def inference_evaluator(spec: ModelSpec, *, engine: str, quant: str | None, kv_d
         return FitTry(per_gpu_total_bytes=memory.total_bytes, headroom_bytes=memory.headroom_bytes,
                       layout=f"tp {gpus}, {preset.key}, weights {memory.weights.format_key}, kv {memory.kv_format}")
 
-    def refusal(accelerator: Accelerator) -> str | None:
-        violation = engine_violation(preset, accelerator) or (
-            weights_format_violation(weights, accelerator) if weights else None)
+    def format_refusal(accelerator: Accelerator) -> str | None:
+        violation = weights_format_violation(weights, accelerator) if weights else None
         return violation.message if violation else None
 
-    return Fitter(evaluate=evaluate, refusal=refusal, weights_bytes=weight_bytes_per_gpu(spec, weights).total_bytes)
+    def refusal(accelerator: Accelerator) -> str | None:
+        violation = engine_violation(preset, accelerator)
+        return violation.message if violation else format_refusal(accelerator)
+
+    return Fitter(evaluate=evaluate, refusal=refusal, weights_bytes=weight_bytes_per_gpu(spec, weights).total_bytes,
+                  format_refusal=format_refusal)

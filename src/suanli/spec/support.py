@@ -99,8 +99,8 @@ def engine_violation(engine: EnginePreset, accelerator: Accelerator) -> Violatio
     versions = {e.key for e in engines for base in engines if e.key.startswith(f"{base.key}-")}  # vllm-0.10
     others = [e.key for e in engines if accelerator.platform in e.runs_on and e.key not in versions]
     fix = f"use --engine {' or '.join(others)}" if others else "no catalogued engine serves it"
-    return Violation("engine-hardware", f"{engine.name} does not run on {accelerator.name}, a {accelerator.platform} "
-                                        f"part (it runs on {', '.join(engine.runs_on)}); {fix}")
+    return Violation("engine-hardware", f"{engine.name} does not run on {accelerator.name} (platform "
+                                        f"{accelerator.platform}; it runs on {', '.join(engine.runs_on)}); {fix}")
 
 
 def runs_method(accelerator: Accelerator, method: Method) -> bool:
