@@ -92,6 +92,7 @@ def test_contradictions_are_one_line_errors(capsys: pytest.CaptureFixture[str], 
     (["train", "llama-3.1-8b", "--gpu", "a100", "--precision", "fp8"], ["no fp8", "h100"]),
     (["infer", "llama-3.1-8b", "--gpu", "t4", "--quant", "fp8"], ["neither fp8", "T4"]),
     (["infer", "llama-3.1-8b", "--gpu", "v100", "--quant", "bf16"], ["cannot compute in bf16", "--quant fp16"]),
+    (["infer", "deepseek-v3", "--gpu", "v100", "--gpus", "8"], ["V100", "fp8-block"]),  # the checkpoint's fp8
     (["infer", "llama-3.1-8b", "--gpu", "tpu-v5p", "--engine", "trtllm"],
      ["TensorRT-LLM does not run on Google TPU v5p", "--engine vllm"]),
     (["train", "llama-3.1-8b", "--gpu", "tpu-v5p", "--method", "qlora"], ["bitsandbytes", "--method lora"]),

@@ -145,8 +145,9 @@ def _serving_checks(args: argparse.Namespace, spec: ModelSpec, accelerator: Acce
     if args.ep > 1 and not spec.is_moe:
         raise LayoutError(f"--ep {args.ep} needs a mixture-of-experts model; {spec.name} is dense (no experts to "
                           "split); drop --ep and spread the model with --tp")
+    served = weights_format or (spec.quantization.weights if spec.quantization else None)  # --quant or checkpoint
     return enforce((engine_violation(engine, accelerator),
-                    weights_format_violation(weights_format, accelerator) if weights_format else None,
+                    weights_format_violation(served, accelerator) if served else None,
                     context_violation(spec, args.prompt + args.output, "--prompt + --output")), force=args.force)
 
 

@@ -174,7 +174,8 @@ def inference_evaluator(spec: ModelSpec, *, engine: str, quant: str | None, kv_d
                       layout=f"tp {gpus}, {preset.key}, weights {memory.weights.format_key}, kv {memory.kv_format}")
 
     def format_refusal(accelerator: Accelerator) -> str | None:
-        violation = weights_format_violation(weights, accelerator) if weights else None
+        served = weights or (spec.quantization.weights if spec.quantization else None)  # --quant or checkpoint's
+        violation = weights_format_violation(served, accelerator) if served else None
         return violation.message if violation else None
 
     def refusal(accelerator: Accelerator) -> str | None:
