@@ -131,8 +131,7 @@ def max_context_tokens(spec: ModelSpec) -> int:
     """The longest sequence the model's positions cover: ``max_position_embeddings``, or the RoPE-scaled
     length (factor × original_max_position_embeddings, YaRN and friends) when the config extends it further.
     Sliding-window layers do not lift the limit: the global layers still index positions."""
-    scaled = getattr(spec, "rope_scaled_positions", None) or 0
-    return max(spec.max_position_embeddings, scaled)
+    return max(spec.max_position_embeddings, spec.rope_scaled_positions or 0)
 
 
 def context_violation(spec: ModelSpec, tokens: int, what: str) -> Violation | None:
@@ -146,5 +145,5 @@ def context_violation(spec: ModelSpec, tokens: int, what: str) -> Violation | No
 
 
 def _scaling(spec: ModelSpec) -> str:
-    scaled = getattr(spec, "rope_scaled_positions", None) or 0
+    scaled = spec.rope_scaled_positions or 0
     return f", extended to {scaled:,} by its rope_scaling" if scaled > spec.max_position_embeddings else ""
