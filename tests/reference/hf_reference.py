@@ -342,6 +342,7 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         "moe_intermediate_size",
         "shared_expert_intermediate_size",
         "expert_ffn_hidden_size",
+        "expert_ffn_hidden_size",
         "ffn_hidden_size",
         "n_inner",
         "intermediate_size_mlp",
@@ -362,6 +363,8 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
     for k in ("kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
         if d.get(k):
             d[k] = max(4, d[k] // 16)
+    if mt == "longcat_flash":  # its rotary embedding reads head_dim, the RoPE part of the MLA head
+        d["head_dim"] = d["qk_rope_head_dim"]
     if d.get("first_k_dense_replace"):
         d["first_k_dense_replace"] = 1
     if "max_window_layers" in d:

@@ -10,7 +10,7 @@ from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes, mean_kv_byt
 from suanli.core.params import count_params
 from suanli.errors import SpecError
 from suanli.spec.assumptions import AttentionSpan
-from suanli.spec.model import Attention
+from suanli.spec.model import Attention, Moe
 from suanli.spec.resolve import load_model
 
 
@@ -121,3 +121,22 @@ def test_published_sizes(key: str, total: float, active: float, total_rel: float
     assert counts.total == pytest.approx(total, rel=total_rel)
     readings = (counts.active, counts.active - counts.embedding)
     assert min(abs(r - active) for r in readings) / active < 0.08
+
+
+def test_longcat_flash_zero_computation_experts() -> None:
+    spec = load_model("longcat-flash-chat")
+    assert spec.num_layers == 56  # 28 blocks of two attention + MLP sublayers
+    moe = spec.layers[0].ffn
+    assert isinstance(moe, Moe) and moe.zero_experts == 256
+    assert moe.experts_per_token == 12 * 512 / 768 == 8
+    h, i, dense = 6144, 2048, 12288
+    counts = count_params(spec)
+    assert counts.components["experts"] == 28 * 512 * 3 * h * i  # zero experts hold no weights
+    assert counts.components["router"] == 28 * h * (512 + 256)  # but the router scores them
+    assert counts.components["mlp"] == counts.components["shared_experts"] == 28 * 3 * h * dense
+    assert counts.total - counts.active == 28 * (512 - 8) * 3 * h * i
+    flops = count_flops(spec, seq=1)
+    assert flops.components["experts"] == 28 * 2 * 8 * 3 * h * i
+    assert flops.components["router"] == 28 * 2 * h * 768
+    # two MLA caches per block: (512 + 64) × 2 bytes × 56
+    assert kv_bytes_per_token(spec) == 576 * 2 * 56

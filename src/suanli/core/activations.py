@@ -90,6 +90,7 @@ from suanli.core.activations_peft import (
     peft_setup,
     peft_transient_bytes,
 )
+from suanli.core.activations_ssm import mixer_activation_bytes
 from suanli.quantity import Num, plain
 from suanli.spec.layout import AttentionImpl, Layout, Recompute
 from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, NormKind, QkNormKind
@@ -251,6 +252,9 @@ def mlp_bytes(mlp: Mlp, s: ActivationSetup, lift: Lift[Num], *, tokens: Num) -> 
     """One MLP's intermediates over ``tokens`` rows, the width split tp ways."""
     width = lift(mlp.intermediate_size, "intermediate_size") / lift(s.tp, "tp")
     tensors = mlp_intermediate_tensors(mlp, s.flavour, down_saves_input=s.linears_save_input)
+    mask = HF_ACTIVATION_MASK_BYTES.get(mlp.activation, 0.0) if s.flavour is Flavour.HUGGINGFACE else 0.0
+    if mask:
+        return tokens * width * (act_num(s, lift) * tensors + mask)
     return tokens * width * act_num(s, lift) * tensors
 
 
@@ -281,7 +285,7 @@ def ffn_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetu
     frozen, and its intermediates (none where no gradient reaches the MLP, ``grad``; MoE layers of a frozen
     model are counted as in full training)."""
     parts: dict[str, Num] = {}
-    if not grad.mlp:
+    if not grad.mlp or layer.ffn is None:
         return parts
     if not (layer.parallel and len(layer.norms) < 2) and s.linears_save_input and grad.post:
         parts["mlp_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act_num(s, lift)
@@ -318,6 +322,8 @@ def layer_activation_bytes(layer: Layer, hidden_size: int, model_type: str, s: A
     if s.peft is not None:
         kept = base_kept_inputs(layer, model_type, s)
         parts.update(adapter_bytes(layer, hidden_size, model_type, s, lift, kept=kept, grad=grad))
+    if s.autocast_full:
+        parts.update(autocast_layer_bytes(layer, hidden_size, model_type, s, lift, parts))
     return parts
 
 

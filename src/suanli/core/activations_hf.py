@@ -219,8 +219,9 @@ def hf_moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup
     permutation indices; plus int32 offsets, one per expert."""
     region, act, h = region_tokens(s, lift), act_num(s, lift), lift(hidden_size, "hidden_size")
     top_k, experts = lift(moe.top_k, "top_k"), lift(moe.num_experts, "num_experts")
-    fp32_router = model_type in ROUTER_IN_FP32 and s.act_bytes != FP32_BYTES
-    router = experts * FP32_BYTES + top_k * INDEX_BYTES
+    fp32_router = model_type in ROUTER_IN_FP32 and s.act_bytes != FP32_BYTES and not s.autocast_full
+    scores = act if s.autocast_full and model_type in SIGMOID_ROUTER else lift(FP32_BYTES, "fp32_bytes")
+    router = experts * scores + top_k * INDEX_BYTES
     if fp32_router:
         router = router + h * FP32_BYTES
     if model_type in ROUTER_NORMALISES_TOP_K:

@@ -58,7 +58,7 @@ from suanli.core.activation_setup import (
 from suanli.core.activations_hf import HF_ACTIVATION_TENSORS, Kernel, hf_attention_path
 from suanli.core.peft import IA3_DEFAULTS, IA3_PAPER, Projection, layer_linears, model_linears, selects
 from suanli.quantity import Num, plain
-from suanli.spec.model import Layer, ModelSpec, Moe
+from suanli.spec.model import Layer, Mlp, ModelSpec, Moe
 from suanli.spec.training import Method, PrecisionMode, TrainingJob
 
 BNB_4BIT_SAVES_INPUT = False  # bitsandbytes >= 0.43.2 (PR #1270): MatMul4Bit keeps only the packed weight
@@ -259,12 +259,13 @@ def base_kept_inputs(layer: Layer, model_type: str, s: ActivationSetup) -> froze
         return frozenset({"attention_input", "attention_output", "mlp_input", "mlp_hidden", "shared_experts_hidden",
                           "q_latent", "kv_latent", "expert_input", "expert_hidden"})
     kept = set()
-    path = hf_attention_path(layer.attention, model_type, s.attention, seq=s.seq, micro_batch=s.micro_batch,
-                             extra_keys=s.peft.prefix_tokens if s.peft else 0)
-    if path.kernel is Kernel.FUSED and not path.output_copy:
-        kept.add("attention_output")
+    if layer.attention is not None:
+        path = hf_attention_path(layer.attention, model_type, s.attention, seq=s.seq, micro_batch=s.micro_batch,
+                                 extra_keys=s.peft.prefix_tokens if s.peft else 0)
+        if path.kernel is Kernel.FUSED and not path.output_copy:
+            kept.add("attention_output")
     mlp = layer.ffn
-    if not isinstance(mlp, Moe) and not mlp.gated and not HF_ACTIVATION_TENSORS.get(mlp.activation, (True, 0))[0]:
+    if isinstance(mlp, Mlp) and not mlp.gated and not HF_ACTIVATION_TENSORS.get(mlp.activation, (True, 0))[0]:
         kept.add("mlp_hidden")
     return frozenset(kept)
 

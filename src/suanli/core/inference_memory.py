@@ -41,13 +41,13 @@ from typing import Literal
 
 from suanli.core.kv_cache import (
     cached_tokens,
-    ssm_state_bytes,
     default_kv_format,
     kv_bytes_per_token,
     kv_bytes_per_token_per_layer,
     kv_cache_bytes,
     kv_heads_per_rank,
     parse_kv_format,
+    ssm_state_bytes,
 )
 from suanli.core.params import layer_params
 from suanli.core.vision import vision_params

@@ -22,6 +22,18 @@ fp8 with a scale; here it takes the KV format like the rest of the cache).
 
 Tensor parallelism splits KV heads: each rank holds num_kv_heads / tp heads, or one head when tp exceeds the
 head count (each head is then replicated tp / num_kv_heads times, vLLM's rule).
+
+State-space layers (Mamba-1/2 in Mamba-2, Jamba, Bamba, Nemotron-H) cache no tokens: each sequence keeps a
+fixed state per layer, whatever its length (Gu & Dao 2023, arXiv:2312.00752 §3.4; vLLM's ``MambaSpec``):
+the last conv_kernel − 1 inputs of the causal conv plus the SSM state::
+
+    Mamba-2: (K − 1) × (I + 2·G·N) + H × P × N elements      Mamba-1: (K − 1) × I + I × N elements
+
+(I = H·P inner channels, G groups, N state size, P head dim). vLLM keeps both in the model dtype by
+default (``mamba_cache_dtype`` / ``mamba_ssm_cache_dtype`` "auto"), splits heads and channels over TP
+ranks and replicates B/C groups when n_groups is not a multiple of tp (``extra_groups_for_head_shards``).
+Attention layers of hybrid models cache tokens as above; ``kv_cache_bytes`` counts those only and
+``ssm_state_bytes`` the states.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import math
 
 from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import MlaCache
-from suanli.spec.model import Attention, ModelSpec
+from suanli.spec.model import Attention, Mamba2Mixer, Mixer, ModelSpec
 from suanli.spec.precision import Family, NumberFormat, parse_number_format, torch_dtype_format
 
 _WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.GGUF_MIX, Family.NF4)
@@ -101,7 +113,7 @@ def kv_bytes_per_token(spec: ModelSpec, *, kv_format: NumberFormat | None = None
     sliding window: the sum over layers. Llama-3.1-8B in bf16: 2 × 8 × 128 × 2 B × 32 layers = 131,072 B."""
     fmt = kv_format or default_kv_format(spec)
     return sum(count * kv_bytes_per_token_per_layer(layer.attention, kv_format=fmt, tp=tp, mla=mla)
-               for layer, count in spec.layer_groups())
+               for layer, count in spec.layer_groups() if layer.attention is not None)
 
 
 def cached_tokens(attention: Attention, tokens_per_seq: int) -> int:
@@ -127,6 +139,8 @@ def kv_cache_bytes(spec: ModelSpec, *, tokens_per_seq: int, batch: int = 1, kv_f
     fmt = kv_format or default_kv_format(spec)
     total = 0.0
     for layer, count in spec.layer_groups():
+        if layer.attention is None:
+            continue
         tokens = math.ceil(cached_tokens(layer.attention, tokens_per_seq) / block_size) * block_size
         total += count * tokens * kv_bytes_per_token_per_layer(layer.attention, kv_format=fmt, tp=tp, mla=mla)
     return batch * total
@@ -139,3 +153,38 @@ def mean_kv_bytes_per_token(spec: ModelSpec, *, tokens_per_seq: int, kv_format: 
     multiple of the block size; smaller for Gemma-2/3 and Mistral v0.1 once L exceeds the window."""
     return kv_cache_bytes(spec, tokens_per_seq=tokens_per_seq, kv_format=kv_format, tp=tp, mla=mla,
                           block_size=block_size) / tokens_per_seq
+
+
+def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
+    """(conv, ssm) state elements of one sequence in one state-space layer on one TP rank (module
+    docstring). Mamba-2 heads and x channels split over tp; the B/C groups split when tp divides n_groups and
+    are otherwise replicated, one group per rank at least (vLLM's rule)."""
+    require_positive("tp", tp)
+    kernel_tail = mixer.conv_kernel - 1
+    if isinstance(mixer, Mamba2Mixer):
+        if mixer.num_heads % tp:
+            raise LayoutError(f"mamba num_heads ({mixer.num_heads}) is not divisible by tp ({tp}); use a tp that "
+                              f"divides {mixer.num_heads}")
+        heads = mixer.num_heads // tp
+        groups = mixer.n_groups // tp if mixer.n_groups % tp == 0 else max(1, mixer.n_groups // tp)
+        conv = kernel_tail * (heads * mixer.head_dim + 2 * groups * mixer.d_state)
+        return float(conv), float(heads * mixer.head_dim * mixer.d_state)
+    inner = mixer.intermediate_size / tp
+    return kernel_tail * inner, inner * mixer.d_state
+
+
+def ssm_state_bytes_per_layer(mixer: Mixer, *, state_format: NumberFormat, tp: int = 1) -> float:
+    """Bytes of one sequence's conv + SSM state in one layer on one TP rank."""
+    conv, ssm = ssm_state_elements(mixer, tp=tp)
+    return (conv + ssm) * state_format.bits_per_element / 8
+
+
+def ssm_state_bytes(spec: ModelSpec, *, batch: int = 1, state_format: NumberFormat | None = None,
+                    tp: int = 1) -> float:
+    """State bytes of ``batch`` sequences over every state-space layer on one TP rank: fixed, independent of
+    the sequence length. Codestral-Mamba-7B in bf16 (64 layers, H 128, P 64, N 128, G 8, K 4):
+    (3 × (8192 + 2 × 8 × 128) + 128 × 64 × 128) × 2 B × 64 layers = 138,149,888 B per sequence."""
+    require_positive("batch", batch)
+    fmt = state_format or default_kv_format(spec)
+    return batch * sum(count * ssm_state_bytes_per_layer(layer.mixer, state_format=fmt, tp=tp)
+                       for layer, count in spec.layer_groups() if layer.mixer is not None)

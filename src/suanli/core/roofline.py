@@ -19,10 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from suanli.core.flops import attended_pairs
+from suanli.core.flops import attended_pairs, mixer_forward_flops
+from suanli.core.params import mixer_params
+from suanli.quantity import plain
 from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import Layer, Mlp, ModelSpec, Moe
+from suanli.spec.model import Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
 
 
 class OpKind(Enum):
@@ -106,6 +108,8 @@ def _mlp_gemms(prefix: str, mlp: Mlp, h: int, tokens: float, tp: int, b: float, 
 
 def _ffn_ops(layer: Layer, h: int, tokens: float, tp: int, ep: int, b: float) -> list[Op]:
     ffn = layer.ffn
+    if ffn is None:
+        return []
     if not isinstance(ffn, Moe):
         return _mlp_gemms("mlp", ffn, h, tokens, tp, b)
     local_experts = max(1, ffn.num_experts // ep)
@@ -117,10 +121,34 @@ def _ffn_ops(layer: Layer, h: int, tokens: float, tp: int, ep: int, b: float) ->
     return ops
 
 
+def _mixer_ops(m: Mixer, h: int, *, tokens: float, seq: int, tp: int, b: float) -> list[Op]:
+    """A Mamba mixer: norm, in/out projections as one GEMM pair, the depthwise conv as a stream and the
+    (chunked) scan as matmul work over its inputs and outputs (FLOPs from ``flops.mixer_forward_flops``)."""
+    parts = mixer_forward_flops(m, h, seq, plain)
+    sequences = tokens / seq
+    projections = mixer_params(m, h, plain, matmul_only=True) / tp
+    inner = (m.intermediate_size + (2 * m.n_groups * m.d_state if isinstance(m, Mamba2Mixer) else 0)) / tp
+    return [stream("norm_attn", tokens * h, b),
+            Op(name="ssm_proj", kind=OpKind.GEMM, flops=2 * tokens * projections,
+               bytes=(projections + tokens * (2 * h + 2 * inner)) * b),
+            stream("ssm_conv", tokens * inner, b),
+            Op(name="ssm_scan", kind=OpKind.GEMM, flops=parts["ssm_scan"] * sequences / tp,
+               bytes=3 * tokens * inner * b),
+            stream("residual_attn", tokens * h, b, passes=3)]
+
+
 def layer_ops(layer: Layer, spec: ModelSpec, *, tokens: float, seq: int, tp: int = 1, ep: int = 1,
               dtype_bytes: float = 2.0, span: AttentionSpan = AttentionSpan.CAUSAL) -> list[Op]:
     """One block's forward kernels for ``tokens`` tokens (sequences of ``seq``) on one GPU."""
     a, h, b = layer.attention, spec.hidden_size, dtype_bytes
+    if a is None:
+        ops = _mixer_ops(layer.mixer, h, tokens=tokens, seq=seq, tp=tp, b=b) if layer.mixer is not None else []
+        if layer.ffn is None:
+            return ops
+        ops.append(stream("norm_mlp", tokens * h, b))
+        ops += _ffn_ops(layer, h, tokens, tp, ep, b)
+        ops.append(stream("residual_mlp", tokens * h, b, passes=3))
+        return ops
     heads = a.num_heads / tp
     kv_heads = max(1.0, a.num_kv_heads / tp)
     q_width, kv_width = heads * a.head_dim, kv_heads * a.head_dim

@@ -17,6 +17,12 @@ column/row splits over tp, K/V by KV heads, experts ep ways and each expert tp/e
 
 The output head runs on the sampled rows: final norm, the vocab-parallel GEMM, an all-gather of the fp32
 logits across tp, and a softmax/sampling pass.
+
+State-space (Mamba) layers replace the attention kernel by their scan: each step reads and writes every
+sequence's fixed conv + SSM state (``kv_cache.ssm_state_bytes_per_layer``, booked as KV traffic) instead of a
+cache growing with the context; FLOPs are the depthwise conv (2·conv_dim·K per token) and the scan, chunked
+over a prefill (``flops.mamba2_scan_flops``; Mamba-1: 2·I·N per token) and recurrent in decode (state
+update and read-out, 4·H·P·N per token: Dao & Gu 2024, arXiv:2405.21060 §3).
 """
 
 from __future__ import annotations
@@ -25,14 +31,22 @@ import math
 from dataclasses import dataclass
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
+from suanli.core.flops import mamba2_scan_flops
 from suanli.core.inference_memory import WeightBytes, block_linears
-from suanli.core.kv_cache import cached_tokens, kv_bytes_per_token_per_layer, kv_heads_per_rank
+from suanli.core.kv_cache import (
+    cached_tokens,
+    default_kv_format,
+    kv_bytes_per_token_per_layer,
+    kv_heads_per_rank,
+    ssm_state_bytes_per_layer,
+)
 from suanli.core.roofline import gemm_efficiency
 from suanli.errors import SpecError
+from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import MlaCache
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import Layer, ModelSpec, Moe
+from suanli.spec.model import Layer, Mamba2Mixer, ModelSpec, Moe
 from suanli.spec.precision import Family, NumberFormat
 
 _ACT = 2.0  # activations in bf16 / fp16
@@ -105,6 +119,7 @@ class LayerPlan:
     num_experts: int = 0
     top_k: int = 0
     local_experts: int = 0
+    state_bytes: float = 0.0  # one sequence's Mamba state in this layer on this GPU (0 for attention layers)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +167,7 @@ def _shard(out: int, inp: int, split: str, layer: Layer, tp: int) -> tuple[int, 
         return math.ceil(out / tp), inp
     if split == "row":
         return out, math.ceil(inp / tp)
-    if split == "kv":
+    if split == "kv" and layer.attention is not None:
         return kv_heads_per_rank(layer.attention, tp) * (out // layer.attention.num_kv_heads), inp
     return out, inp
 
@@ -177,8 +192,10 @@ def _gemms(layer: Layer, h: int, tp: int, ep: int, r: float) -> tuple[tuple[Gemm
 
 def _stream_elements(layer: Layer, h: int, tp: int) -> float:
     a, ffn = layer.attention, layer.ffn
-    rope = (a.num_heads + kv_heads_per_rank(a, tp) * tp) * a.head_dim / tp * 2
-    if isinstance(ffn, Moe):
+    rope = (a.num_heads + kv_heads_per_rank(a, tp) * tp) * a.head_dim / tp * 2 if a is not None else 0.0
+    if ffn is None:
+        width = 0.0
+    elif isinstance(ffn, Moe):
         width = ffn.top_k * ffn.expert.intermediate_size * (2 if ffn.expert.gated else 1) / max(1, tp)
     else:
         width = ffn.intermediate_size * (2 if ffn.gated else 1) / tp
@@ -197,6 +214,9 @@ def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFor
     for (layer, _), (shards, _) in zip(groups, sharded, strict=True):
         a, ffn = layer.attention, layer.ffn
         gemms = tuple(g if g.name == "router" else Gemm(g.name, g.out, g.inp, g.expert, r) for g in shards)
+        if a is None:
+            plans.append(_mixer_plan(spec, layer, gemms, r, tp, ep, h))
+            continue
         absorbed = ((a.mla.kv_lora_rank + a.mla.qk_rope_head_dim, a.mla.kv_lora_rank)
                     if a.mla is not None and mla is MlaCache.LATENT else None)
         moe = ffn if isinstance(ffn, Moe) else None
@@ -285,8 +305,47 @@ def attended_pairs(context: int, new_tokens: int, window: int | None) -> float:
     return full * window + ramp * (context + ramp_end + 1) / 2
 
 
+def _mixer_plan(spec: ModelSpec, layer: Layer, gemms: tuple[Gemm, ...], r: float, tp: int, ep: int,
+                h: int) -> LayerPlan:
+    """A layer without attention: a Mamba mixer (state per sequence) or Nemotron-H's MLP-only block."""
+    moe = layer.ffn if isinstance(layer.ffn, Moe) else None
+    state = (ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
+             if layer.mixer is not None else 0.0)
+    return LayerPlan(layer=layer, gemms=gemms, bytes_per_weight=r, heads=0.0, kv_heads=0, qk_dim=0, v_dim=0,
+                     absorbed_dims=None, kv_bytes_per_token=0.0,
+                     stream_elements_per_token=_stream_elements(layer, h, tp),
+                     num_experts=moe.num_experts if moe else 0, top_k=moe.top_k if moe else 0,
+                     local_experts=moe.num_experts // ep if moe else 0, state_bytes=state)
+
+
+def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
+    """Conv + scan FLOPs of one sequence's ``new_tokens`` tokens in a Mamba layer on one GPU (module
+    docstring): chunked scan for a prefill, the recurrent step (4·H·P·N; Mamba-1 4·I·N) in decode."""
+    m = layer.mixer
+    if m is None:
+        return 0.0
+    if isinstance(m, Mamba2Mixer):
+        conv = 2.0 * m.conv_dim * m.conv_kernel * new_tokens
+        step = 4.0 * m.num_heads * m.head_dim * m.d_state
+        scan = step if new_tokens == 1 else float(mamba2_scan_flops(m, new_tokens, plain))
+    else:
+        conv = 2.0 * m.intermediate_size * m.conv_kernel * new_tokens
+        scan = (4.0 if new_tokens == 1 else 2.0) * m.intermediate_size * m.d_state * new_tokens
+    return (conv + scan) / tp
+
+
+def _mixer_cost(plan: LayerPlan, batch: int, new_tokens: int, d: Device, a: PerformanceAssumptions,
+                tp: int) -> Cost:
+    """A Mamba layer's conv + scan: compute at the 16-bit roof, each sequence's state read and written once."""
+    flops = batch * mixer_core_flops(plan.layer, new_tokens, tp)
+    return kernel(d, compute_s=flops / (d.attention_flops_per_s * a.attention_peak_fraction), flops=flops,
+                  kv_bytes=2 * batch * plan.state_bytes)
+
+
 def _attention_cost(plan: LayerPlan, batch: int, new_tokens: int, context: int, d: Device,
                     a: PerformanceAssumptions) -> Cost:
+    if plan.layer.attention is None:
+        return Cost()
     window = plan.layer.attention.local_span  # chunked attention: at most a chunk of keys, like a window
     qk, v = plan.absorbed_dims if plan.absorbed_dims and new_tokens == 1 else (plan.qk_dim, plan.v_dim)
     flops = 2 * plan.heads * (qk + v) * batch * attended_pairs(context, new_tokens, window)
@@ -302,6 +361,8 @@ def layer_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: Performanc
     """One layer on one GPU: GEMMs, attention, elementwise streams and the TP all-reduces."""
     m = batch * new_tokens
     cost = _attention_cost(plan, batch, new_tokens, context, d, a)
+    if plan.layer.mixer is not None:
+        cost = cost + _mixer_cost(plan, batch, new_tokens, d, a, tp)
     for g in plan.gemms:
         cost = cost + _gemm_cost(g, plan, m, d, a)
     cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=m * plan.stream_elements_per_token * _ACT,

@@ -174,7 +174,7 @@ def _kernels(layer: Layer, s: StepSetup) -> list[Op]:
                     dtype_bytes=s.act_bytes, span=s.span)
     out = []
     for op in ops:
-        if op.kind is OpKind.ATTENTION and s.job.attention is AttentionImpl.EAGER:
+        if op.kind is OpKind.ATTENTION and s.job.attention is AttentionImpl.EAGER and layer.attention is not None:
             scores = op.flops / (2 * (layer.attention.head_dim + layer.attention.v_head_dim))  # heads × pairs
             scores_bytes = 2 * scores * s.act_bytes  # written by the first matmul, read by the second
             out.append(Op(name="attention", kind=OpKind.GEMM, flops=op.flops, bytes=op.bytes + scores_bytes))
@@ -237,6 +237,8 @@ def _cp_exposed_s(layer: Layer, s: StepSetup, attention_s: float, full: bool) ->
     if cp == 1:
         return 0.0
     att = layer.attention
+    if att is None:  # a Mamba layer passes its state between CP ranks, not K/V (left out: one state per rank)
+        return 0.0
     kv_bytes = s.tokens * max(1.0, att.num_kv_heads / s.layout.tp) * (att.head_dim + att.v_head_dim) * s.act_bytes
     hop = collective_time_s(Collective.SEND_RECV, kv_bytes, cp, s.path(cp, s.layout.tp), s.a)
     forward = max(0.0, (cp - 1) * hop - attention_s)

@@ -160,6 +160,8 @@ def windowed_layers(r: ConfigReader, base: Layer, sliding: list[bool], window: i
     """One layer per entry of ``sliding``, with the sliding window set where it is True."""
     if window is None or not any(sliding):
         return uniform_layers(base, len(sliding))
+    if base.attention is None:
+        return uniform_layers(base, len(sliding))
     local = Layer(attention=with_window(base.attention, window), ffn=base.ffn, norms=base.norms,
                   parallel=base.parallel)
     return [local if is_local else base for is_local in sliding]

@@ -14,7 +14,7 @@ from enum import Enum
 
 from suanli.errors import LayoutError
 from suanli.spec.limits import check_gpu_count
-from suanli.spec.model import ModelSpec, Moe
+from suanli.spec.model import Mamba2Mixer, ModelSpec, Moe
 
 
 class Recompute(Enum):
@@ -119,13 +119,22 @@ class Layout:
 
     def check(self, model: ModelSpec) -> None:
         """Raise LayoutError when the layout cannot be built for ``model``, naming the numbers and a fix."""
-        attention = model.layers[0].attention
+        for layer, _ in model.layer_groups():
+            if isinstance(layer.mixer, Mamba2Mixer):
+                _require_divides("tp", self.tp, "mamba num_heads", layer.mixer.num_heads)
+        attention = model.first_attention
+        if attention is None:
+            self._check_stages(model)
+            return
         _require_divides("tp", self.tp, "num_attention_heads", attention.num_heads)
         if attention.mla is None and attention.num_kv_heads % self.tp and self.tp % attention.num_kv_heads:
             raise LayoutError(
                 f"tp ({self.tp}) and num_key_value_heads ({attention.num_kv_heads}) must divide one another "
                 f"(KV heads are split or replicated); use tp in {_divisors(attention.num_heads)}"
             )
+        self._check_stages(model)
+
+    def _check_stages(self, model: ModelSpec) -> None:
         layers_per_stage = model.num_layers / (self.pp * self.vp)
         if layers_per_stage < 1:
             raise LayoutError(

@@ -100,7 +100,8 @@ class PeftConfig:
         require_positive("adapter_size", self.adapter_size)
         if not 0 <= self.lora_dropout < 1:
             raise SpecError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        known = {"q", "k", "v", "o", "gate", "up", "down", "experts", "all-linear"}
+        known = {"q", "k", "v", "o", "gate", "up", "down", "experts", "all-linear",
+                 "in_proj", "out_proj", "x_proj", "dt_proj"}  # the last four: Mamba mixers
         unknown = sorted(set(self.target_modules) - known)
         if unknown:
             raise SpecError(f"unknown LoRA target modules {unknown}; use some of {sorted(known)}")

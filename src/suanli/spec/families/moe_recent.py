@@ -12,7 +12,7 @@ from dataclasses import replace
 from suanli.errors import ConfigError
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
 from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
-from suanli.spec.model import Indexer, Layer, Mlp, ModelSpec, Moe, QkNormKind
+from suanli.spec.model import Attention, Indexer, Layer, Mla, Mlp, ModelSpec, Moe, QkNormKind
 
 # --- gpt-oss ----------------------------------------------------------------------------------------------------
 
@@ -216,6 +216,35 @@ def _deepseek_v32(r: ConfigReader) -> ModelSpec:
     return replace(base, layers=tuple(sparse.get(id(layer), layer) for layer in base.layers))
 
 
+# --- LongCat-Flash ---------------------------------------------------------------------------------------------
+
+
+def _longcat_flash(r: ConfigReader) -> ModelSpec:
+    """LongcatFlashForCausalLM: each of ``num_layers`` blocks holds two MLA attentions and two dense SwiGLU
+    MLPs of ``ffn_hidden_size``, plus a shortcut MoE fed from the first MLP's input: ``moe_topk`` picks among
+    ``n_routed_experts`` SwiGLU experts of ``expert_ffn_hidden_size`` and ``zero_expert_num`` identity
+    (zero-computation) experts. Built as two layers per block: the first one's MoE carries the first dense
+    MLP as its shared expert (same input, output added to the residual), the second one is dense."""
+    hidden, blocks = r.integer("hidden_size"), r.integer("num_layers")
+    heads = r.integer("num_attention_heads")
+    mla = Mla(q_lora_rank=r.optional_integer("q_lora_rank"), kv_lora_rank=r.integer("kv_lora_rank"),
+              qk_rope_head_dim=r.integer("qk_rope_head_dim"), qk_nope_head_dim=r.integer("qk_nope_head_dim"))
+    bias = r.flag("attention_bias", False)
+    attention = Attention(num_heads=heads, num_kv_heads=heads, head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim,
+                          v_head_dim=r.integer("v_head_dim"), qkv_bias=bias, out_bias=bias, mla=mla)
+    dense = gated_mlp(r, "ffn_hidden_size")
+    zero = r.config.get("zero_expert_num") or 0
+    if not isinstance(zero, int) or zero < 0:
+        raise ConfigError(f"{r.name}: 'zero_expert_num' must be a non-negative integer, got {zero!r}")
+    moe = Moe(num_experts=r.integer("n_routed_experts"), top_k=r.integer("moe_topk"),
+              expert=gated_mlp(r, "expert_ffn_hidden_size"), shared=dense, zero_experts=zero,
+              router_bias=r.flag("router_bias", False))
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    first = Layer(attention=attention, ffn=moe, norms=norms)
+    second = Layer(attention=attention, ffn=dense, norms=norms)
+    return decoder_spec(r, [first, second] * blocks, final_norm=rms_norm(hidden), extras=_mtp_note(r))
+
+
 RECENT_MOE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "gpt_oss": _gpt_oss,
     "llama4_text": _llama4_text,
@@ -224,4 +253,5 @@ RECENT_MOE_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "hunyuan_v1_moe": _hunyuan_v1_moe,
     "minimax_m2": _minimax_m2,
     "deepseek_v32": _deepseek_v32,
+    "longcat_flash": _longcat_flash,
 }

@@ -1,0 +1,157 @@
+"""Adapters for state-space and hybrid families: Mamba-2, Nemotron-H, Bamba and Jamba.
+
+Each reads the layer pattern exactly as transformers does: Nemotron-H's ``hybrid_override_pattern`` (or
+``layers_block_type``), Bamba's ``attn_layer_indices``, Jamba's ``attn_layer_period``/``attn_layer_offset``
+and ``expert_layer_period``/``expert_layer_offset``. Mamba mixers are described by the fields their
+transformers modules read (``Mamba2Mixer``, ``NemotronHMamba2Mixer``, ``BambaMixer``, ``JambaMambaMixer``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from suanli.errors import ConfigError, UnsupportedArchitecture
+from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
+from suanli.spec.model import Layer, Mamba2Mixer, MambaMixer, Mlp, ModelSpec, Moe, PositionKind
+
+_NO_POSITION = PositionKind.NONE
+#: Mamba-2 configs carry no max_position_embeddings: a recurrence indexes no positions, so no context limit
+#: applies (int32's largest value stands for "unbounded").
+_UNBOUNDED_CONTEXT = 2**31 - 1
+_SSM_NOTE = ("state-space", "Mamba layers keep a fixed conv + SSM state per sequence instead of a KV cache "
+                            "(memory.per_gpu.ssm_state_bytes); their training activations are approximate "
+                            "(core/activations_ssm.py), their parameters and FLOPs exact")
+
+
+def _mamba2_mixer(r: ConfigReader, *, heads: str, head_dim: int, state: str, groups: str, conv: str,
+                  chunk: str, proj_bias: bool, conv_bias: bool) -> Mamba2Mixer:
+    return Mamba2Mixer(num_heads=r.integer(heads), head_dim=head_dim, d_state=r.integer(state),
+                       n_groups=r.integer(groups), conv_kernel=r.integer(conv), chunk_size=r.integer(chunk),
+                       proj_bias=proj_bias, conv_bias=conv_bias)
+
+
+def _check_inner(r: ConfigReader, mixer: Mamba2Mixer, expand_key: str, hidden: int) -> None:
+    """transformers sizes in_proj from expand · hidden but the heads from num_heads · head_dim; they must agree."""
+    inner = int(r.integer(expand_key) * hidden)
+    if inner != mixer.intermediate_size:
+        raise ConfigError(f"{r.name}: {expand_key} × hidden_size ({inner}) differs from mamba heads × head_dim "
+                          f"({mixer.num_heads} × {mixer.head_dim} = {mixer.intermediate_size})")
+
+
+def _mamba2(r: ConfigReader) -> ModelSpec:
+    """Mamba2ForCausalLM: every block is RMSNorm + Mamba2Mixer (no MLP, no attention); final ``norm_f``."""
+    hidden = r.integer("hidden_size")
+    mixer = _mamba2_mixer(r, heads="num_heads", head_dim=r.integer("head_dim"), state="state_size",
+                          groups="n_groups", conv="conv_kernel", chunk="chunk_size",
+                          proj_bias=r.flag("use_bias", False), conv_bias=r.flag("use_conv_bias", True))
+    _check_inner(r, mixer, "expand", hidden)
+    layer = Layer(mixer=mixer, norms=(rms_norm(hidden),))
+    spec = decoder_spec(r, [layer] * r.integer("num_hidden_layers"), final_norm=rms_norm(hidden), extras=(_SSM_NOTE,),
+                        position=_NO_POSITION)
+    if "max_position_embeddings" in r.config:
+        return spec
+    return replace(spec, max_position_embeddings=_UNBOUNDED_CONTEXT)
+
+
+_NEMOTRON_PATTERN = {"M": "linear_attention", "E": "moe", "*": "full_attention", "-": "mlp"}
+
+
+def _nemotron_types(r: ConfigReader) -> list[str]:
+    """``layers_block_type`` when given, else ``hybrid_override_pattern`` (M mamba, * attention, - MLP, E MoE)."""
+    types = r.config.get("layers_block_type")
+    if types is None:
+        pattern = r.text("hybrid_override_pattern")
+        unknown = sorted(set(pattern) - set(_NEMOTRON_PATTERN))
+        if unknown:
+            raise ConfigError(f"{r.name}: hybrid_override_pattern has unknown symbols {unknown}; "
+                              "transformers reads M, *, - and E")
+        types = [_NEMOTRON_PATTERN[c] for c in pattern]
+    legacy = {"mamba": "linear_attention", "attention": "full_attention"}
+    return [legacy.get(t, t) for t in types]
+
+
+def _nemotron_h(r: ConfigReader) -> ModelSpec:
+    """NemotronHForCausalLM: each block is one RMSNorm and one mixer: Mamba-2, attention (no biases), a
+    non-gated MLP (relu² by ``mlp_hidden_act``) or MoE. ``intermediate_size`` = mamba_num_heads ×
+    mamba_head_dim; the Mamba projections carry ``use_bias``."""
+    hidden = r.integer("hidden_size")
+    types = _nemotron_types(r)
+    norms = (rms_norm(hidden),)
+    mixer = _mamba2_mixer(r, heads="mamba_num_heads", head_dim=r.integer("mamba_head_dim"),
+                          state="ssm_state_size", groups="n_groups", conv="conv_kernel", chunk="chunk_size",
+                          proj_bias=r.flag("use_bias", False), conv_bias=r.flag("use_conv_bias", True))
+    attention = build_attention(r, hidden, qkv_bias=r.flag("attention_bias", False),
+                                out_bias=r.flag("attention_bias", False))
+    blocks: dict[str, Layer] = {"linear_attention": Layer(mixer=mixer, norms=norms),
+                                "full_attention": Layer(attention=attention, norms=norms)}
+    if "mlp" in types:
+        mlp = Mlp(intermediate_size=r.integer("intermediate_size"), gated=False, bias=r.flag("mlp_bias", False),
+                  activation=r.text("mlp_hidden_act", "relu2"))
+        blocks["mlp"] = Layer(ffn=mlp, norms=norms)
+    unknown = sorted(set(types) - set(blocks))
+    if unknown:
+        raise UnsupportedArchitecture(f"{r.name}: Nemotron-H block types {unknown} are not supported yet "
+                               "(supported: Mamba-2 'M', attention '*', MLP '-')")
+    return decoder_spec(r, [blocks[t] for t in types], final_norm=rms_norm(hidden), extras=(_SSM_NOTE,),
+                        position=_NO_POSITION)
+
+
+def _bamba(r: ConfigReader) -> ModelSpec:
+    """BambaForCausalLM: attention at ``attn_layer_indices``, Mamba-2 elsewhere; every block also holds a
+    SwiGLU MLP and two RMSNorms. Mamba head_dim is ``mamba_d_head`` or, when "auto", expand · h / heads."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    heads = r.integer("mamba_n_heads")
+    head_dim = r.config.get("mamba_d_head", "auto")
+    head_dim = r.integer("mamba_expand") * hidden // heads if head_dim == "auto" else r.integer("mamba_d_head")
+    mixer = _mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
+                          groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
+                          proj_bias=r.flag("mamba_proj_bias", False), conv_bias=r.flag("mamba_conv_bias", True))
+    _check_inner(r, mixer, "mamba_expand", hidden)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    mlp = gated_mlp(r)
+    attention = build_attention(r, hidden, qkv_bias=r.flag("attention_bias", False),
+                                out_bias=r.flag("attention_bias", False))
+    attn_layer = Layer(attention=attention, ffn=mlp, norms=norms)
+    mamba_layer = Layer(mixer=mixer, ffn=mlp, norms=norms)
+    indices = set(r.integer_list("attn_layer_indices"))
+    return decoder_spec(r, [attn_layer if i in indices else mamba_layer for i in range(num_layers)],
+                        final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
+
+
+def _jamba(r: ConfigReader) -> ModelSpec:
+    """JambaForCausalLM: layer i is attention when i % attn_layer_period == attn_layer_offset, else Mamba-1
+    (with dt/B/C RMSNorms); its feed-forward is MoE when i % expert_layer_period == expert_layer_offset,
+    else a SwiGLU MLP; two RMSNorms per block. ``mamba_dt_rank`` "auto" is ⌈h / 16⌉."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    rank = r.config.get("mamba_dt_rank", "auto")
+    mixer = MambaMixer(intermediate_size=r.integer("mamba_expand") * hidden, d_state=r.integer("mamba_d_state"),
+                       conv_kernel=r.integer("mamba_d_conv"),
+                       dt_rank=math.ceil(hidden / 16) if rank == "auto" else r.integer("mamba_dt_rank"),
+                       proj_bias=r.flag("mamba_proj_bias", False), conv_bias=r.flag("mamba_conv_bias", True),
+                       inner_norms=True)
+    attention = build_attention(r, hidden, qkv_bias=False, out_bias=False)
+    mlp = gated_mlp(r)
+    moe = Moe(num_experts=r.integer("num_experts"), top_k=r.integer("num_experts_per_tok"), expert=mlp)
+    attn_period, attn_offset = r.integer("attn_layer_period"), r.config.get("attn_layer_offset", 4)
+    expert_period, expert_offset = r.integer("expert_layer_period"), r.config.get("expert_layer_offset", 1)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    layers: dict[tuple[bool, bool], Layer] = {}
+    chosen = []
+    for i in range(num_layers):
+        key = (i % attn_period == attn_offset, moe.num_experts > 1 and i % expert_period == expert_offset)
+        if key not in layers:
+            ffn: Mlp | Moe = moe if key[1] else mlp
+            layers[key] = (Layer(attention=attention, ffn=ffn, norms=norms) if key[0]
+                           else Layer(mixer=mixer, ffn=ffn, norms=norms))
+        chosen.append(layers[key])
+    return decoder_spec(r, chosen, final_norm=rms_norm(hidden), extras=(_SSM_NOTE,), position=_NO_POSITION)
+
+
+HYBRID_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "mamba2": _mamba2,
+    "nemotron_h": _nemotron_h,
+    "bamba": _bamba,
+    "jamba": _jamba,
+}
