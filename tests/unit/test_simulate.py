@@ -4,6 +4,7 @@ prefix caching, static batching, disaggregation and the fast-forward are each ch
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,7 @@ def test_goodput_counts_requests_within_the_slo() -> None:
 def test_closed_loop_single_client_is_sequential() -> None:
     result = simulate_deployment(fixed(100, 10, requests=5, concurrency=1), vllm())
     spans = sorted((s.arrival_s, s.finish_s) for s in result.sequences)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start == end
     assert result.metrics.mean_running == pytest.approx(1.0)
 
