@@ -12,6 +12,7 @@ from typing import Any
 
 from suanli.core.flops import FlopCounts, count_flops, head_forward_flops, layer_forward_flops, six_n_d
 from suanli.core.params import ParamCounts, count_params, layer_components, outer_components
+from suanli.core.vision import VisionFlops, sequence_images, vision_param_parts
 from suanli.quantity import Quantity, traced
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.family_match import approximation
@@ -30,16 +31,23 @@ class Report:
     explanations: tuple[Quantity, ...] = ()
     notes: tuple[str, ...] = field(default=())
     approximate: str = ""  # why the numbers are approximate (config read as another family, --as); "" when exact
+    headline: str = ""  # what the reader must see first (a job that does not fit: DOES NOT FIT …); "" when none
 
     def __post_init__(self) -> None:
-        if self.approximate and self.approximate not in self.notes:  # an approximate report says so first
-            object.__setattr__(self, "notes", (self.approximate, *self.notes))
+        if self.approximate:  # an approximate report says so in its first note
+            note = f"approximate: {self.approximate}"
+            rest = tuple(n for n in self.notes if n not in (note, self.approximate))
+            object.__setattr__(self, "notes", (note, *rest))
 
     def to_dict(self) -> dict[str, Any]:
-        marker: dict[str, Any] = {"approximate": bool(self.approximate)}
-        if self.approximate:
-            marker["approximate_reason"] = self.approximate
-        return {"command": self.command, "model": self.model, **marker, **self.values, "notes": list(self.notes)}
+        lead = {"headline": self.headline} if self.headline else {}
+        return {"command": self.command, "model": self.model, **lead, **approximate_fields(self.approximate),
+                **self.values, "notes": list(self.notes)}
+
+
+def approximate_fields(reason: str) -> dict[str, Any]:
+    """The JSON marker of every report: ``approximate`` (bool), and ``approximate_reason`` when it is true."""
+    return {"approximate": True, "approximate_reason": reason} if reason else {"approximate": False}
 
 
 def params_report(resolved: ResolvedModel) -> Report:
@@ -62,15 +70,27 @@ def params_report(resolved: ResolvedModel) -> Report:
     if resolved.catalog is not None and resolved.catalog.stated_params:
         values["stated_params"] = resolved.catalog.stated_params
         values["stated_params_source"] = resolved.catalog.stated_params_source
+    if spec.vision is not None:
+        values["vision"] = {"params": counts.components.get("vision", 0), "depth": spec.vision.depth,
+                            "hidden_size": spec.vision.hidden_size, "patch_size": spec.vision.patch.patch_size,
+                            "image_size": spec.vision.image_size,
+                            "params_by_part": vision_param_parts(spec.vision)}
     values.update(_stored_values(resolved))
     notes = tuple(text for _, text in spec.extras) + _stored_notes(resolved, counts)
     return Report(command="params", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=explain_params(spec, counts), notes=notes)
 
 
-def flops_report(spec: ModelSpec, *, seq: int, batch: int, span: AttentionSpan, recompute: Recompute) -> Report:
-    """``suanli flops``: forward, backward and training FLOPs of one batch, by component, vs 6·N·D."""
-    flops = count_flops(spec, seq=seq, batch=batch, span=span, recompute=recompute)
+def flops_report(spec: ModelSpec, *, seq: int, batch: int, span: AttentionSpan, recompute: Recompute,
+                 images: int = 0, image_size: tuple[int, int] | None = None, tiles: int | None = None) -> Report:
+    """``suanli flops``: forward, backward and training FLOPs of one batch, by component, vs 6·N·D. With
+    ``images`` per sequence, the vision tower's FLOPs are a separate figure (``vision``) and mllama's
+    cross-attention layers read the images' states."""
+    height, width = image_size or (None, None)
+    image = sequence_images(spec, images=images, seq=seq, height=height, width=width,
+                            tiles=tiles) if images else None
+    states = images * image.tokens if image is not None and spec.vision and spec.vision.tiles else 0
+    flops = count_flops(spec, seq=seq, batch=batch, span=span, recompute=recompute, image_states=states)
     counts = count_params(spec)
     values: dict[str, Any] = {
         "seq": seq,
@@ -89,6 +109,8 @@ def flops_report(spec: ModelSpec, *, seq: int, batch: int, span: AttentionSpan, 
         "six_n_d_flops": six_n_d(counts.active, flops.tokens),
         "ratio_to_six_n_d": flops.training / six_n_d(counts.active, flops.tokens),
     }
+    if image is not None:
+        values["vision"] = _vision_values(image, images=images, batch=batch, cross=states > 0)
     return Report(command="flops", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=explain_flops(spec, flops, span),
                   notes=_flops_notes(spec, flops, span))
@@ -162,6 +184,17 @@ def explain_flops(spec: ModelSpec, flops: FlopCounts, span: AttentionSpan) -> tu
     training = (forward + 2 * forward).named("training_flops", "FLOP",
                                              source="backward = 2 × forward (Kaplan et al. 2020 §2.1)")
     return (training, *parts, *head)
+
+
+def _vision_values(image: VisionFlops, *, images: int, batch: int, cross: bool) -> dict[str, Any]:
+    """The vision tower's figure for ``suanli flops --images``: per image, and for the whole batch."""
+    return {"images_per_sequence": images, "image_height": image.height, "image_width": image.width,
+            "patches_per_image": image.patches, "tokens_per_image": image.tokens,
+            "tokens_are": "cross-attention image states" if cross else "prompt tokens (counted in --seq)",
+            "forward_flops_per_image": image.forward,
+            "components_forward_flops_per_image": dict(image.components),
+            "forward_flops": image.forward * images * batch,
+            "training_flops": 3 * image.forward * images * batch}
 
 
 def _flops_notes(spec: ModelSpec, flops: FlopCounts, span: AttentionSpan) -> tuple[str, ...]:

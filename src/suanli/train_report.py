@@ -9,19 +9,22 @@ from suanli.core.cost import RunCost, checkpoint, run_cost
 from suanli.core.memory import TrainingMemory, training_memory
 from suanli.core.model_states import adapter_state_bytes, state_bytes
 from suanli.core.params import count_params
+from suanli.core.peft import trainable_params
 from suanli.core.rl import RlSetup, distillation_memory, rl_memory
 from suanli.core.training_time import TrainingTime, training_time
 from suanli.errors import SpecError
 from suanli.quantity import Quantity
 from suanli.report import Report
-from suanli.search.advice import fit_suggestions
+from suanli.search.advice import Suggestion, fit_suggestions
 from suanli.search.fit import usable_memory_bytes
 from suanli.spec.assumptions import CostAssumptions
+from suanli.spec.family_match import approximation
 from suanli.spec.hardware import Accelerator, PriceKind
 from suanli.spec.layout import Layout
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
 from suanli.spec.uncertainty import speed_band
+from suanli.units import format_bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,15 +55,18 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
         "gpus": layout.gpus,
         "layout": _layout_values(layout),
         "job": {"method": job.method.value, "optimizer": job.optimizer.value, "precision": job.precision.value,
-                "seq": job.seq, "trainable_params": memory.trainable_params, "framework": job.framework.value},
+                "seq": job.seq, "trainable_params": whole_model_trainable_params(spec, job),
+                "trainable_params_per_gpu": memory.trainable_params, "framework": job.framework.value},
         "memory": _memory_values(memory),
         "time": time_values(time, tokens),
     }
     notes: list[str] = []
+    values["time"]["runnable"] = memory.fits  # False: the time of a job that cannot run as given
     if tokens is not None:
         run = _run_cost(spec, job, layout, accelerator, values["time"]["total_s"], cost or CostRequest())
-        values["cost"] = run.to_dict()
+        values["cost"] = {**run.to_dict(), "checkpoint_adapter_only": job.is_peft, "runnable": memory.fits}
         notes.extend(run.notes)
+    headline = ""
     if not memory.fits:
         suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)
         values["memory"]["suggestions"] = [
@@ -68,15 +74,33 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
             for s in suggestions]
         notes.append("does not fit; " + ("; or ".join(s.change for s in suggestions)
                                          if suggestions else "no single change tried makes it fit") + " would")
-    return Report(command="train", model=spec.name, values=values,
+        notes.append("time and cost are for the layout as given, which cannot run: they show what it would take "
+                     "if it fitted (time.runnable false)")
+        headline = does_not_fit_headline(memory.total_bytes, capacity, suggestions[0] if suggestions else None)
+    return Report(command="train", model=spec.name, values=values, approximate=approximation(spec), headline=headline,
                   explanations=(*_explain(memory), *explain_time(time, layout, tokens)), notes=tuple(notes))
+
+
+def does_not_fit_headline(total_bytes: float, capacity_bytes: float, nearest: Suggestion | None) -> str:
+    """``DOES NOT FIT: 174 GiB per GPU, 79.6 GiB available; nearest layout that fits: ZeRO-1 … (76 GiB)``."""
+    need = f"DOES NOT FIT: {format_bytes(total_bytes)} per GPU, {format_bytes(capacity_bytes)} available"
+    if nearest is None:
+        return f"{need}; no layout tried fits: add GPUs, shard with --zero 3 or use --method lora/qlora"
+    return f"{need}; nearest layout that fits: {nearest.change} ({format_bytes(nearest.total_bytes)} per GPU)"
+
+
+def whole_model_trainable_params(spec: ModelSpec, job: TrainingJob) -> int:
+    """Parameters the whole job trains: every one for full training, the method's own for PEFT
+    (``core.peft.trainable_params``); the busiest GPU's share (its pipeline stage, tp/ep slice) is reported
+    separately as ``trainable_params_per_gpu``."""
+    return trainable_params(spec, job).trainable if job.is_peft else count_params(spec).total
 
 
 def _run_cost(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, wall_s: float,
               request: CostRequest) -> RunCost:
     """GPU-hours, price, energy and CO2 of the run; checkpoints sized from the job's model states. Without a
     catalog price of the asked kind and no --price, the run is left unpriced (with a note) rather than failing."""
-    params = count_params(spec).total
+    params = whole_model_trainable_params(spec, job)  # PEFT saves its adapters only (save_pretrained)
     states = state_bytes(job.precision, job.optimizer, spec) if not job.is_peft else adapter_state_bytes(job.optimizer)
     saved = checkpoint(params=params, gpus=layout.gpus, states=states, assumptions=request.assumptions)
     price_kind: PriceKind | None = request.price_kind
@@ -119,12 +143,17 @@ def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accel
     values: dict[str, Any] = {
         "gpu": accelerator.key, "gpus": layout.gpus, "layout": _layout_values(layout),
         "job": {"method": job.method.value, "optimizer": job.optimizer.value, "precision": job.precision.value,
-                "seq": seq, "trainable_params": multi.trained.trainable_params, **kind},
+                "seq": seq, "trainable_params": whole_model_trainable_params(spec, job),
+                "trainable_params_per_gpu": multi.trained.trainable_params, **kind},
         "memory": memory,
     }
     notes = () if multi.fits else ("does not fit; shard with --zero 3 over more GPUs, use LoRA for the actor, "
                                    "or lower the rollout batch",)
-    return Report(command="train", model=spec.name, values=values, explanations=_explain(multi.trained), notes=notes)
+    headline = "" if multi.fits else (f"DOES NOT FIT: {format_bytes(multi.total_bytes)} per GPU, "
+                                      f"{format_bytes(capacity)} available; shard with --zero 3 over more GPUs, use "
+                                      "LoRA for the actor, or lower the rollout batch")
+    return Report(command="train", model=spec.name, values=values, explanations=_explain(multi.trained), notes=notes,
+                  approximate=approximation(spec), headline=headline)
 
 
 def _layout_values(layout: Layout) -> dict[str, Any]:

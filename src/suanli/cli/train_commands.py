@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
     from suanli.core.rl import RlSetup
@@ -33,6 +34,7 @@ def register(commands: Commands) -> None:
         "under a parallel layout: weights, gradients, master weights, optimizer states, activations, buffers; and "
         "the step time (compute, recompute, exposed communication, pipeline bubble, optimizer), tokens/s and MFU.")
     train.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    add_as_option(train)
     train.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`), e.g. h100, a100-40gb, 4090")
     train.add_argument("--gpus", type=positive_int, help="number of GPUs (default: tp × pp × dp × cp)")
     for name, text in (("tp", "tensor"), ("pp", "pipeline"), ("ep", "expert"), ("cp", "context"),
@@ -106,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
     from suanli.units import format_bytes
 
     layout = parse_layout(args)
-    accelerator, spec = get_accelerator(args.gpu), load_model(args.model)
+    accelerator, spec = get_accelerator(args.gpu), load_model(args.model, as_family=args.as_family)
     fill_hardware_defaults(args, spec, accelerator)
     job = parse_job(args)
     forced = training_checks(job, spec, accelerator, force=args.force)
@@ -120,9 +122,11 @@ def run_train(args: argparse.Namespace) -> int:
     per_gpu = memory["per_gpu"]
     verdict = "fits" if memory["fits"] else "DOES NOT FIT"
     job_values = report.values["job"]
+    if report.headline:  # a job that does not fit says so before anything else
+        print(report.headline + "\n")
     print(key_values([
         ("model", report.model), ("job", f"{job.method.value}, {job.precision.value}, {job.optimizer.value}, "
-                                         f"seq {job_values['seq']}, trainable {job_values['trainable_params']:,.0f}"),
+                                         f"seq {job_values['seq']}, trainable {_trainable(job_values)}"),
         ("layout", f"{layout.gpus}× {report.values['gpu']}: tp {layout.tp} pp {layout.pp} dp {layout.dp} "
                    f"cp {layout.cp} ep {layout.ep}, ZeRO-{layout.zero}, micro-batch {layout.micro_batch}, "
                    f"recompute {layout.recompute.value}"),
@@ -138,6 +142,9 @@ def run_train(args: argparse.Namespace) -> int:
     for suggestion in memory.get("suggestions", []):
         print(f"fits with: {suggestion['change']} → {format_bytes(suggestion['total_bytes'])} per GPU")
     if "time" in report.values:
+        if not report.values["time"].get("runnable", True):
+            print("\nas given this job cannot run (it does not fit); the time and cost below are what it would take "
+                  "if it fitted:")
         print("\n" + _time_text(report.values["time"], layout.effective_global_batch))
     if "cost" in report.values:
         print("\n" + _cost_text(report.values["cost"]))
@@ -166,8 +173,16 @@ def _time_text(time: dict[str, Any], global_batch: int) -> str:
     return key_values(lines) + "\n\n" + table(["step time", "seconds", "share"], rows, align="lrr")
 
 
+def _trainable(job: dict[str, Any]) -> str:
+    """The whole model's trainable count, and the busiest GPU's share when it differs."""
+    whole, per_gpu = job["trainable_params"], job["trainable_params_per_gpu"]
+    share = f" ({per_gpu:,.0f} on the busiest GPU's stage and shard, before ZeRO)" if round(per_gpu) != whole else ""
+    return f"{whole:,.0f}{share}"
+
+
 def _cost_text(cost: dict[str, Any]) -> str:
     from suanli.cli.render import key_values
+    from suanli.units import format_bytes
 
     price = ("unpriced" if cost["usd"] is None else
              f"${cost['usd']:,.0f} at ${cost['usd_per_gpu_hour']:.2f}/GPU-h {cost['price_kind']} "
@@ -177,9 +192,10 @@ def _cost_text(cost: dict[str, Any]) -> str:
         lines.append(("energy", f"{cost['energy_kwh']:,.0f} kWh at {cost['power_per_gpu_w']:.0f} W per GPU, "
                                 f"PUE {cost['pue']}; {cost['co2_kg'] / 1000:,.1f} t CO2e at "
                                 f"{cost['grid_kg_co2e_per_kwh']} kg/kWh"))
-    lines.append(("checkpoint", f"{cost['checkpoint_bytes'] / 1e9:,.0f} GB with optimizer states "
-                                f"({cost['checkpoint_weights_bytes'] / 1e9:,.0f} GB weights), saved in "
-                                f"{_duration(cost['checkpoint_save_s'])}"))
+    kind = "adapters only, " if cost.get("checkpoint_adapter_only") else ""
+    lines.append(("checkpoint", f"{format_bytes(cost['checkpoint_bytes'], binary=False)} ({kind}with optimizer "
+                                f"states; {format_bytes(cost['checkpoint_weights_bytes'], binary=False)} weights), "
+                                f"saved in {_duration(cost['checkpoint_save_s'])}"))
     if cost["interruption_overhead_fraction"] is not None:
         lines.append(("interruptions", f"every {_duration(cost['mtbi_s'])}: checkpoint every "
                                        f"{_duration(cost['checkpoint_interval_s'])}, +"
