@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from suanli.cli.common import Commands, positive_int
+from suanli.cli.model_arg import add_as_option
 
 
 def register(commands: Commands) -> None:
@@ -14,6 +15,7 @@ def register(commands: Commands) -> None:
         "hold the job, with the per-GPU total and the headroom. Inference spreads the model with tensor "
         "parallelism; training shards it with ZeRO-3 / FSDP.")
     fit.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    add_as_option(fit)
     fit.add_argument("--mode", choices=("infer", "train", "lora", "qlora"), default="infer")
     fit.add_argument("--quant", help="inference weight format (bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m…)")
     fit.add_argument("--kv-dtype", help="inference KV-cache format (default: the engine's, bf16)")
@@ -30,7 +32,9 @@ def register(commands: Commands) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
+    from suanli.report import approximate_fields
     from suanli.search.fit import fit_table, inference_evaluator, training_evaluator
+    from suanli.spec.family_match import approximation
     from suanli.spec.hardware import check_filters, load_accelerators
     from suanli.spec.resolve import load_model
     from suanli.spec.support import context_violation, enforce, max_context_tokens
@@ -38,7 +42,8 @@ def run_fit(args: argparse.Namespace) -> int:
     from suanli.units import format_bytes
 
     check_filters(vendor=args.vendor)
-    spec = load_model(args.model)
+    spec = load_model(args.model, as_family=args.as_family)
+    approximate = approximation(spec)
     forced = enforce([context_violation(spec, args.context, "--context")] if args.context else [], force=args.force)
     if args.mode == "infer":
         context = args.context or min(4096, max_context_tokens(spec))
@@ -55,7 +60,8 @@ def run_fit(args: argparse.Namespace) -> int:
     rows = fit_table(fitter, accelerators)
     rows.sort(key=lambda r: (r.min_gpus is None, r.min_gpus or 0, -(r.headroom_bytes or 0)))
     if args.json:
-        emit_json({"command": "fit", "model": spec.name, "mode": args.mode, "context": context, "batch": args.batch,
+        emit_json({"command": "fit", "model": spec.name, **approximate_fields(approximate), "mode": args.mode,
+                   "context": context, "batch": args.batch,
                    "rows": [{"gpu": r.gpu, "name": r.name, "min_gpus": r.min_gpus,
                              "per_gpu_total_bytes": r.per_gpu_total_bytes, "headroom_bytes": r.headroom_bytes,
                              "capacity_bytes": r.capacity_bytes, "layout": r.layout, "note": r.note} for r in rows],
@@ -69,7 +75,7 @@ def run_fit(args: argparse.Namespace) -> int:
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
                   "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
                  for r in rows], align="lrrrrl"))
-    for note in forced:
+    for note in ([f"approximate: {approximate}"] if approximate else []) + list(forced):
         print(f"note: {note}")
     if args.mode == "qlora":
         print("\nQLoRA needs bitsandbytes' 4-bit kernels: CUDA or ROCm GPUs only (— elsewhere).")

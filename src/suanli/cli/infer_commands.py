@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import with_forced
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def register(commands: Commands) -> None:
         "memory budget holds; the batch's time to first token, time per output token, end-to-end latency and "
         "throughput (static batch), and the replica's throughput at max load (continuous batching).")
     infer.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    add_as_option(infer)
     infer.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`)")
     infer.add_argument("--gpus", type=positive_int, help="GPUs per replica, used as tensor parallel degree")
     infer.add_argument("--tp", type=positive_int, help="tensor parallel degree (default --gpus or 1)")
@@ -55,7 +57,8 @@ def run_infer(args: argparse.Namespace) -> int:
     from suanli.units import format_bytes
 
     tp = _tensor_parallel(args)
-    spec, accelerator, engine = load_model(args.model), get_accelerator(args.gpu), get_engine(args.engine)
+    spec = load_model(args.model, as_family=args.as_family)
+    accelerator, engine = get_accelerator(args.gpu), get_engine(args.engine)
     _fill_prompt(args, spec)
     weights_format = parse_number_format(args.quant) if args.quant else None
     forced = _serving_checks(args, spec, accelerator, engine, weights_format)

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.model_arg import add_model_argument
 
 MODEL_HELP = ("catalog name (see `suanli models`), path to config.json, model directory, .gguf file, "
               "or Hugging Face repo id")
@@ -21,14 +22,14 @@ def register(commands: Commands) -> None:
     params = commands.add_parser("params", help="exact parameter counts (total, active, per component)",
                                  description="Exact parameter counts: total, active per token (MoE), "
                                  "embedding, per component and per layer.")
-    params.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_argument(params, MODEL_HELP)
     add_output_flags(params)
     params.set_defaults(run=run_params)
 
     flops = commands.add_parser("flops", help="forward/backward/training FLOPs of one batch",
                                 description="Matmul FLOPs (multiply-add = 2) of a forward and backward pass "
                                 "over --batch sequences of --seq tokens.")
-    flops.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    add_model_argument(flops, MODEL_HELP)
     flops.add_argument("--seq", type=positive_int, required=True, help="sequence length in tokens")
     flops.add_argument("--batch", type=positive_int, default=1, help="sequences per batch (default 1)")
     flops.add_argument("--attention", choices=["full", "causal"], default="full",
@@ -74,7 +75,7 @@ def run_params(args: argparse.Namespace) -> int:
     from suanli.spec.resolve import resolve_model
     from suanli.units import format_count
 
-    report = params_report(resolve_model(args.model))
+    report = params_report(resolve_model(args.model, as_family=args.as_family))
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -110,7 +111,7 @@ def run_flops(args: argparse.Namespace) -> int:
         from suanli.errors import SpecError
 
         raise SpecError(f"--tokens must be positive, got {args.tokens:g}; e.g. --tokens 300e9")
-    report = flops_report(load_model(args.model), seq=args.seq, batch=args.batch,
+    report = flops_report(load_model(args.model, as_family=args.as_family), seq=args.seq, batch=args.batch,
                           span=AttentionSpan(args.attention), recompute=Recompute(args.recompute))
     payload = report.to_dict()
     if args.tokens is not None:

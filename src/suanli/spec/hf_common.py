@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from suanli.errors import ConfigError
+from suanli.spec.hf_keys import NULL_DEFAULTS, canonical_config
 from suanli.spec.limits import check_model_value
 from suanli.spec.model import Attention, Layer, Mlp, ModelSpec, Norm, NormKind, PositionKind, QkNormKind
 
@@ -16,11 +17,17 @@ _MISSING = object()
 
 
 class ConfigReader:
-    """Typed access to one config.json, with errors that name the file, the key and what was found."""
+    """Typed access to one config.json, with errors that name the file, the key and what was found.
+
+    ``config`` holds every key under each of its spellings (transformers 4 and 5 name some fields differently,
+    see ``hf_keys``). A key written as null reads as missing, so the reader's default applies; where a model
+    needs a value that transformers also leaves None, ``hf_keys.NULL_DEFAULTS`` supplies it and ``assumed``
+    records the note."""
 
     def __init__(self, config: Mapping[str, Any], *, name: str) -> None:
-        self.config = config
+        self.config = canonical_config(config)
         self.name = name
+        self.assumed: list[str] = []
 
     def integer(self, key: str, default: Any = _MISSING) -> int:
         value = self._get(key, default)
@@ -64,13 +71,21 @@ class ConfigReader:
         return [t == "sliding_attention" for t in types]
 
     def _get(self, key: str, default: Any) -> Any:
-        value = self.config.get(key, default)
-        if value is _MISSING or (value is None and default is _MISSING):
-            raise ConfigError(
-                f"{self.name}: required key '{key}' is missing; "
-                f"a {self.config.get('model_type')} config.json always has it — is this the right file?"
-            )
-        return value
+        value = self.config.get(key)
+        if value is not None:
+            return value
+        if default is not _MISSING:
+            return default
+        model_type = self.config.get("model_type")
+        assumed = NULL_DEFAULTS.get(model_type if isinstance(model_type, str) else "", {}).get(key)
+        if assumed is not None:
+            state = "null" if key in self.config else "missing"
+            self.assumed.append(f"'{key}' is {state} in the config; assumed {assumed.value} ({assumed.source})")
+            return assumed.value
+        raise ConfigError(
+            f"{self.name}: required key '{key}' is missing; "
+            f"a {model_type} config.json always has it — is this the right file?"
+        )
 
 
 # --- shared builders ----------------------------------------------------------------------------------------

@@ -103,26 +103,29 @@ def find_catalog_model(name: str) -> CatalogModel | None:
     return _catalog_names().get(_normalise(name))
 
 
-def load_model(name: str) -> ModelSpec:
-    """The ModelSpec for MODEL (see the module docstring for what MODEL may be)."""
-    return resolve_model(name).spec
+def load_model(name: str, *, as_family: str | None = None) -> ModelSpec:
+    """The ModelSpec for MODEL (see the module docstring for what MODEL may be); ``as_family`` reads its
+    config.json with that family's adapter, marked approximate (``--as``)."""
+    return resolve_model(name, as_family=as_family).spec
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    """Resolve MODEL, keeping where it came from and any stored-weight facts."""
+def resolve_model(name: str, *, as_family: str | None = None) -> ResolvedModel:
+    """Resolve MODEL, keeping where it came from and any stored-weight facts; ``as_family`` as in ``load_model``."""
     if not name or not name.strip():
         raise UnknownModel("no model given; name a catalog model (see `suanli models`) or a config.json path")
     path = Path(name).expanduser()
     if path.is_file():
-        return _from_gguf(path) if path.suffix.lower() == ".gguf" else _from_config_file(path)
+        if path.suffix.lower() == ".gguf":
+            return _from_gguf(path, as_family)
+        return _from_config_file(path, as_family=as_family)
     if path.is_dir():
-        return _from_directory(path)
+        return _from_directory(path, as_family)
     entry = find_catalog_model(name)
     if entry is not None:
-        spec = spec_from_config(catalog_config(entry), name=entry.key, source=entry.source)
+        spec = spec_from_config(catalog_config(entry), name=entry.key, source=entry.source, as_family=as_family)
         return ResolvedModel(spec=spec, origin="catalog", catalog=entry)
     if _looks_like_repo_id(name):
-        return _from_hub(name.strip())
+        return _from_hub(name.strip(), as_family)
     raise UnknownModel(
         f"unknown model '{name}'{suggest(name, _catalog_names())}; "
         "run `suanli models` for the catalog, or pass a config.json path, a model directory or an org/name repo id"
@@ -144,17 +147,18 @@ def read_config_json(path: Path) -> dict[str, Any]:
     return config
 
 
-def _from_config_file(path: Path, origin: str = "config", name: str = "") -> ResolvedModel:
+def _from_config_file(path: Path, origin: str = "config", name: str = "", *,
+                      as_family: str | None = None) -> ResolvedModel:
     name = name or (path.parent.name if path.name == "config.json" else path.stem)
-    spec = spec_from_config(read_config_json(path), name=name or str(path), source=str(path))
+    spec = spec_from_config(read_config_json(path), name=name or str(path), source=str(path), as_family=as_family)
     return ResolvedModel(spec=spec, origin=origin)
 
 
-def _from_directory(path: Path) -> ResolvedModel:
+def _from_directory(path: Path, as_family: str | None) -> ResolvedModel:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise ConfigError(f"{path} has no config.json; pass the model directory that holds it")
-    resolved = _from_config_file(config_path, origin="directory")
+    resolved = _from_config_file(config_path, origin="directory", as_family=as_family)
     if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file():
         from suanli.spec.weights_file import read_safetensors_dir
 
@@ -162,11 +166,11 @@ def _from_directory(path: Path) -> ResolvedModel:
     return resolved
 
 
-def _from_gguf(path: Path) -> ResolvedModel:
+def _from_gguf(path: Path, as_family: str | None) -> ResolvedModel:
     from suanli.spec.gguf import gguf_to_hf_config, read_gguf
 
     gguf = read_gguf(path)
-    spec = spec_from_config(gguf_to_hf_config(gguf), name=path.stem, source=str(path))
+    spec = spec_from_config(gguf_to_hf_config(gguf), name=path.stem, source=str(path), as_family=as_family)
     return ResolvedModel(spec=spec, origin="gguf", gguf=gguf)
 
 
@@ -175,10 +179,10 @@ def _looks_like_repo_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def _from_hub(repo_id: str) -> ResolvedModel:
+def _from_hub(repo_id: str, as_family: str | None) -> ResolvedModel:
     cached = _hf_cache_config(repo_id)
     if cached is not None:
-        return _from_config_file(cached, origin="hf-cache", name=repo_id)  # not the snapshot hash
+        return _from_config_file(cached, origin="hf-cache", name=repo_id, as_family=as_family)  # not the hash
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
@@ -194,7 +198,7 @@ def _from_hub(repo_id: str) -> ResolvedModel:
             f"could not fetch config.json of '{repo_id}' from the Hugging Face Hub ({type(exc).__name__}); "
             "check the repo id and your network, or download config.json and pass its path"
         ) from exc
-    return _from_config_file(downloaded, origin="hub", name=repo_id)
+    return _from_config_file(downloaded, origin="hub", name=repo_id, as_family=as_family)
 
 
 # How long to wait for the Hub before saying it cannot be reached: offline, the client would retry for ~24 s.

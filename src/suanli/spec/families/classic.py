@@ -7,6 +7,7 @@ biases, how many norms a block holds, which layers are MoE or use a sliding wind
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from suanli.errors import ConfigError
 from suanli.spec.hf_common import (
@@ -127,9 +128,17 @@ def _gemma(r: ConfigReader) -> ModelSpec:
     hidden = r.integer("hidden_size")
     attention = build_attention(r, hidden, qkv_bias=r.flag("attention_bias", False),
                            out_bias=r.flag("attention_bias", False))
-    layer = Layer(attention=attention, ffn=gated_mlp(r), norms=(rms_norm(hidden), rms_norm(hidden)))
+    layer = Layer(attention=attention, ffn=_gemma_mlp(r), norms=(rms_norm(hidden), rms_norm(hidden)))
     return decoder_spec(r, uniform_layers(layer, r.integer("num_hidden_layers")), final_norm=rms_norm(hidden),
                         tie_default=True)
+
+
+def _gemma_mlp(r: ConfigReader) -> Mlp:
+    """GeGLU: the Gemma config classes default to ``gelu_pytorch_tanh`` (published Gemma 3 text configs omit
+    the key), and the official Gemma configs' ``hidden_act: "gelu"`` is rewritten by GemmaConfig (transformers 5
+    ``__post_init__``) to the tanh approximation the models were trained with, so both read the same."""
+    activation = r.text("hidden_act", "gelu_pytorch_tanh")
+    return replace(gated_mlp(r), activation="gelu_pytorch_tanh" if activation == "gelu" else activation)
 
 
 def _gemma_sandwich(r: ConfigReader, *, qk_norm: QkNormKind | None,
@@ -138,7 +147,7 @@ def _gemma_sandwich(r: ConfigReader, *, qk_norm: QkNormKind | None,
     hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
     bias = r.flag("attention_bias", False)
     attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=qk_norm)
-    base = Layer(attention=attention, ffn=gated_mlp(r), norms=(rms_norm(hidden),) * 4)
+    base = Layer(attention=attention, ffn=_gemma_mlp(r), norms=(rms_norm(hidden),) * 4)
     sliding = r.layer_types(num_layers, default_sliding)
     layers = windowed_layers(r, base, sliding, r.optional_integer("sliding_window"))
     return decoder_spec(r, layers, final_norm=rms_norm(hidden), tie_default=True)
