@@ -8,6 +8,7 @@ import pytest
 from suanli.core.flops import chunked_pairs, count_flops
 from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes, mean_kv_bytes_per_token
 from suanli.core.params import count_params
+from suanli.core.roofline import layer_ops
 from suanli.errors import SpecError
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.model import Attention, Moe
@@ -140,3 +141,12 @@ def test_longcat_flash_zero_computation_experts() -> None:
     assert flops.components["router"] == 28 * 2 * h * 768
     # two MLA caches per block: (512 + 64) × 2 bytes × 56
     assert kv_bytes_per_token(spec) == 576 * 2 * 56
+
+
+def test_longcat_flash_roofline_runs_the_real_experts_only() -> None:
+    spec = load_model("longcat-flash-chat")
+    ops = {op.name: op.flops for op in layer_ops(spec.layers[0], spec, tokens=512, seq=512)}
+    h, i = 6144, 2048
+    assert ops["router"] == 2 * 512 * (512 + 256) * h  # the router scores the 256 identity experts too
+    # balanced routing: 512 tokens × 8 real experts / 512 experts = 8 rows per expert (not 12)
+    assert ops["expert_up_gate"] == 2 * 8 * (2 * i) * h

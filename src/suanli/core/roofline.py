@@ -113,8 +113,8 @@ def _ffn_ops(layer: Layer, h: int, tokens: float, tp: int, ep: int, b: float) ->
     if not isinstance(ffn, Moe):
         return _mlp_gemms("mlp", ffn, h, tokens, tp, b)
     local_experts = max(1, ffn.num_experts // ep)
-    tokens_per_expert = tokens * ffn.top_k / ffn.num_experts  # balanced routing
-    ops = [gemm("router", tokens, ffn.num_experts, h, b)]
+    tokens_per_expert = tokens * ffn.experts_per_token / ffn.num_experts  # balanced routing
+    ops = [gemm("router", tokens, ffn.num_experts + ffn.zero_experts, h, b)]
     ops += _mlp_gemms("expert", ffn.expert, h, tokens_per_expert * ep, tp, b, count=local_experts)
     if ffn.shared is not None:
         ops += _mlp_gemms("shared_expert", ffn.shared, h, tokens, tp, b)

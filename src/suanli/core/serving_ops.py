@@ -117,7 +117,7 @@ class LayerPlan:
     kv_bytes_per_token: float  # this layer, this GPU
     stream_elements_per_token: float
     num_experts: int = 0
-    top_k: int = 0
+    top_k: float = 0  # real experts per token: num_experts_per_tok, fewer with zero-computation experts
     local_experts: int = 0
     state_bytes: float = 0.0  # one sequence's Mamba state in this layer on this GPU (0 for attention layers)
 
@@ -186,7 +186,8 @@ def _gemms(layer: Layer, h: int, tp: int, ep: int, r: float) -> tuple[tuple[Gemm
     gemms = [Gemm(name=name, out=o, inp=i, expert=expert, bytes_per_weight=r)
              for (name, expert), (o, i) in fused.items()]
     if isinstance(layer.ffn, Moe):
-        gemms.append(Gemm(name="router", out=layer.ffn.num_experts, inp=h, expert=False, bytes_per_weight=_ACT))
+        scored = layer.ffn.num_experts + layer.ffn.zero_experts  # the router also scores zero-computation experts
+        gemms.append(Gemm(name="router", out=scored, inp=h, expert=False, bytes_per_weight=_ACT))
     return tuple(gemms), params
 
 
@@ -196,7 +197,7 @@ def _stream_elements(layer: Layer, h: int, tp: int) -> float:
     if ffn is None:
         width = 0.0
     elif isinstance(ffn, Moe):
-        width = ffn.top_k * ffn.expert.intermediate_size * (2 if ffn.expert.gated else 1) / max(1, tp)
+        width = ffn.experts_per_token * ffn.expert.intermediate_size * (2 if ffn.expert.gated else 1) / max(1, tp)
     else:
         width = ffn.intermediate_size * (2 if ffn.gated else 1) / tp
     return 4 * h + 6 * h + rope + 1.5 * width
@@ -225,7 +226,7 @@ def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFor
             kv_heads=kv_heads_per_rank(a, tp), qk_dim=a.head_dim, v_dim=a.v_head_dim, absorbed_dims=absorbed,
             kv_bytes_per_token=kv_bytes_per_token_per_layer(a, kv_format=kv_format, tp=tp, mla=mla),
             stream_elements_per_token=_stream_elements(layer, h, tp),
-            num_experts=moe.num_experts if moe else 0, top_k=moe.top_k if moe else 0,
+            num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
             local_experts=moe.num_experts // ep if moe else 0))
     return tuple(plans)
 
@@ -265,7 +266,7 @@ def kernel(d: Device, *, compute_s: float, flops: float, weight_bytes: float = 0
                 kv_bytes=kv_bytes, activation_bytes=activation_bytes)
 
 
-def expected_distinct_experts(num_experts: int, top_k: int, tokens: float) -> float:
+def expected_distinct_experts(num_experts: int, top_k: float, tokens: float) -> float:
     """Experts some token picks when ``tokens`` tokens each pick ``top_k`` of ``num_experts`` uniformly:
     E·(1 − (1 − k/E)^tokens). One token misses a given expert with probability 1 − k/E (it picks k distinct
     experts); tokens route independently: the classic occupancy expectation (Feller 1968, An Introduction to
@@ -314,7 +315,7 @@ def _mixer_plan(spec: ModelSpec, layer: Layer, gemms: tuple[Gemm, ...], r: float
     return LayerPlan(layer=layer, gemms=gemms, bytes_per_weight=r, heads=0.0, kv_heads=0, qk_dim=0, v_dim=0,
                      absorbed_dims=None, kv_bytes_per_token=0.0,
                      stream_elements_per_token=_stream_elements(layer, h, tp),
-                     num_experts=moe.num_experts if moe else 0, top_k=moe.top_k if moe else 0,
+                     num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
                      local_experts=moe.num_experts // ep if moe else 0, state_bytes=state)
 
 
