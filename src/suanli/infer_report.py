@@ -15,20 +15,24 @@ from suanli.core.inference_time import (
     prefill_time,
     serving_setup,
 )
-from suanli.core.serving_ops import dequantizes
+from suanli.core.serving_ops import compute_format, dequantizes
+from suanli.core.vision import image_prompt_tokens, vision_encoder_time_s
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.spec.engines import EnginePreset
 from suanli.spec.family_match import approximation
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
-from suanli.spec.precision import NumberFormat
+from suanli.spec.precision import NumberFormat, parse_number_format
 from suanli.spec.uncertainty import speed_band
 
 
 def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: EnginePreset, tp: int, ep: int,
                      batch: int, prompt_tokens: int, output_tokens: int, weights_format: NumberFormat | None,
-                     kv_format: NumberFormat | None) -> Report:
+                     kv_format: NumberFormat | None, images: int = 0, image_size: tuple[int, int] | None = None,
+                     tiles: int | None = None) -> Report:
+    """``prompt_tokens`` include the image tokens of ``images`` images per sequence (``image_prompt_tokens``);
+    their encoding before prefill adds to the time to first token."""
     memory = inference_memory(spec, accelerator, batch=batch, prompt_tokens=prompt_tokens,
                               output_tokens=output_tokens, engine=engine, weights_format=weights_format,
                               kv_format=kv_format, tp=tp, ep=ep)
@@ -38,17 +42,36 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
                          prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                          prefill=prefill_time(setup, batch=batch, prompt_tokens=prompt_tokens),
                          decode=mean_decode_time(setup, batch=batch, prompt_tokens=prompt_tokens,
-                                                 output_tokens=output_tokens))
+                                                 output_tokens=output_tokens),
+                         vision_encoder_s=_vision_encoder_s(setup, batch * images, image_size, tiles))
     load = max_load_throughput(setup, prompt_tokens=prompt_tokens, output_tokens=max(output_tokens, 1))
     values: dict[str, Any] = {"gpu": accelerator.key, "gpus": tp * ep, "engine": engine.key, "tp": tp, "ep": ep,
                               "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens,
                               "memory": _memory_values(memory), **_time_values(time, load)}
     values["memory"]["weights_format_source"] = weights_origin(spec, engine, weights_format)
+    if images:
+        height, width = image_size or (None, None)
+        values["images"] = {"images_per_sequence": images,
+                            "prompt_tokens_per_image": image_prompt_tokens(spec, images=1, height=height,
+                                                                           width=width, tiles=tiles),
+                            "vision_encoder_s": time.vision_encoder_s}
     notes = []
     if not memory.fits:
         notes.append(_advice(memory))
     return Report(command="infer", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=_explain(memory) + _explain_time(time, setup), notes=tuple(notes))
+
+
+def _vision_encoder_s(setup: ServingSetup, images: int, image_size: tuple[int, int] | None,
+                      tiles: int | None) -> float:
+    """The vision tower's roofline time for the batch's images, in 16 bits (quantized checkpoints keep the
+    tower unquantized), sharded over tp."""
+    if not images or setup.spec.vision is None:
+        return 0.0
+    height, width = image_size or (None, None)
+    fmt = compute_format(parse_number_format("bf16"), setup.accelerator)
+    return vision_encoder_time_s(setup.spec.vision, setup.accelerator, setup.assumptions, compute_format=fmt,
+                                 images=images, height=height, width=width, tiles=tiles, tp=setup.tp)
 
 
 def weights_origin(spec: ModelSpec, engine: EnginePreset, asked: NumberFormat | None) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
 from suanli.cli.model_arg import add_as_option
+from suanli.cli.model_commands import add_image_flags
 from suanli.cli.train_commands import with_forced
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def register(commands: Commands) -> None:
     infer.add_argument("--engine", choices=ENGINES, default="vllm")
     infer.add_argument("--force", action="store_true", help="estimate even when a check fails (engine or format "
                        "the hardware lacks, prompt + output beyond the model's context); the output names the check")
+    add_image_flags(infer)
     add_output_flags(infer)
     infer.set_defaults(run=run_infer)
 
@@ -60,12 +62,14 @@ def run_infer(args: argparse.Namespace) -> int:
     spec = load_model(args.model, as_family=args.as_family)
     accelerator, engine = get_accelerator(args.gpu), get_engine(args.engine)
     _fill_prompt(args, spec)
+    _add_image_tokens(args, spec)
     weights_format = parse_number_format(args.quant) if args.quant else None
     forced = _serving_checks(args, spec, accelerator, engine, weights_format)
     report = with_forced(inference_report(
         spec, accelerator, engine=engine, tp=tp, ep=args.ep,
         batch=args.batch, prompt_tokens=args.prompt, output_tokens=args.output, weights_format=weights_format,
-        kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None), forced)
+        kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None, images=args.images or 0,
+        image_size=args.image_size, tiles=args.tiles), forced)
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -82,6 +86,7 @@ def run_infer(args: argparse.Namespace) -> int:
         ("KV pool", f"{format_bytes(memory['kv_budget_bytes'])} per GPU holds {memory['kv_capacity_tokens']:,} "
                     f"tokens ({memory['kv_capacity_tokens'] // (args.prompt + args.output):,} sequences of this "
                     "length)"),
+        *_image_lines(report.values),
         *_time_lines(report.values),
     ]))
     print()
@@ -94,6 +99,28 @@ def run_infer(args: argparse.Namespace) -> int:
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
+
+
+def _image_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    images = values.get("images")
+    if images is None:
+        return []
+    return [("images", f"{images['images_per_sequence']} per sequence, {images['prompt_tokens_per_image']:,} prompt "
+                       f"token(s) each (in the prompt above); encoding them adds "
+                       f"{1e3 * images['vision_encoder_s']:.1f} ms to the time to first token")]
+
+
+def _add_image_tokens(args: argparse.Namespace, spec: ModelSpec) -> None:
+    """``--images``: the images' tokens join the prompt (--prompt counts the text)."""
+    from suanli.core.vision import image_prompt_tokens
+    from suanli.errors import SpecError
+
+    if not args.images:
+        if args.image_size or args.tiles:
+            raise SpecError("--image-size and --tiles describe images: add --images N (images per sequence)")
+        return
+    height, width = args.image_size or (None, None)
+    args.prompt += image_prompt_tokens(spec, images=args.images, height=height, width=width, tiles=args.tiles)
 
 
 def _origin(source: str) -> str:

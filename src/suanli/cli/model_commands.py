@@ -38,8 +38,28 @@ def register(commands: Commands) -> None:
                        help="activation recomputation to add as hardware FLOPs (default none)")
     flops.add_argument("--tokens", type=float, help="also give the training compute for this many tokens "
                        "(e.g. 300e9)")
+    add_image_flags(flops)
     add_output_flags(flops)
     flops.set_defaults(run=run_flops)
+
+
+def add_image_flags(parser: argparse.ArgumentParser) -> None:
+    """``--images``, ``--image-size``, ``--tiles`` for vision-language models."""
+    parser.add_argument("--images", type=positive_int, help="images per sequence (vision-language models): the "
+                        "vision tower's FLOPs are given apart; Qwen/Gemma image tokens count in the sequence")
+    parser.add_argument("--image-size", type=image_size, help="image size in px after the processor's resize, "
+                        "SIDE or HEIGHTxWIDTH (default: the tower's fixed size; Qwen-VL needs one, e.g. 448)")
+    parser.add_argument("--tiles", type=positive_int, help="tiles per image for Llama 3.2 Vision (default 4)")
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """``448`` or ``448x672`` → (height, width) in px."""
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) not in (1, 2) or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"image size must be SIDE or HEIGHTxWIDTH in px (e.g. 448 or 448x672), "
+                                         f"got {text!r}")
+    sides = [int(p) for p in parts]
+    return sides[0], sides[-1]
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -111,8 +131,13 @@ def run_flops(args: argparse.Namespace) -> int:
         from suanli.errors import SpecError
 
         raise SpecError(f"--tokens must be positive, got {args.tokens:g}; e.g. --tokens 300e9")
+    if (args.image_size or args.tiles) and not args.images:
+        from suanli.errors import SpecError
+
+        raise SpecError("--image-size and --tiles describe images: add --images N (images per sequence)")
     report = flops_report(load_model(args.model, as_family=args.as_family), seq=args.seq, batch=args.batch,
-                          span=AttentionSpan(args.attention), recompute=Recompute(args.recompute))
+                          span=AttentionSpan(args.attention), recompute=Recompute(args.recompute),
+                          images=args.images or 0, image_size=args.image_size, tiles=args.tiles)
     payload = report.to_dict()
     if args.tokens is not None:
         payload["train_tokens"] = args.tokens
@@ -129,6 +154,12 @@ def run_flops(args: argparse.Namespace) -> int:
              ("per token, training", format_decimal(payload["training_flops_per_token"], "FLOP")),
              ("6·N·D for comparison", f"{format_decimal(payload['six_n_d_flops'], 'FLOP')} "
                                       f"(exact / 6ND = {payload['ratio_to_six_n_d']:.3f})")]
+    vision = payload.get("vision")
+    if vision is not None:
+        pairs.append(("vision tower", f"{format_decimal(vision['forward_flops_per_image'], 'FLOP')} per image "
+                      f"({vision['image_height']}×{vision['image_width']} px → {vision['tokens_per_image']:,} "
+                      f"{vision['tokens_are']}); forward for the batch "
+                      f"{format_decimal(vision['forward_flops'], 'FLOP')}, not in the totals above"))
     if args.tokens is not None:
         pairs.append((f"training {args.tokens:.3g} tokens",
                       f"{payload['training_flops_for_tokens']:.3e} FLOP "

@@ -215,10 +215,11 @@ class InferenceTime:
     output_tokens: int
     prefill: PhaseTime
     decode: PhaseTime  # one step, averaged over the output
+    vision_encoder_s: float = 0.0  # a VLM encoding the batch's images before prefill (core/vision.py)
 
     @property
     def ttft_s(self) -> float:
-        return self.prefill.time_s
+        return self.prefill.time_s + self.vision_encoder_s
 
     @property
     def tpot_s(self) -> float:

@@ -24,9 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from suanli.core.params import attention_params, layer_params, linear_params, mlp_params, norm_params
+from suanli.core.roofline import Op, OpKind, gemm, total_time_s
 from suanli.errors import SpecError, require_positive
 from suanli.quantity import plain
-from suanli.spec.model import Layer, Mlp
+from suanli.spec.assumptions import PerformanceAssumptions
+from suanli.spec.hardware import Accelerator
+from suanli.spec.model import Layer, Mlp, ModelSpec
 from suanli.spec.vision import Projector, VisionTower
 
 #: mllama pads each tile's patch sequence to a multiple of this many tokens (MllamaVisionModel.forward).
@@ -183,3 +186,83 @@ def image_tokens(t: VisionTower, *, height: int | None = None, width: int | None
                  tiles: int | None = None) -> int:
     """Tokens one image hands the language model (see ``vision_flops``)."""
     return vision_flops(t, height=height, width=width, tiles=tiles).tokens
+
+
+def sequence_images(spec: ModelSpec, *, images: int, seq: int, height: int | None = None,
+                    width: int | None = None, tiles: int | None = None) -> VisionFlops:
+    """One image's tower FLOPs for a sequence of ``seq`` tokens holding ``images`` images, after checking the
+    model has a tower and, where image tokens join the prompt (Qwen, Gemma 3), that they fit in ``seq``."""
+    require_positive("images", images, fix="give the images per sequence, e.g. --images 1")
+    if spec.vision is None:
+        raise SpecError(f"{spec.name} ({spec.model_type}) has no vision tower; drop --images, or pick "
+                        "a vision-language model (its config.json has a vision_config)")
+    image = vision_flops(spec.vision, height=height, width=width, tiles=tiles)
+    if spec.vision.tiles is None and images * image.tokens > seq:
+        raise SpecError(f"{images} image(s) of {image.tokens} tokens do not fit in --seq {seq}; image tokens are "
+                        f"part of the sequence: use --seq {images * image.tokens + 1} or more, or fewer images")
+    return image
+
+
+# --- time on an accelerator -------------------------------------------------------------------------------------
+
+
+def vision_ops(t: VisionTower, *, images: int, height: int | None = None, width: int | None = None,
+               tiles: int | None = None, tp: int = 1, dtype_bytes: float = 2.0) -> list[Op]:
+    """The tower's forward kernels for ``images`` images on one GPU of ``tp`` (heads and MLP widths split as
+    vLLM's parallel linears do): the patch matmul, per block the qkv/out/MLP GEMMs and the attention core, and
+    the projectors. FLOPs sum to ``images`` × ``vision_flops(...).forward`` / tp."""
+    image = vision_flops(t, height=height, width=width, tiles=tiles)
+    per_image_seq = _block_tokens(t, image)
+    tokens, b, d = images * per_image_seq, dtype_bytes, t.hidden_size
+    ops = [gemm("vision_patch_embed", images * image.patches, d / tp, t.patch.pixels_per_patch, b)]
+    grid_h, grid_w = t.grid(image.height, image.width)
+    windowed = window_pairs(t, grid_h, grid_w)
+    for index, layer in enumerate(t.layers):
+        a, ffn = layer.attention, layer.ffn
+        if a is None or not isinstance(ffn, Mlp):
+            raise SpecError("vision encoder blocks hold attention and a dense MLP")
+        full = t.full_attention_layers is None or index in t.full_attention_layers
+        pairs = per_image_seq * per_image_seq if full else windowed
+        q_width, kv_width = a.num_heads * a.head_dim / tp, a.num_kv_heads * a.head_dim / tp
+        ops += [gemm("vision_qkv", tokens, q_width + 2 * kv_width, d, b),
+                Op(name="vision_attention", kind=OpKind.ATTENTION,
+                   flops=images * 2 * a.num_heads / tp * (a.head_dim + a.v_head_dim) * pairs,
+                   bytes=tokens * (2 * q_width + 2 * kv_width) * b),
+                gemm("vision_out", tokens, d, q_width, b),
+                gemm("vision_mlp_up", tokens, (2 if ffn.gated else 1) * ffn.intermediate_size / tp, d, b),
+                gemm("vision_mlp_down", tokens, d, ffn.intermediate_size / tp, b)]
+    for p in t.projectors:
+        rows = images * image.tokens
+        if p.hidden_size is None:
+            ops.append(gemm("vision_projector", rows, p.out_size / tp, p.in_size, b))
+        else:
+            ops += [gemm("vision_merger_in", rows, p.hidden_size / tp, p.in_size, b),
+                    gemm("vision_merger_out", rows, p.out_size, p.hidden_size / tp, b)]
+    return ops
+
+
+def _block_tokens(t: VisionTower, image: VisionFlops) -> int:
+    """Tokens each encoder block sees for one image: its patches, or for mllama every tile's patches plus the
+    class token, padded to a multiple of 8."""
+    if t.tiles is None:
+        return image.patches
+    tiles = image.tokens // t.position_rows
+    return tiles * -(-t.position_rows // _MLLAMA_PAD_MULTIPLE) * _MLLAMA_PAD_MULTIPLE
+
+
+def vision_encoder_time_s(t: VisionTower, accelerator: Accelerator, assumptions: PerformanceAssumptions, *,
+                          compute_format: str, images: int, height: int | None = None, width: int | None = None,
+                          tiles: int | None = None, tp: int = 1) -> float:
+    """Roofline time of encoding ``images`` images before prefill (the tower's weights are read once per
+    kernel; its TP all-reduces are not modelled)."""
+    ops = vision_ops(t, images=images, height=height, width=width, tiles=tiles, tp=tp)
+    return total_time_s(ops, accelerator, compute_format, assumptions)
+
+
+def image_prompt_tokens(spec: ModelSpec, *, images: int, height: int | None = None, width: int | None = None,
+                        tiles: int | None = None) -> int:
+    """Prompt tokens ``images`` images add: their tokens (Qwen, Gemma 3), or one ``<|image|>`` token each
+    where the language model reads the images through cross-attention (mllama)."""
+    image = sequence_images(spec, images=images, seq=2**62, height=height, width=width, tiles=tiles)
+    cross = spec.vision is not None and spec.vision.tiles is not None
+    return images * (1 if cross else image.tokens)
