@@ -116,7 +116,7 @@ def kv_bytes_per_token(spec: ModelSpec, *, kv_format: NumberFormat | None = None
                for layer, count in spec.layer_groups() if layer.attention is not None)
 
 
-def cached_tokens(attention: Attention, tokens_per_seq: int) -> int:
+def cached_tokens(attention: Attention, tokens_per_seq: float) -> float:
     """Tokens a layer holds for a sequence of ``tokens_per_seq``: min(L, sliding_window) for windowed layers,
     min(L, attention_chunk_size) for Llama 4's chunked layers (the cache never needs more than one chunk; it
     holds the upper bound, as engines that allocate a chunk's pages at once do)."""

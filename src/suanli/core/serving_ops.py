@@ -38,6 +38,7 @@ from suanli.core.kv_cache import (
     default_kv_format,
     kv_bytes_per_token_per_layer,
     kv_heads_per_rank,
+    kv_vector_bits,
     ssm_state_bytes_per_layer,
 )
 from suanli.core.roofline import gemm_efficiency
@@ -57,6 +58,10 @@ _TILE_ROWS = 64  # rows of a GEMM thread-block tile (cuBLAS/CUTLASS skinny-GEMM 
 _STREAM_KERNELS = 6  # norm ×2, residual ×2, RoPE, activation
 _OFFLOAD_MIN_TOKENS = 32  # llama.cpp runs host layers' batches of at least this many tokens on the GPU
 _BF16 = NumberFormat(key="bf16", family=Family.FLOAT, bits_per_element=16, compute_format="bf16", source="16-bit")
+
+
+Rows = tuple[tuple[float, int, float], ...]
+"""Row groups of one engine step: (sequences, new tokens each, cached context each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,7 @@ class LayerPlan:
     top_k: float = 0  # real experts per token: num_experts_per_tok, fewer with zero-computation experts
     local_experts: int = 0
     state_bytes: float = 0.0  # one sequence's Mamba state in this layer on this GPU (0 for attention layers)
+    index_bytes_per_token: float = 0.0  # DeepSeek-V3.2's index key (part of kv_bytes_per_token), this layer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,7 +233,8 @@ def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFor
             kv_bytes_per_token=kv_bytes_per_token_per_layer(a, kv_format=kv_format, tp=tp, mla=mla),
             stream_elements_per_token=_stream_elements(layer, h, tp),
             num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
-            local_experts=moe.num_experts // ep if moe else 0))
+            local_experts=moe.num_experts // ep if moe else 0,
+            index_bytes_per_token=kv_vector_bits(kv_format, a.indexer.head_dim) / 8 if a.indexer else 0.0))
     return tuple(plans)
 
 
@@ -295,7 +302,7 @@ def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssu
                   activation_bytes=rows * (g.out + g.inp) * _ACT)
 
 
-def attended_pairs(context: int, new_tokens: int, window: int | None) -> float:
+def attended_pairs(context: float, new_tokens: int, window: int | None) -> float:
     """Σ_{i=1..T} min(c₀ + i, W): (query, key) pairs of T new tokens after c₀ cached ones."""
     end = context + new_tokens
     if window is None or window >= end:
@@ -335,42 +342,59 @@ def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
     return (conv + scan) / tp
 
 
-def _mixer_cost(plan: LayerPlan, batch: int, new_tokens: int, d: Device, a: PerformanceAssumptions,
-                tp: int) -> Cost:
+def _mixer_cost(plan: LayerPlan, rows: Rows, d: Device, a: PerformanceAssumptions, tp: int) -> Cost:
     """A Mamba layer's conv + scan: compute at the 16-bit roof, each sequence's state read and written once."""
-    flops = batch * mixer_core_flops(plan.layer, new_tokens, tp)
+    flops = sum(batch * mixer_core_flops(plan.layer, new_tokens, tp) for batch, new_tokens, _ in rows)
+    sequences = sum(batch for batch, _, _ in rows)
     return kernel(d, compute_s=flops / (d.attention_flops_per_s * a.attention_peak_fraction), flops=flops,
-                  kv_bytes=2 * batch * plan.state_bytes)
+                  kv_bytes=2 * sequences * plan.state_bytes)
 
 
-def _attention_cost(plan: LayerPlan, batch: int, new_tokens: int, context: int, d: Device,
-                    a: PerformanceAssumptions) -> Cost:
-    if plan.layer.attention is None:
+def _attention_cost(plan: LayerPlan, rows: Rows, d: Device, a: PerformanceAssumptions) -> Cost:
+    """One attention kernel over every row group of the step (a varlen kernel serves a mixed batch at once)."""
+    attention = plan.layer.attention
+    if attention is None:
         return Cost()
-    window = plan.layer.attention.local_span  # chunked attention: at most a chunk of keys, like a window
-    qk, v = plan.absorbed_dims if plan.absorbed_dims and new_tokens == 1 else (plan.qk_dim, plan.v_dim)
-    flops = 2 * plan.heads * (qk + v) * batch * attended_pairs(context, new_tokens, window)
-    m = batch * new_tokens
-    kv_tokens = batch * cached_tokens(plan.layer.attention, context + new_tokens) + m
+    window = attention.local_span  # chunked attention: at most a chunk of keys, like a window
+    flops = kv_tokens = m = 0.0
+    for batch, new_tokens, context in rows:
+        qk, v = plan.absorbed_dims if plan.absorbed_dims and new_tokens == 1 else (plan.qk_dim, plan.v_dim)
+        flops += 2 * plan.heads * (qk + v) * batch * attended_pairs(context, new_tokens, window)
+        kv_tokens += batch * cached_tokens(attention, context + new_tokens) + batch * new_tokens
+        m += batch * new_tokens
     return kernel(d, compute_s=flops / (d.attention_flops_per_s * a.attention_peak_fraction), flops=flops,
                   kv_bytes=kv_tokens * plan.kv_bytes_per_token,
                   activation_bytes=m * plan.heads * (plan.qk_dim + plan.v_dim) * _ACT)
 
 
-def layer_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *, batch: int,
-               new_tokens: int, context: int, tp: int, d: Device) -> Cost:
-    """One layer on one GPU: GEMMs, attention, elementwise streams and the TP all-reduces."""
-    m = batch * new_tokens
-    cost = _attention_cost(plan, batch, new_tokens, context, d, a)
-    if plan.layer.mixer is not None:
-        cost = cost + _mixer_cost(plan, batch, new_tokens, d, a, tp)
+def token_kernels_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
+                       tokens: float, tp: int, d: Device) -> Cost:
+    """The kernels of one layer that see only the step's token count: GEMMs, elementwise streams and the TP
+    all-reduces (the rows' contexts do not matter to them)."""
+    cost = Cost()
     for g in plan.gemms:
-        cost = cost + _gemm_cost(g, plan, m, d, a)
-    cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=m * plan.stream_elements_per_token * _ACT,
+        cost = cost + _gemm_cost(g, plan, tokens, d, a)
+    cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=tokens * plan.stream_elements_per_token * _ACT,
                          kernels=_STREAM_KERNELS)
     if tp > 1:
-        cost = cost + Cost(comm_s=2 * all_reduce_s(m * spec.hidden_size * _ACT, tp, acc, a))
+        cost = cost + Cost(comm_s=2 * all_reduce_s(tokens * spec.hidden_size * _ACT, tp, acc, a))
     return cost
+
+
+def context_kernels_cost(plan: LayerPlan, rows: Rows, d: Device, a: PerformanceAssumptions, tp: int) -> Cost:
+    """The kernels of one layer that depend on each row's context: attention, or a Mamba layer's scan."""
+    cost = _attention_cost(plan, rows, d, a)
+    if plan.layer.mixer is not None:
+        cost = cost + _mixer_cost(plan, rows, d, a, tp)
+    return cost
+
+
+def layer_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *, rows: Rows,
+               tp: int, d: Device) -> Cost:
+    """One layer on one GPU for a step over ``rows``: GEMMs, attention (or scan), streams, TP all-reduces."""
+    tokens = sum(batch * new_tokens for batch, new_tokens, _ in rows)
+    return context_kernels_cost(plan, rows, d, a, tp) + token_kernels_cost(plan, spec, acc, a, tokens=tokens, tp=tp,
+                                                                           d=d)
 
 
 def all_reduce_s(nbytes: float, group: int, acc: Accelerator, a: PerformanceAssumptions) -> float:
@@ -384,15 +408,23 @@ def all_reduce_s(nbytes: float, group: int, acc: Accelerator, a: PerformanceAssu
 def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
                  batch: int, new_tokens: int, context: int, tp: int, ep: int, launch_s: float,
                  placement: Placement, weights_format: NumberFormat, host: Accelerator | None) -> Cost:
-    """Every layer's cost (llama.cpp host layers at host bandwidth, or streamed to the GPU for big batches),
-    plus the embedding lookup."""
+    """Every layer's cost for ``batch`` sequences each computing ``new_tokens`` after ``context`` cached ones."""
+    return step_forward_cost(plans, spec, acc, a, rows=((batch, new_tokens, context),), tp=tp, ep=ep,
+                             launch_s=launch_s, placement=placement, weights_format=weights_format, host=host)
+
+
+def step_forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
+                      rows: Rows, tp: int, ep: int, launch_s: float, placement: Placement,
+                      weights_format: NumberFormat, host: Accelerator | None) -> Cost:
+    """Every layer's cost for one engine step over ``rows`` — (sequences, new tokens each, cached context)
+    groups, as a continuous-batching step mixes prefill chunks and decodes — (llama.cpp host layers at host
+    bandwidth, or streamed to the GPU for big batches), plus the embedding lookup."""
     d = device(acc, weights_format, a, launch_s)
-    kw = {"batch": batch, "new_tokens": new_tokens, "context": context, "tp": tp}
-    m = batch * new_tokens
+    m = sum(batch * new_tokens for batch, new_tokens, _ in rows)
     cost = kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * m * spec.hidden_size * _ACT)
     for plan, count in zip(plans, placement.gpu_counts, strict=True):
         if count:
-            cost = cost + layer_cost(plan, spec, acc, a, d=d, **kw).times(count)
+            cost = cost + layer_cost(plan, spec, acc, a, rows=rows, tp=tp, d=d).times(count)
     for plan, count in zip(plans, placement.host_counts, strict=True):
         if not count:
             continue
@@ -401,7 +433,7 @@ def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator
             layer_bytes = sum(g.out * g.inp * g.bytes_per_weight * (plan.local_experts or 1) if g.expert
                               else g.out * g.inp * g.bytes_per_weight for g in plan.gemms)
             moved = Cost(weights_s=layer_bytes / link, weight_bytes=layer_bytes)
-            cost = cost + (layer_cost(plan, spec, acc, a, d=d, **kw) + moved).times(count)
+            cost = cost + (layer_cost(plan, spec, acc, a, rows=rows, tp=tp, d=d) + moved).times(count)
         else:
             bw = host.memory_bandwidth_bytes_per_s if host else a.host_memory_bandwidth_bytes_per_s
             on_host = device(host or acc, weights_format, a, a.kernel_overhead_s, bandwidth=bw)
@@ -410,7 +442,7 @@ def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator
                                  bandwidth_bytes_per_s=on_host.bandwidth_bytes_per_s,
                                  weight_bandwidth_bytes_per_s=on_host.weight_bandwidth_bytes_per_s,
                                  launch_s=a.kernel_overhead_s)
-            cost = cost + layer_cost(plan, spec, acc, a, d=on_host, **kw).times(count)
+            cost = cost + layer_cost(plan, spec, acc, a, rows=rows, tp=tp, d=on_host).times(count)
     return cost
 
 
