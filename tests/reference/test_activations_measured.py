@@ -57,6 +57,9 @@ CATALOG_MODELS = ["llama-3.2-1b", "mistral-7b-v0.1", "mixtral-8x7b", "qwen2.5-0.
                   "qwen3-30b-a3b", "gemma-7b", "gemma-2-2b", "gemma-3-1b", "phi-3-mini", "phi-3-medium",
                   "deepseek-v2-lite", "deepseek-v2", "deepseek-v3", "gpt2", "pythia-6.9b", "opt-1.3b", "falcon-7b",
                   "falcon-40b", "olmo-7b", "olmo-2-7b", "starcoder2-3b"]
+# recent dense families (spec/families/dense_recent.py): Cohere's fp32 LayerNorm, xIELU, NoPE layers, ...
+CATALOG_MODELS += ["command-r-v01", "command-r7b", "internlm3-8b", "smollm3-3b", "olmo-3-7b", "seed-oss-36b",
+                   "exaone-4.0-32b", "apertus-8b", "afm-4.5b", "glm-4-9b-0414", "ernie-4.5-0.3b", "hunyuan-7b"]
 FAMILY_SHAPES = [(32, 2), (64, 1)]
 NO_SDPA = frozenset({"gemma2"})  # Gemma2ForCausalLM refuses attn_implementation="sdpa"
 

@@ -67,6 +67,7 @@ from suanli.core.activations_head import (
     loss_workspace_bytes,
 )
 from suanli.core.activations_hf import (
+    HF_ACTIVATION_MASK_BYTES,
     HF_ACTIVATION_TENSORS,
     LOGIT_SOFTCAPPING,
     NORM_WEIGHT_PLUS_ONE,

@@ -38,8 +38,8 @@ SOFTMAX_IN_COMPUTE_DTYPE = frozenset({"gpt2", "bert", "falcon"})
 
 # RMSNorm that multiplies by its weight in fp32 and casts afterwards, so the multiply keeps the fp32
 # normalised tensor instead of a compute-dtype one: GemmaRMSNorm ``(x * (1 + w.float())).type_as(x)``
-# (Gemma, Gemma 2, Gemma 3, their q/k norms too), Olmo2RMSNorm ``(w * x).to(input_dtype)``.
-NORM_WEIGHT_IN_FP32 = frozenset({"gemma", "gemma2", "gemma3_text", "olmo2"})
+# (Gemma, Gemma 2, Gemma 3, their q/k norms too), Olmo2RMSNorm ``(w * x).to(input_dtype)`` (OLMo 3's too).
+NORM_WEIGHT_IN_FP32 = frozenset({"gemma", "gemma2", "gemma3_text", "olmo2", "olmo3"})
 
 # GemmaRMSNorm also makes ``1 + weight.float()`` afresh in every call, an fp32 copy of its weight that the
 # multiply keeps (per norm and micro-batch, not per token).
@@ -47,6 +47,11 @@ NORM_WEIGHT_PLUS_ONE = frozenset({"gemma", "gemma2", "gemma3_text"})
 
 # LayerNorm run on an fp32 copy of its input: OlmoLayerNorm ``F.layer_norm(x.to(torch.float32), …)``.
 LAYER_NORM_ON_FP32_COPY = frozenset({"olmo"})
+
+# LayerNorm written out op by op in fp32 (CohereLayerNorm): ``x - mean`` twice (one kept by ``pow``, one by the
+# multiply with ``rsqrt``), the normalised tensor (kept by the weight multiply while the weight trains), each fp32
+# per channel, and the fp32 1/std per row; plus, once per norm, the fp32 copy of a bf16/fp16 weight.
+LAYER_NORM_DECOMPOSED_FP32 = frozenset({"cohere", "cohere2"})
 
 # V stays a view of a projection output that also holds other channels, pinning all of it while V is saved:
 # Phi3 ``qkv_proj`` and GPTNeoX ``query_key_value`` (Q and K are re-made by RoPE, V is a slice), DeepSeek's
@@ -60,12 +65,13 @@ V_VIEW_OF_FUSED_PROJECTION = frozenset({"phi3", "gpt_neox", "deepseek_v2", "deep
 Q_VIEW_OF_FUSED_PROJECTION = frozenset({"gpt2"})
 
 # Q made head-major ([b, heads, s, d] in memory) — by RoPE on a slice of a fused projection (Phi3), by
-# ``torch.cat`` (GPTNeoX's partial rotary, DeepSeek's [q_nope | q_rope]) — where Llama's stays token-major.
+# ``torch.cat`` (GPTNeoX's and GLM-4's partial rotary, DeepSeek's [q_nope | q_rope]) — where Llama's stays
+# token-major.
 # Flash kernels (CUDA and CPU) allocate their output like q, so ``attn_output.transpose(1, 2).contiguous()``
 # copies it for o_proj while the kernel keeps the original. CUDA's memory-efficient kernel (taken when a mask
 # is passed, or value heads are shorter than q/k heads as in DeepSeek's MLA) allocates its output token-major:
 # no copy there.
-HEAD_MAJOR_QUERY = frozenset({"phi3", "gpt_neox", "deepseek_v2", "deepseek_v3"})
+HEAD_MAJOR_QUERY = frozenset({"phi3", "gpt_neox", "deepseek_v2", "deepseek_v3", "glm4"})
 
 # K and V reach every query head whatever the kernel: FalconAttention ``_split_heads`` broadcasts the KV
 # groups of the new architecture (Falcon-40B) to all heads; the multi-query layout (Falcon-7B, one K/V head)
@@ -81,25 +87,27 @@ SDPA_MASK_ALWAYS = frozenset({"falcon"})
 # release): tanh keeps its output, an S×S tensor per head in eager attention and a tokens×vocab one at the head.
 LOGIT_SOFTCAPPING = frozenset({"gemma2"})
 
-# Rotary cos/sin tables left in fp32: OlmoRotaryEmbedding / Olmo2RotaryEmbedding return them uncast.
-ROPE_TABLES_FP32 = frozenset({"olmo", "olmo2"})
+# Rotary cos/sin tables left in fp32: OlmoRotaryEmbedding / Olmo2RotaryEmbedding return them uncast, and so do
+# Olmo3RotaryEmbedding and Ernie4_5RotaryEmbedding (which inherit that ``forward``).
+ROPE_TABLES_FP32 = frozenset({"olmo", "olmo2", "olmo3", "ernie4_5"})
 
 # One complex64 rotary table (``freqs_cis`` from torch.polar) instead of cos and sin: DeepseekV2RotaryEmbedding.
 ROPE_COMPLEX = frozenset({"deepseek_v2"})
 
 # Two sets of rotary tables, one for sliding-window layers and one for global layers: Gemma3TextModel builds
-# ``rotary_emb_local`` (``rope_local_base_freq``) beside ``rotary_emb``.
-ROPE_TABLE_SETS = MappingProxyType({"gemma3_text": 2})
+# ``rotary_emb_local`` (``rope_local_base_freq``) beside ``rotary_emb``; Olmo3RotaryEmbedding one per layer type.
+ROPE_TABLE_SETS = MappingProxyType({"gemma3_text": 2, "olmo3": 2})
 
 # Position ids per sequence (b×s int64), not one shared row: OPTDecoder derives them from
 # ``cumsum(attention_mask)``.
 POSITION_IDS_PER_SEQUENCE = frozenset({"opt"})
 
 # Where hidden dropout sits: (dropouts per block, one on the embeddings). Llama-like families have none;
-# Falcon's parallel block has one ``dropout_add`` on the summed branches (two in its sequential layout).
+# Falcon's parallel block has one ``dropout_add`` on the summed branches (two in its sequential layout);
+# Seed-OSS drops out the attention and MLP outputs (``residual_dropout``).
 HIDDEN_DROPOUT_SITES = MappingProxyType({
     "gpt2": (2, True), "gpt_neox": (2, True), "starcoder2": (2, True), "bert": (2, True), "opt": (2, False),
-    "phi3": (2, False), "falcon": (1, False)})
+    "phi3": (2, False), "falcon": (1, False), "seed_oss": (2, False)})
 
 # Routers that run in fp32: DeepseekV2/V3TopkRouter ``F.linear(x.type(float32), weight.type(float32))``
 # keeps an fp32 copy of its input and, in a bf16/fp16 model, of its weight (per layer, not per token).
@@ -124,7 +132,13 @@ GROUPED_MM_OFFSET_BYTES = 4.0
 # ReLU keeps only its output (which the next matmul keeps anyway). Unknown names count as silu.
 HF_ACTIVATION_TENSORS = MappingProxyType({
     "silu": (True, 0), "swish": (True, 0), "gelu": (True, 0), "gelu_pytorch_tanh": (True, 0), "gelu_new": (True, 3),
-    "gelu_python_tanh": (True, 3), "gelu_fast": (True, 6), "quick_gelu": (True, 1), "relu": (False, 0)})
+    "gelu_python_tanh": (True, 3), "gelu_fast": (True, 6), "quick_gelu": (True, 1), "relu": (False, 0),
+    "xielu": (True, 3)})
+
+# Boolean masks an activation keeps, in bytes per element: xIELU (Apertus, arXiv:2411.13010) in transformers'
+# Python path, ``where(x > 0, alpha_p·x·x + beta·x, (expm1(min(x, eps)) − x)·alpha_n + beta·x)``, keeps the
+# ``x > 0`` mask beside x, alpha_p·x, expm1(·) and expm1(·) − x (its three extras above).
+HF_ACTIVATION_MASK_BYTES = MappingProxyType({"xielu": 1.0})
 
 
 class Kernel(Enum):
@@ -197,6 +211,8 @@ def hf_norm_bytes_per_token(kind: NormKind, size: Num, act: Num, rows: float, mo
             return FP32_BYTES * size + FP32_BYTES * rows
         normalised = FP32_BYTES if model_type in NORM_WEIGHT_IN_FP32 else act
         return FP32_BYTES * size + normalised * size + FP32_BYTES * rows
+    if model_type in LAYER_NORM_DECOMPOSED_FP32:
+        return (3 if weight_grad else 2) * FP32_BYTES * size + FP32_BYTES * rows
     saved_input = FP32_BYTES if model_type in LAYER_NORM_ON_FP32_COPY else act
     return saved_input * size + 2 * FP32_BYTES * rows
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from suanli.core.activation_setup import FP32_BYTES, ActivationSetup, Flavour, Lift, act_num, region_tokens
-from suanli.core.activations_hf import NORM_WEIGHT_PLUS_ONE, hf_norm_bytes_per_token, hidden_dropout_sites
+from suanli.core.activations_hf import (
+    LAYER_NORM_DECOMPOSED_FP32,
+    NORM_WEIGHT_PLUS_ONE,
+    hf_norm_bytes_per_token,
+    hidden_dropout_sites,
+)
 from suanli.quantity import Num
 from suanli.spec.model import Layer, Norm, NormKind
 
@@ -26,13 +31,16 @@ def norms_bytes(norms: Sequence[Norm], model_type: str, s: ActivationSetup, lift
                 shared_input: bool = False) -> Num:
     """Norms over the region's tokens. ``shared_input``: the norms read one tensor (HUGGINGFACE parallel blocks
     with two norms, GPT-NeoX and Falcon-40B), saved once. Gemma's per-call fp32 ``1 + weight`` copies are
-    added once per norm (``NORM_WEIGHT_PLUS_ONE``)."""
+    added once per norm (``NORM_WEIGHT_PLUS_ONE``), and Cohere's fp32 copies of bf16/fp16 weights
+    (``LAYER_NORM_DECOMPOSED_FP32``)."""
     region, hf = region_tokens(s, lift), s.flavour is Flavour.HUGGINGFACE
     parts = [region * norm_bytes_per_token(n.kind, lift(n.size, "norm_size"), model_type, s, lift) for n in norms]
     for i, norm in enumerate(norms[1:] if shared_input and hf else (), start=1):
         parts[i] = parts[i] - region * lift(norm.size, "norm_size") * act_num(s, lift)
     total = sum(parts[1:], parts[0])
-    if hf and model_type in NORM_WEIGHT_PLUS_ONE:
+    weight_copies = model_type in NORM_WEIGHT_PLUS_ONE or (  # Cohere: weight.to(float32) of a bf16/fp16 weight
+        model_type in LAYER_NORM_DECOMPOSED_FP32 and s.act_bytes != FP32_BYTES)
+    if hf and weight_copies:
         total = total + lift(sum(n.size for n in norms), "norm_weights") * FP32_BYTES
     return total
 
