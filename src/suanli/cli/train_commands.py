@@ -42,7 +42,8 @@ def register(commands: Commands) -> None:
         train.add_argument(f"--{name}", type=positive_int, default=1, help=f"{text} parallel degree (default 1)")
     train.add_argument("--dp", type=positive_int, help="data parallel degree (default gpus / (tp·pp·cp))")
     train.add_argument("--sp", action="store_true", help="sequence parallelism inside the TP group")
-    train.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, help="ZeRO stage (default 0)")
+    train.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="ZeRO stage (default: the framework's "
+                       "recipe when dp > 1: fsdp/torchtune 3, megatron 1 (distributed optimizer), else 0)")
     train.add_argument("--fsdp", choices=sorted(FSDP_MODES), help="FSDP sharding (full-shard = ZeRO-3, "
                        "shard-grad-op = ZeRO-2, hybrid-shard = ZeRO-3 inside each 8-GPU node)")
     train.add_argument("--offload-optimizer", choices=("none", "cpu", "nvme"), default="none")
@@ -51,7 +52,9 @@ def register(commands: Commands) -> None:
     train.add_argument("--global-batch", type=positive_int, help="sequences per optimizer step (default micro × dp)")
     train.add_argument("--seq", type=positive_int, help="sequence length in tokens (default 2048, or the model's "
                        "context when shorter)")
-    train.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
+    train.add_argument("--recompute", choices=("none", "selective", "full"),
+                       help="activation recomputation (default: the framework's recipe: full for PEFT methods on "
+                       "hf/deepspeed/fsdp (TRL, QLoRA) and for torchtune, else none)")
     train.add_argument("--schedule", choices=("1f1b", "gpipe", "interleaved"), help="pipeline schedule "
                        "(default 1f1b, interleaved when --vp > 1)")
     train.add_argument("--attention", choices=("flash", "sdpa", "eager"), default="flash",
@@ -101,6 +104,8 @@ def register(commands: Commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from suanli.cli.render import emit_json, explanations, key_values, table
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
@@ -115,6 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
     report = with_forced(training_report(spec, job, layout, accelerator, rl=parse_rl(args),
                                          teacher=load_model(args.teacher) if args.teacher else None,
                                          tokens=args.tokens, cost=parse_cost(args, layout.gpus)), forced)
+    report = replace(report, values={**report.values, "defaults": args.recipe_defaults})
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -148,6 +154,8 @@ def run_train(args: argparse.Namespace) -> int:
         print("\n" + _time_text(report.values["time"], layout.effective_global_batch))
     if "cost" in report.values:
         print("\n" + _cost_text(report.values["cost"]))
+    for default in report.values["defaults"]:
+        print(f"default: {default['setting']} {default['value']} ({args.framework} recipe: {default['source']})")
     for note in report.notes:
         print(f"note: {note}")
     if args.explain:
@@ -216,10 +224,11 @@ def parse_layout(args: argparse.Namespace) -> Layout:
     if model_parallel * dp != gpus:
         raise LayoutError(f"gpus ({gpus}) must equal tp × pp × dp × cp = {args.tp} × {args.pp} × {dp} × {args.cp}"
                           f" = {model_parallel * dp}; drop --dp to derive it")
-    zero, shard_group = args.zero, None
     if args.fsdp and args.zero and args.zero != FSDP_MODES[args.fsdp]:
         raise LayoutError(f"--fsdp {args.fsdp} is ZeRO-{FSDP_MODES[args.fsdp]} and contradicts --zero {args.zero}; "
                           "give one of them")
+    args.recipe_defaults = apply_recipe_defaults(args, dp)
+    zero, shard_group = args.zero, None
     if args.fsdp:
         zero = FSDP_MODES[args.fsdp]
         if args.fsdp == "hybrid-shard" and dp > GPUS_PER_NODE:
@@ -230,6 +239,27 @@ def parse_layout(args: argparse.Namespace) -> Layout:
                   offload_params=Offload(args.offload_params), micro_batch=args.micro_batch,
                   global_batch=args.global_batch, schedule=PipelineSchedule(schedule),
                   recompute=Recompute(args.recompute))
+
+
+def apply_recipe_defaults(args: argparse.Namespace, dp: int) -> list[dict[str, str]]:
+    """Fill --recompute and --zero, where not given, from the framework's recipe defaults for the method
+    (spec/recipes.py; ZeRO only with dp > 1 and no --fsdp); the applied ones, with their sources."""
+    from suanli.spec.recipes import recipe_defaults
+    from suanli.spec.training import Framework, Method
+
+    found = recipe_defaults(Framework(args.framework), Method(args.method))
+    applied = []
+    recompute = found.get("recompute")
+    if args.recompute is None:
+        args.recompute = recompute.value if recompute else "none"
+        if recompute:
+            applied.append({"setting": "recompute", "value": recompute.value, "source": recompute.source})
+    zero = found.get("zero")
+    if args.zero is None and args.fsdp is None:
+        args.zero = int(zero.value) if zero and dp > 1 else 0
+        if zero and dp > 1:
+            applied.append({"setting": "zero", "value": zero.value, "source": zero.source})
+    return applied
 
 
 def parse_job(args: argparse.Namespace) -> TrainingJob:
