@@ -9,8 +9,9 @@ from suanli.core.flops import chunked_pairs, count_flops
 from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes, mean_kv_bytes_per_token
 from suanli.core.params import count_params
 from suanli.core.roofline import layer_ops
+from suanli.core.serving_ops import Device, LayerPlan, _attention_cost
 from suanli.errors import SpecError
-from suanli.spec.assumptions import AttentionSpan
+from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.model import Attention, Moe
 from suanli.spec.resolve import load_model
 
@@ -150,3 +151,20 @@ def test_longcat_flash_roofline_runs_the_real_experts_only() -> None:
     assert ops["router"] == 2 * 512 * (512 + 256) * h  # the router scores the 256 identity experts too
     # balanced routing: 512 tokens × 8 real experts / 512 experts = 8 rows per expert (not 12)
     assert ops["expert_up_gate"] == 2 * 8 * (2 * i) * h
+
+
+def test_deepseek_v3_2_decode_reads_the_selected_keys_and_scores_all() -> None:
+    spec = load_model("deepseek-v3.2-exp")
+    layer = spec.layers[-1]
+    latent, index = (512 + 64) * 2, 128 * 2  # bf16 bytes per token
+    plan = LayerPlan(layer=layer, gemms=(), bytes_per_weight=1.0, heads=128 / 8, kv_heads=1, qk_dim=192,
+                     v_dim=128, absorbed_dims=(576, 512), kv_bytes_per_token=latent + index,
+                     stream_elements_per_token=0.0, index_bytes_per_token=index)
+    d = Device(peak_flops_per_s=1e15, attention_flops_per_s=1e15, bandwidth_bytes_per_s=1e12,
+               weight_bandwidth_bytes_per_s=1e12, launch_s=0.0)
+    context = 100_000
+    cost = _attention_cost(plan, ((1, 1, context),), d, PerformanceAssumptions())
+    # absorbed MLA over the 2,048 selected keys; the indexer's 64 heads × (128 + 1) over all 100,001
+    assert cost.flops == 2 * 16 * (576 + 512) * 2048 + 2 * 64 * 129 * (context + 1)
+    # the selected latents (plus the new token's) and every index key (plus the new one)
+    assert cost.kv_bytes == (2048 + 1) * latent + (context + 1 + 1) * index

@@ -351,20 +351,31 @@ def _mixer_cost(plan: LayerPlan, rows: Rows, d: Device, a: PerformanceAssumption
 
 
 def _attention_cost(plan: LayerPlan, rows: Rows, d: Device, a: PerformanceAssumptions) -> Cost:
-    """One attention kernel over every row group of the step (a varlen kernel serves a mixed batch at once)."""
+    """One attention kernel over every row group of the step (a varlen kernel serves a mixed batch at once).
+
+    DeepSeek-V3.2's sparse attention reads only the top-k selected latents per query, while its lightning
+    indexer scores every cached index key, 2·H_i·(d_i + 1) FLOPs per pair, on every TP rank (vLLM and SGLang
+    replicate it), counted here at the 16-bit attention rate (DeepGEMM's FP8 logits kernel runs faster)."""
     attention = plan.layer.attention
     if attention is None:
         return Cost()
-    window = attention.local_span  # chunked attention: at most a chunk of keys, like a window
-    flops = kv_tokens = m = 0.0
+    indexer = attention.indexer
+    # chunked attention: at most a chunk of keys, like a window; DeepSeek sparse attention: its top-k keys
+    window = attention.local_span if indexer is None else indexer.topk
+    flops = kv_bytes = m = 0.0
     for batch, new_tokens, context in rows:
         qk, v = plan.absorbed_dims if plan.absorbed_dims and new_tokens == 1 else (plan.qk_dim, plan.v_dim)
         flops += 2 * plan.heads * (qk + v) * batch * attended_pairs(context, new_tokens, window)
-        kv_tokens += batch * cached_tokens(attention, context + new_tokens) + batch * new_tokens
+        cached = batch * cached_tokens(attention, context + new_tokens) + batch * new_tokens
+        kv_bytes += cached * plan.kv_bytes_per_token
+        if indexer is not None:  # all index keys are read and scored; only the selected latents are read
+            flops += 2 * indexer.num_heads * (indexer.head_dim + 1) * batch * attended_pairs(context, new_tokens,
+                                                                                             None)
+            selected = batch * min(context + new_tokens, indexer.topk) + batch * new_tokens
+            kv_bytes += (selected - cached) * (plan.kv_bytes_per_token - plan.index_bytes_per_token)
         m += batch * new_tokens
     return kernel(d, compute_s=flops / (d.attention_flops_per_s * a.attention_peak_fraction), flops=flops,
-                  kv_bytes=kv_tokens * plan.kv_bytes_per_token,
-                  activation_bytes=m * plan.heads * (plan.qk_dim + plan.v_dim) * _ACT)
+                  kv_bytes=kv_bytes, activation_bytes=m * plan.heads * (plan.qk_dim + plan.v_dim) * _ACT)
 
 
 def token_kernels_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
