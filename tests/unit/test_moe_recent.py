@@ -116,6 +116,7 @@ def test_deepseek_v3_2_indexer_parameters_and_flops() -> None:
     ("minimax-m2", 230e9, 10e9, 0.01),  # MiniMax model card: 230B total (its MTP modules included), 10B active
     ("glm-4.5-air", 106e9, 12e9, 0.01),  # GLM-4.5 report (arXiv:2508.06471): 106B total, 12B active
     ("llama-4-scout", 109e9, 17e9, 0.02),  # Meta model card: 109B with the vision encoder, 17B active
+    ("llama-4-maverick", 400e9, 17e9, 0.01),  # Meta model card: 400B total, 17B active
     ("deepseek-v3.2-exp", 685e9, 37e9, 0.02),  # DeepSeek: 685B with the 14B MTP module, 37B active
 ])
 def test_published_sizes(key: str, total: float, active: float, total_rel: float) -> None:
@@ -168,3 +169,10 @@ def test_deepseek_v3_2_decode_reads_the_selected_keys_and_scores_all() -> None:
     assert cost.flops == 2 * 16 * (576 + 512) * 2048 + 2 * 64 * 129 * (context + 1)
     # the selected latents (plus the new token's) and every index key (plus the new one)
     assert cost.kv_bytes == (2048 + 1) * latent + (context + 1 + 1) * index
+
+
+def test_llama_4_maverick_interleaves_moe_and_dense() -> None:
+    spec = load_model("llama-4-maverick")
+    assert [layer.is_moe for layer in spec.layers[:4]] == [False, True, False, True]
+    dense = spec.layers[0].ffn
+    assert not isinstance(dense, Moe) and dense.intermediate_size == 16384
