@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from suanli.core.cost import RunCost, checkpoint, run_cost
+from suanli.core.frozen_base import frozen_base
 from suanli.core.memory import TrainingMemory, training_memory
 from suanli.core.model_states import adapter_state_bytes, state_bytes
 from suanli.core.params import count_params
@@ -66,6 +67,12 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
         run = _run_cost(spec, job, layout, accelerator, values["time"]["total_s"], cost or CostRequest())
         values["cost"] = {**run.to_dict(), "checkpoint_adapter_only": job.is_peft, "runnable": memory.fits}
         notes.extend(run.notes)
+    base = frozen_base(spec, job)
+    if base is not None:
+        values["job"]["base_weights_format"] = "bf16" if base.dequantized else base.weights.key
+        notes.append(f"frozen base: {base.weights.key} checkpoint (quantization_config) dequantized to bf16, as it "
+                     "is fine-tuned (PEFT has no adapter layer over it)" if base.dequantized else
+                     f"frozen base kept in {base.weights.key} (from quantization_config), adapters on top")
     headline = ""
     if not memory.fits:
         suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)

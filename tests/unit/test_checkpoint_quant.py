@@ -129,3 +129,27 @@ def test_infer_cli_prints_where_the_weight_format_came_from(capsys: pytest.Captu
     assert (memory["weights_format"], memory["weights_format_source"]) == ("fp8-block128x128", "quantization_config")
     assert main(["infer", "deepseek-v3", "--gpu", "h200", "--gpus", "8"]) == 0
     assert "weights fp8-block128x128 (from quantization_config)" in capsys.readouterr().out
+
+
+def test_lora_over_a_gptq_checkpoint_keeps_the_base_quantized(tiny_llama: dict[str, Any]) -> None:
+    """GPTQ 4-bit, groups of 128: per [out, in] weight out·in·4 bits + per row and group an fp16 scale and a
+    4-bit zero (20 bits) + an int32 g_idx per input column. tiny: q, o 64×64; k, v 32×64; gate, up 128×64;
+    down 64×128 (one group per row everywhere); 2 layers. The rest (embeddings, head, norms) in bf16, the
+    adapters in fp32 (4 B)."""
+    from suanli.core.memory import training_memory
+    from suanli.core.params import count_params
+    from suanli.spec.layout import Layout
+    from suanli.spec.training import Method, TrainingJob
+
+    config = {**tiny_llama, "torch_dtype": "float16",
+              "quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 128}}
+    spec = spec_from_config(config, name="tiny")
+    shapes = [(64, 64), (32, 64), (32, 64), (64, 64), (128, 64), (128, 64), (64, 128)]
+    bits = 2 * sum(o * i * 4 + o * 20 + i * 32 for o, i in shapes)
+    linear = 2 * sum(o * i for o, i in shapes)
+    frozen = bits / 8 + (count_params(spec).total - linear) * 2
+    memory = training_memory(spec, TrainingJob(seq=64, method=Method.LORA), Layout(), capacity_bytes=1e12)
+    assert memory.weights_bytes == pytest.approx(frozen + 4 * memory.trainable_params)
+    plain = training_memory(spec_from_config(tiny_llama, name="t"), TrainingJob(seq=64, method=Method.LORA), Layout(),
+                            capacity_bytes=1e12)
+    assert plain.weights_bytes == pytest.approx(2 * count_params(spec).total + 4 * plain.trainable_params)

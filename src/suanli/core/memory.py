@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from suanli.core.activations import Flavour, stage_activation_bytes, stage_workspace_bytes
+from suanli.core.frozen_base import frozen_base
 from suanli.core.model_states import ShardedStates, adapter_state_bytes, add_states, shard_states, state_bytes
 from suanli.core.peft import trainable_params
 from suanli.core.placement import StageParams, expert_params_per_gpu, layer_params_per_gpu, stage_params
@@ -138,7 +139,9 @@ def _stage_states(spec: ModelSpec, job: TrainingJob, layout: Layout,
     trainable = peft.trainable * share if stage.block_params else 0.0
     # adapters are new parameters beside a frozen base; BitFit instead trains a subset (the biases) of it
     frozen = stage.params - trainable if job.method is Method.BITFIT else stage.params
-    frozen_bytes = (peft.frozen_bytes if peft.frozen_bytes is not None else 2.0 * peft.frozen) * frozen / peft.frozen
+    base = frozen_base(spec, job)  # a quantized checkpoint's base stays quantized under GPTQ/AWQ/bnb adapters
+    stored = peft.frozen_bytes if peft.frozen_bytes is not None else base.frozen_bytes if base else 2.0 * peft.frozen
+    frozen_bytes = stored * frozen / peft.frozen
     return shard_states(trainable=trainable, frozen_weight_bytes=frozen_bytes,
                         per_param=adapter_state_bytes(job.optimizer), layout=layout), trainable
 
