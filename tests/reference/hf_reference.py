@@ -130,7 +130,8 @@ def load_catalog_config(key: str) -> dict[str, Any]:
 def is_moe(config: dict[str, Any]) -> bool:
     """True when the config routes tokens to experts (Mixtral, Qwen-MoE, DeepSeek)."""
     keys = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")  # moe_num_experts: ERNIE
-    return any((config.get(k) or 0) > 0 for k in keys)
+    text = config.get("text_config") or {}  # vision-language MoE (Qwen3-VL-MoE) nests its text model
+    return any((config.get(k) or 0) > 0 or (text.get(k) or 0) > 0 for k in keys)
 
 
 def _hf_config(config: dict[str, Any]) -> Any:
