@@ -56,9 +56,13 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
                                                                            width=width, tiles=tiles),
                             "vision_encoder_s": time.vision_encoder_s}
     notes = []
+    headline = ""
     if not memory.fits:
         notes.append(_advice(memory))
-    return Report(command="infer", model=spec.name, values=values, approximate=approximation(spec),
+        headline = (f"DOES NOT FIT: this batch needs {memory.total_bytes / 2**30:.1f} GiB per GPU; {_advice(memory)}; "
+                    "the latency and throughput below are for a batch that cannot run as given")
+    values["latency"]["runnable"] = memory.fits
+    return Report(command="infer", model=spec.name, values=values, approximate=approximation(spec), headline=headline,
                   explanations=_explain(memory) + _explain_time(time, setup), notes=tuple(notes))
 
 

@@ -67,3 +67,18 @@ def test_trainable_is_the_whole_model_and_the_stage_share_is_labelled() -> None:
     assert job["trainable_params_per_gpu"] < job["trainable_params"] / 3
     lora = training_report(spec, TrainingJob(seq=2048, method=Method.LORA), Layout(pp=2), H100).values["job"]
     assert lora["trainable_params"] == 41_943_040
+
+
+def test_an_inference_batch_that_does_not_fit_leads_with_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """Llama-3-70B in bf16 is 141 GB of weights: one 80 GB H100 holds no KV cache at all."""
+    import json
+
+    assert main(["infer", "llama-3-70b", "--gpu", "h100", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["memory"]["fits"] is False and payload["latency"]["runnable"] is False
+    assert payload["headline"].startswith("DOES NOT FIT")
+    assert main(["infer", "llama-3-70b", "--gpu", "h100"]) == 0
+    assert capsys.readouterr().out.startswith("DOES NOT FIT: ")
+    assert main(["infer", "llama-3-8b", "--gpu", "h100", "--json"]) == 0
+    fits = json.loads(capsys.readouterr().out)
+    assert fits["latency"]["runnable"] is True and "headline" not in fits

@@ -17,7 +17,8 @@ def register(commands: Commands) -> None:
     fit.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
     add_as_option(fit)
     fit.add_argument("--mode", choices=("infer", "train", "lora", "qlora"), default="infer")
-    fit.add_argument("--quant", help="inference weight format (bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m…)")
+    fit.add_argument("--quant", help="inference weight format (bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m…; "
+                     "default: the checkpoint's quantization_config, else its dtype)")
     fit.add_argument("--kv-dtype", help="inference KV-cache format (default: the engine's, bf16)")
     fit.add_argument("--engine", choices=("vllm", "sglang", "trtllm", "llamacpp", "hf"), default="vllm")
     fit.add_argument("--context", type=positive_int, help="tokens per sequence (default 4096 for inference, "

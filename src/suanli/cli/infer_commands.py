@@ -39,7 +39,7 @@ def register(commands: Commands) -> None:
                        "context is shorter than prompt + output)")
     infer.add_argument("--output", type=int, default=256, help="generated tokens (default 256)")
     infer.add_argument("--quant", help="weight format: bf16, fp8, int8, int4, awq, gptq, nf4, q4_k_m, … "
-                       "(default: the checkpoint's, bf16)")
+                       "(default: the checkpoint's: its quantization_config, else its dtype)")
     infer.add_argument("--kv-dtype", help="KV-cache format: bf16, fp8, int8, int4 (default the engine's)")
     infer.add_argument("--engine", choices=ENGINES, default="vllm")
     infer.add_argument("--force", action="store_true", help="estimate even when a check fails (engine or format "
@@ -76,6 +76,8 @@ def run_infer(args: argparse.Namespace) -> int:
     memory: dict[str, Any] = report.values["memory"]
     per_gpu = memory["per_gpu"]
     verdict = "fits" if memory["fits"] else "DOES NOT FIT"
+    if report.headline:
+        print(report.headline + "\n")
     print(key_values([
         ("model", report.model),
         ("serving", f"{report.values['engine']} on {tp}× {report.values['gpu']}, batch {args.batch} × "
