@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from tests.reference.hf_reference import hf_param_count
+from tests.reference.test_params_vs_transformers import transformers_only
 
 from suanli.core.params import count_params
 from suanli.errors import UnsupportedArchitecture
@@ -35,6 +36,11 @@ DEFAULT_GAPS: dict[str, str] = {
     "gemma3": "SiglipVisionConfig defaults to vision_use_head true, which the gemma3 adapter refuses",
     "qwen3_vl_moe": "the default's text_config ties the embeddings and its top level does not; transformers 5 "
                     "follows the top level (untied lm_head, +vocab x hidden), the vision adapter text_config's",
+}
+#: Families whose transformers-5 rewrite of the bundled config we do not read to the same count, with the reason.
+CATALOG_GAPS: dict[str, str] = {
+    "qwen3_vl_moe": "re-saved, text_config gains the class default tie_word_embeddings true while the top level "
+                    "says false; transformers 5 follows the top level, the vision adapter text_config's",
 }
 
 
@@ -71,12 +77,14 @@ def _saved(config_object: Any, tmp_path: Path) -> dict[str, Any]:
 
 def _transformers_count(config_object: Any) -> int:
     """Parameters of the transformers model built from the config object (not from its JSON, which some
-    classes cannot read back: tuples come back as lists)."""
+    classes cannot read back: tuples come back as lists), less what transformers builds that checkpoints do
+    not hold (``transformers_only``, e.g. LongCat-Flash's rows for zero-computation experts)."""
     values = config_object.to_dict()
     try:
-        return hf_param_count(values)
+        count = hf_param_count(values)
     except Exception as exc:  # transformers' own defaults that are not a buildable model
         pytest.skip(f"transformers cannot build {values['model_type']} from this config: {type(exc).__name__}: {exc}")
+    return count - sum(transformers_only(values).values())
 
 
 def _ours(saved: dict[str, Any]) -> ModelSpec:
@@ -94,7 +102,7 @@ def test_transformers5_default_config(model_type: str, tmp_path: Path) -> None:
     assert count_params(_ours(saved)).total == expected
 
 
-@pytest.mark.parametrize("model_type", FAMILIES)
+@pytest.mark.parametrize("model_type", _with_gaps(CATALOG_GAPS))
 def test_transformers5_rewrite_of_catalog_config(model_type: str, tmp_path: Path) -> None:
     """A bundled (transformers 4) config, re-saved by transformers 5: same spec, and transformers' count."""
     old = _catalog_by_type().get(model_type)

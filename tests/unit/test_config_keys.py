@@ -86,7 +86,7 @@ def test_deepseek_v2_null_top_k_is_assumed_and_noted() -> None:
 
 
 def test_unknown_type_names_closest_families_and_as() -> None:
-    config = {"model_type": "qwen3_next", "architectures": ["Qwen3NextForCausalLM"]}
+    config = {"model_type": "qwen3_hyper", "architectures": ["Qwen3HyperForCausalLM"]}  # no such family
     assert closest_families(config, ADAPTERS)[0] == "qwen3"
     with pytest.raises(UnsupportedArchitecture, match=r"closest supported families: qwen3.*--as qwen3"):
         spec_from_config(config, name="x")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from suanli.errors import ConfigError
+from suanli.errors import ConfigError, SuanliError
 from suanli.spec.checkpoint_quant import read_checkpoint_quant
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
 from suanli.spec.families.dense_recent import RECENT_DENSE_ADAPTERS
@@ -56,6 +56,8 @@ def _build(adapter: Callable[[ConfigReader], ModelSpec], reader: ConfigReader, s
     """Run one adapter; the reader's assumed values and ``extras`` join the spec's notes."""
     try:
         spec = adapter(reader)
+    except SuanliError:  # the reader's and the adapters' own errors already name the key and the fix
+        raise
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         # An adapter only parses the file: a wrong-typed value that slipped past the reader is still bad input.
         raise ConfigError(f"{reader.name}: a value in this {reader.config.get('model_type')} config.json has the "
