@@ -47,8 +47,8 @@ def test_smollm3_every_fourth_layer_is_nope_without_a_window() -> None:
 
 
 def test_smollm3_default_interval_and_sliding_nope_layers() -> None:
-    spec = spec_from_config(tiny("smollm3", no_rope_layer_interval=2, use_sliding_window=True, sliding_window=32),
-                            name="t")
+    spec = spec_from_config(tiny("smollm3", no_rope_layers=None, no_rope_layer_interval=2, use_sliding_window=True,
+                                 sliding_window=32), name="t")
     assert [(a.rope, a.sliding_window) for a in (layer.attention for layer in spec.layers) if a] == [
         (True, None), (False, 32), (True, None), (False, 32)]
 

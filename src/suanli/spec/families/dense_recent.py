@@ -132,7 +132,7 @@ def _smollm3(r: ConfigReader) -> ModelSpec:
 
 
 def _rope_layers(r: ConfigReader, num_layers: int) -> list[bool]:
-    flags = r.integer_list("no_rope_layers") if "no_rope_layers" in r.config else None
+    flags = r.integer_list("no_rope_layers") if r.config.get("no_rope_layers") is not None else None
     if flags is None:
         interval = r.integer("no_rope_layer_interval", 4)
         return [(i + 1) % interval != 0 for i in range(num_layers)]
