@@ -53,8 +53,13 @@ def _plain_mlp(v: ConfigReader, default_act: str) -> Mlp:
                activation=v.text("hidden_act", default_act))
 
 
+_VISION_SCOPE = ("the vision tower's weights are counted everywhere; its activations (training and serving) and "
+                 "its share of training time are not modelled; `flops --images` and `infer --images` give its "
+                 "FLOPs and encoding time")
+
+
 def _with_vision(spec: ModelSpec, tower: VisionTower, note: str) -> ModelSpec:
-    extras = (*spec.extras, ("vision", note))
+    extras = (*spec.extras, ("vision", note), ("vision_scope", _VISION_SCOPE))
     return replace(spec, vision=tower, extras=extras)
 
 
