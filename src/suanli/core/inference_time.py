@@ -62,12 +62,13 @@ from suanli.core.serving_ops import (
     Cost,
     LayerPlan,
     Placement,
+    Rows,
     compute_format,
     expected_distinct_experts,
-    forward_cost,
     head_cost,
     place,
     plan_layers,
+    step_forward_cost,
 )
 from suanli.errors import SpecError, require_positive
 from suanli.spec.assumptions import PerformanceAssumptions
@@ -160,11 +161,18 @@ def _phase(cost: Cost, overhead_s: float) -> PhaseTime:
 def _pass(setup: ServingSetup, *, batch: int, new_tokens: int, context: int, sampled_rows: int,
           graphs: bool) -> PhaseTime:
     """One forward over ``new_tokens`` per sequence on top of ``context`` cached tokens."""
+    return step_time(setup, rows=((batch, new_tokens, context),), sampled_rows=sampled_rows, graphs=graphs)
+
+
+def step_time(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graphs: bool) -> PhaseTime:
+    """One engine step over ``rows`` (sequences, new tokens each, cached context) groups — a static batch's
+    prefill or decode step is one group; a continuous-batching step mixes prefill chunks and decodes — with
+    the output head on ``sampled_rows`` rows and the engine's per-step overhead."""
     a = setup.assumptions
     launch = a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s
-    cost = forward_cost(setup.layers, setup.spec, setup.accelerator, a, batch=batch, new_tokens=new_tokens,
-                        context=context, tp=setup.tp, ep=setup.ep, launch_s=launch, placement=setup.placement,
-                        weights_format=setup.weights_format, host=setup.host)
+    cost = step_forward_cost(setup.layers, setup.spec, setup.accelerator, a, rows=rows, tp=setup.tp, ep=setup.ep,
+                             launch_s=launch, placement=setup.placement, weights_format=setup.weights_format,
+                             host=setup.host)
     cost = cost + head_cost(setup.spec, setup.accelerator, a, rows=sampled_rows, tp=setup.tp, launch_s=launch,
                             placement=setup.placement, host=setup.host)
     python = a.eager_python_overhead_s_per_layer * setup.spec.num_layers if setup.python_eager else 0.0

@@ -101,7 +101,7 @@ class Replica:
         steps = self._stretch(plan, horizon) if self.fast_forward and plan.decode_only else 1
         start, work = self.clock, self._work(plan)
         times = self._advance(work, steps, horizon)
-        finished = self._apply(plan, times)
+        finished = self._apply(plan, times, start)
         self.scheduler.after_step(self.state, plan)
         self._record(work, start, len(times), finished)
         return finished
@@ -120,14 +120,28 @@ class Replica:
         return StepWork(chunks=tuple(chunks), decode_contexts=tuple(decodes))
 
     def _stretch(self, plan: StepPlan, horizon: float) -> int:
-        """Identical decode steps that can run before anything changes the batch (module docstring)."""
+        """Identical decode steps that can run before anything changes the batch (module docstring): until
+        the first sequence finishes, and while the blocks the sequences grow into fit in the free pool."""
         if self.state.waiting and not getattr(self.scheduler, "admission_blocked_until_finish", True):
             return 1
-        rows = len(plan.items)
-        until_finish = min(s.request.output_tokens - s.generated for s, _ in plan.items)
+        until_finish = min(s.output - s.generated for s, _ in plan.items)
+        limit = min(until_finish, MAX_FAST_FORWARD_STEPS)
+        if limit <= 1:
+            return 1
         pool = self.state.pool
-        until_blocks = (pool.free // rows) * pool.block_size if rows else 1
-        return max(1, min(until_finish, until_blocks, MAX_FAST_FORWARD_STEPS))
+        size, free = pool.block_size, pool.free
+        held = [(s.own_blocks + s.prefix_blocks) * size - s.computed for s, _ in plan.items]  # room left now
+
+        def blocks_needed(k: int) -> int:  # k steps write tokens computed+1 … computed+k
+            return sum(-(-(k - room) // size) for room in held if k > room)
+
+        if blocks_needed(limit) <= free:
+            return limit
+        low, high = 1, limit  # blocks_needed(low) <= free < blocks_needed(high)
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if blocks_needed(mid) <= free else (low, mid)
+        return low
 
     def _advance(self, work: StepWork, steps: int, horizon: float) -> list[float]:
         """Step end times; a stretch stops after the first step that ends past ``horizon``."""
@@ -143,28 +157,43 @@ class Replica:
 
     # --- applying -----------------------------------------------------------------------------------------
 
-    def _apply(self, plan: StepPlan, ends: list[float]) -> list[Sequence]:
-        k, pool, finished = len(ends), self.state.pool, []
+    def _apply(self, plan: StepPlan, ends: list[float], start: float) -> list[Sequence]:
+        k, pool, finished, itl = len(ends), self.state.pool, [], self.recorder.itl
+        first, last = ends[0], ends[-1]
         for j in range(1, k):
-            self.recorder.itl.append((ends[j] - ends[j - 1], len(plan.items)))
+            itl.append((ends[j] - ends[j - 1], len(plan.items)))
+        regular = 0  # decodes whose previous token came out at the end of the previous step: one shared gap
         for seq, n in plan.items:
-            sampled = seq.computed + n == seq.tokens
-            seq.computed += n + (k - 1)
-            if k > 1:
-                seq.grow(pool, seq.computed)
-            seq.after_compute(pool)
-            if not sampled:
-                continue
-            if seq.generated == 0:
-                seq.first_token_s = ends[0]
-            elif seq.last_token_s is not None:
-                self.recorder.itl.append((ends[0] - seq.last_token_s, 1))
-            seq.generated += k
-            seq.last_token_s = ends[-1]
-            if (seq.done or self.prefill_only) and not self.scheduler.holds_batch:
-                finished.append(self._finish(seq, ends[-1]))
+            if n == 1 and seq.generated and seq.prompt + seq.generated - seq.computed == 1:  # decoding
+                seq.computed += k
+                if k > 1:
+                    seq.grow(pool, seq.computed)
+                if seq.last_token_s == start:
+                    regular += 1
+                elif seq.last_token_s is not None:
+                    itl.append((first - seq.last_token_s, 1))
+                seq.generated += k
+                seq.last_token_s = last
+            else:
+                sampled = seq.computed + n == seq.prompt + seq.generated
+                seq.computed += n
+                seq.after_compute(pool)
+                if not sampled:
+                    continue
+                if seq.generated == 0:
+                    seq.first_token_s = first
+                elif seq.last_token_s is not None:
+                    itl.append((first - seq.last_token_s, 1))
+                seq.generated += 1
+                seq.last_token_s = first
+            if (seq.generated >= seq.output or self.prefill_only) and not self.scheduler.holds_batch:
+                finished.append(self._finish(seq, last))
+        if regular:
+            itl.append((first - start, regular))
         if self.scheduler.holds_batch and self.state.running and all(s.done for s in self.state.running):
-            finished = [self._finish(s, ends[-1]) for s in list(self.state.running)]
+            finished = [self._finish(s, last) for s in self.state.running]
+        if finished:
+            self.state.running = [s for s in self.state.running if s.phase is not Phase.FINISHED]
         return finished
 
     def _finish(self, seq: Sequence, now: float) -> Sequence:
@@ -173,7 +202,6 @@ class Replica:
         on_finish = getattr(self.scheduler, "on_finish", None)
         if on_finish is not None:
             on_finish(self.state, seq)
-        self.state.running.remove(seq)
         return seq
 
     def _record(self, work: StepWork, start: float, steps: int, finished: list[Sequence]) -> None:

@@ -9,7 +9,7 @@ computes the one token sampled last time. A recompute after preemption is a pref
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from suanli.simulate.kv_blocks import BlockPool
@@ -39,23 +39,28 @@ class Sequence:
     finish_s: float | None = None
     preemptions: int = 0
     cached_tokens: int = 0  # prompt tokens served from the prefix cache (the latest admission)
+    prompt: int = field(init=False)  # the request's lengths, copied: the step loop reads them constantly
+    output: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prompt, self.output = self.request.prompt_tokens, self.request.output_tokens
 
     @property
     def tokens(self) -> int:
-        return self.request.prompt_tokens + self.generated
+        return self.prompt + self.generated
 
     @property
     def remaining(self) -> int:
         """Tokens to compute before the next token can be sampled (1 while decoding)."""
-        return self.tokens - self.computed
+        return self.prompt + self.generated - self.computed
 
     @property
     def decoding(self) -> bool:
-        return self.generated > 0 and self.remaining == 1
+        return self.generated > 0 and self.prompt + self.generated - self.computed == 1
 
     @property
     def done(self) -> bool:
-        return self.generated >= self.request.output_tokens
+        return self.generated >= self.output
 
     @property
     def blocks(self) -> int:
@@ -68,9 +73,9 @@ class Sequence:
 
     def grow(self, pool: BlockPool, tokens: int) -> bool:
         """Hold enough blocks for ``tokens`` cached tokens; False (nothing taken) when the pool is short."""
-        need = pool.blocks_for(tokens) - self.blocks
-        if need <= 0:
+        if tokens <= (self.own_blocks + self.prefix_blocks) * pool.block_size:
             return True
+        need = pool.blocks_for(tokens) - self.own_blocks - self.prefix_blocks
         if not pool.take(need):
             return False
         self.own_blocks += need
