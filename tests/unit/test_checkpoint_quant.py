@@ -104,9 +104,11 @@ def test_infer_defaults_to_the_checkpoint_format_and_says_so() -> None:
     spec, h200 = load_model("deepseek-v3"), get_accelerator("h200")
     memory = inference_memory(spec, h200, prompt_tokens=1024, tp=8)
     assert memory.weights.format_key == "fp8-block128x128"
-    # llama.cpp converts checkpoints to GGUF: it does not take the fp8 layout
+    # llama.cpp converts checkpoints to GGUF: FP8 blocks are dequantized, MXFP4 experts kept (ggml's MXFP4)
     cpp = inference_memory(spec, h200, prompt_tokens=1024, tp=1, engine=get_engine("llamacpp"))
     assert cpp.weights.format_key != "fp8-block128x128"
+    oss = inference_memory(load_model("gpt-oss-20b"), h200, prompt_tokens=1024, engine=get_engine("llamacpp"))
+    assert oss.weights.format_key == "mxfp4"
 
 
 def test_fit_deepseek_v3_needs_8_h200_not_16() -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from suanli.cli.common import Commands, positive_int
 from suanli.cli.model_arg import add_as_option
+
+if TYPE_CHECKING:
+    from suanli.spec.model import ModelSpec
 
 
 def register(commands: Commands) -> None:
@@ -69,8 +73,9 @@ def run_fit(args: argparse.Namespace) -> int:
                    "forced_checks": list(forced)})
         return 0
     print(f"{spec.name}, {args.mode}, {context} tokens × batch {args.batch}\n")
-    if args.mode == "infer" and not args.quant and spec.quantization is not None and args.engine != "llamacpp":
-        print(f"weights: {spec.quantization.weights.key} (from quantization_config)\n")
+    checkpoint = _checkpoint_format(spec, args.engine) if args.mode == "infer" and not args.quant else None
+    if checkpoint is not None:
+        print(f"weights: {checkpoint} (from quantization_config)\n")
     print(table(["gpu", "memory", "min GPUs", "per GPU", "headroom", "layout"],
                 [[r.gpu, format_bytes(r.capacity_bytes), "—" if r.min_gpus is None else r.min_gpus,
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
@@ -87,3 +92,13 @@ def run_fit(args: argparse.Namespace) -> int:
         if row.note and row.min_gpus is not None:
             print(f"note: {row.gpu}: {row.note}")
     return 0
+
+
+def _checkpoint_format(spec: ModelSpec, engine: str) -> str | None:
+    """The checkpoint's own quantized layout (``quantization_config``) when the engine serves it, else None."""
+    from suanli.core.inference_memory import checkpoint_weights_format
+    from suanli.spec.engines import get_engine
+
+    q = spec.quantization
+    return q.weights.key if q is not None and checkpoint_weights_format(spec, get_engine(engine)) == q.weights \
+        else None

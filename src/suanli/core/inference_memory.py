@@ -55,7 +55,7 @@ from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import EnginePreset, FrameworkOverheads, KvBudget, framework_overheads, get_engine
 from suanli.spec.gguf_mix import FILE_TYPES, gguf_mix_bits_per_param
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
+from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
 from suanli.spec.precision import Family, NumberFormat, torch_dtype_format
 
 Split = Literal["column", "row", "kv", "replicated"]
@@ -93,6 +93,10 @@ def _mixer_linears(m: Mixer, h: int) -> list[LinearWeight]:
         width = 2 * m.intermediate_size + 2 * m.n_groups * m.d_state + m.num_heads
         return [LinearWeight(role="ssm_in", out_features=width, in_features=h, split="column"),
                 LinearWeight(role="ssm_out", out_features=h, in_features=m.intermediate_size, split="row")]
+    if isinstance(m, GatedDeltaNet):  # vLLM fuses qkvz and ba; both column-parallel
+        width = 2 * m.key_dim + 2 * m.value_dim + 2 * m.num_v_heads
+        return [LinearWeight(role="ssm_in", out_features=width, in_features=h, split="column"),
+                LinearWeight(role="ssm_out", out_features=h, in_features=m.value_dim, split="row")]
     i = m.intermediate_size
     return [LinearWeight(role="ssm_in", out_features=2 * i, in_features=h, split="column"),
             LinearWeight(role="ssm_x", out_features=m.dt_rank + 2 * m.d_state, in_features=i, split="row"),
@@ -117,7 +121,8 @@ def block_linears(layer: Layer, h: int) -> tuple[LinearWeight, ...]:
         mixer = _mixer_linears(layer.mixer, h) if layer.mixer is not None else []
         return (*mixer, *_ffn_linears(layer, h))
     if a.mla is None:
-        attn = [LinearWeight(role="attn_q", out_features=a.num_heads * a.head_dim, in_features=h, split="column"),
+        q_out = a.num_heads * a.head_dim * (2 if a.output_gate else 1)  # Qwen3-Next's gate rides on q_proj
+        attn = [LinearWeight(role="attn_q", out_features=q_out, in_features=h, split="column"),
                 LinearWeight(role="attn_k", out_features=a.num_kv_heads * a.head_dim, in_features=h, split="kv"),
                 LinearWeight(role="attn_v", out_features=a.num_kv_heads * a.v_head_dim, in_features=h, split="kv")]
     else:
@@ -226,9 +231,11 @@ def _kept(w: LinearWeight, layer: Layer, unquantized: frozenset[str]) -> bool:
 def checkpoint_weights_format(spec: ModelSpec, engine: EnginePreset) -> NumberFormat:
     """The weight format an engine loads when none is asked for: the checkpoint's quantized layout
     (``quantization_config``) on engines that load HF checkpoints; else HF keeps ``torch_dtype`` and serving
-    engines run fp32 checkpoints in bf16. llama.cpp converts to its own files, so it never takes the former."""
-    if spec.quantization is not None and engine.kv_budget is not KvBudget.CONTEXT:
-        return spec.quantization.weights
+    engines run fp32 checkpoints in bf16. llama.cpp converts to its own files: convert_hf_to_gguf.py keeps MXFP4
+    experts as ggml's MXFP4 type (gpt-oss) and dequantizes other layouts (FP8 blocks, GPTQ, AWQ)."""
+    q = spec.quantization
+    if q is not None and (engine.kv_budget is not KvBudget.CONTEXT or q.weights.family is Family.MICROSCALING):
+        return q.weights
     hf = engine.kv_budget is KvBudget.FREE_MEMORY
     return torch_dtype_format(spec.torch_dtype) if hf else default_kv_format(spec)
 
