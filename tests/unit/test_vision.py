@@ -165,3 +165,13 @@ def test_text_keys_may_sit_at_the_top_level_or_in_text_config() -> None:
     nested = {k: v for k, v in flat.items() if k not in text_keys}
     nested["text_config"] = {k: flat[k] for k in text_keys}
     assert count_params(spec_from_config(nested, name="n")) == count_params(spec_from_config(flat, name="f"))
+
+
+def test_cross_attention_layers_cache_no_text_tokens() -> None:
+    """mllama's 8 cross-attention layers cache the image states, not the text: a text token adds K and V to the
+    32 self-attention layers only (2 × 8 KV heads × 128 × 2 bytes each)."""
+    from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes
+
+    spec = load_model("llama-3.2-11b-vision")
+    assert kv_bytes_per_token(spec) == 32 * 2 * 8 * 128 * 2
+    assert kv_cache_bytes(spec, tokens_per_seq=1000) == 1000 * 32 * 2 * 8 * 128 * 2

@@ -113,13 +113,17 @@ def kv_bytes_per_token(spec: ModelSpec, *, kv_format: NumberFormat | None = None
     sliding window: the sum over layers. Llama-3.1-8B in bf16: 2 × 8 × 128 × 2 B × 32 layers = 131,072 B."""
     fmt = kv_format or default_kv_format(spec)
     return sum(count * kv_bytes_per_token_per_layer(layer.attention, kv_format=fmt, tp=tp, mla=mla)
-               for layer, count in spec.layer_groups() if layer.attention is not None)
+               for layer, count in spec.layer_groups()
+               if layer.attention is not None and not layer.attention.cross)
 
 
 def cached_tokens(attention: Attention, tokens_per_seq: float) -> float:
     """Tokens a layer holds for a sequence of ``tokens_per_seq``: min(L, sliding_window) for windowed layers,
     min(L, attention_chunk_size) for Llama 4's chunked layers (the cache never needs more than one chunk; it
-    holds the upper bound, as engines that allocate a chunk's pages at once do)."""
+    holds the upper bound, as engines that allocate a chunk's pages at once do). mllama's cross-attention
+    layers hold none: they cache the image states (tiles × 1601 per image, not modelled here), never text."""
+    if attention.cross:
+        return 0.0
     window = attention.local_span
     return tokens_per_seq if window is None else min(tokens_per_seq, window)
 

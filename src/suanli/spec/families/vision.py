@@ -228,8 +228,8 @@ def _mllama(r: ConfigReader) -> ModelSpec:
     tiles = tower.tiles.max_tiles if tower.tiles else 1
     per_tile = tower.position_rows
     note = (f"an image is one <|image|> prompt token; up to {tiles} tiles of {tower.image_size} px give "
-            f"{per_tile} image states each, read by the cross-attention layers (their KV cache holds image "
-            "states, not text tokens; this KV cache model counts them as text layers)")
+            f"{per_tile} image states each, read by the cross-attention layers; those layers cache the image "
+            "states, not text tokens (the KV cache here leaves the image states out)")
     return _with_vision(spec, tower, note)
 
 
