@@ -54,7 +54,7 @@ def test_infer_images_join_the_prompt_and_the_ttft(capsys: pytest.CaptureFixture
     (["flops", "llama-3.1-8b", "--seq", "128", "--images", "1"], "no vision tower"),
     (["flops", "qwen2.5-vl-7b", "--seq", "128", "--images", "1"], "--image-size"),
     (["flops", "qwen2.5-vl-7b", "--seq", "128", "--images", "1", "--image-size", "448"], "--seq 257"),
-    (["flops", "qwen2.5-vl-7b", "--seq", "2048", "--images", "1", "--image-size", "450"], "multiple of 28"),
+    (["flops", "qwen2.5-vl-7b", "--seq", "2048", "--images", "1", "--image-size", "450"], "use --image-size 448x448"),
     (["flops", "qwen2.5-vl-7b", "--seq", "2048", "--image-size", "448"], "--images"),
     (["flops", "qwen2.5-vl-7b", "--seq", "2048", "--images", "1", "--image-size", "4x"], "HEIGHTxWIDTH"),
     (["flops", "llama-3.2-11b-vision", "--seq", "128", "--images", "1", "--tiles", "9"], "max_num_tiles"),

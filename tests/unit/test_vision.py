@@ -129,7 +129,7 @@ def test_vision_errors_name_the_fix() -> None:
     qwen = _tower(load_model("qwen2.5-vl-7b"))
     with pytest.raises(SpecError, match="give the image height and width"):
         vision_flops(qwen)
-    with pytest.raises(SpecError, match="multiple of 28"):
+    with pytest.raises(SpecError, match="resizes it to 448x448"):
         vision_flops(qwen, height=448, width=434)  # 31 patches do not merge 2×2
     with pytest.raises(SpecError, match="max_num_tiles"):
         vision_flops(_tower(load_model("llama-3.2-11b-vision")), tiles=5)

@@ -141,9 +141,6 @@ def vision_flops(t: VisionTower, *, height: int | None = None, width: int | None
     require_positive("image height", height)
     require_positive("image width", width)
     grid_h, grid_w = t.grid(height, width)
-    if grid_h % t.merge or grid_w % t.merge:
-        raise SpecError(f"a {grid_h}×{grid_w} patch grid does not merge {t.merge}×{t.merge}; resize the image to a "
-                        f"multiple of {t.patch.patch_size * t.merge} px (the processor does)")
     patches = grid_h * grid_w
     n_tiles = _tiles(t, tiles)
     per_tile = patches + (1 if t.class_token else 0)

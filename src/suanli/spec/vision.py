@@ -123,9 +123,12 @@ class VisionTower:
         return len(self.layers)
 
     def grid(self, height: int, width: int) -> tuple[int, int]:
-        """Patches per column and per row for an image of ``height`` × ``width`` pixels (already resized)."""
-        p = self.patch.patch_size
-        if height % p or width % p:
-            raise SpecError(f"image {height}x{width} px is not a whole number of {p}-px patches; resize it to a "
-                            f"multiple of {p * self.merge} (the processor does)")
-        return height // p, width // p
+        """Patches per column and per row for an image of ``height`` × ``width`` pixels, already resized as the
+        processor does: both sides whole multiples of patch_size × merge (Qwen: 28 or 32 px)."""
+        unit = self.patch.patch_size * self.merge
+        if height % unit or width % unit:
+            near_h, near_w = (max(unit, round(side / unit) * unit) for side in (height, width))
+            raise SpecError(f"image {height}x{width} px is not a whole number of {unit}-px units (patches of "
+                            f"{self.patch.patch_size} px merged {self.merge}×{self.merge}); the processor resizes "
+                            f"it to {near_h}x{near_w}: use --image-size {near_h}x{near_w}")
+        return height // self.patch.patch_size, width // self.patch.patch_size
