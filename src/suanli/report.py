@@ -135,6 +135,7 @@ def architecture_summary(spec: ModelSpec) -> dict[str, Any]:
         "sliding_window_layers": sum(layer.attention is not None and layer.attention.sliding_window is not None
                                      for layer in spec.layers),
         "attention_layers": sum(layer.attention is not None for layer in spec.layers),
+        "nope_layers": sum(layer.attention is not None and not layer.attention.rope for layer in spec.layers),
         "ssm_layers": sum(layer.mixer is not None for layer in spec.layers),
         "moe_layers": sum(layer.is_moe for layer in spec.layers),
         "causal": spec.causal,

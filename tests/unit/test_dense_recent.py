@@ -11,6 +11,7 @@ import pytest
 from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes, mean_kv_bytes_per_token
 from suanli.core.params import count_params
 from suanli.errors import ConfigError
+from suanli.report import architecture_summary
 from suanli.spec.hf import spec_from_config
 from suanli.spec.resolve import load_model
 
@@ -37,6 +38,8 @@ def test_command_r7b_three_local_rope_layers_then_a_global_nope_one() -> None:
     assert windows == [4096, 4096, 4096, None] * 8
     assert rope == [True, True, True, False] * 8
     assert all(layer.parallel and len(layer.norms) == 1 for layer in spec.layers)
+    summary = architecture_summary(spec)
+    assert (summary["sliding_window_layers"], summary["nope_layers"]) == (24, 8)
 
 
 def test_smollm3_every_fourth_layer_is_nope_without_a_window() -> None:

@@ -83,7 +83,8 @@ def _llama4_text(r: ConfigReader) -> ModelSpec:
     dense = gated_mlp(r, "intermediate_size_mlp")
     norms = (rms_norm(hidden), rms_norm(hidden))
     sparse_layers = _llama4_moe_layers(r, num_layers)
-    kinds = {(c, s): Layer(attention=chunked if c else attention, ffn=moe if s else dense, norms=norms)
+    nope = replace(attention, rope=False)  # the global layers are Llama 4's NoPE layers
+    kinds = {(c, s): Layer(attention=chunked if c else nope, ffn=moe if s else dense, norms=norms)
              for c in (False, True) for s in (False, True)}
     layers = [kinds[(c, i in sparse_layers)] for i, c in enumerate(_llama4_chunked(r, num_layers))]
     return decoder_spec(r, layers, final_norm=rms_norm(hidden))
