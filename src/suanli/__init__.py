@@ -43,6 +43,7 @@ __all__ = [
     "spec_from_config",
     "training_memory",
     "training_time",
+    "vision_flops",
 ]
 
 _LOCATIONS = {
@@ -72,6 +73,7 @@ _LOCATIONS = {
     "training_time": "suanli.core.training_time",
     "inference_time": "suanli.core.inference_time",
     "run_cost": "suanli.core.cost",
+    "vision_flops": "suanli.core.vision",
 }
 
 if TYPE_CHECKING:
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from suanli.core.memory import training_memory
     from suanli.core.params import ParamCounts, count_params
     from suanli.core.training_time import training_time
+    from suanli.core.vision import vision_flops
     from suanli.errors import SuanliError
     from suanli.report import Report, flops_report, params_report
     from suanli.spec.assumptions import AttentionSpan

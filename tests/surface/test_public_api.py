@@ -12,7 +12,7 @@ EXPECTED = {
     "count_flops", "count_params", "flops_report", "get_accelerator", "load_accelerators", "load_model",
     "model_catalog", "params_report", "parse_number_format", "resolve_model", "spec_from_config",
     "Layout", "TrainingJob", "training_memory", "inference_memory", "get_engine",
-    "training_time", "inference_time", "run_cost",
+    "training_time", "inference_time", "run_cost", "vision_flops",
 }
 
 
