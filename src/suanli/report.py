@@ -113,7 +113,7 @@ def flops_report(spec: ModelSpec, *, seq: int, batch: int, span: AttentionSpan, 
         values["vision"] = _vision_values(image, images=images, batch=batch, cross=states > 0)
     return Report(command="flops", model=spec.name, values=values, approximate=approximation(spec),
                   explanations=explain_flops(spec, flops, span),
-                  notes=_flops_notes(spec, flops, span))
+                  notes=_flops_notes(spec, flops, span, images))
 
 
 def architecture_summary(spec: ModelSpec) -> dict[str, Any]:
@@ -198,12 +198,16 @@ def _vision_values(image: VisionFlops, *, images: int, batch: int, cross: bool) 
             "training_flops": 3 * image.forward * images * batch}
 
 
-def _flops_notes(spec: ModelSpec, flops: FlopCounts, span: AttentionSpan) -> tuple[str, ...]:
+def _flops_notes(spec: ModelSpec, flops: FlopCounts, span: AttentionSpan, images: int = 0) -> tuple[str, ...]:
     notes = ["matmul FLOPs only (multiply-add = 2 FLOPs); norms, softmax and activations are excluded"]
     if span is AttentionSpan.FULL and spec.causal:
         notes.append("attention counted over all S×S pairs; --attention causal counts what causal kernels compute")
     if len(set(spec.layers)) > 1:
         notes.append("layers differ (MoE/dense or local/global); the explanation shows the first block")
+    cross = sum(1 for layer in spec.layers if layer.attention is not None and layer.attention.cross)
+    if cross and not images:
+        notes.append(f"text only: the {cross} cross-attention layers are skipped, as transformers does without "
+                     "images; --images N counts them (and the vision tower)")
     return tuple(notes)
 
 

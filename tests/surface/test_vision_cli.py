@@ -38,6 +38,8 @@ def test_flops_mllama_images_feed_the_cross_attention(capsys: pytest.CaptureFixt
     payload = run_json(capsys, "flops", "llama-3.2-11b-vision", "--seq", "512", "--images", "1", "--tiles", "2")
     assert payload["vision"]["tokens_per_image"] == 2 * 1601
     assert payload["forward_flops"] > text_only["forward_flops"]  # the 8 cross-attention layers now run
+    assert any("8 cross-attention layers are skipped" in note for note in text_only["notes"])
+    assert not any("skipped" in note for note in payload["notes"])
 
 
 def test_infer_images_join_the_prompt_and_the_ttft(capsys: pytest.CaptureFixture[str]) -> None:

@@ -229,7 +229,8 @@ def _mllama(r: ConfigReader) -> ModelSpec:
     per_tile = tower.position_rows
     note = (f"an image is one <|image|> prompt token; up to {tiles} tiles of {tower.image_size} px give "
             f"{per_tile} image states each, read by the cross-attention layers; those layers cache the image "
-            "states, not text tokens (the KV cache here leaves the image states out)")
+            "states, not text tokens (the KV cache here leaves the image states out); serving time treats them "
+            "like self-attention layers over the text")
     return _with_vision(spec, tower, note)
 
 
