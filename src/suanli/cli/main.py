@@ -9,7 +9,14 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from suanli.cli import fit_commands, hardware_commands, infer_commands, model_commands, train_commands
+from suanli.cli import (
+    fit_commands,
+    hardware_commands,
+    infer_commands,
+    model_commands,
+    simulate_commands,
+    train_commands,
+)
 from suanli.cli.common import Commands
 
 EXIT_USAGE = 2
@@ -34,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.register(commands)
     infer_commands.register(commands)
     fit_commands.register(commands)
+    simulate_commands.register(commands)
     hardware_commands.register(commands)
     return parser
 

@@ -222,3 +222,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     low = math.floor(pos)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def bundled_workload(key: str) -> tuple[LengthDist, LengthDist]:
+    """The (prompt, output) length histograms of a bundled dataset (``catalog/workloads.toml``)."""
+    import tomllib
+    from importlib import resources
+
+    try:
+        text = resources.files("suanli.catalog").joinpath("workloads.toml").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"--dataset {key}: no bundled length distributions in this installation; give "
+                        "--prompt/--output") from None
+    entries = {w["key"]: w for w in tomllib.loads(text).get("workload", [])}
+    if key not in entries:
+        raise SpecError(f"unknown --dataset '{key}'; bundled: {', '.join(sorted(entries))}")
+    w = entries[key]
+    source = str(w.get("source", ""))
+    return (LengthDist(edges=tuple(w["prompt_edges"]), weights=tuple(w["prompt_weights"]), name=f"{key} prompt",
+                       source=source),
+            LengthDist(edges=tuple(w["output_edges"]), weights=tuple(w["output_weights"]), name=f"{key} output",
+                       source=source))

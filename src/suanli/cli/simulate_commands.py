@@ -1,0 +1,256 @@
+"""``suanli simulate MODEL --gpu G (--concurrency C | --rate QPS)``: a serving deployment under traffic —
+continuous batching, the engine's scheduler, paged KV cache, replicas, prefill/decode disaggregation."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.model_arg import add_as_option
+
+if TYPE_CHECKING:
+    from suanli.simulate.run import SimulationResult
+    from suanli.simulate.workload import LengthDist, Workload
+    from suanli.spec.model import ModelSpec
+
+ENGINES = ("vllm", "sglang", "trtllm", "hf")
+ROUTERS = ("least-outstanding", "round-robin", "prefix-aware")
+TIMELINE_COLUMNS = ("start_s", "end_s", "steps", "replica", "running", "waiting", "prefill_tokens", "kv_blocks_used")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def register(commands: Commands) -> None:
+    sim = commands.add_parser(
+        "simulate", help="serving under traffic: continuous batching, TTFT/TPOT percentiles, goodput",
+        description="Discrete-event simulation of a serving deployment: requests arrive (closed loop of "
+        "--concurrency clients, or open-loop Poisson --rate), the engine's scheduler batches them step by step "
+        "(vLLM, SGLang, TensorRT-LLM in-flight batching, or static HF generate), the paged KV cache admits, "
+        "preempts and reuses prefixes, and every step takes the time the same roofline as `suanli infer` gives.")
+    sim.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    add_as_option(sim)
+    sim.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`)")
+    sim.add_argument("--gpus", type=positive_int, help="GPUs in all (default tp × replicas, or tp × (P + D))")
+    sim.add_argument("--tp", type=positive_int, default=1, help="tensor parallel degree of a replica (default 1)")
+    sim.add_argument("--ep", type=positive_int, default=1, help="expert parallel degree (MoE; default 1)")
+    sim.add_argument("--replicas", type=positive_int, help="replicas behind the router (default 1)")
+    sim.add_argument("--router", choices=ROUTERS, default="least-outstanding")
+    sim.add_argument("--pd", metavar="P:D", help="prefill/decode disaggregation: P prefill and D decode replicas")
+    sim.add_argument("--quant", help="weight format (default: the checkpoint's)")
+    sim.add_argument("--kv-dtype", help="KV-cache format (default the engine's)")
+    sim.add_argument("--engine", choices=ENGINES, default="vllm")
+    load = sim.add_mutually_exclusive_group()
+    load.add_argument("--concurrency", type=positive_int, help="closed loop: C clients, each sending its next "
+                      "request when the last one finishes")
+    load.add_argument("--rate", type=positive_float, metavar="QPS", help="open loop: mean requests per second")
+    sim.add_argument("--burstiness", type=positive_float, default=1.0, metavar="CV",
+                     help="coefficient of variation of the arrival gaps (1 = Poisson; >1 burstier, gamma)")
+    sim.add_argument("--requests", type=positive_int, default=200, help="requests to simulate (default 200)")
+    sim.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens (default 1024)")
+    sim.add_argument("--output", type=positive_int, default=256, help="output tokens (default 256)")
+    sim.add_argument("--dataset", help="length distribution instead of fixed lengths (see catalog/workloads.toml)")
+    sim.add_argument("--trace", type=Path, metavar="FILE.jsonl", help="replay arrival_s/prompt_tokens/"
+                     "output_tokens lines instead of generating requests")
+    sim.add_argument("--prefix-groups", type=int, default=0, help="requests share one of N prompt prefixes")
+    sim.add_argument("--prefix-tokens", type=int, default=0, help="tokens of each shared prefix")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sim.add_argument("--slo-ttft-ms", type=positive_float, help="TTFT target for goodput")
+    sim.add_argument("--slo-tpot-ms", type=positive_float, help="TPOT target for goodput")
+    knobs = sim.add_argument_group("engine knobs (the engine's own names; default: its defaults)")
+    knobs.add_argument("--gpu-memory-utilization", type=positive_float, help="vLLM (SGLang: --mem-fraction-static)")
+    knobs.add_argument("--mem-fraction-static", type=positive_float, dest="gpu_memory_utilization",
+                       help=argparse.SUPPRESS)
+    knobs.add_argument("--max-num-seqs", type=positive_int, help="running sequences (SGLang max_running_requests, "
+                       "TensorRT-LLM max_batch_size, static batch size)")
+    knobs.add_argument("--max-num-batched-tokens", type=positive_int, help="tokens per step (SGLang "
+                       "--chunked-prefill-size, TensorRT-LLM max_num_tokens)")
+    knobs.add_argument("--chunked-prefill-size", type=positive_int, dest="max_num_batched_tokens",
+                       help=argparse.SUPPRESS)
+    knobs.add_argument("--block-size", type=positive_int, help="tokens per KV block")
+    knobs.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
+    knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+    sim.add_argument("--timeline", type=Path, metavar="FILE", help="write the per-step timeline (.csv or .json)")
+    add_output_flags(sim)
+    sim.set_defaults(run=run_simulate)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json, key_values
+    from suanli.simulate.api import Deployment, EngineKnobs, simulate
+    from suanli.simulate.metrics import Slo
+    from suanli.simulate.run import Router
+    from suanli.spec.engines import get_engine
+    from suanli.spec.hardware import get_accelerator
+    from suanli.spec.precision import parse_number_format
+    from suanli.spec.resolve import load_model
+
+    spec = load_model(args.model, as_family=args.as_family)
+    workload = _workload(args, spec)
+    pd = _parse_pd(args.pd)
+    replicas = _replicas(args, pd)
+    deployment = Deployment(
+        accelerator=get_accelerator(args.gpu), engine=get_engine(args.engine), tp=args.tp, ep=args.ep,
+        replicas=replicas, pd=pd, router=Router(args.router),
+        weights_format=parse_number_format(args.quant) if args.quant else None,
+        kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None,
+        knobs=EngineKnobs(gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs,
+                          max_num_batched_tokens=args.max_num_batched_tokens, block_size=args.block_size,
+                          enable_prefix_caching=args.enable_prefix_caching, enforce_eager=args.enforce_eager))
+    slo = Slo(ttft_s=args.slo_ttft_ms / 1e3 if args.slo_ttft_ms else None,
+              tpot_s=args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None)
+    result = simulate(spec, deployment, workload, slo=slo if args.slo_ttft_ms or args.slo_tpot_ms else None,
+                      keep_timeline=args.timeline is not None)
+    if args.timeline is not None:
+        _write_timeline(args.timeline, result)
+    payload = _payload(spec, deployment, workload, result)
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(key_values(_lines(payload)))
+    return 0
+
+
+def _workload(args: argparse.Namespace, spec: ModelSpec) -> Workload:
+    from suanli.errors import SpecError
+    from suanli.simulate.workload import LengthDist, Workload, read_trace
+
+    if args.trace is not None:
+        trace = read_trace(args.trace)
+        return Workload(requests=len(trace), prompt=LengthDist.constant(1), output=LengthDist.constant(1),
+                        trace=trace, seed=args.seed)
+    if args.concurrency is None and args.rate is None:
+        raise SpecError("give the traffic: --concurrency C (closed loop of C clients) or --rate QPS (open loop)")
+    prompt, output = _lengths(args)
+    if args.prefix_groups < 0 or args.prefix_tokens < 0:
+        raise SpecError("--prefix-groups and --prefix-tokens must be zero or positive")
+    return Workload(requests=args.requests, prompt=prompt, output=output, concurrency=args.concurrency,
+                    rate_per_s=args.rate, burstiness_cv=args.burstiness, seed=args.seed,
+                    prefix_groups=args.prefix_groups, prefix_tokens=args.prefix_tokens)
+
+
+def _lengths(args: argparse.Namespace) -> tuple[LengthDist, LengthDist]:
+    from suanli.simulate.workload import LengthDist, bundled_workload
+
+    if args.dataset:
+        return bundled_workload(args.dataset)
+    return LengthDist.constant(args.prompt), LengthDist.constant(args.output)
+
+
+def _parse_pd(text: str | None) -> tuple[int, int] | None:
+    from suanli.errors import SpecError
+
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise SpecError(f"--pd takes PREFILL:DECODE replica counts such as 1:3, got '{text}'")
+    prefill, decode = (int(p) for p in parts)
+    if prefill < 1 or decode < 1:
+        raise SpecError(f"--pd needs at least one prefill and one decode replica, got {text}")
+    return prefill, decode
+
+
+def _replicas(args: argparse.Namespace, pd: tuple[int, int] | None) -> int:
+    from suanli.errors import LayoutError
+
+    groups = sum(pd) if pd else (args.replicas or 1)
+    if pd and args.replicas:
+        raise LayoutError("--replicas and --pd both set the replica count; --pd P:D already gives P + D replicas")
+    if args.gpus is not None:
+        if args.gpus % args.tp:
+            raise LayoutError(f"--gpus {args.gpus} is not a multiple of --tp {args.tp}; each replica is tp GPUs")
+        wanted = args.gpus // args.tp
+        if pd and wanted != groups:
+            raise LayoutError(f"--pd {args.pd} needs {groups * args.tp} GPUs at tp {args.tp}, not --gpus {args.gpus}; "
+                              f"use --pd ratios that add up to {wanted} replicas")
+        if not pd and args.replicas and args.replicas != wanted:
+            raise LayoutError(f"--replicas {args.replicas} × --tp {args.tp} is not --gpus {args.gpus}")
+        return 1 if pd else wanted
+    return 1 if pd else groups
+
+
+def _payload(spec: ModelSpec, deployment: Any, workload: Workload, result: SimulationResult) -> dict[str, Any]:
+    m = result.metrics
+    return {
+        "model": spec.name, "gpu": deployment.accelerator.key, "engine": deployment.engine.key,
+        "deployment": {"tp": deployment.tp, "ep": deployment.ep, "replicas": deployment.replicas,
+                       "pd": f"{deployment.pd[0]}:{deployment.pd[1]}" if deployment.pd else None,
+                       "gpus": deployment.gpus, "router": deployment.router.value},
+        "workload": {"requests": m.requests, "concurrency": workload.concurrency, "rate_per_s": workload.rate_per_s,
+                     "prompt_tokens_mean": sum(s.request.prompt_tokens for s in result.sequences) / m.requests,
+                     "output_tokens_mean": sum(s.request.output_tokens for s in result.sequences) / m.requests},
+        "latency": {"ttft_s": m.ttft.to_dict(), "tpot_s": m.tpot.to_dict(), "itl_s": m.itl.to_dict(),
+                    "e2e_s": m.e2e.to_dict()},
+        "throughput": {"output_tokens_per_s": m.output_tokens_per_s, "requests_per_s": m.requests_per_s},
+        "goodput": {"requests_per_s": m.goodput_requests_per_s},
+        "kv": {"peak_utilization": m.kv_peak_utilization},
+        "batch": {"mean_running": m.mean_running},
+        "preemptions": m.preemptions, "steps": m.steps, "makespan_s": m.makespan_s,
+    }
+
+
+def _lines(p: dict[str, Any]) -> list[tuple[str, str]]:
+    lat, d = p["latency"], p["deployment"]
+
+    def dist(name: str, scale: float = 1e3, unit: str = "ms") -> str:
+        x = lat[name]
+        return f"mean {x['mean'] * scale:,.1f} {unit}, p50 {x['p50'] * scale:,.1f}, p90 {x['p90'] * scale:,.1f}, " \
+               f"p99 {x['p99'] * scale:,.1f}"
+
+    layout = f"pd {d['pd']}" if d["pd"] else f"{d['replicas']} replica(s), {d['router']}"
+    load = f"{p['workload']['concurrency']} clients" if p["workload"]["concurrency"] else \
+        f"{p['workload']['rate_per_s']} requests/s" if p["workload"]["rate_per_s"] else "trace"
+    good = p["goodput"]["requests_per_s"]
+    return [
+        ("model", p["model"]),
+        ("serving", f"{p['engine']} on {d['gpus']}× {p['gpu']} (tp {d['tp']}, {layout})"),
+        ("traffic", f"{p['workload']['requests']} requests, {load}, mean {p['workload']['prompt_tokens_mean']:,.0f} "
+                    f"+ {p['workload']['output_tokens_mean']:,.0f} tokens"),
+        ("TTFT", dist("ttft_s")),
+        ("TPOT", dist("tpot_s")),
+        ("ITL", dist("itl_s")),
+        ("end-to-end", dist("e2e_s", 1.0, "s")),
+        ("throughput", f"{p['throughput']['output_tokens_per_s']:,.0f} output tokens/s, "
+                       f"{p['throughput']['requests_per_s']:,.2f} requests/s"
+                       + (f"; goodput {good:,.2f} requests/s within the SLO" if good is not None else "")),
+        ("batch", f"{p['batch']['mean_running']:,.1f} running on average, KV cache peak "
+                  f"{p['kv']['peak_utilization']:.0%}, {p['preemptions']} preemptions, {p['steps']:,} steps"),
+    ]
+
+
+def _write_timeline(path: Path, result: SimulationResult) -> None:
+    """CSV or JSON by suffix, written to a temporary file first so a failure never leaves a partial one."""
+    import json
+
+    from suanli.errors import SpecError
+
+    if path.suffix not in (".csv", ".json"):
+        raise SpecError(f"--timeline {path}: use a .csv or .json file name")
+    if path.parent and not path.parent.exists():
+        raise SpecError(f"--timeline {path}: the folder {path.parent} does not exist")
+    rows = [dict(zip(TIMELINE_COLUMNS, row, strict=True)) for row in result.timeline]
+    if path.suffix == ".json":
+        text = json.dumps({"columns": TIMELINE_COLUMNS, "rows": rows})
+    else:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=TIMELINE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        text = out.getvalue()
+    with tempfile.NamedTemporaryFile("w", dir=path.parent or ".", delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)

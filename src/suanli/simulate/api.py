@@ -1,0 +1,164 @@
+"""``simulate()``: a model served on an accelerator by an engine, under a workload — the public entry point.
+
+It resolves the same things ``suanli infer`` does (engine preset and knobs, weight and KV formats, the KV pool
+of ``inference_memory``) and hands the simulator a replica factory: each replica gets its engine's scheduler
+(``scheduler.py``), a block pool of ``kv_capacity_tokens`` tokens, and a step cost from the roofline
+(``cost.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from suanli.core.comms import path_for_group
+from suanli.core.inference_memory import engine_setting, inference_memory
+from suanli.core.inference_time import ServingSetup, serving_setup
+from suanli.errors import SpecError, require_positive
+from suanli.simulate.cost import RooflineStepCost
+from suanli.simulate.engine import Recorder, Replica
+from suanli.simulate.kv_blocks import BlockPool
+from suanli.simulate.metrics import Slo
+from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
+from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
+from suanli.simulate.workload import Workload
+from suanli.spec.engines import EnginePreset, KvBudget, get_engine
+from suanli.spec.hardware import Accelerator
+from suanli.spec.model import ModelSpec
+from suanli.spec.precision import NumberFormat
+
+# SGLang's request pool: max(2048, …) running requests at most (model_runner.py init_memory_pool, max_num_reqs);
+# in practice the KV pool binds first.
+SGLANG_MAX_RUNNING_REQUESTS = 2048
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineKnobs:
+    """Serving-engine settings under their own names (None: the engine's default, as in ``engines.toml``).
+    vLLM: gpu_memory_utilization, max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching;
+    SGLang: mem_fraction_static, chunked_prefill_size (and max_running_requests as max_num_seqs)."""
+
+    gpu_memory_utilization: float | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    block_size: int | None = None
+    enable_prefix_caching: bool | None = None
+    enforce_eager: bool = False
+
+    def apply(self, engine: EnginePreset) -> EnginePreset:
+        """The preset with these knobs set (the large-GPU defaults no longer apply to a knob given)."""
+        changes: dict[str, object] = {}
+        if self.gpu_memory_utilization is not None:
+            if not 0 < self.gpu_memory_utilization <= 1:
+                raise SpecError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+            changes["memory_fraction"] = self.gpu_memory_utilization
+        if self.max_num_seqs is not None:
+            require_positive("max_num_seqs", self.max_num_seqs)
+            changes.update(max_num_seqs=self.max_num_seqs, large_gpu_max_num_seqs=None)
+        if self.max_num_batched_tokens is not None:
+            require_positive("max_num_batched_tokens", self.max_num_batched_tokens)
+            changes.update(max_num_batched_tokens=self.max_num_batched_tokens, large_gpu_max_num_batched_tokens=None)
+        if self.block_size is not None:
+            require_positive("block_size", self.block_size)
+            changes["block_size"] = self.block_size
+        if self.enforce_eager:
+            changes["cuda_graphs"] = False
+        return replace(engine, **changes) if changes else engine  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """How a model is served: ``replicas`` copies of a ``tp`` × ``ep`` group on ``accelerator``, or prefill/decode
+    disaggregation (``pd`` = (prefill replicas, decode replicas))."""
+
+    accelerator: Accelerator
+    engine: EnginePreset
+    tp: int = 1
+    ep: int = 1
+    replicas: int = 1
+    pd: tuple[int, int] | None = None
+    router: Router = Router.LEAST_OUTSTANDING
+    weights_format: NumberFormat | None = None
+    kv_format: NumberFormat | None = None
+    knobs: EngineKnobs = EngineKnobs()
+
+    def __post_init__(self) -> None:
+        require_positive("replicas", self.replicas, fix="use at least one replica")
+        if self.pd is not None:
+            prefill, decode = self.pd
+            if prefill < 1 or decode < 1:
+                raise SpecError(f"--pd needs at least one prefill and one decode replica, got {prefill}:{decode}")
+        if self.engine.kv_budget is KvBudget.CONTEXT:
+            raise SpecError(f"the simulator does not model {self.engine.name}'s slot scheduler; use --engine vllm, "
+                            "sglang, trtllm or hf")
+
+    @property
+    def gpus(self) -> int:
+        groups = sum(self.pd) if self.pd is not None else self.replicas
+        return groups * self.tp
+
+
+def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo: Slo | None = None,
+             keep_timeline: bool = True) -> SimulationResult:
+    """Simulate ``workload`` on ``deployment`` (module docstring)."""
+    d = deployment
+    engine = d.knobs.apply(d.engine)
+    setup = serving_setup(spec, d.accelerator, engine=engine, weights_format=d.weights_format,
+                          kv_format=d.kv_format, tp=d.tp, ep=d.ep, cuda_graphs=False if d.knobs.enforce_eager else None)
+    memory = inference_memory(spec, d.accelerator, prompt_tokens=min(spec.max_position_embeddings, 4096),
+                              engine=engine, weights_format=setup.weights_format, kv_format=setup.kv_format,
+                              tp=d.tp, ep=d.ep)
+    capacity = memory.kv_capacity_tokens
+    if capacity < engine.block_size:
+        raise SpecError(f"{spec.name} leaves no KV cache on {d.accelerator.key} with tp {d.tp} "
+                        f"({memory.total_bytes / 2**30:.1f} GiB needed before the cache); use more GPUs or a smaller "
+                        "format")
+    _check_lengths(spec, workload, capacity)
+    cost = RooflineStepCost(setup)
+    prefix = bool(d.knobs.enable_prefix_caching) if d.knobs.enable_prefix_caching is not None \
+        else engine.key.startswith(("vllm", "sglang"))  # on by default in vLLM V1 and SGLang (radix cache)
+
+    def make(index: int, recorder: Recorder, role: str) -> Replica:
+        pool = BlockPool(num_blocks=capacity // engine.block_size, block_size=engine.block_size,
+                         prefix_caching=prefix)
+        return Replica(index, _scheduler(setup, workload, d.knobs), pool, cost, recorder,
+                       prefill_only=role == "prefill")
+
+    pd = None
+    if d.pd is not None:
+        path = path_for_group(d.accelerator, d.gpus)
+        pd = Disaggregation(prefill=d.pd[0], decode=d.pd[1], transfer_s=lambda tokens: cost.kv_transfer_s(
+            tokens, path.bandwidth_bytes_per_s, path.latency_s))
+    return simulate_deployment(workload, make, replicas=d.replicas, router=d.router, pd=pd, slo=slo,
+                               keep_timeline=keep_timeline)
+
+
+def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> Scheduler:
+    engine = setup.engine
+    setting = engine_setting(engine, setup.accelerator, tp=setup.tp)
+    chunk, seqs = setting.chunk_tokens, setting.max_num_seqs
+    if engine.key.startswith("vllm"):
+        return VllmScheduler(max_num_batched_tokens=chunk or 2048, max_num_seqs=seqs or 256)
+    if engine.key == "sglang":
+        return SglangScheduler(chunked_prefill_size=knobs.max_num_batched_tokens or chunk or 8192,
+                               max_running_requests=knobs.max_num_seqs or SGLANG_MAX_RUNNING_REQUESTS)
+    if engine.key == "trtllm":
+        return ReservingScheduler(token_budget=chunk or 8192, max_running=seqs or 2048, chunked_prefill=False,
+                                  decode_rows_count=False, name="trtllm")
+    batch = seqs or workload.concurrency or 8
+    return StaticScheduler(batch_size=batch)
+
+
+def _check_lengths(spec: ModelSpec, workload: Workload, capacity: int) -> None:
+    """Every request must fit the context and the KV pool, or the engine would reject it (vLLM: 'too long')."""
+    longest = max((r.prompt_tokens + r.output_tokens for r in workload.trace), default=0) or \
+        workload.prompt.max + workload.output.max
+    if longest > spec.max_position_embeddings:
+        raise SpecError(f"requests of up to {longest:,} tokens exceed {spec.name}'s context of "
+                        f"{spec.max_position_embeddings:,}; shorten --prompt/--output")
+    if longest > capacity:
+        raise SpecError(f"a request of {longest:,} tokens does not fit the KV pool of {capacity:,} tokens; use more "
+                        "GPUs (--tp), an fp8 KV cache (--kv-dtype fp8) or shorter requests")
+
+
+def default_engine() -> EnginePreset:
+    return get_engine("vllm")

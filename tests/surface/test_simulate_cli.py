@@ -1,0 +1,75 @@
+"""``suanli simulate``: the --json contract (DESIGN.md §5), the timeline file, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.surface.cli_helpers import assert_one_line_error, run, run_json
+
+QUICK = ("llama-3.1-8b", "--gpu", "h100", "--requests", "40", "--prompt", "512", "--output", "64")
+
+
+def test_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    p = run_json(capsys, "simulate", *QUICK, "--concurrency", "8", "--slo-ttft-ms", "500", "--slo-tpot-ms", "50")
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        assert set(p["latency"][key]) == {"mean", "p50", "p90", "p99"}
+        assert p["latency"][key]["p50"] <= p["latency"][key]["p99"]
+    assert p["throughput"]["output_tokens_per_s"] > 0 and p["throughput"]["requests_per_s"] > 0
+    assert 0 <= p["goodput"]["requests_per_s"] <= p["throughput"]["requests_per_s"] + 1e-9
+    assert 0 < p["kv"]["peak_utilization"] <= 1
+    assert 0 < p["batch"]["mean_running"] <= 8 + 1e-9
+    assert p["preemptions"] == 0 and p["workload"]["requests"] == 40
+
+
+@pytest.mark.parametrize("extra", [["--engine", "sglang"], ["--engine", "trtllm"], ["--engine", "hf"],
+                                   ["--pd", "1:1"], ["--replicas", "2", "--router", "round-robin"],
+                                   ["--rate", "4", "--burstiness", "2"]])
+def test_modes_run(capsys: pytest.CaptureFixture[str], extra: list[str]) -> None:
+    load = [] if "--rate" in extra else ["--concurrency", "8"]
+    p = run_json(capsys, "simulate", *QUICK, *load, *extra)
+    assert p["workload"]["requests"] == 40
+
+
+def test_pd_counts_gpus(capsys: pytest.CaptureFixture[str]) -> None:
+    p = run_json(capsys, "simulate", *QUICK, "--concurrency", "8", "--pd", "1:3", "--tp", "2")
+    assert p["deployment"]["pd"] == "1:3" and p["deployment"]["gpus"] == 8
+
+
+def test_timeline_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "steps.csv"
+    run_json(capsys, "simulate", *QUICK, "--concurrency", "4", "--timeline", str(out))
+    header, *rows = out.read_text().splitlines()
+    assert header.split(",")[:3] == ["start_s", "end_s", "steps"] and rows
+
+
+def test_trace_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("\n".join(json.dumps({"arrival_s": i * 0.1, "prompt_tokens": 200, "output_tokens": 20})
+                               for i in range(10)))
+    p = run_json(capsys, "simulate", "llama-3.1-8b", "--gpu", "h100", "--trace", str(trace))
+    assert p["workload"]["requests"] == 10
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--concurrency", "0"], ["must be at least 1"]),
+    (["--rate", "-2"], ["positive"]),
+    ([], ["--concurrency C", "--rate QPS"]),
+    (["--concurrency", "4", "--pd", "2"], ["PREFILL:DECODE"]),
+    (["--concurrency", "4", "--pd", "1:1", "--gpus", "3"], ["--pd 1:1 needs 2 GPUs"]),
+    (["--concurrency", "4", "--prompt", "200000"], ["context"]),
+    (["--concurrency", "4", "--engine", "llamacpp"], ["invalid choice"]),
+    (["--concurrency", "4", "--timeline", "/nonexistent/dir/t.csv"], ["does not exist"]),
+    (["--concurrency", "4", "--dataset", "nope"], ["--dataset"]),
+])
+def test_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]) -> None:
+    code, out, err = run(capsys, "simulate", "llama-3.1-8b", "--gpu", "h100", "--requests", "5", *argv)
+    assert_one_line_error(code, out, err, *words)
+
+
+def test_nothing_half_written(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "t.csv"
+    code, _, _ = run(capsys, "simulate", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "2", "--prompt", "200000",
+                     "--timeline", str(out))
+    assert code == 2 and not out.exists()
