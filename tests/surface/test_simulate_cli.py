@@ -73,3 +73,23 @@ def test_nothing_half_written(capsys: pytest.CaptureFixture[str], tmp_path: Path
     code, _, _ = run(capsys, "simulate", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "2", "--prompt", "200000",
                      "--timeline", str(out))
     assert code == 2 and not out.exists()
+
+
+def test_speculative_decoding_cuts_tpot(capsys: pytest.CaptureFixture[str]) -> None:
+    base = run_json(capsys, "simulate", *QUICK, "--concurrency", "2")
+    drafted = run_json(capsys, "simulate", *QUICK, "--concurrency", "2", "--speculative-model", "llama-3.2-1b",
+                       "--num-speculative-tokens", "3", "--acceptance-rate", "0.7")
+    mtp = run_json(capsys, "simulate", *QUICK, "--concurrency", "2", "--speculative-mtp")
+    assert drafted["latency"]["tpot_s"]["mean"] < base["latency"]["tpot_s"]["mean"]
+    assert mtp["latency"]["tpot_s"]["mean"] < base["latency"]["tpot_s"]["mean"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--speculative-model", "llama-3.2-1b"], ["--acceptance-rate"]),
+    (["--speculative-mtp", "--acceptance-rate", "1.5"], ["[0, 1]"]),
+    (["--speculative-model", "gpt2", "--num-speculative-tokens", "3", "--acceptance-rate", "0.5"], ["tokenizer"]),
+    (["--acceptance-rate", "0.5"], ["need --speculative-model"]),
+])
+def test_speculative_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]) -> None:
+    code, out, err = run(capsys, "simulate", *QUICK, "--concurrency", "2", *argv)
+    assert_one_line_error(code, out, err, *words)

@@ -264,3 +264,35 @@ def test_invariants(name: str, blocks: int, requests: int, clients: int, seed: i
         assert s.first_token_s is not None and s.finish_s is not None
         assert s.arrival_s <= s.first_token_s <= s.finish_s
     assert 0 < result.metrics.kv_peak_utilization <= 1.0
+
+
+def test_speculation_by_hand() -> None:
+    """Every draft accepted (α = 1): each verification step yields k + 1 tokens, priced as k + 1 new tokens
+    per row plus the draft's time."""
+    from suanli.simulate.engine import Speculation
+
+    k, draft = 3, 0.002
+    spec = Speculation(k=k, acceptance=1.0, draft_s=lambda rows, context: draft)
+    assert spec.expected_tokens == k + 1
+
+    def make(index: int, recorder: Recorder, role: str) -> Replica:
+        return Replica(index, VllmScheduler(max_num_batched_tokens=8192, max_num_seqs=8),
+                       BlockPool(num_blocks=1000, block_size=16), LinearCost(), recorder, speculation=spec)
+
+    result = simulate_deployment(fixed(100, 9, requests=1, concurrency=1), make)
+    (seq,) = result.sequences
+    prefill = FIXED + PER_TOKEN * 100
+    # 8 tokens after the first: two steps of 4 at contexts 100 and 104
+    steps = [FIXED + PER_TOKEN * (k + 1) + PER_CONTEXT * c + draft for c in (100, 104)]
+    assert seq.finish_s == pytest.approx(prefill + sum(steps))
+
+
+def test_speculation_mean_tokens() -> None:
+    import random
+
+    from suanli.simulate.engine import Speculation
+
+    spec = Speculation(k=4, acceptance=0.6, draft_s=lambda rows, context: 0.0)
+    rng = random.Random(0)
+    mean = sum(spec.tokens(rng) for _ in range(20_000)) / 20_000
+    assert mean == pytest.approx(spec.expected_tokens, rel=0.02)  # (1 − 0.6^5) / 0.4 = 2.306

@@ -15,6 +15,7 @@ from suanli.cli.common import Commands, add_output_flags, positive_int
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
+    from suanli.simulate.api import SpeculativeDecoding
     from suanli.simulate.run import SimulationResult
     from suanli.simulate.workload import LengthDist, Workload
     from suanli.spec.model import ModelSpec
@@ -83,6 +84,12 @@ def register(commands: Commands) -> None:
     knobs.add_argument("--block-size", type=positive_int, help="tokens per KV block")
     knobs.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
     knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+    spec = sim.add_argument_group("speculative decoding")
+    spec.add_argument("--speculative-model", metavar="MODEL", help="draft model (same tokenizer), run beside it")
+    spec.add_argument("--speculative-mtp", action="store_true", help="MTP/EAGLE-style draft heads (one more block)")
+    spec.add_argument("--num-speculative-tokens", type=positive_int, help="draft tokens per step (MTP default 1)")
+    spec.add_argument("--acceptance-rate", type=float, help="probability each draft token is accepted (MTP "
+                      "default 0.85, DeepSeek-V3 report §5.4.3; required with --speculative-model)")
     sim.add_argument("--timeline", type=Path, metavar="FILE", help="write the per-step timeline (.csv or .json)")
     add_output_flags(sim)
     sim.set_defaults(run=run_simulate)
@@ -113,7 +120,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     slo = Slo(ttft_s=args.slo_ttft_ms / 1e3 if args.slo_ttft_ms else None,
               tpot_s=args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None)
     result = simulate(spec, deployment, workload, slo=slo if args.slo_ttft_ms or args.slo_tpot_ms else None,
-                      keep_timeline=args.timeline is not None)
+                      speculative=_speculative(args), keep_timeline=args.timeline is not None)
     if args.timeline is not None:
         _write_timeline(args.timeline, result)
     payload = _payload(spec, deployment, workload, result)
@@ -122,6 +129,25 @@ def run_simulate(args: argparse.Namespace) -> int:
         return 0
     print(key_values(_lines(payload)))
     return 0
+
+
+def _speculative(args: argparse.Namespace) -> SpeculativeDecoding | None:
+    from suanli.errors import SpecError
+    from suanli.simulate.api import MTP_DEFAULT_ACCEPTANCE, SpeculativeDecoding
+    from suanli.spec.resolve import load_model
+
+    if args.speculative_model and args.speculative_mtp:
+        raise SpecError("--speculative-model and --speculative-mtp are two ways to draft; choose one")
+    if not (args.speculative_model or args.speculative_mtp):
+        if args.num_speculative_tokens or args.acceptance_rate is not None:
+            raise SpecError("--num-speculative-tokens/--acceptance-rate need --speculative-model or --speculative-mtp")
+        return None
+    if args.speculative_model and (args.num_speculative_tokens is None or args.acceptance_rate is None):
+        raise SpecError("a draft model's speedup depends on how often its tokens are accepted: give "
+                        "--num-speculative-tokens K and --acceptance-rate A (e.g. 3 and 0.7)")
+    acceptance = MTP_DEFAULT_ACCEPTANCE if args.acceptance_rate is None else args.acceptance_rate
+    draft = load_model(args.speculative_model) if args.speculative_model else None
+    return SpeculativeDecoding(k=args.num_speculative_tokens or 1, acceptance=acceptance, draft=draft)
 
 
 def _workload(args: argparse.Namespace, spec: ModelSpec) -> Workload:

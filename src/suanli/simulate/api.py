@@ -15,7 +15,7 @@ from suanli.core.inference_memory import engine_setting, inference_memory
 from suanli.core.inference_time import ServingSetup, serving_setup
 from suanli.errors import SpecError, require_positive
 from suanli.simulate.cost import RooflineStepCost
-from suanli.simulate.engine import Recorder, Replica
+from suanli.simulate.engine import Recorder, Replica, Speculation
 from suanli.simulate.kv_blocks import BlockPool
 from suanli.simulate.metrics import Slo
 from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
@@ -65,6 +65,27 @@ class EngineKnobs:
         return replace(engine, **changes) if changes else engine  # type: ignore[arg-type]
 
 
+# DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: the second token predicted by its MTP module is accepted
+# 85-90% of the time across generation topics; the lower end is the default for --speculative-mtp.
+MTP_DEFAULT_ACCEPTANCE = 0.85
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculativeDecoding:
+    """``k`` draft tokens per step, each accepted with probability ``acceptance``, proposed by ``draft`` (a
+    smaller model of the same tokenizer, run on the same GPUs) or, when ``draft`` is None, by MTP/EAGLE-style
+    heads: one more decoder block of the target and its output head per draft token."""
+
+    k: int
+    acceptance: float
+    draft: ModelSpec | None = None
+
+    def __post_init__(self) -> None:
+        require_positive("num_speculative_tokens", self.k, fix="draft at least one token, e.g. 3")
+        if not 0 <= self.acceptance <= 1:
+            raise SpecError(f"--acceptance-rate must be in [0, 1], got {self.acceptance}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deployment:
     """How a model is served: ``replicas`` copies of a ``tp`` × ``ep`` group on ``accelerator``, or prefill/decode
@@ -98,7 +119,7 @@ class Deployment:
 
 
 def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo: Slo | None = None,
-             keep_timeline: bool = True) -> SimulationResult:
+             speculative: SpeculativeDecoding | None = None, keep_timeline: bool = True) -> SimulationResult:
     """Simulate ``workload`` on ``deployment`` (module docstring)."""
     d = deployment
     engine = d.knobs.apply(d.engine)
@@ -107,7 +128,8 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
     memory = inference_memory(spec, d.accelerator, prompt_tokens=min(spec.max_position_embeddings, 4096),
                               engine=engine, weights_format=setup.weights_format, kv_format=setup.kv_format,
                               tp=d.tp, ep=d.ep)
-    capacity = memory.kv_capacity_tokens
+    speculation, draft_bytes = _speculation(spec, setup, speculative)
+    capacity = memory.kv_capacity_tokens - int(draft_bytes / max(memory.kv_bytes_per_token, 1e-9))
     if capacity < engine.block_size:
         raise SpecError(f"{spec.name} leaves no KV cache on {d.accelerator.key} with tp {d.tp} "
                         f"({memory.total_bytes / 2**30:.1f} GiB needed before the cache); use more GPUs or a smaller "
@@ -121,7 +143,8 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
         pool = BlockPool(num_blocks=capacity // engine.block_size, block_size=engine.block_size,
                          prefix_caching=prefix)
         return Replica(index, _scheduler(setup, workload, d.knobs), pool, cost, recorder,
-                       prefill_only=role == "prefill")
+                       prefill_only=role == "prefill", speculation=None if role == "prefill" else speculation,
+                       seed=workload.seed)
 
     pd = None
     if d.pd is not None:
@@ -130,6 +153,30 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
             tokens, path.bandwidth_bytes_per_s, path.latency_s))
     return simulate_deployment(workload, make, replicas=d.replicas, router=d.router, pd=pd, slo=slo,
                                keep_timeline=keep_timeline)
+
+
+def _speculation(spec: ModelSpec, setup: ServingSetup,
+                 speculative: SpeculativeDecoding | None) -> tuple[Speculation | None, float]:
+    """The engine-side speculation and the draft's weight bytes per GPU (they come out of the KV pool)."""
+    if speculative is None:
+        return None, 0.0
+    s = setup
+    if speculative.draft is not None:
+        draft = speculative.draft
+        if draft.vocab_size != spec.vocab_size:
+            raise SpecError(f"the draft model {draft.name} has a vocabulary of {draft.vocab_size:,}, the target "
+                            f"{spec.vocab_size:,}; a draft must share the target's tokenizer")
+        draft_setup = serving_setup(draft, s.accelerator, engine=s.engine, tp=s.tp)
+    else:  # MTP / EAGLE: one more block of the target plus its output head
+        draft = replace(spec, name=f"{spec.name} MTP head", layers=spec.layers[-1:])
+        draft_setup = serving_setup(draft, s.accelerator, engine=s.engine, weights_format=s.weights_format,
+                                    kv_format=s.kv_format, tp=s.tp, ep=s.ep)
+    draft_cost = RooflineStepCost(draft_setup)
+    weights = draft_setup.placement.weights.total_bytes if speculative.draft is not None else \
+        draft_setup.placement.weights.linear_bytes + draft_setup.placement.weights.other_bytes
+    k = speculative.k
+    return (Speculation(k=k, acceptance=speculative.acceptance,
+                        draft_s=lambda rows, context: draft_cost.decode_steps_s(k, rows, context)), weights)
 
 
 def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> Scheduler:

@@ -31,17 +31,18 @@ class RooflineStepCost:
 
     def step_s(self, work: StepWork) -> float:
         rows: list[tuple[float, int, float]] = [(1, n, c) for n, c in work.chunks]
-        decode = work.decode_contexts
+        decode, new = work.decode_contexts, work.decode_new_tokens
         if decode and self._windowed:
-            rows.extend((1, 1, c + work.context_offset) for c in decode)
+            rows.extend((1, new, c + work.context_offset) for c in decode)
         elif decode:
-            rows.append((len(decode), 1, sum(decode) / len(decode) + work.context_offset))
+            rows.append((len(decode), new, sum(decode) / len(decode) + work.context_offset))
         key = tuple(rows)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        graphs = self.setup.cuda_graphs and not work.chunks
-        seconds = step_time(self.setup, rows=key, sampled_rows=len(work.chunks) + len(decode), graphs=graphs).time_s
+        graphs = self.setup.cuda_graphs and not work.chunks  # decode-only steps replay CUDA graphs
+        sampled = len(work.chunks) + len(decode) * new  # the verification pass samples every drafted position
+        seconds = step_time(self.setup, rows=key, sampled_rows=sampled, graphs=graphs).time_s
         if len(self._cache) < 100_000:
             self._cache[key] = seconds
         return seconds
@@ -53,3 +54,9 @@ class RooflineStepCost:
         s = self.setup
         per_token = kv_bytes_per_token(s.spec, kv_format=s.kv_format, tp=s.tp, mla=s.engine.mla_cache)
         return latency_s + tokens * per_token / bandwidth_bytes_per_s
+
+    def decode_steps_s(self, steps: int, rows: int, context: float) -> float:
+        """``steps`` forward passes of ``rows`` sequences at ``context``: a draft proposing tokens inside the
+        target's engine step (so without the engine's per-step scheduling overhead, which the step already has)."""
+        step = self.step_s(StepWork(chunks=(), decode_contexts=(round(context),) * rows))
+        return steps * max(step - self.setup.assumptions.engine_step_overhead_s, 0.0)

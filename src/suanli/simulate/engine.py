@@ -13,10 +13,12 @@ result is the same as stepping one at a time (``tests/unit/test_simulate.py`` ch
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from suanli.errors import SpecError
+from suanli.errors import SpecError, require_positive
 from suanli.simulate.kv_blocks import BlockPool
 from suanli.simulate.scheduler import ReplicaState, Scheduler, StepPlan
 from suanli.simulate.sequence import Phase, Sequence
@@ -32,6 +34,7 @@ class StepWork:
     chunks: tuple[tuple[int, int], ...]
     decode_contexts: tuple[int, ...]
     context_offset: int = 0
+    decode_new_tokens: int = 1  # k + 1 under speculative decoding (the target verifies the drafts)
 
     @property
     def decode_rows(self) -> int:
@@ -39,7 +42,37 @@ class StepWork:
 
     @property
     def new_tokens(self) -> int:
-        return sum(n for n, _ in self.chunks) + len(self.decode_contexts)
+        return sum(n for n, _ in self.chunks) + len(self.decode_contexts) * self.decode_new_tokens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Speculation:
+    """Speculative decoding (Leviathan et al. 2023, arXiv:2211.17192 §3): each decoding sequence proposes ``k``
+    draft tokens, which the target model verifies in one pass over k + 1 tokens; each draft is accepted with
+    probability ``acceptance`` until the first rejection, so a step yields 1 + (accepted drafts) tokens,
+    (1 − α^(k+1)) / (1 − α) on average. ``draft_s(rows, mean_context)``: seconds to propose the k drafts for
+    ``rows`` sequences (a draft model's k decode steps, or MTP/EAGLE heads)."""
+
+    k: int
+    acceptance: float
+    draft_s: Callable[[int, float], float]
+
+    def __post_init__(self) -> None:
+        require_positive("num_speculative_tokens", self.k, fix="draft at least one token, e.g. 3")
+        if not 0 <= self.acceptance <= 1:
+            raise SpecError(f"acceptance rate must be in [0, 1], got {self.acceptance}")
+
+    @property
+    def expected_tokens(self) -> float:
+        a = self.acceptance
+        return float(self.k + 1) if a == 1 else (1 - a ** (self.k + 1)) / (1 - a)
+
+    def tokens(self, rng: random.Random) -> int:
+        """Tokens one verification step yields for one sequence."""
+        n = 1
+        while n <= self.k and rng.random() < self.acceptance:
+            n += 1
+        return n
 
 
 class StepCost(Protocol):
@@ -65,7 +98,8 @@ class Replica:
     """One serving instance (a TP/EP group): its scheduler, block pool and clock."""
 
     def __init__(self, index: int, scheduler: Scheduler, pool: BlockPool, cost: StepCost, recorder: Recorder, *,
-                 fast_forward: bool = True, prefill_only: bool = False) -> None:
+                 fast_forward: bool = True, prefill_only: bool = False, speculation: Speculation | None = None,
+                 seed: int = 0) -> None:
         self.index = index
         self.scheduler = scheduler
         self.state = ReplicaState(pool=pool)
@@ -74,6 +108,8 @@ class Replica:
         self.clock = 0.0
         self.fast_forward = fast_forward
         self.prefill_only = prefill_only  # disaggregated prefill: a sequence leaves once its first token is out
+        self.speculation = speculation
+        self.rng = random.Random(seed * 1_000_003 + index)  # acceptance draws, owned by this replica
 
     @property
     def busy(self) -> bool:
@@ -98,7 +134,8 @@ class Replica:
                 raise SpecError(f"request {r.id} ({r.prompt_tokens} + {r.output_tokens} tokens) can never be "
                                 f"scheduled on this replica (KV pool {self.state.pool.capacity_tokens} tokens)")
             return []
-        steps = self._stretch(plan, horizon) if self.fast_forward and plan.decode_only else 1
+        fast = self.fast_forward and self.speculation is None and plan.decode_only
+        steps = self._stretch(plan, horizon) if fast else 1
         start, work = self.clock, self._work(plan)
         times = self._advance(work, steps, horizon)
         finished = self._apply(plan, times, start)
@@ -117,7 +154,9 @@ class Replica:
                 chunks.append((n, seq.computed))
         for n, context in plan.padding:
             (decodes.append(context) if n == 1 else chunks.append((n, context)))
-        return StepWork(chunks=tuple(chunks), decode_contexts=tuple(decodes))
+        spec = self.speculation
+        return StepWork(chunks=tuple(chunks), decode_contexts=tuple(decodes),
+                        decode_new_tokens=spec.k + 1 if spec is not None else 1)
 
     def _stretch(self, plan: StepPlan, horizon: float) -> int:
         """Identical decode steps that can run before anything changes the batch (module docstring): until
@@ -146,10 +185,13 @@ class Replica:
     def _advance(self, work: StepWork, steps: int, horizon: float) -> list[float]:
         """Step end times; a stretch stops after the first step that ends past ``horizon``."""
         ends = []
+        draft = 0.0
+        if self.speculation is not None and work.decode_rows:
+            draft = self.speculation.draft_s(work.decode_rows, sum(work.decode_contexts) / work.decode_rows)
         for j in range(steps):
             w = work if j == 0 else StepWork(chunks=work.chunks, decode_contexts=work.decode_contexts,
                                              context_offset=j)
-            self.clock += self.cost.step_s(w)
+            self.clock += self.cost.step_s(w) + draft
             ends.append(self.clock)
             if self.clock >= horizon:
                 break
@@ -165,14 +207,15 @@ class Replica:
         regular = 0  # decodes whose previous token came out at the end of the previous step: one shared gap
         for seq, n in plan.items:
             if n == 1 and seq.generated and seq.prompt + seq.generated - seq.computed == 1:  # decoding
-                seq.computed += k
-                if k > 1:
+                gained = k if self.speculation is None else self._verified(seq)
+                seq.computed += gained
+                if gained > 1:
                     seq.grow(pool, seq.computed)
                 if seq.last_token_s == start:
                     regular += 1
                 elif seq.last_token_s is not None:
                     itl.append((first - seq.last_token_s, 1))
-                seq.generated += k
+                seq.generated += gained
                 seq.last_token_s = last
             else:
                 sampled = seq.computed + n == seq.prompt + seq.generated
@@ -195,6 +238,14 @@ class Replica:
         if finished:
             self.state.running = [s for s in self.state.running if s.phase is not Phase.FINISHED]
         return finished
+
+    def _verified(self, seq: Sequence) -> int:
+        """Tokens a speculative step adds to ``seq``: the accepted drafts plus one, within its output and within
+        the blocks it can hold (a sequence that cannot grow keeps just the verified token)."""
+        if self.speculation is None:
+            return 1
+        tokens = min(self.speculation.tokens(self.rng), seq.output - seq.generated)
+        return tokens if tokens == 1 or seq.grow(self.state.pool, seq.computed + tokens) else 1
 
     def _finish(self, seq: Sequence, now: float) -> Sequence:
         seq.finish_s, seq.phase = now, Phase.FINISHED
