@@ -85,7 +85,7 @@ def test_every_source_has_both_halves() -> None:
 
 
 def test_sweeps_vary_only_the_load() -> None:
-    """Cases sharing a sweep differ in concurrency/rate (and request count), not in model, hardware or engine."""
+    """Cases sharing a sweep differ in load (or, in *-osl sweeps, output length), not in model, hardware or engine."""
     sweeps: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for case in CASES:
         if "sweep" in case:
