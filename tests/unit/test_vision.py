@@ -175,3 +175,11 @@ def test_cross_attention_layers_cache_no_text_tokens() -> None:
     spec = load_model("llama-3.2-11b-vision")
     assert kv_bytes_per_token(spec) == 32 * 2 * 8 * 128 * 2
     assert kv_cache_bytes(spec, tokens_per_seq=1000) == 1000 * 32 * 2 * 8 * 128 * 2
+
+
+def test_absurd_tower_depth_is_refused_before_building() -> None:
+    """A typo'd vision depth must end in a one-line error, not an attempt to build 10^12 blocks."""
+    config = _config("qwen2.5-vl-7b")
+    config["vision_config"]["depth"] = 10**12
+    with pytest.raises(ConfigError, match="'depth' is 1,000,000,000,000, beyond the sanity limit"):
+        spec_from_config(config, name="q")

@@ -18,6 +18,8 @@ MODEL_LIMITS: Mapping[str, tuple[int, str]] = MappingProxyType({
     # the deepest Transformer trained: DeepNet, 1,000 layers (Wang et al. 2022, arXiv:2203.00555); LLMs ≤ 126
     "num_hidden_layers": (100_000, "100x DeepNet's 1,000 layers, the deepest Transformer trained"),
     "n_layer": (100_000, "100x DeepNet's 1,000 layers, the deepest Transformer trained"),
+    "depth": (100_000, "100x DeepNet's 1,000 layers (vision towers: Qwen-VL's 32 blocks)"),
+    "num_global_layers": (100_000, "100x DeepNet's 1,000 layers (mllama's vision tower: 8)"),
     # the widest: MT-NLG 530B, hidden 20,480 (Smith et al. 2022, arXiv:2201.11990)
     "hidden_size": (1_000_000, "about 50x MT-NLG 530B's 20,480, the widest LLM"),
     "n_embd": (1_000_000, "about 50x MT-NLG 530B's 20,480, the widest LLM"),
@@ -30,6 +32,8 @@ MODEL_LIMITS: Mapping[str, tuple[int, str]] = MappingProxyType({
     # the most heads: 128 (Llama 3.1 405B, DeepSeek-V3); head_dim at most 256 (Gemma)
     "num_attention_heads": (100_000, "about 1,000x the 128 heads of Llama 3.1 405B and DeepSeek-V3"),
     "n_head": (100_000, "about 1,000x the 128 heads of Llama 3.1 405B and DeepSeek-V3"),
+    "num_heads": (100_000, "about 1,000x the 128 heads of Llama 3.1 405B and DeepSeek-V3"),
+    "attention_heads": (100_000, "about 1,000x the 128 heads of Llama 3.1 405B and DeepSeek-V3"),
     "num_key_value_heads": (100_000, "about 1,000x the 128 heads of Llama 3.1 405B and DeepSeek-V3"),
     "head_dim": (100_000, "about 400x Gemma's 256"),
     # the most experts: PEER's 1,048,576 (He 2024, "Mixture of A Million Experts", arXiv:2407.04153)
