@@ -106,6 +106,49 @@ def test_tiny_llama_sdpa_bf16_by_hand(tiny_llama: dict[str, Any]) -> None:
     assert breakdown.head_bytes == t * norm + t * h * 2 + t * 100 * 4 + t * 8  # norm, head input, fp32 logp, labels
 
 
+def test_tiny_llama_under_autocast_by_hand(tiny_llama: dict[str, Any]) -> None:
+    """torch.autocast on fp32 weights (AMP_BF16): fp32 norms and RoPE tables, a bf16 copy of every linear's fp32
+    input (q, k, v, gate, up each make their own; o_proj and down_proj read bf16) and of every weight."""
+    t, h, i = 3 * 8, 64, 128
+    norm = 4 * h + 4 + 4 * h  # fp32 input, fp32 1/rms, fp32 normalised
+    weights = (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * h * i) * 2  # q, k, v, o, gate, up, down in bf16
+    layer = (2 * t * norm + 3 * t * h * 2  # 2 RMSNorms, the q/k/v input copies
+             + t * 2 * (64 + 32 + 32) + t * 4 * 4 + t * 64 * 2  # Q, K, V; fp32 logsumexp; o_proj input
+             + 2 * t * h * 2 + t * i * 2 * 4  # the gate/up input copies; gate out, SiLU out, up out, product
+             + weights)
+    breakdown = hf(tiny_llama, seq=8, micro_batch=3, act_bytes=2, attention=AttentionImpl.SDPA, autocast=True)
+    assert breakdown.per_layer_bytes == (layer, layer)
+    assert breakdown.embedding_bytes == t * 8 + 2 * 8 * 16 * 4  # int64 ids, fp32 cos and sin tables
+    # fp32 final norm, the head's bf16 input and weight copies, fp32 log-probabilities, labels
+    assert breakdown.head_bytes == t * norm + t * h * 2 + 100 * h * 2 + t * 100 * 4 + t * 8
+    full = hf(tiny_llama, seq=8, micro_batch=3, act_bytes=2, attention=AttentionImpl.SDPA, autocast=True,
+              recompute=Recompute.FULL)
+    assert full.per_layer_bytes == (t * h * 4,) * 2  # the fp32 residual stream at each block's input
+    assert full.transient_bytes["autocast_cache"] == 2 * weights  # the cast cache, alive until the forward ends
+    assert full.peak_extra_bytes == t * 100 * 8 + 2 * weights  # beside the loss's buffers (8 bytes per logit)
+
+
+def test_autocast_needs_huggingface_and_a_two_byte_dtype() -> None:
+    with pytest.raises(SpecError, match="autocast is modelled for the huggingface flavour only"):
+        ActivationSetup(seq=8, micro_batch=1, flavour=Flavour.MEGATRON, act_bytes=2, autocast=True)
+    with pytest.raises(SpecError, match="autocast needs a 2-byte compute dtype"):
+        ActivationSetup(seq=8, micro_batch=1, flavour=Flavour.HUGGINGFACE, act_bytes=4, autocast=True)
+
+
+def test_autocast_moe_experts_run_in_fp32() -> None:
+    """grouped_mm is not autocast: transformers casts the dispatched input to the fp32 expert weights, so the
+    experts keep fp32 tensors and no weight copies; the router's linear is autocast (bf16 input and weight)."""
+    config = {"model_type": "mixtral", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 50, "num_local_experts": 8,
+              "num_experts_per_tok": 2, "max_position_embeddings": 64}
+    b = hf(config, seq=4, micro_batch=1, act_bytes=2, autocast=True)
+    slot = 2 * 32 * 4 + 4 + 3 * 8  # fp32 input copy and expert output, fp32 weight, grouped_mm's 3 int64 indices
+    assert b.components["experts"] == 4 * 2 * slot + 4 * 2 * 64 * 4 * 4 + 8 * 4  # + fp32 SwiGLU, int32 offsets
+    assert b.components["router"] == 4 * (8 * 4 + 2 * 8 + (2 + 1) * 4)  # as in bf16: fp32 softmax, renormalised
+    attention = 4 * 32 * 32  # q, k, v, o
+    assert b.components["autocast_weight_copies"] == (attention + 32 * 8) * 2 + 50 * 32 * 2  # + router, + head
+
+
 def test_eager_repeats_kv_and_keeps_fp32_softmax_and_its_copy(tiny_llama: dict[str, Any]) -> None:
     t = 3 * 8
     sdpa = hf(tiny_llama, seq=8, micro_batch=3, act_bytes=2, attention=AttentionImpl.SDPA)

@@ -99,7 +99,8 @@ class ActivationSetup:
     default to the flavour's (``DEFAULT_DROPOUT``); only whether they are > 0 matters. ``dropout_mask_bytes``:
     1 on GPUs (``native_dropout`` keeps a bool mask); PyTorch's CPU dropout keeps a compute-dtype mask.
     ``loss`` defaults to the flavour's (``DEFAULT_LOSS``). ``peft``: a frozen base with adapters (None: every
-    parameter trains).
+    parameter trains). ``autocast``: fp32 weights and residual stream under ``torch.autocast`` with ``act_bytes``
+    the autocast dtype (``PrecisionMode.AMP_BF16`` / ``AMP_FP16``, HUGGINGFACE only; ``core/activations.py``).
     """
 
     seq: int
@@ -116,6 +117,7 @@ class ActivationSetup:
     dropout_mask_bytes: float = 1.0
     loss: LossImpl | None = None
     peft: PeftSetup | None = None
+    autocast: bool = False
 
     def __post_init__(self) -> None:
         require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")
@@ -129,6 +131,11 @@ class ActivationSetup:
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
                 raise SpecError(f"{name} must be in [0, 1), got {value}; use 0 for no dropout")
+        if self.autocast and self.flavour is not Flavour.HUGGINGFACE:
+            raise SpecError("autocast is modelled for the huggingface flavour only (Megatron-LM casts the model "
+                            "itself); use autocast=False with the megatron flavour")
+        if self.autocast and self.act_bytes == FP32_BYTES:
+            raise SpecError("autocast needs a 2-byte compute dtype (bf16/fp16), got act_bytes=4; use act_bytes=2")
 
     @property
     def has_hidden_dropout(self) -> bool:
@@ -149,6 +156,12 @@ class ActivationSetup:
         return self.peft is None or self.peft.base_saves_input
 
     @property
+    def autocast_full(self) -> bool:
+        """torch.autocast over a fully trained model: fp32 weights cast per linear call (``core/activations.py``).
+        A PEFT run under autocast keeps the adapters' model (``core/activations_peft.py``, a compute-dtype base)."""
+        return self.autocast and self.peft is None
+
+    @property
     def norm_weights_train(self) -> bool:
         """Whether norm weights train (full training), so that a norm keeps its normalised output for them."""
         return self.peft is None
@@ -162,7 +175,8 @@ class ActivationBreakdown:
     on the first stage, ``head_bytes`` on the last. ``components`` sums every layer, embedding and head by
     component. ``transient_bytes`` is workspace beside the saved bytes (not saved, not in ``total_bytes``):
     ``logits`` at the loss, ``recompute`` for one re-materialised block, ``weights`` for the weight-shaped
-    temporaries one linear makes (QLoRA's dequantized weight, DoRA's column norm).
+    temporaries one linear makes (QLoRA's dequantized weight, DoRA's column norm), ``autocast_cache`` for the
+    weight copies torch.autocast's cast cache holds until the forward pass ends (FULL recompute).
     """
 
     per_layer_bytes: tuple[float, ...]
@@ -182,9 +196,15 @@ class ActivationBreakdown:
     @property
     def peak_extra_bytes(self) -> float:
         """The loss workspace, or a block's (its re-materialised activations plus one linear's weight-shaped
-        temporaries), whichever is larger: the logits gradient is consumed before any block's backward starts."""
+        temporaries), whichever is larger: the logits gradient is consumed before any block's backward starts.
+        The loss runs inside the forward pass, beside autocast's cached weight copies (``autocast_cache``; the
+        loss's backward buffers stand in for its forward ones, 2 bytes per logit more in transformers')."""
         t = self.transient_bytes
-        return max(t.get("logits", 0.0), t.get("recompute", 0.0) + t.get("weights", 0.0))
+        forward_end = t.get("logits", 0.0) + t.get("autocast_cache", 0.0)
+        return max(forward_end, t.get("recompute", 0.0) + t.get("weights", 0.0))
+
+
+AUTOCAST_PRECISIONS = frozenset({PrecisionMode.AMP_BF16, PrecisionMode.AMP_FP16})
 
 
 def activation_dtype_bytes(precision: PrecisionMode) -> float:

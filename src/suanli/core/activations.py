@@ -33,8 +33,32 @@ one block's re-materialised activations, plus one linear's weight-shaped tempora
 (``ActivationBreakdown.transient_bytes``). The caller (``core/memory.py``) multiplies stage bytes by the
 micro-batches in flight.
 
-Assumed throughout: weights and activations in one compute dtype (``act_bytes``; autocast keeps fp32 norm
-and softmax outputs, which this does not model); a causal LM trained with next-token cross-entropy.
+Under ``torch.autocast`` (``ActivationSetup.autocast``: ``PrecisionMode.AMP_BF16`` / ``AMP_FP16``, the HF
+Trainer's ``--bf16`` / ``--fp16``; HUGGINGFACE, full training) the weights and the residual stream stay fp32 and
+only autocast's lower-precision ops (``linear``, ``matmul``, SDPA) run in ``act_bytes``. Measured with
+``saved_tensors_hooks`` (``tests/reference/test_amp_activations_measured.py``), each op then keeps:
+
+- ``autocast_weight_copies``: every linear's (``F.linear`` / ``addmm``) compute-dtype copy of its fp32 weight,
+  saved for the input gradient: ``act_bytes`` × the layer's matmul weights / tp, per layer, and the LM head's
+  (tied or not) on the last stage. Not parameters (new storages), but memory the graph holds until backward.
+  torch's cast cache (``autocast_mode.cpp``, ``cached_cast``) shares one copy between calls of one weight
+  within the region; each weight is called once per step. Under FULL recompute the blocks save none, but the
+  cache holds them all until the forward pass ends (``transient_bytes``, ``autocast_cache``);
+- ``autocast_input_copies``: the compute-dtype copy of its fp32 input each linear makes and keeps: separate
+  q/k/v (gate/up) linears keep one each of the same normalised input, where the compute-dtype model shares one
+  (``FUSED_QKV_PROJECTION``, ``FUSED_GATE_UP_PROJECTION``: one). Linears reading compute-dtype tensors (o_proj,
+  down_proj, the MLA up-projections) make no copy;
+- norms as in fp32 (``norms_bytes``); RoPE tables in fp32; eager attention's softmax in fp32 (autocast's fp32
+  op list) plus its compute-dtype copy for the value matmul; FULL recompute's block input in fp32; K, fp32
+  after RoPE, cast from a repeated view at every query head (``_autocast_expands_k``);
+- MoE: ``grouped_mm`` is not autocast, so the routed experts run in fp32 on their fp32 weights (no copies);
+  the router's linear is autocast, a sigmoid router's scores with it (``hf_moe_bytes``). The MLP
+  intermediates, Q/K/V, the attention output and the loss are as in a compute-dtype run.
+
+PEFT under autocast keeps the adapters' model (a compute-dtype frozen base, ``core/activations_peft.py``).
+
+Assumed otherwise: weights and activations in one compute dtype (``act_bytes``); a causal LM trained with
+next-token cross-entropy.
 """
 
 from __future__ import annotations
@@ -45,6 +69,7 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from suanli.core.activation_setup import (
+    AUTOCAST_PRECISIONS,
     DEFAULT_DROPOUT,
     DEFAULT_LOSS,
     FP32_BYTES,
@@ -67,8 +92,11 @@ from suanli.core.activations_head import (
     loss_workspace_bytes,
 )
 from suanli.core.activations_hf import (
+    FUSED_GATE_UP_PROJECTION,
+    FUSED_QKV_PROJECTION,
     HF_ACTIVATION_MASK_BYTES,
     HF_ACTIVATION_TENSORS,
+    KV_AT_ALL_HEADS,
     LOGIT_SOFTCAPPING,
     NORM_WEIGHT_PLUS_ONE,
     Q_VIEW_OF_FUSED_PROJECTION,
@@ -92,6 +120,7 @@ from suanli.core.activations_peft import (
     peft_transient_bytes,
 )
 from suanli.core.activations_ssm import mixer_activation_bytes
+from suanli.core.params import attention_params, mixer_params, mlp_params, router_params
 from suanli.quantity import Num, plain
 from suanli.spec.layout import AttentionImpl, Layout, Recompute
 from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, NormKind, QkNormKind
@@ -100,7 +129,8 @@ from suanli.spec.training import TrainingJob
 __all__ = [  # the setup types live in core/activation_setup.py, the transformers facts in core/activations_hf.py
     "DEFAULT_DROPOUT", "HF_ACTIVATION_TENSORS", "SOFTMAX_IN_COMPUTE_DTYPE", "ActivationBreakdown", "ActivationSetup",
     "Flavour", "LossImpl", "PeftSetup", "activation_bytes", "activation_dtype_bytes", "attention_bytes",
-    "attention_core_bytes", "attention_path", "embedding_activation_bytes", "ffn_bytes", "head_activation_bytes",
+    "attention_core_bytes", "attention_path", "autocast_cached_weights", "autocast_layer_bytes",
+    "embedding_activation_bytes", "ffn_bytes", "head_activation_bytes",
     "job_setup", "layer_activation_bytes", "mlp_bytes", "mlp_intermediate_tensors", "model_activations", "moe_bytes",
     "norm_bytes_per_token", "score_bytes_per_element", "stage_activation_bytes", "stage_workspace_bytes",
     "transient_bytes"]
@@ -128,7 +158,7 @@ def score_bytes_per_element(model_type: str, s: ActivationSetup, lift: Lift[Num]
     compute-dtype copy of an fp32 softmax; Gemma 2's tanh soft-cap output (``LOGIT_SOFTCAPPING``).
     MEGATRON with dropout: 2 + 1 + 2 = 5 bytes in fp16, the paper's 5as²b."""
     act, hf = act_num(s, lift), s.flavour is Flavour.HUGGINGFACE
-    upcast = kernel is Kernel.MATH or (hf and model_type not in SOFTMAX_IN_COMPUTE_DTYPE)
+    upcast = kernel is Kernel.MATH or (hf and (model_type not in SOFTMAX_IN_COMPUTE_DTYPE or s.autocast_full))
     softmax = lift(FP32_BYTES, "fp32_bytes") if upcast else act
     total = softmax + act if hf and model_type in LOGIT_SOFTCAPPING else softmax
     if s.has_attention_dropout:
@@ -165,7 +195,8 @@ def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: Activati
         parts["attention_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act
     if not grad.attention:
         return parts
-    parts["qkv"] = tokens * _qkv_per_token(a, path, s, lift)
+    k_at_all_heads = _autocast_expands_k(a, model_type, path, s)
+    parts["qkv"] = tokens * _qkv_per_token(a, path, s, lift, k_at_all_heads=k_at_all_heads)
     if _prefix(s):  # K, V are new tensors of seq + n rows; a Q view then pins the whole fused output alone
         kv_heads = a.num_heads if path.kv_at_all_heads else max(a.num_kv_heads, s.tp)
         rows = s.micro_batch * _prefix(s) + (s.micro_batch * s.seq if model_type in Q_VIEW_OF_FUSED_PROJECTION else 0)
@@ -192,17 +223,30 @@ def _prefix(s: ActivationSetup) -> int:
     return s.peft.prefix_tokens if s.peft is not None else 0
 
 
-def _qkv_per_token(a: Attention, path: AttentionPath, s: ActivationSetup, lift: Lift[Num]) -> Num:
+def _qkv_per_token(a: Attention, path: AttentionPath, s: ActivationSetup, lift: Lift[Num], *,
+                   k_at_all_heads: bool = False) -> Num:
     """Q, K and V as the kernel keeps them: K/V at num_kv_heads/tp (at least one, replicated when tp exceeds
-    them) or repeated to every query head; V as a view pinning its whole projection output; or, in SDPA's math
-    fallback, fp32 copies of all three at every head (the compute-dtype ones are then not kept)."""
+    them) or repeated to every query head (K alone with ``k_at_all_heads``); V as a view pinning its whole
+    projection output; or, in SDPA's math fallback, fp32 copies of all three at every head (the compute-dtype
+    ones are then not kept)."""
     tp = lift(s.tp, "tp")
     heads, d, dv = lift(a.num_heads, "num_heads") / tp, lift(a.head_dim, "head_dim"), lift(a.v_head_dim, "v_head_dim")
     kv_heads = heads if path.kv_at_all_heads else lift(max(a.num_kv_heads / s.tp, 1.0), "kv_heads_per_rank")
     if path.kernel is Kernel.MATH:
         return (heads * d + kv_heads * (d + dv)) * FP32_BYTES
     v = lift(fused_projection_width(a), "fused_width") / tp if path.v_pins_projection else kv_heads * dv
-    return act_num(s, lift) * (heads * d + kv_heads * d + v)
+    return act_num(s, lift) * (heads * d + (heads if k_at_all_heads else kv_heads) * d + v)
+
+
+def _autocast_expands_k(a: Attention, model_type: str, path: AttentionPath, s: ActivationSetup) -> bool:
+    """Under ``torch.autocast`` RoPE leaves K in fp32 (fp32 cos/sin), so the kernel's autocast casts the
+    ``repeat_kv`` output itself; a cast of a broadcast (stride-0) view allocates every head, so the one K/V
+    head that eager's matmul (micro-batch 1) or masked SDPA would keep as a view is saved at every query head
+    (V, still in the compute dtype, stays a view). Falcon broadcasts an unrepeated K (``KV_AT_ALL_HEADS``)."""
+    masked_mqa = path.explicit_mask and a.num_kv_heads == 1 < a.num_heads
+    repeated_view = path.kernel is Kernel.EAGER or (path.kernel is Kernel.FUSED and masked_mqa)
+    return (s.autocast_full and repeated_view and not path.kv_at_all_heads and a.rope
+            and model_type not in KV_AT_ALL_HEADS)
 
 
 def _qk_norm_per_token(a: Attention, model_type: str, s: ActivationSetup, lift: Lift[Num]) -> Num:
@@ -266,7 +310,8 @@ def moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup, l
     its sigmoid, fp32 in MEGATRON, and the shared output). HUGGINGFACE router and dispatch: ``hf_moe_bytes``."""
     region, act, h = region_tokens(s, lift), act_num(s, lift), lift(hidden_size, "hidden_size")
     top_k = lift(moe.top_k, "top_k")
-    expert_mlp = mlp_bytes(moe.expert, s, lift, tokens=rank_tokens(s, lift) * top_k)
+    experts = replace(s, act_bytes=FP32_BYTES, autocast=False) if s.autocast_full else s  # grouped_mm: fp32
+    expert_mlp = mlp_bytes(moe.expert, experts, lift, tokens=rank_tokens(s, lift) * top_k)
     if s.flavour is Flavour.HUGGINGFACE:
         parts = hf_moe_bytes(moe, hidden_size, model_type, s, lift, expert_mlp=expert_mlp)
     else:
@@ -305,15 +350,18 @@ def layer_activation_bytes(layer: Layer, hidden_size: int, model_type: str, s: A
     """Bytes one block saves for backward, by component, for one micro-batch on one GPU. ``first``: the
     model's first block, where a frozen model's gradients start at the first adapter (``block_grad``)."""
     h, act = lift(hidden_size, "hidden_size"), act_num(s, lift)
-    if s.recompute is Recompute.FULL:
-        return {"layer_input": region_tokens(s, lift) * h * act}
+    if s.recompute is Recompute.FULL:  # under autocast the residual stream is fp32
+        return {"layer_input": region_tokens(s, lift) * h * (FP32_BYTES if s.autocast_full else act)}
     region, grad = region_tokens(s, lift), block_grad(layer, hidden_size, model_type, s, first=first)
     parts: dict[str, Num] = {}
     norms = [n for i, n in enumerate(layer.norms) if (grad.input if i == 0 or layer.parallel else grad.post)]
     if norms:
         shared = layer.parallel and len(norms) == 2
         parts["norms"] = norms_bytes(norms, model_type, s, lift, shared_input=shared)
-    parts.update(attention_bytes(layer.attention, hidden_size, model_type, s, lift, grad=grad))
+    if layer.attention is not None:
+        parts.update(attention_bytes(layer.attention, hidden_size, model_type, s, lift, grad=grad))
+    elif layer.mixer is not None and grad.input:  # approximate (core/activations_ssm.py)
+        parts.update(mixer_activation_bytes(layer.mixer, hidden_size, s, lift))
     if s.recompute is Recompute.SELECTIVE:
         parts = {k: v for k, v in parts.items() if k not in ATTENTION_CORE}
     parts.update(ffn_bytes(layer, hidden_size, model_type, s, lift, grad=grad))
@@ -328,6 +376,50 @@ def layer_activation_bytes(layer: Layer, hidden_size: int, model_type: str, s: A
     return parts
 
 
+def autocast_layer_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num],
+                         parts: Mapping[str, Num]) -> dict[str, Num]:
+    """What ``torch.autocast`` adds to a block (see the module docstring): the compute-dtype copy of every
+    linear's fp32 weight (matmul weights, tp-sharded; MoE: the router and the shared experts, with Qwen2-MoE's
+    shared-expert gate, not the fp32 routed experts), and one compute-dtype copy of the fp32 block input per
+    linear reading it, beyond the ones ``parts`` already counts (``attention_input``, ``mlp_input``)."""
+    act, tp = act_num(s, lift), lift(s.tp, "tp")
+    a = layer.attention
+    if a is not None:
+        weights = attention_params(a, hidden_size, lift, matmul_only=True)
+    elif layer.mixer is not None:
+        weights = mixer_params(layer.mixer, hidden_size, lift, matmul_only=True)
+    else:
+        weights = 0 * act
+    ffn = layer.ffn
+    if ffn is None:
+        mlp_reads = 0
+    elif isinstance(ffn, Moe):  # the routed experts run in fp32 (``grouped_mm`` is not autocast): no copies
+        weights = weights + router_params(ffn, hidden_size, lift)
+        if ffn.shared is not None:
+            weights = weights + mlp_params(ffn.shared, hidden_size, lift, matmul_only=True)
+        shared = _up_projections(ffn.shared, model_type) + int(ffn.shared_gate) if ffn.shared is not None else 0
+        mlp_reads = 1 + shared
+    else:
+        weights = weights + mlp_params(ffn, hidden_size, lift, matmul_only=True)
+        mlp_reads = _up_projections(ffn, model_type)
+    if a is None:
+        attention_reads = 1 if layer.mixer is not None else 0  # Mamba's one in_proj
+    else:
+        attention_reads = 2 if a.mla is not None else 1 if model_type in FUSED_QKV_PROJECTION else 3
+    counted = int("attention_input" in parts) + int("mlp_input" in parts)
+    extra = attention_reads + mlp_reads - counted
+    out: dict[str, Num] = {"autocast_weight_copies": weights / tp * act}
+    if extra > 0:
+        out["autocast_input_copies"] = lift(extra, "autocast_input_copies") * region_tokens(s, lift) \
+            * lift(hidden_size, "hidden_size") * act
+    return out
+
+
+def _up_projections(mlp: Mlp, model_type: str) -> int:
+    """Linears reading an MLP's input: gate and up (one fused in ``FUSED_GATE_UP_PROJECTION``), or up."""
+    return 2 if mlp.gated and model_type not in FUSED_GATE_UP_PROJECTION else 1
+
+
 # --- transients and totals -----------------------------------------------------------------------------------
 
 
@@ -335,7 +427,8 @@ def transient_bytes(spec: ModelSpec, s: ActivationSetup) -> dict[str, float]:
     """Workspace beside the saved bytes. ``logits``: the loss's logits-sized buffers (``loss_workspace_bytes``,
     per ``LossImpl``). ``recompute``: one block re-materialised during its backward pass (FULL: all of it,
     adapters included; SELECTIVE: its attention core). ``weights``: one linear's weight-shaped temporaries
-    (``peft_transient_bytes``: QLoRA's dequantized weight, DoRA's column norm)."""
+    (``peft_transient_bytes``: QLoRA's dequantized weight, DoRA's column norm). ``autocast_cache``: under
+    ``torch.autocast`` with FULL recompute, the blocks' weight copies (``autocast_cached_weights``)."""
     parts: dict[str, float] = {}
     if spec.lm_head:
         parts["logits"] = loss_workspace_bytes(spec, s)
@@ -344,13 +437,28 @@ def transient_bytes(spec: ModelSpec, s: ActivationSetup) -> dict[str, float]:
     weights = peft_transient_bytes(spec, s)
     if weights:
         parts["weights"] = weights
+    if s.autocast_full and s.recompute is Recompute.FULL:
+        parts["autocast_cache"] = autocast_cached_weights(spec, s)
     return parts
+
+
+def autocast_cached_weights(spec: ModelSpec, s: ActivationSetup) -> float:
+    """torch.autocast's cast cache (``autocast_mode.cpp``, ``cached_cast``: fp32 leaf tensors that require grad)
+    keeps the compute-dtype copy of every weight it cast until the autocast region, the whole forward pass with
+    its loss, ends. Under FULL recompute the checkpointed blocks save none of them, yet at the forward's end all
+    are alive beside the loss's buffers: every block's ``autocast_weight_copies`` (the whole model's: a
+    HUGGINGFACE run has one stage). Measured as the forward peak (``test_amp_activations_measured.py``)."""
+    whole = replace(s, recompute=Recompute.NONE)
+    return sum(count * float(autocast_layer_bytes(layer, spec.hidden_size, spec.model_type, whole, plain, {})
+                             ["autocast_weight_copies"]) for layer, count in spec.layer_groups())
 
 
 def _recomputed(layer: Layer, spec: ModelSpec, s: ActivationSetup) -> float:
     if s.recompute is Recompute.FULL:
         return sum(layer_activation_bytes(layer, spec.hidden_size, spec.model_type,
                                           replace(s, recompute=Recompute.NONE), plain).values())
+    if layer.attention is None:
+        return 0.0
     return sum(attention_core_bytes(layer.attention, spec.model_type, s, plain).values())
 
 
@@ -390,12 +498,13 @@ def activation_bytes(spec: ModelSpec, *, seq: int, micro_batch: int, flavour: Fl
                      tp: int = 1, cp: int = 1, sp: bool = False, recompute: Recompute = Recompute.NONE,
                      attention: AttentionImpl = AttentionImpl.FLASH, hidden_dropout: float | None = None,
                      attention_dropout: float | None = None, dropout_mask_bytes: float = 1.0,
-                     loss: LossImpl | None = None, peft: PeftSetup | None = None) -> ActivationBreakdown:
+                     loss: LossImpl | None = None, peft: PeftSetup | None = None,
+                     autocast: bool = False) -> ActivationBreakdown:
     """Activation bytes saved for backward on one GPU for one micro-batch (see ``ActivationSetup``)."""
     setup = ActivationSetup(seq=seq, micro_batch=micro_batch, flavour=flavour, act_bytes=act_bytes, tp=tp, cp=cp,
                             sp=sp, recompute=recompute, attention=attention, hidden_dropout=hidden_dropout,
                             attention_dropout=attention_dropout, dropout_mask_bytes=dropout_mask_bytes, loss=loss,
-                            peft=peft)
+                            peft=peft, autocast=autocast)
     return model_activations(spec, setup)
 
 
@@ -403,7 +512,8 @@ def job_setup(spec: ModelSpec, job: TrainingJob, layout: Layout, *, flavour: Fla
               hidden_dropout: float | None = None, attention_dropout: float | None = None) -> ActivationSetup:
     """The activation setup of a training job under a layout: the framework's loss (``FRAMEWORK_LOSS``, unless
     it does not run on this flavour's ops), and for a PEFT method its frozen base and adapters (``peft_setup``;
-    prompt tuning lengthens every sequence)."""
+    prompt tuning lengthens every sequence); ``torch.autocast`` for an AMP precision on the HUGGINGFACE flavour
+    (``AUTOCAST_PRECISIONS``; Megatron-LM casts the model itself)."""
     loss = FRAMEWORK_LOSS[job.framework]
     if (loss is LossImpl.VOCAB_PARALLEL) != (flavour is Flavour.MEGATRON):
         loss = DEFAULT_LOSS[flavour]
@@ -412,7 +522,8 @@ def job_setup(spec: ModelSpec, job: TrainingJob, layout: Layout, *, flavour: Fla
                            sp=layout.sp, recompute=layout.recompute, attention=job.attention,
                            hidden_dropout=hidden_dropout, attention_dropout=attention_dropout, loss=loss,
                            peft=peft_setup(spec, job, flavour=flavour, lora_dropout=job.peft.lora_dropout,
-                                           bnb_saves_input=job.peft.bnb_saves_input))
+                                           bnb_saves_input=job.peft.bnb_saves_input),
+                           autocast=job.precision in AUTOCAST_PRECISIONS and flavour is Flavour.HUGGINGFACE)
 
 
 def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, layers: Sequence[int], *,
@@ -435,8 +546,10 @@ def stage_workspace_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, *, 
                           flavour: Flavour = Flavour.MEGATRON) -> float:
     """Transient workspace on a stage, beyond what is saved: the loss's logits-sized buffers on the last stage,
     or one block's (a re-materialised block under recompute plus one linear's weight-shaped temporaries),
-    whichever is larger (``ActivationBreakdown.peak_extra_bytes``)."""
+    whichever is larger, with autocast's cached weight copies beside the loss's buffers at the forward's end
+    (``ActivationBreakdown.peak_extra_bytes``)."""
     parts = dict(model_activations(spec, job_setup(spec, job, layout, flavour=flavour)).transient_bytes)
     if not last:
         parts.pop("logits", None)
-    return max(parts.get("logits", 0.0), parts.get("recompute", 0.0) + parts.get("weights", 0.0))
+    forward_end = parts.get("logits", 0.0) + parts.get("autocast_cache", 0.0)
+    return max(forward_end, parts.get("recompute", 0.0) + parts.get("weights", 0.0))

@@ -103,6 +103,8 @@ def head_activation_bytes(spec: ModelSpec, s: ActivationSetup, lift: Lift[Num]) 
     if spec.lm_head:
         if s.linears_save_input:
             parts["lm_head_input"] = region * h * act
+        if s.autocast_full:  # torch.autocast: F.linear keeps a compute-dtype copy of the (tied or not) fp32 weight
+            parts["autocast_weight_copies"] = lift(spec.vocab_size, "vocab_size") / lift(s.tp, "tp") * h * act
         parts.update(loss_saved_bytes(spec, s, lift))
     return parts
 

@@ -59,6 +59,13 @@ LAYER_NORM_DECOMPOSED_FP32 = frozenset({"cohere", "cohere2"})
 # q, k and v all stay views, so the one storage is exactly Q + K + V.
 V_VIEW_OF_FUSED_PROJECTION = frozenset({"phi3", "gpt_neox", "deepseek_v2", "deepseek_v3"})
 
+# One linear computes Q, K and V (GPT-2 ``c_attn``, Phi-3 ``qkv_proj``, GPT-NeoX and Falcon ``query_key_value``);
+# one computes the gate and up projections (Phi-3 ``gate_up_proj``). Under ``torch.autocast`` every linear casts
+# its fp32 input to the compute dtype itself and keeps that copy, so separate q/k/v (gate/up) linears keep three
+# (two) copies of the same normalised input; a fused one keeps one.
+FUSED_QKV_PROJECTION = frozenset({"gpt2", "phi3", "gpt_neox", "falcon"})
+FUSED_GATE_UP_PROJECTION = frozenset({"phi3"})
+
 # Q, K and V all stay views of one fused projection output: GPT-2's ``c_attn(x).split``. Its storage is exactly
 # Q + K + V while all three are saved; once prefix tuning concatenates past keys and values onto K and V, Q alone
 # still pins the whole output.
@@ -113,6 +120,11 @@ HIDDEN_DROPOUT_SITES = MappingProxyType({
 # keeps an fp32 copy of its input and, in a bf16/fp16 model, of its weight (per layer, not per token).
 ROUTER_IN_FP32 = frozenset({"deepseek_v2", "deepseek_v3"})
 
+# Routers scoring with a sigmoid of their logits (DeepseekV3TopkRouter ``router_logits.sigmoid()``), not a softmax
+# with ``dtype=torch.float32``: under ``torch.autocast`` the logits come out of ``F.linear`` in the compute dtype,
+# and so do the scores, their renormalisation and the routing weights (DeepSeek-V2's softmax stays fp32).
+SIGMOID_ROUTER = frozenset({"deepseek_v3"})
+
 # Routers that renormalise the top-k weights (``/= sum``: keeps the numerator and the fp32 denominator):
 # Mixtral always; Qwen3-MoE and DeepSeek-V3 as their configs ship (``norm_topk_prob`` true), Qwen1.5/2-MoE
 # not (false); DeepSeek-V2 never does.
@@ -126,6 +138,9 @@ ROUTING_WEIGHTS_IN_COMPUTE_DTYPE = frozenset({"qwen2_moe", "qwen3_moe"})
 # and the int32 group offsets, one per expert.
 GROUPED_MM_INDICES_PER_SLOT = 3
 GROUPED_MM_OFFSET_BYTES = 4.0
+# ``grouped_mm`` is not an autocast op: transformers casts the dispatched input to the experts' weight dtype
+# (``_grouped_mm``: ``input.to(weight.dtype)``), so under ``torch.autocast`` on fp32 weights the experts run and
+# save in fp32 and make no compute-dtype weight copies (``ActivationSetup.autocast_full``).
 
 # transformers activation functions: (saves its input, extra intermediates saved) — e.g. gelu_new is
 # 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) in Python, keeping x, tanh(·), 0.5·x and 1 + tanh(·);
@@ -232,7 +247,11 @@ def hf_moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup
     denominator (``ROUTER_NORMALISES_TOP_K``). ``grouped_mm`` experts keep per token·top_k slot the
     dispatched input, the expert's intermediates (``expert_mlp``, over all slots), the expert output, the
     routing weight (fp32, or the compute dtype in ``ROUTING_WEIGHTS_IN_COMPUTE_DTYPE``) and three int64
-    permutation indices; plus int32 offsets, one per expert."""
+    permutation indices; plus int32 offsets, one per expert. Under ``torch.autocast`` (``s.autocast_full``) the
+    dispatched input and expert output are fp32 (``expert_mlp`` too: the caller's), and an fp32 router's
+    ``F.linear`` is autocast like any other (its input and weight copies are counted with the block's,
+    ``autocast_layer_bytes``): a sigmoid router's scores, renormalisation and routing weights are then in the
+    compute dtype (``SIGMOID_ROUTER``)."""
     region, act, h = region_tokens(s, lift), act_num(s, lift), lift(hidden_size, "hidden_size")
     top_k, experts = lift(moe.top_k, "top_k"), lift(moe.num_experts, "num_experts")
     fp32_router = model_type in ROUTER_IN_FP32 and s.act_bytes != FP32_BYTES and not s.autocast_full
@@ -241,9 +260,10 @@ def hf_moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup
     if fp32_router:
         router = router + h * FP32_BYTES
     if model_type in ROUTER_NORMALISES_TOP_K:
-        router = router + (top_k + 1) * FP32_BYTES
-    weight = FP32_BYTES if model_type not in ROUTING_WEIGHTS_IN_COMPUTE_DTYPE else act
-    per_slot = 2 * h * act + weight + GROUPED_MM_INDICES_PER_SLOT * INDEX_BYTES
+        router = router + (top_k + 1) * scores
+    weight = act if model_type in ROUTING_WEIGHTS_IN_COMPUTE_DTYPE else scores
+    slot = lift(FP32_BYTES, "fp32_bytes") if s.autocast_full else act
+    per_slot = 2 * h * slot + weight + GROUPED_MM_INDICES_PER_SLOT * INDEX_BYTES
     return {"router": region * router + experts * h * FP32_BYTES if fp32_router else region * router,
             "experts": region * top_k * per_slot + expert_mlp + experts * GROUPED_MM_OFFSET_BYTES}
 
@@ -260,7 +280,8 @@ def hf_embedding_bytes(spec: ModelSpec, s: ActivationSetup, lift: Lift[Num]) -> 
     if spec.position is PositionKind.ROTARY:
         a = spec.layers[0].attention
         dim = lift(a.mla.qk_rope_head_dim if a.mla is not None else a.head_dim, "rope_dim")
-        table = lift(FP32_BYTES, "fp32_bytes") if spec.model_type in ROPE_TABLES_FP32 else act_num(s, lift)
+        fp32 = spec.model_type in ROPE_TABLES_FP32 or s.autocast_full  # autocast: cos/sin follow the fp32 weights
+        table = lift(FP32_BYTES, "fp32_bytes") if fp32 else act_num(s, lift)
         if spec.model_type in ROPE_COMPLEX:  # dim/2 complex64 values: dim × 4 bytes per position
             parts["rope_tables"] = positions * dim * FP32_BYTES
         else:

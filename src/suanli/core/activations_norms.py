@@ -4,6 +4,7 @@ the embedding and head (``core/activations_head.py``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from suanli.core.activation_setup import FP32_BYTES, ActivationSetup, Flavour, Lift, act_num, region_tokens
 from suanli.core.activations_hf import (
@@ -31,8 +32,12 @@ def norms_bytes(norms: Sequence[Norm], model_type: str, s: ActivationSetup, lift
                 shared_input: bool = False) -> Num:
     """Norms over the region's tokens. ``shared_input``: the norms read one tensor (HUGGINGFACE parallel blocks
     with two norms, GPT-NeoX and Falcon-40B), saved once. Gemma's per-call fp32 ``1 + weight`` copies are
-    added once per norm (``NORM_WEIGHT_PLUS_ONE``), and Cohere's fp32 copies of bf16/fp16 weights
+    added once per norm (``NORM_WEIGHT_PLUS_ONE``). Under ``torch.autocast`` (``ActivationSetup.autocast_full``)
+    the residual stream and the norm weights are fp32 and no norm op is autocast to the compute dtype: the norms
+    save what they save in an fp32 run. Cohere's LayerNorm keeps an fp32 copy of a bf16/fp16 weight, once per norm
     (``LAYER_NORM_DECOMPOSED_FP32``)."""
+    if s.autocast_full:
+        s = replace(s, act_bytes=FP32_BYTES, autocast=False)
     region, hf = region_tokens(s, lift), s.flavour is Flavour.HUGGINGFACE
     parts = [region * norm_bytes_per_token(n.kind, lift(n.size, "norm_size"), model_type, s, lift) for n in norms]
     for i, norm in enumerate(norms[1:] if shared_input and hf else (), start=1):
