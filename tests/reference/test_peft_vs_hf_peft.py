@@ -17,7 +17,7 @@ import pytest
 from tests.reference.hf_reference import build_meta_model, load_catalog_config, tiny_config
 
 from suanli.core.params import count_params
-from suanli.core.peft import PeftParams, lora_params, model_linears, trainable_params
+from suanli.core.peft import PeftParams, Projection, lora_params, model_linears, trainable_params
 from suanli.spec.model import ModelSpec, Moe
 from suanli.spec.resolve import catalog_config, model_catalog, spec_from_config
 from suanli.spec.training import Method, PeftConfig, TrainingJob
@@ -126,7 +126,23 @@ def test_full_size_mixtral_attention_lora_matches_peft() -> None:
 
 # PEFT 0.21 maps transformers-4 expert names onto transformers 5's fused expert tensors for these model_types
 # (``convert_peft_config_for_transformers``), so its all-linear reaches the experts and the router there.
-PEFT_CONVERTS_EXPERTS = frozenset({"mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3"})
+PEFT_CONVERTS_EXPERTS = frozenset({"mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe",
+                                   "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "longcat_flash"})
+
+
+def _identity_expert_rows(spec: ModelSpec, rank: int) -> tuple[int, int]:
+    """LongCat-Flash: transformers sizes gate_up_proj for the zero-computation experts too (rows the checkpoint
+    does not have, see test_params_vs_transformers), and PEFT adapts them like the real ones: their LoRA and
+    base parameters."""
+    lora = base = 0
+    for layer, count in spec.layer_groups():
+        if isinstance(layer.ffn, Moe) and layer.ffn.zero_experts:
+            i, rows = layer.ffn.expert.intermediate_size, count * layer.ffn.zero_experts
+            gate_up = Projection(name="gate_up", roles=frozenset(), in_features=spec.hidden_size, out_features=2 * i,
+                                 bias=False, count=rows, component="experts", expert=True, branches=2)
+            lora += lora_params(gate_up, rank)
+            base += rows * 2 * i * spec.hidden_size
+    return lora, base
 
 
 def _dense_and_shared_lora(spec: ModelSpec, rank: int) -> int:
@@ -141,11 +157,14 @@ def test_all_linear_lora_over_the_catalog(key: str) -> None:
     targets = ("all-linear", "experts") if model_type in PEFT_CONVERTS_EXPERTS else ("all-linear",)
     counted = ours(config, Method.LORA, rank=4, target_modules=targets)
     trainable, total = theirs(config, peft.LoraConfig(r=4, target_modules="all-linear"))
-    if model_type.startswith("deepseek"):
+    if model_type in PEFT_CONVERTS_EXPERTS:
         # PEFT's conversion turns gate_proj/up_proj/down_proj into the experts' tensors, which also drops the
-        # adapters of the dense first layers' MLP and of the shared experts that all-linear reached before.
-        missing = _dense_and_shared_lora(spec_from_config(config, name=key), 4)
-        assert missing > 0
+        # adapters of the dense layers' MLPs and of the shared experts that all-linear reached before.
+        spec = spec_from_config(config, name=key)
+        missing = _dense_and_shared_lora(spec, 4)
+        assert missing > 0 or not model_type.startswith("deepseek")
+        phantom_lora, phantom_base = _identity_expert_rows(spec, 4)
+        trainable, total = trainable - phantom_lora, total - phantom_lora - phantom_base
         assert (counted.trainable - missing, counted.total - missing) == (trainable, total)
     else:
         assert (counted.trainable, counted.total) == (trainable, total)

@@ -50,6 +50,8 @@ from suanli.spec.vision import VisionTower
 #: qkv_proj) or gate and up (Phi-3 gate_up_proj) into one linear.
 FUSED_QKV_TYPES = frozenset({"gpt2", "gpt_neox", "falcon", "phi3"})
 FUSED_GATE_UP_TYPES = frozenset({"phi3"})
+#: model_types whose router is an ``nn.Linear`` in transformers 5 (elsewhere a bare weight), so all-linear reaches it
+ROUTER_LINEAR_TYPES = frozenset({"llama4_text", "hunyuan_v1_moe", "longcat_flash"})
 
 #: PEFT 0.21 IA3 defaults (TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING, ..._FEEDFORWARD_MODULES_MAPPING) as
 #: (target roles, feed-forward roles). A fused query_key_value/c_attn answers to "q"; BERT's "output.dense" matches
@@ -136,6 +138,16 @@ def _attention_rows(a: Attention, hidden: int, fused: bool) -> list[_Row]:
             _row("v", "v", hidden, kv_width, a.qkv_bias), out]
 
 
+def _indexer_rows(a: Attention, hidden: int) -> list[_Row]:
+    """DeepSeek-V3.2's lightning indexer: wq_b (query latent → heads·d), wk (h → d), weights_proj (h → heads);
+    no role names them, so only all-linear adapts them."""
+    if a.indexer is None:
+        return []
+    ix = a.indexer
+    return [_row("index_q", "", ix.q_rank, ix.num_heads * ix.head_dim, False),
+            _row("index_k", "", hidden, ix.head_dim, False), _row("index_weights", "", hidden, ix.num_heads, False)]
+
+
 def _mlp_rows(m: Mlp, hidden: int, fused: bool) -> list[_Row]:
     """Gate and up (or one fused gate_up) and down; a plain MLP has up and down only."""
     i = m.intermediate_size
@@ -169,6 +181,8 @@ def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projectio
 
     linears = (make(_attention_rows(layer.attention, hidden, model_type in FUSED_QKV_TYPES), "attention")
                if layer.attention is not None else [])
+    if layer.attention is not None and layer.attention.indexer is not None:
+        linears += make(_indexer_rows(layer.attention, hidden), "attention")
     if layer.mixer is not None:
         linears += make(_mixer_rows(layer.mixer, hidden), "ssm")
     ffn = layer.ffn
@@ -177,7 +191,9 @@ def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projectio
     if not isinstance(ffn, Moe):
         return linears + make(_mlp_rows(ffn, hidden, model_type in FUSED_GATE_UP_TYPES), "mlp")
     linears += make(_mlp_rows(ffn.expert, hidden, True), "experts", ffn.num_experts, expert=True)
-    linears += make([_row("router", "", hidden, ffn.num_experts, ffn.router_bias)], "router", expert=True)
+    scored = ffn.num_experts + ffn.zero_experts
+    linears += make([_row("router", "", hidden, scored, ffn.router_bias)], "router",
+                    expert=model_type not in ROUTER_LINEAR_TYPES)
     if ffn.shared is not None:
         linears += make(_mlp_rows(ffn.shared, hidden, False), "shared_experts")
     if ffn.shared_gate:
@@ -375,6 +391,8 @@ def bias_params(spec: ModelSpec) -> dict[str, int]:
         _add(parts, p.component, p.count * p.out_features * p.bias)
     for layer, count in spec.layer_groups():
         _add(parts, "norms", count * sum(_norm_bias(n) for n in layer.norms))
+        if layer.attention is not None and layer.attention.indexer is not None:  # the index key's LayerNorm
+            _add(parts, "attention", count * layer.attention.indexer.head_dim)
     _add(parts, "norms", _norm_bias(spec.final_norm) + _norm_bias(spec.embedding_norm))
     _add(parts, "lm_head", spec.vocab_size * (spec.lm_head and spec.lm_head_bias))
     if spec.vision is not None:
