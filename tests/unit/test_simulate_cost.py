@@ -58,3 +58,39 @@ def test_knobs_change_the_pool_as_the_server_would() -> None:
                       Workload(prompt=LengthDist.constant(128), output=LengthDist.constant(64), requests=32,
                                concurrency=32))
     assert result.metrics.mean_running <= 8 + 1e-9
+
+
+@pytest.mark.parametrize("model, gpu, tp", [("llama-3.1-8b", "h100", 1), ("qwen2.5-32b", "a100-80gb", 2)])
+def test_throughput_within_infer_max_load_band(model: str, gpu: str, tp: int) -> None:
+    """At infer's max-load concurrency the simulated throughput never exceeds infer's steady-state figure by
+    more than its uncertainty band (both price the same steps; the simulator adds the scheduler)."""
+    from suanli.infer_report import inference_report
+
+    spec, acc = suanli.load_model(model), suanli.get_accelerator(gpu)
+    report = inference_report(spec, acc, engine=get_engine("vllm"), tp=tp, ep=1, batch=1, prompt_tokens=1024,
+                              output_tokens=256, weights_format=None, kv_format=None)
+    load = report.values["throughput"]["max_load"]
+    result = simulate(spec, Deployment(accelerator=acc, engine=get_engine("vllm"), tp=tp),
+                      Workload(prompt=LengthDist.constant(1024), output=LengthDist.constant(256),
+                               requests=3 * load["concurrency"], concurrency=load["concurrency"]), keep_timeline=False)
+    assert result.metrics.output_tokens_per_s <= load["output_tokens_per_s_range"][1]
+    assert result.metrics.output_tokens_per_s >= 0.5 * load["output_tokens_per_s"]
+
+
+@pytest.mark.parametrize("model, gpu, tp", [("llama-3.1-8b", "h100", 1), ("mixtral-8x7b", "h100", 2),
+                                            ("gemma-2-9b", "a100-80gb", 1), ("deepseek-v3", "h200", 8)])
+def test_split_step_time_adds_up(model: str, gpu: str, tp: int) -> None:
+    """The simulator caches the token-count part of a step; both parts must add up to step_time exactly."""
+    from suanli.core.inference_time import step_time, step_time_split
+
+    setup = serving_setup(suanli.load_model(model), suanli.get_accelerator(gpu), tp=tp)
+    for rows, sampled, graphs in ((((1, 700, 0),), 1, False), (((1, 256, 3000), (12, 1, 1500.5)), 13, False),
+                                  (((64, 1, 4000),), 64, True)):
+        token, context = step_time_split(setup, rows=rows, sampled_rows=sampled, graphs=graphs)
+        assert token + context == pytest.approx(step_time(setup, rows=rows, sampled_rows=sampled,
+                                                          graphs=graphs).time_s, rel=1e-12)
+    cost = RooflineStepCost(setup)
+    work = StepWork(chunks=((128, 64),), decode_contexts=(900, 1100))
+    first, again = cost.step_s(work), cost.step_s(work)  # the second comes from the cache
+    assert first == again == pytest.approx(step_time(setup, rows=((1, 128, 64), (2, 1, 1000.0)), sampled_rows=3,
+                                                     graphs=False).time_s, rel=1e-12)

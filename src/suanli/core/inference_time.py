@@ -64,11 +64,15 @@ from suanli.core.serving_ops import (
     Placement,
     Rows,
     compute_format,
+    context_kernels_cost,
+    device,
+    embedding_cost,
     expected_distinct_experts,
     head_cost,
     place,
     plan_layers,
     step_forward_cost,
+    token_kernels_cost,
 )
 from suanli.errors import SpecError, require_positive
 from suanli.spec.assumptions import PerformanceAssumptions
@@ -178,6 +182,32 @@ def step_time(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graphs: boo
     python = a.eager_python_overhead_s_per_layer * setup.spec.num_layers if setup.python_eager else 0.0
     step = a.native_step_overhead_s if setup.engine.kv_budget is KvBudget.CONTEXT else a.engine_step_overhead_s
     return _phase(cost, step + python)
+
+
+def step_time_split(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graphs: bool) -> tuple[float, float]:
+    """``step_time(...).time_s`` in two parts, for a model whose layers all sit on the GPU: the seconds that
+    depend only on the step's token count and sampled rows (GEMMs, elementwise streams, TP all-reduces, the
+    embedding and head, the engine's overheads) and those that depend on each row's context (attention, state
+    scans). A simulator caches the first by token count. The kernels are ``step_time``'s, so the sum is exact."""
+    s, a = setup, setup.assumptions
+    if any(setup.placement.host_counts):
+        raise SpecError("layers offloaded to host memory (llama.cpp -ngl) are not split by token and context; "
+                        "use step_time")
+    launch = a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s
+    d = device(s.accelerator, s.weights_format, a, launch)
+    tokens = sum(batch * new_tokens for batch, new_tokens, _ in rows)
+    token_part = Cost()
+    context_part = Cost()
+    for plan, count in zip(s.layers, s.placement.gpu_counts, strict=True):
+        if count:
+            token_part = token_part + token_kernels_cost(plan, s.spec, s.accelerator, a, tokens=tokens, tp=s.tp,
+                                                         d=d).times(count)
+            context_part = context_part + context_kernels_cost(plan, rows, d, a, s.tp).times(count)
+    token_part = token_part + embedding_cost(s.spec, tokens, d) + head_cost(
+        s.spec, s.accelerator, a, rows=sampled_rows, tp=s.tp, launch_s=launch, placement=s.placement, host=s.host)
+    python = a.eager_python_overhead_s_per_layer * s.spec.num_layers if s.python_eager else 0.0
+    step = a.native_step_overhead_s if s.engine.kv_budget is KvBudget.CONTEXT else a.engine_step_overhead_s
+    return token_part.time_s + step + python, context_part.time_s
 
 
 def prefill_time(setup: ServingSetup, *, batch: int, prompt_tokens: int) -> PhaseTime:

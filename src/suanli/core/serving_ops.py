@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
-from suanli.core.flops import mamba2_scan_flops
+from suanli.core.flops import gated_deltanet_scan_flops, mamba2_scan_flops
 from suanli.core.inference_memory import WeightBytes, block_linears
 from suanli.core.kv_cache import (
     cached_tokens,
@@ -47,7 +47,7 @@ from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import MlaCache
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import Layer, Mamba2Mixer, ModelSpec, Moe
+from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, ModelSpec, Moe
 from suanli.spec.precision import Family, NumberFormat
 
 _ACT = 2.0  # activations in bf16 / fp16
@@ -336,6 +336,10 @@ def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
         conv = 2.0 * m.conv_dim * m.conv_kernel * new_tokens
         step = 4.0 * m.num_heads * m.head_dim * m.d_state
         scan = step if new_tokens == 1 else float(mamba2_scan_flops(m, new_tokens, plain))
+    elif isinstance(m, GatedDeltaNet):  # decode: the delta-rule update and read-out, 6·Hv·dk·dv per token
+        conv = 2.0 * m.conv_dim * m.conv_kernel * new_tokens
+        step = 6.0 * m.num_v_heads * m.head_k_dim * m.head_v_dim
+        scan = step if new_tokens == 1 else float(gated_deltanet_scan_flops(m, new_tokens, plain))
     else:
         conv = 2.0 * m.intermediate_size * m.conv_kernel * new_tokens
         scan = (4.0 if new_tokens == 1 else 2.0) * m.intermediate_size * m.d_state * new_tokens
@@ -416,6 +420,11 @@ def all_reduce_s(nbytes: float, group: int, acc: Accelerator, a: PerformanceAssu
     return min(ring, tree) + a.collective_overhead_s
 
 
+def embedding_cost(spec: ModelSpec, tokens: float, d: Device) -> Cost:
+    """The embedding lookup: one row read and one written per new token."""
+    return kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * tokens * spec.hidden_size * _ACT)
+
+
 def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
                  batch: int, new_tokens: int, context: int, tp: int, ep: int, launch_s: float,
                  placement: Placement, weights_format: NumberFormat, host: Accelerator | None) -> Cost:
@@ -432,7 +441,7 @@ def step_forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accele
     bandwidth, or streamed to the GPU for big batches), plus the embedding lookup."""
     d = device(acc, weights_format, a, launch_s)
     m = sum(batch * new_tokens for batch, new_tokens, _ in rows)
-    cost = kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * m * spec.hidden_size * _ACT)
+    cost = embedding_cost(spec, m, d)
     for plan, count in zip(plans, placement.gpu_counts, strict=True):
         if count:
             cost = cost + layer_cost(plan, spec, acc, a, rows=rows, tp=tp, d=d).times(count)

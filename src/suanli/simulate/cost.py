@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from suanli.core.inference_time import ServingSetup, step_time
+from suanli.core.inference_time import ServingSetup, step_time, step_time_split
+from suanli.core.serving_ops import Cost, Device, Rows, context_kernels_cost, device
 from suanli.simulate.engine import StepWork
 
 
@@ -22,12 +23,19 @@ class RooflineStepCost:
     """Seconds per step for one replica (a TP/EP group) of ``setup``; results cached per distinct step."""
 
     setup: ServingSetup
-    _cache: dict[tuple[object, ...], float] = field(default_factory=dict)
+    _token_s: dict[tuple[int, int, bool], float] = field(default_factory=dict)
     _windowed: bool = field(init=False)
+    _offloaded: bool = field(init=False)
+    _devices: dict[bool, Device] = field(init=False)
 
     def __post_init__(self) -> None:
+        s, a = self.setup, self.setup.assumptions
         self._windowed = any(layer.attention is not None and layer.attention.local_span is not None
-                             for layer, _ in self.setup.spec.layer_groups())
+                             for layer, _ in s.spec.layer_groups())
+        self._offloaded = any(s.placement.host_counts)
+        self._devices = {graphs: device(s.accelerator, s.weights_format, a,
+                                        a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s)
+                         for graphs in (False, True)}
 
     def step_s(self, work: StepWork) -> float:
         rows: list[tuple[float, int, float]] = [(1, n, c) for n, c in work.chunks]
@@ -36,16 +44,27 @@ class RooflineStepCost:
             rows.extend((1, new, c + work.context_offset) for c in decode)
         elif decode:
             rows.append((len(decode), new, sum(decode) / len(decode) + work.context_offset))
-        key = tuple(rows)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
         graphs = self.setup.cuda_graphs and not work.chunks  # decode-only steps replay CUDA graphs
         sampled = len(work.chunks) + len(decode) * new  # the verification pass samples every drafted position
-        seconds = step_time(self.setup, rows=key, sampled_rows=sampled, graphs=graphs).time_s
-        if len(self._cache) < 100_000:
-            self._cache[key] = seconds
-        return seconds
+        if self._offloaded:
+            return step_time(self.setup, rows=tuple(rows), sampled_rows=sampled, graphs=graphs).time_s
+        token_key = (work.new_tokens, sampled, graphs)
+        token_s = self._token_s.get(token_key)
+        token_s, context_s = step_time_split(self.setup, rows=tuple(rows), sampled_rows=sampled, graphs=graphs) \
+            if token_s is None else (token_s, self._context_s(tuple(rows), graphs))
+        if len(self._token_s) < 100_000:
+            self._token_s[token_key] = token_s
+        return token_s + context_s
+
+    def _context_s(self, rows: Rows, graphs: bool) -> float:
+        """The context-dependent kernels only (attention, scans), as ``step_time_split`` prices them."""
+        s, a = self.setup, self.setup.assumptions
+        d = self._devices[graphs]
+        cost = Cost()
+        for plan, count in zip(s.layers, s.placement.gpu_counts, strict=True):
+            if count:
+                cost = cost + context_kernels_cost(plan, rows, d, a, s.tp).times(count)
+        return cost.time_s
 
     def kv_transfer_s(self, tokens: int, bandwidth_bytes_per_s: float, latency_s: float) -> float:
         """Moving ``tokens`` tokens' KV cache (every layer, this replica's shard) over a link."""

@@ -24,6 +24,8 @@ from suanli.simulate.scheduler import ReplicaState, Scheduler, StepPlan
 from suanli.simulate.sequence import Phase, Sequence
 
 MAX_FAST_FORWARD_STEPS = 4096
+AFFINE_MIN_STEPS = 8  # shorter runs are priced step by step
+AFFINE_TOLERANCE = 1e-9  # relative: an affine run's quarter points agree to rounding
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,18 +186,38 @@ class Replica:
 
     def _advance(self, work: StepWork, steps: int, horizon: float) -> list[float]:
         """Step end times; a stretch stops after the first step that ends past ``horizon``."""
-        ends = []
         draft = 0.0
         if self.speculation is not None and work.decode_rows:
             draft = self.speculation.draft_s(work.decode_rows, sum(work.decode_contexts) / work.decode_rows)
-        for j in range(steps):
-            w = work if j == 0 else StepWork(chunks=work.chunks, decode_contexts=work.decode_contexts,
-                                             context_offset=j)
-            self.clock += self.cost.step_s(w) + draft
+        ends = []
+        for dt in self._stretch_times(work, steps):
+            self.clock += dt + draft
             ends.append(self.clock)
             if self.clock >= horizon:
                 break
         return ends
+
+    def _stretch_times(self, work: StepWork, steps: int) -> list[float]:
+        """Times of ``steps`` identical decode steps whose contexts grow by one each. Within one roofline regime
+        a step's time is affine in the context, so a run is priced at its ends and checked at its quarter points;
+        a run that bends (a kernel changing bound) is split in two until each part is affine or short."""
+        def price(j: int) -> float:
+            w = work if j == 0 else StepWork(chunks=work.chunks, decode_contexts=work.decode_contexts,
+                                             context_offset=j, decode_new_tokens=work.decode_new_tokens)
+            return self.cost.step_s(w)
+
+        def run(first: int, last: int) -> list[float]:  # steps first..last inclusive
+            if last - first < AFFINE_MIN_STEPS:
+                return [price(j) for j in range(first, last + 1)]
+            a, b = price(first), price(last)
+            span = last - first
+            for q in (span // 4, span // 2, 3 * span // 4):
+                if abs(price(first + q) - (a + (b - a) * q / span)) > AFFINE_TOLERANCE * max(a, b):
+                    middle = first + span // 2
+                    return run(first, middle) + run(middle + 1, last)
+            return [a + (b - a) * (j - first) / span for j in range(first, last + 1)]
+
+        return run(0, steps - 1)
 
     # --- applying -----------------------------------------------------------------------------------------
 
