@@ -115,6 +115,7 @@ def test_deepseek_v3_2_indexer_parameters_and_flops() -> None:
     ("hunyuan-a13b", 80e9, 13e9, 0.01),  # Tencent model card: 80B total, 13B active
     ("minimax-m2", 230e9, 10e9, 0.01),  # MiniMax model card: 230B total (its MTP modules included), 10B active
     ("glm-4.5-air", 106e9, 12e9, 0.01),  # GLM-4.5 report (arXiv:2508.06471): 106B total, 12B active
+    ("glm-4.6", 355e9, 32e9, 0.01),  # Z.ai model card: 355B total (its MTP layer included), 32B active
     ("llama-4-scout", 109e9, 17e9, 0.02),  # Meta model card: 109B with the vision encoder, 17B active
     ("llama-4-maverick", 400e9, 17e9, 0.01),  # Meta model card: 400B total, 17B active
     ("deepseek-v3.2-exp", 685e9, 37e9, 0.02),  # DeepSeek: 685B with the 14B MTP module, 37B active
