@@ -93,3 +93,14 @@ def test_speculative_decoding_cuts_tpot(capsys: pytest.CaptureFixture[str]) -> N
 def test_speculative_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]) -> None:
     code, out, err = run(capsys, "simulate", *QUICK, "--concurrency", "2", *argv)
     assert_one_line_error(code, out, err, *words)
+
+
+def test_concurrency_sweep(capsys: pytest.CaptureFixture[str]) -> None:
+    p = run_json(capsys, "simulate", *QUICK, "--concurrency", "1,4,16")
+    assert p["swept"] == "concurrency"
+    points = p["sweep"]
+    assert [q["workload"]["concurrency"] for q in points] == [1, 4, 16]
+    throughput = [q["throughput"]["output_tokens_per_s"] for q in points]
+    assert throughput == sorted(throughput)  # more clients, more tokens per second (below saturation)
+    code, out, _ = run(capsys, "simulate", *QUICK, "--concurrency", "1,4")
+    assert code == 0 and "TTFT p50 ms" in out

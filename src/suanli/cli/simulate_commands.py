@@ -35,6 +35,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type: one positive integer or a comma-separated list of them (a sweep)."""
+    return [positive_int(part) for part in _parts(text)]
+
+
+def float_list(text: str) -> list[float]:
+    return [positive_float(part) for part in _parts(text)]
+
+
+def _parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",")]
+    if not all(parts) or len(parts) > 64:
+        raise argparse.ArgumentTypeError(f"expected a number or up to 64 comma-separated numbers, got '{text}'")
+    return parts
+
+
 def register(commands: Commands) -> None:
     sim = commands.add_parser(
         "simulate", help="serving under traffic: continuous batching, TTFT/TPOT percentiles, goodput",
@@ -55,9 +71,10 @@ def register(commands: Commands) -> None:
     sim.add_argument("--kv-dtype", help="KV-cache format (default the engine's)")
     sim.add_argument("--engine", choices=ENGINES, default="vllm")
     load = sim.add_mutually_exclusive_group()
-    load.add_argument("--concurrency", type=positive_int, help="closed loop: C clients, each sending its next "
-                      "request when the last one finishes")
-    load.add_argument("--rate", type=positive_float, metavar="QPS", help="open loop: mean requests per second")
+    load.add_argument("--concurrency", type=int_list, metavar="C[,C2…]", help="closed loop: C clients, each sending "
+                      "its next request when the last one finishes; a comma list runs a sweep")
+    load.add_argument("--rate", type=float_list, metavar="QPS[,QPS2…]", help="open loop: mean requests per second; "
+                      "a comma list runs a sweep")
     sim.add_argument("--burstiness", type=positive_float, default=1.0, metavar="CV",
                      help="coefficient of variation of the arrival gaps (1 = Poisson; >1 burstier, gamma)")
     sim.add_argument("--requests", type=positive_int, default=200, help="requests to simulate (default 200)")
@@ -106,7 +123,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from suanli.spec.resolve import load_model
 
     spec = load_model(args.model, as_family=args.as_family)
-    workload = _workload(args, spec)
+    sweep = _sweep(args)
     pd = _parse_pd(args.pd)
     replicas = _replicas(args, pd)
     deployment = Deployment(
@@ -119,16 +136,59 @@ def run_simulate(args: argparse.Namespace) -> int:
                           enable_prefix_caching=args.enable_prefix_caching, enforce_eager=args.enforce_eager))
     slo = Slo(ttft_s=args.slo_ttft_ms / 1e3 if args.slo_ttft_ms else None,
               tpot_s=args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None)
-    result = simulate(spec, deployment, workload, slo=slo if args.slo_ttft_ms or args.slo_tpot_ms else None,
-                      speculative=_speculative(args), keep_timeline=args.timeline is not None)
-    if args.timeline is not None:
-        _write_timeline(args.timeline, result)
-    payload = _payload(spec, deployment, workload, result)
-    if args.json:
-        emit_json(payload)
+    speculative = _speculative(args)
+    payloads, last = [], None
+    for concurrency, rate in sweep:
+        workload = _workload(args, spec, concurrency, rate)
+        last = simulate(spec, deployment, workload, slo=slo if args.slo_ttft_ms or args.slo_tpot_ms else None,
+                        speculative=speculative, keep_timeline=args.timeline is not None)
+        payloads.append(_payload(spec, deployment, workload, last))
+    if args.timeline is not None and last is not None:
+        _write_timeline(args.timeline, last)  # a sweep writes its last point's timeline
+    if len(payloads) > 1:
+        if args.json:
+            emit_json({"sweep": payloads, "swept": "concurrency" if args.concurrency else "rate_per_s"})
+            return 0
+        head = _lines(payloads[0])[:3]
+        w = payloads[0]["workload"]
+        head[2] = ("traffic", f"{w['requests']} requests per point, mean {w['prompt_tokens_mean']:,.0f} + "
+                              f"{w['output_tokens_mean']:,.0f} tokens")
+        print(key_values(head))
+        print()
+        print(_sweep_table(payloads))
         return 0
-    print(key_values(_lines(payload)))
+    if args.json:
+        emit_json(payloads[0])
+        return 0
+    print(key_values(_lines(payloads[0])))
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> list[tuple[int | None, float | None]]:
+    if args.trace is not None:
+        return [(None, None)]
+    if args.concurrency:
+        return [(c, None) for c in args.concurrency]
+    if args.rate:
+        return [(None, r) for r in args.rate]
+    from suanli.errors import SpecError
+
+    raise SpecError("give the traffic: --concurrency C (closed loop of C clients) or --rate QPS (open loop)")
+
+
+def _sweep_table(payloads: list[dict[str, Any]]) -> str:
+    from suanli.cli.render import table
+
+    rows = []
+    for p in payloads:
+        lat, w = p["latency"], p["workload"]
+        rows.append([str(w["concurrency"]) if w["concurrency"] else f"{w['rate_per_s']:g}/s",
+                     f"{lat['ttft_s']['p50'] * 1e3:,.0f}", f"{lat['ttft_s']['p99'] * 1e3:,.0f}",
+                     f"{lat['tpot_s']['p50'] * 1e3:,.1f}", f"{lat['tpot_s']['p99'] * 1e3:,.1f}",
+                     f"{p['throughput']['output_tokens_per_s']:,.0f}", f"{p['batch']['mean_running']:,.1f}",
+                     f"{p['kv']['peak_utilization']:.0%}", str(p["preemptions"])])
+    return table(["load", "TTFT p50 ms", "p99", "TPOT p50 ms", "p99", "output tok/s", "running", "KV peak",
+                  "preempted"], rows, align="lrrrrrrrr")
 
 
 def _speculative(args: argparse.Namespace) -> SpeculativeDecoding | None:
@@ -150,7 +210,7 @@ def _speculative(args: argparse.Namespace) -> SpeculativeDecoding | None:
     return SpeculativeDecoding(k=args.num_speculative_tokens or 1, acceptance=acceptance, draft=draft)
 
 
-def _workload(args: argparse.Namespace, spec: ModelSpec) -> Workload:
+def _workload(args: argparse.Namespace, spec: ModelSpec, concurrency: int | None, rate: float | None) -> Workload:
     from suanli.errors import SpecError
     from suanli.simulate.workload import LengthDist, Workload, read_trace
 
@@ -158,13 +218,11 @@ def _workload(args: argparse.Namespace, spec: ModelSpec) -> Workload:
         trace = read_trace(args.trace)
         return Workload(requests=len(trace), prompt=LengthDist.constant(1), output=LengthDist.constant(1),
                         trace=trace, seed=args.seed)
-    if args.concurrency is None and args.rate is None:
-        raise SpecError("give the traffic: --concurrency C (closed loop of C clients) or --rate QPS (open loop)")
     prompt, output = _lengths(args)
     if args.prefix_groups < 0 or args.prefix_tokens < 0:
         raise SpecError("--prefix-groups and --prefix-tokens must be zero or positive")
-    return Workload(requests=args.requests, prompt=prompt, output=output, concurrency=args.concurrency,
-                    rate_per_s=args.rate, burstiness_cv=args.burstiness, seed=args.seed,
+    return Workload(requests=args.requests, prompt=prompt, output=output, concurrency=concurrency,
+                    rate_per_s=rate, burstiness_cv=args.burstiness, seed=args.seed,
                     prefix_groups=args.prefix_groups, prefix_tokens=args.prefix_tokens)
 
 
