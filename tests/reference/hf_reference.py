@@ -65,7 +65,7 @@ ENCODER_ONLY_TYPES = frozenset({"bert"})
 MULTIMODAL_TYPES = frozenset({"qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "gemma3"})
 
 #: state-space and hybrid model_types, shrunk by ``_tiny_hybrid`` (their Mamba fields too).
-HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba"})
+HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba", "qwen3_next"})
 
 #: config keys that transformers does not need to build the module (dropped before building).
 _BUILD_IGNORED_KEYS = ("quantization_config",)
@@ -420,6 +420,11 @@ def _tiny_hybrid(d: dict[str, Any]) -> dict[str, Any]:
                  mamba_chunk_size=16, num_hidden_layers=3, attn_layer_indices=[1])
     elif mt == "jamba":
         t.update(mamba_dt_rank=8, num_hidden_layers=t["attn_layer_offset"] + 1)
+    elif mt == "qwen3_next":  # one full-attention layer in four; Gated DeltaNet heads keep their k/v ratio
+        ratio = t["linear_num_value_heads"] // t["linear_num_key_heads"]
+        t.update(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=2 * ratio,
+                 linear_key_head_dim=16, linear_value_head_dim=16)
+        t["layer_types"] = ["linear_attention"] * 3 + ["full_attention"]
     return t
 
 

@@ -277,8 +277,8 @@ def hf_embedding_bytes(spec: ModelSpec, s: ActivationSetup, lift: Lift[Num]) -> 
     if spec.position is PositionKind.LEARNED:
         rows = rank_tokens(s, lift) if spec.model_type in POSITION_IDS_PER_SEQUENCE else positions
         parts["position_ids"] = rows * INDEX_BYTES
-    if spec.position is PositionKind.ROTARY:
-        a = spec.layers[0].attention
+    a = spec.first_attention
+    if spec.position is PositionKind.ROTARY and a is not None:
         dim = lift(a.mla.qk_rope_head_dim if a.mla is not None else a.head_dim, "rope_dim")
         fp32 = spec.model_type in ROPE_TABLES_FP32 or s.autocast_full  # autocast: cos/sin follow the fp32 weights
         table = lift(FP32_BYTES, "fp32_bytes") if fp32 else act_num(s, lift)

@@ -9,6 +9,8 @@ widths split over tp; the in_proj input replicated unless sequence parallel)::
               + 2·H·Q (the intra-chunk C·Bᵀ scores and their decayed copy, per token, fp32)
     Mamba-1   h + 2·I (in_proj output) + 2·I (conv output, SiLU output) + (R + 2·N) (x_proj output)
               + I (dt) + 2·I·N (discretised A and B·x, fp32, per token) + I (scan output)
+    GDN       h + (2·K + 2·V + 2·Hv) (in_proj outputs) + (2·K + V) (conv output) + 2·V (core and gated-norm
+              outputs) + 3·Hv·C (the UT system, intra-chunk scores and decays per token, fp32)
 
 What is left out (small beside these): the dt softplus, the segment-sum decays (H·Q per token), norms'
 statistics and the chunk states (H·P·N per chunk). The numbers are approximate and reports say so.
@@ -20,7 +22,7 @@ from collections.abc import Callable
 
 from suanli.core.activation_setup import ActivationSetup, act_num, rank_tokens, region_tokens
 from suanli.quantity import Num
-from suanli.spec.model import Mamba2Mixer, Mixer
+from suanli.spec.model import GatedDeltaNet, Mamba2Mixer, Mixer
 
 Lift = Callable[[float, str], Num]
 _FP32 = 4.0
@@ -40,6 +42,13 @@ def mixer_activation_bytes(m: Mixer, hidden_size: int, s: ActivationSetup, lift:
         bc = 2 * lift(m.n_groups, "n_groups") * lift(m.d_state, "d_state")
         width = 2 * inner + bc + lift(m.num_heads, "ssm_heads") + (inner + bc) + 2 * inner
         scores = 2 * lift(m.num_heads, "ssm_heads") * lift(m.chunk_size, "chunk_size") * _FP32
+        parts["ssm"] = tokens * (width * act + scores) / tp
+        return parts
+    if isinstance(m, GatedDeltaNet):  # in_proj outputs, conv output, core output, gated-norm output
+        conv = lift(m.conv_dim, "conv_dim")
+        v = lift(m.value_dim, "value_dim")
+        width = conv + v + 2 * lift(m.num_v_heads, "linear_v_heads") + conv + 2 * v
+        scores = 3 * lift(m.num_v_heads, "linear_v_heads") * lift(m.chunk_size, "chunk_size") * _FP32
         parts["ssm"] = tokens * (width * act + scores) / tp
         return parts
     inner, state = lift(m.intermediate_size, "ssm_intermediate"), lift(m.d_state, "d_state")

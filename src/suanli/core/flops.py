@@ -30,7 +30,7 @@ from suanli.errors import require_positive
 from suanli.quantity import Num, plain
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.layout import Recompute
-from suanli.spec.model import Attention, Layer, Mamba2Mixer, Mixer, ModelSpec, Moe
+from suanli.spec.model import Attention, GatedDeltaNet, Layer, Mamba2Mixer, MambaMixer, Mixer, ModelSpec, Moe
 
 Lift = Callable[[float, str], Num]
 
@@ -136,6 +136,34 @@ def mamba2_scan_flops(m: Mamba2Mixer, seq: int, lift: Lift[Num]) -> Num:
     return 2 * lift(m.num_heads, "ssm_heads") * per_head
 
 
+def gated_deltanet_scan_flops(m: GatedDeltaNet, seq: int, lift: Lift[Num]) -> Num:
+    """The chunked gated delta rule as transformers' ``torch_chunk_gated_delta_rule`` runs it (Yang et al.
+    2024, arXiv:2412.06464 §3; q and k repeated to the Hv value heads; c = ⌈S/C⌉ chunks of C = 64, the last
+    padded): per head, the intra-chunk β·k·kᵀ and q·kᵀ (2·c·C²·dk), then per chunk the state reads
+    k·S and q·S and the write kᵀ·v (3·c·C·dk·dv) and the intra-chunk product with the new values (c·C²·dv)::
+
+        2·Hv·c·(2·C²·dk + C²·dv + 3·C·dk·dv)
+
+    Left out, as ``FlopCounterMode`` leaves them out: the two triangular solves of the UT transform
+    (``linalg.solve_triangular``, about C²·(dk + dv) multiply-adds per chunk and head), the l2 norms and the
+    decays (element-wise)."""
+    chunks = lift(-(-seq // m.chunk_size), "delta_chunks")
+    c, dk, dv = lift(m.chunk_size, "chunk_size"), lift(m.head_k_dim, "head_k_dim"), lift(m.head_v_dim, "head_v_dim")
+    per_head = chunks * (2 * c * c * dk + c * c * dv + 3 * c * dk * dv)
+    return 2 * lift(m.num_v_heads, "linear_v_heads") * per_head
+
+
+def gated_deltanet_backward_extra(m: GatedDeltaNet, seq: int, lift: Lift[Num]) -> Num:
+    """What the chunked gated delta rule's backward adds to 2 × its forward matmuls, per sequence: the
+    gradients of the UT system through the two triangular solves, one C × d by d × C product each per chunk
+    and head (d = dv, then dk: 2·Hv·c·C²·(dk + dv)), less the products autograd skips: none flows into the
+    all-zero initial state (k·S and q·S of the first chunk need one gradient, not two) nor out of the final
+    state the forward discards (the last chunk's kᵀ·v write needs none): 2·Hv·4·C·dk·dv."""
+    chunks = lift(-(-seq // m.chunk_size), "delta_chunks")
+    c, dk, dv = lift(m.chunk_size, "chunk_size"), lift(m.head_k_dim, "head_k_dim"), lift(m.head_v_dim, "head_v_dim")
+    return 2 * lift(m.num_v_heads, "linear_v_heads") * (chunks * c * c * (dk + dv) - 4 * c * dk * dv)
+
+
 def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -> dict[str, Num]:
     """Forward FLOPs of a state-space mixer over one sequence: projections, depthwise conv, scan.
 
@@ -144,13 +172,15 @@ def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -
     2023 §3.3) are element-wise and, like norms and activations, not counted (``FlopCounterMode`` does not
     count them either)."""
     tokens = lift(seq, "seq")
-    conv_channels = lift(m.conv_dim if isinstance(m, Mamba2Mixer) else m.intermediate_size, "conv_dim")
+    conv_channels = lift(m.intermediate_size if isinstance(m, MambaMixer) else m.conv_dim, "conv_dim")
     parts: dict[str, Num] = {
         "ssm_proj": 2 * tokens * mixer_params(m, hidden_size, lift, matmul_only=True),
         "ssm_conv": ssm_conv_flops(conv_channels, lift(m.conv_kernel, "conv_kernel"), tokens),
     }
     if isinstance(m, Mamba2Mixer):
         parts["ssm_scan"] = mamba2_scan_flops(m, seq, lift)
+    elif isinstance(m, GatedDeltaNet):
+        parts["ssm_scan"] = gated_deltanet_scan_flops(m, seq, lift)
     else:
         parts["ssm_scan"] = 2 * tokens * lift(m.intermediate_size, "ssm_intermediate") * lift(m.d_state, "d_state")
     return parts
@@ -231,8 +261,10 @@ def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpa
     require_positive("seq", seq, fix="give the sequence length in tokens, e.g. --seq 2048")
     require_positive("batch", batch, fix="give the number of sequences, e.g. --batch 1")
     components: dict[str, float] = {}
-    recomputed = 0.0
+    recomputed = delta_backward = 0.0
     for layer, count in spec.layer_groups():
+        if isinstance(layer.mixer, GatedDeltaNet):
+            delta_backward += gated_deltanet_backward_extra(layer.mixer, seq, plain) * count * batch
         parts = layer_forward_flops(layer, spec.hidden_size, seq, span, plain, image_states)
         for name, value in parts.items():
             components[name] = components.get(name, 0.0) + value * count * batch
@@ -242,7 +274,7 @@ def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpa
     forward = sum(components.values())
     # DeepSeek-V3.2's indexer selects keys without passing gradients back (transformers runs it under
     # no_grad; DeepSeek trains it on a detached input with its own loss), so it adds no backward FLOPs here
-    backward = 2 * (forward - components.get("indexer", 0.0))
+    backward = 2 * (forward - components.get("indexer", 0.0)) + delta_backward
     return FlopCounts(batch=batch, seq=seq, forward=forward, backward=backward, recompute=recomputed,
                       components=components)
 

@@ -28,6 +28,7 @@ fixed state per layer, whatever its length (Gu & Dao 2023, arXiv:2312.00752 §3.
 the last conv_kernel − 1 inputs of the causal conv plus the SSM state::
 
     Mamba-2: (K − 1) × (I + 2·G·N) + H × P × N elements      Mamba-1: (K − 1) × I + I × N elements
+    Gated DeltaNet (Qwen3-Next): (K − 1) × (2·Hk·dk + Hv·dv) + Hv × dk × dv elements
 
 (I = H·P inner channels, G groups, N state size, P head dim). vLLM keeps both in the model dtype by
 default (``mamba_cache_dtype`` / ``mamba_ssm_cache_dtype`` "auto"), splits heads and channels over TP
@@ -42,7 +43,7 @@ import math
 
 from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import MlaCache
-from suanli.spec.model import Attention, Mamba2Mixer, Mixer, ModelSpec
+from suanli.spec.model import Attention, GatedDeltaNet, Mamba2Mixer, Mixer, ModelSpec
 from suanli.spec.precision import Family, NumberFormat, parse_number_format, torch_dtype_format
 
 _WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.GGUF_MIX, Family.NF4)
@@ -173,6 +174,12 @@ def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
         groups = mixer.n_groups // tp if mixer.n_groups % tp == 0 else max(1, mixer.n_groups // tp)
         conv = kernel_tail * (heads * mixer.head_dim + 2 * groups * mixer.d_state)
         return float(conv), float(heads * mixer.head_dim * mixer.d_state)
+    if isinstance(mixer, GatedDeltaNet):  # Gated DeltaNet: q, k, v conv tail and an Hv × dk × dv state
+        if mixer.num_k_heads % tp:
+            raise LayoutError(f"linear_num_key_heads ({mixer.num_k_heads}) is not divisible by tp ({tp}); use a tp "
+                              f"that divides {mixer.num_k_heads}")
+        return (kernel_tail * mixer.conv_dim / tp,
+                mixer.num_v_heads / tp * mixer.head_k_dim * mixer.head_v_dim)
     inner = mixer.intermediate_size / tp
     return kernel_tail * inner, inner * mixer.d_state
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from suanli.quantity import Num, plain
 from suanli.spec.model import (
     Attention,
+    GatedDeltaNet,
     Layer,
     Mamba2Mixer,
     MambaMixer,
@@ -75,7 +76,8 @@ def attention_params(a: Attention, hidden_size: int, lift: Lift[Num], *, matmul_
     q_width = lift(a.num_heads, "num_heads") * lift(a.head_dim, "head_dim")
     kv_width = lift(a.num_kv_heads, "num_kv_heads") * lift(a.head_dim, "head_dim")
     qkv_bias, out_bias = a.qkv_bias and not matmul_only, a.out_bias and not matmul_only
-    projections = (linear_params(h, q_width, qkv_bias) + 2 * linear_params(h, kv_width, qkv_bias)
+    q_out = 2 * q_width if a.output_gate else q_width  # Qwen3-Next: the gate comes out of q_proj
+    projections = (linear_params(h, q_out, qkv_bias) + 2 * linear_params(h, kv_width, qkv_bias)
                    + linear_params(q_width, h, out_bias))
     if matmul_only:
         return projections
@@ -176,18 +178,38 @@ def mamba1_params(m: MambaMixer, hidden_size: int, lift: Lift[Num], *, matmul_on
     return projections + conv + inner * state + inner
 
 
+def gated_deltanet_params(m: GatedDeltaNet, hidden_size: int, lift: Lift[Num], *,
+                          matmul_only: bool = False) -> Num:
+    """transformers' ``Qwen3NextGatedDeltaNet``: in_proj_qkvz h → 2·K + 2·V, in_proj_ba h → 2·Hv, depthwise
+    conv1d over 2·K + V channels (K taps, no bias), ``dt_bias`` and ``A_log`` (Hv each), out_proj V → h. The
+    gated norm's head_v_dim weights are in ``ssm_norm_params``."""
+    h = lift(hidden_size, "hidden_size")
+    k = lift(m.num_k_heads, "linear_k_heads") * lift(m.head_k_dim, "linear_k_head_dim")
+    v = lift(m.num_v_heads, "linear_v_heads") * lift(m.head_v_dim, "linear_v_head_dim")
+    heads = lift(m.num_v_heads, "linear_v_heads")
+    projections = h * (2 * k + 2 * v) + h * 2 * heads + v * h
+    if matmul_only:
+        return projections
+    return projections + (2 * k + v) * lift(m.conv_kernel, "conv_kernel") + 2 * heads
+
+
 def mixer_params(m: Mixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
-    """A state-space mixer's parameters, its inner norms excepted."""
+    """A state-space or linear-attention mixer's parameters, its inner norms excepted."""
     if isinstance(m, Mamba2Mixer):
         return mamba2_params(m, hidden_size, lift, matmul_only=matmul_only)
+    if isinstance(m, GatedDeltaNet):
+        return gated_deltanet_params(m, hidden_size, lift, matmul_only=matmul_only)
     return mamba1_params(m, hidden_size, lift, matmul_only=matmul_only)
 
 
 def ssm_norm_params(m: Mixer, lift: Lift[Num]) -> Num:
-    """Norms inside a mixer: Mamba-2's gated RMSNorm over I; Jamba's dt, B and C RMSNorms (R + 2·N)."""
+    """Norms inside a mixer: Mamba-2's gated RMSNorm over I; Jamba's dt, B and C RMSNorms (R + 2·N);
+    Gated DeltaNet's gated RMSNorm, one weight per value-head channel (shared by the heads)."""
     if isinstance(m, Mamba2Mixer):
         inner = lift(m.num_heads, "ssm_heads") * lift(m.head_dim, "ssm_head_dim")
         return inner if m.gated_norm else 0 * inner
+    if isinstance(m, GatedDeltaNet):
+        return lift(m.head_v_dim, "linear_v_head_dim")
     rank, state = lift(m.dt_rank, "dt_rank"), lift(m.d_state, "d_state")
     return rank + 2 * state if m.inner_norms else 0 * rank
 

@@ -41,7 +41,7 @@ from types import MappingProxyType
 
 from suanli.core.params import count_params, linear_params
 from suanli.errors import SpecError
-from suanli.spec.model import Attention, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, Norm, NormKind
+from suanli.spec.model import Attention, GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, Norm, NormKind
 from suanli.spec.precision import parse_number_format
 from suanli.spec.training import Method, TrainingJob
 from suanli.spec.vision import VisionTower
@@ -165,6 +165,10 @@ def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
         width = 2 * m.intermediate_size + 2 * m.n_groups * m.d_state + m.num_heads
         return [_row("in_proj", "in_proj", hidden, width, m.proj_bias),
                 _row("out_proj", "out_proj", m.intermediate_size, hidden, m.proj_bias)]
+    if isinstance(m, GatedDeltaNet):  # in_proj_qkvz and in_proj_ba answer to "in_proj" here
+        return [_row("in_proj_qkvz", "in_proj", hidden, 2 * m.key_dim + 2 * m.value_dim, False),
+                _row("in_proj_ba", "in_proj", hidden, 2 * m.num_v_heads, False),
+                _row("out_proj", "out_proj", m.value_dim, hidden, False)]
     i = m.intermediate_size
     return [_row("in_proj", "in_proj", hidden, 2 * i, m.proj_bias),
             _row("x_proj", "x_proj", i, m.dt_rank + 2 * m.d_state, False),

@@ -24,7 +24,7 @@ from suanli.core.params import mixer_params
 from suanli.quantity import plain
 from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
+from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
 
 
 class OpKind(Enum):
@@ -127,7 +127,10 @@ def _mixer_ops(m: Mixer, h: int, *, tokens: float, seq: int, tp: int, b: float) 
     parts = mixer_forward_flops(m, h, seq, plain)
     sequences = tokens / seq
     projections = mixer_params(m, h, plain, matmul_only=True) / tp
-    inner = (m.intermediate_size + (2 * m.n_groups * m.d_state if isinstance(m, Mamba2Mixer) else 0)) / tp
+    if isinstance(m, GatedDeltaNet):
+        inner = float(m.conv_dim) / tp
+    else:
+        inner = (m.intermediate_size + (2 * m.n_groups * m.d_state if isinstance(m, Mamba2Mixer) else 0)) / tp
     return [stream("norm_attn", tokens * h, b),
             Op(name="ssm_proj", kind=OpKind.GEMM, flops=2 * tokens * projections,
                bytes=(projections + tokens * (2 * h + 2 * inner)) * b),

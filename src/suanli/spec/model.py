@@ -117,6 +117,7 @@ class Attention:
     indexer: Indexer | None = None  # DeepSeek-V3.2 sparse attention: each query attends its top-k keys
     rope: bool = True  # False on NoPE layers (SmolLM3's no_rope_layers, Cohere2 / EXAONE-4 global layers)
     cross: bool = False  # mllama cross-attention: keys/values are projected from the image states, not the text
+    output_gate: bool = False  # Qwen3-Next gated attention: q_proj also emits a sigmoid gate per head channel
 
     def __post_init__(self) -> None:
         require_positive("num_attention_heads", self.num_heads)
@@ -263,7 +264,44 @@ class MambaMixer:
             require_positive(f"mamba {name}", getattr(self, name))
 
 
-Mixer = Mamba2Mixer | MambaMixer
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatedDeltaNet:
+    """A Gated DeltaNet linear-attention mixer (Yang et al. 2024, arXiv:2412.06464), as transformers'
+    ``Qwen3NextGatedDeltaNet`` builds it: ``in_proj_qkvz`` h → 2·K + 2·V (q, k, v, output gate z) and
+    ``in_proj_ba`` h → 2·Hv (β and the decay), a depthwise causal conv1d (no bias) over q, k, v, per-head
+    ``A_log`` and ``dt_bias``, a gated RMSNorm of ``head_v_dim`` weights and ``out_proj`` V → h, with
+    K = num_k_heads·head_k_dim and V = num_v_heads·head_v_dim. Per sequence it keeps conv_kernel − 1 conv
+    inputs and an Hv × head_k_dim × head_v_dim state."""
+
+    num_k_heads: int  # HF linear_num_key_heads
+    num_v_heads: int  # HF linear_num_value_heads
+    head_k_dim: int  # HF linear_key_head_dim
+    head_v_dim: int  # HF linear_value_head_dim
+    conv_kernel: int  # HF linear_conv_kernel_dim
+    chunk_size: int = 64  # transformers' torch_chunk_gated_delta_rule default
+
+    def __post_init__(self) -> None:
+        for name in ("num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "conv_kernel", "chunk_size"):
+            require_positive(f"linear attention {name}", getattr(self, name))
+        if self.num_v_heads % self.num_k_heads:
+            raise SpecError(f"linear_num_value_heads ({self.num_v_heads}) is not a multiple of "
+                            f"linear_num_key_heads ({self.num_k_heads})")
+
+    @property
+    def key_dim(self) -> int:
+        return self.num_k_heads * self.head_k_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.num_v_heads * self.head_v_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal conv: q and k (K each) and v (V)."""
+        return 2 * self.key_dim + self.value_dim
+
+
+Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

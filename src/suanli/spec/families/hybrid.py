@@ -14,7 +14,17 @@ from dataclasses import replace
 
 from suanli.errors import ConfigError, UnsupportedArchitecture
 from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
-from suanli.spec.model import Layer, Mamba2Mixer, MambaMixer, Mlp, ModelSpec, Moe, PositionKind
+from suanli.spec.model import (
+    GatedDeltaNet,
+    Layer,
+    Mamba2Mixer,
+    MambaMixer,
+    Mlp,
+    ModelSpec,
+    Moe,
+    PositionKind,
+    QkNormKind,
+)
 
 _NO_POSITION = PositionKind.NONE
 #: Mamba-2 configs carry no max_position_embeddings: a recurrence indexes no positions, so no context limit
@@ -149,7 +159,53 @@ def _jamba(r: ConfigReader) -> ModelSpec:
     return decoder_spec(r, chosen, final_norm=rms_norm(hidden), extras=(_SSM_NOTE,), position=_NO_POSITION)
 
 
+def _qwen3_next_types(r: ConfigReader, num_layers: int) -> list[str]:
+    """``layer_types`` when given, else full attention every ``full_attention_interval`` (default 4) layers, at
+    layer i when (i + 1) is a multiple of it (Qwen3NextConfig)."""
+    types = r.config.get("layer_types")
+    if types is None:
+        interval = r.integer("full_attention_interval", 4)
+        return ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(num_layers)]
+    if not isinstance(types, list) or len(types) != num_layers or set(types) - {"linear_attention", "full_attention"}:
+        raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'linear_attention' or "
+                          f"'full_attention'; got {types!r}")
+    return list(types)
+
+
+def _qwen3_next(r: ConfigReader) -> ModelSpec:
+    """Qwen3NextForCausalLM: Gated DeltaNet layers and gated attention (q_proj also emits an output gate;
+    per-head q/k RMSNorms; ``attention_bias``); each layer's feed-forward is MoE (routed experts, one shared
+    expert with a sigmoid gate) unless listed in ``mlp_only_layers`` or off the ``decoder_sparse_step``;
+    two RMSNorms per block."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    bias = r.flag("attention_bias", False)
+    attention = replace(build_attention(r, hidden, qkv_bias=bias, out_bias=bias, qk_norm=QkNormKind.PER_HEAD),
+                        output_gate=True)
+    mixer = GatedDeltaNet(num_k_heads=r.integer("linear_num_key_heads"),
+                          num_v_heads=r.integer("linear_num_value_heads"),
+                          head_k_dim=r.integer("linear_key_head_dim"), head_v_dim=r.integer("linear_value_head_dim"),
+                          conv_kernel=r.integer("linear_conv_kernel_dim"))
+    shared_size = r.config.get("shared_expert_intermediate_size") or 0
+    moe = Moe(num_experts=r.integer("num_experts"), top_k=r.integer("num_experts_per_tok"),
+              expert=gated_mlp(r, "moe_intermediate_size"),
+              shared=gated_mlp(r, "shared_expert_intermediate_size") if shared_size else None, shared_gate=True)
+    dense = gated_mlp(r)
+    dense_only, step = set(r.integer_list("mlp_only_layers")), r.integer("decoder_sparse_step", 1)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    blocks: dict[tuple[str, bool], Layer] = {}
+    layers = []
+    for i, kind in enumerate(_qwen3_next_types(r, num_layers)):
+        sparse = i not in dense_only and (i + 1) % step == 0
+        if (kind, sparse) not in blocks:
+            ffn: Mlp | Moe = moe if sparse else dense
+            blocks[(kind, sparse)] = (Layer(attention=attention, ffn=ffn, norms=norms) if kind == "full_attention"
+                                      else Layer(mixer=mixer, ffn=ffn, norms=norms))
+        layers.append(blocks[(kind, sparse)])
+    return decoder_spec(r, layers, final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
+
+
 HYBRID_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "qwen3_next": _qwen3_next,
     "mamba2": _mamba2,
     "nemotron_h": _nemotron_h,
     "bamba": _bamba,
