@@ -204,7 +204,49 @@ def _qwen3_next(r: ConfigReader) -> ModelSpec:
     return decoder_spec(r, layers, final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
 
 
+def _granite_types(r: ConfigReader, num_layers: int) -> list[str]:
+    """``layer_types`` (alias ``layers_block_type``) with "mamba"/"attention" read as transformers' legacy
+    names for "linear_attention"/"full_attention"; all Mamba when absent (GraniteMoeHybridConfig)."""
+    types = r.config.get("layer_types") or r.config.get("layers_block_type")
+    if types is None:
+        return ["linear_attention"] * num_layers
+    legacy = {"mamba": "linear_attention", "attention": "full_attention"}
+    types = [legacy.get(t, t) for t in types] if isinstance(types, list) else types
+    if not isinstance(types, list) or len(types) != num_layers or set(types) - {"linear_attention", "full_attention"}:
+        raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'mamba' or 'attention'; "
+                          f"got {r.config.get('layer_types')!r}")
+    return types
+
+
+def _granitemoehybrid(r: ConfigReader) -> ModelSpec:
+    """GraniteMoeHybridForCausalLM (Granite 4.0-H): Mamba-2 or attention by ``layer_types``; every block holds
+    a MoE (``num_local_experts`` gated experts of ``intermediate_size``, bias-free router) when it has
+    experts, and always a gated shared MLP of ``shared_intermediate_size``; two RMSNorms per block. RoPE
+    only when ``position_embedding_type`` is "rope" (the released H models use "nope")."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    heads = r.integer("mamba_n_heads")
+    head_dim = r.config.get("mamba_d_head", "auto")
+    head_dim = r.integer("mamba_expand") * hidden // heads if head_dim == "auto" else r.integer("mamba_d_head")
+    mixer = _mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
+                          groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
+                          proj_bias=r.flag("mamba_proj_bias", False), conv_bias=r.flag("mamba_conv_bias", True))
+    _check_inner(r, mixer, "mamba_expand", hidden)
+    bias = r.flag("attention_bias", False)
+    attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias)
+    shared = gated_mlp(r, "shared_intermediate_size")
+    experts = r.config.get("num_local_experts") or 0
+    ffn: Mlp | Moe = (Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"),
+                          expert=gated_mlp(r), shared=shared) if experts else shared)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    blocks = {"full_attention": Layer(attention=attention, ffn=ffn, norms=norms),
+              "linear_attention": Layer(mixer=mixer, ffn=ffn, norms=norms)}
+    rope = r.config.get("position_embedding_type") == "rope"
+    return decoder_spec(r, [blocks[t] for t in _granite_types(r, num_layers)], final_norm=rms_norm(hidden),
+                        extras=(_SSM_NOTE,), position=PositionKind.ROTARY if rope else _NO_POSITION)
+
+
 HYBRID_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "granitemoehybrid": _granitemoehybrid,
     "qwen3_next": _qwen3_next,
     "mamba2": _mamba2,
     "nemotron_h": _nemotron_h,
