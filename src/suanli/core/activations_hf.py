@@ -64,7 +64,7 @@ V_VIEW_OF_FUSED_PROJECTION = frozenset({"phi3", "gpt_neox", "deepseek_v2", "deep
 # its fp32 input to the compute dtype itself and keeps that copy, so separate q/k/v (gate/up) linears keep three
 # (two) copies of the same normalised input; a fused one keeps one.
 FUSED_QKV_PROJECTION = frozenset({"gpt2", "phi3", "gpt_neox", "falcon"})
-FUSED_GATE_UP_PROJECTION = frozenset({"phi3"})
+FUSED_GATE_UP_PROJECTION = frozenset({"phi3", "glm4"})
 
 # Q, K and V all stay views of one fused projection output: GPT-2's ``c_attn(x).split``. Its storage is exactly
 # Q + K + V while all three are saved; once prefix tuning concatenates past keys and values onto K and V, Q alone

@@ -47,9 +47,9 @@ from suanli.spec.training import Method, TrainingJob
 from suanli.spec.vision import VisionTower
 
 #: model_types whose transformers modules fuse q, k, v (GPT-2 c_attn, GPT-NeoX/Falcon query_key_value, Phi-3
-#: qkv_proj) or gate and up (Phi-3 gate_up_proj) into one linear.
+#: qkv_proj) or gate and up (Phi-3, GLM-4 gate_up_proj) into one linear.
 FUSED_QKV_TYPES = frozenset({"gpt2", "gpt_neox", "falcon", "phi3"})
-FUSED_GATE_UP_TYPES = frozenset({"phi3"})
+FUSED_GATE_UP_TYPES = frozenset({"phi3", "glm4"})  # GLM-4 (0414) gate_up_proj too
 #: model_types whose router is an ``nn.Linear`` in transformers 5 (elsewhere a bare weight), so all-linear reaches it
 ROUTER_LINEAR_TYPES = frozenset({"llama4_text", "hunyuan_v1_moe", "longcat_flash"})
 
