@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from suanli.core.activation_setup import ActivationSetup, act_num, rank_tokens, region_tokens
 from suanli.quantity import Num
-from suanli.spec.model import GatedDeltaNet, Mamba2Mixer, Mixer
+from suanli.spec.model import GatedDeltaNet, Mamba2Mixer, Mixer, ShortConv
 
 Lift = Callable[[float, str], Num]
 _FP32 = 4.0
@@ -43,6 +43,10 @@ def mixer_activation_bytes(m: Mixer, hidden_size: int, s: ActivationSetup, lift:
         width = 2 * inner + bc + lift(m.num_heads, "ssm_heads") + (inner + bc) + 2 * inner
         scores = 2 * lift(m.num_heads, "ssm_heads") * lift(m.chunk_size, "chunk_size") * _FP32
         parts["ssm"] = tokens * (width * act + scores) / tp
+        return parts
+    if isinstance(m, ShortConv):  # in_proj output (B, C, x), B·x, conv output, C·y
+        c = lift(m.channels, "conv_channels")
+        parts["ssm"] = tokens * 6 * c * act / tp
         return parts
     if isinstance(m, GatedDeltaNet):  # in_proj outputs, conv output, core output, gated-norm output
         conv = lift(m.conv_dim, "conv_dim")

@@ -30,7 +30,17 @@ from suanli.errors import require_positive
 from suanli.quantity import Num, plain
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.layout import Recompute
-from suanli.spec.model import Attention, GatedDeltaNet, Layer, Mamba2Mixer, MambaMixer, Mixer, ModelSpec, Moe
+from suanli.spec.model import (
+    Attention,
+    GatedDeltaNet,
+    Layer,
+    Mamba2Mixer,
+    MambaMixer,
+    Mixer,
+    ModelSpec,
+    Moe,
+    ShortConv,
+)
 
 Lift = Callable[[float, str], Num]
 
@@ -172,6 +182,9 @@ def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -
     2023 §3.3) are element-wise and, like norms and activations, not counted (``FlopCounterMode`` does not
     count them either)."""
     tokens = lift(seq, "seq")
+    if isinstance(m, ShortConv):  # LFM2: projections and the conv; the B·x and C·y gates are element-wise
+        return {"ssm_proj": 2 * tokens * mixer_params(m, hidden_size, lift, matmul_only=True),
+                "ssm_conv": ssm_conv_flops(lift(m.channels, "conv_dim"), lift(m.conv_kernel, "conv_kernel"), tokens)}
     conv_channels = lift(m.intermediate_size if isinstance(m, MambaMixer) else m.conv_dim, "conv_dim")
     parts: dict[str, Num] = {
         "ssm_proj": 2 * tokens * mixer_params(m, hidden_size, lift, matmul_only=True),

@@ -55,7 +55,7 @@ from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import EnginePreset, FrameworkOverheads, KvBudget, framework_overheads, get_engine
 from suanli.spec.gguf_mix import FILE_TYPES, gguf_mix_bits_per_param
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
+from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, ShortConv
 from suanli.spec.precision import Family, NumberFormat, torch_dtype_format
 
 Split = Literal["column", "row", "kv", "replicated"]
@@ -97,6 +97,9 @@ def _mixer_linears(m: Mixer, h: int) -> list[LinearWeight]:
         width = 2 * m.key_dim + 2 * m.value_dim + 2 * m.num_v_heads
         return [LinearWeight(role="ssm_in", out_features=width, in_features=h, split="column"),
                 LinearWeight(role="ssm_out", out_features=h, in_features=m.value_dim, split="row")]
+    if isinstance(m, ShortConv):
+        return [LinearWeight(role="ssm_in", out_features=3 * m.channels, in_features=h, split="column"),
+                LinearWeight(role="ssm_out", out_features=h, in_features=m.channels, split="row")]
     i = m.intermediate_size
     return [LinearWeight(role="ssm_in", out_features=2 * i, in_features=h, split="column"),
             LinearWeight(role="ssm_x", out_features=m.dt_rank + 2 * m.d_state, in_features=i, split="row"),

@@ -29,6 +29,7 @@ the last conv_kernel − 1 inputs of the causal conv plus the SSM state::
 
     Mamba-2: (K − 1) × (I + 2·G·N) + H × P × N elements      Mamba-1: (K − 1) × I + I × N elements
     Gated DeltaNet (Qwen3-Next): (K − 1) × (2·Hk·dk + Hv·dv) + Hv × dk × dv elements
+    Short conv (LFM2): (K − 1) × h elements
 
 (I = H·P inner channels, G groups, N state size, P head dim). vLLM keeps both in the model dtype by
 default (``mamba_cache_dtype`` / ``mamba_ssm_cache_dtype`` "auto"), splits heads and channels over TP
@@ -43,7 +44,7 @@ import math
 
 from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import MlaCache
-from suanli.spec.model import Attention, GatedDeltaNet, Mamba2Mixer, Mixer, ModelSpec
+from suanli.spec.model import Attention, GatedDeltaNet, Mamba2Mixer, Mixer, ModelSpec, ShortConv
 from suanli.spec.precision import Family, NumberFormat, parse_number_format, torch_dtype_format
 
 _WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.GGUF_MIX, Family.NF4)
@@ -180,6 +181,8 @@ def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
                               f"that divides {mixer.num_k_heads}")
         return (kernel_tail * mixer.conv_dim / tp,
                 mixer.num_v_heads / tp * mixer.head_k_dim * mixer.head_v_dim)
+    if isinstance(mixer, ShortConv):  # LFM2: the conv tail only, channels split over tp
+        return kernel_tail * mixer.channels / tp, 0.0
     inner = mixer.intermediate_size / tp
     return kernel_tail * inner, inner * mixer.d_state
 

@@ -28,6 +28,7 @@ from suanli.spec.model import (
     Norm,
     NormKind,
     QkNormKind,
+    ShortConv,
 )
 
 Lift = Callable[[float, str], Num]
@@ -199,6 +200,13 @@ def mixer_params(m: Mixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bo
         return mamba2_params(m, hidden_size, lift, matmul_only=matmul_only)
     if isinstance(m, GatedDeltaNet):
         return gated_deltanet_params(m, hidden_size, lift, matmul_only=matmul_only)
+    if isinstance(m, ShortConv):  # LFM2: in_proj h → 3h, out_proj h → h, depthwise conv of K taps
+        c = lift(m.channels, "conv_channels")
+        bias = m.bias and not matmul_only
+        projections = linear_params(c, 3 * c, bias) + linear_params(c, c, bias)
+        if matmul_only:
+            return projections
+        return projections + c * lift(m.conv_kernel, "conv_kernel") + (c if m.bias else 0 * c)
     return mamba1_params(m, hidden_size, lift, matmul_only=matmul_only)
 
 
@@ -210,6 +218,8 @@ def ssm_norm_params(m: Mixer, lift: Lift[Num]) -> Num:
         return inner if m.gated_norm else 0 * inner
     if isinstance(m, GatedDeltaNet):
         return lift(m.head_v_dim, "linear_v_head_dim")
+    if isinstance(m, ShortConv):
+        return 0 * lift(m.channels, "conv_channels")
     rank, state = lift(m.dt_rank, "dt_rank"), lift(m.d_state, "d_state")
     return rank + 2 * state if m.inner_norms else 0 * rank
 

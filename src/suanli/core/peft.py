@@ -41,7 +41,19 @@ from types import MappingProxyType
 
 from suanli.core.params import count_params, linear_params
 from suanli.errors import SpecError
-from suanli.spec.model import Attention, GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, Norm, NormKind
+from suanli.spec.model import (
+    Attention,
+    GatedDeltaNet,
+    Layer,
+    Mamba2Mixer,
+    Mixer,
+    Mlp,
+    ModelSpec,
+    Moe,
+    Norm,
+    NormKind,
+    ShortConv,
+)
 from suanli.spec.precision import parse_number_format
 from suanli.spec.training import Method, TrainingJob
 from suanli.spec.vision import VisionTower
@@ -169,6 +181,9 @@ def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
         return [_row("in_proj_qkvz", "in_proj", hidden, 2 * m.key_dim + 2 * m.value_dim, False),
                 _row("in_proj_ba", "in_proj", hidden, 2 * m.num_v_heads, False),
                 _row("out_proj", "out_proj", m.value_dim, hidden, False)]
+    if isinstance(m, ShortConv):
+        return [_row("in_proj", "in_proj", hidden, 3 * m.channels, m.bias),
+                _row("out_proj", "out_proj", m.channels, hidden, m.bias)]
     i = m.intermediate_size
     return [_row("in_proj", "in_proj", hidden, 2 * i, m.proj_bias),
             _row("x_proj", "x_proj", i, m.dt_rank + 2 * m.d_state, False),

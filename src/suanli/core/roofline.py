@@ -24,7 +24,7 @@ from suanli.core.params import mixer_params
 from suanli.quantity import plain
 from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe
+from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, ShortConv
 
 
 class OpKind(Enum):
@@ -129,15 +129,18 @@ def _mixer_ops(m: Mixer, h: int, *, tokens: float, seq: int, tp: int, b: float) 
     projections = mixer_params(m, h, plain, matmul_only=True) / tp
     if isinstance(m, GatedDeltaNet):
         inner = float(m.conv_dim) / tp
+    elif isinstance(m, ShortConv):
+        inner = float(m.channels) / tp
     else:
         inner = (m.intermediate_size + (2 * m.n_groups * m.d_state if isinstance(m, Mamba2Mixer) else 0)) / tp
-    return [stream("norm_attn", tokens * h, b),
-            Op(name="ssm_proj", kind=OpKind.GEMM, flops=2 * tokens * projections,
-               bytes=(projections + tokens * (2 * h + 2 * inner)) * b),
-            stream("ssm_conv", tokens * inner, b),
-            Op(name="ssm_scan", kind=OpKind.GEMM, flops=parts["ssm_scan"] * sequences / tp,
-               bytes=3 * tokens * inner * b),
-            stream("residual_attn", tokens * h, b, passes=3)]
+    ops = [stream("norm_attn", tokens * h, b),
+           Op(name="ssm_proj", kind=OpKind.GEMM, flops=2 * tokens * projections,
+              bytes=(projections + tokens * (2 * h + 2 * inner)) * b),
+           stream("ssm_conv", tokens * inner, b)]
+    if "ssm_scan" in parts:  # LFM2's short conv has no scan
+        ops.append(Op(name="ssm_scan", kind=OpKind.GEMM, flops=parts["ssm_scan"] * sequences / tp,
+                      bytes=3 * tokens * inner * b))
+    return [*ops, stream("residual_attn", tokens * h, b, passes=3)]
 
 
 def layer_ops(layer: Layer, spec: ModelSpec, *, tokens: float, seq: int, tp: int = 1, ep: int = 1,

@@ -47,7 +47,7 @@ from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import MlaCache
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, ModelSpec, Moe
+from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, ModelSpec, Moe, ShortConv
 from suanli.spec.precision import Family, NumberFormat
 
 _ACT = 2.0  # activations in bf16 / fp16
@@ -340,6 +340,8 @@ def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
         conv = 2.0 * m.conv_dim * m.conv_kernel * new_tokens
         step = 6.0 * m.num_v_heads * m.head_k_dim * m.head_v_dim
         scan = step if new_tokens == 1 else float(gated_deltanet_scan_flops(m, new_tokens, plain))
+    elif isinstance(m, ShortConv):  # LFM2: the conv only
+        conv, scan = 2.0 * m.channels * m.conv_kernel * new_tokens, 0.0
     else:
         conv = 2.0 * m.intermediate_size * m.conv_kernel * new_tokens
         scan = (4.0 if new_tokens == 1 else 2.0) * m.intermediate_size * m.d_state * new_tokens

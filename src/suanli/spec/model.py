@@ -301,7 +301,23 @@ class GatedDeltaNet:
         return 2 * self.key_dim + self.value_dim
 
 
-Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShortConv:
+    """LFM2's gated short-convolution mixer (transformers' ``Lfm2ShortConv``): ``in_proj`` h → 3·h (B, C, x),
+    B·x through a depthwise causal conv1d of ``conv_kernel`` taps (HF ``conv_L_cache``), times C, then
+    ``out_proj`` h → h; ``bias`` on all three (HF ``conv_bias``). Per sequence it keeps conv_kernel − 1 inputs
+    of ``channels`` (= hidden size)."""
+
+    channels: int
+    conv_kernel: int
+    bias: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive("short conv channels", self.channels)
+        require_positive("conv_L_cache", self.conv_kernel)
+
+
+Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet | ShortConv
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,6 +24,7 @@ from suanli.spec.model import (
     Moe,
     PositionKind,
     QkNormKind,
+    ShortConv,
 )
 
 _NO_POSITION = PositionKind.NONE
@@ -245,7 +246,53 @@ def _granitemoehybrid(r: ConfigReader) -> ModelSpec:
                         extras=(_SSM_NOTE,), position=PositionKind.ROTARY if rope else _NO_POSITION)
 
 
+def _lfm2_ff_dim(r: ConfigReader) -> int:
+    """Lfm2MLP's width: ``intermediate_size`` (alias ``block_ff_dim``), with ``block_auto_adjust_ff_dim`` taken
+    to int(2/3 × it), times ``block_ffn_dim_multiplier`` and rounded up to ``block_multiple_of``."""
+    size = r.integer("block_ff_dim") if "block_ff_dim" in r.config else r.integer("intermediate_size")
+    if not r.flag("block_auto_adjust_ff_dim", True):
+        return size
+    size = int(2 * size / 3)
+    multiplier = r.config.get("block_ffn_dim_multiplier", 1.0)
+    if multiplier is None:
+        return size
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or multiplier <= 0:
+        raise ConfigError(f"{r.name}: 'block_ffn_dim_multiplier' must be a positive number, got {multiplier!r}")
+    size = int(multiplier * size)
+    multiple = r.integer("block_multiple_of", 256)
+    return multiple * ((size + multiple - 1) // multiple)
+
+
+def _lfm2_types(r: ConfigReader, num_layers: int) -> list[bool]:
+    """Per layer, True for attention: ``layer_types`` ("conv" or "full_attention") when given, else
+    ``full_attn_idxs`` (every layer when absent, as Lfm2Config)."""
+    types = r.config.get("layer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != num_layers:
+            raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, got {types!r}")
+        return [t != "conv" for t in types]
+    indices = set(r.integer_list("full_attn_idxs")) if "full_attn_idxs" in r.config else set(range(num_layers))
+    return [i in indices for i in range(num_layers)]
+
+
+def _lfm2(r: ConfigReader) -> ModelSpec:
+    """Lfm2ForCausalLM: gated short-convolution layers and attention (per-head q/k RMSNorms, no biases)
+    interleaved; a SwiGLU MLP (``_lfm2_ff_dim``) and two RMSNorms per block; the final norm is named
+    ``embedding_norm``; ``tie_embedding`` is the legacy name of tie_word_embeddings."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    conv = ShortConv(channels=hidden, conv_kernel=r.integer("conv_L_cache", 3), bias=r.flag("conv_bias", False))
+    attention = build_attention(r, hidden, qkv_bias=False, out_bias=False, qk_norm=QkNormKind.PER_HEAD)
+    mlp = Mlp(intermediate_size=_lfm2_ff_dim(r), gated=True)
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    attn_layer, conv_layer = Layer(attention=attention, ffn=mlp, norms=norms), Layer(mixer=conv, ffn=mlp, norms=norms)
+    tie = r.flag("tie_embedding", True) if "tie_embedding" in r.config else r.flag("tie_word_embeddings", True)
+    spec = decoder_spec(r, [attn_layer if a else conv_layer for a in _lfm2_types(r, num_layers)],
+                        final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
+    return replace(spec, tie_word_embeddings=tie)
+
+
 HYBRID_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "lfm2": _lfm2,
     "granitemoehybrid": _granitemoehybrid,
     "qwen3_next": _qwen3_next,
     "mamba2": _mamba2,
