@@ -9,6 +9,7 @@ Runs are seeded (``derandomize``) so CI is deterministic; set ``SUANLI_FUZZ_EXAM
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -64,10 +65,8 @@ def mutated_config(draw: st.DrawFn) -> dict[str, Any]:
 @FUZZ
 @given(config=mutated_config())
 def test_config_dicts_load_or_fail_cleanly(config: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(SuanliError):  # a clean refusal is fine; anything else fails the test
         spec_from_config(config, name="fuzz")
-    except SuanliError:
-        pass
 
 
 @FUZZ

@@ -104,3 +104,11 @@ def test_concurrency_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert throughput == sorted(throughput)  # more clients, more tokens per second (below saturation)
     code, out, _ = run(capsys, "simulate", *QUICK, "--concurrency", "1,4")
     assert code == 0 and "TTFT p50 ms" in out
+
+
+def test_engine_knobs_on_infer_match_the_server(capsys: pytest.CaptureFixture[str]) -> None:
+    default = run_json(capsys, "infer", "llama-3.1-8b", "--gpu", "h100")
+    halved = run_json(capsys, "infer", "llama-3.1-8b", "--gpu", "h100", "--gpu-memory-utilization", "0.5")
+    assert halved["memory"]["kv_capacity_tokens"] < default["memory"]["kv_capacity_tokens"] / 2
+    code, out, err = run(capsys, "infer", "llama-3.1-8b", "--gpu", "h100", "--gpu-memory-utilization", "1.5")
+    assert_one_line_error(code, out, err, "(0, 1]")

@@ -7,11 +7,11 @@ import pytest
 
 import suanli
 from suanli.core.inference_time import decode_step_time, prefill_time, serving_setup
-from suanli.simulate.api import Deployment, EngineKnobs, simulate
+from suanli.simulate.api import Deployment, simulate
 from suanli.simulate.cost import RooflineStepCost
 from suanli.simulate.engine import StepWork
 from suanli.simulate.workload import LengthDist, Workload
-from suanli.spec.engines import get_engine
+from suanli.spec.engines import EngineKnobs, get_engine
 
 
 @pytest.mark.parametrize("model, gpu, tp", [("llama-3.1-8b", "h100", 1), ("mixtral-8x7b", "a100-80gb", 2),

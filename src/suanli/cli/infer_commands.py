@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.engine_knobs import add_engine_knobs, engine_knobs
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.model_commands import add_image_flags
 from suanli.cli.train_commands import with_forced
@@ -45,6 +46,7 @@ def register(commands: Commands) -> None:
     infer.add_argument("--force", action="store_true", help="estimate even when a check fails (engine or format "
                        "the hardware lacks, prompt + output beyond the model's context); the output names the check")
     add_image_flags(infer)
+    add_engine_knobs(infer)
     add_output_flags(infer)
     infer.set_defaults(run=run_infer)
 
@@ -60,7 +62,7 @@ def run_infer(args: argparse.Namespace) -> int:
 
     tp = _tensor_parallel(args)
     spec = load_model(args.model, as_family=args.as_family)
-    accelerator, engine = get_accelerator(args.gpu), get_engine(args.engine)
+    accelerator, engine = get_accelerator(args.gpu), engine_knobs(args).apply(get_engine(args.engine))
     _fill_prompt(args, spec)
     _add_image_tokens(args, spec)
     weights_format = parse_number_format(args.quant) if args.quant else None

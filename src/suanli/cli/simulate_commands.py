@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.engine_knobs import add_engine_knobs, engine_knobs
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
@@ -88,19 +89,7 @@ def register(commands: Commands) -> None:
     sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--slo-ttft-ms", type=positive_float, help="TTFT target for goodput")
     sim.add_argument("--slo-tpot-ms", type=positive_float, help="TPOT target for goodput")
-    knobs = sim.add_argument_group("engine knobs (the engine's own names; default: its defaults)")
-    knobs.add_argument("--gpu-memory-utilization", type=positive_float, help="vLLM (SGLang: --mem-fraction-static)")
-    knobs.add_argument("--mem-fraction-static", type=positive_float, dest="gpu_memory_utilization",
-                       help=argparse.SUPPRESS)
-    knobs.add_argument("--max-num-seqs", type=positive_int, help="running sequences (SGLang max_running_requests, "
-                       "TensorRT-LLM max_batch_size, static batch size)")
-    knobs.add_argument("--max-num-batched-tokens", type=positive_int, help="tokens per step (SGLang "
-                       "--chunked-prefill-size, TensorRT-LLM max_num_tokens)")
-    knobs.add_argument("--chunked-prefill-size", type=positive_int, dest="max_num_batched_tokens",
-                       help=argparse.SUPPRESS)
-    knobs.add_argument("--block-size", type=positive_int, help="tokens per KV block")
-    knobs.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
-    knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+    add_engine_knobs(sim)
     spec = sim.add_argument_group("speculative decoding")
     spec.add_argument("--speculative-model", metavar="MODEL", help="draft model (same tokenizer), run beside it")
     spec.add_argument("--speculative-mtp", action="store_true", help="MTP/EAGLE-style draft heads (one more block)")
@@ -114,7 +103,7 @@ def register(commands: Commands) -> None:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, key_values
-    from suanli.simulate.api import Deployment, EngineKnobs, simulate
+    from suanli.simulate.api import Deployment, simulate
     from suanli.simulate.metrics import Slo
     from suanli.simulate.run import Router
     from suanli.spec.engines import get_engine
@@ -131,9 +120,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         replicas=replicas, pd=pd, router=Router(args.router),
         weights_format=parse_number_format(args.quant) if args.quant else None,
         kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None,
-        knobs=EngineKnobs(gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs,
-                          max_num_batched_tokens=args.max_num_batched_tokens, block_size=args.block_size,
-                          enable_prefix_caching=args.enable_prefix_caching, enforce_eager=args.enforce_eager))
+        knobs=engine_knobs(args))
     slo = Slo(ttft_s=args.slo_ttft_ms / 1e3 if args.slo_ttft_ms else None,
               tpot_s=args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None)
     speculative = _speculative(args)

@@ -8,7 +8,7 @@ of ``inference_memory``) and hands the simulator a replica factory: each replica
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from suanli.core.comms import path_for_group
 from suanli.core.inference_memory import engine_setting, inference_memory
@@ -21,7 +21,7 @@ from suanli.simulate.metrics import Slo
 from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import Workload
-from suanli.spec.engines import EnginePreset, KvBudget, get_engine
+from suanli.spec.engines import EngineKnobs, EnginePreset, KvBudget, get_engine
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
@@ -29,40 +29,6 @@ from suanli.spec.precision import NumberFormat
 # SGLang's request pool: max(2048, …) running requests at most (model_runner.py init_memory_pool, max_num_reqs);
 # in practice the KV pool binds first.
 SGLANG_MAX_RUNNING_REQUESTS = 2048
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineKnobs:
-    """Serving-engine settings under their own names (None: the engine's default, as in ``engines.toml``).
-    vLLM: gpu_memory_utilization, max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching;
-    SGLang: mem_fraction_static, chunked_prefill_size (and max_running_requests as max_num_seqs)."""
-
-    gpu_memory_utilization: float | None = None
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    block_size: int | None = None
-    enable_prefix_caching: bool | None = None
-    enforce_eager: bool = False
-
-    def apply(self, engine: EnginePreset) -> EnginePreset:
-        """The preset with these knobs set (the large-GPU defaults no longer apply to a knob given)."""
-        changes: dict[str, object] = {}
-        if self.gpu_memory_utilization is not None:
-            if not 0 < self.gpu_memory_utilization <= 1:
-                raise SpecError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
-            changes["memory_fraction"] = self.gpu_memory_utilization
-        if self.max_num_seqs is not None:
-            require_positive("max_num_seqs", self.max_num_seqs)
-            changes.update(max_num_seqs=self.max_num_seqs, large_gpu_max_num_seqs=None)
-        if self.max_num_batched_tokens is not None:
-            require_positive("max_num_batched_tokens", self.max_num_batched_tokens)
-            changes.update(max_num_batched_tokens=self.max_num_batched_tokens, large_gpu_max_num_batched_tokens=None)
-        if self.block_size is not None:
-            require_positive("block_size", self.block_size)
-            changes["block_size"] = self.block_size
-        if self.enforce_eager:
-            changes["cuda_graphs"] = False
-        return replace(engine, **changes) if changes else engine  # type: ignore[arg-type]
 
 
 # DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: the second token predicted by its MTP module is accepted
@@ -100,7 +66,7 @@ class Deployment:
     router: Router = Router.LEAST_OUTSTANDING
     weights_format: NumberFormat | None = None
     kv_format: NumberFormat | None = None
-    knobs: EngineKnobs = EngineKnobs()
+    knobs: EngineKnobs = field(default_factory=EngineKnobs)
 
     def __post_init__(self) -> None:
         require_positive("replicas", self.replicas, fix="use at least one replica")

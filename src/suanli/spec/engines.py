@@ -19,7 +19,7 @@ import functools
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from types import MappingProxyType
 from typing import Any
@@ -261,3 +261,37 @@ def get_engine(name: str) -> EnginePreset:
     if wanted not in index:
         raise NotFound(f"unknown engine {name!r}{suggest(wanted, index)}; known: {', '.join(index)}")
     return index[wanted]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineKnobs:
+    """Serving-engine settings under their own names (None: the engine's default, as in ``engines.toml``).
+    vLLM: gpu_memory_utilization, max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching;
+    SGLang: mem_fraction_static, chunked_prefill_size (and max_running_requests as max_num_seqs)."""
+
+    gpu_memory_utilization: float | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    block_size: int | None = None
+    enable_prefix_caching: bool | None = None
+    enforce_eager: bool = False
+
+    def apply(self, engine: EnginePreset) -> EnginePreset:
+        """The preset with these knobs set (the large-GPU defaults no longer apply to a knob given)."""
+        changes: dict[str, object] = {}
+        if self.gpu_memory_utilization is not None:
+            if not 0 < self.gpu_memory_utilization <= 1:
+                raise SpecError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+            changes["memory_fraction"] = self.gpu_memory_utilization
+        if self.max_num_seqs is not None:
+            require_positive("max_num_seqs", self.max_num_seqs)
+            changes.update(max_num_seqs=self.max_num_seqs, large_gpu_max_num_seqs=None)
+        if self.max_num_batched_tokens is not None:
+            require_positive("max_num_batched_tokens", self.max_num_batched_tokens)
+            changes.update(max_num_batched_tokens=self.max_num_batched_tokens, large_gpu_max_num_batched_tokens=None)
+        if self.block_size is not None:
+            require_positive("block_size", self.block_size)
+            changes["block_size"] = self.block_size
+        if self.enforce_eager:
+            changes["cuda_graphs"] = False
+        return replace(engine, **changes) if changes else engine  # type: ignore[arg-type]

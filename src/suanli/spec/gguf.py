@@ -50,7 +50,8 @@ def _import_gguf() -> ModuleType:
     try:
         import gguf
     except ImportError:
-        raise Unavailable("reading .gguf needs the gguf package: pip install gguf (a dependency of suanli: reinstall it)") from None
+        raise Unavailable("reading .gguf needs the gguf package: pip install gguf (a dependency of suanli: "
+                          "reinstall it)") from None
     return gguf
 
 

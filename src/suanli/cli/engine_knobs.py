@@ -1,0 +1,48 @@
+"""The serving engines' own knobs, under their own names, for every command that serves a model (``infer``,
+``simulate``): a user mirrors the server they run, and the KV pool then matches that server's log."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from suanli.cli.common import positive_int
+
+if TYPE_CHECKING:
+    from suanli.spec.engines import EngineKnobs
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.9, got '{text}'") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def add_engine_knobs(parser: argparse.ArgumentParser) -> None:
+    knobs = parser.add_argument_group("engine knobs (the engine's own names; default: its defaults)")
+    knobs.add_argument("--gpu-memory-utilization", type=fraction, metavar="F",
+                       help="vLLM's share of GPU memory (SGLang: --mem-fraction-static; TensorRT-LLM: the free "
+                       "fraction for KV)")
+    knobs.add_argument("--mem-fraction-static", type=fraction, dest="gpu_memory_utilization", help=argparse.SUPPRESS)
+    knobs.add_argument("--max-num-seqs", type=positive_int, help="running sequences (SGLang max_running_requests, "
+                       "TensorRT-LLM max_batch_size, static batch size)")
+    knobs.add_argument("--max-num-batched-tokens", type=positive_int, help="tokens per step (SGLang "
+                       "--chunked-prefill-size, TensorRT-LLM max_num_tokens)")
+    knobs.add_argument("--chunked-prefill-size", type=positive_int, dest="max_num_batched_tokens",
+                       help=argparse.SUPPRESS)
+    knobs.add_argument("--block-size", type=positive_int, help="tokens per KV block")
+    knobs.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
+    knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+
+
+def engine_knobs(args: argparse.Namespace) -> EngineKnobs:
+    from suanli.spec.engines import EngineKnobs
+
+    return EngineKnobs(gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs,
+                       max_num_batched_tokens=args.max_num_batched_tokens, block_size=args.block_size,
+                       enable_prefix_caching=args.enable_prefix_caching, enforce_eager=args.enforce_eager)
