@@ -18,14 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "AttentionSpan",
+    "Deployment",
+    "EngineKnobs",
     "FlopCounts",
     "Layout",
+    "LengthDist",
     "ModelSpec",
     "ParamCounts",
     "Recompute",
     "Report",
+    "SpeculativeDecoding",
     "SuanliError",
     "TrainingJob",
+    "Workload",
     "count_flops",
     "count_params",
     "flops_report",
@@ -40,6 +45,7 @@ __all__ = [
     "parse_number_format",
     "resolve_model",
     "run_cost",
+    "simulate",
     "spec_from_config",
     "training_memory",
     "training_time",
@@ -47,6 +53,12 @@ __all__ = [
 ]
 
 _LOCATIONS = {
+    "Deployment": "suanli.simulate.api",
+    "EngineKnobs": "suanli.spec.engines",
+    "LengthDist": "suanli.simulate.workload",
+    "SpeculativeDecoding": "suanli.simulate.api",
+    "Workload": "suanli.simulate.workload",
+    "simulate": "suanli.simulate.api",
     "AttentionSpan": "suanli.spec.assumptions",
     "FlopCounts": "suanli.core.flops",
     "ModelSpec": "suanli.spec.model",
@@ -87,8 +99,10 @@ if TYPE_CHECKING:
     from suanli.core.vision import vision_flops
     from suanli.errors import SuanliError
     from suanli.report import Report, flops_report, params_report
+    from suanli.simulate.api import Deployment, SpeculativeDecoding, simulate
+    from suanli.simulate.workload import LengthDist, Workload
     from suanli.spec.assumptions import AttentionSpan
-    from suanli.spec.engines import get_engine
+    from suanli.spec.engines import EngineKnobs, get_engine
     from suanli.spec.hardware import get_accelerator, load_accelerators
     from suanli.spec.hf import spec_from_config
     from suanli.spec.layout import Layout, Recompute

@@ -8,6 +8,7 @@ import sys
 import suanli
 
 EXPECTED = {
+    "Deployment", "EngineKnobs", "LengthDist", "SpeculativeDecoding", "Workload", "simulate",
     "AttentionSpan", "FlopCounts", "ModelSpec", "ParamCounts", "Recompute", "Report", "SuanliError",
     "count_flops", "count_params", "flops_report", "get_accelerator", "load_accelerators", "load_model",
     "model_catalog", "params_report", "parse_number_format", "resolve_model", "spec_from_config",
