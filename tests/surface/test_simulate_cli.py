@@ -62,6 +62,7 @@ def test_trace_replay(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     (["--concurrency", "4", "--engine", "llamacpp"], ["invalid choice"]),
     (["--concurrency", "4", "--timeline", "/nonexistent/dir/t.csv"], ["does not exist"]),
     (["--concurrency", "4", "--dataset", "nope"], ["--dataset"]),
+    (["--concurrency", "4", "--dataset", "sharegpt"], ["--dataset sharegpt", "azure-conv-2023"]),
 ])
 def test_bad_input(capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]) -> None:
     code, out, err = run(capsys, "simulate", "llama-3.1-8b", "--gpu", "h100", "--requests", "5", *argv)
@@ -112,3 +113,9 @@ def test_engine_knobs_on_infer_match_the_server(capsys: pytest.CaptureFixture[st
     assert halved["memory"]["kv_capacity_tokens"] < default["memory"]["kv_capacity_tokens"] / 2
     code, out, err = run(capsys, "infer", "llama-3.1-8b", "--gpu", "h100", "--gpu-memory-utilization", "1.5")
     assert_one_line_error(code, out, err, "(0, 1]")
+
+
+def test_bundled_length_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    p = run_json(capsys, "simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "5", "--requests", "200",
+                 "--dataset", "azure-conv-2023")
+    assert 500 < p["workload"]["prompt_tokens_mean"] < 3000  # conversation prompts: median 1,020 tokens

@@ -238,6 +238,10 @@ def bundled_workload(key: str) -> tuple[LengthDist, LengthDist]:
     if key not in entries:
         raise SpecError(f"unknown --dataset '{key}'; bundled: {', '.join(sorted(entries))}")
     w = entries[key]
+    if "prompt_edges" not in w:
+        usable = sorted(k for k, e in entries.items() if "prompt_edges" in e)
+        raise SpecError(f"--dataset {key}: {w.get('histogram_unavailable', 'no published histogram')}; use one of "
+                        f"{', '.join(usable)}, or --prompt/--output")
     source = str(w.get("source", ""))
     return (LengthDist(edges=tuple(w["prompt_edges"]), weights=tuple(w["prompt_weights"]), name=f"{key} prompt",
                        source=source),
