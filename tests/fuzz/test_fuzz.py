@@ -92,6 +92,7 @@ FLAGS: dict[str, list[str]] = {
               "--seq", "--tokens", "--lora-rank", "--price", "--pue"],
     "infer": ["--gpus", "--tp", "--batch", "--prompt", "--output"],
     "fit": ["--context", "--batch"],
+    "simulate": ["--concurrency", "--rate", "--requests", "--prompt", "--output", "--tp", "--replicas"],
 }
 CHOICES: dict[str, list[str]] = {
     "--gpu": ["h100", "a100-40gb", "4090", "v100", "t4", "tpu-v5p", "mi300x", "m3-max", "nonsense"],
@@ -110,8 +111,10 @@ COMMAND_CHOICES = {"train": ["--gpu", "--method", "--recompute", "--precision"],
 def command_line(draw: st.DrawFn) -> list[str]:
     command = draw(st.sampled_from(sorted(FLAGS)))
     argv = [command, draw(st.sampled_from(MODELS))]
-    if command in ("train", "infer"):
+    if command in ("train", "infer", "simulate"):
         argv += ["--gpu", draw(st.sampled_from(CHOICES["--gpu"]))]
+    if command == "simulate":  # keep each run small; the flags below may still override these
+        argv += ["--requests", "8", "--concurrency", "2"]
     if FLAGS[command]:
         for flag in draw(st.lists(st.sampled_from(FLAGS[command]), max_size=4, unique=True)):
             argv += [flag, draw(st.sampled_from(NUMBERS))]

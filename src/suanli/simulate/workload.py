@@ -26,6 +26,8 @@ from typing import TypeGuard
 
 from suanli.errors import SpecError, require_positive
 
+# A run simulates at most this many requests (~0.4 ms of CPU each, benchmarks/simulate_speed.py: minutes).
+MAX_REQUESTS = 1_000_000
 # A trace larger than this is refused rather than read into memory (a JSONL line is ~60 bytes: ~1.7M requests).
 MAX_TRACE_BYTES = 100 * 1024 * 1024
 
@@ -111,6 +113,9 @@ class Workload:
         if self.trace:
             return
         require_positive("requests", self.requests, fix="simulate at least one request, e.g. --requests 200")
+        if self.requests > MAX_REQUESTS:
+            raise SpecError(f"--requests {self.requests:,} is above the {MAX_REQUESTS:,} a run simulates (about "
+                            "0.4 ms of CPU each); a few thousand requests reach a steady state")
         if (self.concurrency is None) == (self.rate_per_s is None):
             raise SpecError("give exactly one of concurrency (closed loop: --concurrency C) and rate "
                             "(open loop: --rate QPS)")
