@@ -14,6 +14,7 @@ from suanli.cli import (
     hardware_commands,
     infer_commands,
     model_commands,
+    plan_commands,
     simulate_commands,
     train_commands,
 )
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer_commands.register(commands)
     fit_commands.register(commands)
     simulate_commands.register(commands)
+    plan_commands.register(commands)
     hardware_commands.register(commands)
     return parser
 
