@@ -1,4 +1,4 @@
-"""Hybrid families without a bundled checkpoint (no complete published config.json was reachable from here):
+"""Hybrid families without a bundled checkpoint (Bamba, Granite 4.0-H, Falcon-H1) (no complete published config.json was reachable from here):
 their adapters against the transformers implementation on small synthetic configs that exercise every block
 kind. Parameters equal ``model.parameters()`` exactly and FLOPs equal ``FlopCounterMode`` exactly, forward and
 backward, over one and two SSD chunks (24 and 40 tokens with chunks of 16)."""
@@ -28,6 +28,12 @@ SYNTHETIC: dict[str, dict[str, Any]] = {
                              num_local_experts=4, num_experts_per_tok=2, intermediate_size=32,
                              shared_intermediate_size=48, vocab_size=64, tie_word_embeddings=True,
                              position_embedding_type="nope"),
+    # attention and Mamba-2 side by side in every block; gated norm and out_proj bias switched on
+    "falcon_h1": dict(model_type="falcon_h1", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                      head_dim=16, num_hidden_layers=2, mamba_n_heads=8, mamba_d_head=16, mamba_d_ssm=128,
+                      mamba_n_groups=2, mamba_d_state=16, mamba_d_conv=4, mamba_expand=2, mamba_chunk_size=16,
+                      mamba_rms_norm=True, projectors_bias=True, mamba_proj_bias=False, intermediate_size=96,
+                      vocab_size=64, tie_word_embeddings=False),
 }
 
 

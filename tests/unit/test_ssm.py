@@ -78,13 +78,20 @@ def test_mamba_layers_add_no_attention_flops() -> None:
     assert {"ssm_proj", "ssm_conv", "ssm_scan"} <= set(parts)
 
 
-def test_layer_needs_one_token_mixer_at_most() -> None:
-
-    attention = Attention(num_heads=2, num_kv_heads=2, head_dim=4, v_head_dim=4)
-    with pytest.raises(SpecError, match="either attention or a state-space mixer"):
-        Layer(attention=attention, mixer=CODESTRAL, norms=())
+def test_layer_needs_some_block() -> None:
     with pytest.raises(SpecError, match="needs attention"):
         Layer(norms=())
+
+
+def test_parallel_hybrid_layer_counts_attention_and_mixer() -> None:
+    """Falcon-H1 runs attention and Mamba side by side: the layer caches K/V per token and keeps a state."""
+    attention = Attention(num_heads=2, num_kv_heads=2, head_dim=4, v_head_dim=4)
+    both = Layer(attention=attention, mixer=CODESTRAL, norms=())
+    spec = ModelSpec(name="p", model_type="falcon_h1", vocab_size=16, hidden_size=8, layers=(both,),
+                     position=PositionKind.ROTARY, max_position_embeddings=64, tie_word_embeddings=True,
+                     final_norm=None)
+    assert kv_cache_bytes(spec, tokens_per_seq=10) == 10 * 2 * 2 * 4 * 2  # K and V, 2 heads of 4, bf16
+    assert ssm_state_bytes(spec) == (3 * 10240 + 128 * 64 * 128) * 2
 
 
 def test_hybrid_serving_reports_state_and_far_less_kv() -> None:

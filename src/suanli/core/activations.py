@@ -360,7 +360,7 @@ def layer_activation_bytes(layer: Layer, hidden_size: int, model_type: str, s: A
         parts["norms"] = norms_bytes(norms, model_type, s, lift, shared_input=shared)
     if layer.attention is not None:
         parts.update(attention_bytes(layer.attention, hidden_size, model_type, s, lift, grad=grad))
-    elif layer.mixer is not None and grad.input:  # approximate (core/activations_ssm.py)
+    if layer.mixer is not None and grad.input:  # approximate (core/activations_ssm.py)
         parts.update(mixer_activation_bytes(layer.mixer, hidden_size, s, lift))
     if s.recompute is Recompute.SELECTIVE:
         parts = {k: v for k, v in parts.items() if k not in ATTENTION_CORE}

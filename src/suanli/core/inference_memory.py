@@ -140,6 +140,8 @@ def block_linears(layer: Layer, h: int) -> tuple[LinearWeight, ...]:
                               in_features=m.kv_lora_rank, split="column")]
     o_in = a.num_heads * (a.v_head_dim if a.mla is not None else a.head_dim)
     attn.append(LinearWeight(role="attn_output", out_features=h, in_features=o_in, split="row"))
+    if layer.mixer is not None:  # Falcon-H1: Mamba beside attention in the same block
+        attn += _mixer_linears(layer.mixer, h)
     return (*attn, *_ffn_linears(layer, h))
 
 

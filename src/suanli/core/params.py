@@ -155,7 +155,8 @@ def mamba2_params(m: Mamba2Mixer, hidden_size: int, lift: Lift[Num], *, matmul_o
     heads = lift(m.num_heads, "ssm_heads")
     bc = 2 * lift(m.n_groups, "n_groups") * lift(m.d_state, "d_state")
     bias = m.proj_bias and not matmul_only
-    projections = linear_params(h, 2 * inner + bc + heads, bias) + linear_params(inner, h, bias)
+    out_bias = (m.proj_bias if m.out_bias is None else m.out_bias) and not matmul_only
+    projections = linear_params(h, 2 * inner + bc + heads, bias) + linear_params(inner, h, out_bias)
     if matmul_only:
         return projections
     conv_dim = inner + bc

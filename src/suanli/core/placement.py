@@ -49,15 +49,16 @@ def layer_params_per_gpu(layer: Layer, hidden_size: int, tp: int, ep: int) -> fl
     """One block's parameters on one GPU under tensor and expert parallelism."""
     parts = layer_components(layer, hidden_size, plain)
     attention = layer.attention
+    per_gpu = parts.get("ssm", 0.0) / tp  # Mamba heads (and their conv channels) split across TP ranks
     if attention is None:
-        per_gpu = parts.get("ssm", 0.0) / tp  # Mamba heads (and their conv channels) split across TP ranks
+        pass
     elif attention.mla is None and tp > attention.num_kv_heads:
         projections = attention_params(attention, hidden_size, plain, matmul_only=True)
         kv_width = 2 * attention.num_kv_heads * attention.head_dim * hidden_size
-        per_gpu = (projections - kv_width) / tp + kv_width / attention.num_kv_heads
+        per_gpu += (projections - kv_width) / tp + kv_width / attention.num_kv_heads
         per_gpu += parts["attention"] - projections  # biases and q/k norms, replicated
     else:
-        per_gpu = parts["attention"] / tp
+        per_gpu += parts["attention"] / tp
     per_gpu += parts["norms"] + parts.get("router", 0.0)
     per_gpu += (parts.get("mlp", 0.0) + parts.get("shared_experts", 0.0)) / tp
     per_gpu += parts.get("experts", 0.0) / (tp * ep)

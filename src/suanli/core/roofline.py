@@ -168,6 +168,8 @@ def layer_ops(layer: Layer, spec: ModelSpec, *, tokens: float, seq: int, tp: int
            gemm("out_proj", tokens, h, heads * a.v_head_dim, b),
            stream("residual_attn", tokens * h, b, passes=3),
            stream("norm_mlp", tokens * h, b)]
+    if layer.mixer is not None:  # Falcon-H1: the Mamba heads beside attention, on the same normed input
+        ops[5:5] = _mixer_ops(layer.mixer, h, tokens=tokens, seq=seq, tp=tp, b=b)[1:-1]
     ops += _ffn_ops(layer, h, tokens, tp, ep, b)
     ops.append(stream("residual_mlp", tokens * h, b, passes=3))
     return ops

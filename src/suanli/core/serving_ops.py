@@ -234,7 +234,9 @@ def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFor
             stream_elements_per_token=_stream_elements(layer, h, tp),
             num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
             local_experts=moe.num_experts // ep if moe else 0,
-            index_bytes_per_token=kv_vector_bits(kv_format, a.indexer.head_dim) / 8 if a.indexer else 0.0))
+            index_bytes_per_token=kv_vector_bits(kv_format, a.indexer.head_dim) / 8 if a.indexer else 0.0,
+            state_bytes=(ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
+                         if layer.mixer is not None else 0.0)))  # Falcon-H1: Mamba beside attention
     return tuple(plans)
 
 

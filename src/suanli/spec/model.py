@@ -225,6 +225,7 @@ class Mamba2Mixer:
     proj_bias: bool = False
     conv_bias: bool = True
     gated_norm: bool = True
+    out_bias: bool | None = None  # out_proj's bias when it differs from in_proj's (Falcon-H1 projectors_bias)
 
     def __post_init__(self) -> None:
         for name in ("num_heads", "head_dim", "d_state", "n_groups", "conv_kernel", "chunk_size"):
@@ -325,9 +326,9 @@ class Layer:
     """One Transformer block. ``parallel`` blocks feed attention and MLP from the same input (GPT-J,
     GPT-NeoX, Falcon); ``norms`` are the block's own normalisation layers, in order.
 
-    Hybrid models mix token mixers: a block holds self-``attention`` or a state-space ``mixer`` (Mamba),
-    never both, and may hold no token mixer (Nemotron-H's MLP-only blocks) or no ``ffn`` (Mamba-2 and
-    Nemotron-H's mixer-only blocks)."""
+    Hybrid models mix token mixers: a block holds self-``attention``, a state-space ``mixer`` (Mamba), or both
+    side by side on the same normalised input (Falcon-H1's parallel hybrid heads), and may hold no token
+    mixer (Nemotron-H's MLP-only blocks) or no ``ffn`` (Mamba-2 and Nemotron-H's mixer-only blocks)."""
 
     attention: Attention | None = None
     ffn: Mlp | Moe | None = None
@@ -337,8 +338,6 @@ class Layer:
     gates: int = 0  # learnable tanh gate scalars (mllama: cross-attention layers, vision global layers)
 
     def __post_init__(self) -> None:
-        if self.attention is not None and self.mixer is not None:
-            raise SpecError("a layer holds either attention or a state-space mixer, not both")
         if self.attention is None and self.mixer is None and self.ffn is None:
             raise SpecError("a layer needs attention, a state-space mixer or a feed-forward block")
 

@@ -291,7 +291,33 @@ def _lfm2(r: ConfigReader) -> ModelSpec:
     return replace(spec, tie_word_embeddings=tie)
 
 
+def _falcon_h1(r: ConfigReader) -> ModelSpec:
+    """FalconH1ForCausalLM: every block runs attention and a Mamba-2 mixer side by side on the same normed
+    input (parallel hybrid heads), then a SwiGLU MLP (``mlp_bias``); two RMSNorms per block. The mixer's
+    width is ``mamba_d_ssm`` (else expand · h) = mamba_n_heads × mamba_d_head; in_proj carries
+    ``mamba_proj_bias``, out_proj ``projectors_bias``; the gated RMSNorm exists only with ``mamba_rms_norm``.
+    The µP multipliers scale activations and add no parameters."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    heads = r.integer("mamba_n_heads")
+    inner = r.integer("mamba_d_ssm") if r.config.get("mamba_d_ssm") else r.integer("mamba_expand") * hidden
+    head_dim = r.integer("mamba_d_head") if r.config.get("mamba_d_head") not in (None, "auto") else inner // heads
+    if heads * head_dim != inner:
+        raise ConfigError(f"{r.name}: mamba_n_heads × mamba_d_head ({heads} × {head_dim}) must equal the Mamba "
+                          f"width mamba_d_ssm ({inner})")
+    mixer = replace(_mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
+                                  groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
+                                  proj_bias=r.flag("mamba_proj_bias", False),
+                                  conv_bias=r.flag("mamba_conv_bias", True)),
+                    gated_norm=r.flag("mamba_rms_norm", False), out_bias=r.flag("projectors_bias", False))
+    bias = r.flag("attention_bias", False)
+    attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias)
+    layer = Layer(attention=attention, mixer=mixer, ffn=gated_mlp(r, bias=r.flag("mlp_bias", False)),
+                  norms=(rms_norm(hidden), rms_norm(hidden)))
+    return decoder_spec(r, [layer] * num_layers, final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
+
+
 HYBRID_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "falcon_h1": _falcon_h1,
     "lfm2": _lfm2,
     "granitemoehybrid": _granitemoehybrid,
     "qwen3_next": _qwen3_next,
