@@ -32,7 +32,8 @@ from suanli.simulate.metrics import ServingMetrics
 from suanli.simulate.workload import LengthDist, Workload, bundled_workload
 from suanli.spec.engines import EngineKnobs, get_engine
 from suanli.spec.hardware import get_accelerator
-from suanli.spec.precision import parse_number_format
+from suanli.spec.model import ModelSpec
+from suanli.spec.precision import NumberFormat, parse_number_format
 from suanli.spec.resolve import load_model
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "golden" / "data" / "online_serving.toml"
@@ -85,10 +86,9 @@ def _simulate(case: dict[str, Any]) -> ServingMetrics:
     knobs = EngineKnobs(gpu_memory_utilization=case.get("gpu_memory_utilization") or case.get("mem_fraction_static"),
                         max_num_seqs=case.get("max_num_seqs") or case.get("max_batch_size"),
                         max_num_batched_tokens=case.get("max_num_batched_tokens") or case.get("max_num_tokens"))
-    quant = case.get("quant")
     deployment = Deployment(accelerator=get_accelerator(case["gpu"]), engine=get_engine(case["engine"]),
                             tp=case.get("tp", 1), ep=case.get("ep", 1), replicas=case.get("replicas", 1),
-                            weights_format=parse_number_format(quant) if quant else None,
+                            weights_format=_weights_format(case, spec),
                             kv_format=None if case.get("kv_dtype", "auto") == "auto"
                             else parse_number_format(case["kv_dtype"]), knobs=knobs)
     if case.get("dataset"):
@@ -99,6 +99,20 @@ def _simulate(case: dict[str, Any]) -> ServingMetrics:
     workload = Workload(requests=requests, prompt=prompt, output=output, concurrency=case.get("concurrency"),
                         rate_per_s=case.get("rate_per_s"), seed=1)
     return simulate(spec, deployment, workload, keep_timeline=False).metrics
+
+
+def _weights_format(case: dict[str, Any], spec: ModelSpec) -> NumberFormat | None:
+    """The case's ``quant``; None (the checkpoint's own layout) where the checkpoint is already quantized to
+    that kind of number: the sources say "fp8" for DeepSeek-R1, whose Hub checkpoint engines load as its
+    128×128-block FP8, not as per-tensor fp8."""
+    quant = case.get("quant")
+    if not quant:
+        return None
+    fmt = parse_number_format(quant)
+    own = spec.quantization.weights if spec.quantization else None
+    if own is not None and (own.family, own.bits_per_element) == (fmt.family, fmt.bits_per_element):
+        return None
+    return fmt
 
 
 def _measured_keys(case: dict[str, Any]) -> dict[str, str]:

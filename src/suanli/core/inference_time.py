@@ -9,7 +9,9 @@ a list of kernels (``serving_ops``), each timed on the roofline (``core.roofline
 
 with f = ``decode_bandwidth_fraction``, q = ``quantized_weight_bandwidth_fraction`` for weight-only quantized
 formats (1 otherwise), eff the GEMM efficiency curve taken at ≥ 64 rows (``serving_ops.tiled_efficiency``;
-× ``low_precision_gemm_ratio`` for fp8/int8 GEMMs; attention: ``attention_peak_fraction``). A kernel's time
+× ``low_precision_gemm_ratio`` for fp8/int8 GEMMs; block-scaled fp8 weights, DeepSeek-V3's 128×128 blocks:
+``block_scaled_gemm_peak_fraction`` of the fp8 peak and ``block_scaled_gemm_latency_s`` more per GEMM;
+attention: ``attention_peak_fraction``). A kernel's time
 is booked to ``compute_s`` when compute bounds it, else to ``weights_s`` / ``kv_s`` / ``activations_s`` by its
 bytes; TP all-reduces and the logits all-gather (α–β, ``core.comms``, plus ``collective_overhead_s`` each) to
 ``comm_s``; launches and the engine's per-step CPU work to ``overhead_s``. The parts add up to ``time_s``.

@@ -249,17 +249,32 @@ class Device:
     bandwidth_bytes_per_s: float  # × decode_bandwidth_fraction
     weight_bandwidth_bytes_per_s: float  # × quantized factor where the format dequantizes
     launch_s: float
+    gemm_latency_s: float = 0.0  # per weight GEMM beyond its roofline (block-scaled fp8)
+
+
+def block_scaled(fmt: NumberFormat, accelerator: Accelerator) -> bool:
+    """8-bit float weights with a scale per block (DeepSeek-V3's 128×128), run as fp8 GEMMs that apply the
+    weight-block and activation-group scales in their main loop (``block_scaled_gemm_*`` assumptions)."""
+    return (fmt.family is Family.FLOAT and fmt.bits_per_element == 8 and fmt.block_size > 1
+            and compute_format(fmt, accelerator) == fmt.compute_format)
 
 
 def device(acc: Accelerator, fmt: NumberFormat, a: PerformanceAssumptions, launch_s: float,
            bandwidth: float | None = None) -> Device:
+    """The roofs of ``fmt``'s GEMMs on ``acc``. Block-scaled fp8 runs at ``block_scaled_gemm_peak_fraction``
+    of the fp8 peak (in place of ``gemm_peak_fraction`` × ``low_precision_gemm_ratio``; ``tiled_efficiency``
+    multiplies by ``gemm_peak_fraction`` again) and each of its GEMMs takes ``block_scaled_gemm_latency_s``."""
     bw = (bandwidth or acc.memory_bandwidth_bytes_per_s) * a.decode_bandwidth_fraction
     q = a.quantized_weight_bandwidth_fraction if dequantizes(fmt, acc) else 1.0
     gemm_format = compute_format(fmt, acc)
     narrow = a.low_precision_gemm_ratio if gemm_format in _NARROW else 1.0
+    latency = 0.0
+    if block_scaled(fmt, acc):
+        narrow, latency = a.block_scaled_gemm_peak_fraction / a.gemm_peak_fraction, a.block_scaled_gemm_latency_s
     return Device(peak_flops_per_s=acc.peak_flops(gemm_format) * narrow,
                   attention_flops_per_s=acc.peak_flops(compute_format(_BF16, acc)),
-                  bandwidth_bytes_per_s=bw, weight_bandwidth_bytes_per_s=bw * q, launch_s=launch_s)
+                  bandwidth_bytes_per_s=bw, weight_bandwidth_bytes_per_s=bw * q, launch_s=launch_s,
+                  gemm_latency_s=latency)
 
 
 def kernel(d: Device, *, compute_s: float, flops: float, weight_bytes: float = 0.0, kv_bytes: float = 0.0,
@@ -300,8 +315,10 @@ def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssu
         rows, hit = m, 1.0
     flops = 2 * rows * g.out * g.inp
     compute = flops / (d.peak_flops_per_s * tiled_efficiency(rows, g.out * g.inp, a)) if flops else 0.0
-    return kernel(d, compute_s=compute, flops=flops, weight_bytes=hit * g.out * g.inp * g.bytes_per_weight,
+    cost = kernel(d, compute_s=compute, flops=flops, weight_bytes=hit * g.out * g.inp * g.bytes_per_weight,
                   activation_bytes=rows * (g.out + g.inp) * _ACT)
+    latency = d.gemm_latency_s if flops and g.name != "router" else 0.0  # the router GEMM runs in bf16
+    return cost + Cost(overhead_s=latency) if latency else cost
 
 
 def attended_pairs(context: float, new_tokens: int, window: int | None) -> float:

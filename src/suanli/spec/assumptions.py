@@ -118,6 +118,21 @@ class PerformanceAssumptions:
       doubled peak than 16-bit ones do of theirs: best-shape matmuls on H100 SXM ran at 1402.6 of 1978.9 fp8
       TFLOP/s (0.709) against 794.5 of 989.4 bf16 (0.803) (stas00/ml-engineering MAMF), a ratio of 0.88.
       Measured, not fitted; applied by the serving model on top of ``gemm_peak_fraction``.
+    - ``block_scaled_gemm_peak_fraction``: the best fraction of the fp8 peak that GEMMs on block-scaled fp8
+      weights reach (DeepSeek-V3's recipe: a scale per 128×128 weight block and per 1×128 activation group,
+      applied in the kernel's main loop, arXiv:2412.19437 §3.3.2), replacing ``gemm_peak_fraction`` ×
+      ``low_precision_gemm_ratio`` for them. vLLM's kernels on H100 SXM, DeepSeek-V3's N=2112 K=7168 at
+      M = 4096-16384 tokens: Triton 403-407 TFLOP/s (0.20-0.21 of 1979), CUTLASS 457-490 (0.23-0.25), where
+      the same shape in bf16 ran at 716 of 989 (0.72) (vLLM PR #23280, benchmark table). DeepGEMM reaches
+      0.49-0.69 on large shapes (vLLM PR #13917: 970 TFLOP/s at 1024×18432×7168; DeepGEMM README: up to
+      1358): raise it for an engine that runs DeepGEMM. Measured, not fitted.
+    - ``block_scaled_gemm_latency_s``: time a block-scaled fp8 GEMM kernel takes beyond its roofline and
+      launch, whatever its size: vLLM's Triton kernel took 23.3 µs for N=2112 K=7168 at M=1 and at M=16 on
+      H100 SXM (1.30 and 20.8 TFLOP/s, vLLM PR #23280), where reading its 15.1 MB of weights takes 5.8 µs at
+      ``decode_bandwidth_fraction`` and cuBLAS bf16 ran the same shape (twice the bytes) in 9.9 µs; 23.3 −
+      5.8 − 2.5 (``graph_kernel_overhead_s``) = 15 µs. SGLang's tables for DeepSeek-V3's TP8 shapes show the
+      same floor: 13-32 µs for N=512 K=7168 and N=3072 K=1536 (1.8-3.7 MB) across DeepGEMM, CUTLASS and
+      Triton (sglang PRs #5207, #5820). Measured, not fitted.
     """
 
     gemm_peak_fraction: float = 0.80
@@ -140,6 +155,8 @@ class PerformanceAssumptions:
     eager_python_overhead_s_per_layer: float = 3e-4
     host_memory_bandwidth_bytes_per_s: float = 100e9
     low_precision_gemm_ratio: float = 0.88
+    block_scaled_gemm_peak_fraction: float = 0.21  # measured (vLLM Triton, H100), not fitted
+    block_scaled_gemm_latency_s: float = 15e-6  # measured (vLLM Triton, H100), not fitted
 
     def __post_init__(self) -> None:
         for name in ("gemm_peak_fraction", "attention_peak_fraction", "memory_bandwidth_fraction",
@@ -162,13 +179,14 @@ class PerformanceAssumptions:
         self._check_inference_fields()
 
     def _check_inference_fields(self) -> None:
-        for name in ("decode_bandwidth_fraction", "quantized_weight_bandwidth_fraction", "low_precision_gemm_ratio"):
+        for name in ("decode_bandwidth_fraction", "quantized_weight_bandwidth_fraction", "low_precision_gemm_ratio",
+                     "block_scaled_gemm_peak_fraction"):
             if not 0 < getattr(self, name) <= 1:
                 raise SpecError(f"performance assumption {name} must be in (0, 1], got {getattr(self, name)}")
         for name in ("graph_kernel_overhead_s", "engine_step_overhead_s", "native_step_overhead_s",
                      "engine_request_overhead_s",
                      "collective_overhead_s",
-                     "eager_python_overhead_s_per_layer"):
+                     "eager_python_overhead_s_per_layer", "block_scaled_gemm_latency_s"):
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
         if not self.host_memory_bandwidth_bytes_per_s > 0:
