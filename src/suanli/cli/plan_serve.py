@@ -1,0 +1,106 @@
+"""``suanli plan serve MODEL --rate QPS --slo-ttft-ms X --slo-tpot-ms Y``: the fewest GPUs (or lowest $/hour) that
+serve the rate within the targets, over accelerators, tp, replicas and prefill/decode disaggregation."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from suanli.cli.common import add_output_flags, positive_int
+from suanli.cli.model_arg import add_as_option
+from suanli.cli.simulate_commands import positive_float
+
+if TYPE_CHECKING:
+    from suanli.search.plan_serve import CheckedPlan, ServePlan
+
+# Accelerators tried when --gpu is not given: data-centre parts serving engines run on, one per generation.
+DEFAULT_GPUS = ("h100", "h200", "a100-80gb", "l40s", "mi300x", "b200")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    serve = sub.add_parser(
+        "serve", help="fewest GPUs or lowest $/h serving a request rate within TTFT/TPOT targets",
+        description="Size a deployment analytically with infer's model (largest decode batch within the TPOT "
+        "target, replicas for the rate, prefill/decode splits), then check the cheapest candidates with the "
+        "serving simulator: a plan passes when the 90th percentiles of TTFT and TPOT meet the targets.")
+    serve.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
+    add_as_option(serve)
+    serve.add_argument("--rate", type=positive_float, required=True, metavar="QPS", help="requests per second")
+    serve.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens (default 1024)")
+    serve.add_argument("--output", type=positive_int, default=256, help="output tokens (default 256)")
+    serve.add_argument("--slo-ttft-ms", type=positive_float, required=True, help="90th-percentile TTFT target")
+    serve.add_argument("--slo-tpot-ms", type=positive_float, required=True, help="90th-percentile TPOT target")
+    serve.add_argument("--gpu", help=f"accelerators to consider, comma separated (default {','.join(DEFAULT_GPUS)})")
+    serve.add_argument("--objective", choices=("gpus", "cost"), default="gpus",
+                       help="fewest GPUs (default) or lowest on-demand $/hour")
+    serve.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default="vllm")
+    serve.add_argument("--quant", help="weight format (default: the checkpoint's)")
+    serve.add_argument("--max-gpus", type=positive_int, default=512, help="largest deployment considered")
+    serve.add_argument("--seed", type=int, default=0)
+    add_output_flags(serve)
+    serve.set_defaults(run=run_plan_serve)
+
+
+def run_plan_serve(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json, key_values, table
+    from suanli.errors import SpecError
+    from suanli.search.plan_serve import Objective, ServeTarget, plan_serve
+    from suanli.spec.engines import get_engine
+    from suanli.spec.hardware import get_accelerator
+    from suanli.spec.precision import parse_number_format
+    from suanli.spec.resolve import load_model
+
+    spec = load_model(args.model, as_family=args.as_family)
+    names = [n.strip() for n in (args.gpu.split(",") if args.gpu else DEFAULT_GPUS) if n.strip()]
+    accelerators = [get_accelerator(n) for n in names]
+    target = ServeTarget(rate_per_s=args.rate, prompt_tokens=args.prompt, output_tokens=args.output,
+                         ttft_s=args.slo_ttft_ms / 1e3, tpot_s=args.slo_tpot_ms / 1e3)
+    plan = plan_serve(spec, target, accelerators, engine=get_engine(args.engine), objective=Objective(args.objective),
+                      weights_format=parse_number_format(args.quant) if args.quant else None,
+                      max_gpus=args.max_gpus, seed=args.seed)
+    if plan.best is None:
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(plan.rejected.items(), key=lambda x: -x[1])[:3])
+        raise SpecError(f"no deployment of up to {args.max_gpus} GPUs serves {args.rate:g} requests/s within "
+                        f"TTFT {args.slo_ttft_ms:g} ms and TPOT {args.slo_tpot_ms:g} ms ({reasons}); relax a target, "
+                        "lower the rate or allow more GPUs")
+    payload = _payload(plan)
+    if args.json:
+        emit_json(payload)
+        return 0
+    best = payload["best"]
+    print(key_values([
+        ("best", f"{best['gpus']}× {best['gpu']}: tp {best['tp']}, "
+                 + (f"prefill:decode {best['pd']}" if best["pd"] else f"{best['replicas']} replica(s)")
+                 + (f", ${best['usd_per_hour']:,.2f}/h" if best["usd_per_hour"] is not None else "")),
+        ("simulated", f"TTFT p90 {best['latency']['ttft_s']['p90'] * 1e3:,.0f} ms, TPOT p90 "
+                      f"{best['latency']['tpot_s']['p90'] * 1e3:,.1f} ms, "
+                      f"{best['throughput']['output_tokens_per_s']:,.0f} output tokens/s"),
+        ("searched", f"{payload['evaluated']} accelerator × tp settings, {payload['simulated']} simulations, "
+                     f"{sum(payload['rejected'].values())} rejected"),
+    ]))
+    rows = [[c["gpu"], str(c["gpus"]), str(c["tp"]), c["pd"] or f"{c['replicas']}×",
+             "—" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:,.2f}",
+             f"{c['latency']['ttft_s']['p90'] * 1e3:,.0f}", f"{c['latency']['tpot_s']['p90'] * 1e3:,.1f}"]
+            for c in payload["candidates"]]
+    print()
+    print(table(["gpu", "GPUs", "tp", "replicas / P:D", "$/h", "TTFT p90 ms", "TPOT p90 ms"], rows,
+                align="lrrrrrr"))
+    for reason, count in sorted(payload["rejected"].items(), key=lambda x: -x[1]):
+        print(f"rejected: {count} {reason}")
+    return 0
+
+
+def _payload(plan: ServePlan) -> dict[str, Any]:
+    return {"best": _plan_dict(plan.best) if plan.best else None,
+            "candidates": [_plan_dict(c) for c in plan.checked], "rejected": plan.rejected,
+            "evaluated": plan.evaluated, "simulated": plan.simulated}
+
+
+def _plan_dict(p: CheckedPlan) -> dict[str, Any]:
+    c, m = p.candidate, p.metrics
+    return {"gpu": c.accelerator.key, "gpus": c.gpus, "tp": c.tp, "ep": 1,
+            "replicas": c.replicas, "pd": f"{c.pd[0]}:{c.pd[1]}" if c.pd else None,
+            "usd_per_hour": c.usd_per_hour,
+            "latency": {"ttft_s": m.ttft.to_dict(), "tpot_s": m.tpot.to_dict(), "itl_s": m.itl.to_dict(),
+                        "e2e_s": m.e2e.to_dict()},
+            "throughput": {"output_tokens_per_s": m.output_tokens_per_s, "requests_per_s": m.requests_per_s}}
