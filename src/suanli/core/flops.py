@@ -12,7 +12,12 @@ Conventions (docs/conventions.md):
   computes;
 - the output head runs on every position (training, prefill of a full sequence);
 - backward = 2 × forward: each matmul needs one matmul for the input gradient and one for the weight
-  gradient (Kaplan et al. 2020, §2.1; Narayanan et al. 2021, arXiv:2104.04473 App. A);
+  gradient (Kaplan et al. 2020, §2.1; Narayanan et al. 2021, arXiv:2104.04473 App. A); the chunked gated
+  delta rule (Qwen3-Next) departs from it as its autograd does (``gated_deltanet_backward_extra``);
+- state-space and linear-attention mixers (Mamba-1/2, Gated DeltaNet, LFM2's short conv) count their
+  projections, their depthwise causal conv (as PyTorch pads it) and the matmuls of the scan the transformers
+  torch path runs (chunked SSD, sequential Mamba-1 read-out, chunked delta rule): what ``FlopCounterMode``
+  counts on that path, exactly; element-wise discretisation, decays and gates are left out, as it leaves them;
 - recompute adds the forward of what is recomputed (a whole block for FULL, the attention core for
   SELECTIVE); ``training`` excludes it (model FLOPs), ``training_with_recompute`` includes it (hardware FLOPs).
 
