@@ -17,9 +17,11 @@ from suanli.core import (
     activations,
     activations_head,
     activations_peft,
+    activations_ssm,
     comms,
     cost,
     flops,
+    frozen_base,
     inference_memory,
     inference_time,
     kv_cache,
@@ -30,9 +32,17 @@ from suanli.core import (
     placement,
     rl,
     roofline,
+    serving_ops,
+    training_sync,
     training_time,
+    vision,
 )
 from suanli.core.params import count_params
+from suanli.simulate import engine as sim_engine
+from suanli.simulate import kv_blocks as sim_kv_blocks
+from suanli.simulate import metrics as sim_metrics
+from suanli.simulate import run as sim_run
+from suanli.simulate import workload as sim_workload
 from suanli.spec.hardware import load_accelerators
 from suanli.spec.hf import spec_from_config
 from suanli.spec.resolve import catalog_config, model_catalog
@@ -101,9 +111,10 @@ def _tflops(value: float | None) -> str:
 def formulas_md() -> str:
     sections = ["# Formula reference", "",
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
-    for module in (params, flops, model_states, placement, activations, activations_head, activations_peft, peft,
-                   memory, rl, kv_cache,
-                   inference_memory, roofline, comms, training_time, inference_time, cost):
+    for module in (params, flops, vision, model_states, placement, activations, activations_head, activations_peft,
+                   activations_ssm, peft, frozen_base, memory, rl, kv_cache, inference_memory, serving_ops, roofline,
+                   comms, training_sync, training_time, inference_time, cost, sim_workload, sim_kv_blocks, sim_engine,
+                   sim_metrics, sim_run):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)
 
