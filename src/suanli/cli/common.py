@@ -34,3 +34,14 @@ def _whole_number(text: str) -> int:
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object (stable keys) instead of a table")
     parser.add_argument("--explain", action="store_true", help="show the formulas, inputs and sources")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (``2e12`` or ``2000000000000``), with a one-line error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 2e12, got '{text}'") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value

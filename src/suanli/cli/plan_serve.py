@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import add_output_flags, positive_int
+from suanli.cli.common import add_output_flags, positive_float, positive_int
 from suanli.cli.model_arg import add_as_option
-from suanli.cli.simulate_commands import positive_float
 
 if TYPE_CHECKING:
     from suanli.search.plan_serve import CheckedPlan, ServePlan

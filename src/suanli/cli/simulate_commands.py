@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
 from suanli.cli.engine_knobs import add_engine_knobs, engine_knobs
 from suanli.cli.model_arg import add_as_option
 
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
 ENGINES = ("vllm", "sglang", "trtllm", "hf")
 ROUTERS = ("least-outstanding", "round-robin", "prefix-aware")
 TIMELINE_COLUMNS = ("start_s", "end_s", "steps", "replica", "running", "waiting", "prefill_tokens", "kv_blocks_used")
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
 
 
 def int_list(text: str) -> list[int]:

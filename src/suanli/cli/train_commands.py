@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import Commands, add_output_flags, positive_int
+from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
@@ -356,17 +356,6 @@ def precision_mode(precision: str, framework: str) -> PrecisionMode:
     if framework == "torchtune":  # recipes train in the model dtype: bf16 weights, grads and optimizer states
         return PrecisionMode.PURE_BF16 if precision == "bf16" else PrecisionMode.MIXED_FP16
     return PrecisionMode.MIXED_BF16 if precision == "bf16" else PrecisionMode.MIXED_FP16
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0 (``2e12`` or ``2000000000000``), with a one-line error otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number such as 2e12, got '{text}'") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def _duration(seconds: float) -> str:
