@@ -1,7 +1,8 @@
 """Block-scaled fp8 GEMMs (DeepSeek-V3's 128×128 weight blocks) against hand-derived numbers: each of their
 GEMMs takes ``block_scaled_gemm_latency_s`` beyond its roofline, and their compute runs at
 ``block_scaled_gemm_peak_fraction`` of the fp8 peak instead of ``gemm_peak_fraction`` ×
-``low_precision_gemm_ratio``; per-tensor fp8, bf16 and GPUs without fp8 are untouched."""
+``low_precision_gemm_ratio``; per-tensor fp8, bf16 and GPUs without fp8 are untouched. MoE layers also pay
+``moe_dispatch_kernels`` launches (top-k, sort by expert, activation, weighted sum)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,21 @@ def test_the_fraction_and_latency_are_validated() -> None:
         PerformanceAssumptions(block_scaled_gemm_peak_fraction=0)
     with pytest.raises(SpecError, match="block_scaled_gemm_latency_s"):
         PerformanceAssumptions(block_scaled_gemm_latency_s=-1e-6)
+    with pytest.raises(SpecError, match="moe_dispatch_kernels"):
+        PerformanceAssumptions(moe_dispatch_kernels=-1)
+
+
+def test_moe_layers_pay_their_dispatch_kernels() -> None:
+    mixtral = load_model("mixtral-8x7b")  # bf16: no block-scaled latency
+    launch = 2.5e-6
+    a = PerformanceAssumptions(engine_step_overhead_s=0, engine_request_overhead_s=0, graph_kernel_overhead_s=launch,
+                               collective_overhead_s=0, kernel_overhead_s=0)
+    without = PerformanceAssumptions(engine_step_overhead_s=0, engine_request_overhead_s=0,
+                                     graph_kernel_overhead_s=launch, collective_overhead_s=0, kernel_overhead_s=0,
+                                     moe_dispatch_kernels=0)
+    with_, bare = (decode_step_time(serving_setup(mixtral, H100, assumptions=x), batch=1, context=0)
+                   for x in (a, without))
+    # 32 MoE layers × 7 launches of 2.5 µs
+    assert with_.overhead_s - bare.overhead_s == pytest.approx(32 * 7 * launch, rel=1e-9)
+    dense = (decode_step_time(serving_setup(LLAMA8, H100, assumptions=x), batch=1, context=0) for x in (a, without))
+    assert len({d.overhead_s for d in dense}) == 1  # dense layers have none

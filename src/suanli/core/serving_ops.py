@@ -6,7 +6,8 @@ column/row splits over tp, K/V by KV heads, experts ep ways and each expert tp/e
     GEMM        2·m·n·k FLOPs;  n·k·r weight bytes (r: bytes per weight of the format, scales included);
                 m·(n + k)·2 activation bytes. q/k/v and gate/up run fused, as serving engines fuse them.
     experts     the m·top_k / ep token-expert assignments this GPU serves; weights of the experts hit,
-                (E/ep)·(1 − (1 − k/E)^m) of them (``expected_distinct_experts``).
+                (E/ep)·(1 − (1 − k/E)^m) of them (``expected_distinct_experts``); plus ``moe_dispatch_kernels``
+                launches (top-k, sort by expert, activation, weighted sum of the top-k outputs).
     attention   2·heads·(d + d_v) FLOPs per (query, key) pair, Σ_{i=1..T} min(c₀ + i, window) pairs a
                 sequence (decode with an MLA latent cache: the absorbed form, d → kv_lora + rope, d_v →
                 kv_lora); KV bytes B·cached(c₀ + T)·kv_bytes_per_token_per_layer + the m appended tokens.
@@ -412,6 +413,8 @@ def token_kernels_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: Pe
         cost = cost + _gemm_cost(g, plan, tokens, d, a)
     cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=tokens * plan.stream_elements_per_token * _ACT,
                          kernels=_STREAM_KERNELS)
+    if plan.num_experts and tokens:  # top-k, sort by expert, activation, weighted sum (``moe_dispatch_kernels``)
+        cost = cost + Cost(overhead_s=d.launch_s * a.moe_dispatch_kernels)
     if tp > 1:
         cost = cost + Cost(comm_s=2 * all_reduce_s(tokens * spec.hidden_size * _ACT, tp, acc, a))
     return cost

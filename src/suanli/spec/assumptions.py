@@ -133,6 +133,14 @@ class PerformanceAssumptions:
       5.8 − 2.5 (``graph_kernel_overhead_s``) = 15 µs. SGLang's tables for DeepSeek-V3's TP8 shapes show the
       same floor: 13-32 µs for N=512 K=7168 and N=3072 K=1536 (1.8-3.7 MB) across DeepGEMM, CUTLASS and
       Triton (sglang PRs #5207, #5820). Measured, not fitted.
+    - ``moe_dispatch_kernels``: small kernels a mixture-of-experts layer runs besides its router and expert
+      GEMMs, each costing a launch: in vLLM's fused-MoE path, the top-k over the router scores and its
+      renormalisation (2), ``moe_align_block_size`` sorting the token-expert pairs by expert with its buffer
+      fills (3), the activation between the two expert GEMMs (1) and ``moe_sum`` weighting the top-k outputs
+      back into one row per token (1): 7 (vllm/model_executor/layers/fused_moe/fused_moe.py: fused_topk,
+      moe_align_block_size, fused_experts). Counted, not fitted. DeepSeek-V3's group-limited routing ran as
+      ~15 more PyTorch ops in early-2025 engines (vLLM's ``grouped_topk``); those are not counted, as the
+      model spec does not carry ``n_group``.
     """
 
     gemm_peak_fraction: float = 0.80
@@ -157,6 +165,7 @@ class PerformanceAssumptions:
     low_precision_gemm_ratio: float = 0.88
     block_scaled_gemm_peak_fraction: float = 0.21  # measured (vLLM Triton, H100), not fitted
     block_scaled_gemm_latency_s: float = 15e-6  # measured (vLLM Triton, H100), not fitted
+    moe_dispatch_kernels: int = 7  # counted (vLLM fused_moe), not fitted
 
     def __post_init__(self) -> None:
         for name in ("gemm_peak_fraction", "attention_peak_fraction", "memory_bandwidth_fraction",
@@ -186,7 +195,7 @@ class PerformanceAssumptions:
         for name in ("graph_kernel_overhead_s", "engine_step_overhead_s", "native_step_overhead_s",
                      "engine_request_overhead_s",
                      "collective_overhead_s",
-                     "eager_python_overhead_s_per_layer", "block_scaled_gemm_latency_s"):
+                     "eager_python_overhead_s_per_layer", "block_scaled_gemm_latency_s", "moe_dispatch_kernels"):
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
         if not self.host_memory_bandwidth_bytes_per_s > 0:
