@@ -113,10 +113,9 @@ def formulas_md() -> str:
     sections = ["# Formula reference", "",
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
     for module in (params, flops, vision, model_states, placement, activations, activations_head, activations_peft,
-                   activations_ssm, peft, frozen_base, memory, rl, kv_cache, serving_weights, inference_memory, serving_ops,
-                   roofline,
-                   comms, training_sync, training_time, inference_time, cost, sim_workload, sim_kv_blocks, sim_engine,
-                   sim_metrics, sim_run):
+                   activations_ssm, peft, frozen_base, memory, rl, kv_cache, serving_weights, inference_memory,
+                   serving_ops, roofline, comms, training_sync, training_time, inference_time, cost, sim_workload,
+                   sim_kv_blocks, sim_engine, sim_metrics, sim_run):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)
 
