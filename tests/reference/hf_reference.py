@@ -65,7 +65,7 @@ ENCODER_ONLY_TYPES = frozenset({"bert"})
 MULTIMODAL_TYPES = frozenset({"qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "gemma3"})
 
 #: state-space and hybrid model_types, shrunk by ``_tiny_hybrid`` (their Mamba fields too).
-HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba", "qwen3_next", "lfm2"})
+HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba", "qwen3_next", "lfm2", "minimax"})
 
 #: config keys that transformers does not need to build the module (dropped before building).
 _BUILD_IGNORED_KEYS = ("quantization_config",)
@@ -425,6 +425,9 @@ def _tiny_hybrid(d: dict[str, Any]) -> dict[str, Any]:
         t.update(num_hidden_layers=4, linear_num_key_heads=2, linear_num_value_heads=2 * ratio,
                  linear_key_head_dim=16, linear_value_head_dim=16)
         t["layer_types"] = ["linear_attention"] * 3 + ["full_attention"]
+    elif mt == "minimax":  # one lightning and one softmax layer; blocks of 16 (24 tokens: one whole, one part)
+        t.update(num_hidden_layers=2, layer_types=["linear_attention", "full_attention"], block_size=16,
+                 rotary_dim=t.get("head_dim", 16) // 2)
     elif mt == "lfm2":  # conv, conv, attention, conv; the MLP width rule kept with a finer multiple
         t.update(num_hidden_layers=4, full_attn_idxs=[2], block_multiple_of=16, block_dim=t["hidden_size"],
                  block_ff_dim=t["intermediate_size"])

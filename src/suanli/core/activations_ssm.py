@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from suanli.core.activation_setup import ActivationSetup, act_num, rank_tokens, region_tokens
 from suanli.quantity import Num
-from suanli.spec.model import GatedDeltaNet, Mamba2Mixer, Mixer, ShortConv
+from suanli.spec.model import GatedDeltaNet, LightningAttention, Mamba2Mixer, Mixer, ShortConv
 
 Lift = Callable[[float, str], Num]
 _FP32 = 4.0
@@ -43,6 +43,11 @@ def mixer_activation_bytes(m: Mixer, hidden_size: int, s: ActivationSetup, lift:
         width = 2 * inner + bc + lift(m.num_heads, "ssm_heads") + (inner + bc) + 2 * inner
         scores = 2 * lift(m.num_heads, "ssm_heads") * lift(m.chunk_size, "chunk_size") * _FP32
         parts["ssm"] = tokens * (width * act + scores) / tp
+        return parts
+    if isinstance(m, LightningAttention):  # qkv, gate, core output, norm output; block scores (fp32) per token
+        width = lift(m.num_heads, "num_heads") * lift(m.head_dim, "head_dim")
+        scores = 2 * lift(m.num_heads, "num_heads") * lift(m.block_size, "block_size") * _FP32
+        parts["ssm"] = tokens * (6 * width * act + scores) / tp
         return parts
     if isinstance(m, ShortConv):  # in_proj output (B, C, x), B·x, conv output, C·y
         c = lift(m.channels, "conv_channels")

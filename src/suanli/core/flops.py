@@ -39,6 +39,7 @@ from suanli.spec.model import (
     Attention,
     GatedDeltaNet,
     Layer,
+    LightningAttention,
     Mamba2Mixer,
     MambaMixer,
     Mixer,
@@ -179,6 +180,39 @@ def gated_deltanet_backward_extra(m: GatedDeltaNet, seq: int, lift: Lift[Num]) -
     return 2 * lift(m.num_v_heads, "linear_v_heads") * (chunks * c * c * (dk + dv) - 4 * c * dk * dv)
 
 
+def _lightning_blocks(m: LightningAttention, seq: int) -> tuple[int, int, int]:
+    """(whole blocks, the last block's length, the first block's length): blocks are not padded."""
+    whole, rest = divmod(seq, m.block_size)
+    return whole, rest, min(seq, m.block_size)
+
+
+def lightning_scan_flops(m: LightningAttention, seq: int, lift: Lift[Num]) -> Num:
+    """MiniMax's blocked lightning attention as transformers' ``MiniMaxLightningAttention`` runs it: per head
+    and block of L tokens (the last one shorter, not padded), Q·Kᵀ and its product with V inside the block
+    (2·L²·d) and the read Q·S and write Kᵀ·V of the d × d state (2·L·d²)::
+
+        2·H·Σ_blocks (2·L²·d + 2·L·d²)
+
+    The decays are element-wise and not counted."""
+    whole, rest, _ = _lightning_blocks(m, seq)
+    d, b = lift(m.head_dim, "head_dim"), lift(m.block_size, "block_size")
+    per_head = whole * (2 * b * b * d + 2 * b * d * d)
+    if rest:
+        r = lift(rest, "last_block")
+        per_head = per_head + 2 * r * r * d + 2 * r * d * d
+    return 2 * lift(m.num_heads, "num_heads") * per_head
+
+
+def lightning_backward_extra(m: LightningAttention, seq: int, lift: Lift[Num]) -> Num:
+    """What the blocked lightning attention's backward saves against 2 × its forward matmuls: no gradient
+    flows into the all-zero initial state (the first block's Q·S needs one product, not two) nor out of the
+    state written after the last block (its Kᵀ·V needs none): −2·H·(L_first + 2·L_last)·d²."""
+    _, rest, first = _lightning_blocks(m, seq)
+    last = lift(rest or m.block_size, "last_block")
+    d = lift(m.head_dim, "head_dim")
+    return -2 * lift(m.num_heads, "num_heads") * (lift(first, "first_block") + 2 * last) * d * d
+
+
 def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -> dict[str, Num]:
     """Forward FLOPs of a state-space mixer over one sequence: projections, depthwise conv, scan.
 
@@ -187,6 +221,9 @@ def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -
     2023 §3.3) are element-wise and, like norms and activations, not counted (``FlopCounterMode`` does not
     count them either)."""
     tokens = lift(seq, "seq")
+    if isinstance(m, LightningAttention):  # MiniMax: projections and the blocked linear attention, no conv
+        return {"ssm_proj": 2 * tokens * mixer_params(m, hidden_size, lift, matmul_only=True),
+                "ssm_scan": lightning_scan_flops(m, seq, lift)}
     if isinstance(m, ShortConv):  # LFM2: projections and the conv; the B·x and C·y gates are element-wise
         return {"ssm_proj": 2 * tokens * mixer_params(m, hidden_size, lift, matmul_only=True),
                 "ssm_conv": ssm_conv_flops(lift(m.channels, "conv_dim"), lift(m.conv_kernel, "conv_kernel"), tokens)}
@@ -283,6 +320,8 @@ def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpa
     for layer, count in spec.layer_groups():
         if isinstance(layer.mixer, GatedDeltaNet):
             delta_backward += gated_deltanet_backward_extra(layer.mixer, seq, plain) * count * batch
+        if isinstance(layer.mixer, LightningAttention):
+            delta_backward += lightning_backward_extra(layer.mixer, seq, plain) * count * batch
         parts = layer_forward_flops(layer, spec.hidden_size, seq, span, plain, image_states)
         for name, value in parts.items():
             components[name] = components.get(name, 0.0) + value * count * batch

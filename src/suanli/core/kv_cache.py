@@ -29,7 +29,7 @@ the last conv_kernel − 1 inputs of the causal conv plus the SSM state::
 
     Mamba-2: (K − 1) × (I + 2·G·N) + H × P × N elements      Mamba-1: (K − 1) × I + I × N elements
     Gated DeltaNet (Qwen3-Next): (K − 1) × (2·Hk·dk + Hv·dv) + Hv × dk × dv elements
-    Short conv (LFM2): (K − 1) × h elements
+    Short conv (LFM2): (K − 1) × h elements      Lightning attention (MiniMax): H × d × d elements
 
 (I = H·P inner channels, G groups, N state size, P head dim). vLLM keeps both in the model dtype by
 default (``mamba_cache_dtype`` / ``mamba_ssm_cache_dtype`` "auto"), splits heads and channels over TP
@@ -44,7 +44,7 @@ import math
 
 from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import MlaCache
-from suanli.spec.model import Attention, GatedDeltaNet, Mamba2Mixer, Mixer, ModelSpec, ShortConv
+from suanli.spec.model import Attention, GatedDeltaNet, LightningAttention, Mamba2Mixer, Mixer, ModelSpec, ShortConv
 from suanli.spec.precision import Family, NumberFormat, parse_number_format, torch_dtype_format
 
 _WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.GGUF_MIX, Family.NF4)
@@ -166,6 +166,11 @@ def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
     docstring). Mamba-2 heads and x channels split over tp; the B/C groups split when tp divides n_groups and
     are otherwise replicated, one group per rank at least (vLLM's rule)."""
     require_positive("tp", tp)
+    if isinstance(mixer, LightningAttention):  # MiniMax: an H × d × d K·V state per sequence, no conv
+        if mixer.num_heads % tp:
+            raise LayoutError(f"num_attention_heads ({mixer.num_heads}) is not divisible by tp ({tp}); use a tp "
+                              f"that divides {mixer.num_heads}")
+        return 0.0, float(mixer.num_heads // tp * mixer.head_dim * mixer.head_dim)
     kernel_tail = mixer.conv_kernel - 1
     if isinstance(mixer, Mamba2Mixer):
         if mixer.num_heads % tp:

@@ -18,6 +18,7 @@ from suanli.spec.model import (
     Attention,
     GatedDeltaNet,
     Layer,
+    LightningAttention,
     Mamba2Mixer,
     MambaMixer,
     Mixer,
@@ -201,6 +202,8 @@ def mixer_params(m: Mixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bo
         return mamba2_params(m, hidden_size, lift, matmul_only=matmul_only)
     if isinstance(m, GatedDeltaNet):
         return gated_deltanet_params(m, hidden_size, lift, matmul_only=matmul_only)
+    if isinstance(m, LightningAttention):  # MiniMax: qkv_proj h → 3·H·d, output_gate h → H·d, out_proj H·d → h
+        return 5 * lift(hidden_size, "hidden_size") * lift(m.num_heads, "num_heads") * lift(m.head_dim, "head_dim")
     if isinstance(m, ShortConv):  # LFM2: in_proj h → 3h, out_proj h → h, depthwise conv of K taps
         c = lift(m.channels, "conv_channels")
         bias = m.bias and not matmul_only
@@ -221,6 +224,8 @@ def ssm_norm_params(m: Mixer, lift: Lift[Num]) -> Num:
         return lift(m.head_v_dim, "linear_v_head_dim")
     if isinstance(m, ShortConv):
         return 0 * lift(m.channels, "conv_channels")
+    if isinstance(m, LightningAttention):  # the RMSNorm over H·d before the output gate
+        return lift(m.num_heads, "num_heads") * lift(m.head_dim, "head_dim")
     rank, state = lift(m.dt_rank, "dt_rank"), lift(m.d_state, "d_state")
     return rank + 2 * state if m.inner_norms else 0 * rank
 
@@ -234,7 +239,9 @@ def layer_components(layer: Layer, hidden_size: int, lift: Lift[Num]) -> dict[st
             parts["attention"] = parts["attention"] + lift(layer.gates, "gates")
     norms = [norm_params(n, lift) for n in layer.norms]
     if layer.mixer is not None:
-        parts["ssm"] = mixer_params(layer.mixer, hidden_size, lift)
+        # MiniMax names its lightning attention self_attn: counted with attention, as transformers groups it
+        name = "attention" if isinstance(layer.mixer, LightningAttention) else "ssm"
+        parts[name] = mixer_params(layer.mixer, hidden_size, lift)
         norms.append(ssm_norm_params(layer.mixer, lift))
     parts["norms"] = sum(norms[1:], norms[0]) if norms else 0 * lift(hidden_size, "hidden_size")
     ffn = layer.ffn

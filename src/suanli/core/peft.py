@@ -45,6 +45,7 @@ from suanli.spec.model import (
     Attention,
     GatedDeltaNet,
     Layer,
+    LightningAttention,
     Mamba2Mixer,
     Mixer,
     Mlp,
@@ -181,6 +182,11 @@ def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
         return [_row("in_proj_qkvz", "in_proj", hidden, 2 * m.key_dim + 2 * m.value_dim, False),
                 _row("in_proj_ba", "in_proj", hidden, 2 * m.num_v_heads, False),
                 _row("out_proj", "out_proj", m.value_dim, hidden, False)]
+    if isinstance(m, LightningAttention):  # qkv_proj and output_gate answer to "in_proj" here
+        width = m.num_heads * m.head_dim
+        return [_row("qkv_proj", "in_proj", hidden, 3 * width, False),
+                _row("output_gate", "in_proj", hidden, width, False),
+                _row("out_proj", "out_proj", width, hidden, False)]
     if isinstance(m, ShortConv):
         return [_row("in_proj", "in_proj", hidden, 3 * m.channels, m.bias),
                 _row("out_proj", "out_proj", m.channels, hidden, m.bias)]

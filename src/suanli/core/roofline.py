@@ -24,7 +24,17 @@ from suanli.core.params import mixer_params
 from suanli.quantity import plain
 from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, Mixer, Mlp, ModelSpec, Moe, ShortConv
+from suanli.spec.model import (
+    GatedDeltaNet,
+    Layer,
+    LightningAttention,
+    Mamba2Mixer,
+    Mixer,
+    Mlp,
+    ModelSpec,
+    Moe,
+    ShortConv,
+)
 
 
 class OpKind(Enum):
@@ -131,6 +141,8 @@ def _mixer_ops(m: Mixer, h: int, *, tokens: float, seq: int, tp: int, b: float) 
         inner = float(m.conv_dim) / tp
     elif isinstance(m, ShortConv):
         inner = float(m.channels) / tp
+    elif isinstance(m, LightningAttention):
+        inner = 3.0 * m.num_heads * m.head_dim / tp
     else:
         inner = (m.intermediate_size + (2 * m.n_groups * m.d_state if isinstance(m, Mamba2Mixer) else 0)) / tp
     ops = [stream("norm_attn", tokens * h, b),

@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
-from suanli.core.flops import gated_deltanet_scan_flops, mamba2_scan_flops
+from suanli.core.flops import gated_deltanet_scan_flops, lightning_scan_flops, mamba2_scan_flops
 from suanli.core.inference_memory import WeightBytes, block_linears
 from suanli.core.kv_cache import (
     cached_tokens,
@@ -48,7 +48,7 @@ from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import MlaCache
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, Mamba2Mixer, ModelSpec, Moe, ShortConv
+from suanli.spec.model import GatedDeltaNet, Layer, LightningAttention, Mamba2Mixer, ModelSpec, Moe, ShortConv
 from suanli.spec.precision import Family, NumberFormat
 
 _ACT = 2.0  # activations in bf16 / fp16
@@ -362,6 +362,9 @@ def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
         scan = step if new_tokens == 1 else float(gated_deltanet_scan_flops(m, new_tokens, plain))
     elif isinstance(m, ShortConv):  # LFM2: the conv only
         conv, scan = 2.0 * m.channels * m.conv_kernel * new_tokens, 0.0
+    elif isinstance(m, LightningAttention):  # decode: the Kᵀ·V write and the Q·S read, 4·H·d² per token
+        step = 4.0 * m.num_heads * m.head_dim * m.head_dim
+        conv, scan = 0.0, step if new_tokens == 1 else float(lightning_scan_flops(m, new_tokens, plain))
     else:
         conv = 2.0 * m.intermediate_size * m.conv_kernel * new_tokens
         scan = (4.0 if new_tokens == 1 else 2.0) * m.intermediate_size * m.d_state * new_tokens

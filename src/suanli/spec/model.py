@@ -318,7 +318,24 @@ class ShortConv:
         require_positive("conv_L_cache", self.conv_kernel)
 
 
-Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet | ShortConv
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LightningAttention:
+    """MiniMax's lightning attention (Qin et al. 2024, arXiv:2401.04658; MiniMax-01, arXiv:2501.08313 §2.2), as
+    transformers' ``MiniMaxLightningAttention`` builds it: ``qkv_proj`` h → 3·H·d, ``output_gate`` h → H·d,
+    an RMSNorm over H·d and ``out_proj`` H·d → h, no biases; blocks of ``block_size`` tokens attend within
+    the block and read an H × d × d decayed K·V state, the only thing a sequence keeps."""
+
+    num_heads: int
+    head_dim: int
+    block_size: int = 256
+
+    def __post_init__(self) -> None:
+        require_positive("lightning attention heads", self.num_heads)
+        require_positive("lightning attention head_dim", self.head_dim)
+        require_positive("block_size", self.block_size)
+
+
+Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet | ShortConv | LightningAttention
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

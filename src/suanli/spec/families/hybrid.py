@@ -17,6 +17,7 @@ from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, g
 from suanli.spec.model import (
     GatedDeltaNet,
     Layer,
+    LightningAttention,
     Mamba2Mixer,
     MambaMixer,
     Mlp,
@@ -316,7 +317,33 @@ def _falcon_h1(r: ConfigReader) -> ModelSpec:
     return decoder_spec(r, [layer] * num_layers, final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
 
 
+def _minimax(r: ConfigReader) -> ModelSpec:
+    """MiniMaxForCausalLM (MiniMax-Text-01 / M1): ``layer_types`` picks lightning attention
+    ("linear_attention") or softmax GQA ("full_attention", no biases) per layer; transformers' default when
+    absent alternates them (full at even layers); the original ``attn_type_list`` is not read by transformers,
+    so it is not here either. Every block has a MoE of ``num_local_experts`` SwiGLU experts (bias-free router)
+    and two RMSNorms; the residual alpha/beta factors add no parameters."""
+    hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
+    heads = r.integer("num_attention_heads")
+    head_dim = r.integer("head_dim") if r.config.get("head_dim") else hidden // heads
+    types = r.config.get("layer_types")
+    if types is None:
+        types = ["full_attention" if (i + 1) % 2 else "linear_attention" for i in range(num_layers)]
+    if not isinstance(types, list) or len(types) != num_layers or set(types) - {"linear_attention", "full_attention"}:
+        raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'linear_attention' or "
+                          f"'full_attention'; got {types!r}")
+    lightning = LightningAttention(num_heads=heads, head_dim=head_dim, block_size=r.integer("block_size", 256))
+    attention = build_attention(r, hidden, qkv_bias=False, out_bias=False)
+    moe = Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"),
+              expert=gated_mlp(r))
+    norms = (rms_norm(hidden), rms_norm(hidden))
+    blocks = {"full_attention": Layer(attention=attention, ffn=moe, norms=norms),
+              "linear_attention": Layer(mixer=lightning, ffn=moe, norms=norms)}
+    return decoder_spec(r, [blocks[t] for t in types], final_norm=rms_norm(hidden), extras=(_SSM_NOTE,))
+
+
 HYBRID_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
+    "minimax": _minimax,
     "falcon_h1": _falcon_h1,
     "lfm2": _lfm2,
     "granitemoehybrid": _granitemoehybrid,
