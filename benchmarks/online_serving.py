@@ -85,7 +85,8 @@ def _simulate(case: dict[str, Any]) -> ServingMetrics:
     spec = load_model(case["model"])
     knobs = EngineKnobs(gpu_memory_utilization=case.get("gpu_memory_utilization") or case.get("mem_fraction_static"),
                         max_num_seqs=case.get("max_num_seqs") or case.get("max_batch_size"),
-                        max_num_batched_tokens=case.get("max_num_batched_tokens") or case.get("max_num_tokens"))
+                        max_num_batched_tokens=case.get("max_num_batched_tokens") or case.get("max_num_tokens"),
+                        enable_chunked_prefill=case.get("enable_chunked_prefill"))
     deployment = Deployment(accelerator=get_accelerator(case["gpu"]), engine=get_engine(case["engine"]),
                             tp=case.get("tp", 1), ep=case.get("ep", 1), replicas=case.get("replicas", 1),
                             weights_format=_weights_format(case, spec),

@@ -37,6 +37,8 @@ def add_engine_knobs(parser: argparse.ArgumentParser) -> None:
                        help=argparse.SUPPRESS)
     knobs.add_argument("--block-size", type=positive_int, help="tokens per KV block")
     knobs.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None)
+    knobs.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None,
+                       help="split long prompts over steps (vLLM V1 and SGLang do by default)")
     knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
 
 
@@ -45,4 +47,5 @@ def engine_knobs(args: argparse.Namespace) -> EngineKnobs:
 
     return EngineKnobs(gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs,
                        max_num_batched_tokens=args.max_num_batched_tokens, block_size=args.block_size,
-                       enable_prefix_caching=args.enable_prefix_caching, enforce_eager=args.enforce_eager)
+                       enable_prefix_caching=args.enable_prefix_caching,
+                       enable_chunked_prefill=args.enable_chunked_prefill, enforce_eager=args.enforce_eager)

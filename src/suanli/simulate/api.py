@@ -150,6 +150,10 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
     setting = engine_setting(engine, setup.accelerator, tp=setup.tp)
     chunk, seqs = setting.chunk_tokens, setting.max_num_seqs
     if engine.key.startswith("vllm"):
+        if knobs.enable_chunked_prefill is False:  # vLLM then schedules whole prompts: max_num_batched_tokens
+            # defaults to max(max_model_len, 2048) (vllm/config.py SchedulerConfig, chunked prefill off)
+            budget = knobs.max_num_batched_tokens or max(setup.spec.max_position_embeddings, 2048)
+            return VllmScheduler(max_num_batched_tokens=budget, max_num_seqs=seqs or 256, chunked_prefill=False)
         return VllmScheduler(max_num_batched_tokens=chunk or 2048, max_num_seqs=seqs or 256)
     if engine.key == "sglang":
         return SglangScheduler(chunked_prefill_size=knobs.max_num_batched_tokens or chunk or 8192,

@@ -266,7 +266,8 @@ def get_engine(name: str) -> EnginePreset:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineKnobs:
     """Serving-engine settings under their own names (None: the engine's default, as in ``engines.toml``).
-    vLLM: gpu_memory_utilization, max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching;
+    vLLM: gpu_memory_utilization, max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching,
+    enable_chunked_prefill;
     SGLang: mem_fraction_static, chunked_prefill_size (and max_running_requests as max_num_seqs)."""
 
     gpu_memory_utilization: float | None = None
@@ -274,6 +275,7 @@ class EngineKnobs:
     max_num_batched_tokens: int | None = None
     block_size: int | None = None
     enable_prefix_caching: bool | None = None
+    enable_chunked_prefill: bool | None = None  # False: a prompt is prefilled whole, in one step (vLLM V0 with MLA)
     enforce_eager: bool = False
 
     def apply(self, engine: EnginePreset) -> EnginePreset:
