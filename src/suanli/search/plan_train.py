@@ -1,0 +1,344 @@
+"""``plan train``: the best training layouts over the declared space (``search/space.py``), scored with the same
+core model as ``suanli train`` (``core.memory.training_memory``, ``core.training_time.training_time``,
+``core.cost.run_cost``), never a second copy of it.
+
+Each candidate ends in exactly one place: rejected by a cheap rule of the space, out of memory, bounded out,
+outside the deadline or budget, or feasible (``considered = feasible + Σ rejected``). The rules of thumb (one GPU
+fits → data parallel; TP inside a node, PP across nodes; ZeRO when memory is short) are not coded: they are what
+the scores choose.
+
+Speed comes from exact bounds, not from a cheaper copy of the formulas:
+
+- **Step-time floor.** ``training_time``'s step is m·W + bubble + pipeline sends + exposed data-parallel comm +
+  optimizer, where W (one micro-batch's forward, backward, recompute, TP/EP/CP comm on the slowest stage) and the
+  bubble ((pp − 1)/vp × the mean stage's micro-batch time) depend only on (tp, cp, pp, vp, ep, micro-batch, sp,
+  recompute), not on dp, ZeRO or offload. One ``training_time`` call per such key gives m·W + bubble, a floor of
+  every step sharing the key (the other terms are ≥ 0); a candidate is skipped unseen when its floor of time,
+  cost and energy is dominated by a layout already found (so the time–cost Pareto front stays exact) and its
+  floor of the objective cannot enter the ranked list (so the ranking stays exact). Candidates are visited best
+  floor first, which finds the dominating layouts early.
+- **Memory floors.** Model states + CUDA context of a (structure, ZeRO, offload) is a floor of every micro-batch
+  and recompute choice on it; and memory grows with the micro-batch (the activations in flight are
+  micro-batch · min(pp, m) sequences on the first stage, min(pp · mb, global / dp): never fewer for a larger mb),
+  so a micro-batch that did not fit rules out the larger ones, and one that fit vouches for the smaller.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from math import inf
+
+from suanli.core.cost import run_cost
+from suanli.core.memory import TrainingMemory, training_memory
+from suanli.core.training_time import GPUS_PER_NODE, TrainingTime, training_time
+from suanli.errors import SpecError
+from suanli.search.fit import usable_memory_bytes
+from suanli.search.space import Candidate, Context, Enumeration, TrainSpace, cluster_sizes
+from suanli.spec.hardware import Accelerator, PriceKind
+from suanli.spec.layout import Layout
+from suanli.spec.model import ModelSpec
+from suanli.spec.training import TrainingJob
+from suanli.train_report import CostRequest
+
+# Default optimizer step when no --global-batch is given: about 4M tokens, Llama 2's batch (Touvron et al. 2023,
+# arXiv:2307.09288 §2.2: "a global batch-size of 4M tokens"); 2^22 tokens, rounded to whole sequences.
+DEFAULT_TOKENS_PER_STEP = 1 << 22
+OUT_OF_MEMORY = "out of memory"
+BOUNDED = "cannot beat the layouts found (lower bound on its time, cost and energy)"
+MISSES_DEADLINE = "misses the deadline"
+OVER_BUDGET = "over the budget"
+
+
+class Objective(Enum):
+    """What the plan minimises: the run's wall time, its price, or its energy."""
+
+    TIME = "time"
+    COST = "cost"
+    ENERGY = "energy"
+
+
+def default_global_batch(seq: int) -> int:
+    """Sequences per step when none is given: ``DEFAULT_TOKENS_PER_STEP`` tokens, at least one sequence."""
+    return max(1, DEFAULT_TOKENS_PER_STEP // seq)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRequest:
+    """One planning question: a model and job, accelerators to choose from, and what to minimise."""
+
+    spec: ModelSpec
+    job: TrainingJob
+    accelerators: tuple[Accelerator, ...]
+    tokens: float
+    global_batch: int
+    max_gpus: int
+    objective: Objective = Objective.TIME
+    deadline_s: float | None = None
+    budget_usd: float | None = None
+    cost: CostRequest = field(default_factory=CostRequest)
+    space: TrainSpace = field(default_factory=TrainSpace)
+    top: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.accelerators:
+            raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
+        if self.top < 1:
+            raise SpecError(f"the ranked list needs at least 1 entry, got {self.top}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scored:
+    """A layout that fits, with the run's time, price and energy as ``core`` computes them."""
+
+    accelerator: Accelerator
+    layout: Layout
+    total_s: float
+    usd: float | None
+    energy_kwh: float | None
+
+    def value(self, objective: Objective) -> float:
+        if objective is Objective.TIME:
+            return self.total_s
+        found = self.usd if objective is Objective.COST else self.energy_kwh
+        return inf if found is None else found
+
+    @property
+    def point(self) -> tuple[float, float, float]:
+        return (self.total_s, inf if self.usd is None else self.usd,
+                inf if self.energy_kwh is None else self.energy_kwh)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainPlan:
+    """The search's answer: the best layouts meeting the constraints, the time–cost front, and the count of
+    every candidate by what became of it."""
+
+    ranked: tuple[Scored, ...]  # best first, at most ``top``, meeting the deadline and budget
+    pareto: tuple[Scored, ...]  # time vs cost, every layout that fits (constraints aside), fastest first
+    rejected: dict[str, int]
+    feasible: int
+    considered: int
+    model_evaluations: int  # calls of training_memory and training_time
+
+
+@dataclass(slots=True)
+class _Rates:
+    """Per GPU-hour price and energy of one accelerator (``run_cost`` of one GPU for an hour): floors only."""
+
+    usd: float
+    kwh: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Floor:
+    candidate: Candidate
+    accelerator: int
+    point: tuple[float, float, float]
+    objective: float
+
+
+class _Search:
+    """The search's state: the rejected counts, the front, the ranked heap and the caches of core results."""
+
+    def __init__(self, request: PlanRequest) -> None:
+        self.r = request
+        self.rejected: Counter[str] = Counter()
+        self.front: list[Scored] = []
+        self.heap: list[tuple[float, int, Scored]] = []  # max-heap of the ranked list by negated objective
+        self.feasible = self.evaluations = 0
+        self.times: dict[tuple[int, Candidate], TrainingTime] = {}
+        self.work: dict[tuple[object, ...], tuple[float, float]] = {}
+        self.states: dict[tuple[object, ...], float] = {}
+        self.mb_oom: dict[tuple[object, ...], int] = {}
+        self.mb_fit: dict[tuple[object, ...], int] = {}
+
+    # ---- core calls ------------------------------------------------------------------------------------------
+
+    def time(self, a: int, c: Candidate) -> TrainingTime:
+        key = (a, c)
+        if key not in self.times:
+            self.evaluations += 1
+            self.times[key] = training_time(self.r.spec, self.r.job, c.layout(self.r.global_batch),
+                                            self.r.accelerators[a])
+        return self.times[key]
+
+    def memory(self, a: int, c: Candidate) -> TrainingMemory:
+        self.evaluations += 1
+        capacity = usable_memory_bytes(self.r.accelerators[a])
+        return training_memory(self.r.spec, self.r.job, c.layout(self.r.global_batch), capacity_bytes=capacity)
+
+    # ---- floors ----------------------------------------------------------------------------------------------
+
+    def step_floor_s(self, a: int, c: Candidate) -> float:
+        """m·W + bubble from the one ``training_time`` of this candidate's work key (module docstring)."""
+        s = c.structure
+        key = (a, s.tp, s.cp, s.pp, s.vp, s.ep, c.micro_batch, c.sp, c.recompute)
+        if key not in self.work:
+            t = self.time(a, c)
+            b = t.breakdown
+            stage = b.compute_s + b.recompute_s + b.tp_comm_s + b.cp_comm_exposed_s + b.ep_comm_s
+            self.work[key] = (stage / t.micro_batches, b.bubble_s)
+        per_micro_batch, bubble = self.work[key]
+        return self.r.global_batch // (c.micro_batch * s.dp) * per_micro_batch + bubble
+
+    def floor(self, a: int, c: Candidate, rates: _Rates) -> _Floor:
+        steps = self.r.tokens / (self.r.global_batch * self.r.job.seq)
+        total = steps * self.step_floor_s(a, c)
+        hours = c.structure.gpus * total / 3600
+        point = (total, hours * rates.usd, hours * rates.kwh)
+        objective = point[(Objective.TIME, Objective.COST, Objective.ENERGY).index(self.r.objective)]
+        return _Floor(c, a, point, objective)
+
+    # ---- the walk --------------------------------------------------------------------------------------------
+
+    def visit(self, f: _Floor) -> None:
+        if self._bounded(f):
+            self.rejected[MISSES_DEADLINE if self._misses(f.point) else BOUNDED] += 1
+            return
+        if not self._fits(f.accelerator, f.candidate):
+            self.rejected[OUT_OF_MEMORY] += 1
+            return
+        scored = self._score(f.accelerator, f.candidate)
+        self._add_to_front(scored)
+        if self.r.deadline_s is not None and scored.total_s > self.r.deadline_s:
+            self.rejected[MISSES_DEADLINE] += 1
+        elif self.r.budget_usd is not None and (scored.usd is None or scored.usd > self.r.budget_usd):
+            self.rejected[OVER_BUDGET] += 1
+        else:
+            self.feasible += 1
+            self._rank(scored)
+
+    def _misses(self, point: tuple[float, float, float]) -> bool:
+        return ((self.r.deadline_s is not None and point[0] > self.r.deadline_s)
+                or (self.r.budget_usd is not None and point[1] > self.r.budget_usd))
+
+    def _bounded(self, f: _Floor) -> bool:
+        """Skip when the floor is dominated by a found layout and can enter neither the ranked list nor the
+        constraints."""
+        t, c, e = f.point
+        if not any(p.point[0] <= t and p.point[1] <= c and p.point[2] <= e for p in self.front):
+            return False
+        if self._misses(f.point):
+            return True
+        return len(self.heap) >= self.r.top and f.objective >= -self.heap[0][0]
+
+    def _fits(self, a: int, c: Candidate) -> bool:
+        """Whether the candidate fits: from the floors when they decide it, else from ``training_memory``."""
+        s = c.structure
+        states_key = (a, s, c.zero, c.offload)
+        capacity = usable_memory_bytes(self.r.accelerators[a])
+        if self.states.get(states_key, 0.0) > capacity:
+            return False
+        mb_key = (a, s, c.zero, c.offload, c.sp, c.recompute)
+        if c.micro_batch >= self.mb_oom.get(mb_key, 1 << 62):
+            return False
+        if c.micro_batch <= self.mb_fit.get(mb_key, 0):
+            return True
+        memory = self.memory(a, c)
+        floor = memory.model_states_bytes + memory.cuda_context_bytes
+        self.states[states_key] = max(self.states.get(states_key, 0.0), floor)
+        if not memory.fits:
+            self.mb_oom[mb_key] = min(c.micro_batch, self.mb_oom.get(mb_key, 1 << 62))
+            return False
+        self.mb_fit[mb_key] = max(c.micro_batch, self.mb_fit.get(mb_key, 0))
+        return True
+
+    def _score(self, a: int, c: Candidate) -> Scored:
+        t = self.time(a, c)
+        total_s = self.r.tokens / t.tokens_per_s
+        acc, req = self.r.accelerators[a], self.r.cost
+        run = run_cost(acc, c.structure.gpus, total_s, price_kind=_price_kind(acc, req),
+                       usd_per_gpu_hour=req.usd_per_gpu_hour, power_per_gpu_w=req.power_per_gpu_w,
+                       assumptions=req.assumptions)
+        return Scored(accelerator=acc, layout=c.layout(self.r.global_batch), total_s=total_s, usd=run.usd,
+                      energy_kwh=run.energy_kwh)
+
+    def _add_to_front(self, s: Scored) -> None:
+        t, c, e = s.point
+        if any(p.point[0] <= t and p.point[1] <= c and p.point[2] <= e for p in self.front):
+            return
+        self.front = [p for p in self.front if not (t <= p.point[0] and c <= p.point[1] and e <= p.point[2])]
+        self.front.append(s)
+
+    def _rank(self, s: Scored) -> None:
+        entry = (-s.value(self.r.objective), -len(self.heap) - self.feasible, s)
+        if len(self.heap) < self.r.top:
+            heapq.heappush(self.heap, entry)
+        elif entry[0] > self.heap[0][0]:
+            heapq.heapreplace(self.heap, entry)
+
+
+def _price_kind(accelerator: Accelerator, request: CostRequest) -> PriceKind | None:
+    """The asked price kind when the catalog lists it (or a --price is given), else None (left unpriced)."""
+    if request.usd_per_gpu_hour is not None or any(p.kind == request.price_kind for p in accelerator.prices):
+        return request.price_kind
+    return None
+
+
+def _rates(accelerator: Accelerator, request: CostRequest) -> _Rates:
+    unit = run_cost(accelerator, 1, 3600.0, price_kind=_price_kind(accelerator, request),
+                    usd_per_gpu_hour=request.usd_per_gpu_hour, power_per_gpu_w=request.power_per_gpu_w,
+                    assumptions=request.assumptions)
+    return _Rates(usd=inf if unit.usd is None else unit.usd, kwh=inf if unit.energy_kwh is None else unit.energy_kwh)
+
+
+def plan_train(request: PlanRequest) -> TrainPlan:
+    """Search the space for ``request``; see the module docstring for what is exact and why."""
+    search = _Search(request)
+    space = request.space.for_model(request.spec)
+    floors: list[_Floor] = []
+    for a, accelerator in enumerate(request.accelerators):
+        rates = _rates(accelerator, request.cost)
+        context = Context(gpus_per_node=GPUS_PER_NODE, seq=request.job.seq, global_batch=request.global_batch)
+        walk = Enumeration(request.spec, space, context)
+        found = list(walk.candidates(cluster_sizes(request.max_gpus, GPUS_PER_NODE)))
+        search.rejected.update(walk.rejected)
+        if request.objective is not Objective.TIME and inf in (rates.usd if request.objective is Objective.COST
+                                                               else rates.kwh,):
+            what = "price" if request.objective is Objective.COST else "power (tdp_w)"
+            search.rejected[f"no {what} for {accelerator.key} in the catalog"] += len(found)
+            continue
+        floors.extend(search.floor(a, c, rates) for c in found)
+    floors.sort(key=lambda f: (f.objective, f.point))
+    for f in floors:
+        search.visit(f)
+    return _result(search)
+
+
+def _result(search: _Search) -> TrainPlan:
+    objective = search.r.objective
+    ranked = sorted((entry[2] for entry in search.heap), key=lambda s: _order(s, objective))
+    pareto = _pareto_time_cost(search.front)
+    rejected = dict(sorted(search.rejected.items(), key=lambda kv: -kv[1]))
+    return TrainPlan(ranked=tuple(ranked), pareto=pareto, rejected=rejected, feasible=search.feasible,
+                     considered=search.feasible + sum(rejected.values()), model_evaluations=search.evaluations)
+
+
+def _order(s: Scored, objective: Objective) -> tuple[float, ...]:
+    return (s.value(objective), s.total_s, s.layout.gpus, s.point[1])
+
+
+def _pareto_time_cost(points: Iterable[Scored]) -> tuple[Scored, ...]:
+    """The layouts no other beats on both wall time and price, fastest first."""
+    front: list[Scored] = []
+    for s in sorted(points, key=lambda p: (p.point[0], p.point[1])):
+        if not front or s.point[1] < front[-1].point[1]:
+            front.append(s)
+    return tuple(front)
+
+
+def closest(plan: TrainPlan, request: PlanRequest) -> Scored | None:
+    """When nothing meets the constraints: the front's layout that misses them by the smallest factor."""
+    def miss(s: Scored) -> float:
+        ratios = [1.0]
+        if request.deadline_s is not None:
+            ratios.append(s.total_s / request.deadline_s)
+        if request.budget_usd is not None:
+            ratios.append(s.point[1] / request.budget_usd)
+        return max(ratios)
+
+    return min(plan.pareto, key=miss, default=None)
