@@ -343,7 +343,6 @@ def tiny_config(config: dict[str, Any]) -> dict[str, Any]:
         "moe_intermediate_size",
         "shared_expert_intermediate_size",
         "expert_ffn_hidden_size",
-        "expert_ffn_hidden_size",
         "ffn_hidden_size",
         "n_inner",
         "intermediate_size_mlp",

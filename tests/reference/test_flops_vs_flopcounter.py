@@ -68,3 +68,13 @@ def test_tiny_copy_every_expert_runs(key: str) -> None:
                                                     rel=EXACT)
     assert ours.training + 3 * unchosen == pytest.approx(
         hf_forward_flops(config, batch=2, seq=24, device="cpu", backward=True), rel=EXACT)
+
+
+@pytest.mark.parametrize("key", ZERO_EXPERT)
+def test_tiny_copy_without_zero_experts(key: str) -> None:
+    """The same tiny copy with its identity experts removed: every token runs top_k real experts."""
+    config = {**tiny_config(CONFIGS[key]), "zero_expert_num": 0}
+    ours = count_flops(spec_from_config(config, name=key), seq=24, batch=2)
+    assert ours.forward == pytest.approx(hf_forward_flops(config, batch=2, seq=24, device="cpu"), rel=EXACT)
+    assert ours.training == pytest.approx(
+        hf_forward_flops(config, batch=2, seq=24, device="cpu", backward=True), rel=EXACT)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from typing import Any
-
 import pytest
 from tests.reference.hf_reference import hf_param_breakdown
 
@@ -32,27 +30,12 @@ def transformers_only(config: dict[str, Any]) -> dict[str, int]:
     return {}
 
 
-def transformers_only(config: dict[str, Any]) -> dict[str, int]:
-    """Parameters transformers builds that the published checkpoints do not hold, by component.
-
-    LongCat-Flash: ``LongcatFlashExperts`` sizes ``gate_up_proj`` for the routed *and* the zero-computation
-    experts (the identity experts never read it; the checkpoint has no such rows): zero_expert_num ·
-    2 · expert_ffn_hidden_size · hidden_size extra per block."""
-    if config["model_type"] == "longcat_flash":
-        rows = config.get("zero_expert_num") or 0
-        extra = config["num_layers"] * rows * 2 * config["expert_ffn_hidden_size"] * config["hidden_size"]
-        return {"experts": extra}
-    return {}
-
-
 @pytest.mark.parametrize("key", KEYS)
 def test_exact_total_and_components(key: str) -> None:
     entry = next(e for e in model_catalog() if e.key == key)
     config = catalog_config(entry)
     ours = count_params(spec_from_config(config, name=key))
     theirs = hf_param_breakdown(config)
-    for component, extra in transformers_only(config).items():
-        theirs[component] -= extra
     for component, extra in transformers_only(config).items():
         theirs[component] -= extra
     assert ours.total == sum(theirs.values())

@@ -294,7 +294,8 @@ def mlp_intermediate_tensors(mlp: Mlp, flavour: Flavour, *, down_saves_input: bo
 
 
 def mlp_bytes(mlp: Mlp, s: ActivationSetup, lift: Lift[Num], *, tokens: Num) -> Num:
-    """One MLP's intermediates over ``tokens`` rows, the width split tp ways."""
+    """One MLP's intermediates over ``tokens`` rows, the width split tp ways, plus the boolean masks a
+    HUGGINGFACE activation keeps (``HF_ACTIVATION_MASK_BYTES``)."""
     width = lift(mlp.intermediate_size, "intermediate_size") / lift(s.tp, "tp")
     tensors = mlp_intermediate_tensors(mlp, s.flavour, down_saves_input=s.linears_save_input)
     mask = HF_ACTIVATION_MASK_BYTES.get(mlp.activation, 0.0) if s.flavour is Flavour.HUGGINGFACE else 0.0
