@@ -108,7 +108,9 @@ def accuracy_md(rows: Sequence[Row]) -> str:
              "entered a fit. Known gaps (marked ✗) are real misses with a stated physical reason in the data files;",
              "they are excluded from the summaries and the uncertainty bands, and pinned by strict xfail tests.",
              "Targets (issue 4, held-out): training throughput median |error| ≤ 15%; inference throughput and",
-             "latency ≤ 20%. Memory references are all held out (nothing was fitted to them).", "",
+             "latency ≤ 20%. Memory references are all held out (nothing was fitted to them).",
+             "Serving under traffic (`suanli simulate` against published online runs) is in",
+             "docs/serving-accuracy.md.", "",
              "## Summary", "", "| group | calibration | held-out |", "|---|---|---|"]
     groups = list(dict.fromkeys(r.group for r in rows))
     for group in groups:
