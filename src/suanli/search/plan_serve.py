@@ -126,7 +126,8 @@ def plan_serve(spec: ModelSpec, target: ServeTarget, accelerators: Sequence[Acce
             sized = _size(spec, target, acc, tp, engine, weights_format, price, max_gpus, rejected)
             candidates.extend(sized)
     checked, simulated = _check(spec, target, candidates, engine, weights_format, objective, rejected, seed)
-    checked.sort(key=lambda c: c.candidate.key(objective))
+    # ties (same GPUs and cost): the simpler deployment (no disaggregation), then the faster first token
+    checked.sort(key=lambda c: (*c.candidate.key(objective)[:2], c.candidate.pd is not None, c.metrics.ttft.p90))
     return ServePlan(best=checked[0] if checked else None, checked=tuple(checked), rejected=dict(rejected),
                      evaluated=evaluated, simulated=simulated)
 
