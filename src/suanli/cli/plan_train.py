@@ -57,6 +57,8 @@ def register(sub: Commands) -> None:
     money.add_argument("--power-w", type=positive_float, help="average power per GPU including its host share, W")
     money.add_argument("--pue", type=positive_float, help="data-centre power usage effectiveness (default 1.1)")
     money.add_argument("--grid-co2", type=float, metavar="KG_PER_KWH", help="grid carbon intensity, kg CO2e/kWh")
+    plan.add_argument("--host-memory-gb", type=positive_float, default=256.0,
+                      help="host memory per GPU for offloaded states, GB (default 256: a DGX H100's 2 TB over 8)")
     plan.add_argument("--force", action="store_true", help="plan even when a hardware or context check fails")
     add_output_flags(plan)
     plan.set_defaults(run=run_plan_train, mtbi_hours=None, hardware_failures=False)
@@ -86,7 +88,7 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     request = PlanRequest(spec=spec, job=job, accelerators=accelerators, tokens=args.tokens,
                           global_batch=args.global_batch or default_global_batch(job.seq), max_gpus=args.max_gpus,
                           objective=Objective(args.objective), deadline_s=deadline, budget_usd=args.budget_usd,
-                          cost=parse_cost(args, 1), top=args.top)
+                          cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=args.host_memory_gb * 1e9)
     return request, spec, job
 
 

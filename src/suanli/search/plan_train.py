@@ -18,9 +18,11 @@ Speed comes from exact bounds, not from a cheaper copy of the formulas:
   floor of the objective cannot enter the ranked list (so the ranking stays exact). Candidates are visited best
   floor first, which finds the dominating layouts early.
 - **Memory floors.** Model states + CUDA context of a (structure, ZeRO, offload) is a floor of every micro-batch
-  and recompute choice on it; and memory grows with the micro-batch (the activations in flight are
-  micro-batch · min(pp, m) sequences on the first stage, min(pp · mb, global / dp): never fewer for a larger mb),
-  so a micro-batch that did not fit rules out the larger ones, and one that fit vouches for the smaller.
+  and recompute choice on it. And with the same number of micro-batches in flight on every stage (min(pp − s, m),
+  equal for two micro-batch sizes when pp = 1 or both leave m ≥ pp) each stage's memory grows with the
+  micro-batch, so there a micro-batch that did not fit rules out the larger ones and one that fit vouches for the
+  smaller. (Across different in-flight counts it need not: each micro-batch in flight also holds a few
+  batch-independent buffers, so 2 in flight of 4 sequences can take a little less than 4 in flight of 2.)
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ from suanli.train_report import CostRequest
 # arXiv:2307.09288 §2.2: "a global batch-size of 4M tokens"); 2^22 tokens, rounded to whole sequences.
 DEFAULT_TOKENS_PER_STEP = 1 << 22
 OUT_OF_MEMORY = "out of memory"
+OUT_OF_HOST_MEMORY = "offloaded states exceed the host memory"
+# Host memory per GPU that offloaded states may use: a DGX H100 holds 2 TB of system memory for 8 GPUs (NVIDIA DGX
+# H100 datasheet), 256 GB each; override per request (``--host-memory-gb``).
+DEFAULT_HOST_BYTES_PER_GPU = 256e9
 BOUNDED = "cannot beat the layouts found (lower bound on its time, cost and energy)"
 MISSES_DEADLINE = "misses the deadline"
 OVER_BUDGET = "over the budget"
@@ -82,6 +88,7 @@ class PlanRequest:
     cost: CostRequest = field(default_factory=CostRequest)
     space: TrainSpace = field(default_factory=TrainSpace)
     top: int = 10
+    host_bytes_per_gpu: float = DEFAULT_HOST_BYTES_PER_GPU
 
     def __post_init__(self) -> None:
         if not self.accelerators:
@@ -155,6 +162,7 @@ class _Search:
         self.states: dict[tuple[object, ...], float] = {}
         self.mb_oom: dict[tuple[object, ...], int] = {}
         self.mb_fit: dict[tuple[object, ...], int] = {}
+        self.host_full: set[tuple[object, ...]] = set()
 
     # ---- core calls ------------------------------------------------------------------------------------------
 
@@ -199,8 +207,9 @@ class _Search:
         if self._bounded(f):
             self.rejected[MISSES_DEADLINE if self._misses(f.point) else BOUNDED] += 1
             return
-        if not self._fits(f.accelerator, f.candidate):
-            self.rejected[OUT_OF_MEMORY] += 1
+        reason = self._memory_reason(f.accelerator, f.candidate)
+        if reason is not None:
+            self.rejected[reason] += 1
             return
         scored = self._score(f.accelerator, f.candidate)
         self._add_to_front(scored)
@@ -226,26 +235,33 @@ class _Search:
             return True
         return len(self.heap) >= self.r.top and f.objective >= -self.heap[0][0]
 
-    def _fits(self, a: int, c: Candidate) -> bool:
-        """Whether the candidate fits: from the floors when they decide it, else from ``training_memory``."""
+    def _memory_reason(self, a: int, c: Candidate) -> str | None:
+        """Why the candidate does not fit (None when it does): from the floors when they decide it, else from
+        ``training_memory``. Offloaded states must also fit the host's share of memory per GPU."""
         s = c.structure
         states_key = (a, s, c.zero, c.offload)
+        if states_key in self.host_full:
+            return OUT_OF_HOST_MEMORY
         capacity = usable_memory_bytes(self.r.accelerators[a])
         if self.states.get(states_key, 0.0) > capacity:
-            return False
-        mb_key = (a, s, c.zero, c.offload, c.sp, c.recompute)
+            return OUT_OF_MEMORY
+        in_flight = min(s.pp, self.r.global_batch // (c.micro_batch * s.dp))
+        mb_key = (a, s, c.zero, c.offload, c.sp, c.recompute, in_flight)
         if c.micro_batch >= self.mb_oom.get(mb_key, 1 << 62):
-            return False
+            return OUT_OF_MEMORY
         if c.micro_batch <= self.mb_fit.get(mb_key, 0):
-            return True
+            return None
         memory = self.memory(a, c)
+        if memory.host_bytes > self.r.host_bytes_per_gpu:  # offloaded states only: the same for every mb
+            self.host_full.add(states_key)
+            return OUT_OF_HOST_MEMORY
         floor = memory.model_states_bytes + memory.cuda_context_bytes
         self.states[states_key] = max(self.states.get(states_key, 0.0), floor)
         if not memory.fits:
             self.mb_oom[mb_key] = min(c.micro_batch, self.mb_oom.get(mb_key, 1 << 62))
-            return False
+            return OUT_OF_MEMORY
         self.mb_fit[mb_key] = max(c.micro_batch, self.mb_fit.get(mb_key, 0))
-        return True
+        return None
 
     def _score(self, a: int, c: Candidate) -> Scored:
         t = self.time(a, c)

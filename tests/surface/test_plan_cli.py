@@ -1,0 +1,79 @@
+"""``suanli plan train``: the --json contract (DESIGN.md §5), equality with ``suanli train`` at the chosen layout,
+and one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+from tests.surface.cli_helpers import assert_one_line_error, run, run_json
+
+ARGS = ("plan", "train", "llama-3.1-8b", "--gpu", "h100", "--tokens", "1e10", "--max-gpus", "16", "--seq", "2048",
+        "--global-batch", "64")
+TRAIN_KEYS = ("memory", "time", "cost", "layout", "gpu", "gpus")
+LAYOUT_KEYS = ("tp", "pp", "dp", "cp", "ep", "vp", "zero", "micro_batch", "recompute")
+
+
+def test_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    p = run_json(capsys, *ARGS)
+    best = p["best"]
+    for key in TRAIN_KEYS:
+        assert key in best
+    for key in LAYOUT_KEYS:
+        assert key in best["layout"]
+    assert best["memory"]["fits"] and best["memory"]["per_gpu"]["total_bytes"] > 0
+    assert best["time"]["total_s"] > 0 and best["cost"]["usd"] > 0 and best["cost"]["energy_kwh"] > 0
+    assert p["candidates"][0] == best and len(p["candidates"]) <= 10
+    assert isinstance(p["rejected"], dict) and p["evaluated"] == p["feasible"] + sum(p["rejected"].values())
+    totals = [c["time"]["total_s"] for c in p["candidates"]]
+    assert totals == sorted(totals)
+    assert p["pareto"][0]["total_s"] == best["time"]["total_s"]
+
+
+def test_best_equals_train_at_that_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    best = run_json(capsys, *ARGS)["best"]
+    lay = best["layout"]
+    flags = [f"--{k}={lay[k]}" for k in ("tp", "pp", "dp", "cp", "ep", "vp", "zero", "recompute")]
+    flags += [f"--micro-batch={lay['micro_batch']}", "--global-batch=64", "--seq=2048", "--tokens=1e10",
+              f"--offload-optimizer={lay['offload_optimizer']}", f"--offload-params={lay['offload_params']}"]
+    if lay["sp"]:
+        flags.append("--sp")
+    train = run_json(capsys, "train", "llama-3.1-8b", "--gpu", "h100", f"--gpus={best['gpus']}", *flags)
+    assert train["time"]["total_s"] == best["time"]["total_s"]
+    assert train["cost"]["usd"] == best["cost"]["usd"]
+    assert train["memory"]["per_gpu"]["total_bytes"] == best["memory"]["per_gpu"]["total_bytes"]
+
+
+def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *ARGS)
+    assert code == 0, err
+    assert "best" in out and "rejected" in out and "Pareto" in out
+
+
+def test_unknown_objective(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *ARGS, "--objective", "speed")
+    assert_one_line_error(code, out, err, "unknown objective 'speed'", "time, cost or energy")
+
+
+def test_impossible_deadline_names_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *ARGS, "--deadline-days", "0.001")
+    assert_one_line_error(code, out, err, "no layout meets a deadline of 0.001 days", "the closest is 16×")
+
+
+def test_impossible_budget_names_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *ARGS, "--budget-usd", "1")
+    assert_one_line_error(code, out, err, "no layout meets a budget of $1", "the closest is")
+
+
+def test_no_gpu_count_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "train", "llama-3.1-405b", "--gpu", "h100", "--tokens", "1e10",
+                         "--max-gpus", "2", "--seq", "2048", "--global-batch", "8")
+    assert_one_line_error(code, out, err, "no layout of llama-3.1-405b fits on up to 2", "raise --max-gpus")
+
+
+def test_unknown_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, *ARGS[:3], "--gpu", "h100,nosuchgpu", *ARGS[5:])
+    assert code == 2 and "nosuchgpu" in err and err.count("\n") == 1
+
+
+def test_tokens_required(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "plan", "train", "llama-3.1-8b", "--gpu", "h100")
+    assert code == 2 and "--tokens" in err
