@@ -157,7 +157,8 @@ def _gathered_layers_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, st
     beyond the shard each GPU keeps."""
     if layout.zero < 3 or layout.zero_shards == 1 or not stage.layers:
         return 0.0
-    largest = max(layer_params_per_gpu(spec.layers[i], spec.hidden_size, layout.tp, layout.ep) for i in stage.layers)
+    distinct = {id(spec.layers[i]): spec.layers[i] for i in stage.layers}.values()  # identical layers share one object
+    largest = max(layer_params_per_gpu(layer, spec.hidden_size, layout.tp, layout.ep) for layer in distinct)
     stored = parse_number_format("nf4").bytes_per_param if job.method is Method.QLORA else 2.0
     return 2 * largest * stored * (1 - 1 / layout.zero_shards)
 
