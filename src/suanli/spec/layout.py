@@ -142,7 +142,7 @@ class Layout:
                 f"use pp × vp ≤ {model.num_layers}"
             )
         self._check_interleaving(model)
-        experts = next((layer.ffn.num_experts for layer in model.layers if isinstance(layer.ffn, Moe)), None)
+        experts = next((layer.ffn.num_experts for layer, _ in model.layer_groups() if isinstance(layer.ffn, Moe)), None)
         if self.ep > 1:
             if experts is None:
                 raise LayoutError(f"ep={self.ep} needs a mixture-of-experts model; {model.name} is dense; use ep=1")
