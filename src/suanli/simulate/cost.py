@@ -28,6 +28,13 @@ class RooflineStepCost:
     _offloaded: bool = field(init=False)
     _devices: dict[bool, Device] = field(init=False)
 
+    @property
+    def convex_in_context(self) -> bool:
+        """A decode step's time is convex in the context: every kernel is the larger of a compute and a memory
+        time, each affine in the context, and the rest does not depend on it. Sliding windows (min(context, W))
+        break this, so windowed models say no."""
+        return not self._windowed
+
     def __post_init__(self) -> None:
         s, a = self.setup, self.setup.assumptions
         self._windowed = any(layer.attention is not None and layer.attention.local_span is not None

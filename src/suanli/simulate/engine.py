@@ -136,9 +136,10 @@ class Replica:
                 raise SpecError(f"request {r.id} ({r.prompt_tokens} + {r.output_tokens} tokens) can never be "
                                 f"scheduled on this replica (KV pool {self.state.pool.capacity_tokens} tokens)")
             return []
-        fast = self.fast_forward and self.speculation is None and plan.decode_only
+        work = self._work(plan)
+        fast = self.fast_forward and self.speculation is None and not work.chunks and not plan.padding
         steps = self._stretch(plan, horizon) if fast else 1
-        start, work = self.clock, self._work(plan)
+        start = self.clock
         times = self._advance(work, steps, horizon)
         finished = self._apply(plan, times, start)
         self.scheduler.after_step(self.state, plan)
@@ -150,10 +151,11 @@ class Replica:
     def _work(self, plan: StepPlan) -> StepWork:
         chunks, decodes = [], []
         for seq, n in plan.items:
-            if n == 1 and seq.decoding:
-                decodes.append(seq.computed)
+            computed = seq.computed
+            if n == 1 and seq.generated and seq.prompt + seq.generated - computed == 1:  # decoding
+                decodes.append(computed)
             else:
-                chunks.append((n, seq.computed))
+                chunks.append((n, computed))
         for n, context in plan.padding:
             (decodes.append(context) if n == 1 else chunks.append((n, context)))
         spec = self.speculation
@@ -199,19 +201,27 @@ class Replica:
 
     def _stretch_times(self, work: StepWork, steps: int) -> list[float]:
         """Times of ``steps`` identical decode steps whose contexts grow by one each. Within one roofline regime
-        a step's time is affine in the context, so a run is priced at its ends and checked at its quarter points;
-        a run that bends (a kernel changing bound) is split in two until each part is affine or short."""
+        a step's time is affine in the context, so a run is priced at its ends and checked inside (at its middle
+        when the cost model says its step time is convex in the context — each kernel is the larger of two affine
+        times — else at its quarter points); a run that bends (a kernel changing bound) is split in two until each
+        part is affine or short."""
         def price(j: int) -> float:
             w = work if j == 0 else StepWork(chunks=work.chunks, decode_contexts=work.decode_contexts,
                                              context_offset=j, decode_new_tokens=work.decode_new_tokens)
             return self.cost.step_s(w)
+
+        convex = getattr(self.cost, "convex_in_context", False)
+
+        def checks(span: int) -> tuple[int, ...]:
+            # A convex function that meets its chord at one interior point is affine on the whole interval.
+            return (span // 2,) if convex else (span // 4, span // 2, 3 * span // 4)
 
         def run(first: int, last: int) -> list[float]:  # steps first..last inclusive
             if last - first < AFFINE_MIN_STEPS:
                 return [price(j) for j in range(first, last + 1)]
             a, b = price(first), price(last)
             span = last - first
-            for q in (span // 4, span // 2, 3 * span // 4):
+            for q in checks(span):
                 if abs(price(first + q) - (a + (b - a) * q / span)) > AFFINE_TOLERANCE * max(a, b):
                     middle = first + span // 2
                     return run(first, middle) + run(middle + 1, last)
