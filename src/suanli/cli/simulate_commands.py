@@ -4,10 +4,6 @@ continuous batching, the engine's scheduler, paged KV cache, replicas, prefill/d
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -295,7 +291,11 @@ def _lines(p: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _write_timeline(path: Path, result: SimulationResult) -> None:
     """CSV or JSON by suffix, written to a temporary file first so a failure never leaves a partial one."""
+    import csv
+    import io
     import json
+    import os
+    import tempfile
 
     from suanli.errors import SpecError
 
