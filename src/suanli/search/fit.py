@@ -33,8 +33,8 @@ from suanli.spec.support import engine_violation, method_violation, runs_method,
 from suanli.spec.training import Method, Optimizer, PeftConfig, TrainingJob
 from suanli.units import GB
 
-__all__ = ["FitRow", "FitTry", "Fitter", "fit_table", "gpu_counts", "inference_evaluator", "runs_method",
-           "training_evaluator", "usable_memory_bytes"]
+__all__ = ["FIT_RECOMPUTES", "FitRow", "FitTry", "Fitter", "fit_layout", "fit_table", "gpu_counts",
+           "inference_evaluator", "runs_method", "training_evaluator", "usable_memory_bytes"]
 
 MAX_GPUS = 1024
 GPUS_PER_NODE = 8
@@ -129,17 +129,27 @@ def on_chip_row(accelerator: Accelerator, weights_bytes: float) -> FitRow:
                   layout=f"weights over {chips:,} chips' SRAM", note=note)
 
 
-def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch: int) -> Fitter:
-    """No sharding on one GPU, else ZeRO-3 over all of them; recompute off, then full."""
+def fit_layout(gpus: int, *, micro_batch: int, recompute: Recompute) -> Layout:
+    """The layout ``fit`` tries for training: no sharding on one GPU, else ZeRO-3 / FSDP over all of them."""
+    return Layout(dp=gpus, zero=3 if gpus > 1 else 0, micro_batch=micro_batch, recompute=recompute)
+
+
+FIT_RECOMPUTES = (Recompute.NONE, Recompute.FULL)  # tried in this order: a person short of memory turns it on
+
+
+def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch: int,
+                       job: TrainingJob | None = None) -> Fitter:
+    """No sharding on one GPU, else ZeRO-3 over all of them; recompute off, then full. ``job`` (default: the
+    method's usual optimizer at ``seq`` tokens) carries the caller's precision, framework and PEFT settings."""
     optimizer = Optimizer.PAGED_ADAMW_8BIT if method is Method.QLORA else Optimizer.ADAMW
-    job = TrainingJob(seq=seq, method=method, optimizer=optimizer, peft=PeftConfig())
+    job = job or TrainingJob(seq=seq, method=method, optimizer=optimizer, peft=PeftConfig())
 
     def evaluate(accelerator: Accelerator, gpus: int) -> FitTry | None:
         if not runs_method(accelerator, method):
             return None
         attempt = None
-        for recompute in (Recompute.NONE, Recompute.FULL):
-            layout = Layout(dp=gpus, zero=3 if gpus > 1 else 0, micro_batch=micro_batch, recompute=recompute)
+        for recompute in FIT_RECOMPUTES:
+            layout = fit_layout(gpus, micro_batch=micro_batch, recompute=recompute)
             try:
                 memory = training_memory(spec, job, layout, capacity_bytes=usable_memory_bytes(accelerator))
             except SuanliError:

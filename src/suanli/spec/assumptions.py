@@ -257,3 +257,56 @@ class CostAssumptions:
         for name in ("checkpoint_write_bytes_per_s_per_gpu", "gpu_mtbi_s", "export_bytes_per_param"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"cost assumption {name} must be positive, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnershipAssumptions:
+    """Inputs of ``core/tco.py`` (buy versus rent) beyond the power inputs of ``CostAssumptions``, with evidence.
+
+    - ``usd_per_kwh``: electricity price. 0.0806 is the 2023 US average industrial retail price (EIA, 8.06 ¢/kWh,
+      as tabulated in github:epoch-research/training-cost-trends energy.py). States differ by 3x: industrial
+      6.60 ¢ in Texas, 18.64 ¢ in California (EIA Electric Power Annual 2023, average revenue per kWh by state);
+      a household pays about twice the industrial price.
+    - ``pue``: facility energy / IT energy of the site that runs the bought hardware. 1.58 is the industry
+      average (Uptime Institute Global Data Center Survey 2023); hyperscale sites reach 1.1; a desk-side
+      workstation has no facility overhead (1.0).
+    - ``server_cost_multiplier``: server price / the price of its GPUs bought as cards, for prices of cards alone
+      (the host's CPUs, memory, NICs, NVSwitch and chassis). Epoch AI compares DGX prices with single-card list
+      prices: 1.66 (A100), 1.69 (V100), 1.54 (P100), mean 1.64 (github:epoch-research/training-cost-trends
+      hardware.py get_server_cost_overhead; Cottier et al. 2024, "The rising costs of training frontier AI
+      models", arXiv:2405.21015). Node prices include the host and are used as they are.
+    - ``cluster_interconnect_multiplier``: the scale-out network (switches, cables, transceivers) of a cluster of
+      more than one server, as a multiple of the servers' price: 1.15 (Epoch AI, same repository,
+      CLUSTER_INTERCONNECT_COST_OVERHEAD).
+    - ``gpus_per_server``: GPUs one server holds (HGX / DGX boards: 8); cards beyond it need a second server.
+    - ``colocation_usd_per_kw_month``: rent of data-centre space, power and cooling per kW of IT load, None for
+      none (your own room). CBRE's average asking rate for 250-500 kW in North American primary markets was
+      $184.06 per kW per month in H2 2024 (CBRE, North America Data Center Trends H2 2024, 2025-02-26).
+    - ``maintenance_fraction_per_year``: support and repair contracts per year as a fraction of the hardware
+      price, 0 by default; a DGX support contract is quoted at about 20% of the base price per year
+      (supercluster.blog/p/4-nvidia-dgx-h100-hardware).
+    """
+
+    usd_per_kwh: float = 0.0806
+    pue: float = 1.58
+    server_cost_multiplier: float = 1.64
+    cluster_interconnect_multiplier: float = 1.15
+    gpus_per_server: int = 8
+    colocation_usd_per_kw_month: float | None = None
+    maintenance_fraction_per_year: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.usd_per_kwh > 0:
+            raise SpecError(f"electricity price must be positive, got {self.usd_per_kwh} USD/kWh; pass e.g. 0.08")
+        if self.pue < 1:
+            raise SpecError(f"pue must be at least 1 (facility energy / IT energy), got {self.pue}")
+        for name in ("server_cost_multiplier", "cluster_interconnect_multiplier"):
+            if getattr(self, name) < 1:
+                raise SpecError(f"ownership assumption {name} is a multiple of the GPUs' price and must be at least "
+                                f"1, got {getattr(self, name)}")
+        if self.gpus_per_server < 1:
+            raise SpecError(f"gpus_per_server must be at least 1, got {self.gpus_per_server}")
+        if self.colocation_usd_per_kw_month is not None and not self.colocation_usd_per_kw_month > 0:
+            raise SpecError(f"colocation price must be positive, got {self.colocation_usd_per_kw_month} USD/kW/month")
+        if self.maintenance_fraction_per_year < 0:
+            raise SpecError(f"maintenance fraction must be zero or positive, got {self.maintenance_fraction_per_year}")

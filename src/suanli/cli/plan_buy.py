@@ -1,0 +1,286 @@
+"""``suanli plan buy --budget-usd B (--train MODEL | --serve MODEL)``: buy versus rent. For every accelerator the
+catalog prices (to buy or to rent) on which the job fits: the GPUs it needs, the up-front price, the running costs
+per year, the total over ``--years``, the months after which buying has cost less than renting, and the job on
+those GPUs (a training run's time, or whether they serve ``--rate``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from suanli.cli.common import Commands, positive_float, positive_int
+from suanli.cli.model_arg import add_as_option
+from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS
+
+if TYPE_CHECKING:
+    from suanli.search.buy import BuyOption, BuyRequest
+    from suanli.spec.model import ModelSpec
+
+ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
+DEFAULT_YEARS = 3.0
+SECONDS_PER_DAY = 86400.0
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1]."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1 (a share of the year), got {text}")
+    return value
+
+
+def register(sub: Commands) -> None:
+    buy = sub.add_parser(
+        "buy", help="buy versus rent for a budget: total cost of ownership and break-even, where the job fits",
+        description="For every accelerator with a catalogued purchase or rental price on which the job fits: buy "
+        "the GPUs the job needs (whole servers where that is how they are sold) or rent them. Ownership = price "
+        "(+ host share and cluster network) + energy × PUE × electricity price (+ colocation, maintenance) over "
+        "--years; renting = the catalog's cheapest on-demand price per GPU-hour. Busy hours = the year × "
+        "--utilization for both.")
+    what = buy.add_mutually_exclusive_group(required=True)
+    what.add_argument("--train", metavar="MODEL", help="size a training job of this model")
+    what.add_argument("--serve", metavar="MODEL", help="size a serving deployment of this model")
+    add_as_option(buy)
+    buy.add_argument("--budget-usd", type=positive_float, required=True, help="money available up front, USD")
+    buy.add_argument("--years", type=positive_float, default=DEFAULT_YEARS,
+                     help=f"how long the hardware is used (default {DEFAULT_YEARS:g})")
+    buy.add_argument("--utilization", type=fraction, default=1.0,
+                     help="share of the year the GPUs are busy, for buying and renting alike (default 1.0)")
+    buy.add_argument("--gpu", help="only these accelerators, comma-separated (default: every priced one)")
+    money = buy.add_argument_group("running costs of bought hardware")
+    money.add_argument("--usd-per-kwh", type=positive_float, help="electricity price (default 0.0806, the US "
+                       "average industrial price in 2023, EIA)")
+    money.add_argument("--pue", type=positive_float, help="site power usage effectiveness (default 1.58, the "
+                       "industry average; 1.0 for a desk-side machine)")
+    money.add_argument("--power-w", type=positive_float, help="average power per GPU including its host share, W")
+    money.add_argument("--colocation-usd-per-kw-month", type=positive_float, metavar="USD",
+                       help="colocation rent per kW of IT load (CBRE H2 2024 average: 184.06; default none)")
+    money.add_argument("--maintenance-fraction", type=float, metavar="F", default=0.0,
+                       help="support contracts per year as a fraction of the hardware price (default 0)")
+    train = buy.add_argument_group("the training job (as in `suanli train`)")
+    train.add_argument("--tokens", type=positive_float, help="training tokens of the run: adds its time")
+    train.add_argument("--seq", type=positive_int, help="sequence length (default 2048, or the model's context)")
+    train.add_argument("--micro-batch", type=positive_int, default=1, help="sequences per GPU per step (default 1)")
+    train.add_argument("--global-batch", type=positive_int, help="sequences per optimizer step")
+    train.add_argument("--method", choices=METHODS, default="full")
+    train.add_argument("--precision", choices=PRECISIONS, help="default bf16")
+    train.add_argument("--framework", choices=FRAMEWORKS, default="deepspeed")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (paged-adamw-8bit for qlora)")
+    train.add_argument("--attention", choices=("flash", "sdpa", "eager"), default="flash")
+    train.add_argument("--lora-rank", type=positive_int, default=16)
+    train.add_argument("--lora-dropout", type=float, default=0.0)
+    train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down")
+    serve = buy.add_argument_group("the serving job (as in `suanli infer`)")
+    serve.add_argument("--rate", type=positive_float, help="requests per second to serve")
+    serve.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens (default 1024)")
+    serve.add_argument("--output", type=positive_int, default=256, help="generated tokens (default 256)")
+    serve.add_argument("--quant", help="weight format (default: the checkpoint's)")
+    serve.add_argument("--kv-dtype", help="KV-cache format (default: the engine's)")
+    serve.add_argument("--engine", choices=ENGINES, default="vllm")
+    buy.add_argument("--json", action="store_true", help="print one JSON object (stable keys) instead of a table")
+    buy.set_defaults(run=run_plan_buy)
+
+
+def run_plan_buy(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json
+    from suanli.search.buy import plan_buy
+
+    request, spec = build_request(args)
+    options = plan_buy(request)
+    _raise_when_nothing(options, request, spec)
+    payload = _payload(args, spec, request, options)
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(_text(payload))
+    return 0
+
+
+def build_request(args: argparse.Namespace) -> tuple[BuyRequest, ModelSpec]:
+    from dataclasses import replace
+
+    from suanli.search.buy import BuyRequest
+    from suanli.spec.assumptions import CostAssumptions, OwnershipAssumptions
+    from suanli.spec.hardware import get_accelerator
+    from suanli.spec.resolve import load_model
+
+    spec = load_model(args.train or args.serve, as_family=args.as_family)
+    ownership = OwnershipAssumptions(colocation_usd_per_kw_month=args.colocation_usd_per_kw_month,
+                                     maintenance_fraction_per_year=args.maintenance_fraction)
+    overrides = {k: v for k, v in (("usd_per_kwh", args.usd_per_kwh), ("pue", args.pue)) if v is not None}
+    accelerators = None
+    if args.gpu:
+        names = [name.strip() for name in args.gpu.split(",") if name.strip()]
+        accelerators = tuple(dict.fromkeys(get_accelerator(name) for name in names))
+    job = _training_model(args, spec) if args.train else _serving_model(args, spec)
+    return BuyRequest(job=job, budget_usd=args.budget_usd, years=args.years, utilization=args.utilization,
+                      accelerators=accelerators, power_per_gpu_w=args.power_w, cost=CostAssumptions(),
+                      ownership=replace(ownership, **overrides)), spec
+
+
+def _training_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
+    from suanli.cli.train_commands import parse_job
+    from suanli.errors import SpecError
+    from suanli.search.buy import training_job
+    from suanli.search.fit import training_evaluator
+    from suanli.spec.support import max_context_tokens
+
+    if args.rate is not None or args.quant or args.kv_dtype:
+        raise SpecError("--rate, --quant and --kv-dtype size a serving job: use them with --serve MODEL")
+    args.precision = args.precision or "bf16"
+    args.seq = args.seq or min(2048, max_context_tokens(spec))
+    job = parse_job(args)
+    fitter = training_evaluator(spec, job.method, seq=job.seq, micro_batch=args.micro_batch, job=job)
+    return training_job(spec, job, fitter, micro_batch=args.micro_batch, tokens=args.tokens,
+                        global_batch=args.global_batch)
+
+
+def _serving_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
+    from suanli.errors import SpecError
+    from suanli.search.buy import serving_job
+    from suanli.search.fit import inference_evaluator
+    from suanli.spec.engines import get_engine
+    from suanli.spec.precision import parse_number_format
+
+    if args.tokens is not None or args.global_batch is not None:
+        raise SpecError("--tokens and --global-batch size a training job: use them with --train MODEL")
+    fitter = inference_evaluator(spec, engine=args.engine, quant=args.quant, kv_dtype=args.kv_dtype,
+                                 context=args.prompt + args.output, batch=1)
+    return serving_job(spec, fitter, engine=get_engine(args.engine),
+                       weights_format=parse_number_format(args.quant) if args.quant else None,
+                       kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None,
+                       prompt_tokens=args.prompt, output_tokens=args.output, rate=args.rate)
+
+
+def _raise_when_nothing(options: list[BuyOption], request: BuyRequest, spec: ModelSpec) -> None:
+    """No priced accelerator holds the job, or the budget buys none that does: one line naming the closest."""
+    from suanli.errors import LayoutError, SpecError
+
+    if not options:
+        raise LayoutError(f"{spec.name} fits on no accelerator with a catalogued purchase or rental price (up to "
+                          "1024 GPUs); lower --seq / --prompt, use --method lora/qlora or --quant, or drop --gpu")
+    buys = [o for o in options if o.option == "buy"]
+    if buys and not any(o.within_budget for o in buys):
+        cheapest = min(buys, key=lambda o: o.capex_usd)
+        rent = min((o for o in options if o.option == "rent"), key=lambda o: o.total_usd, default=None)
+        rather = "" if rent is None else (f", or rent {rent.gpus}× {rent.accelerator.key} at "
+                                          f"${rent.usd_per_year:,.0f} a year")
+        raise SpecError(f"a budget of ${request.budget_usd:,.0f} buys nothing that fits {spec.name}: the cheapest is "
+                        f"{cheapest.gpus}× {cheapest.accelerator.key} at ${cheapest.capex_usd:,.0f}; raise "
+                        f"--budget-usd to at least {cheapest.capex_usd:.0f}{rather}")
+
+
+def _payload(args: argparse.Namespace, spec: ModelSpec, request: BuyRequest,
+             options: list[BuyOption]) -> dict[str, Any]:
+    rows = [_row(o, request) for o in options]
+    best = next((r for r in rows if r["within_budget"]), None)
+    o = request.ownership
+    return {"command": "plan buy", "model": spec.name, "job": "train" if args.train else "serve",
+            "budget_usd": request.budget_usd, "years": request.years, "utilization": request.utilization,
+            "assumptions": {"usd_per_kwh": o.usd_per_kwh, "pue": o.pue,
+                            "server_cost_multiplier": o.server_cost_multiplier,
+                            "cluster_interconnect_multiplier": o.cluster_interconnect_multiplier,
+                            "colocation_usd_per_kw_month": o.colocation_usd_per_kw_month,
+                            "maintenance_fraction_per_year": o.maintenance_fraction_per_year,
+                            "power_fraction_of_tdp": request.cost.power_fraction_of_tdp,
+                            "host_overhead_fraction": request.cost.host_overhead_fraction},
+            "rate": getattr(args, "rate", None), "tokens": getattr(args, "tokens", None),
+            "best": best, "verdict": _verdict(best, request), "per_run": _per_run(rows), "rows": rows}
+
+
+def _row(o: BuyOption, request: BuyRequest) -> dict[str, Any]:
+    job = o.job
+    p, r = o.purchase, o.rent_price
+    return {
+        "option": o.option, "gpu": o.accelerator.key, "count": o.gpus, "min_gpus": o.min_gpus,
+        "needed_gpus": o.needed_gpus, "fits": True, "within_budget": o.within_budget,
+        "capex_usd": o.capex_usd, "usd_per_year": o.usd_per_year, "total_usd": o.total_usd,
+        "break_even_months": o.break_even_months, "rent_usd_per_year": o.rent_usd_per_year,
+        "max_gpus_within_budget": o.max_gpus_within_budget, "runs": o.runs, "usd_per_run": o.usd_per_run,
+        "capex": None if o.capex is None else {"units": o.capex.units, "hardware_usd": o.capex.hardware_usd,
+                                               "host_usd": o.capex.host_usd, "network_usd": o.capex.network_usd},
+        "opex": None if o.opex is None else {
+            "power_per_gpu_w": o.opex.power_per_gpu_w, "busy_hours_per_year": o.opex.busy_hours_per_year,
+            "energy_kwh_per_year": o.opex.energy_kwh, "energy_usd_per_year": o.opex.energy_usd,
+            "colocation_usd_per_year": o.opex.colocation_usd, "maintenance_usd_per_year": o.opex.maintenance_usd},
+        "purchase": None if p is None else {"usd": p.usd, "unit": p.unit, "gpus_per_unit": p.gpus_per_unit,
+                                            "kind": p.kind, "description": p.description, "date": p.date,
+                                            "source": p.source, "confidence": p.confidence},
+        "rent": None if r is None else {"usd_per_gpu_hour": r.usd_per_hour, "provider": r.provider,
+                                        "date": r.date, "source": r.source},
+        "months_on_budget": (12 * request.budget_usd / o.usd_per_year
+                             if o.option == "rent" and o.usd_per_year > 0 else None),
+        "job": None if job is None else {"layout": job.layout, "job_s": job.job_s, "tokens_per_s": job.tokens_per_s,
+                                         "replicas": job.replicas, "requests_per_s": job.requests_per_s,
+                                         "serves_rate": job.serves_rate},
+    }
+
+
+def _verdict(best: dict[str, Any] | None, request: BuyRequest) -> str:
+    if best is None:
+        return "no option is within the budget"
+    years = f"{request.years:g} year{'s' if request.years != 1 else ''}"
+    what = f"{best['option']} {best['count']}× {best['gpu']}"
+    if best["option"] == "rent":
+        return (f"over {years} at {request.utilization:.0%} utilization the cheapest is to rent {best['count']}× "
+                f"{best['gpu']}: ${best['total_usd']:,.0f} (${best['rent']['usd_per_gpu_hour']:.2f}/GPU-h)")
+    months = best["break_even_months"]
+    payback = ("no rental price to compare" if best["rent"] is None else
+               "never pays back against renting" if months is None else
+               f"pays back in {months:.1f} months against renting the same GPUs")
+    return (f"over {years} at {request.utilization:.0%} utilization the cheapest is to {what}: "
+            f"${best['capex_usd']:,.0f} up front + ${best['usd_per_year']:,.0f}/year = ${best['total_usd']:,.0f}; "
+            f"it {payback}")
+
+
+def _per_run(rows: list[dict[str, Any]]) -> str | None:
+    """The option whose training run costs least when the GPUs run that job back to back (with --tokens)."""
+    priced = [r for r in rows if r["within_budget"] and r["usd_per_run"] is not None]
+    if not priced:
+        return None
+    r = min(priced, key=lambda row: row["usd_per_run"])
+    return (f"per training run the cheapest is to {r['option']} {r['count']}× {r['gpu']}: ${r['usd_per_run']:,.0f} a "
+            f"run, {r['job']['job_s'] / SECONDS_PER_DAY:.3g} days each, {r['runs']:,.1f} runs in the busy time")
+
+
+def _text(payload: dict[str, Any]) -> str:
+    from suanli.cli.render import table
+
+    rows = [[r["option"], r["gpu"], r["count"], f"${r['capex_usd']:,.0f}", f"${r['usd_per_year']:,.0f}",
+             f"${r['total_usd']:,.0f}", _months(r), "yes" if r["within_budget"] else "no", _job_text(r)]
+            for r in payload["rows"]]
+    header = (f"{payload['model']}, {payload['job']}: budget ${payload['budget_usd']:,.0f}, {payload['years']:g} "
+              f"years at {payload['utilization']:.0%} utilization, electricity ${payload['assumptions']['usd_per_kwh']}"
+              f"/kWh, PUE {payload['assumptions']['pue']}")
+    body = table(["option", "gpu", "GPUs", "up front", "per year", f"{payload['years']:g}-year total", "break-even",
+                  "in budget", "job"], rows, align="llrrrrrll")
+    prices = sorted({_price_text(r["gpu"], r["purchase"]) for r in payload["rows"] if r["purchase"]})
+    verdict = "verdict: " + payload["verdict"] + (f"\n         {payload['per_run']}" if payload["per_run"] else "")
+    return "\n\n".join([header, body, verdict, "prices:\n  " + "\n  ".join(prices)])
+
+
+def _price_text(gpu: str, p: dict[str, Any]) -> str:
+    return f"{gpu}: {p['description']} ${p['usd']:,.0f} ({p['kind']}, {p['date']}, {p['confidence']} confidence)"
+
+
+def _months(row: dict[str, Any]) -> str:
+    if row["option"] == "rent":
+        return "—"
+    if row["rent"] is None:
+        return "no rent price"
+    return "never" if row["break_even_months"] is None else f"{row['break_even_months']:.1f} mo"
+
+
+def _job_text(row: dict[str, Any]) -> str:
+    job = row["job"]
+    if job is None:
+        return ""
+    if job["job_s"] is not None:
+        return f"{job['job_s'] / SECONDS_PER_DAY:.3g} days"
+    if job["serves_rate"] is not None:
+        return f"{job['requests_per_s']:.3g} req/s ({'serves' if job['serves_rate'] else 'short of'} the rate)"
+    if job["requests_per_s"] is not None:
+        return f"{job['requests_per_s']:.3g} req/s"
+    if job["tokens_per_s"] is not None:
+        return f"{job['tokens_per_s']:,.0f} tokens/s"
+    return str(job["layout"])
