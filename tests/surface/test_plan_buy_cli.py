@@ -88,3 +88,9 @@ def test_mixed_job_options_and_unknown_gpu_exit_2(capsys: pytest.CaptureFixture[
     assert_one_line_error(code, out, err, "h1000")
     code, out, err = run(capsys, "plan", "buy", "--budget-usd", "1e6")
     assert code == 2 and "--train" in err
+
+
+def test_parts_without_the_training_format_are_left_out(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "llama-3.1-8b", "--precision", "fp8",
+                    "--gpu", "a100-80gb,h100")["rows"]
+    assert {r["gpu"] for r in rows} == {"h100-sxm-80gb"}  # the A100 has no fp8 tensor path

@@ -14,6 +14,7 @@ from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISION
 
 if TYPE_CHECKING:
     from suanli.search.buy import BuyOption, BuyRequest
+    from suanli.spec.hardware import Accelerator
     from suanli.spec.model import ModelSpec
 
 ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
@@ -119,19 +120,26 @@ def build_request(args: argparse.Namespace) -> tuple[BuyRequest, ModelSpec]:
 
 
 def _training_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
+    from dataclasses import replace
+
     from suanli.cli.train_commands import parse_job
     from suanli.errors import SpecError
     from suanli.search.buy import training_job
     from suanli.search.fit import training_evaluator
-    from suanli.spec.support import max_context_tokens
+    from suanli.spec.support import max_context_tokens, training_format_violation
 
     if args.rate is not None or args.quant or args.kv_dtype:
         raise SpecError("--rate, --quant and --kv-dtype size a serving job: use them with --serve MODEL")
     args.precision = args.precision or "bf16"
     args.seq = args.seq or min(2048, max_context_tokens(spec))
     job = parse_job(args)
-    fitter = training_evaluator(spec, job.method, seq=job.seq, micro_batch=args.micro_batch, job=job)
-    return training_job(spec, job, fitter, micro_batch=args.micro_batch, tokens=args.tokens,
+    base = training_evaluator(spec, job.method, seq=job.seq, micro_batch=args.micro_batch, job=job)
+
+    def refusal(accelerator: Accelerator) -> str | None:  # the method, then the precision (fp8 before Hopper)
+        violation = training_format_violation(job.precision, accelerator)
+        return base.refusal(accelerator) or (violation.message if violation else None)
+
+    return training_job(spec, job, replace(base, refusal=refusal), micro_batch=args.micro_batch, tokens=args.tokens,
                         global_batch=args.global_batch)
 
 
