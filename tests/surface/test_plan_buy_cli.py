@@ -94,3 +94,8 @@ def test_parts_without_the_training_format_are_left_out(capsys: pytest.CaptureFi
     rows = run_json(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "llama-3.1-8b", "--precision", "fp8",
                     "--gpu", "a100-80gb,h100")["rows"]
     assert {r["gpu"] for r in rows} == {"h100-sxm-80gb"}  # the A100 has no fp8 tensor path
+
+
+def test_unpriced_gpu_names_the_priced_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "gpt2", "--gpu", "tpu-v5p")
+    assert_one_line_error(code, out, err, "no purchase or on-demand rental price for tpu-v5p", "h100-sxm-80gb")

@@ -113,10 +113,23 @@ def build_request(args: argparse.Namespace) -> tuple[BuyRequest, ModelSpec]:
     if args.gpu:
         names = [name.strip() for name in args.gpu.split(",") if name.strip()]
         accelerators = tuple(dict.fromkeys(get_accelerator(name) for name in names))
+        _check_priced(accelerators)
     job = _training_model(args, spec) if args.train else _serving_model(args, spec)
     return BuyRequest(job=job, budget_usd=args.budget_usd, years=args.years, utilization=args.utilization,
                       accelerators=accelerators, power_per_gpu_w=args.power_w, cost=CostAssumptions(),
                       ownership=replace(ownership, **overrides)), spec
+
+
+def _check_priced(accelerators: tuple[Accelerator, ...]) -> None:
+    """--gpu naming only parts the catalog prices neither to buy nor to rent: say which ones it does price."""
+    from suanli.errors import NotFound
+    from suanli.search.buy import on_demand_price, priced_accelerators
+    from suanli.spec.purchase import preferred_purchase
+
+    if not any(preferred_purchase(a.key) or on_demand_price(a) for a in accelerators):
+        names = ", ".join(a.key for a in accelerators)
+        raise NotFound(f"the catalog has no purchase or on-demand rental price for {names}; priced: "
+                       f"{', '.join(a.key for a in priced_accelerators())}")
 
 
 def _training_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
