@@ -203,3 +203,18 @@ def test_infer_cli_reports_latency_throughput_and_phases(capsys: pytest.CaptureF
     assert payload["phases"]["prefill"]["bound"] == "compute" and payload["phases"]["decode"]["bound"] == "memory"
     code, out, _ = run(capsys, "infer", "llama-3.1-8b", "--gpu", "h100", "--explain")
     assert code == 0 and "ttft_s = " in out and "tpot_s = " in out and "decode_weights_bytes_read" in out
+
+
+def test_busiest_expert_parallel_rank() -> None:
+    """The busiest of r EP ranks sets the step: mean n/r plus σ·√(2 ln r), σ = √(n (1/r)(1 − 1/r))."""
+    import math
+
+    from suanli.core.serving_ops import busiest_rank_rows
+
+    assert busiest_rank_rows(64.0, 1) == 64.0  # no expert parallelism: every assignment is on the one rank
+    n, r = 1024.0, 8
+    expected = n / r + math.sqrt(n / r * (1 - 1 / r)) * math.sqrt(2 * math.log(r))
+    assert busiest_rank_rows(n, r) == pytest.approx(expected)  # 128 + 10.58 × 2.04 = 149.6
+    assert 1.0 <= busiest_rank_rows(2.0, 8) <= 2.0  # exact: 1 + 1/8 = 1.125; never more than all of them
+    # relative imbalance shrinks as the batch grows
+    assert busiest_rank_rows(1e6, 8) / (1e6 / 8) < busiest_rank_rows(1e3, 8) / (1e3 / 8)

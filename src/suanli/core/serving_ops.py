@@ -310,7 +310,7 @@ def tiled_efficiency(rows: float, weights: float, a: PerformanceAssumptions) -> 
 
 def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssumptions) -> Cost:
     if g.expert:
-        rows = m * plan.top_k * plan.local_experts / plan.num_experts  # m·k / ep, balanced routing
+        rows = busiest_rank_rows(m * plan.top_k, plan.num_experts // max(plan.local_experts, 1))
         hit = plan.local_experts / plan.num_experts * expected_distinct_experts(plan.num_experts, plan.top_k, m)
     else:
         rows, hit = m, 1.0
@@ -320,6 +320,20 @@ def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssu
                   activation_bytes=rows * (g.out + g.inp) * _ACT)
     latency = d.gemm_latency_s if flops and g.name != "router" else 0.0  # the router GEMM runs in bf16
     return cost + Cost(overhead_s=latency) if latency else cost
+
+
+def busiest_rank_rows(assignments: float, ranks: int) -> float:
+    """Token-expert assignments on the busiest of ``ranks`` expert-parallel ranks, which sets the step: each of
+    the ``assignments`` (m·top_k) lands on a given rank with probability 1/ranks (uniform routing), so a rank's
+    count is Binomial(n, 1/r), mean n/r and σ = √(n·(1/r)(1 − 1/r)); the expected largest of r such counts is
+    about mean + σ·√(2 ln r) (the normal approximation of the maximum of r draws; Gumbel 1958, Statistics of
+    Extremes §3). One rank (no EP) is the mean exactly; at large batches the excess vanishes relative to the
+    mean (σ grows as √n). Real routers are less uniform than this, so it is a lower bound on the imbalance."""
+    if ranks <= 1:
+        return assignments
+    mean = assignments / ranks
+    sigma = math.sqrt(assignments * (1 / ranks) * (1 - 1 / ranks))
+    return min(assignments, mean + sigma * math.sqrt(2 * math.log(ranks)))
 
 
 def attended_pairs(context: float, new_tokens: int, window: int | None) -> float:
