@@ -99,3 +99,13 @@ def test_parts_without_the_training_format_are_left_out(capsys: pytest.CaptureFi
 def test_unpriced_gpu_names_the_priced_ones(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "gpt2", "--gpu", "tpu-v5p")
     assert_one_line_error(code, out, err, "no purchase or on-demand rental price for tpu-v5p", "h100-sxm-80gb")
+
+
+def test_user_prices_replace_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "llama-3.1-8b", "--gpu", "h100,mi300x",
+                    "--purchase-usd", "h100=30000,mi300x=15000")["rows"]
+    buys = {r["gpu"]: r for r in rows if r["option"] == "buy"}
+    assert buys["h100-sxm-80gb"]["capex_usd"] == 30000 * buys["h100-sxm-80gb"]["count"]  # per GPU, not per server
+    assert buys["mi300x-192gb"]["purchase"]["kind"] == "user"  # a part the catalog does not price
+    code, out, err = run(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "gpt2", "--purchase-usd", "h100=x")
+    assert_one_line_error(code, out, err, "--purchase-usd")

@@ -152,3 +152,11 @@ def test_malformed_purchase_entries_are_refused() -> None:
     with pytest.raises(SpecError, match="source"):
         Purchase(accelerator="x", unit="gpu", gpus_per_unit=1, usd=1, kind="msrp", description="d",
                  date="2024-01", source=" ", confidence="high")
+
+
+def test_prices_per_gpu_with_the_server_share_count_servers_of_eight() -> None:
+    per_gpu = Purchase(accelerator="h100-sxm-80gb", unit="node", gpus_per_unit=1, usd=40_000, kind="user",
+                       description="user price", date="2026-01-01", source="--purchase-usd", confidence="high")
+    assert capex(per_gpu, 8).total_usd == 320_000  # one server: no cluster network, no host share on top
+    nine = capex(per_gpu, 9)  # a second server: +15% network
+    assert (nine.gpus, nine.host_usd, nine.network_usd) == (9, 0, pytest.approx(54_000))

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from suanli.search.buy import BuyOption, BuyRequest
     from suanli.spec.hardware import Accelerator
     from suanli.spec.model import ModelSpec
+    from suanli.spec.purchase import Purchase
 
 ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
 DEFAULT_YEARS = 3.0
@@ -48,6 +49,9 @@ def register(sub: Commands) -> None:
     buy.add_argument("--utilization", type=fraction, default=1.0,
                      help="share of the year the GPUs are busy, for buying and renting alike (default 1.0)")
     buy.add_argument("--gpu", help="only these accelerators, comma-separated (default: every priced one)")
+    buy.add_argument("--purchase-usd", metavar="GPU=USD[,GPU=USD]",
+                     help="your own price per GPU, its share of the server included (e.g. h100=40000); replaces "
+                     "the catalog's price of that part")
     money = buy.add_argument_group("running costs of bought hardware")
     money.add_argument("--usd-per-kwh", type=positive_float, help="electricity price (default 0.0806, the US "
                        "average industrial price in 2023, EIA)")
@@ -113,20 +117,48 @@ def build_request(args: argparse.Namespace) -> tuple[BuyRequest, ModelSpec]:
     if args.gpu:
         names = [name.strip() for name in args.gpu.split(",") if name.strip()]
         accelerators = tuple(dict.fromkeys(get_accelerator(name) for name in names))
-        _check_priced(accelerators)
+        _check_priced(accelerators, tuple(_user_prices(args.purchase_usd)))
     job = _training_model(args, spec) if args.train else _serving_model(args, spec)
     return BuyRequest(job=job, budget_usd=args.budget_usd, years=args.years, utilization=args.utilization,
-                      accelerators=accelerators, power_per_gpu_w=args.power_w, cost=CostAssumptions(),
+                      accelerators=accelerators, purchases=_user_prices(args.purchase_usd),
+                      power_per_gpu_w=args.power_w, cost=CostAssumptions(),
                       ownership=replace(ownership, **overrides)), spec
 
 
-def _check_priced(accelerators: tuple[Accelerator, ...]) -> None:
+def _user_prices(text: str | None) -> dict[str, Purchase]:
+    """``h100=40000,4090=1800`` → the user's prices per GPU, host share included, dated today."""
+    import datetime
+
+    from suanli.errors import SpecError
+    from suanli.spec.hardware import get_accelerator
+    from suanli.spec.purchase import Purchase
+
+    prices = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, _, usd = item.partition("=")
+        try:
+            value = float(usd)
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise SpecError(f"--purchase-usd wants GPU=USD pairs with a positive price, e.g. h100=40000; got '{item}'")
+        key = get_accelerator(name).key
+        prices[key] = Purchase(accelerator=key, unit="node", gpus_per_unit=1, usd=value, kind="user",
+                               description="your price per GPU (--purchase-usd), server share included",
+                               date=datetime.date.today().isoformat(), source="--purchase-usd",
+                               confidence="high")
+    return prices
+
+
+def _check_priced(accelerators: tuple[Accelerator, ...], user: tuple[str, ...]) -> None:
     """--gpu naming only parts the catalog prices neither to buy nor to rent: say which ones it does price."""
     from suanli.errors import NotFound
     from suanli.search.buy import on_demand_price, priced_accelerators
     from suanli.spec.purchase import preferred_purchase
 
-    if not any(preferred_purchase(a.key) or on_demand_price(a) for a in accelerators):
+    if not any(preferred_purchase(a.key) or on_demand_price(a) or a.key in user for a in accelerators):
         names = ", ".join(a.key for a in accelerators)
         raise NotFound(f"the catalog has no purchase or on-demand rental price for {names}; priced: "
                        f"{', '.join(a.key for a in priced_accelerators())}")
@@ -246,12 +278,12 @@ def _verdict(best: dict[str, Any] | None, request: BuyRequest) -> str:
         return (f"over {years} at {request.utilization:.0%} utilization the cheapest is to rent {best['count']}× "
                 f"{best['gpu']}: ${best['total_usd']:,.0f} (${best['rent']['usd_per_gpu_hour']:.2f}/GPU-h)")
     months = best["break_even_months"]
-    payback = ("no rental price to compare" if best["rent"] is None else
-               "never pays back against renting" if months is None else
-               f"pays back in {months:.1f} months against renting the same GPUs")
+    payback = ("the catalog has no rental price to compare" if best["rent"] is None else
+               "it never pays back against renting" if months is None else
+               f"it pays back in {months:.1f} months against renting the same GPUs")
     return (f"over {years} at {request.utilization:.0%} utilization the cheapest is to {what}: "
             f"${best['capex_usd']:,.0f} up front + ${best['usd_per_year']:,.0f}/year = ${best['total_usd']:,.0f}; "
-            f"it {payback}")
+            f"{payback}")
 
 
 def _per_run(rows: list[dict[str, Any]]) -> str | None:

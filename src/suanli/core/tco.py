@@ -87,7 +87,8 @@ def capex(purchase: Purchase, gpus: int, assumptions: OwnershipAssumptions | Non
     bought = units * purchase.gpus_per_unit
     hardware = units * purchase.usd
     host = 0.0 if purchase.includes_host else hardware * (a.server_cost_multiplier - 1)
-    servers = units if purchase.includes_host else math.ceil(bought / a.gpus_per_server)
+    whole_servers = purchase.includes_host and purchase.gpus_per_unit >= a.gpus_per_server
+    servers = units if whole_servers else math.ceil(bought / a.gpus_per_server)
     network = (hardware + host) * (a.cluster_interconnect_multiplier - 1) if servers > 1 else 0.0
     return Capex(units=units, gpus=bought, hardware_usd=hardware, host_usd=host, network_usd=network)
 

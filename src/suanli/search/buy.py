@@ -12,7 +12,7 @@ is timed on that many GPUs in ``fit``'s layout (ZeRO-3 over all of them) with ``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -72,6 +72,7 @@ class BuyRequest:
     years: float
     utilization: float
     accelerators: tuple[Accelerator, ...] | None = None  # None: every accelerator with a price
+    purchases: Mapping[str, Purchase] = field(default_factory=dict)  # the user's prices, by accelerator key
     power_per_gpu_w: float | None = None
     cost: CostAssumptions = field(default_factory=CostAssumptions)
     ownership: OwnershipAssumptions = field(default_factory=OwnershipAssumptions)
@@ -117,14 +118,16 @@ def on_demand_price(accelerator: Accelerator) -> Price | None:
         return None
 
 
-def priced_accelerators() -> tuple[Accelerator, ...]:
-    """Catalog accelerators with a purchase price or an on-demand rental price, in catalog order."""
-    return tuple(a for a in load_accelerators() if preferred_purchase(a.key) or on_demand_price(a))
+def priced_accelerators(also: tuple[str, ...] = ()) -> tuple[Accelerator, ...]:
+    """Catalog accelerators with a purchase price or an on-demand rental price (or a key in ``also``, priced by
+    the user), in catalog order."""
+    return tuple(a for a in load_accelerators() if a.key in also or preferred_purchase(a.key) or on_demand_price(a))
 
 
 def plan_buy(request: BuyRequest) -> list[BuyOption]:
     """Every buy and rent option on which the job fits, sorted by total cost over the years (cheapest first)."""
-    accelerators = request.accelerators if request.accelerators is not None else priced_accelerators()
+    accelerators = request.accelerators if request.accelerators is not None else priced_accelerators(
+        tuple(request.purchases))
     options: list[BuyOption] = []
     for row in fit_table(request.job.fitter, accelerators):
         if row.min_gpus is None:
@@ -132,7 +135,7 @@ def plan_buy(request: BuyRequest) -> list[BuyOption]:
         accelerator = next(a for a in accelerators if a.key == row.gpu)
         needed = request.job.needed(accelerator, row.min_gpus)
         rent = on_demand_price(accelerator)
-        purchase = preferred_purchase(accelerator.key)
+        purchase = request.purchases.get(accelerator.key) or preferred_purchase(accelerator.key)
         if purchase is not None and accelerator.tdp_w is not None:  # no TDP: its energy is unknown
             options.append(_buy(request, accelerator, accelerator.tdp_w, row.min_gpus, needed, purchase, rent))
         if rent is not None:

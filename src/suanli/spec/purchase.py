@@ -17,7 +17,7 @@ from suanli.errors import NotFound, SpecError, require_positive
 from suanli.spec.hardware import get_accelerator
 
 PurchaseUnit = Literal["gpu", "node"]
-PurchaseKind = Literal["msrp", "list", "quote", "street", "estimate"]
+PurchaseKind = Literal["msrp", "list", "quote", "street", "estimate", "user"]
 PurchaseConfidence = Literal["high", "medium", "low"]
 
 _DATE = re.compile(r"\d{4}-\d{2}(-\d{2})?")
