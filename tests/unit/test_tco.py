@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -160,3 +161,19 @@ def test_prices_per_gpu_with_the_server_share_count_servers_of_eight() -> None:
     assert capex(per_gpu, 8).total_usd == 320_000  # one server: no cluster network, no host share on top
     nine = capex(per_gpu, 9)  # a second server: +15% network
     assert (nine.gpus, nine.host_usd, nine.network_usd) == (9, 0, pytest.approx(54_000))
+
+
+def test_the_most_gpus_a_budget_buys() -> None:
+    from suanli.search.buy import _affordable_gpus
+
+    o = OwnershipAssumptions()
+    card = _card(1000)  # $1640 a card with its host share; past 8 cards every card costs 1640 x 1.15 = 1886
+    assert _affordable_gpus(card, 1639, o) == 0
+    assert _affordable_gpus(card, 8 * 1640, o) == 8
+    assert _affordable_gpus(card, 9 * 1886 - 1, o) == 8  # a 9th card needs a second server and the network
+    assert _affordable_gpus(card, 9 * 1886, o) == 9
+    assert _affordable_gpus(card, 16 * 1886 - 1, o) == 15
+    assert _affordable_gpus(card, 16 * 1886, o) == 16
+    assert _affordable_gpus(card, 1e9, o) == math.floor(1e9 / 1886)
+    assert _affordable_gpus(_node(200_000), 429_999, o) == 8  # two servers with the network: 460,000
+    assert _affordable_gpus(_node(200_000), 460_000, o) == 16

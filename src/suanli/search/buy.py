@@ -178,12 +178,16 @@ def _runs(job: JobOnGpus, request: BuyRequest) -> float | None:
 
 
 def _affordable_gpus(purchase: Purchase, budget_usd: float, ownership: OwnershipAssumptions) -> int:
-    """The most GPUs (whole units) whose capex fits the budget; 0 when not even one unit does."""
-    units = 0
-    while capex(purchase, (units + 1) * purchase.gpus_per_unit, ownership).total_usd <= budget_usd:
-        units += 1
-        if units > 1_000_000:  # a budget beyond any cluster: stop counting
-            break
+    """The most GPUs (whole units) whose capex fits the budget; 0 when not even one unit does. Capex is linear in
+    the units within one server and beyond it (with the cluster network), so each piece is solved directly."""
+    per_unit = capex(purchase, purchase.gpus_per_unit, ownership).total_usd
+    in_one_server = max(1, ownership.gpus_per_server // purchase.gpus_per_unit)
+    units = min(math.floor(budget_usd / per_unit), in_one_server)
+    beyond = math.floor(budget_usd / (per_unit * ownership.cluster_interconnect_multiplier))
+    if beyond > in_one_server:
+        units = beyond
+    while units > 0 and capex(purchase, units * purchase.gpus_per_unit, ownership).total_usd > budget_usd:
+        units -= 1  # rounding at a piece's edge
     return units * purchase.gpus_per_unit
 
 
