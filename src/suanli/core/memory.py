@@ -15,6 +15,7 @@ that. The first stage holds the most; the last (with the output head) one.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from suanli.core.activations import Flavour, stage_activation_bytes, stage_workspace_bytes
@@ -88,8 +89,27 @@ def training_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capaci
     layout.check(spec)
     assumptions = assumptions or MemoryAssumptions()
     candidates = [_stage_memory(spec, job, layout, stage, capacity_bytes, assumptions)
-                  for stage in stage_params(spec, layout)]
+                  for stage in _first_of_alike(spec, stage_params(spec, layout))]
     return max(candidates, key=lambda m: m.total_bytes)
+
+
+def _first_of_alike(spec: ModelSpec, stages: list[StageParams]) -> list[StageParams]:
+    """The stages worth evaluating: of those holding the same blocks (by kind and count) and the same ends (first,
+    last), only the first. Everything but the micro-batches in flight is equal across such a set, and those never
+    grow with the stage index (``micro_batches_in_flight``), so the first holds the most: the same maximum as
+    evaluating all of them, at a fraction of the cost under deep pipelines."""
+    group_of, last = spec.group_of_layers(), len(stages) - 1
+    uniform = len(spec.layer_groups()) == 1
+    seen: set[tuple[object, ...]] = set()
+    kept = []
+    for stage in stages:
+        blocks: object = len(stage.layers) if uniform else tuple(sorted(Counter(group_of[i] for i in stage.layers)
+                                                                        .items()))
+        key = (blocks, stage.stage == 0, stage.stage == last)
+        if key not in seen:
+            seen.add(key)
+            kept.append(stage)
+    return kept
 
 
 def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams,
