@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from math import inf
+from typing import NamedTuple
 
 from suanli.core.cost import run_cost
 from suanli.core.memory import TrainingMemory, training_memory
@@ -41,7 +42,7 @@ from suanli.errors import SpecError
 from suanli.search.fit import usable_memory_bytes
 from suanli.search.space import Candidate, Context, Enumeration, TrainSpace, cluster_sizes
 from suanli.spec.hardware import Accelerator, PriceKind
-from suanli.spec.layout import Layout
+from suanli.spec.layout import Layout, Recompute
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
 from suanli.train_report import CostRequest
@@ -129,6 +130,7 @@ class TrainPlan:
     rejected: dict[str, int]
     feasible: int
     considered: int
+    screened: int  # candidates past the space's cheap rules, each given floors
     model_evaluations: int  # calls of training_memory and training_time
 
 
@@ -140,8 +142,9 @@ class _Rates:
     kwh: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Floor:
+class _Floor(NamedTuple):
+    """A candidate with the floors of its run's time, price and energy (a tuple: built once per candidate)."""
+
     candidate: Candidate
     accelerator: int
     point: tuple[float, float, float]
@@ -154,7 +157,8 @@ class _Search:
     def __init__(self, request: PlanRequest) -> None:
         self.r = request
         self.rejected: Counter[str] = Counter()
-        self.front: list[Scored] = []
+        self.front: list[Scored] = []  # no found layout is at least as good on time, cost and energy
+        self.front_points: list[tuple[float, float, float]] = []
         self.heap: list[tuple[float, int, Scored]] = []  # max-heap of the ranked list by negated objective
         self.feasible = self.evaluations = 0
         self.times: dict[tuple[int, Candidate], TrainingTime] = {}
@@ -163,6 +167,9 @@ class _Search:
         self.mb_oom: dict[tuple[object, ...], int] = {}
         self.mb_fit: dict[tuple[object, ...], int] = {}
         self.host_full: set[tuple[object, ...]] = set()
+        self.objective_index = (Objective.TIME, Objective.COST, Objective.ENERGY).index(request.objective)
+        self.screened = 0  # candidates past the cheap rules, each given floors
+        self.rates = [_rates(a, request.cost) for a in request.accelerators]
 
     # ---- core calls ------------------------------------------------------------------------------------------
 
@@ -170,8 +177,11 @@ class _Search:
         key = (a, c)
         if key not in self.times:
             self.evaluations += 1
-            self.times[key] = training_time(self.r.spec, self.r.job, c.layout(self.r.global_batch),
-                                            self.r.accelerators[a])
+            t = training_time(self.r.spec, self.r.job, c.layout(self.r.global_batch), self.r.accelerators[a])
+            self.times[key] = t
+            b = t.breakdown
+            stage = b.compute_s + b.recompute_s + b.tp_comm_s + b.cp_comm_exposed_s + b.ep_comm_s
+            self.work[self._work_key(a, c)] = (stage / t.micro_batches, b.bubble_s)
         return self.times[key]
 
     def memory(self, a: int, c: Candidate) -> TrainingMemory:
@@ -181,32 +191,50 @@ class _Search:
 
     # ---- floors ----------------------------------------------------------------------------------------------
 
-    def step_floor_s(self, a: int, c: Candidate) -> float:
-        """m·W + bubble from the one ``training_time`` of this candidate's work key (module docstring)."""
+    @staticmethod
+    def _work_key(a: int, c: Candidate) -> tuple[object, ...]:
         s = c.structure
-        key = (a, s.tp, s.cp, s.pp, s.vp, s.ep, c.micro_batch, c.sp, c.recompute)
-        if key not in self.work:
-            t = self.time(a, c)
-            b = t.breakdown
-            stage = b.compute_s + b.recompute_s + b.tp_comm_s + b.cp_comm_exposed_s + b.ep_comm_s
-            self.work[key] = (stage / t.micro_batches, b.bubble_s)
-        per_micro_batch, bubble = self.work[key]
-        return self.r.global_batch // (c.micro_batch * s.dp) * per_micro_batch + bubble
+        return (a, s.tp, s.cp, s.pp, s.vp, s.ep, c.micro_batch, c.sp, c.recompute.value)
 
-    def floor(self, a: int, c: Candidate, rates: _Rates) -> _Floor:
-        steps = self.r.tokens / (self.r.global_batch * self.r.job.seq)
-        total = steps * self.step_floor_s(a, c)
+    def step_floor_s(self, a: int, c: Candidate, *, exact: bool) -> float | None:
+        """m·W + bubble (module docstring). Exact: from this candidate's work key, None until a ``training_time``
+        of that key has run. Not exact: from the key without recompute (one call per key), a floor for every
+        recompute choice, since recompute only adds (its forward again, and with full recompute the TP/EP
+        all-reduces and CP hops of that forward) to every stage."""
+        if not exact and c.recompute is not Recompute.NONE:
+            c = c._replace(recompute=Recompute.NONE)
+        key = self._work_key(a, c)
+        if key not in self.work:
+            if exact and c.recompute is not Recompute.NONE:
+                return None
+            self.time(a, c)
+        per_micro_batch, bubble = self.work[key]
+        return self.r.global_batch // (c.micro_batch * c.structure.dp) * per_micro_batch + bubble
+
+    def floor(self, a: int, c: Candidate, *, exact: bool = False) -> _Floor | None:
+        step = self.step_floor_s(a, c, exact=exact)
+        if step is None:
+            return None
+        total = self.r.tokens / (self.r.global_batch * self.r.job.seq) * step
         hours = c.structure.gpus * total / 3600
+        rates = self.rates[a]
         point = (total, hours * rates.usd, hours * rates.kwh)
-        objective = point[(Objective.TIME, Objective.COST, Objective.ENERGY).index(self.r.objective)]
-        return _Floor(c, a, point, objective)
+        return _Floor(c, a, point, point[self.objective_index])
 
     # ---- the walk --------------------------------------------------------------------------------------------
 
     def visit(self, f: _Floor) -> None:
-        if self._bounded(f):
-            self.rejected[MISSES_DEADLINE if self._misses(f.point) else BOUNDED] += 1
+        """Bounded out by the floor without recompute, then by the exact floor (a ``training_time`` of its work key,
+        shared by every candidate with that key), then out of memory; else scored."""
+        if self._reject_bounded(f):
             return
+        if f.candidate.recompute is not Recompute.NONE:
+            exact = self.floor(f.accelerator, f.candidate, exact=True)
+            if exact is None:
+                self.time(f.accelerator, f.candidate)
+                exact = self.floor(f.accelerator, f.candidate, exact=True)
+            if exact is not None and self._reject_bounded(exact):
+                return
         reason = self._memory_reason(f.accelerator, f.candidate)
         if reason is not None:
             self.rejected[reason] += 1
@@ -221,19 +249,24 @@ class _Search:
             self.feasible += 1
             self._rank(scored)
 
+    def _reject_bounded(self, f: _Floor) -> bool:
+        if not self._bounded(f):
+            return False
+        self.rejected[MISSES_DEADLINE if self._misses(f.point) else BOUNDED] += 1
+        return True
+
     def _misses(self, point: tuple[float, float, float]) -> bool:
         return ((self.r.deadline_s is not None and point[0] > self.r.deadline_s)
                 or (self.r.budget_usd is not None and point[1] > self.r.budget_usd))
 
     def _bounded(self, f: _Floor) -> bool:
-        """Skip when the floor is dominated by a found layout and can enter neither the ranked list nor the
-        constraints."""
-        t, c, e = f.point
-        if not any(p.point[0] <= t and p.point[1] <= c and p.point[2] <= e for p in self.front):
+        """Skip when the floor can enter neither the ranked list (it misses a constraint, or cannot beat the
+        ranked list's last) nor the front (a found layout dominates it)."""
+        ranked_out = (len(self.heap) >= self.r.top and f.objective >= -self.heap[0][0]) or self._misses(f.point)
+        if not ranked_out:
             return False
-        if self._misses(f.point):
-            return True
-        return len(self.heap) >= self.r.top and f.objective >= -self.heap[0][0]
+        t, c, e = f.point
+        return any(p[0] <= t and p[1] <= c and p[2] <= e for p in self.front_points)
 
     def _memory_reason(self, a: int, c: Candidate) -> str | None:
         """Why the candidate does not fit (None when it does): from the floors when they decide it, else from
@@ -275,10 +308,11 @@ class _Search:
 
     def _add_to_front(self, s: Scored) -> None:
         t, c, e = s.point
-        if any(p.point[0] <= t and p.point[1] <= c and p.point[2] <= e for p in self.front):
+        if any(p[0] <= t and p[1] <= c and p[2] <= e for p in self.front_points):
             return
         self.front = [p for p in self.front if not (t <= p.point[0] and c <= p.point[1] and e <= p.point[2])]
         self.front.append(s)
+        self.front_points = [p.point for p in self.front]
 
     def _rank(self, s: Scored) -> None:
         entry = (-s.value(self.r.objective), -len(self.heap) - self.feasible, s)
@@ -308,7 +342,7 @@ def plan_train(request: PlanRequest) -> TrainPlan:
     space = request.space.for_model(request.spec)
     floors: list[_Floor] = []
     for a, accelerator in enumerate(request.accelerators):
-        rates = _rates(accelerator, request.cost)
+        rates = search.rates[a]
         context = Context(gpus_per_node=GPUS_PER_NODE, seq=request.job.seq, global_batch=request.global_batch)
         walk = Enumeration(request.spec, space, context)
         found = list(walk.candidates(cluster_sizes(request.max_gpus, GPUS_PER_NODE)))
@@ -318,11 +352,25 @@ def plan_train(request: PlanRequest) -> TrainPlan:
             what = "price" if request.objective is Objective.COST else "power (tdp_w)"
             search.rejected[f"no {what} for {accelerator.key} in the catalog"] += len(found)
             continue
-        floors.extend(search.floor(a, c, rates) for c in found)
+        floors.extend(_floors(search, a, found))
+    search.screened = len(floors)
     floors.sort(key=lambda f: (f.objective, f.point))
     for f in floors:
         search.visit(f)
     return _result(search)
+
+
+def _floors(search: _Search, a: int, found: list[Candidate]) -> Iterator[_Floor]:
+    """Each candidate with its floors; neighbours that differ only in ZeRO or offload share them (the enumeration
+    puts them together), so the floor is worked out once per run of them."""
+    key: tuple[object, ...] = ()
+    floor: _Floor | None = None
+    for c in found:
+        here = (c.structure, c.micro_batch, c.sp, c.recompute)
+        if here != key:
+            key, floor = here, search.floor(a, c)
+        if floor is not None:
+            yield _Floor(c, a, floor.point, floor.objective)
 
 
 def _result(search: _Search) -> TrainPlan:
@@ -331,7 +379,8 @@ def _result(search: _Search) -> TrainPlan:
     pareto = _pareto_time_cost(search.front)
     rejected = dict(sorted(search.rejected.items(), key=lambda kv: -kv[1]))
     return TrainPlan(ranked=tuple(ranked), pareto=pareto, rejected=rejected, feasible=search.feasible,
-                     considered=search.feasible + sum(rejected.values()), model_evaluations=search.evaluations)
+                     considered=search.feasible + sum(rejected.values()), screened=search.screened,
+                     model_evaluations=search.evaluations)
 
 
 def _order(s: Scored, objective: Objective) -> tuple[float, ...]:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from math import prod
+from typing import NamedTuple
 
 from suanli.errors import LayoutError, SpecError
 from suanli.spec.layout import Layout, Offload, PipelineSchedule, Recompute
@@ -104,9 +105,9 @@ def cluster_sizes(max_gpus: int, gpus_per_node: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-@dataclass(frozen=True, slots=True)
-class Structure:
-    """How the GPUs are split: the degrees, dp derived."""
+class Structure(NamedTuple):
+    """How the GPUs are split: the degrees, and dp = gpus / (tp · pp · cp) when that divides (a tuple: the search
+    builds and hashes many)."""
 
     gpus: int
     tp: int
@@ -120,8 +121,7 @@ class Structure:
         return self.gpus // (self.tp * self.pp * self.cp)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One point of the space that passed every cheap rule."""
 
     structure: Structure
@@ -228,19 +228,20 @@ class Enumeration:
         return None
 
     def _knobs(self, s: Structure) -> Iterator[Candidate]:
+        """The structure's candidates, those sharing a time floor (micro-batch, sp, recompute) next to each other."""
         sp = self.space
         per_mb = len(sp.zero) * len(sp.recompute) * len(sp.sp) * len(sp.offload)
         for mb in sp.micro_batch:
             if BATCH_RULE.rejects(s, self.context, mb):
                 self.rejected[BATCH_RULE.reason] += per_mb
                 continue
-            for zero in sp.zero:
-                for seq_parallel in sp.sp:
-                    for offload in sp.offload:
-                        reason = next((r.reason for r in KNOB_RULES if r.rejects(s, zero, seq_parallel, offload)),
-                                      None)
-                        if reason is not None:
-                            self.rejected[reason] += len(sp.recompute)
-                            continue
-                        for recompute in sp.recompute:
-                            yield Candidate(s, zero, mb, recompute, seq_parallel, offload)
+            for seq_parallel in sp.sp:
+                for recompute in sp.recompute:
+                    for zero in sp.zero:
+                        for offload in sp.offload:
+                            reason = next((r.reason for r in KNOB_RULES if r.rejects(s, zero, seq_parallel, offload)),
+                                          None)
+                            if reason is None:
+                                yield Candidate(s, zero, mb, recompute, seq_parallel, offload)
+                            else:
+                                self.rejected[reason] += 1
