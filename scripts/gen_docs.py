@@ -34,6 +34,7 @@ from suanli.core import (
     roofline,
     serving_ops,
     serving_weights,
+    tco,
     training_sync,
     training_time,
     vision,
@@ -114,7 +115,7 @@ def formulas_md() -> str:
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
     for module in (params, flops, vision, model_states, placement, activations, activations_head, activations_peft,
                    activations_ssm, peft, frozen_base, memory, rl, kv_cache, serving_weights, inference_memory,
-                   serving_ops, roofline, comms, training_sync, training_time, inference_time, cost, sim_workload,
+                   serving_ops, roofline, comms, training_sync, training_time, inference_time, cost, tco, sim_workload,
                    sim_kv_blocks, sim_engine, sim_metrics, sim_run):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)
