@@ -92,3 +92,22 @@ def test_zero_shards_experts_over_expert_data_parallel_group() -> None:
     dense = count_params(mixtral).total - experts
     assert ep8.optimizer_bytes + ep8.master_weights_bytes == pytest.approx(12 * (dense / 8 + experts / 8))
     assert no_ep.optimizer_bytes + no_ep.master_weights_bytes == pytest.approx(12 * (dense + experts) / 8)
+
+
+@pytest.mark.parametrize(("model", "pp", "vp", "global_batch"), [
+    ("llama-3.1-405b", 16, 1, 64), ("llama-3.1-405b", 7, 2, 4), ("llama-3.1-405b", 4, 1, 2),
+    ("deepseek-v3", 16, 1, 64), ("deepseek-v3", 3, 1, 8),
+    ("jamba-1.5-mini", 8, 2, 4), ("jamba-1.5-mini", 3, 1, 8)])
+def test_alike_stages_are_evaluated_once(model: str, pp: int, vp: int, global_batch: int) -> None:
+    """training_memory evaluates one stage per set of stages with the same blocks and ends; its answer is the
+    maximum over every stage (uneven splits, DeepSeek-V3's dense first blocks, Jamba's attention/Mamba mix)."""
+    from suanli.core.memory import _stage_memory
+    from suanli.core.placement import stage_params
+    from suanli.spec.assumptions import MemoryAssumptions
+
+    spec = load_model(model)
+    schedule = PipelineSchedule.INTERLEAVED if vp > 1 else PipelineSchedule.ONE_F_ONE_B
+    layout = Layout(pp=pp, vp=vp, global_batch=global_batch, schedule=schedule, recompute=Recompute.SELECTIVE)
+    job = TrainingJob(seq=4096)
+    every = [_stage_memory(spec, job, layout, stage, 80e9, MemoryAssumptions()) for stage in stage_params(spec, layout)]
+    assert training_memory(spec, job, layout, capacity_bytes=80e9) == max(every, key=lambda m: m.total_bytes)

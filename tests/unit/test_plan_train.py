@@ -205,3 +205,21 @@ def test_candidate_layout_round_trip() -> None:
     assert (lay.tp, lay.pp, lay.dp, lay.vp, lay.zero, lay.micro_batch, lay.grad_accumulation_steps) == (
         2, 2, 4, 2, 3, 2, 8)
     assert lay.offload_params.value == "cpu" and lay.schedule.value == "interleaved"
+
+
+@pytest.mark.parametrize("sp", [False, True])
+def test_the_floor_without_recompute_is_below_every_recompute(llama_70b: ModelSpec, sp: bool) -> None:
+    """The first floor's premise: recompute only adds to each stage's micro-batch work and so to the bubble."""
+    job = TrainingJob(seq=2048)
+
+    def work(recompute: Recompute) -> tuple[float, float]:
+        t = training_time(llama_70b, job, Layout(tp=4, pp=4, cp=2, dp=1, sp=sp, global_batch=8, recompute=recompute),
+                          H100)
+        b = t.breakdown
+        stage = b.compute_s + b.recompute_s + b.tp_comm_s + b.cp_comm_exposed_s + b.ep_comm_s
+        return stage / t.micro_batches, b.bubble_s
+
+    none = work(Recompute.NONE)
+    for recompute in (Recompute.SELECTIVE, Recompute.FULL):
+        w, bubble = work(recompute)
+        assert w > none[0] and bubble > none[1]
