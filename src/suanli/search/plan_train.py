@@ -35,6 +35,7 @@ from enum import Enum
 from math import inf
 from typing import NamedTuple
 
+from suanli.core.comms import DEFAULT_SCALE_OUT
 from suanli.core.cost import run_cost
 from suanli.core.memory import TrainingMemory, training_memory
 from suanli.core.training_time import GPUS_PER_NODE, TrainingTime, training_time
@@ -90,6 +91,7 @@ class PlanRequest:
     space: TrainSpace = field(default_factory=TrainSpace)
     top: int = 10
     host_bytes_per_gpu: float = DEFAULT_HOST_BYTES_PER_GPU
+    scale_out: str = DEFAULT_SCALE_OUT  # the network between nodes, as ``training_time`` takes it
 
     def __post_init__(self) -> None:
         if not self.accelerators:
@@ -177,7 +179,8 @@ class _Search:
         key = (a, c)
         if key not in self.times:
             self.evaluations += 1
-            t = training_time(self.r.spec, self.r.job, c.layout(self.r.global_batch), self.r.accelerators[a])
+            t = training_time(self.r.spec, self.r.job, c.layout(self.r.global_batch), self.r.accelerators[a],
+                              scale_out=self.r.scale_out)
             self.times[key] = t
             b = t.breakdown
             stage = b.compute_s + b.recompute_s + b.tp_comm_s + b.cp_comm_exposed_s + b.ep_comm_s
