@@ -18,6 +18,7 @@ from tests.reference.hf_reference import build_meta_model, load_catalog_config, 
 
 from suanli.core.params import count_params
 from suanli.core.peft import PeftParams, Projection, lora_params, model_linears, trainable_params
+from suanli.errors import SpecError
 from suanli.spec.model import ModelSpec, Moe
 from suanli.spec.resolve import catalog_config, model_catalog, spec_from_config
 from suanli.spec.training import Method, PeftConfig, TrainingJob
@@ -127,7 +128,8 @@ def test_full_size_mixtral_attention_lora_matches_peft() -> None:
 # PEFT 0.21 maps transformers-4 expert names onto transformers 5's fused expert tensors for these model_types
 # (``convert_peft_config_for_transformers``), so its all-linear reaches the experts and the router there.
 PEFT_CONVERTS_EXPERTS = frozenset({"mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "glm4_moe",
-                                   "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "longcat_flash"})
+                                   "ernie4_5_moe", "hunyuan_v1_moe", "minimax_m2", "longcat_flash", "qwen3_next",
+                                   "minimax"})
 
 
 def _identity_expert_rows(spec: ModelSpec, rank: int) -> tuple[int, int]:
@@ -155,8 +157,14 @@ def test_all_linear_lora_over_the_catalog(key: str) -> None:
     config = tiny_config(catalog_config(next(e for e in model_catalog() if e.key == key)))
     model_type = config["model_type"]
     targets = ("all-linear", "experts") if model_type in PEFT_CONVERTS_EXPERTS else ("all-linear",)
+    try:
+        trainable, total = theirs(config, peft.LoraConfig(r=4, target_modules="all-linear"))
+    except ValueError as refused:  # PEFT's _check_lora_target_modules_mamba: no LoRA on a Mamba out_proj
+        assert "incompatible with Mamba" in str(refused)
+        with pytest.raises(SpecError, match="_check_lora_target_modules_mamba"):
+            ours(config, Method.LORA, rank=4, target_modules=targets)
+        return
     counted = ours(config, Method.LORA, rank=4, target_modules=targets)
-    trainable, total = theirs(config, peft.LoraConfig(r=4, target_modules="all-linear"))
     if model_type in PEFT_CONVERTS_EXPERTS:
         # PEFT's conversion turns gate_proj/up_proj/down_proj into the experts' tensors, which also drops the
         # adapters of the dense layers' MLPs and of the shared experts that all-linear reached before.

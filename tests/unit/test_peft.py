@@ -309,3 +309,29 @@ def test_peft_activations_summary(llama31_8b: ModelSpec) -> None:
                                                       peft=PeftConfig(num_virtual_tokens=30)))
     assert (prompt.adapter_bytes_per_token, prompt.extra_tokens) == (0, 30)
     assert peft_activations(llama31_8b, TrainingJob(seq=512)).notes == ()
+
+
+def test_bitfit_on_mamba2_counts_conv_and_dt_biases() -> None:
+    """Mamba-Codestral-7B: 64 Mamba-2 mixers, bias-free projections and RMSNorms; each mixer's conv1d has a bias
+    per channel (I + 2·G·N = 8192 + 2·8·128) and ``dt_bias`` one per head (128)."""
+    p = params(load_model("mamba-codestral-7b"), Method.BITFIT)
+    assert p.trainable == 64 * (8192 + 2 * 8 * 128 + 128) == 663_552
+    assert p.trainable_by_component == {"ssm": p.trainable}
+
+
+def test_lora_on_a_mamba_out_proj_is_refused_like_peft() -> None:
+    """PEFT's ``_check_lora_target_modules_mamba`` refuses out_proj on mamba2/nemotron_h, all-linear included."""
+    spec = load_model("mamba-codestral-7b")
+    for targets in (("all-linear",), ("in_proj", "out_proj")):
+        with pytest.raises(SpecError, match="in_proj"):
+            params(spec, Method.LORA, rank=8, target_modules=targets)
+    assert params(spec, Method.LORA, rank=8, target_modules=("in_proj",)).trainable == (
+        64 * 8 * (4096 + 2 * 8192 + 2 * 8 * 128 + 128))
+
+
+def test_qwen3_next_gated_attention_q_and_deltanet_dt_bias() -> None:
+    """Qwen3-Coder-Next: 12 gated-attention layers whose q_proj emits queries and gates (2·16·256 = 8192 wide),
+    and 36 Gated DeltaNet layers with 32 value heads, one ``dt_bias`` each (nothing else has a bias)."""
+    spec = load_model("qwen3-coder-next")
+    assert params(spec, Method.LORA, rank=8, target_modules=("q",)).trainable == 12 * 8 * (2048 + 8192)
+    assert params(spec, Method.BITFIT).trainable == 36 * 32

@@ -19,7 +19,8 @@ prefix-tuning   n·Σ_layers (k width + v width) (Li & Liang 2021, arXiv:2101.00
 p-tuning-v2     deep prompts on every layer: prefix tuning without the MLP (Liu et al. 2022, arXiv:2110.07602 §3)
 prompt-tuning   n·hidden (Lester et al. 2021, arXiv:2104.08691 §2)
 adapter         2 per block, each h·m + m (down) + m·h + h (up) (Houlsby et al. 2019, arXiv:1902.00751 §2.1)
-bitfit          every bias, LayerNorm biases included (Ben Zaken et al. 2022, arXiv:2106.10199)
+bitfit          every bias, LayerNorm biases included (Ben Zaken et al. 2022, arXiv:2106.10199), and the state-space
+                mixers' conv1d biases and per-head ``dt_bias``
 ia3             one vector per targeted linear, of its out width, or of its in width for feed-forward targets
                 (Liu et al. 2022, arXiv:2205.05638 §3.3); PEFT's defaults per model_type (llama: k, v, down's input)
 ==============  ===================================================================================================
@@ -30,7 +31,8 @@ k and v. ``"experts"`` adds the routed experts: transformers 5 stores them as on
 [E, h, i] tensor per layer, and PEFT gives each expert rank r on down and rank 2r on the fused gate_up (the rank of
 separate gate and up adapters together: ``convert_peft_config_for_transformers``). ``"all-linear"`` is PEFT's: every
 nn.Linear/Conv1D but the output head (so BERT's pooler and Qwen2-MoE's shared-expert gate), and with ``"experts"``
-the experts and the router, as PEFT does for Mixtral, Qwen3-MoE and DeepSeek.
+the experts and the router, as PEFT does for Mixtral, Qwen3-MoE and DeepSeek. Like PEFT, LoRA-family methods
+refuse a Mamba mixer's out_proj on the model_types in ``PEFT_MAMBA_TYPES`` (all-linear included).
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ FUSED_QKV_TYPES = frozenset({"gpt2", "gpt_neox", "falcon", "phi3"})
 FUSED_GATE_UP_TYPES = frozenset({"phi3", "glm4"})  # GLM-4 (0414) gate_up_proj too
 #: model_types whose router is an ``nn.Linear`` in transformers 5 (elsewhere a bare weight), so all-linear reaches it
 ROUTER_LINEAR_TYPES = frozenset({"llama4_text", "hunyuan_v1_moe", "longcat_flash"})
+#: model_types on which PEFT 0.21 refuses LoRA-like adapters (LoRA, DoRA, QLoRA, AdaLoRA) on a Mamba mixer's
+#: ``out_proj`` (and ``conv1d``, never a linear here): ``_check_lora_target_modules_mamba`` in
+#: peft/tuners/tuners_utils.py raises for every matched module of those names, all-linear's included.
+PEFT_MAMBA_TYPES = frozenset({"falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h"})
 
 #: PEFT 0.21 IA3 defaults (TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING, ..._FEEDFORWARD_MODULES_MAPPING) as
 #: (target roles, feed-forward roles). A fused query_key_value/c_attn answers to "q"; BERT's "output.dense" matches
@@ -135,8 +141,9 @@ def _row(name: str, roles: str, n_in: int, n_out: int, bias: bool) -> _Row:
 
 
 def _attention_rows(a: Attention, hidden: int, fused: bool) -> list[_Row]:
-    """Q, K, V (or one fused QKV) and O; MLA's latent projections as in DeepSeek-V2 (arXiv:2405.04434 §2.1)."""
-    q_width, kv_width = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+    """Q, K, V (or one fused QKV) and O; MLA's latent projections as in DeepSeek-V2 (arXiv:2405.04434 §2.1).
+    Qwen3-Next's gated attention (``output_gate``) draws its gate from q_proj, which is twice as wide."""
+    q_width, kv_width = a.num_heads * a.head_dim * (1 + a.output_gate), a.num_kv_heads * a.head_dim
     out = _row("o", "o", a.num_heads * a.v_head_dim, hidden, a.out_bias)
     if a.mla is not None:
         m = a.mla
@@ -176,8 +183,9 @@ def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
     """Mamba's projections by their transformers names: in_proj and out_proj (Mamba-1 also x_proj, dt_proj)."""
     if isinstance(m, Mamba2Mixer):
         width = 2 * m.intermediate_size + 2 * m.n_groups * m.d_state + m.num_heads
+        out_bias = m.proj_bias if m.out_bias is None else m.out_bias
         return [_row("in_proj", "in_proj", hidden, width, m.proj_bias),
-                _row("out_proj", "out_proj", m.intermediate_size, hidden, m.proj_bias)]
+                _row("out_proj", "out_proj", m.intermediate_size, hidden, out_bias)]
     if isinstance(m, GatedDeltaNet):  # in_proj_qkvz and in_proj_ba answer to "in_proj" here
         return [_row("in_proj_qkvz", "in_proj", hidden, 2 * m.key_dim + 2 * m.value_dim, False),
                 _row("in_proj_ba", "in_proj", hidden, 2 * m.num_v_heads, False),
@@ -314,6 +322,11 @@ def _lora_family(spec: ModelSpec, job: TrainingJob, base: int) -> PeftParams:
     if method in (Method.DORA, Method.ADALORA) and any(p.expert for p in chosen):
         raise SpecError(f"HF PEFT applies {method.value} to nn.Linear layers only, not to the experts' fused "
                         "tensors or the router; drop \"experts\" from target_modules, or use lora")
+    if spec.model_type in PEFT_MAMBA_TYPES and any(p.name == "out_proj" for p in chosen):
+        raise SpecError(f"HF PEFT refuses {method.value} on the Mamba mixers' out_proj of model_type "
+                        f"{spec.model_type} (_check_lora_target_modules_mamba; all-linear selects it too); target "
+                        "in_proj and the attention/MLP projections instead, e.g. --lora-targets "
+                        "in_proj,q,k,v,o,up,down")
     parts: dict[str, int] = {}
     for p in chosen:
         _add(parts, p.component, lora_params(p, job.peft.rank, method))
@@ -409,13 +422,31 @@ def _norm_bias(norm: Norm | None) -> int:
     return norm.size if norm is not None and norm.kind is NormKind.LAYER_NORM and norm.bias else 0
 
 
+def _mixer_bias(m: Mixer) -> int:
+    """A token mixer's biases beyond its linears': the causal conv1d's (one per channel, when it has one) and the
+    per-head ``dt_bias`` of Mamba-2 and Gated DeltaNet: Mamba-1's ``dt_proj`` bias moved out of the projection,
+    added to dt before the softplus (transformers' ``Mamba2Mixer``, ``Qwen3NextGatedDeltaNet``)."""
+    if isinstance(m, Mamba2Mixer):
+        return m.conv_dim * m.conv_bias + m.num_heads
+    if isinstance(m, GatedDeltaNet):  # its conv1d has no bias
+        return m.num_v_heads
+    if isinstance(m, ShortConv):
+        return m.channels * m.bias
+    if isinstance(m, LightningAttention):
+        return 0
+    return m.intermediate_size * m.conv_bias
+
+
 def bias_params(spec: ModelSpec) -> dict[str, int]:
-    """Every bias, by component: the linears' (router and pooler included), the LayerNorms', the output head's."""
+    """Every bias, by component: the linears' (router and pooler included), the LayerNorms', the output head's,
+    the token mixers' conv1d and ``dt_bias``."""
     parts: dict[str, int] = {}
     for p in model_linears(spec):
         _add(parts, p.component, p.count * p.out_features * p.bias)
     for layer, count in spec.layer_groups():
         _add(parts, "norms", count * sum(_norm_bias(n) for n in layer.norms))
+        if layer.mixer is not None:
+            _add(parts, "ssm", count * _mixer_bias(layer.mixer))
         if layer.attention is not None and layer.attention.indexer is not None:  # the index key's LayerNorm
             _add(parts, "attention", count * layer.attention.indexer.head_dim)
     _add(parts, "norms", _norm_bias(spec.final_norm) + _norm_bias(spec.embedding_norm))
