@@ -77,3 +77,14 @@ def test_unknown_gpu(capsys: pytest.CaptureFixture[str]) -> None:
 def test_tokens_required(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "plan", "train", "llama-3.1-8b", "--gpu", "h100")
     assert code == 2 and "--tokens" in err
+
+
+def test_offload_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    """405B on two H100s: nothing fits without offload; with --search-offload and a host holding its share of the
+    states (16 bytes × 405.9B / 2 ≈ 3.2 TB per GPU) ZeRO-Infinity-style offload of the parameters too is the answer."""
+    args = ("plan", "train", "llama-3.1-405b", "--gpu", "h100", "--tokens", "1e10", "--max-gpus", "2", "--seq", "2048",
+            "--global-batch", "8")
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "no layout" in err
+    best = run_json(capsys, *args, "--search-offload", "--host-memory-gb", "4000")["best"]
+    assert best["layout"]["offload_params"] == "cpu" and best["layout"]["zero"] == 3

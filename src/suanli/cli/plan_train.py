@@ -57,6 +57,9 @@ def register(sub: Commands) -> None:
     money.add_argument("--power-w", type=positive_float, help="average power per GPU including its host share, W")
     money.add_argument("--pue", type=positive_float, help="data-centre power usage effectiveness (default 1.1)")
     money.add_argument("--grid-co2", type=float, metavar="KG_PER_KWH", help="grid carbon intensity, kg CO2e/kWh")
+    plan.add_argument("--search-offload", action="store_true",
+                      help="also search optimizer and parameter offload to host memory (off by default: the model "
+                      "does not yet charge the host's optimizer step, so offload would look almost free)")
     plan.add_argument("--host-memory-gb", type=positive_float, default=256.0,
                       help="host memory per GPU for offloaded states, GB (default 256: a DGX H100's 2 TB over 8)")
     plan.add_argument("--force", action="store_true", help="plan even when a hardware or context check fails")
@@ -69,6 +72,7 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     from suanli.cli.train_commands import fill_hardware_defaults, parse_cost, parse_job, training_checks
     from suanli.errors import SpecError
     from suanli.search.plan_train import Objective, PlanRequest, default_global_batch
+    from suanli.search.space import WITH_OFFLOAD, TrainSpace
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
 
@@ -88,7 +92,8 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     request = PlanRequest(spec=spec, job=job, accelerators=accelerators, tokens=args.tokens,
                           global_batch=args.global_batch or default_global_batch(job.seq), max_gpus=args.max_gpus,
                           objective=Objective(args.objective), deadline_s=deadline, budget_usd=args.budget_usd,
-                          cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=args.host_memory_gb * 1e9)
+                          cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=args.host_memory_gb * 1e9,
+                          space=TrainSpace(offload=WITH_OFFLOAD) if args.search_offload else TrainSpace())
     return request, spec, job
 
 

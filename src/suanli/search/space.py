@@ -17,7 +17,8 @@ zero           0, 1, 2, 3                                   ZeRO stage (FSDP ful
 micro_batch    1, 2, 4, 8                                   sequences per GPU per micro-step
 recompute      none, selective, full
 sp             off, on                                      sequence parallelism in the TP region
-offload        none, optimizer, optimizer+params            to host memory (ZeRO-Offload / ZeRO-Infinity)
+offload        none (+ optimizer, optimizer+params when      to host memory (ZeRO-Offload / ZeRO-Infinity)
+               asked: ``WITH_OFFLOAD``)
 =============  ===========================================  ==================================================
 
 Pruning runs cheapest first and counts every rejected candidate under its reason. The rules this module states
@@ -73,8 +74,10 @@ class TrainSpace:
     micro_batch: tuple[int, ...] = (1, 2, 4, 8)
     recompute: tuple[Recompute, ...] = (Recompute.NONE, Recompute.SELECTIVE, Recompute.FULL)
     sp: tuple[bool, ...] = (False, True)
-    offload: tuple[OffloadChoice, ...] = (OffloadChoice.NONE, OffloadChoice.OPTIMIZER,
-                                          OffloadChoice.OPTIMIZER_AND_PARAMS)
+    # Offload is searched only when asked (``WITH_OFFLOAD``): the core does not yet charge the host's optimizer step
+    # or the parameter fetches of ZeRO-Infinity (core/training_sync.py), so offloading would look almost free and
+    # win wherever memory is short.
+    offload: tuple[OffloadChoice, ...] = (OffloadChoice.NONE,)
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "cp", "ep", "vp", "zero", "micro_batch", "recompute", "sp", "offload"):
@@ -93,6 +96,9 @@ class TrainSpace:
     def knobs_per_structure(self) -> int:
         """Candidates one structure (gpus, tp, pp, cp, ep, vp) spans."""
         return prod(len(v) for v in (self.zero, self.micro_batch, self.recompute, self.sp, self.offload))
+
+
+WITH_OFFLOAD = (OffloadChoice.NONE, OffloadChoice.OPTIMIZER, OffloadChoice.OPTIMIZER_AND_PARAMS)
 
 
 def cluster_sizes(max_gpus: int, gpus_per_node: int) -> tuple[int, ...]:
