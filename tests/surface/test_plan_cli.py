@@ -88,3 +88,8 @@ def test_offload_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "no layout" in err
     best = run_json(capsys, *args, "--search-offload", "--host-memory-gb", "4000")["best"]
     assert best["layout"]["offload_params"] == "cpu" and best["layout"]["zero"] == 3
+
+
+def test_absurd_cluster_size(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *ARGS[:-6], "--max-gpus", "1e8")
+    assert_one_line_error(code, out, err, "--max-gpus is 100,000,000 GPUs", "sanity limit")

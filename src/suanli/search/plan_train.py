@@ -44,6 +44,7 @@ from suanli.search.fit import usable_memory_bytes
 from suanli.search.space import Candidate, Context, Enumeration, TrainSpace, cluster_sizes
 from suanli.spec.hardware import Accelerator, PriceKind
 from suanli.spec.layout import Layout, Recompute
+from suanli.spec.limits import check_gpu_count
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
 from suanli.train_report import CostRequest
@@ -98,6 +99,7 @@ class PlanRequest:
             raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
         if self.top < 1:
             raise SpecError(f"the ranked list needs at least 1 entry, got {self.top}")
+        check_gpu_count("--max-gpus", self.max_gpus)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
