@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
 from suanli.cli.engine_knobs import add_engine_knobs, engine_knobs
+from suanli.cli.export_arg import SERVING, add_export_option, check_target
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ def register(commands: Commands) -> None:
                       "default 0.85, DeepSeek-V3 report §5.4.3; required with --speculative-model)")
     sim.add_argument("--timeline", type=Path, metavar="FILE", help="write the per-step timeline (.csv or .json)")
     add_output_flags(sim)
+    add_export_option(sim, SERVING)
     sim.set_defaults(run=run_simulate)
 
 
@@ -97,6 +99,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model
 
+    check_target(args, SERVING)
     spec = load_model(args.model, as_family=args.as_family)
     sweep = _sweep(args)
     pd = _parse_pd(args.pd)
@@ -118,9 +121,14 @@ def run_simulate(args: argparse.Namespace) -> int:
         payloads.append(_payload(spec, deployment, workload, last))
     if args.timeline is not None and last is not None:
         _write_timeline(args.timeline, last)  # a sweep writes its last point's timeline
+    extra: dict[str, Any] = {}
+    if args.export:
+        from suanli.cli.export_arg import export_deployment, export_text
+
+        extra["export"] = export_deployment(args, spec, deployment, workload)
     if len(payloads) > 1:
         if args.json:
-            emit_json({"sweep": payloads, "swept": "concurrency" if args.concurrency else "rate_per_s"})
+            emit_json({"sweep": payloads, "swept": "concurrency" if args.concurrency else "rate_per_s", **extra})
             return 0
         head = _lines(payloads[0])[:3]
         w = payloads[0]["workload"]
@@ -129,11 +137,15 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(key_values(head))
         print()
         print(_sweep_table(payloads))
+        if extra:
+            print("\n" + export_text(extra["export"]))
         return 0
     if args.json:
-        emit_json(payloads[0])
+        emit_json({**payloads[0], **extra})
         return 0
     print(key_values(_lines(payloads[0])))
+    if extra:
+        print("\n" + export_text(extra["export"]))
     return 0
 
 

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
+from suanli.cli.export_arg import TRAINING, add_export_option, check_target
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ def register(commands: Commands) -> None:
     train.add_argument("--force", action="store_true", help="estimate even when a check fails (format or method "
                        "the hardware lacks, sequence beyond the model's context); the output names the check")
     add_output_flags(train)
+    add_export_option(train, TRAINING)
     train.set_defaults(run=run_train)
 
 
@@ -112,6 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
     from suanli.train_report import training_report
     from suanli.units import format_bytes
 
+    check_target(args, TRAINING)
     layout = parse_layout(args)
     accelerator, spec = get_accelerator(args.gpu), load_model(args.model, as_family=args.as_family)
     fill_hardware_defaults(args, spec, accelerator)
@@ -121,6 +124,11 @@ def run_train(args: argparse.Namespace) -> int:
                                          teacher=load_model(args.teacher) if args.teacher else None,
                                          tokens=args.tokens, cost=parse_cost(args, layout.gpus)), forced)
     report = replace(report, values={**report.values, "defaults": args.recipe_defaults})
+    if args.export:
+        from suanli.cli.export_arg import export_training_job
+
+        report = replace(report, values={**report.values,
+                                         "export": export_training_job(args, spec, job, layout, accelerator)})
     if args.json:
         emit_json(report.to_dict())
         return 0
@@ -158,6 +166,10 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"default: {default['setting']} {default['value']} ({args.framework} recipe: {default['source']})")
     for note in report.notes:
         print(f"note: {note}")
+    if "export" in report.values:
+        from suanli.cli.export_arg import export_text
+
+        print("\n" + export_text(report.values["export"]))
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
