@@ -198,3 +198,19 @@ def test_sync_terms_place_parameters_like_placement(model: str, layout: Layout) 
         dense, experts = training_sync._stage_params(stage, distinct, s)
         assert dense + experts == pytest.approx(expected.params)
         assert sum(n for _, n in stage[0]) == len(expected.layers)
+
+
+def test_selective_recompute_of_a_hybrid_recomputes_only_its_attention_layers() -> None:
+    """Jamba mixes Mamba and attention blocks: selective recompute repeats the attention scores of the attention
+    blocks and nothing of the Mamba ones (which have no scores; this used to raise KeyError)."""
+    from suanli.core.flops import layer_forward_flops
+    from suanli.quantity import plain
+
+    spec = load_model("jamba-1.5-mini")
+    job = TrainingJob(seq=2048)
+    t = training_time(spec, job, Layout(global_batch=2, micro_batch=2, recompute=Recompute.SELECTIVE),
+                      get_accelerator("h100"))
+    scores = sum(layer_forward_flops(layer, spec.hidden_size, job.seq, AttentionSpan.FULL, plain)
+                 .get("attention_scores", 0.0) for layer in spec.layers)
+    assert scores > 0
+    assert t.hardware_flops_per_step - t.model_flops_per_step == pytest.approx(2 * scores, rel=1e-12)

@@ -310,7 +310,7 @@ def _model_flops(s: StepSetup, distinct: list[Layer], which: list[int]) -> tuple
         if s.layout.recompute is Recompute.FULL:
             recomputed += sum(parts.values()) * n
         elif s.layout.recompute is Recompute.SELECTIVE:
-            recomputed += parts["attention_scores"] * n
+            recomputed += parts.get("attention_scores", 0.0) * n  # a Mamba or short-conv mixer has none
     batch = s.layout.effective_global_batch
     model = (2 if s.job.is_peft else 3) * forward * batch
     return model, model + recomputed * batch
