@@ -40,6 +40,7 @@ def test_best_equals_train_at_that_layout(capsys: pytest.CaptureFixture[str]) ->
     assert train["time"]["total_s"] == best["time"]["total_s"]
     assert train["cost"]["usd"] == best["cost"]["usd"]
     assert train["memory"]["per_gpu"]["total_bytes"] == best["memory"]["per_gpu"]["total_bytes"]
+    assert set(train) == set(best)  # the same keys as `train --json`
 
 
 def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,7 +113,7 @@ def run_plan_train(args: argparse.Namespace) -> int:
         "best": reports[0], "candidates": reports,
         "pareto": [_summary(s) for s in plan.pareto],
         "rejected": plan.rejected, "evaluated": plan.considered, "feasible": plan.feasible,
-        "model_evaluations": plan.model_evaluations,
+        "screened": plan.screened, "model_evaluations": plan.model_evaluations,
     }
     if args.json:
         emit_json(payload)
@@ -129,6 +129,7 @@ def _report(scored: Scored, request: PlanRequest) -> dict[str, Any]:
     report = training_report(request.spec, request.job, scored.layout, scored.accelerator, tokens=request.tokens,
                              cost=request.cost).to_dict()
     report["command"] = "train"
+    report["defaults"] = []  # train's key: recipe defaults applied; the plan searched ZeRO and recompute instead
     return report
 
 
