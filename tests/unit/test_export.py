@@ -150,6 +150,26 @@ def test_accelerate_config_goes_through_accelerates_launcher(layout: Layout, str
     assert plugin.activation_checkpointing is (layout.recompute is not Recompute.NONE)
 
 
+def test_torchrun_environment_is_what_accelerate_launch_would_set(tmp_path: Path) -> None:
+    """The torchrun target exports the FSDP settings as variables: each equals what accelerate's own launcher
+    derives from the accelerate target's YAML for the same plan."""
+    launch = pytest.importorskip("accelerate.commands.launch")
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    plan = _training(Layout(dp=16, zero=3, shard_group=8, recompute=Recompute.FULL))
+    path = tmp_path / "accelerate_config.yaml"
+    path.write_text(export_training("accelerate", plan).files["accelerate_config.yaml"])
+    args, _, _ = launch._validate_launch_command(
+        launch.launch_command_parser().parse_args(["--config_file", str(path), "train.py"]))
+    expected = prepare_multi_gpu_env(args)
+    script = export_training("torchrun", plan).files["launch.sh"]
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in script.splitlines()
+                    if line.startswith("export "))
+    assert exported["FSDP_SHARDING_STRATEGY"] == "HYBRID_SHARD"
+    assert {name: expected[name] for name in exported} == exported
+    assert _values(script, "--nnodes") == ["2"] and "torchrun" in script
+
+
 def test_accelerate_refuses_optimizer_only_offload_and_model_parallelism() -> None:
     with pytest.raises(LayoutError, match="deepspeed"):
         export_training("accelerate", _training(Layout(dp=4, zero=3, offload_optimizer=Offload.CPU)))
@@ -247,7 +267,8 @@ VLLM_ARGS = {"tensor_parallel_size", "data_parallel_size", "enable_expert_parall
 SGLANG_ARGS = {"--model-path", "--tp-size", "--dp-size", "--ep-size", "--mem-fraction-static",
                "--max-running-requests", "--chunked-prefill-size", "--page-size", "--context-length", "--dtype",
                "--quantization", "--kv-cache-dtype", "--disable-radix-cache", "--disable-cuda-graph",
-               "--base-gpu-id", "--port", "--disaggregation-mode", "--disaggregation-transfer-backend"}
+               "--base-gpu-id", "--port", "--disaggregation-mode", "--disaggregation-transfer-backend",
+               "--disaggregation-bootstrap-port"}
 SGLANG_ROUTER_ARGS = {"--pd-disaggregation", "--prefill", "--decode", "--host", "--port"}
 # NVIDIA/TensorRT-LLM tensorrt_llm/commands/serve.py (trtllm-serve click options) and
 # tensorrt_llm/llmapi/llm_args.py (KvCacheConfig, CacheTransceiverConfig, TorchLlmArgs fields).
@@ -297,6 +318,8 @@ def test_sglang_flags_and_pd_router() -> None:
     assert set(_values(servers, "--mem-fraction-static")) == {f"{fraction:g}"}
     assert set(_values(servers, "--kv-cache-dtype")) == {"fp8_e4m3"}
     assert _values(servers, "--base-gpu-id") == ["0", "2", "4", "6"]
+    assert _values(servers, "--disaggregation-bootstrap-port") == ["8998", "8999"]  # one per prefill server
+    assert "--prefill http://127.0.0.1:30101 8999" in " ".join(shlex.split(router.replace("\\\n", " ")))
 
 
 def test_trtllm_flags_and_yaml_fields() -> None:
@@ -327,6 +350,7 @@ def test_serving_export_refuses_an_engine_it_was_not_estimated_for() -> None:
 @pytest.mark.parametrize("export", [
     export_training("deepspeed", _training(DEEPSPEED_LAYOUTS[0])),
     export_training("accelerate", _training(Layout(dp=16, zero=3))),
+    export_training("torchrun", _training(Layout(dp=16, zero=3))),
     export_training("megatron", _training(Layout(tp=2, pp=2, dp=4, zero=1))),
     export_serving("vllm", _serving("vllm", pd=(1, 1))),
     export_serving("sglang", _serving("sglang", replicas=2)),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from suanli.spec.model import ModelSpec
     from suanli.spec.training import TrainingJob
 
-TRAINING = ("deepspeed", "accelerate", "fsdp", "torchrun", "megatron")
+TRAINING = ("deepspeed", "accelerate", "fsdp", "torchrun", "megatron")  # fsdp: accelerate's FSDP config
 SERVING = ("vllm", "sglang", "trtllm")
 
 

@@ -7,6 +7,7 @@ target      files                                                  made from
 ==========  =====================================================  ==============================
 deepspeed   ds_config.json, launch.sh (deepspeed launcher)         TrainingPlan (dp + ZeRO)
 accelerate  accelerate_config.yaml (FSDP), launch.sh               TrainingPlan (dp + FSDP)
+torchrun    launch.sh (FSDP_* environment + torchrun)              TrainingPlan (dp + FSDP)
 megatron    megatron_args.txt, launch.sh (torchrun pretrain_gpt)   TrainingPlan (tp/pp/vp/cp/ep)
 vllm        launch.sh (vllm serve; NixlConnector P/D)              ServingPlan
 sglang      launch.sh (sglang.launch_server; P/D + router)         ServingPlan
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from suanli.errors import NotFound, suggest
-from suanli.export.accelerate import accelerate_export
+from suanli.export.accelerate import accelerate_export, torchrun_export
 from suanli.export.common import Export, TrainingPlan
 from suanli.export.deepspeed import deepspeed_export
 from suanli.export.megatron import megatron_export
@@ -31,10 +32,11 @@ from suanli.export.trtllm import trtllm_export
 from suanli.export.vllm import vllm_export
 
 TRAINING_TARGETS: dict[str, Callable[[TrainingPlan], Export]] = {
-    "deepspeed": deepspeed_export, "accelerate": accelerate_export, "megatron": megatron_export}
+    "deepspeed": deepspeed_export, "accelerate": accelerate_export, "torchrun": torchrun_export,
+    "megatron": megatron_export}
 SERVING_TARGETS: dict[str, Callable[[ServingPlan], Export]] = {
     "vllm": vllm_export, "sglang": sglang_export, "trtllm": trtllm_export}
-ALIASES = {"fsdp": "accelerate", "torchrun": "accelerate", "megatron-lm": "megatron", "tensorrt-llm": "trtllm"}
+ALIASES = {"fsdp": "accelerate", "megatron-lm": "megatron", "tensorrt-llm": "trtllm"}
 
 
 def export_training(target: str, plan: TrainingPlan) -> Export:

@@ -10,6 +10,10 @@ accelerate/commands/config/config_args.py (``compute_environment``, ``distribute
 ``fsdp_sync_module_states``, ``fsdp_activation_checkpointing``), read back by ``FullyShardedDataParallelPlugin``
 (accelerate/utils/dataclasses.py).
 
+``torchrun_export`` gives the same settings without ``accelerate launch``: the environment variables that
+``prepare_multi_gpu_env`` would set (``ACCELERATE_USE_FSDP``, ``ACCELERATE_MIXED_PRECISION``, ``FSDP_*``), exported
+before a plain ``torchrun`` line; ``Accelerator()`` reads them the same way.
+
 ZeRO stages map onto FSDP's sharding strategies (PyTorch FSDP docs): 3 → FULL_SHARD (HYBRID_SHARD inside
 ``shard_group`` GPUs), 2 → SHARD_GRAD_OP, 0 → NO_SHARD. FSDP has no optimizer-only sharding (ZeRO-1).
 """
@@ -27,6 +31,7 @@ from suanli.export.common import (
     require_data_parallel_only,
     script,
     shell_line,
+    torchrun,
     train_script_word,
 )
 from suanli.spec.layout import Offload, Recompute
@@ -48,6 +53,27 @@ def accelerate_export(plan: TrainingPlan) -> Export:
                     "(or the HF Trainer), which reads the FSDP settings from this launch.")
     return Export(target="accelerate", files={CONFIG_FILE: to_yaml(config), LAUNCH_FILE: launch}, command=command,
                   notes=tuple(_notes(plan)))
+
+
+def torchrun_export(plan: TrainingPlan) -> Export:
+    """A torchrun launch of an accelerate script with FSDP set through the environment (module docstring)."""
+    require_data_parallel_only(plan, "torchrun/FSDP")
+    env = fsdp_environment(accelerate_config(plan))
+    command = shell_line(torchrun(plan, [train_script_word()]))
+    body = [f"export {name}={value}" for name, value in env.items()] + ["", command]
+    launch = script(body, header=f"torchrun + FSDP (through accelerate's environment) for {plan.spec.name} on "
+                    f"{plan.layout.gpus}× {plan.accelerator.key} (written by suanli)\nTRAIN_SCRIPT uses "
+                    "accelerate.Accelerator (or the HF Trainer); run this on every node.")
+    return Export(target="torchrun", files={LAUNCH_FILE: launch}, command=f"bash {LAUNCH_FILE}",
+                  notes=tuple(_notes(plan)))
+
+
+def fsdp_environment(config: dict[str, Any]) -> dict[str, str]:
+    """The variables ``accelerate launch`` sets for this config (accelerate/utils/launch.py)."""
+    env = {"ACCELERATE_USE_FSDP": "true", "ACCELERATE_MIXED_PRECISION": str(config["mixed_precision"])}
+    for key, value in config["fsdp_config"].items():
+        env[key.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def accelerate_config(plan: TrainingPlan) -> dict[str, Any]:

@@ -6,9 +6,9 @@ Flag names are SGLang's (sgl-project/sglang python/sglang/srt/server_args.py, ``
 ``--max-running-requests``, ``--chunked-prefill-size`` (-1 turns chunking off), ``--page-size``,
 ``--context-length``, ``--dtype``, ``--quantization``, ``--kv-cache-dtype``, ``--disable-radix-cache``,
 ``--disable-cuda-graph``, ``--base-gpu-id``, ``--port``, ``--disaggregation-mode {prefill,decode}``,
-``--disaggregation-transfer-backend {mooncake,nixl,…}``. The PD layout follows SGLang's guide
-(docs/advanced_features/pd_disaggregation.md): one server per role and ``python -m sglang_router.launch_router
---pd-disaggregation --prefill URL … --decode URL …`` in front.
+``--disaggregation-transfer-backend {mooncake,nixl,…}``, ``--disaggregation-bootstrap-port``. The PD layout
+follows SGLang's guide (docs/advanced_features/pd_disaggregation.md): one server per role and
+``python -m sglang_router.launch_router --pd-disaggregation --prefill URL BOOTSTRAP_PORT … --decode URL …`` in front.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from suanli.export.serving import (
 
 QUANTIZATION = {"fp8": "fp8", "awq": "awq", "gptq": "gptq", "nf4": "bitsandbytes", "mxfp4": "mxfp4"}
 PORT, PD_PREFILL_PORT, PD_DECODE_PORT = 30000, 30100, 30200
+BOOTSTRAP_PORT = 8998  # SGLang's default --disaggregation-bootstrap-port; each prefill server on a host needs its own
 ROUTER_PORT = 8000
 TRANSFER_BACKEND = "nixl"  # SGLang's default is mooncake; NIXL needs no RDMA device name
 
@@ -80,20 +81,22 @@ def server_args(plan: ServingPlan) -> tuple[list[str], list[str]]:
 
 def _pd_body(plan: ServingPlan, launcher: list[str], args: list[str], prefill: int, decode: int) -> list[str]:
     body: list[str] = []
-    urls: dict[str, list[str]] = {"prefill": [], "decode": []}
+    urls: dict[str, list[list[str]]] = {"prefill": [], "decode": []}
     for index in range(prefill + decode):
         role = "prefill" if index < prefill else "decode"
         rank = index if role == "prefill" else index - prefill
         port = (PD_PREFILL_PORT if role == "prefill" else PD_DECODE_PORT) + rank
         node, devices = instance_gpus(plan, index)
-        urls[role].append(f"http://127.0.0.1:{port}")
+        bootstrap = ["--disaggregation-bootstrap-port", str(BOOTSTRAP_PORT + rank)] if role == "prefill" else []
+        urls[role].append([f"http://127.0.0.1:{port}", *bootstrap[1:]])
         line = shell_line([*launcher, *args, "--port", str(port), "--base-gpu-id", devices.split(",")[0],
-                           "--disaggregation-mode", role, "--disaggregation-transfer-backend", TRANSFER_BACKEND])
+                           "--disaggregation-mode", role, "--disaggregation-transfer-backend", TRANSFER_BACKEND,
+                           *bootstrap])
         body.append(f"# {role} server {rank} (node {node})\n{line} &")
     router = ["python", "-m", "sglang_router.launch_router", "--pd-disaggregation"]
     for url in urls["prefill"]:
-        router += ["--prefill", url]
+        router += ["--prefill", *url]
     for url in urls["decode"]:
-        router += ["--decode", url]
+        router += ["--decode", *url]
     body.append(shell_line([*router, "--host", "0.0.0.0", "--port", str(ROUTER_PORT)]) + " &\nwait")
     return body
