@@ -28,7 +28,7 @@ from suanli.spec.hardware import get_accelerator
 from suanli.spec.layout import Layout, Offload, PipelineSchedule, Recompute
 from suanli.spec.precision import parse_number_format
 from suanli.spec.resolve import load_model
-from suanli.spec.training import PrecisionMode, TrainingJob
+from suanli.spec.training import Framework, PrecisionMode, TrainingJob
 
 H100 = get_accelerator("h100")
 LLAMA_8B = load_model("llama-3.1-8b")
@@ -247,6 +247,15 @@ def test_megatron_moe_fp8_and_recompute_full() -> None:
     assert args["--expert-model-parallel-size"] == "8" and args["--num-experts"] == "8"
     assert args["--moe-router-topk"] == "2" and args["--fp8-format"] == "hybrid"
     assert args["--recompute-method"] == "uniform" and "--optimizer-cpu-offload" in args
+
+
+def test_a_note_says_when_the_estimate_assumed_another_framework() -> None:
+    layout = Layout(tp=2, dp=4, zero=1)
+    assert any("--framework megatron" in n for n in export_training("megatron", _training(layout)).notes)
+    megatron_job = TrainingJob(seq=4096, precision=PrecisionMode.MIXED_FP32_GRADS, framework=Framework.MEGATRON)
+    plan = TrainingPlan(spec=LLAMA_8B, job=megatron_job, layout=layout, accelerator=H100, model_id="m")
+    assert not any("--framework" in n for n in export_training("megatron", plan).notes)
+    assert not any("--framework" in n for n in export_training("accelerate", _training(Layout(dp=4, zero=3))).notes)
 
 
 def test_megatron_refuses_zero3() -> None:

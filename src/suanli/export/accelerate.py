@@ -28,6 +28,7 @@ from suanli.export.common import (
     MASTER_PORT,
     Export,
     TrainingPlan,
+    framework_note,
     require_data_parallel_only,
     script,
     shell_line,
@@ -35,6 +36,7 @@ from suanli.export.common import (
     train_script_word,
 )
 from suanli.spec.layout import Offload, Recompute
+from suanli.spec.training import Framework
 
 CONFIG_FILE = "accelerate_config.yaml"
 
@@ -52,7 +54,7 @@ def accelerate_export(plan: TrainingPlan) -> Export:
                     f"{plan.accelerator.key} (written by suanli)\nTRAIN_SCRIPT uses accelerate.Accelerator "
                     "(or the HF Trainer), which reads the FSDP settings from this launch.")
     return Export(target="accelerate", files={CONFIG_FILE: to_yaml(config), LAUNCH_FILE: launch}, command=command,
-                  notes=tuple(_notes(plan)))
+                  notes=(*_notes(plan), *framework_note(plan, "FSDP", Framework.FSDP)))
 
 
 def torchrun_export(plan: TrainingPlan) -> Export:
@@ -65,7 +67,7 @@ def torchrun_export(plan: TrainingPlan) -> Export:
                     f"{plan.layout.gpus}× {plan.accelerator.key} (written by suanli)\nTRAIN_SCRIPT uses "
                     "accelerate.Accelerator (or the HF Trainer); run this on every node.")
     return Export(target="torchrun", files={LAUNCH_FILE: launch}, command=f"bash {LAUNCH_FILE}",
-                  notes=tuple(_notes(plan)))
+                  notes=(*_notes(plan), *framework_note(plan, "FSDP", Framework.FSDP)))
 
 
 def fsdp_environment(config: dict[str, Any]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from suanli.errors import LayoutError, SpecError
 from suanli.spec.hardware import Accelerator
 from suanli.spec.layout import Layout
 from suanli.spec.model import ModelSpec
-from suanli.spec.training import PrecisionMode, TrainingJob
+from suanli.spec.training import Framework, PrecisionMode, TrainingJob
 
 LAUNCH_FILE = "launch.sh"
 MASTER_PORT = 29500  # torchrun's default rendezvous port (torch.distributed.run --master-port)
@@ -81,6 +81,17 @@ class TrainingPlan:
         if mode is PrecisionMode.MIXED_FP32_GRADS:
             return self.half
         return "bf16"
+
+
+def framework_note(plan: TrainingPlan, target: str, framework: Framework) -> tuple[str, ...]:
+    """A note when the estimate assumed a framework whose model states or activations differ from the target's
+    (DeepSpeed and FSDP keep the same states and run the same modelling code: spec/training.py)."""
+    same = {Framework.DEEPSPEED: Framework.FSDP}
+    job = plan.job.framework
+    if job is framework or same.get(job, job) is same.get(framework, framework):
+        return ()
+    return (f"the estimate assumed --framework {job.value} (precision mode {plan.job.precision.value}); "
+            f"{target} runs as --framework {framework.value}: re-estimate with that for the memory this export uses",)
 
 
 def require_data_parallel_only(plan: TrainingPlan, target: str) -> None:

@@ -22,13 +22,14 @@ from suanli.export.common import (
     LAUNCH_FILE,
     Export,
     TrainingPlan,
+    framework_note,
     require_data_parallel_only,
     script,
     shell_line,
     train_script_word,
 )
 from suanli.spec.layout import Offload, Recompute
-from suanli.spec.training import Optimizer
+from suanli.spec.training import Framework, Optimizer
 
 CONFIG_FILE = "ds_config.json"
 NVME_PATH = "/local_nvme"  # DeepSpeed's own examples' mount point for ZeRO-Infinity; the user edits it
@@ -49,7 +50,7 @@ def deepspeed_export(plan: TrainingPlan) -> Export:
         words += ["--hostfile", "${HOSTFILE:?set HOSTFILE to a DeepSpeed hostfile of the nodes}"]
     words += [train_script_word(), "--deepspeed", "--deepspeed_config", CONFIG_FILE]
     command = shell_line(words)
-    notes = list(_notes(plan))
+    notes = [*_notes(plan), *framework_note(plan, "DeepSpeed", Framework.DEEPSPEED)]
     launch = script([command], header=f"DeepSpeed launch for {plan.spec.name} on {plan.layout.gpus}× "
                     f"{plan.accelerator.key} (written by suanli)\nTRAIN_SCRIPT must call deepspeed.initialize("
                     "args=..., model=...) or use the HF Trainer's --deepspeed option.")

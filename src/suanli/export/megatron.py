@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 
 from suanli.errors import LayoutError
-from suanli.export.common import LAUNCH_FILE, Export, TrainingPlan, script, shell_line, torchrun
+from suanli.export.common import LAUNCH_FILE, Export, TrainingPlan, framework_note, script, shell_line, torchrun
 from suanli.spec.layout import Offload, PipelineSchedule, Recompute
 from suanli.spec.model import Attention, Mlp, Moe, NormKind, PositionKind
+from suanli.spec.training import Framework
 
 ARGS_FILE = "megatron_args.txt"
 
@@ -38,7 +39,7 @@ def megatron_export(plan: TrainingPlan) -> Export:
     launch = script([command], header=f"Megatron-LM launch for {plan.spec.name} on {plan.layout.gpus}× "
                     f"{plan.accelerator.key} (written by suanli)\nRun on every node; each node sets NODE_RANK.")
     text = "\n".join(_pairs(args)) + "\n"
-    notes = [*_notes(plan), *model_notes]
+    notes = [*_notes(plan), *model_notes, *framework_note(plan, "Megatron-LM", Framework.MEGATRON)]
     return Export(target="megatron", files={ARGS_FILE: text, LAUNCH_FILE: launch}, command=command,
                   notes=tuple(notes))
 
