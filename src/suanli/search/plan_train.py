@@ -229,15 +229,12 @@ class _Search:
     # ---- the walk --------------------------------------------------------------------------------------------
 
     def visit(self, f: _Floor) -> None:
-        """Bounded out by the floor without recompute, then by the exact floor (a ``training_time`` of its work key,
-        shared by every candidate with that key), then out of memory; else scored."""
+        """Bounded out by the floor without recompute, then by the exact floor when a ``training_time`` of its work
+        key has run (any candidate's with that key), then out of memory; else scored (which runs that call)."""
         if self._reject_bounded(f):
             return
         if f.candidate.recompute is not Recompute.NONE:
             exact = self.floor(f.accelerator, f.candidate, exact=True)
-            if exact is None:
-                self.time(f.accelerator, f.candidate)
-                exact = self.floor(f.accelerator, f.candidate, exact=True)
             if exact is not None and self._reject_bounded(exact):
                 return
         reason = self._memory_reason(f.accelerator, f.candidate)
