@@ -13,10 +13,11 @@ Speed comes from exact bounds, not from a cheaper copy of the formulas:
   optimizer, where W (one micro-batch's forward, backward, recompute, TP/EP/CP comm on the slowest stage) and the
   bubble ((pp − 1)/vp × the mean stage's micro-batch time) depend only on (tp, cp, pp, vp, ep, micro-batch, sp,
   recompute), not on dp, ZeRO or offload. One ``training_time`` call per such key gives m·W + bubble, a floor of
-  every step sharing the key (the other terms are ≥ 0); a candidate is skipped unseen when its floor of time,
-  cost and energy is dominated by a layout already found (so the time–cost Pareto front stays exact) and its
-  floor of the objective cannot enter the ranked list (so the ranking stays exact). Candidates are visited best
-  floor first, which finds the dominating layouts early.
+  every step sharing the key (the other terms are ≥ 0). Candidates get the floor of their key without recompute
+  (recompute only adds), and the exact one once any call with their key has run. A candidate is skipped unseen
+  when its floor of time, cost and energy is dominated by a layout already found (so the time–cost Pareto front
+  stays exact) and its floor of the objective cannot enter the ranked list (so the ranking stays exact).
+  Candidates are visited best floor first, which finds the dominating layouts early.
 - **Memory floors.** Model states + CUDA context of a (structure, ZeRO, offload) is a floor of every micro-batch
   and recompute choice on it. And with the same number of micro-batches in flight on every stage (min(pp − s, m),
   equal for two micro-batch sizes when pp = 1 or both leave m ≥ pp) each stage's memory grows with the
