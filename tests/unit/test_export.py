@@ -313,6 +313,9 @@ def test_vllm_disaggregation_starts_p_prefill_and_d_decode_instances() -> None:
     assert json.loads(_values(script, "--kv-transfer-config")[0])["kv_connector"] == "NixlConnector"
     assert _values(script, "--port")[:4] == ["8100", "8200", "8201", "8202"] and lines
     assert "CUDA_VISIBLE_DEVICES=6,7" in script  # the fourth tp-2 instance on one 8-GPU node
+    assert not any("nodes" in n for n in export_serving("vllm", _serving("vllm", tp=2, pd=(1, 3))).notes)
+    wide = export_serving("vllm", _serving("vllm", tp=4, pd=(1, 2)))  # 3 × 4 GPUs: 2 nodes of 8
+    assert any("need 2 nodes" in n for n in wide.notes) and "# decode instance 1 (node 1)" in wide.files["launch.sh"]
 
 
 def test_sglang_flags_and_pd_router() -> None:

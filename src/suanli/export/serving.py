@@ -91,6 +91,16 @@ def instance_gpus(plan: ServingPlan, index: int) -> tuple[int, str]:
     return node, ",".join(str(slot * tp + i) for i in range(tp))
 
 
+def placement_notes(plan: ServingPlan, instances: int) -> list[str]:
+    """When the instances need more than one node, say which lines go where."""
+    tp, per_node = plan.deployment.tp, plan.gpus_per_node
+    nodes = instances * -(-tp // per_node) if tp >= per_node else -(-instances // (per_node // tp))
+    if nodes <= 1:
+        return []
+    return [f"the {instances} instances need {nodes} nodes of {plan.gpus_per_node} GPUs: start each one on the node "
+            "its comment names and replace localhost / 127.0.0.1 with that node's address"]
+
+
 def unsupported_format_note(fmt: NumberFormat | None, method: str | None, engine: str) -> list[str]:
     if fmt is None or method is not None or fmt.key in ("bf16", "fp16", "fp32"):
         return []

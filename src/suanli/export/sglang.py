@@ -18,6 +18,7 @@ from suanli.export.serving import (
     ServingPlan,
     instance_gpus,
     kv_fp8,
+    placement_notes,
     settings,
     unsupported_format_note,
     weight_method,
@@ -42,6 +43,7 @@ def sglang_export(plan: ServingPlan) -> Export:
         body = [command]
     else:
         body, command = _pd_body(plan, launcher, args, *d.pd), "bash launch.sh"
+        notes += placement_notes(plan, sum(d.pd))
         notes.append(f"disaggregation uses the {TRANSFER_BACKEND} transfer backend (pip install nixl) and "
                      "sglang-router (pip install sglang-router)")
     if d.gpus > plan.gpus_per_node and d.pd is None:

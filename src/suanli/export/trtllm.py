@@ -20,7 +20,7 @@ from typing import Any
 
 from suanli.export.accelerate import to_yaml
 from suanli.export.common import LAUNCH_FILE, Export, script, shell_line
-from suanli.export.serving import ServingPlan, instance_gpus, kv_fp8, settings, weight_method
+from suanli.export.serving import ServingPlan, instance_gpus, kv_fp8, placement_notes, settings, weight_method
 
 OPTIONS_FILE = "extra_llm_api_options.yaml"
 CONTEXT_FILE, GENERATION_FILE, DISAGG_FILE = "ctx_extra_options.yaml", "gen_extra_options.yaml", "disagg_config.yaml"
@@ -50,6 +50,7 @@ def trtllm_export(plan: ServingPlan) -> Export:
             command = lines[0].split("\n", 1)[1]
     else:
         lines, command = _pd(plan, serve, options, files, *d.pd), "bash launch.sh"
+    notes += placement_notes(plan, sum(d.pd) if d.pd else d.replicas)
     files[LAUNCH_FILE] = script(lines, header=f"TensorRT-LLM serving {plan.spec.name} on {d.gpus}× "
                                 f"{d.accelerator.key} (written by suanli)")
     return Export(target="trtllm", files=files, command=command, notes=tuple(notes))

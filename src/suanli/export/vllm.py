@@ -23,6 +23,7 @@ from suanli.export.serving import (
     ServingPlan,
     instance_gpus,
     kv_fp8,
+    placement_notes,
     settings,
     unsupported_format_note,
     weight_method,
@@ -44,6 +45,7 @@ def vllm_export(plan: ServingPlan) -> Export:
         body = [command]
     else:
         body = _pd_body(plan, args, *d.pd)
+        notes += placement_notes(plan, sum(d.pd))
         command = "bash launch.sh"
         notes.append("prefill/decode disaggregation needs the nixl package (pip install nixl) and vLLM's proxy "
                      "(tests/v1/kv_connector/nixl_integration/toy_proxy_server.py in the vLLM repository)")
