@@ -79,7 +79,8 @@ class _VersionAction(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
-        parser.exit(0, f"suanli {_version()}\n")
+        sys.stdout.write(f"suanli {_version()}\n")  # stdout, as argparse's own version action prints
+        parser.exit(0)
 
 
 def _version() -> str:
