@@ -113,3 +113,8 @@ def test_bad_flops_sizes(capsys: pytest.CaptureFixture[str], args: list[str]) ->
 
 def test_unknown_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert_one_line_error(*run(capsys, "params", "gpt2", "--bogus"), "--bogus")
+
+
+def test_version_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("suanli ")
