@@ -1,7 +1,7 @@
 """Hybrid families without a bundled checkpoint (Bamba, Granite 4.0-H, Falcon-H1; no complete published config.json
-was reachable from here): their adapters against the transformers implementation on small synthetic configs that exercise every block
-kind. Parameters equal ``model.parameters()`` exactly and FLOPs equal ``FlopCounterMode`` exactly, forward and
-backward, over one and two SSD chunks (24 and 40 tokens with chunks of 16)."""
+was reachable from here): their adapters against the transformers implementation on small synthetic configs that
+exercise every block kind. Parameters equal ``model.parameters()`` exactly and FLOPs equal ``FlopCounterMode``
+exactly, forward and backward, over one and two SSD chunks (24 and 40 tokens with chunks of 16)."""
 
 from __future__ import annotations
 
