@@ -25,3 +25,11 @@ def test_impossible_targets(capsys: pytest.CaptureFixture[str]) -> None:
 def test_targets_are_required(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, *ARGS)
     assert code == 2 and "--slo-ttft-ms" in err
+
+
+def test_export_the_best_plan(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "serve"
+    p = run_json(capsys, *ARGS, "--slo-ttft-ms", "1000", "--slo-tpot-ms", "50", "--export", "vllm", str(out))
+    launch = (out / "launch.sh").read_text()
+    assert "vllm serve" in launch and f"--tensor-parallel-size {p['best']['tp']}" in launch
+    assert p["export"]["target"] == "vllm"

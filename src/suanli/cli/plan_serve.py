@@ -4,13 +4,16 @@ serve the rate within the targets, over accelerators, tp, replicas and prefill/d
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import add_output_flags, positive_float, positive_int
+from suanli.cli.export_arg import SERVING, add_export_option, check_target, export_text
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
-    from suanli.search.plan_serve import CheckedPlan, ServePlan
+    from suanli.search.plan_serve import CheckedPlan, ServePlan, ServeTarget
+    from suanli.spec.model import ModelSpec
 
 # Accelerators tried when --gpu is not given: data-centre parts serving engines run on, one per generation.
 DEFAULT_GPUS = ("h100", "h200", "a100-80gb", "l40s", "mi300x", "b200")
@@ -36,6 +39,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--quant", help="weight format (default: the checkpoint's)")
     serve.add_argument("--max-gpus", type=positive_int, default=512, help="largest deployment considered")
     serve.add_argument("--seed", type=int, default=0)
+    add_export_option(serve, SERVING)
     add_output_flags(serve)
     serve.set_defaults(run=run_plan_serve)
 
@@ -49,6 +53,7 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model
 
+    check_target(args, SERVING)
     spec = load_model(args.model, as_family=args.as_family)
     names = [n.strip() for n in (args.gpu.split(",") if args.gpu else DEFAULT_GPUS) if n.strip()]
     accelerators = [get_accelerator(n) for n in names]
@@ -63,6 +68,8 @@ def run_plan_serve(args: argparse.Namespace) -> int:
                         f"TTFT {args.slo_ttft_ms:g} ms and TPOT {args.slo_tpot_ms:g} ms ({reasons}); relax a target, "
                         "lower the rate or allow more GPUs")
     payload = _payload(plan)
+    if args.export:
+        payload["export"] = _export_best(args, spec, plan.best, target)
     if args.json:
         emit_json(payload)
         return 0
@@ -86,7 +93,28 @@ def run_plan_serve(args: argparse.Namespace) -> int:
                 align="lrrrrrr"))
     for reason, count in sorted(payload["rejected"].items(), key=lambda x: -x[1]):
         print(f"rejected: {count} {reason}")
+    if args.export:
+        print("\n" + export_text(payload["export"]))
     return 0
+
+
+def _export_best(args: argparse.Namespace, spec: ModelSpec, best: CheckedPlan, target: ServeTarget) -> dict[str, Any]:
+    """``--export TARGET DIR``: the best deployment's launch files, for the plan's engine (the export refuses
+    another engine's target: the plan's numbers assume this one)."""
+    from suanli.cli.export_arg import model_id, write_export
+    from suanli.export import ServingPlan, export_serving
+    from suanli.simulate.api import Deployment
+    from suanli.spec.engines import get_engine
+    from suanli.spec.precision import parse_number_format
+
+    c = best.candidate
+    deployment = Deployment(accelerator=c.accelerator, engine=get_engine(args.engine), tp=c.tp,
+                            replicas=1 if c.pd else c.replicas, pd=c.pd,
+                            weights_format=parse_number_format(args.quant) if args.quant else None)
+    serving = ServingPlan(spec=spec, deployment=deployment, model_id=model_id(args.model),
+                          max_model_len=min(target.prompt_tokens + target.output_tokens, spec.max_position_embeddings))
+    target_name, folder = args.export
+    return write_export(export_serving(target_name, serving), Path(folder), force=args.force)
 
 
 def _payload(plan: ServePlan) -> dict[str, Any]:
