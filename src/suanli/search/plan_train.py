@@ -18,12 +18,13 @@ Speed comes from exact bounds, not from a cheaper copy of the formulas:
   when its floor of time, cost and energy is dominated by a layout already found (so the time–cost Pareto front
   stays exact) and its floor of the objective cannot enter the ranked list (so the ranking stays exact).
   Candidates are visited best floor first, which finds the dominating layouts early.
-- **Memory floors.** Model states + CUDA context of a (structure, ZeRO, offload) is a floor of every micro-batch
-  and recompute choice on it. And with the same number of micro-batches in flight on every stage (min(pp − s, m),
-  equal for two micro-batch sizes when pp = 1 or both leave m ≥ pp) each stage's memory grows with the
-  micro-batch, so there a micro-batch that did not fit rules out the larger ones and one that fit vouches for the
-  smaller. (Across different in-flight counts it need not: each micro-batch in flight also holds a few
-  batch-independent buffers, so 2 in flight of 4 sequences can take a little less than 4 in flight of 2.)
+- **Memory floors.** Model states + CUDA context of a (tp, pp, vp, ep, dp, ZeRO, offload) is a floor of every
+  cp, micro-batch and recompute choice on it (the states follow the stage's parameters and the ZeRO shards). And
+  with the same number of micro-batches in flight on every stage (min(pp − s, m), equal for two micro-batch sizes
+  when pp = 1 or both leave m ≥ pp) each stage's memory grows with the micro-batch, so there a micro-batch that
+  did not fit rules out the larger ones and one that fit vouches for the smaller. (Across different in-flight
+  counts it need not: each micro-batch in flight also holds a few batch-independent buffers, so 2 in flight of 4
+  sequences can take a little less than 4 in flight of 2.)
 """
 
 from __future__ import annotations
@@ -275,7 +276,7 @@ class _Search:
         """Why the candidate does not fit (None when it does): from the floors when they decide it, else from
         ``training_memory``. Offloaded states must also fit the host's share of memory per GPU."""
         s = c.structure
-        states_key = (a, s, c.zero, c.offload)
+        states_key = (a, s.tp, s.pp, s.vp, s.ep, s.dp, c.zero, c.offload)  # states do not depend on cp or gpus
         if states_key in self.host_full:
             return OUT_OF_HOST_MEMORY
         capacity = usable_memory_bytes(self.r.accelerators[a])
