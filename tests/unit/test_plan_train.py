@@ -243,3 +243,13 @@ def test_the_plan_is_at_least_as_fast_as_a_published_layout(case_id: str) -> Non
                           scale_out=case.scale_out, top=1)
     best = plan_train(request).ranked[0]
     assert 1e12 / best.total_s >= published * (1 - 1e-12)
+
+
+def test_zero_comes_out_when_memory_is_short() -> None:
+    """Data parallel only (tp = pp = cp = 1) for Llama-3.1-8B on 8 H100s: plain replicas need 16 bytes × 8.03B =
+    128 GB of states each, above 80 GB, so every ZeRO-0 candidate is out of memory and the answer shards them."""
+    spec = load_model("llama-3.1-8b")
+    space = replace(SMALL, tp=(1,), pp=(1,), cp=(1,))
+    plan = plan_train(_request(spec, 8, space=space))
+    assert plan.ranked and all(s.layout.zero > 0 for s in plan.ranked)
+    assert plan.rejected[OUT_OF_MEMORY] > 0
