@@ -94,3 +94,9 @@ def test_offload_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
 def test_absurd_cluster_size(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, *ARGS[:-6], "--max-gpus", "1e8")
     assert_one_line_error(code, out, err, "--max-gpus is 100,000,000 GPUs", "sanity limit")
+
+
+def test_cost_objective_without_a_price(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "train", "qwen2.5-0.5b", "--gpu", "m3-max", "--tokens", "1e9",
+                         "--max-gpus", "1", "--objective", "cost")
+    assert_one_line_error(code, out, err, "no price for m3-max", "--price")

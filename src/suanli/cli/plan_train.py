@@ -151,6 +151,11 @@ def _raise_when_empty(plan: TrainPlan, request: PlanRequest) -> None:
     if plan.ranked:
         return
     names = ",".join(a.key for a in request.accelerators)
+    unpriced = [reason for reason in plan.rejected if reason.startswith(("no price for", "no power"))]
+    if not plan.pareto and unpriced:
+        fix = "pass --price USD_PER_GPU_HOUR" if "price" in unpriced[0] else "pass --power-w WATTS"
+        raise SpecError(f"{'; '.join(unpriced)}, so --objective {request.objective.value} cannot rank its layouts; "
+                        f"{fix} or use --objective time")
     if not plan.pareto:
         raise LayoutError(f"no layout of {request.spec.name} fits on up to {request.max_gpus} × {names} "
                           f"(global batch {request.global_batch}, seq {request.job.seq}); raise --max-gpus, "
