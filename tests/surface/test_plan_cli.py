@@ -100,3 +100,17 @@ def test_cost_objective_without_a_price(capsys: pytest.CaptureFixture[str]) -> N
     code, out, err = run(capsys, "plan", "train", "qwen2.5-0.5b", "--gpu", "m3-max", "--tokens", "1e9",
                          "--max-gpus", "1", "--objective", "cost")
     assert_one_line_error(code, out, err, "no price for m3-max", "--price")
+
+
+def test_plan_train_exports_its_best_layout(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json as _json
+
+    out = tmp_path / "ds"
+    code, stdout, err = run(capsys, "plan", "train", "llama-3.1-8b", "--gpu", "h100", "--max-gpus", "16",
+                            "--tokens", "1e11", "--export", "deepspeed", str(out), "--json")
+    if code == 2:  # the best layout is one DeepSpeed cannot express: the refusal names the target that can
+        assert "--export" in err and not out.exists()
+        return
+    payload = _json.loads(stdout)
+    config = _json.loads((out / "ds_config.json").read_text())
+    assert config["zero_optimization"]["stage"] == payload["best"]["layout"]["zero"]

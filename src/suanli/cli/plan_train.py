@@ -8,6 +8,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
+from suanli.cli.export_arg import TRAINING, add_export_option, check_target, export_text, export_training_job
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS
 
@@ -63,6 +64,7 @@ def register(sub: Commands) -> None:
     plan.add_argument("--host-memory-gb", type=positive_float, default=256.0,
                       help="host memory per GPU for offloaded states, GB (default 256: a DGX H100's 2 TB over 8)")
     plan.add_argument("--force", action="store_true", help="plan even when a hardware or context check fails")
+    add_export_option(plan, TRAINING)  # after --force: the export reuses it to overwrite a folder
     add_output_flags(plan)
     plan.set_defaults(run=run_plan_train, mtbi_hours=None, hardware_failures=False)
 
@@ -101,6 +103,7 @@ def run_plan_train(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json
     from suanli.search.plan_train import plan_train
 
+    check_target(args, TRAINING)
     request, spec, job = build_request(args)
     plan = plan_train(request)
     _raise_when_empty(plan, request)
@@ -115,10 +118,15 @@ def run_plan_train(args: argparse.Namespace) -> int:
         "rejected": plan.rejected, "evaluated": plan.considered, "feasible": plan.feasible,
         "screened": plan.screened, "model_evaluations": plan.model_evaluations,
     }
+    if args.export:  # the best layout's runnable files (the same functions as `train --export`)
+        best = plan.ranked[0]
+        payload["export"] = export_training_job(args, spec, request.job, best.layout, best.accelerator)
     if args.json:
         emit_json(payload)
         return 0
     print(_text(payload, job))
+    if args.export:
+        print("\n" + export_text(payload["export"]))
     return 0
 
 
