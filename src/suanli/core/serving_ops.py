@@ -33,212 +33,50 @@ from dataclasses import dataclass
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
 from suanli.core.flops import gated_deltanet_scan_flops, lightning_scan_flops, mamba2_scan_flops
-from suanli.core.inference_memory import WeightBytes, block_linears
 from suanli.core.kv_cache import (
     cached_tokens,
-    default_kv_format,
-    kv_bytes_per_token_per_layer,
-    kv_heads_per_rank,
-    kv_vector_bits,
-    ssm_state_bytes_per_layer,
 )
 from suanli.core.roofline import gemm_efficiency
-from suanli.errors import SpecError
+from suanli.core.serving_plan import (
+    ACT_BYTES,
+    BF16_FORMAT,
+    NARROW_FORMATS,
+    OFFLOAD_MIN_TOKENS,
+    STREAM_KERNELS,
+    TILE_ROWS,
+)
+from suanli.core.serving_plan import (
+    Cost as Cost,
+)
+from suanli.core.serving_plan import (
+    Gemm as Gemm,
+)
+from suanli.core.serving_plan import (
+    LayerPlan as LayerPlan,
+)
+from suanli.core.serving_plan import (
+    Placement as Placement,
+)
+from suanli.core.serving_plan import (
+    Rows as Rows,
+)
+from suanli.core.serving_plan import (
+    compute_format as compute_format,
+)
+from suanli.core.serving_plan import (
+    dequantizes as dequantizes,
+)
+from suanli.core.serving_plan import (
+    place as place,
+)
+from suanli.core.serving_plan import (
+    plan_layers as plan_layers,
+)
 from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
-from suanli.spec.engines import MlaCache
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, LightningAttention, Mamba2Mixer, ModelSpec, Moe, ShortConv
+from suanli.spec.model import GatedDeltaNet, Layer, LightningAttention, Mamba2Mixer, ModelSpec, ShortConv
 from suanli.spec.precision import Family, NumberFormat
-
-_ACT = 2.0  # activations in bf16 / fp16
-_FUSED = {"attn_q": "qkv", "attn_k": "qkv", "attn_v": "qkv", "ffn_gate": "gate_up", "ffn_up": "gate_up"}
-_WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.NF4, Family.GGUF, Family.GGUF_MIX)
-_NARROW = ("fp8", "int8", "int4", "fp4")  # GEMM formats below 16 bits: ``low_precision_gemm_ratio`` applies
-_TILE_ROWS = 64  # rows of a GEMM thread-block tile (cuBLAS/CUTLASS skinny-GEMM kernels)
-_STREAM_KERNELS = 6  # norm ×2, residual ×2, RoPE, activation
-_OFFLOAD_MIN_TOKENS = 32  # llama.cpp runs host layers' batches of at least this many tokens on the GPU
-_BF16 = NumberFormat(key="bf16", family=Family.FLOAT, bits_per_element=16, compute_format="bf16", source="16-bit")
-
-
-Rows = tuple[tuple[float, int, float], ...]
-"""Row groups of one engine step: (sequences, new tokens each, cached context each)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """Time and traffic of some kernels, by what bounds them (see ``inference_time.PhaseTime``)."""
-
-    compute_s: float = 0.0
-    weights_s: float = 0.0
-    kv_s: float = 0.0
-    activations_s: float = 0.0
-    comm_s: float = 0.0
-    overhead_s: float = 0.0
-    flops: float = 0.0
-    weight_bytes: float = 0.0
-    kv_bytes: float = 0.0
-    activation_bytes: float = 0.0
-
-    @property
-    def time_s(self) -> float:
-        return self.compute_s + self.weights_s + self.kv_s + self.activations_s + self.comm_s + self.overhead_s
-
-    def __add__(self, other: Cost) -> Cost:
-        return Cost(self.compute_s + other.compute_s, self.weights_s + other.weights_s, self.kv_s + other.kv_s,
-                    self.activations_s + other.activations_s, self.comm_s + other.comm_s,
-                    self.overhead_s + other.overhead_s, self.flops + other.flops,
-                    self.weight_bytes + other.weight_bytes, self.kv_bytes + other.kv_bytes,
-                    self.activation_bytes + other.activation_bytes)
-
-    def times(self, n: float) -> Cost:
-        return Cost(self.compute_s * n, self.weights_s * n, self.kv_s * n, self.activations_s * n,
-                    self.comm_s * n, self.overhead_s * n, self.flops * n, self.weight_bytes * n,
-                    self.kv_bytes * n, self.activation_bytes * n)
-
-
-@dataclass(frozen=True, slots=True)
-class Gemm:
-    """One (fused) weight matrix's per-GPU shard: ``out`` × ``inp``; for experts, one expert's shard."""
-
-    name: str
-    out: int
-    inp: int
-    expert: bool
-    bytes_per_weight: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LayerPlan:
-    """One distinct layer's per-GPU kernels and attention sizes."""
-
-    layer: Layer
-    gemms: tuple[Gemm, ...]
-    bytes_per_weight: float
-    heads: float  # query heads per GPU
-    kv_heads: int
-    qk_dim: int
-    v_dim: int
-    absorbed_dims: tuple[int, int] | None  # MLA latent cache: (kv_lora + rope, kv_lora) for decode
-    kv_bytes_per_token: float  # this layer, this GPU
-    stream_elements_per_token: float
-    num_experts: int = 0
-    top_k: float = 0  # real experts per token: num_experts_per_tok, fewer with zero-computation experts
-    local_experts: int = 0
-    state_bytes: float = 0.0  # one sequence's Mamba state in this layer on this GPU (0 for attention layers)
-    index_bytes_per_token: float = 0.0  # DeepSeek-V3.2's index key (part of kv_bytes_per_token), this layer
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Placement:
-    """Where the weights live: the last ``gpu_layers`` blocks on the GPU (llama.cpp -ngl), the rest on the host;
-    ``gpu_counts`` / ``host_counts`` say how many of each planned layer sit on either side."""
-
-    weights: WeightBytes
-    gpu_layers: int
-    gpu_counts: tuple[int, ...]
-    host_counts: tuple[int, ...]
-    head_on_gpu: bool = True
-
-
-def place(spec: ModelSpec, plans: tuple[LayerPlan, ...], weights: WeightBytes, gpu_layers: int | None) -> Placement:
-    """Split the planned layers between GPU and host (all on the GPU when ``gpu_layers`` is None)."""
-    on_gpu = spec.num_layers if gpu_layers is None else min(gpu_layers, spec.num_layers)
-    index = {id(p.layer): i for i, p in enumerate(plans)}
-    gpu, host = [0] * len(plans), [0] * len(plans)
-    for position, layer in enumerate(spec.layers):
-        side = host if position < spec.num_layers - on_gpu else gpu
-        side[index[id(layer)]] += 1
-    return Placement(weights=weights, gpu_layers=on_gpu, gpu_counts=tuple(gpu), host_counts=tuple(host),
-                     head_on_gpu=gpu_layers is None or gpu_layers > spec.num_layers)
-
-
-def compute_format(fmt: NumberFormat, accelerator: Accelerator) -> str:
-    """The format the GEMMs run in: the format's own (fp8, int8 W8A8, fp16 for W4A16) where the accelerator
-    has it, else bf16/fp16/fp32 (weights are then dequantized to it, e.g. fp8 Marlin on A100)."""
-    for name in (fmt.compute_format, "bf16", "fp16", "fp32"):
-        if name in accelerator.peak_flops_per_s:
-            return name
-    raise SpecError(f"{accelerator.name} lists no dense throughput for {fmt.compute_format}, bf16, fp16 or fp32")
-
-
-def dequantizes(fmt: NumberFormat, accelerator: Accelerator) -> bool:
-    """Weight-only formats (int4, GPTQ, AWQ, NF4, GGUF) and formats the accelerator cannot compute in are
-    unpacked in the GEMM kernel: their weight reads run at ``quantized_weight_bandwidth_fraction``."""
-    weight_only = fmt.family in _WEIGHT_ONLY or (fmt.family is Family.INTEGER and fmt.bits_per_element < 8)
-    return weight_only or fmt.compute_format not in accelerator.peak_flops_per_s
-
-
-def _shard(out: int, inp: int, split: str, layer: Layer, tp: int) -> tuple[int, int]:
-    if split == "column":
-        return math.ceil(out / tp), inp
-    if split == "row":
-        return out, math.ceil(inp / tp)
-    if split == "kv" and layer.attention is not None:
-        return kv_heads_per_rank(layer.attention, tp) * (out // layer.attention.num_kv_heads), inp
-    return out, inp
-
-
-def _gemms(layer: Layer, h: int, tp: int, ep: int, r: float) -> tuple[tuple[Gemm, ...], float]:
-    """Fused per-GPU GEMMs of a layer, and the linear parameters this GPU holds for it."""
-    fused: dict[tuple[str, bool], list[int]] = {}
-    params = 0.0
-    for w in block_linears(layer, h):
-        split_tp = max(1, tp // ep) if w.expert else tp
-        out, inp = _shard(w.out_features, w.in_features, w.split, layer, split_tp)
-        params += out * inp * (w.count / ep if w.expert else w.count)
-        key = (_FUSED.get(w.role, w.role), w.expert)
-        prior = fused.setdefault(key, [0, inp])
-        prior[0] += out
-    gemms = [Gemm(name=name, out=o, inp=i, expert=expert, bytes_per_weight=r)
-             for (name, expert), (o, i) in fused.items()]
-    if isinstance(layer.ffn, Moe):
-        scored = layer.ffn.num_experts + layer.ffn.zero_experts  # the router also scores zero-computation experts
-        gemms.append(Gemm(name="router", out=scored, inp=h, expert=False, bytes_per_weight=_ACT))
-    return tuple(gemms), params
-
-
-def _stream_elements(layer: Layer, h: int, tp: int) -> float:
-    a, ffn = layer.attention, layer.ffn
-    rope = (a.num_heads + kv_heads_per_rank(a, tp) * tp) * a.head_dim / tp * 2 if a is not None else 0.0
-    if ffn is None:
-        width = 0.0
-    elif isinstance(ffn, Moe):
-        width = ffn.experts_per_token * ffn.expert.intermediate_size * (2 if ffn.expert.gated else 1) / max(1, tp)
-    else:
-        width = ffn.intermediate_size * (2 if ffn.gated else 1) / tp
-    return 4 * h + 6 * h + rope + 1.5 * width
-
-
-def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFormat, kv_format: NumberFormat, *,
-                tp: int, ep: int, mla: MlaCache) -> tuple[LayerPlan, ...]:
-    """Each distinct layer's per-GPU kernels; r = the format's linear bytes / linear parameters per GPU."""
-    h = spec.hidden_size
-    groups = spec.layer_groups()
-    sharded = [_gemms(layer, h, tp, ep, 1.0) for layer, _ in groups]
-    params = sum(s[1] * count for s, (_, count) in zip(sharded, groups, strict=True))
-    r = weights.linear_bytes / params if params else weights_format.bytes_per_param
-    plans = []
-    for (layer, _), (shards, _) in zip(groups, sharded, strict=True):
-        a, ffn = layer.attention, layer.ffn
-        gemms = tuple(g if g.name == "router" else Gemm(g.name, g.out, g.inp, g.expert, r) for g in shards)
-        if a is None:
-            plans.append(_mixer_plan(spec, layer, gemms, r, tp, ep, h))
-            continue
-        absorbed = ((a.mla.kv_lora_rank + a.mla.qk_rope_head_dim, a.mla.kv_lora_rank)
-                    if a.mla is not None and mla is MlaCache.LATENT else None)
-        moe = ffn if isinstance(ffn, Moe) else None
-        plans.append(LayerPlan(
-            layer=layer, gemms=gemms, bytes_per_weight=r, heads=a.num_heads / tp,
-            kv_heads=kv_heads_per_rank(a, tp), qk_dim=a.head_dim, v_dim=a.v_head_dim, absorbed_dims=absorbed,
-            kv_bytes_per_token=kv_bytes_per_token_per_layer(a, kv_format=kv_format, tp=tp, mla=mla),
-            stream_elements_per_token=_stream_elements(layer, h, tp),
-            num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
-            local_experts=moe.num_experts // ep if moe else 0,
-            index_bytes_per_token=kv_vector_bits(kv_format, a.indexer.head_dim) / 8 if a.indexer else 0.0,
-            state_bytes=(ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
-                         if layer.mixer is not None else 0.0)))  # Falcon-H1: Mamba beside attention
-    return tuple(plans)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,12 +106,12 @@ def device(acc: Accelerator, fmt: NumberFormat, a: PerformanceAssumptions, launc
     bw = (bandwidth or acc.memory_bandwidth_bytes_per_s) * a.decode_bandwidth_fraction
     q = a.quantized_weight_bandwidth_fraction if dequantizes(fmt, acc) else 1.0
     gemm_format = compute_format(fmt, acc)
-    narrow = a.low_precision_gemm_ratio if gemm_format in _NARROW else 1.0
+    narrow = a.low_precision_gemm_ratio if gemm_format in NARROW_FORMATS else 1.0
     latency = 0.0
     if block_scaled(fmt, acc):
         narrow, latency = a.block_scaled_gemm_peak_fraction / a.gemm_peak_fraction, a.block_scaled_gemm_latency_s
     return Device(peak_flops_per_s=acc.peak_flops(gemm_format) * narrow,
-                  attention_flops_per_s=acc.peak_flops(compute_format(_BF16, acc)),
+                  attention_flops_per_s=acc.peak_flops(compute_format(BF16_FORMAT, acc)),
                   bandwidth_bytes_per_s=bw, weight_bandwidth_bytes_per_s=bw * q, launch_s=launch_s,
                   gemm_latency_s=latency)
 
@@ -303,9 +141,9 @@ def expected_distinct_experts(num_experts: int, top_k: float, tokens: float) -> 
 
 def tiled_efficiency(rows: float, weights: float, a: PerformanceAssumptions) -> float:
     """GEMM efficiency per useful FLOP for ``rows`` × a ``weights``-element matrix: the efficiency curve taken
-    at no fewer than ``_TILE_ROWS`` rows, since kernels tile the rows (a 1-row decode GEMV is no less
+    at no fewer than ``TILE_ROWS`` rows, since kernels tile the rows (a 1-row decode GEMV is no less
     efficient per FLOP than a 64-row GEMM, whose extra rows ride on the same weight fetch)."""
-    return gemm_efficiency(2 * max(rows, _TILE_ROWS) * weights, a)
+    return gemm_efficiency(2 * max(rows, TILE_ROWS) * weights, a)
 
 
 def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssumptions) -> Cost:
@@ -317,7 +155,7 @@ def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssu
     flops = 2 * rows * g.out * g.inp
     compute = flops / (d.peak_flops_per_s * tiled_efficiency(rows, g.out * g.inp, a)) if flops else 0.0
     cost = kernel(d, compute_s=compute, flops=flops, weight_bytes=hit * g.out * g.inp * g.bytes_per_weight,
-                  activation_bytes=rows * (g.out + g.inp) * _ACT)
+                  activation_bytes=rows * (g.out + g.inp) * ACT_BYTES)
     latency = d.gemm_latency_s if flops and g.name != "router" else 0.0  # the router GEMM runs in bf16
     return cost + Cost(overhead_s=latency) if latency else cost
 
@@ -345,19 +183,6 @@ def attended_pairs(context: float, new_tokens: int, window: int | None) -> float
     ramp_end = min(end, window)
     ramp = max(0, ramp_end - context)
     return full * window + ramp * (context + ramp_end + 1) / 2
-
-
-def _mixer_plan(spec: ModelSpec, layer: Layer, gemms: tuple[Gemm, ...], r: float, tp: int, ep: int,
-                h: int) -> LayerPlan:
-    """A layer without attention: a Mamba mixer (state per sequence) or Nemotron-H's MLP-only block."""
-    moe = layer.ffn if isinstance(layer.ffn, Moe) else None
-    state = (ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
-             if layer.mixer is not None else 0.0)
-    return LayerPlan(layer=layer, gemms=gemms, bytes_per_weight=r, heads=0.0, kv_heads=0, qk_dim=0, v_dim=0,
-                     absorbed_dims=None, kv_bytes_per_token=0.0,
-                     stream_elements_per_token=_stream_elements(layer, h, tp),
-                     num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
-                     local_experts=moe.num_experts // ep if moe else 0, state_bytes=state)
 
 
 def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
@@ -418,7 +243,7 @@ def _attention_cost(plan: LayerPlan, rows: Rows, d: Device, a: PerformanceAssump
             kv_bytes += (selected - cached) * (plan.kv_bytes_per_token - plan.index_bytes_per_token)
         m += batch * new_tokens
     return kernel(d, compute_s=flops / (d.attention_flops_per_s * a.attention_peak_fraction), flops=flops,
-                  kv_bytes=kv_bytes, activation_bytes=m * plan.heads * (plan.qk_dim + plan.v_dim) * _ACT)
+                  kv_bytes=kv_bytes, activation_bytes=m * plan.heads * (plan.qk_dim + plan.v_dim) * ACT_BYTES)
 
 
 def token_kernels_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
@@ -428,12 +253,12 @@ def token_kernels_cost(plan: LayerPlan, spec: ModelSpec, acc: Accelerator, a: Pe
     cost = Cost()
     for g in plan.gemms:
         cost = cost + _gemm_cost(g, plan, tokens, d, a)
-    cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=tokens * plan.stream_elements_per_token * _ACT,
-                         kernels=_STREAM_KERNELS)
+    streams = tokens * plan.stream_elements_per_token * ACT_BYTES
+    cost = cost + kernel(d, compute_s=0.0, flops=0.0, activation_bytes=streams, kernels=STREAM_KERNELS)
     if plan.num_experts and tokens:  # top-k, sort by expert, activation, weighted sum (``moe_dispatch_kernels``)
         cost = cost + Cost(overhead_s=d.launch_s * a.moe_dispatch_kernels)
     if tp > 1:
-        cost = cost + Cost(comm_s=2 * all_reduce_s(tokens * spec.hidden_size * _ACT, tp, acc, a))
+        cost = cost + Cost(comm_s=2 * all_reduce_s(tokens * spec.hidden_size * ACT_BYTES, tp, acc, a))
     return cost
 
 
@@ -463,7 +288,7 @@ def all_reduce_s(nbytes: float, group: int, acc: Accelerator, a: PerformanceAssu
 
 def embedding_cost(spec: ModelSpec, tokens: float, d: Device) -> Cost:
     """The embedding lookup: one row read and one written per new token."""
-    return kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * tokens * spec.hidden_size * _ACT)
+    return kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * tokens * spec.hidden_size * ACT_BYTES)
 
 
 def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
@@ -489,7 +314,7 @@ def step_forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accele
     for plan, count in zip(plans, placement.host_counts, strict=True):
         if not count:
             continue
-        if m >= _OFFLOAD_MIN_TOKENS:  # weights cross the host link, the GPU computes
+        if m >= OFFLOAD_MIN_TOKENS:  # weights cross the host link, the GPU computes
             link = acc.host_link.bandwidth_bytes_per_s if acc.host_link else a.host_memory_bandwidth_bytes_per_s
             layer_bytes = sum(g.out * g.inp * g.bytes_per_weight * (plan.local_experts or 1) if g.expert
                               else g.out * g.inp * g.bytes_per_weight for g in plan.gemms)
@@ -514,8 +339,8 @@ def head_cost(spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *, r
         return Cost()
     h, vocab = spec.hidden_size, math.ceil(spec.vocab_size / tp)
     w = placement.weights
-    head_bytes = w.lm_head_bytes or w.embedding_bytes or vocab * h * _ACT
-    bf16 = Device(peak_flops_per_s=acc.peak_flops(compute_format(_BF16, acc)), attention_flops_per_s=0.0,
+    head_bytes = w.lm_head_bytes or w.embedding_bytes or vocab * h * ACT_BYTES
+    bf16 = Device(peak_flops_per_s=acc.peak_flops(compute_format(BF16_FORMAT, acc)), attention_flops_per_s=0.0,
                   bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * a.decode_bandwidth_fraction,
                   weight_bandwidth_bytes_per_s=acc.memory_bandwidth_bytes_per_s * a.decode_bandwidth_fraction,
                   launch_s=launch_s)
@@ -526,8 +351,8 @@ def head_cost(spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *, r
                       weight_bandwidth_bytes_per_s=bw * a.decode_bandwidth_fraction, launch_s=launch_s)
     flops = 2.0 * rows * vocab * h
     cost = kernel(bf16, compute_s=flops / (bf16.peak_flops_per_s * tiled_efficiency(rows, vocab * h, a)), flops=flops,
-                  weight_bytes=head_bytes, activation_bytes=rows * (h + vocab) * _ACT)
-    cost = cost + kernel(bf16, compute_s=0.0, flops=0.0, activation_bytes=rows * (2 * h * _ACT + 3 * vocab * 4.0),
+                  weight_bytes=head_bytes, activation_bytes=rows * (h + vocab) * ACT_BYTES)
+    cost = cost + kernel(bf16, compute_s=0.0, flops=0.0, activation_bytes=rows * (2 * h * ACT_BYTES + 3 * vocab * 4.0),
                          kernels=2)
     if tp > 1:
         path = path_for_group(acc, tp)
