@@ -93,6 +93,8 @@ FLAGS: dict[str, list[str]] = {
     "infer": ["--gpus", "--tp", "--batch", "--prompt", "--output"],
     "fit": ["--context", "--batch"],
     "simulate": ["--concurrency", "--rate", "--requests", "--prompt", "--output", "--tp", "--replicas"],
+    "plan train": ["--tokens", "--seq", "--global-batch", "--deadline-days", "--budget-usd"],
+    "plan serve": ["--rate", "--prompt", "--output", "--slo-ttft-ms", "--slo-tpot-ms"],
 }
 CHOICES: dict[str, list[str]] = {
     "--gpu": ["h100", "a100-40gb", "4090", "v100", "t4", "tpu-v5p", "mi300x", "m3-max", "nonsense"],
@@ -110,9 +112,13 @@ COMMAND_CHOICES = {"train": ["--gpu", "--method", "--recompute", "--precision"],
 @st.composite
 def command_line(draw: st.DrawFn) -> list[str]:
     command = draw(st.sampled_from(sorted(FLAGS)))
-    argv = [command, draw(st.sampled_from(MODELS))]
-    if command in ("train", "infer", "simulate"):
+    argv = [*command.split(), draw(st.sampled_from(MODELS))]
+    if command in ("train", "infer", "simulate", "plan train", "plan serve"):
         argv += ["--gpu", draw(st.sampled_from(CHOICES["--gpu"]))]
+    if command == "plan train":  # a small search: a few GPUs, a short run
+        argv += ["--max-gpus", "8", "--tokens", "1e9"]
+    if command == "plan serve":
+        argv += ["--rate", "2", "--slo-ttft-ms", "2000", "--slo-tpot-ms", "100", "--prompt", "256", "--output", "32"]
     if command == "simulate":  # keep each run small; the flags below may still override these
         argv += ["--requests", "8", "--concurrency", "2"]
     if FLAGS[command]:
