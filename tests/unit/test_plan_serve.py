@@ -55,3 +55,17 @@ def test_impossible_target_rejects_with_reasons() -> None:
                       engine=get_engine("vllm"))
     assert plan.best is None
     assert plan.rejected.get("TPOT target below one sequence's decode step", 0) >= 1
+
+
+def test_moe_models_try_expert_parallelism() -> None:
+    """A MoE model whose experts split over the tp group is sized with ep = tp too; a dense one never."""
+    from suanli.search.plan_serve import _ep_degrees
+
+    mixtral, llama = suanli.load_model("mixtral-8x7b"), suanli.load_model("llama-3.1-8b")
+    assert _ep_degrees(mixtral, 2) == (1, 2) and _ep_degrees(mixtral, 8) == (1, 8)
+    assert _ep_degrees(mixtral, 16) == (1,)  # 8 experts do not split 16 ways
+    assert _ep_degrees(llama, 8) == (1,)
+    target = ServeTarget(rate_per_s=5.0, prompt_tokens=512, output_tokens=64, ttft_s=2.0, tpot_s=0.1)
+    plan = plan_serve(mixtral, target, [suanli.get_accelerator("h100")], engine=get_engine("vllm"))
+    assert plan.best is not None
+    assert plan.evaluated == 5 + 3  # tp 1, 2, 4, 8, 16, and ep = tp at 2, 4 and 8 (8 experts do not split 16 ways)

@@ -75,7 +75,8 @@ def run_plan_serve(args: argparse.Namespace) -> int:
         return 0
     best = payload["best"]
     print(key_values([
-        ("best", f"{best['gpus']}× {best['gpu']}: tp {best['tp']}, "
+        ("best", f"{best['gpus']}× {best['gpu']}: tp {best['tp']}" + (f" ep {best['ep']}" if best["ep"] > 1 else "")
+                 + ", "
                  + (f"prefill:decode {best['pd']}" if best["pd"] else f"{best['replicas']} replica(s)")
                  + (f", ${best['usd_per_hour']:,.2f}/h" if best["usd_per_hour"] is not None else "")),
         ("simulated", f"TTFT p90 {best['latency']['ttft_s']['p90'] * 1e3:,.0f} ms, TPOT p90 "
@@ -84,13 +85,13 @@ def run_plan_serve(args: argparse.Namespace) -> int:
         ("searched", f"{payload['evaluated']} accelerator × tp settings, {payload['simulated']} simulations, "
                      f"{sum(payload['rejected'].values())} rejected"),
     ]))
-    rows = [[c["gpu"], str(c["gpus"]), str(c["tp"]), c["pd"] or f"{c['replicas']}×",
+    rows = [[c["gpu"], str(c["gpus"]), str(c["tp"]), str(c["ep"]), c["pd"] or f"{c['replicas']}×",
              "—" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:,.2f}",
              f"{c['latency']['ttft_s']['p90'] * 1e3:,.0f}", f"{c['latency']['tpot_s']['p90'] * 1e3:,.1f}"]
             for c in payload["candidates"]]
     print()
-    print(table(["gpu", "GPUs", "tp", "replicas / P:D", "$/h", "TTFT p90 ms", "TPOT p90 ms"], rows,
-                align="lrrrrrr"))
+    print(table(["gpu", "GPUs", "tp", "ep", "replicas / P:D", "$/h", "TTFT p90 ms", "TPOT p90 ms"], rows,
+                align="lrrrrrrr"))
     for reason, count in sorted(payload["rejected"].items(), key=lambda x: -x[1]):
         print(f"rejected: {count} {reason}")
     if args.export:
@@ -108,7 +109,7 @@ def _export_best(args: argparse.Namespace, spec: ModelSpec, best: CheckedPlan, t
     from suanli.spec.precision import parse_number_format
 
     c = best.candidate
-    deployment = Deployment(accelerator=c.accelerator, engine=get_engine(args.engine), tp=c.tp,
+    deployment = Deployment(accelerator=c.accelerator, engine=get_engine(args.engine), tp=c.tp, ep=c.ep,
                             replicas=1 if c.pd else c.replicas, pd=c.pd,
                             weights_format=parse_number_format(args.quant) if args.quant else None)
     serving = ServingPlan(spec=spec, deployment=deployment, model_id=model_id(args.model),
@@ -125,7 +126,7 @@ def _payload(plan: ServePlan) -> dict[str, Any]:
 
 def _plan_dict(p: CheckedPlan) -> dict[str, Any]:
     c, m = p.candidate, p.metrics
-    return {"gpu": c.accelerator.key, "gpus": c.gpus, "tp": c.tp, "ep": 1,
+    return {"gpu": c.accelerator.key, "gpus": c.gpus, "tp": c.tp, "ep": c.ep,
             "replicas": c.replicas, "pd": f"{c.pd[0]}:{c.pd[1]}" if c.pd else None,
             "usd_per_hour": c.usd_per_hour,
             "latency": {"ttft_s": m.ttft.to_dict(), "tpot_s": m.tpot.to_dict(), "itl_s": m.itl.to_dict(),

@@ -3,7 +3,8 @@ targets — over accelerators, tensor parallelism, replicas and prefill/decode d
 
 Two passes, the cheap one first (DESIGN.md §3.8):
 
-1. **Analytic sizing** with ``infer``'s model (``core.inference_time``): for each accelerator and tp that holds
+1. **Analytic sizing** with ``infer``'s model (``core.inference_time``): for each accelerator, tp and (for a MoE
+   model) expert parallelism over the tp group that holds
    the model with room for the KV cache, the largest decode batch whose step meets the TPOT target
    (``decode_step_time`` at the mean context, bounded by the KV pool and the engine's ``max_num_seqs``), hence
    the requests/s one replica sustains, r = c / (prefill + (O − 1) · TPOT(c)), and the replicas the rate needs.
@@ -34,7 +35,7 @@ from suanli.simulate.metrics import ServingMetrics, Slo
 from suanli.simulate.workload import LengthDist, Workload
 from suanli.spec.engines import EnginePreset
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import ModelSpec
+from suanli.spec.model import ModelSpec, Moe
 from suanli.spec.precision import NumberFormat
 
 TP_DEGREES = (1, 2, 4, 8, 16)
@@ -53,6 +54,7 @@ class Objective(Enum):
 class ServeCandidate:
     accelerator: Accelerator
     tp: int
+    ep: int = 1  # experts split ep ways inside the tp group (each expert tp/ep ways), as infer models EP
     replicas: int  # mixed replicas, or prefill + decode replicas under pd
     pd: tuple[int, int] | None
     usd_per_gpu_hour: float | None
@@ -122,9 +124,9 @@ def plan_serve(spec: ModelSpec, target: ServeTarget, accelerators: Sequence[Acce
         if not priced:
             continue
         for tp in TP_DEGREES:
-            evaluated += 1
-            sized = _size(spec, target, acc, tp, engine, weights_format, price, max_gpus, rejected)
-            candidates.extend(sized)
+            for ep in _ep_degrees(spec, tp):
+                evaluated += 1
+                candidates.extend(_size(spec, target, acc, tp, ep, engine, weights_format, price, max_gpus, rejected))
     checked, simulated = _check(spec, target, candidates, engine, weights_format, objective, rejected, seed)
     # ties (same GPUs and cost): the simpler deployment (no disaggregation), then the faster first token
     checked.sort(key=lambda c: (*c.candidate.key(objective)[:2], c.candidate.pd is not None, c.metrics.ttft.p90))
@@ -143,15 +145,24 @@ def _price(acc: Accelerator, objective: Objective, rejected: Counter[str]) -> tu
         return True, None
 
 
-def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, engine: EnginePreset,
+def _ep_degrees(spec: ModelSpec, tp: int) -> tuple[int, ...]:
+    """Expert parallelism to try at this tp: none, and for a MoE model whose experts split evenly, all of the tp
+    group (whole experts per GPU instead of slices of every expert)."""
+    experts = {layer.ffn.num_experts for layer, _ in spec.layer_groups() if isinstance(layer.ffn, Moe)}
+    if tp > 1 and experts and all(e % tp == 0 for e in experts):
+        return (1, tp)
+    return (1,)
+
+
+def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, ep: int, engine: EnginePreset,
           weights_format: NumberFormat | None, price: float | None, max_gpus: int,
           rejected: Counter[str]) -> list[ServeCandidate]:
     """Analytic candidates for one accelerator and tp: mixed replicas, and the best P:D split."""
     length = target.prompt_tokens + target.output_tokens
     try:
         memory = inference_memory(spec, acc, prompt_tokens=target.prompt_tokens, output_tokens=target.output_tokens,
-                                  engine=engine, weights_format=weights_format, tp=tp)
-        setup = serving_setup(spec, acc, engine=engine, weights_format=weights_format, tp=tp)
+                                  engine=engine, weights_format=weights_format, tp=tp, ep=ep)
+        setup = serving_setup(spec, acc, engine=engine, weights_format=weights_format, tp=tp, ep=ep)
     except SuanliError as exc:
         rejected[_reason(exc)] += 1
         return []
@@ -172,14 +183,14 @@ def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, engin
     out = []
     replicas = math.ceil(target.rate_per_s / per_replica)
     if replicas * tp <= max_gpus:
-        out.append(ServeCandidate(accelerator=acc, tp=tp, replicas=replicas, pd=None, usd_per_gpu_hour=price))
+        out.append(ServeCandidate(accelerator=acc, tp=tp, ep=ep, replicas=replicas, pd=None, usd_per_gpu_hour=price))
     else:
         rejected[f"needs more than --max-gpus {max_gpus}"] += 1
     decode_rate = batch / ((target.output_tokens - 1) * tpot)
     prefill_rate = 1 / prefill
     pd = (math.ceil(target.rate_per_s / prefill_rate * PD_PREFILL_HEADROOM), math.ceil(target.rate_per_s / decode_rate))
     if sum(pd) * tp <= max_gpus:
-        out.append(ServeCandidate(accelerator=acc, tp=tp, replicas=sum(pd), pd=pd, usd_per_gpu_hour=price))
+        out.append(ServeCandidate(accelerator=acc, tp=tp, ep=ep, replicas=sum(pd), pd=pd, usd_per_gpu_hour=price))
     return out
 
 
@@ -246,7 +257,7 @@ def _grow(c: ServeCandidate, extra: int) -> ServeCandidate:
 
 def _simulate(spec: ModelSpec, c: ServeCandidate, workload: Workload, engine: EnginePreset,
               weights_format: NumberFormat | None, slo: Slo) -> ServingMetrics:
-    deployment = Deployment(accelerator=c.accelerator, engine=engine, tp=c.tp,
+    deployment = Deployment(accelerator=c.accelerator, engine=engine, tp=c.tp, ep=c.ep,
                             replicas=1 if c.pd else c.replicas, pd=c.pd, weights_format=weights_format)
     return simulate(spec, deployment, workload, slo=slo, keep_timeline=False).metrics
 
