@@ -14,7 +14,8 @@ from tests.surface.cli_helpers import assert_one_line_error, run, run_json
 from suanli.spec.resolve import model_catalog
 
 
-@pytest.mark.parametrize("command", [[], ["models"], ["params"], ["flops"], ["gpus"]])
+@pytest.mark.parametrize("command", [[], ["models"], ["params"], ["flops"], ["gpus"], ["train"], ["infer"], ["fit"],
+                                     ["simulate"], ["plan"], ["plan", "train"], ["plan", "serve"], ["plan", "buy"]])
 def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
