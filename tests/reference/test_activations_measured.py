@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 from tests.reference.hf_reference import load_catalog_config, tiny_config
+from tests.reference.summary import write_summary
 
 from suanli.core.activation_setup import FP32_BYTES, ActivationSetup, LossImpl
 from suanli.core.activations import ActivationBreakdown, Flavour, activation_bytes, attention_path
@@ -133,12 +134,9 @@ def observed(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
     """The largest |error| seen per model_type; printed when the module's tests are done."""
     errors: dict[str, float] = {}
     yield errors
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and errors:
+    if errors:
         table = ", ".join(f"{family} {error:.2%}" for family, error in sorted(errors.items()))
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nactivations, max |estimate/measured - 1| by model_type: {table}")
+        write_summary(request, f"activations, max |estimate/measured - 1| by model_type: {table}")
 
 
 def _record(observed: dict[str, float], family: str, ours: float, measured: int) -> None:

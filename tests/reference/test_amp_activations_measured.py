@@ -39,6 +39,7 @@ from typing import Any
 
 import pytest
 from tests.reference.hf_reference import load_catalog_config, tiny_config
+from tests.reference.summary import write_summary
 from tests.reference.test_activations_measured import (
     ATTENTION_DROPOUT_KEYS,
     HIDDEN_DROPOUT_KEYS,
@@ -128,12 +129,9 @@ def observed(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
     """estimate / measured - 1, the largest |error| per catalog model; printed when the module's tests are done."""
     errors: dict[str, float] = {}
     yield errors
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and errors:
+    if errors:
         table = ", ".join(f"{key} {error:+.3%}" for key, error in sorted(errors.items()))
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nautocast activations, estimate/measured - 1 (largest |error|): {table}")
+        write_summary(request, f"autocast activations, estimate/measured - 1 (largest |error|): {table}")
 
 
 def _record(observed: dict[str, float], key: str, ours: float, measured: int) -> None:

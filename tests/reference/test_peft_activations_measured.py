@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.reference.summary import write_summary
 from tests.reference.test_activations_measured import cpu_artefact_bytes
 
 from suanli.core.activation_setup import ActivationSetup, Flavour
@@ -119,14 +120,10 @@ def observed(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
     """estimate / measured - 1 per run; the largest |error| is printed when the module's tests are done."""
     errors: dict[str, float] = {}
     yield errors
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and errors:
+    if errors:
         worst = max(errors, key=lambda k: abs(errors[k]))
         table = ", ".join(f"{run} {error:+.2%}" for run, error in sorted(errors.items()))
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\nPEFT activations, estimate/measured - 1: {table}; worst {worst} "
-                                f"{errors[worst]:+.2%}")
+        write_summary(request, f"PEFT activations, estimate/measured - 1: {table}; worst {worst} {errors[worst]:+.2%}")
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
