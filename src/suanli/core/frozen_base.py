@@ -25,8 +25,7 @@ _TRAINED_OVER = (Family.GPTQ, Family.AWQ, Family.NF4, Family.INTEGER)  # layouts
 _BF16_BYTES = 2.0
 _ROLES = {"q": "attn_q", "k": "attn_k", "v": "attn_v", "o": "attn_output", "q_a": "attn_q_a", "q_b": "attn_q_b",
           "kv_a": "attn_kv_a_mqa", "kv_b": "attn_kv_b", "gate": "ffn_gate", "up": "ffn_up", "down": "ffn_down"}
-_GROUPS = {"attention": "attention", "mlp": "mlp", "experts": "experts", "shared_experts": "shared_experts",
-           "mixer": "mixer"}
+_GROUPS = frozenset({"attention", "mlp", "experts", "shared_experts", "mixer"})  # block components quantized
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,5 +56,5 @@ def frozen_base(spec: ModelSpec, job: TrainingJob) -> FrozenBase | None:
 
 
 def _kept(p: Projection, unquantized: frozenset[str]) -> bool:
-    group, role = _GROUPS[p.component], _ROLES.get(p.name, p.name)
+    group, role = p.component, _ROLES.get(p.name, p.name)
     return group in unquantized or role in unquantized or f"{group}/{role}" in unquantized
