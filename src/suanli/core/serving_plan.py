@@ -207,8 +207,7 @@ def plan_layers(spec: ModelSpec, weights: WeightBytes, weights_format: NumberFor
             num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
             local_experts=moe.num_experts // ep if moe else 0,
             index_bytes_per_token=kv_vector_bits(kv_format, a.indexer.head_dim) / 8 if a.indexer else 0.0,
-            state_bytes=(ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
-                         if layer.mixer is not None else 0.0)))  # Falcon-H1: Mamba beside attention
+            state_bytes=state_bytes(spec, layer, tp)))  # Falcon-H1: Mamba beside attention
     return tuple(plans)
 
 
@@ -216,10 +215,15 @@ def mixer_plan(spec: ModelSpec, layer: Layer, gemms: tuple[Gemm, ...], r: float,
                 h: int) -> LayerPlan:
     """A layer without attention: a Mamba mixer (state per sequence) or Nemotron-H's MLP-only block."""
     moe = layer.ffn if isinstance(layer.ffn, Moe) else None
-    state = (ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
-             if layer.mixer is not None else 0.0)
     return LayerPlan(layer=layer, gemms=gemms, bytes_per_weight=r, heads=0.0, kv_heads=0, qk_dim=0, v_dim=0,
                      absorbed_dims=None, kv_bytes_per_token=0.0,
                      stream_elements_per_token=stream_elements(layer, h, tp),
                      num_experts=moe.num_experts if moe else 0, top_k=moe.experts_per_token if moe else 0,
-                     local_experts=moe.num_experts // ep if moe else 0, state_bytes=state)
+                     local_experts=moe.num_experts // ep if moe else 0, state_bytes=state_bytes(spec, layer, tp))
+
+
+def state_bytes(spec: ModelSpec, layer: Layer, tp: int) -> float:
+    """One sequence's Mamba state in ``layer`` on one GPU, in the model's default cache format (0 without a mixer)."""
+    if layer.mixer is None:
+        return 0.0
+    return ssm_state_bytes_per_layer(layer.mixer, state_format=default_kv_format(spec), tp=tp)
