@@ -181,9 +181,16 @@ def step_time(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graphs: boo
                              host=setup.host)
     cost = cost + head_cost(setup.spec, setup.accelerator, a, rows=sampled_rows, tp=setup.tp, launch_s=launch,
                             placement=setup.placement, host=setup.host)
+    return _phase(cost, step_overhead_s(setup))
+
+
+def step_overhead_s(setup: ServingSetup) -> float:
+    """The engine's per-step overhead beyond its kernels: the scheduler's step (native engines' own figure) plus,
+    for an eager Python forward, a per-layer dispatch cost."""
+    a = setup.assumptions
     python = a.eager_python_overhead_s_per_layer * setup.spec.num_layers if setup.python_eager else 0.0
     step = a.native_step_overhead_s if setup.engine.kv_budget is KvBudget.CONTEXT else a.engine_step_overhead_s
-    return _phase(cost, step + python)
+    return step + python
 
 
 def step_time_split(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graphs: bool) -> tuple[float, float]:
@@ -207,9 +214,7 @@ def step_time_split(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graph
             context_part = context_part + context_kernels_cost(plan, rows, d, a, s.tp).times(count)
     token_part = token_part + embedding_cost(s.spec, tokens, d) + head_cost(
         s.spec, s.accelerator, a, rows=sampled_rows, tp=s.tp, launch_s=launch, placement=s.placement, host=s.host)
-    python = a.eager_python_overhead_s_per_layer * s.spec.num_layers if s.python_eager else 0.0
-    step = a.native_step_overhead_s if s.engine.kv_budget is KvBudget.CONTEXT else a.engine_step_overhead_s
-    return token_part.time_s + step + python, context_part.time_s
+    return token_part.time_s + step_overhead_s(s), context_part.time_s
 
 
 def prefill_time(setup: ServingSetup, *, batch: int, prompt_tokens: int) -> PhaseTime:
