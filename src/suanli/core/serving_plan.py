@@ -5,7 +5,6 @@ where each layer's weights live (``Placement``: llama.cpp host layers). ``servin
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from suanli.core.inference_memory import WeightBytes, block_linears
@@ -16,6 +15,7 @@ from suanli.core.kv_cache import (
     kv_vector_bits,
     ssm_state_bytes_per_layer,
 )
+from suanli.core.serving_weights import linear_shard
 from suanli.errors import SpecError
 from suanli.spec.engines import MlaCache
 from suanli.spec.hardware import Accelerator
@@ -140,24 +140,13 @@ def dequantizes(fmt: NumberFormat, accelerator: Accelerator) -> bool:
     return weight_only or fmt.compute_format not in accelerator.peak_flops_per_s
 
 
-def shard(out: int, inp: int, split: str, layer: Layer, tp: int) -> tuple[int, int]:
-    if split == "column":
-        return math.ceil(out / tp), inp
-    if split == "row":
-        return out, math.ceil(inp / tp)
-    if split == "kv" and layer.attention is not None:
-        return kv_heads_per_rank(layer.attention, tp) * (out // layer.attention.num_kv_heads), inp
-    return out, inp
-
-
 def layer_gemms(layer: Layer, h: int, tp: int, ep: int, r: float) -> tuple[tuple[Gemm, ...], float]:
     """Fused per-GPU GEMMs of a layer, and the linear parameters this GPU holds for it."""
     fused: dict[tuple[str, bool], list[int]] = {}
     params = 0.0
     for w in block_linears(layer, h):
-        split_tp = max(1, tp // ep) if w.expert else tp
-        out, inp = shard(w.out_features, w.in_features, w.split, layer, split_tp)
-        params += out * inp * (w.count / ep if w.expert else w.count)
+        count, out, inp = linear_shard(w, layer, tp, ep)
+        params += out * inp * count
         key = (FUSED_GEMMS.get(w.role, w.role), w.expert)
         prior = fused.setdefault(key, [0, inp])
         prior[0] += out

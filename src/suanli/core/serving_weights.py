@@ -134,7 +134,7 @@ def block_linears(layer: Layer, h: int) -> tuple[LinearWeight, ...]:
     return (*attn, *_ffn_linears(layer, h))
 
 
-def _shard(w: LinearWeight, layer: Layer, tp: int, ep: int) -> tuple[float, int, int]:
+def linear_shard(w: LinearWeight, layer: Layer, tp: int, ep: int) -> tuple[float, int, int]:
     """(count, out, in) of the part of ``w`` one GPU holds."""
     count, out, inp, split = float(w.count), w.out_features, w.in_features, w.split
     if w.expert:
@@ -278,7 +278,7 @@ def weight_bytes_per_gpu(spec: ModelSpec, fmt: NumberFormat | None = None, *, tp
     per_group: list[tuple[float, float]] = []
     for layer, _ in spec.layer_groups():
         linears = block_linears(layer, spec.hidden_size)
-        linear = sum(bits.linear(w, *_shard(w, layer, tp, ep), _kept(w, layer, unquantized)) for w in linears)
+        linear = sum(bits.linear(w, *linear_shard(w, layer, tp, ep), _kept(w, layer, unquantized)) for w in linears)
         other = layer_params(layer, spec.hidden_size) - sum(w.count * w.out_features * w.in_features for w in linears)
         per_group.append((linear / 8, other * bits.other / 8))
     group_of = spec.group_of_layers()
