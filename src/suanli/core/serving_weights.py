@@ -240,19 +240,23 @@ def _unquantized(spec: ModelSpec, fmt: NumberFormat) -> frozenset[str]:
     return q.unquantized if q is not None and q.weights == fmt else frozenset()
 
 
+def _divisors(n: int) -> str:
+    """``{1, 2, …, n}``: the tp values that split ``n`` heads evenly, for an error message."""
+    return "{" + ", ".join(str(d) for d in range(1, n + 1) if n % d == 0) + "}"
+
+
 def _check_tp(spec: ModelSpec, tp: int) -> None:
     require_positive("tp", tp)
     for layer, _ in spec.layer_groups():
         if isinstance(layer.mixer, Mamba2Mixer) and layer.mixer.num_heads % tp:
             heads = layer.mixer.num_heads
-            options = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
-            raise LayoutError(f"mamba num_heads ({heads}) is not divisible by tp ({tp}); use tp in {{{options}}}")
+            raise LayoutError(f"mamba num_heads ({heads}) is not divisible by tp ({tp}); use tp in {_divisors(heads)}")
         if layer.attention is None:
             continue
         heads = layer.attention.num_heads
         if heads % tp:
-            options = ", ".join(str(d) for d in range(1, heads + 1) if heads % d == 0)
-            raise LayoutError(f"num_attention_heads ({heads}) is not divisible by tp ({tp}); use tp in {{{options}}}")
+            raise LayoutError(f"num_attention_heads ({heads}) is not divisible by tp ({tp}); "
+                              f"use tp in {_divisors(heads)}")
         kv_heads_per_rank(layer.attention, tp)
 
 
