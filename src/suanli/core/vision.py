@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from suanli.core.flops import attention_core_flops
 from suanli.core.params import attention_params, layer_params, linear_params, mlp_params, norm_params
 from suanli.core.roofline import Op, OpKind, gemm, total_time_s
 from suanli.errors import SpecError, require_positive
@@ -117,7 +118,7 @@ def _block_flops(layer: Layer, d: int, tokens: int, pairs: int) -> tuple[float, 
     if a is None or not isinstance(ffn, Mlp):
         raise SpecError("vision encoder blocks hold attention and a dense MLP")
     proj = 2 * tokens * attention_params(a, d, plain, matmul_only=True)
-    scores = 2 * a.num_heads * (a.head_dim + a.v_head_dim) * pairs
+    scores = attention_core_flops(a, pairs, plain)
     mlp = 2 * tokens * mlp_params(ffn, d, plain, matmul_only=True)
     return proj, scores, mlp
 
