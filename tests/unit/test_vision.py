@@ -11,7 +11,14 @@ import pytest
 from suanli.core.flops import count_flops, cross_attention_flops
 from suanli.core.inference_memory import weight_bytes_per_gpu
 from suanli.core.params import count_params
-from suanli.core.vision import image_tokens, vision_flops, vision_param_parts, vision_params, window_pairs
+from suanli.core.vision import (
+    image_tokens,
+    vision_flops,
+    vision_ops,
+    vision_param_parts,
+    vision_params,
+    window_pairs,
+)
 from suanli.errors import ConfigError, SpecError
 from suanli.quantity import plain
 from suanli.spec.hf import spec_from_config
@@ -100,6 +107,18 @@ def test_siglip_flops_by_hand() -> None:
     per_block = 2 * n * 4 * d * d + 2 * heads * 2 * head_dim * n * n + 2 * n * 2 * d * i
     expected = 2 * n * 3 * 14 * 14 * d + 27 * per_block + 2 * 256 * d * 5376
     assert vision_flops(tower).forward == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("key", "size"), [("qwen2.5-vl-7b", 448), ("llama-3.2-11b-vision", None),
+                                         ("gemma-3-27b-vision", None)])
+@pytest.mark.parametrize("tp", [1, 2])
+def test_vision_kernels_carry_the_counted_flops(key: str, size: int | None, tp: int) -> None:
+    """The kernels timed for the encoder (``vision_ops``) hold exactly the FLOPs ``vision_flops`` counts, split over
+    tp: Qwen2.5-VL's windowed blocks, mllama's padded tiles, SigLIP's full attention."""
+    tower = _tower(load_model(key))
+    ops = vision_ops(tower, images=3, height=size, width=size, tp=tp)
+    counted = vision_flops(tower, height=size, width=size).forward
+    assert sum(op.flops for op in ops) == pytest.approx(3 * counted / tp, rel=1e-12)
 
 
 def test_cross_attention_layers_by_hand() -> None:
