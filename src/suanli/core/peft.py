@@ -205,8 +205,9 @@ def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
             _row("out_proj", "out_proj", i, hidden, m.proj_bias)]
 
 
-def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projection]:
-    """One block's linears: attention, then the MLP, or the experts, router, shared experts and their gate."""
+def layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projection]:
+    """One block's linears as transformers builds them: attention, then the MLP, or the experts (one entry with
+    ``count`` experts), router, shared experts and their gate."""
     def make(rows: list[_Row], component: str, count: int = 1, expert: bool = False) -> list[Projection]:
         return [Projection(name=name, roles=roles, in_features=n_in, out_features=n_out, bias=bias, count=count,
                            component=component, expert=expert, branches=2 if expert and name == "gate_up" else 1)
@@ -232,11 +233,6 @@ def _layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projectio
     if ffn.shared_gate:
         linears += make([_row("shared_gate", "", hidden, 1, False)], "router")
     return linears
-
-
-def layer_linears(layer: Layer, hidden: int, model_type: str) -> list[Projection]:
-    """One block's linears as transformers builds them (routed experts: one entry with ``count`` experts)."""
-    return _layer_linears(layer, hidden, model_type)
 
 
 def vision_linears(t: VisionTower) -> list[Projection]:
@@ -275,7 +271,7 @@ def model_linears(spec: ModelSpec) -> tuple[Projection, ...]:
     """Every linear projection of the blocks (plus BERT's pooler), identical ones merged with their count."""
     merged: dict[Projection, int] = {}
     for layer, count in spec.layer_groups():
-        for p in _layer_linears(layer, spec.hidden_size, spec.model_type):
+        for p in layer_linears(layer, spec.hidden_size, spec.model_type):
             merged[p] = merged.get(p, 0) + count * p.count
     if spec.pooler:
         h = spec.hidden_size
