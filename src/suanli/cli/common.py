@@ -45,3 +45,11 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in (0, 1] (a share: of GPU memory, of the year), with a one-line error otherwise."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value

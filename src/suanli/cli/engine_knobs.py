@@ -6,21 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from suanli.cli.common import positive_int
+from suanli.cli.common import fraction, positive_int
 
 if TYPE_CHECKING:
     from suanli.spec.engines import EngineKnobs
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.9, got '{text}'") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
 
 
 def add_engine_knobs(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import Commands, positive_float, positive_int
+from suanli.cli.common import Commands, fraction, positive_float, positive_int
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS
 
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
 ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
 DEFAULT_YEARS = 3.0
 SECONDS_PER_DAY = 86400.0
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in (0, 1]."""
-    value = positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be at most 1 (a share of the year), got {text}")
-    return value
 
 
 def register(sub: Commands) -> None:
