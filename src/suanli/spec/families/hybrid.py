@@ -52,6 +52,19 @@ def _check_inner(r: ConfigReader, mixer: Mamba2Mixer, expand_key: str, hidden: i
                           f"({mixer.num_heads} × {mixer.head_dim} = {mixer.intermediate_size})")
 
 
+def _mamba_n_mixer(r: ConfigReader, hidden: int) -> Mamba2Mixer:
+    """The Mamba-2 mixer of Bamba and GraniteMoeHybrid (``mamba_n_*`` keys): head_dim is ``mamba_d_head`` or,
+    when "auto", expand · h / heads."""
+    heads = r.integer("mamba_n_heads")
+    auto = r.config.get("mamba_d_head", "auto") == "auto"
+    head_dim = r.integer("mamba_expand") * hidden // heads if auto else r.integer("mamba_d_head")
+    mixer = _mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
+                          groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
+                          proj_bias=r.flag("mamba_proj_bias", False), conv_bias=r.flag("mamba_conv_bias", True))
+    _check_inner(r, mixer, "mamba_expand", hidden)
+    return mixer
+
+
 def _mamba2(r: ConfigReader) -> ModelSpec:
     """Mamba2ForCausalLM: every block is RMSNorm + Mamba2Mixer (no MLP, no attention); final ``norm_f``."""
     hidden = r.integer("hidden_size")
@@ -112,15 +125,9 @@ def _nemotron_h(r: ConfigReader) -> ModelSpec:
 
 def _bamba(r: ConfigReader) -> ModelSpec:
     """BambaForCausalLM: attention at ``attn_layer_indices``, Mamba-2 elsewhere; every block also holds a
-    SwiGLU MLP and two RMSNorms. Mamba head_dim is ``mamba_d_head`` or, when "auto", expand · h / heads."""
+    SwiGLU MLP and two RMSNorms; the mixer is :func:`_mamba_n_mixer`."""
     hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
-    heads = r.integer("mamba_n_heads")
-    head_dim = r.config.get("mamba_d_head", "auto")
-    head_dim = r.integer("mamba_expand") * hidden // heads if head_dim == "auto" else r.integer("mamba_d_head")
-    mixer = _mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
-                          groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
-                          proj_bias=r.flag("mamba_proj_bias", False), conv_bias=r.flag("mamba_conv_bias", True))
-    _check_inner(r, mixer, "mamba_expand", hidden)
+    mixer = _mamba_n_mixer(r, hidden)
     norms = (rms_norm(hidden), rms_norm(hidden))
     mlp = gated_mlp(r)
     attention = build_attention(r, hidden, qkv_bias=r.flag("attention_bias", False),
@@ -226,13 +233,7 @@ def _granitemoehybrid(r: ConfigReader) -> ModelSpec:
     experts, and always a gated shared MLP of ``shared_intermediate_size``; two RMSNorms per block. RoPE
     only when ``position_embedding_type`` is "rope" (the released H models use "nope")."""
     hidden, num_layers = r.integer("hidden_size"), r.integer("num_hidden_layers")
-    heads = r.integer("mamba_n_heads")
-    head_dim = r.config.get("mamba_d_head", "auto")
-    head_dim = r.integer("mamba_expand") * hidden // heads if head_dim == "auto" else r.integer("mamba_d_head")
-    mixer = _mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
-                          groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
-                          proj_bias=r.flag("mamba_proj_bias", False), conv_bias=r.flag("mamba_conv_bias", True))
-    _check_inner(r, mixer, "mamba_expand", hidden)
+    mixer = _mamba_n_mixer(r, hidden)
     bias = r.flag("attention_bias", False)
     attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias)
     shared = gated_mlp(r, "shared_intermediate_size")
