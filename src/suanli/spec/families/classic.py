@@ -112,14 +112,6 @@ def _mixtral(r: ConfigReader) -> ModelSpec:
     return decoder_spec(r, uniform_layers(layer, r.integer("num_hidden_layers")), final_norm=rms_norm(hidden))
 
 
-def _phi3(r: ConfigReader) -> ModelSpec:
-    """Phi3ForCausalLM: fused qkv_proj and gate_up_proj (same sizes as separate matrices), no biases."""
-    hidden = r.integer("hidden_size")
-    attention = build_attention(r, hidden, qkv_bias=False, out_bias=False, window=r.optional_integer("sliding_window"))
-    layer = Layer(attention=attention, ffn=gated_mlp(r), norms=(rms_norm(hidden), rms_norm(hidden)))
-    return decoder_spec(r, uniform_layers(layer, r.integer("num_hidden_layers")), final_norm=rms_norm(hidden))
-
-
 # --- Gemma ----------------------------------------------------------------------------------------------------
 
 
@@ -332,7 +324,8 @@ CLASSIC_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": _gemma3_text,
-    "phi3": _phi3,
+    # Phi3ForCausalLM fuses qkv_proj and gate_up_proj, same sizes as Mistral's separate bias-free matrices.
+    "phi3": _mistral,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "gpt2": _gpt2,
