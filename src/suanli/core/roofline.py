@@ -137,14 +137,14 @@ def _mixer_ops(m: Mixer, h: int, *, tokens: float, seq: int, tp: int, b: float) 
     parts = mixer_forward_flops(m, h, seq, plain)
     sequences = tokens / seq
     projections = mixer_params(m, h, plain, matmul_only=True) / tp
-    if isinstance(m, GatedDeltaNet):
+    if isinstance(m, (Mamba2Mixer, GatedDeltaNet)):  # the conv's channels: x, B, C; or q, k, v
         inner = float(m.conv_dim) / tp
     elif isinstance(m, ShortConv):
         inner = float(m.channels) / tp
     elif isinstance(m, LightningAttention):
         inner = 3.0 * m.num_heads * m.head_dim / tp
     else:
-        inner = (m.intermediate_size + (2 * m.n_groups * m.d_state if isinstance(m, Mamba2Mixer) else 0)) / tp
+        inner = float(m.intermediate_size) / tp
     ops = [stream("norm_attn", tokens * h, b),
            Op(name="ssm_proj", kind=OpKind.GEMM, flops=2 * tokens * projections,
               bytes=(projections + tokens * (2 * h + 2 * inner)) * b),
