@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from suanli.errors import SpecError
-from suanli.spec.engines import EnginePreset
+from suanli.spec.engines import EnginePreset, load_engines
 from suanli.spec.hardware import Accelerator, load_accelerators
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
@@ -93,8 +93,6 @@ def engine_violation(engine: EnginePreset, accelerator: Accelerator) -> Violatio
     """The engine has no backend for the accelerator's platform (engines.toml ``runs_on``)."""
     if not engine.runs_on or accelerator.platform in engine.runs_on:
         return None
-    from suanli.spec.engines import load_engines
-
     engines = load_engines()
     versions = {e.key for e in engines for base in engines if e.key.startswith(f"{base.key}-")}  # vllm-0.10
     others = [e.key for e in engines if accelerator.platform in e.runs_on and e.key not in versions]
