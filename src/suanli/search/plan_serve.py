@@ -111,6 +111,11 @@ class ServeTarget:
     def slo(self) -> Slo:
         return Slo(ttft_s=self.ttft_s, tpot_s=self.tpot_s)
 
+    @property
+    def mean_decode_context(self) -> int:
+        """Tokens cached at a decode step, averaged over the output: the prompt plus half the output."""
+        return self.prompt_tokens + self.output_tokens // 2
+
 
 def plan_serve(spec: ModelSpec, target: ServeTarget, accelerators: Sequence[Accelerator], *, engine: EnginePreset,
                objective: Objective = Objective.GPUS, weights_format: NumberFormat | None = None,
@@ -178,7 +183,7 @@ def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, ep: i
     if prefill > target.ttft_s:
         rejected["TTFT target below one prompt's prefill"] += 1
         return []
-    tpot = decode_step_time(setup, batch=batch, context=target.prompt_tokens + target.output_tokens // 2).time_s
+    tpot = decode_step_time(setup, batch=batch, context=target.mean_decode_context).time_s
     per_replica = batch / (prefill * batch + (target.output_tokens - 1) * tpot)  # prefills share the replica
     out = []
     replicas = math.ceil(target.rate_per_s / per_replica)
@@ -202,10 +207,8 @@ PD_PREFILL_HEADROOM = 1.3
 def _slo_batch(setup: ServingSetup, target: ServeTarget, limit: int) -> int:
     """The largest decode batch (≤ limit) whose step at the mean context meets the TPOT target (binary search:
     the step time grows with the batch)."""
-    context = target.prompt_tokens + target.output_tokens // 2
-
     def ok(batch: int) -> bool:
-        return decode_step_time(setup, batch=batch, context=context).time_s <= target.tpot_s
+        return decode_step_time(setup, batch=batch, context=target.mean_decode_context).time_s <= target.tpot_s
 
     if limit < 1 or not ok(1):
         return 0
