@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from suanli.errors import NotFound, SpecError, require_positive
-from suanli.spec.hardware import get_accelerator
+from suanli.spec.hardware import _read_catalog, get_accelerator
 
 PurchaseUnit = Literal["gpu", "node"]
 PurchaseKind = Literal["msrp", "list", "quote", "street", "estimate", "user"]
@@ -70,19 +69,11 @@ class Purchase:
         return self.unit == "node"
 
 
-def _read() -> list[dict[str, Any]]:
-    from importlib import resources  # here, not at module top: it costs ~10 ms of import time
-
-    text = resources.files("suanli").joinpath("catalog", "purchase_prices.toml").read_text(encoding="utf-8")
-    entries: list[dict[str, Any]] = tomllib.loads(text).get("purchase", [])
-    return entries
-
-
 @functools.cache
 def load_purchases() -> tuple[Purchase, ...]:
     """Every catalogued purchase price, in file order, each naming a known accelerator."""
     built = []
-    for raw in _read():
+    for raw in _read_catalog("purchase_prices.toml", "purchase"):
         try:
             get_accelerator(raw["accelerator"])
             built.append(Purchase(**raw))
