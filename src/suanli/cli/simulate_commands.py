@@ -111,13 +111,14 @@ def run_simulate(args: argparse.Namespace) -> int:
         kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None,
         knobs=engine_knobs(args))
     slo = Slo(ttft_s=args.slo_ttft_ms / 1e3 if args.slo_ttft_ms else None,
-              tpot_s=args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None)
+              tpot_s=args.slo_tpot_ms / 1e3 if args.slo_tpot_ms else None) \
+        if args.slo_ttft_ms or args.slo_tpot_ms else None
     speculative = _speculative(args)
     payloads, last = [], None
     for concurrency, rate in sweep:
         workload = _workload(args, spec, concurrency, rate)
-        last = simulate(spec, deployment, workload, slo=slo if args.slo_ttft_ms or args.slo_tpot_ms else None,
-                        speculative=speculative, keep_timeline=args.timeline is not None)
+        last = simulate(spec, deployment, workload, slo=slo, speculative=speculative,
+                        keep_timeline=args.timeline is not None)
         payloads.append(_payload(spec, deployment, workload, last))
     if args.timeline is not None and last is not None:
         _write_timeline(args.timeline, last)  # a sweep writes its last point's timeline
