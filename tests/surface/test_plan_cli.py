@@ -3,6 +3,9 @@ and one-line errors."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from tests.surface.cli_helpers import assert_one_line_error, run, run_json
 
@@ -102,15 +105,21 @@ def test_cost_objective_without_a_price(capsys: pytest.CaptureFixture[str]) -> N
     assert_one_line_error(code, out, err, "no price for m3-max", "--price")
 
 
-def test_plan_train_exports_its_best_layout(capsys: pytest.CaptureFixture[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    import json as _json
-
+def test_plan_train_exports_its_best_layout(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """16 H100s for an 8B model: the best layout is data-parallel only, which DeepSpeed expresses, so
+    the export must be written and its ZeRO stage must be the plan's."""
     out = tmp_path / "ds"
-    code, stdout, err = run(capsys, "plan", "train", "llama-3.1-8b", "--gpu", "h100", "--max-gpus", "16",
-                            "--tokens", "1e11", "--export", "deepspeed", str(out), "--json")
-    if code == 2:  # the best layout is one DeepSpeed cannot express: the refusal names the target that can
-        assert "--export" in err and not out.exists()
-        return
-    payload = _json.loads(stdout)
-    config = _json.loads((out / "ds_config.json").read_text())
-    assert config["zero_optimization"]["stage"] == payload["best"]["layout"]["zero"]
+    payload = run_json(capsys, "plan", "train", "llama-3.1-8b", "--gpu", "h100", "--max-gpus", "16", "--tokens", "1e11",
+                       "--export", "deepspeed", str(out))
+    layout = payload["best"]["layout"]
+    assert (layout["tp"], layout["pp"], layout["cp"], layout["ep"]) == (1, 1, 1, 1)
+    assert payload["export"]["target"] == "deepspeed" and payload["export"]["files"] == ["ds_config.json", "launch.sh"]
+    config = json.loads((out / "ds_config.json").read_text())
+    assert config["zero_optimization"]["stage"] == layout["zero"]
+
+
+def test_plan_train_unknown_export_target(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    code, stdout, err = run(capsys, *ARGS, "--export", "nemo", str(out))
+    assert_one_line_error(code, stdout, err, "unknown --export target 'nemo'", "deepspeed")
+    assert not out.exists()
