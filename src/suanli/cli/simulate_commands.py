@@ -314,7 +314,7 @@ def _write_timeline(path: Path, result: SimulationResult) -> None:
 
     if path.suffix not in (".csv", ".json"):
         raise SpecError(f"--timeline {path}: use a .csv or .json file name")
-    if path.parent and not path.parent.exists():
+    if not path.parent.exists():  # a bare file name's parent is Path("."), which exists
         raise SpecError(f"--timeline {path}: the folder {path.parent} does not exist")
     rows = [dict(zip(TIMELINE_COLUMNS, row, strict=True)) for row in result.timeline]
     if path.suffix == ".json":
@@ -325,6 +325,6 @@ def _write_timeline(path: Path, result: SimulationResult) -> None:
         writer.writeheader()
         writer.writerows(rows)
         text = out.getvalue()
-    with tempfile.NamedTemporaryFile("w", dir=path.parent or ".", delete=False, suffix=".tmp") as tmp:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
         tmp.write(text)
     os.replace(tmp.name, path)
