@@ -123,15 +123,13 @@ class Layout:
             if isinstance(layer.mixer, Mamba2Mixer):
                 _require_divides("tp", self.tp, "mamba num_heads", layer.mixer.num_heads)
         attention = model.first_attention
-        if attention is None:
-            self._check_stages(model)
-            return
-        _require_divides("tp", self.tp, "num_attention_heads", attention.num_heads)
-        if attention.mla is None and attention.num_kv_heads % self.tp and self.tp % attention.num_kv_heads:
-            raise LayoutError(
-                f"tp ({self.tp}) and num_key_value_heads ({attention.num_kv_heads}) must divide one another "
-                f"(KV heads are split or replicated); use tp in {_divisors(attention.num_heads)}"
-            )
+        if attention is not None:
+            _require_divides("tp", self.tp, "num_attention_heads", attention.num_heads)
+            if attention.mla is None and attention.num_kv_heads % self.tp and self.tp % attention.num_kv_heads:
+                raise LayoutError(
+                    f"tp ({self.tp}) and num_key_value_heads ({attention.num_kv_heads}) must divide one another "
+                    f"(KV heads are split or replicated); use tp in {_divisors(attention.num_heads)}"
+                )
         self._check_stages(model)
 
     def _check_stages(self, model: ModelSpec) -> None:
