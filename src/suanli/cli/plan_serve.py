@@ -104,14 +104,11 @@ def _export_best(args: argparse.Namespace, spec: ModelSpec, best: CheckedPlan, t
     another engine's target: the plan's numbers assume this one)."""
     from suanli.cli.export_arg import model_id, write_export
     from suanli.export import ServingPlan, export_serving
-    from suanli.simulate.api import Deployment
     from suanli.spec.engines import get_engine
     from suanli.spec.precision import parse_number_format
 
-    c = best.candidate
-    deployment = Deployment(accelerator=c.accelerator, engine=get_engine(args.engine), tp=c.tp, ep=c.ep,
-                            replicas=1 if c.pd else c.replicas, pd=c.pd,
-                            weights_format=parse_number_format(args.quant) if args.quant else None)
+    deployment = best.candidate.deployment(get_engine(args.engine),
+                                           parse_number_format(args.quant) if args.quant else None)
     serving = ServingPlan(spec=spec, deployment=deployment, model_id=model_id(args.model),
                           max_model_len=min(target.prompt_tokens + target.output_tokens, spec.max_position_embeddings))
     target_name, folder = args.export

@@ -67,6 +67,11 @@ class ServeCandidate:
     def usd_per_hour(self) -> float | None:
         return None if self.usd_per_gpu_hour is None else self.gpus * self.usd_per_gpu_hour
 
+    def deployment(self, engine: EnginePreset, weights_format: NumberFormat | None) -> Deployment:
+        """This candidate as the simulator's (and the exporter's) deployment."""
+        return Deployment(accelerator=self.accelerator, engine=engine, tp=self.tp, ep=self.ep,
+                          replicas=1 if self.pd else self.replicas, pd=self.pd, weights_format=weights_format)
+
     def key(self, objective: Objective) -> tuple[float, float, str]:
         cost = self.usd_per_hour if self.usd_per_hour is not None else math.inf
         first = self.gpus if objective is Objective.GPUS else cost
@@ -260,9 +265,7 @@ def _grow(c: ServeCandidate, extra: int) -> ServeCandidate:
 
 def _simulate(spec: ModelSpec, c: ServeCandidate, workload: Workload, engine: EnginePreset,
               weights_format: NumberFormat | None, slo: Slo) -> ServingMetrics:
-    deployment = Deployment(accelerator=c.accelerator, engine=engine, tp=c.tp, ep=c.ep,
-                            replicas=1 if c.pd else c.replicas, pd=c.pd, weights_format=weights_format)
-    return simulate(spec, deployment, workload, slo=slo, keep_timeline=False).metrics
+    return simulate(spec, c.deployment(engine, weights_format), workload, slo=slo, keep_timeline=False).metrics
 
 
 def _meets(m: ServingMetrics, slo: Slo) -> bool:
