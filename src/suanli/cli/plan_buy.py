@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from suanli.cli.common import Commands, fraction, positive_float, positive_int
 from suanli.cli.model_arg import add_as_option
-from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS
+from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS, add_lora_options
 
 if TYPE_CHECKING:
     from suanli.search.buy import BuyOption, BuyRequest
@@ -64,9 +64,7 @@ def register(sub: Commands) -> None:
     train.add_argument("--framework", choices=FRAMEWORKS, default="deepspeed")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (paged-adamw-8bit for qlora)")
     train.add_argument("--attention", choices=("flash", "sdpa", "eager"), default="flash")
-    train.add_argument("--lora-rank", type=positive_int, default=16)
-    train.add_argument("--lora-dropout", type=float, default=0.0)
-    train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down")
+    add_lora_options(train)
     serve = buy.add_argument_group("the serving job (as in `suanli infer`)")
     serve.add_argument("--rate", type=positive_float, help="requests per second to serve")
     serve.add_argument("--prompt", type=positive_int, default=1024, help="prompt tokens (default 1024)")

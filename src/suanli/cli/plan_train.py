@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
 from suanli.cli.export_arg import TRAINING, add_export_option, check_target, export_text, export_training_job
 from suanli.cli.model_arg import add_as_option
-from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS
+from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS, add_lora_options
 
 if TYPE_CHECKING:
     from suanli.search.plan_train import PlanRequest, Scored, TrainPlan
@@ -48,9 +48,7 @@ def register(sub: Commands) -> None:
                      help="where model states live and how activations are counted (default deepspeed, as train)")
     job.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (paged-adamw-8bit for qlora)")
     job.add_argument("--attention", choices=("flash", "sdpa", "eager"), default="flash")
-    job.add_argument("--lora-rank", type=positive_int, default=16)
-    job.add_argument("--lora-dropout", type=float, default=0.0)
-    job.add_argument("--lora-targets", default="q,k,v,o,gate,up,down")
+    add_lora_options(job)
     money = plan.add_argument_group("cost and energy (as in `suanli train`)")
     money.add_argument("--price", type=positive_float, metavar="USD", help="price per GPU-hour (default: the "
                        "catalog's cheapest of --price-kind)")

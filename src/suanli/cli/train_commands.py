@@ -67,10 +67,7 @@ def register(commands: Commands) -> None:
                        "(default deepspeed)")
     train.add_argument("--method", choices=METHODS, default="full")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="default adamw (paged-adamw-8bit for qlora)")
-    train.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank (max rank for dylora/adalora)")
-    train.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout (adds masks; default 0)")
-    train.add_argument("--lora-targets", default="q,k,v,o,gate,up,down",
-                       help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
+    add_lora_options(train)
     train.add_argument("--tokens", type=positive_float, help="training tokens of the whole run (e.g. 2e12): "
                        "adds time.total_s")
     money = train.add_argument_group("cost and energy of a run of --tokens")
@@ -103,6 +100,14 @@ def register(commands: Commands) -> None:
     add_output_flags(train)
     add_export_option(train, TRAINING)
     train.set_defaults(run=run_train)
+
+
+def add_lora_options(group: argparse._ActionsContainer) -> None:
+    """The LoRA flags ``parse_job`` reads; train, plan train and plan buy share them."""
+    group.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank (max rank for dylora/adalora)")
+    group.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout (adds masks; default 0)")
+    group.add_argument("--lora-targets", default="q,k,v,o,gate,up,down",
+                       help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
 
 
 def run_train(args: argparse.Namespace) -> int:
