@@ -117,14 +117,13 @@ def _event_loop(workload: Workload, requests: list[Request], entry: _Pool, decod
         for seq in replica.step(horizon=due):
             if pd is not None and replica.prefill_only:  # prefilled: the KV cache moves to a decode replica
                 seq.hand_over()
+                landed = replica.clock + pd.transfer_s(seq.request.prompt_tokens)
                 if seq.done:  # a one-token request is complete once its KV and token land
                     finished.append(seq)
-                    seq.finish_s = replica.clock + pd.transfer_s(seq.request.prompt_tokens)
-                    seq.first_token_s = seq.finish_s
+                    seq.finish_s = seq.first_token_s = landed
                     _next_client(workload, queue, seq, pending, order)
                     continue
-                heapq.heappush(pending, (replica.clock + pd.transfer_s(seq.request.prompt_tokens), next(order),
-                                         seq, True))
+                heapq.heappush(pending, (landed, next(order), seq, True))
                 continue
             finished.append(seq)
             _next_client(workload, queue, seq, pending, order)
