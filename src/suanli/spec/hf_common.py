@@ -122,6 +122,16 @@ def gated_mlp(r: ConfigReader, size_key: str = "intermediate_size", *, bias: boo
                activation=r.text("hidden_act", "silu") if "hidden_act" in r.config else "silu")
 
 
+def shared_experts_mlp(r: ConfigReader, expert: Mlp, count_key: str) -> Mlp | None:
+    """``count_key`` shared experts fused into one gated MLP of count × the expert's width, with the expert's
+    bias and activation (DeepSeek's ``DeepseekV3MoE.shared_experts``); None when the config names none."""
+    count = r.config.get(count_key) or 0
+    if not count:
+        return None
+    return Mlp(intermediate_size=expert.intermediate_size * int(count), gated=True, bias=expert.bias,
+               activation=expert.activation)
+
+
 def rms_norm(size: int) -> Norm:
     return Norm(kind=NormKind.RMS_NORM, size=size)
 

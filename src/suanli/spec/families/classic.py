@@ -17,6 +17,7 @@ from suanli.spec.hf_common import (
     gated_mlp,
     layer_norm,
     rms_norm,
+    shared_experts_mlp,
     torch_dtype_of,
     uniform_layers,
     windowed_layers,
@@ -172,11 +173,8 @@ def _deepseek(r: ConfigReader) -> ModelSpec:
                           v_head_dim=r.integer("v_head_dim"), qkv_bias=bias, out_bias=bias, mla=mla)
     mlp_bias = r.flag("mlp_bias", False) if r.text("model_type") == "deepseek_v2" else False
     expert = gated_mlp(r, "moe_intermediate_size", bias=mlp_bias)
-    shared_count = r.config.get("n_shared_experts") or 0
-    shared = Mlp(intermediate_size=expert.intermediate_size * shared_count, gated=True, bias=mlp_bias,
-                 activation=expert.activation) if shared_count else None
     moe = Moe(num_experts=r.integer("n_routed_experts"), top_k=r.integer("num_experts_per_tok"), expert=expert,
-              shared=shared)
+              shared=shared_experts_mlp(r, expert, "n_shared_experts"))
     norms = (rms_norm(hidden), rms_norm(hidden))
     dense = Layer(attention=attention, ffn=gated_mlp(r, bias=mlp_bias), norms=norms)
     sparse = Layer(attention=attention, ffn=moe, norms=norms)

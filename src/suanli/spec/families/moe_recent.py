@@ -11,7 +11,14 @@ from dataclasses import replace
 
 from suanli.errors import ConfigError
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
-from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
+from suanli.spec.hf_common import (
+    ConfigReader,
+    build_attention,
+    decoder_spec,
+    gated_mlp,
+    rms_norm,
+    shared_experts_mlp,
+)
 from suanli.spec.model import Attention, Indexer, Layer, Mla, Mlp, ModelSpec, Moe, QkNormKind
 
 # --- gpt-oss ----------------------------------------------------------------------------------------------------
@@ -93,14 +100,6 @@ def _llama4_text(r: ConfigReader) -> ModelSpec:
 # --- GLM-4.5 ----------------------------------------------------------------------------------------------------
 
 
-def _shared_width_mlp(r: ConfigReader, expert: Mlp, count_key: str) -> Mlp | None:
-    """Shared experts fused into one SwiGLU of count × moe_intermediate_size (DeepSeek's layout)."""
-    count = r.config.get(count_key) or 0
-    if not count:
-        return None
-    return Mlp(intermediate_size=expert.intermediate_size * int(count), gated=True, activation=expert.activation)
-
-
 def _mtp_note(r: ConfigReader) -> tuple[tuple[str, str], ...]:
     if r.config.get("num_nextn_predict_layers"):
         return (("mtp", "the multi-token-prediction layers are not counted (transformers does not build them)"),)
@@ -118,7 +117,7 @@ def _glm4_moe(r: ConfigReader) -> ModelSpec:
                                 qk_norm=qk_norm)
     expert = gated_mlp(r, "moe_intermediate_size")
     moe = Moe(num_experts=r.integer("n_routed_experts"), top_k=r.integer("num_experts_per_tok"), expert=expert,
-              shared=_shared_width_mlp(r, expert, "n_shared_experts"))
+              shared=shared_experts_mlp(r, expert, "n_shared_experts"))
     norms = (rms_norm(hidden), rms_norm(hidden))
     dense = Layer(attention=attention, ffn=gated_mlp(r), norms=norms)
     sparse = Layer(attention=attention, ffn=moe, norms=norms)
@@ -141,7 +140,7 @@ def _ernie4_5_moe(r: ConfigReader) -> ModelSpec:
     attention = build_attention(r, hidden, qkv_bias=bias, out_bias=bias)
     expert = gated_mlp(r, "moe_intermediate_size")
     moe = Moe(num_experts=r.integer("moe_num_experts"), top_k=r.integer("moe_k"), expert=expert,
-              shared=_shared_width_mlp(r, expert, "moe_num_shared_experts"), router_bias=True)
+              shared=shared_experts_mlp(r, expert, "moe_num_shared_experts"), router_bias=True)
     norms = (rms_norm(hidden), rms_norm(hidden))
     sparse = Layer(attention=attention, ffn=moe, norms=norms)
     dense = Layer(attention=attention, ffn=gated_mlp(r, bias=bias), norms=norms)
