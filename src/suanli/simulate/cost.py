@@ -17,6 +17,10 @@ from suanli.core.inference_time import ServingSetup, step_time, step_time_split
 from suanli.core.serving_ops import Cost, Device, Rows, context_kernels_cost, device
 from suanli.simulate.engine import StepWork
 
+# Distinct (new tokens, sampled rows, CUDA graphs) steps whose context-free time is remembered; a bound on the
+# cache's memory, not a tuning knob (results do not depend on it).
+MAX_CACHED_STEP_SHAPES = 100_000
+
 
 @dataclass(slots=True)
 class RooflineStepCost:
@@ -59,7 +63,7 @@ class RooflineStepCost:
         token_s = self._token_s.get(token_key)
         token_s, context_s = step_time_split(self.setup, rows=tuple(rows), sampled_rows=sampled, graphs=graphs) \
             if token_s is None else (token_s, self._context_s(tuple(rows), graphs))
-        if len(self._token_s) < 100_000:
+        if len(self._token_s) < MAX_CACHED_STEP_SHAPES:
             self._token_s[token_key] = token_s
         return token_s + context_s
 
