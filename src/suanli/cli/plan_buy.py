@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from suanli.cli.common import Commands, fraction, positive_float, positive_int
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS, add_lora_options
+from suanli.units import SECONDS_PER_DAY
 
 if TYPE_CHECKING:
     from suanli.search.buy import BuyOption, BuyRequest
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
 DEFAULT_YEARS = 3.0
-SECONDS_PER_DAY = 86400.0
 
 
 def register(sub: Commands) -> None:

@@ -11,6 +11,7 @@ from suanli.cli.common import Commands, add_output_flags, positive_float, positi
 from suanli.cli.export_arg import TRAINING, add_export_option, check_target, export_text, export_training_job
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS, add_lora_options
+from suanli.units import SECONDS_PER_DAY
 
 if TYPE_CHECKING:
     from suanli.search.plan_train import PlanRequest, Scored, TrainPlan
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 OBJECTIVES = ("time", "cost", "energy")
 DEFAULT_MAX_GPUS = 1024
-SECONDS_PER_DAY = 86400.0
 
 
 def register(sub: Commands) -> None:
