@@ -21,7 +21,7 @@ from suanli.simulate.metrics import Slo
 from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import Workload
-from suanli.spec.engines import EngineKnobs, EnginePreset, KvBudget, get_engine
+from suanli.spec.engines import EngineKnobs, EnginePreset, KvBudget
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
@@ -175,7 +175,3 @@ def _check_lengths(spec: ModelSpec, workload: Workload, capacity: int) -> None:
     if longest > capacity:
         raise SpecError(f"a request of {longest:,} tokens does not fit the KV pool of {capacity:,} tokens; use more "
                         "GPUs (--tp), an fp8 KV cache (--kv-dtype fp8) or shorter requests")
-
-
-def default_engine() -> EnginePreset:
-    return get_engine("vllm")

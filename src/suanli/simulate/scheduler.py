@@ -58,10 +58,6 @@ class StepPlan:
     padding: list[tuple[int, int]] = field(default_factory=list)
 
     @property
-    def tokens(self) -> int:
-        return sum(n for _, n in self.items) + sum(n for n, _ in self.padding)
-
-    @property
     def decode_only(self) -> bool:
         return not self.padding and all(n == 1 and s.decoding for s, n in self.items)
 
