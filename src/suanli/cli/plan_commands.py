@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
+from suanli.cli import plan_buy, plan_serve, plan_train
 from suanli.cli.common import Commands
-
-SUBCOMMANDS = ("plan_train", "plan_serve", "plan_buy")
 
 
 def register(commands: Commands) -> None:
@@ -17,13 +14,7 @@ def register(commands: Commands) -> None:
         "simulate: `plan train` (parallel layout), `plan serve` (GPUs, TP/EP, replicas, PD ratio under an SLO), "
         "`plan buy` (buy versus rent).")
     sub = plan.add_subparsers(dest="plan_command", metavar="PLAN", parser_class=type(plan))
-    for name in SUBCOMMANDS:
-        try:
-            module = import_module(f"suanli.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"suanli.cli.{name}":
-                raise
-            continue  # not built yet
+    for module in (plan_train, plan_serve, plan_buy):
         module.register(sub)
     plan.set_defaults(run=_missing)
 
