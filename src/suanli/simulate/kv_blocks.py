@@ -58,9 +58,6 @@ class BlockPool:
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.block_size)
 
-    def fits_alone(self, tokens: int) -> bool:
-        return self.blocks_for(tokens) <= self.num_blocks
-
     def take(self, blocks: int) -> bool:
         """Take ``blocks`` for a sequence, evicting idle cached prefixes (LRU) when needed; False if the pool
         cannot provide them (the scheduler then preempts or waits)."""
