@@ -91,6 +91,31 @@ def instance_gpus(plan: ServingPlan, index: int) -> tuple[int, str]:
     return node, ",".join(str(slot * tp + i) for i in range(tp))
 
 
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One server of a disaggregated deployment: its place among all instances (prefill first), its role, its rank
+    within the role, its port (the role's base port + rank), and its node and CUDA_VISIBLE_DEVICES."""
+
+    index: int
+    prefill: bool
+    rank: int
+    port: int
+    node: int
+    devices: str
+
+
+def pd_instances(plan: ServingPlan, prefill: int, decode: int, *, prefill_port: int,
+                 decode_port: int) -> list[Instance]:
+    """The ``prefill`` prefill instances, then the ``decode`` decode ones, placed by ``instance_gpus``."""
+    out: list[Instance] = []
+    for index in range(prefill + decode):
+        first = index < prefill
+        rank = index if first else index - prefill
+        node, devices = instance_gpus(plan, index)
+        out.append(Instance(index, first, rank, (prefill_port if first else decode_port) + rank, node, devices))
+    return out
+
+
 def placement_notes(plan: ServingPlan, instances: int) -> list[str]:
     """When the instances need more than one node, say which lines go where."""
     tp, per_node = plan.deployment.tp, plan.gpus_per_node

@@ -16,8 +16,8 @@ from __future__ import annotations
 from suanli.export.common import LAUNCH_FILE, Export, script, shell_line
 from suanli.export.serving import (
     ServingPlan,
-    instance_gpus,
     kv_fp8,
+    pd_instances,
     placement_notes,
     settings,
     unsupported_format_note,
@@ -84,17 +84,14 @@ def server_args(plan: ServingPlan) -> tuple[list[str], list[str]]:
 def _pd_body(plan: ServingPlan, launcher: list[str], args: list[str], prefill: int, decode: int) -> list[str]:
     body: list[str] = []
     urls: dict[str, list[list[str]]] = {"prefill": [], "decode": []}
-    for index in range(prefill + decode):
-        role = "prefill" if index < prefill else "decode"
-        rank = index if role == "prefill" else index - prefill
-        port = (PD_PREFILL_PORT if role == "prefill" else PD_DECODE_PORT) + rank
-        node, devices = instance_gpus(plan, index)
-        bootstrap = ["--disaggregation-bootstrap-port", str(BOOTSTRAP_PORT + rank)] if role == "prefill" else []
-        urls[role].append([f"http://127.0.0.1:{port}", *bootstrap[1:]])
-        line = shell_line([*launcher, *args, "--port", str(port), "--base-gpu-id", devices.split(",")[0],
+    for i in pd_instances(plan, prefill, decode, prefill_port=PD_PREFILL_PORT, decode_port=PD_DECODE_PORT):
+        role = "prefill" if i.prefill else "decode"
+        bootstrap = ["--disaggregation-bootstrap-port", str(BOOTSTRAP_PORT + i.rank)] if i.prefill else []
+        urls[role].append([f"http://127.0.0.1:{i.port}", *bootstrap[1:]])
+        line = shell_line([*launcher, *args, "--port", str(i.port), "--base-gpu-id", i.devices.split(",")[0],
                            "--disaggregation-mode", role, "--disaggregation-transfer-backend", TRANSFER_BACKEND,
                            *bootstrap])
-        body.append(f"# {role} server {rank} (node {node})\n{line} &")
+        body.append(f"# {role} server {i.rank} (node {i.node})\n{line} &")
     router = ["python", "-m", "sglang_router.launch_router", "--pd-disaggregation"]
     for url in urls["prefill"]:
         router += ["--prefill", *url]

@@ -20,7 +20,15 @@ from typing import Any
 
 from suanli.export.accelerate import to_yaml
 from suanli.export.common import LAUNCH_FILE, Export, script, shell_line
-from suanli.export.serving import ServingPlan, instance_gpus, kv_fp8, placement_notes, settings, weight_method
+from suanli.export.serving import (
+    ServingPlan,
+    instance_gpus,
+    kv_fp8,
+    pd_instances,
+    placement_notes,
+    settings,
+    weight_method,
+)
 
 OPTIONS_FILE = "extra_llm_api_options.yaml"
 CONTEXT_FILE, GENERATION_FILE, DISAGG_FILE = "ctx_extra_options.yaml", "gen_extra_options.yaml", "disagg_config.yaml"
@@ -93,15 +101,12 @@ def _pd(plan: ServingPlan, serve: list[str], options: dict[str, Any], files: dic
     files[GENERATION_FILE] = to_yaml({**options, **transfer})
     lines: list[str] = []
     urls: dict[str, list[str]] = {"context": [], "generation": []}
-    for index in range(prefill + decode):
-        role = "context" if index < prefill else "generation"
-        rank = index if role == "context" else index - prefill
-        port = (CONTEXT_PORT if role == "context" else GENERATION_PORT) + rank
-        node, devices = instance_gpus(plan, index)
-        urls[role].append(f"localhost:{port}")
-        line = shell_line([f"CUDA_VISIBLE_DEVICES={devices}", *serve, "--host", "localhost", "--port", str(port),
-                           "--extra_llm_api_options", CONTEXT_FILE if role == "context" else GENERATION_FILE])
-        lines.append(f"# {role} server {rank} (node {node})\n{line} &")
+    for i in pd_instances(plan, prefill, decode, prefill_port=CONTEXT_PORT, decode_port=GENERATION_PORT):
+        role = "context" if i.prefill else "generation"
+        urls[role].append(f"localhost:{i.port}")
+        line = shell_line([f"CUDA_VISIBLE_DEVICES={i.devices}", *serve, "--host", "localhost", "--port", str(i.port),
+                           "--extra_llm_api_options", CONTEXT_FILE if i.prefill else GENERATION_FILE])
+        lines.append(f"# {role} server {i.rank} (node {i.node})\n{line} &")
     files[DISAGG_FILE] = _disagg_yaml(urls["context"], urls["generation"])
     lines.append(shell_line(["trtllm-serve", "disaggregated", "-c", DISAGG_FILE]) + " &\nwait")
     return lines

@@ -21,8 +21,8 @@ import json
 from suanli.export.common import LAUNCH_FILE, Export, script, shell_line
 from suanli.export.serving import (
     ServingPlan,
-    instance_gpus,
     kv_fp8,
+    pd_instances,
     placement_notes,
     settings,
     unsupported_format_note,
@@ -92,16 +92,13 @@ def server_args(plan: ServingPlan) -> tuple[list[str], list[str]]:
 def _pd_body(plan: ServingPlan, args: list[str], prefill: int, decode: int) -> list[str]:
     body: list[str] = []
     hosts: dict[str, list[int]] = {"prefill": [], "decode": []}
-    for index in range(prefill + decode):
-        role = "prefill" if index < prefill else "decode"
-        rank = index if role == "prefill" else index - prefill
-        port = (PD_PREFILL_PORT if role == "prefill" else PD_DECODE_PORT) + rank
-        node, devices = instance_gpus(plan, index)
-        hosts[role].append(port)
-        env = [f"CUDA_VISIBLE_DEVICES={devices}", f"VLLM_NIXL_SIDE_CHANNEL_PORT={SIDE_CHANNEL_PORT + index}"]
-        line = shell_line([*env, "vllm", "serve", plan.model_id, *args, "--port", str(port),
+    for i in pd_instances(plan, prefill, decode, prefill_port=PD_PREFILL_PORT, decode_port=PD_DECODE_PORT):
+        role = "prefill" if i.prefill else "decode"
+        hosts[role].append(i.port)
+        env = [f"CUDA_VISIBLE_DEVICES={i.devices}", f"VLLM_NIXL_SIDE_CHANNEL_PORT={SIDE_CHANNEL_PORT + i.index}"]
+        line = shell_line([*env, "vllm", "serve", plan.model_id, *args, "--port", str(i.port),
                            "--kv-transfer-config", NIXL])
-        body.append(f"# {role} instance {rank} (node {node})\n{line} &")
+        body.append(f"# {role} instance {i.rank} (node {i.node})\n{line} &")
     proxy = shell_line(["python", "${VLLM_REPO:?set VLLM_REPO to a vLLM checkout}/tests/v1/kv_connector/"
                         "nixl_integration/toy_proxy_server.py", "--port", str(PORT),
                         "--prefiller-hosts", *["localhost"] * prefill,
