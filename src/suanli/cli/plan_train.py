@@ -59,7 +59,7 @@ def register(sub: Commands) -> None:
     plan.add_argument("--search-offload", action="store_true",
                       help="also search optimizer and parameter offload to host memory (off by default: the model "
                       "does not yet charge the host's optimizer step, so offload would look almost free)")
-    plan.add_argument("--host-memory-gb", type=positive_float, default=256.0,
+    plan.add_argument("--host-memory-gb", type=positive_float,
                       help="host memory per GPU for offloaded states, GB (default 256: a DGX H100's 2 TB over 8)")
     plan.add_argument("--force", action="store_true", help="plan even when a hardware or context check fails")
     add_export_option(plan, TRAINING)  # after --force: the export reuses it to overwrite a folder
@@ -71,7 +71,7 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     """The plan's request from the arguments, with train's own parsing of the job and the price."""
     from suanli.cli.train_commands import fill_hardware_defaults, parse_cost, parse_job, training_checks
     from suanli.errors import SpecError
-    from suanli.search.plan_train import Objective, PlanRequest, default_global_batch
+    from suanli.search.plan_train import DEFAULT_HOST_BYTES_PER_GPU, Objective, PlanRequest, default_global_batch
     from suanli.search.space import WITH_OFFLOAD, TrainSpace
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
@@ -89,10 +89,11 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     for accelerator in accelerators:
         training_checks(job, spec, accelerator, force=args.force)
     deadline = args.deadline_days * SECONDS_PER_DAY if args.deadline_days is not None else None
+    host = args.host_memory_gb * 1e9 if args.host_memory_gb is not None else DEFAULT_HOST_BYTES_PER_GPU
     request = PlanRequest(spec=spec, job=job, accelerators=accelerators, tokens=args.tokens,
                           global_batch=args.global_batch or default_global_batch(job.seq), max_gpus=args.max_gpus,
                           objective=Objective(args.objective), deadline_s=deadline, budget_usd=args.budget_usd,
-                          cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=args.host_memory_gb * 1e9,
+                          cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=host,
                           space=TrainSpace(offload=WITH_OFFLOAD) if args.search_offload else TrainSpace())
     return request, spec, job
 
