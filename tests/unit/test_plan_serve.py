@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import suanli
-from suanli.search.plan_serve import Objective, ServeTarget, plan_serve
+from suanli.search.plan_serve import SIMULATED_SECONDS, Objective, ServeTarget, plan_serve
 from suanli.simulate.api import Deployment, simulate
 from suanli.simulate.workload import LengthDist, Workload
 from suanli.spec.engines import get_engine
@@ -34,8 +34,9 @@ def test_best_reproduces_in_simulate(plan) -> None:  # type: ignore[no-untyped-d
     result = simulate(suanli.load_model("llama-3.1-8b"),
                       Deployment(accelerator=c.accelerator, engine=get_engine("vllm"), tp=c.tp,
                                  replicas=1 if c.pd else c.replicas, pd=c.pd),
-                      Workload(requests=1200, prompt=LengthDist.constant(512), output=LengthDist.constant(128),
-                               rate_per_s=20.0, seed=0), keep_timeline=False)
+                      Workload(requests=round(TARGET.rate_per_s * SIMULATED_SECONDS), prompt=LengthDist.constant(512),
+                               output=LengthDist.constant(128), rate_per_s=TARGET.rate_per_s, seed=0),
+                      keep_timeline=False)
     assert result.metrics.ttft.p90 == pytest.approx(plan.best.metrics.ttft.p90)
     assert result.metrics.tpot.p90 == pytest.approx(plan.best.metrics.tpot.p90)
 

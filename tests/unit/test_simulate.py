@@ -86,7 +86,8 @@ def test_fast_forward_is_exact() -> None:
         assert a.request.id == b.request.id
         assert a.finish_s == pytest.approx(b.finish_s, rel=1e-12)
         assert a.first_token_s == pytest.approx(b.first_token_s, rel=1e-12)
-    assert fast.metrics.itl == slow.metrics.itl or fast.metrics.itl.mean == pytest.approx(slow.metrics.itl.mean)
+    for stat in ("mean", "p50", "p90", "p99"):  # the same gaps, whether stepped or fast-forwarded
+        assert getattr(fast.metrics.itl, stat) == pytest.approx(getattr(slow.metrics.itl, stat), rel=1e-9)
     assert fast.metrics.steps == slow.metrics.steps
 
 

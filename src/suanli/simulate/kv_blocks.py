@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from suanli.errors import SpecError, require_positive
+from suanli.errors import require_positive
 
 
 @dataclass(slots=True)
@@ -62,7 +62,7 @@ class BlockPool:
         """Take ``blocks`` for a sequence, evicting idle cached prefixes (LRU) when needed; False if the pool
         cannot provide them (the scheduler then preempts or waits)."""
         if blocks < 0:
-            raise SpecError(f"cannot take {blocks} blocks")
+            raise RuntimeError(f"simulator bug: a sequence asked for {blocks} blocks")
         if blocks > self.free:
             return False
         self._evict_for(blocks)
@@ -73,7 +73,7 @@ class BlockPool:
     def give_back(self, blocks: int) -> None:
         self.used -= blocks
         if self.used < 0:
-            raise SpecError("KV block accounting went negative (a sequence was freed twice)")
+            raise RuntimeError("simulator bug: KV block accounting went negative (a sequence was freed twice)")
 
     def _evict_for(self, blocks: int) -> None:
         """Drop idle cached prefixes, oldest first, until ``blocks`` fit beside what is used and cached."""

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from suanli.errors import SpecError
 from suanli.simulate.engine import Recorder, Replica
 from suanli.simulate.metrics import ServingMetrics, Slo, summarize
 from suanli.simulate.sequence import Sequence
@@ -128,7 +127,7 @@ def _event_loop(workload: Workload, requests: list[Request], entry: _Pool, decod
             finished.append(seq)
             _next_client(workload, queue, seq, pending, order)
     if len(finished) != len(requests):
-        raise SpecError(f"simulation lost requests: {len(requests)} in, {len(finished)} finished")
+        raise RuntimeError(f"simulator bug: {len(requests)} requests in, {len(finished)} finished")
     return finished
 
 
