@@ -109,3 +109,8 @@ def test_user_prices_replace_the_catalog(capsys: pytest.CaptureFixture[str]) -> 
     assert buys["mi300x-192gb"]["purchase"]["kind"] == "user"  # a part the catalog does not price
     code, out, err = run(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "gpt2", "--purchase-usd", "h100=x")
     assert_one_line_error(code, out, err, "--purchase-usd")
+
+
+def test_gpu_list_naming_none_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "buy", "--budget-usd", "1e6", "--train", "gpt2", "--gpu", ",")
+    assert_one_line_error(code, out, err, "name at least one accelerator", "--gpu h100")

@@ -123,3 +123,8 @@ def test_plan_train_unknown_export_target(capsys: pytest.CaptureFixture[str], tm
     code, stdout, err = run(capsys, *ARGS, "--export", "nemo", str(out))
     assert_one_line_error(code, stdout, err, "unknown --export target 'nemo'", "deepspeed")
     assert not out.exists()
+
+
+def test_gpu_list_naming_none_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, *ARGS[:3], "--gpu", " , ", *ARGS[5:])
+    assert_one_line_error(code, out, err, "name at least one accelerator", "--gpu h100")

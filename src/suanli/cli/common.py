@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from suanli.spec.hardware import Accelerator
 
 Commands: TypeAlias = "argparse._SubParsersAction[Any]"
 
@@ -53,3 +56,14 @@ def fraction(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+def accelerator_list(text: str) -> tuple[Accelerator, ...]:
+    """``--gpu h100,a100-80gb`` → the accelerators, each once, in order; a list naming none is a SpecError."""
+    from suanli.errors import SpecError
+    from suanli.spec.hardware import get_accelerator
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
+    return tuple(dict.fromkeys(get_accelerator(name) for name in names))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import Commands, fraction, positive_float, positive_int
+from suanli.cli.common import Commands, accelerator_list, fraction, positive_float, positive_int
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS, add_lora_options
 from suanli.units import SECONDS_PER_DAY
@@ -96,7 +96,6 @@ def build_request(args: argparse.Namespace) -> tuple[BuyRequest, ModelSpec]:
 
     from suanli.search.buy import BuyRequest
     from suanli.spec.assumptions import CostAssumptions, OwnershipAssumptions
-    from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
 
     spec = load_model(args.train or args.serve, as_family=args.as_family)
@@ -105,8 +104,7 @@ def build_request(args: argparse.Namespace) -> tuple[BuyRequest, ModelSpec]:
     overrides = {k: v for k, v in (("usd_per_kwh", args.usd_per_kwh), ("pue", args.pue)) if v is not None}
     accelerators = None
     if args.gpu:
-        names = [name.strip() for name in args.gpu.split(",") if name.strip()]
-        accelerators = tuple(dict.fromkeys(get_accelerator(name) for name in names))
+        accelerators = accelerator_list(args.gpu)
         _check_priced(accelerators, tuple(_user_prices(args.purchase_usd)))
     job = _training_model(args, spec) if args.train else _serving_model(args, spec)
     return BuyRequest(job=job, budget_usd=args.budget_usd, years=args.years, utilization=args.utilization,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
+from suanli.cli.common import Commands, accelerator_list, add_output_flags, positive_float, positive_int
 from suanli.cli.export_arg import TRAINING, add_export_option, check_target, export_text, export_training_job
 from suanli.cli.model_arg import add_as_option
 from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISIONS, add_lora_options
@@ -73,15 +73,11 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     from suanli.errors import SpecError
     from suanli.search.plan_train import DEFAULT_HOST_BYTES_PER_GPU, Objective, PlanRequest, default_global_batch
     from suanli.search.space import WITH_OFFLOAD, TrainSpace
-    from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
 
     if args.objective not in OBJECTIVES:
         raise SpecError(f"unknown objective '{args.objective}'; use --objective time, cost or energy")
-    names = [name.strip() for name in args.gpu.split(",") if name.strip()]
-    if not names:
-        raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
-    accelerators = tuple(dict.fromkeys(get_accelerator(name) for name in names))
+    accelerators = accelerator_list(args.gpu)
     spec = load_model(args.model, as_family=args.as_family)
     fill_hardware_defaults(args, spec, accelerators[0])
     args.recompute = "none"  # a searched dimension; parse_job does not read it
