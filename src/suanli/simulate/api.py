@@ -91,7 +91,8 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
     engine = d.knobs.apply(d.engine)
     setup = serving_setup(spec, d.accelerator, engine=engine, weights_format=d.weights_format,
                           kv_format=d.kv_format, tp=d.tp, ep=d.ep, cuda_graphs=False if d.knobs.enforce_eager else None)
-    memory = inference_memory(spec, d.accelerator, prompt_tokens=min(spec.max_position_embeddings, 4096),
+    # the pool as infer sizes it for the longest request (windowed layers and HF's prefill reserve depend on it)
+    memory = inference_memory(spec, d.accelerator, prompt_tokens=min(_longest(workload), spec.max_position_embeddings),
                               engine=engine, weights_format=setup.weights_format, kv_format=setup.kv_format,
                               tp=d.tp, ep=d.ep)
     speculation, draft_bytes = _speculation(spec, setup, speculative)
@@ -167,11 +168,16 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
 
 def _check_lengths(spec: ModelSpec, workload: Workload, capacity: int) -> None:
     """Every request must fit the context and the KV pool, or the engine would reject it (vLLM: 'too long')."""
-    longest = max((r.prompt_tokens + r.output_tokens for r in workload.trace), default=0) or \
-        workload.prompt.max + workload.output.max
+    longest = _longest(workload)
     if longest > spec.max_position_embeddings:
         raise SpecError(f"requests of up to {longest:,} tokens exceed {spec.name}'s context of "
                         f"{spec.max_position_embeddings:,}; shorten --prompt/--output")
     if longest > capacity:
         raise SpecError(f"a request of {longest:,} tokens does not fit the KV pool of {capacity:,} tokens; use more "
                         "GPUs (--tp), an fp8 KV cache (--kv-dtype fp8) or shorter requests")
+
+
+def _longest(workload: Workload) -> int:
+    """Tokens of the longest request the workload can send (prompt + output)."""
+    return max((r.prompt_tokens + r.output_tokens for r in workload.trace), default=0) or \
+        workload.prompt.max + workload.output.max
