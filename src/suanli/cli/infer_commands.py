@@ -52,7 +52,7 @@ def register(commands: Commands) -> None:
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    from suanli.cli.render import emit_json, explanations, key_values, table
+    from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.infer_report import inference_report
     from suanli.spec.engines import get_engine
     from suanli.spec.hardware import get_accelerator
@@ -73,7 +73,7 @@ def run_infer(args: argparse.Namespace) -> int:
         kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None, images=args.images or 0,
         image_size=args.image_size, tiles=args.tiles), forced)
     if args.json:
-        emit_json(report.to_dict())
+        emit_json(report_json(report, explain=args.explain))
         return 0
     memory: dict[str, Any] = report.values["memory"]
     per_gpu = memory["per_gpu"]

@@ -17,6 +17,7 @@ from suanli.cli import (
     plan_commands,
     simulate_commands,
     train_commands,
+    web_commands,
 )
 from suanli.cli.common import Commands
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_commands.register(commands)
     plan_commands.register(commands)
     hardware_commands.register(commands)
+    web_commands.register(commands)
     return parser
 
 

@@ -90,14 +90,14 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_params(args: argparse.Namespace) -> int:
-    from suanli.cli.render import emit_json, explanations, key_values, table
+    from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.report import params_report
     from suanli.spec.resolve import resolve_model
     from suanli.units import format_count
 
     report = params_report(resolve_model(args.model, as_family=args.as_family))
     if args.json:
-        emit_json(report.to_dict())
+        emit_json(report_json(report, explain=args.explain))
         return 0
     v = report.values
     pairs = [("model", f"{report.model} ({v['model_type']})"), ("total", f"{v['total_params']:,}"),
@@ -120,7 +120,7 @@ def run_params(args: argparse.Namespace) -> int:
 
 
 def run_flops(args: argparse.Namespace) -> int:
-    from suanli.cli.render import emit_json, explanations, key_values, table
+    from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.report import flops_report
     from suanli.spec.assumptions import AttentionSpan
     from suanli.spec.layout import Recompute
@@ -138,7 +138,7 @@ def run_flops(args: argparse.Namespace) -> int:
     report = flops_report(load_model(args.model, as_family=args.as_family), seq=args.seq, batch=args.batch,
                           span=AttentionSpan(args.attention), recompute=Recompute(args.recompute),
                           images=args.images or 0, image_size=args.image_size, tiles=args.tiles)
-    payload = report.to_dict()
+    payload = report_json(report, explain=args.explain)
     if args.tokens is not None:
         payload["train_tokens"] = args.tokens
         payload["training_flops_for_tokens"] = payload["training_flops_per_token"] * args.tokens

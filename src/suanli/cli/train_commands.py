@@ -113,7 +113,7 @@ def add_lora_options(group: argparse._ActionsContainer) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from suanli.cli.render import emit_json, explanations, key_values, table
+    from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
     from suanli.train_report import training_report
@@ -135,7 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         report = replace(report, values={**report.values,
                                          "export": export_training_job(args, spec, job, layout, accelerator)})
     if args.json:
-        emit_json(report.to_dict())
+        emit_json(report_json(report, explain=args.explain))
         return 0
     memory = report.values["memory"]
     per_gpu = memory["per_gpu"]

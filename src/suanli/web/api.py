@@ -1,0 +1,193 @@
+"""The web API runs the CLI's own commands: query parameters become the command's argv, the command's own argparse
+parser reads them, and the command's own run function builds the report, so the page and ``--json`` can never
+disagree. Nothing here computes a number.
+
+``?gpu=h100&gpus=8&sp=true`` on ``/api/train`` runs ``suanli train MODEL --gpu=h100 --gpus=8 --sp --json``; the
+object ``emit_json`` would print is returned instead (``cli.render.captured_json``). Bad input raises the same
+SuanliError, with the same one line, as the CLI; usage errors (unknown option, bad value) become a ``UsageError``
+carrying argparse's line.
+
+No fastapi here: app.py wraps these functions in routes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from suanli.errors import SpecError, SuanliError
+
+# URL name → the CLI's command words.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "params": ("params",), "flops": ("flops",), "train": ("train",), "infer": ("infer",), "fit": ("fit",),
+    "simulate": ("simulate",), "plan-train": ("plan", "train"), "plan-serve": ("plan", "serve"),
+    "plan-buy": ("plan", "buy"), "models": ("models",), "gpus": ("gpus",), "explain": ("explain",),
+}
+# Options that read or write files on the server: the page never passes them.
+FILE_OPTIONS = frozenset({"--export", "--timeline", "--trace", "--help", "--json"})
+# Options whose value is a model: a catalog name or Hub repo id only (a local path could read server files).
+MODEL_OPTIONS = frozenset({"model", "--reward-model", "--critic-model", "--teacher", "--speculative-model",
+                           "--train", "--serve"})
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+# Bounds on the work one request may ask for (the CLI has none; a shared server needs them).
+LIMITS: dict[str, int] = {"--requests": 5000, "--top": 50, "--max-gpus": 4096}
+MAX_SWEEP_POINTS = 16
+MAX_CONCURRENCY = 4096
+TRUE, FALSE = frozenset({"", "1", "true", "on", "yes"}), frozenset({"0", "false", "off", "no"})
+
+
+class UsageError(SuanliError):
+    """A request the command's parser refuses (unknown option, missing or malformed value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRunner:
+    """The CLI's parser, built once, whose every (sub)parser raises UsageError instead of exiting."""
+
+    parser: argparse.ArgumentParser
+
+    @staticmethod
+    def build() -> CommandRunner:
+        from suanli.cli.main import build_parser
+
+        parser = build_parser()
+        for each in _all_parsers(parser):
+            each.error = _raiser(each)  # type: ignore[method-assign]
+        return CommandRunner(parser)
+
+    def subparser(self, words: Sequence[str]) -> argparse.ArgumentParser:
+        node = self.parser
+        for word in words:
+            children = _subcommands(node)
+            if word not in children:
+                raise UsageError(f"this installation has no `suanli {' '.join(words)}` command")
+            node = children[word]
+        return node
+
+    def run(self, command: str, params: Mapping[str, Sequence[str]], *, model_dir: str | None = None,
+            explain: bool = False) -> dict[str, Any]:
+        """The ``--json`` object of ``suanli <command> <params>`` (with ``--explain`` when asked)."""
+        from suanli.cli.render import captured_json
+
+        words = command_words(command)
+        argv = [*words, *to_argv(self.subparser(words), params, model_dir=model_dir), "--json"]
+        if explain and "--explain" in _options(self.subparser(words)):
+            argv.append("--explain")
+        with captured_json() as sink:
+            args = self.parser.parse_args(argv)
+            args.run(args)
+        if len(sink) != 1:
+            raise RuntimeError(f"suanli {' '.join(words)} emitted {len(sink)} JSON objects, expected one")
+        return sink[0]
+
+
+def command_words(command: str) -> tuple[str, ...]:
+    """``plan-train`` → ``("plan", "train")``; an unknown name is a UsageError listing the known ones."""
+    if command not in COMMANDS:
+        raise UsageError(f"no command '{command}' in the web API; use one of {', '.join(COMMANDS)}")
+    return COMMANDS[command]
+
+
+def to_argv(parser: argparse.ArgumentParser, params: Mapping[str, Sequence[str]], *,
+            model_dir: str | None = None) -> list[str]:
+    """Query parameters → argv for ``parser``: ``model`` is the positional MODEL, ``micro-batch`` /
+    ``micro_batch`` name ``--micro-batch``, a flag takes true/false; every value is checked and bounded."""
+    options = _options(parser)
+    positionals = [a.dest for a in parser._actions if not a.option_strings and a.nargs != argparse.PARSER]
+    takes_model = "model" in positionals
+    argv: list[str] = []
+    for key, values in params.items():
+        if key in positionals:
+            if key != "model" or model_dir is None:
+                argv.insert(positionals.index(key), _checked_model(key, values[-1]) if key == "model"
+                            else _positional(key, values[-1]))
+            continue
+        name = "--" + key.replace("_", "-")
+        action = options.get(name)
+        if action is None or name in FILE_OPTIONS:
+            known = sorted(o.removeprefix("--") for o in options if o not in FILE_OPTIONS)
+            raise UsageError(f"'{key}' is not an option of this command; use one of: {', '.join(known)}")
+        argv += _option_argv(name, action, values[-1])
+    if model_dir is not None:
+        if not takes_model:
+            raise UsageError("this command names its models with options; a pasted config.json needs params, "
+                             "flops, train, infer, fit, simulate, plan-train or plan-serve")
+        argv.insert(0, model_dir)
+    return argv
+
+
+def _option_argv(name: str, action: argparse.Action, value: str) -> list[str]:
+    if action.nargs == 0:  # a flag
+        if value.lower() in TRUE:
+            return [name]
+        if value.lower() in FALSE:
+            return []
+        raise UsageError(f"{name} is a flag: give true or false, not '{value}'")
+    if name in MODEL_OPTIONS:
+        value = _checked_model(name, value)
+    _check_bound(name, value)
+    return [f"{name}={value}"]
+
+
+def _positional(name: str, value: str) -> str:
+    if value.startswith("-") or len(value) > 200:
+        raise UsageError(f"{name} '{value[:100]}' is not a valid value")
+    return value
+
+
+def _checked_model(name: str, value: str) -> str:
+    if not MODEL_NAME.fullmatch(value) or ".." in value:
+        raise SpecError(f"{name} '{value[:100]}': the web page takes a catalog name or a Hugging Face repo id "
+                        "(org/name); paste a config.json to use your own model")
+    return value
+
+
+def _check_bound(name: str, value: str) -> None:
+    """Caps on requests, candidates and sweep points, so one request cannot occupy the server for long."""
+    numbers = [float(part) for part in value.split(",") if _is_number(part)]
+    if name in LIMITS and numbers and max(numbers) > LIMITS[name]:
+        raise SpecError(f"{name} {value} is over the web server's limit of {LIMITS[name]}; run the CLI for more")
+    if name in ("--concurrency", "--rate"):
+        if len(value.split(",")) > MAX_SWEEP_POINTS:
+            raise SpecError(f"{name}: at most {MAX_SWEEP_POINTS} sweep points on the web server")
+        if name == "--concurrency" and numbers and max(numbers) > MAX_CONCURRENCY:
+            raise SpecError(f"--concurrency {value} is over the web server's limit of {MAX_CONCURRENCY} clients")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """``--long-name`` → its action (the longest spelling of each option)."""
+    return {max(a.option_strings, key=len): a for a in parser._actions if a.option_strings}
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    # argparse has no public way to list sub-parsers; _SubParsersAction.choices is stable since Python 3.2.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> Iterable[argparse.ArgumentParser]:
+    yield parser
+    for child in _subcommands(parser).values():
+        yield from _all_parsers(child)
+
+
+def _raiser(parser: argparse.ArgumentParser) -> Any:
+    """``parser.error`` that raises the CLI's one line (``suanli: error: …``, see main._Parser) as a UsageError."""
+
+    def error(message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{parser.prog} --help`)")
+
+    return error

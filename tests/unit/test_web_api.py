@@ -1,0 +1,165 @@
+"""The web API answers with exactly the CLI's ``--json`` objects, and bad input with HTTP 400 and the CLI's line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from suanli.cli.main import main
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient
+
+from suanli.web.app import MAX_BODY_BYTES, create_app
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app())
+
+
+def cli_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+
+def cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:  # argparse errors exit; SuanliErrors return 2
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err.strip()
+
+
+CASES = [
+    ("params", {"model": "llama-3-8b"}, ["params", "llama-3-8b"]),
+    ("flops", {"model": "gpt2", "seq": "512", "batch": "4"}, ["flops", "gpt2", "--seq", "512", "--batch", "4"]),
+    ("train", {"model": "llama-3-8b", "gpu": "h100", "gpus": "8", "zero": "3", "sp": "true", "tokens": "1e10"},
+     ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--zero", "3", "--sp", "--tokens", "1e10"]),
+    ("infer", {"model": "qwen2.5-7b", "gpu": "a100-80gb", "batch": "8", "prompt": "1000", "output": "200"},
+     ["infer", "qwen2.5-7b", "--gpu", "a100-80gb", "--batch", "8", "--prompt", "1000", "--output", "200"]),
+    ("fit", {"model": "llama-3.1-70b", "mode": "lora"}, ["fit", "llama-3.1-70b", "--mode", "lora"]),
+    ("simulate", {"model": "llama-3-8b", "gpu": "h100", "concurrency": "1,8", "requests": "40", "prompt": "256",
+                  "output": "64"},
+     ["simulate", "llama-3-8b", "--gpu", "h100", "--concurrency", "1,8", "--requests", "40", "--prompt", "256",
+      "--output", "64"]),
+    ("gpus", {"vendor": "nvidia"}, ["gpus", "--vendor", "nvidia"]),
+]
+
+
+@pytest.mark.parametrize(("command", "query", "argv"), CASES, ids=[c[0] for c in CASES])
+def test_web_json_is_the_cli_json(client: TestClient, capsys: pytest.CaptureFixture[str], command: str,
+                                  query: dict[str, str], argv: list[str]) -> None:
+    response = client.get(f"/api/{command}", params=query)
+    assert response.status_code == 200, response.text
+    assert response.json() == cli_json(argv, capsys)
+
+
+def test_explain_adds_the_formulas_to_the_same_object(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    query = {"model": "llama-3-8b", "gpu": "h100", "gpus": "8", "explain": "true"}
+    web = client.get("/api/train", params=query).json()
+    assert web == cli_json(["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--explain"], capsys)
+    step = next(e for e in web["explanations"] if e["name"] == "step_s")
+    assert step["value"] == pytest.approx(web["time"]["step_s"])
+    assert step["text"].startswith("step_s = ")
+
+
+@pytest.mark.parametrize(("query", "argv"), [
+    ({"model": "llama-3-8b", "gpu": "h1000"}, ["train", "llama-3-8b", "--gpu", "h1000"]),
+    ({"model": "llama-3-8b", "gpu": "h100", "tp": "abc"}, ["train", "llama-3-8b", "--gpu", "h100", "--tp", "abc"]),
+    ({"model": "llama-3-8b", "gpu": "h100", "gpus": "8", "tp": "3"},
+     ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--tp", "3"]),
+    ({"model": "no-such-model-xyz", "gpu": "h100"}, ["train", "no-such-model-xyz", "--gpu", "h100"]),
+])
+def test_bad_input_is_400_with_the_cli_line(client: TestClient, capsys: pytest.CaptureFixture[str],
+                                            query: dict[str, str], argv: list[str]) -> None:
+    response = client.get("/api/train", params=query)
+    assert response.status_code == 400
+    assert response.json() == {"error": cli_error(argv, capsys)}
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("/api/train?model=llama-3-8b&gpu=h100&bogus=1", "'bogus' is not an option"),
+    ("/api/simulate?model=llama-3-8b&gpu=h100&export=vllm", "'export' is not an option"),  # writes files
+    ("/api/simulate?model=llama-3-8b&gpu=h100&timeline=/tmp/x.csv", "'timeline' is not an option"),
+    ("/api/params?model=../../etc/passwd", "catalog name or a Hugging Face repo id"),
+    ("/api/params?model=/etc", "catalog name or a Hugging Face repo id"),
+    ("/api/simulate?model=llama-3-8b&gpu=h100&concurrency=4&requests=100000&prompt=10&output=10", "limit of 5000"),
+    ("/api/train?model=llama-3-8b&gpu=h100&sp=maybe", "--sp is a flag"),
+    ("/api/nonsense?model=gpt2", "no command 'nonsense'"),
+])
+def test_refused_requests(client: TestClient, url: str, fragment: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]
+    assert response.json()["error"].startswith("suanli: error: ")
+
+
+TINY_LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000,
+              "max_position_embeddings": 2048, "auto_map": {"AutoModel": "evil.Model"}}
+
+
+def test_pasted_config_is_the_cli_on_that_file(client: TestClient, capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(TINY_LLAMA))
+    web = client.post("/api/params", json={"config": TINY_LLAMA, "name": "tiny"})
+    assert web.status_code == 200, web.text
+    cli = cli_json(["params", str(folder)], capsys)
+    assert {k: v for k, v in web.json().items() if k != "source"} == {k: v for k, v in cli.items() if k != "source"}
+    per_layer = 2 * 256 * 256 + 2 * 256 * (2 * 64) + 3 * 256 * 688 + 2 * 256  # q,o; k,v (2 KV heads); MLP; norms
+    assert web.json()["total_params"] == 2 * per_layer + 2 * 1000 * 256 + 256  # untied embedding and head; norm
+
+
+def test_body_over_the_limit_is_413(client: TestClient) -> None:
+    response = client.post("/api/params", content=b" " * (MAX_BODY_BYTES + 1),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_posted_args_must_be_flat(client: TestClient) -> None:
+    response = client.post("/api/params", json={"args": {"model": ["a", "b"]}})
+    assert response.status_code == 400
+
+
+def test_page_and_chart_library_are_served_locally(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/vendor/echarts.min.js" in page.text
+    assert "http://" not in page.text and "https://cdn" not in page.text
+    assert client.get("/static/vendor/echarts.min.js").status_code == 200
+
+
+def test_cli_start_up_does_not_import_the_web_stack() -> None:
+    code = ("import sys; from suanli.cli.main import build_parser; build_parser(); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'suanli.web') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_web_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn → ImportError
+    assert main(["web"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'suanli[web]'" in err
+
+
+def test_web_warns_when_not_on_loopback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    assert main(["web", "--host", "0.0.0.0", "--port", "9000"]) == 0
+    assert served["host"] == "0.0.0.0" and served["port"] == 9000
+    assert "warning" in capsys.readouterr().err
+    assert main(["web"]) == 0
+    assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
