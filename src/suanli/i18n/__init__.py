@@ -1,0 +1,139 @@
+"""One message catalogue for every human-facing string that has a translation (``messages.toml``).
+
+Each message is a TOML table holding one string per language::
+
+    [cli.error]
+    en = "error"
+    zh = "错误"
+
+``t("cli.error", "zh")`` → ``"错误"``. ``{field}`` placeholders are filled from keyword arguments with
+``str.format``; both languages of a key name the same fields (a test guards it). JSON keys never go through
+here: only text meant for people (table labels, headings, notes, errors, the glossary, the web page's words).
+
+The language is chosen at the edge: ``--lang zh|en`` on the CLI, else ``default_lang()`` from the environment
+(``SUANLI_LANG`` first, then the POSIX locale variables ``LC_ALL``, ``LC_MESSAGES``, ``LANG``: a value starting
+with ``zh`` means Chinese, anything else English). ``use_lang()`` sets it for a block (a ContextVar, so threads
+of the web server never see each other's choice) and ``t()`` without a language reads it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from importlib import resources
+from string import Formatter
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias, cast
+
+Lang: TypeAlias = Literal["en", "zh"]
+LANGS: tuple[Lang, ...] = ("en", "zh")
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence: the first one set wins
+
+_CURRENT: ContextVar[Lang | None] = ContextVar("suanli_lang", default=None)
+
+__all__ = ["LANGS", "Lang", "current_lang", "default_lang", "fields_of", "messages", "parse_lang", "t",
+           "translate_label", "use_lang"]
+
+
+def parse_lang(text: str) -> Lang:
+    """``"zh"``, ``"zh_CN.UTF-8"``, ``"ZH-hans"`` → ``"zh"``; ``"en"``, ``"en_US"`` → ``"en"``; else a SpecError."""
+    lang = _lang_of(text)
+    if lang is None:
+        from suanli.errors import SpecError
+
+        raise SpecError(f"unknown language {text!r}; use one of {', '.join(LANGS)}")
+    return lang
+
+
+def _lang_of(text: str) -> Lang | None:
+    prefix = text.strip().lower()[:2]
+    return prefix if prefix in LANGS else None
+
+
+def default_lang(environ: Mapping[str, str] | None = None) -> Lang:
+    """The language the environment asks for: ``SUANLI_LANG`` (``zh`` or ``en``) when set to one of them, else the
+    first set locale variable (``LC_ALL``, ``LC_MESSAGES``, ``LANG``): Chinese when it starts with ``zh``."""
+    env = os.environ if environ is None else environ
+    chosen = _lang_of(env.get("SUANLI_LANG", ""))
+    if chosen is not None:
+        return chosen
+    for name in LOCALE_VARIABLES:
+        value = env.get(name, "")
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def current_lang() -> Lang:
+    """The language set by the enclosing ``use_lang()``, else ``default_lang()``."""
+    lang = _CURRENT.get()
+    return default_lang() if lang is None else lang
+
+
+@contextmanager
+def use_lang(lang: Lang) -> Iterator[Lang]:
+    """Within this block ``t()`` and ``current_lang()`` use ``lang``."""
+    token = _CURRENT.set(lang)
+    try:
+        yield lang
+    finally:
+        _CURRENT.reset(token)
+
+
+@functools.cache
+def messages() -> Mapping[str, Mapping[Lang, str]]:
+    """Every message: dotted key → {language: text} (the file is read once per process)."""
+    text = resources.files("suanli.i18n").joinpath("messages.toml").read_text(encoding="utf-8")
+    flat: dict[str, Mapping[Lang, str]] = {}
+    _flatten(tomllib.loads(text), "", flat)
+    return MappingProxyType(flat)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str, out: dict[str, Mapping[Lang, str]]) -> None:
+    """A table whose values include strings is a message; tables nest keys (``[cli.error]`` → ``"cli.error"``)."""
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if not isinstance(value, dict):
+            continue
+        texts = {lang: text for lang, text in value.items() if isinstance(text, str)}
+        if texts:
+            out[key] = MappingProxyType(cast(dict[Lang, str], texts))
+        _flatten({k: v for k, v in value.items() if isinstance(v, dict)}, f"{key}.", out)
+
+
+def t(key: str, lang: Lang | None = None, /, **fields: Any) -> str:
+    """The message ``key`` in ``lang`` (default: ``current_lang()``), its ``{field}`` placeholders filled.
+
+    >>> t("cli.error", "zh")
+    '错误'
+    """
+    entry = messages().get(key)
+    if entry is None:
+        raise KeyError(f"no message {key!r} in suanli/i18n/messages.toml")
+    text = entry[lang or current_lang()]
+    return text.format(**fields) if fields else text
+
+
+def fields_of(text: str) -> frozenset[str]:
+    """The ``{field}`` names a message fills: ``"{a} of {b:.1f}"`` → {'a', 'b'}."""
+    return frozenset(name for _, name, _, _ in Formatter().parse(text) if name)
+
+
+@functools.cache
+def _labels() -> Mapping[str, Mapping[Lang, str]]:
+    """English label text → its message, for the ``label.*`` keys (tables print English labels; this turns them)."""
+    return MappingProxyType({entry["en"]: entry for key, entry in messages().items() if key.startswith("label.")})
+
+
+def translate_label(text: str, lang: Lang | None = None) -> str:
+    """A table label or heading in ``lang``: the ``label.*`` message whose English text is ``text``, else ``text``
+    unchanged (labels that carry numbers, and those not yet in the catalogue, stay as they are)."""
+    lang = lang or current_lang()
+    if lang == "en":
+        return text
+    entry = _labels().get(text)
+    return text if entry is None else entry[lang]
