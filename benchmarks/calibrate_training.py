@@ -92,9 +92,9 @@ def _spec(raw: dict[str, Any]) -> ModelSpec:
 
 
 def _case(raw: dict[str, Any]) -> Case:
-    tp, pp, cp, vp = (raw.get(k, 1) for k in ("tp", "pp", "cp", "vp"))
+    tp, pp, cp, vp, ep = (raw.get(k, 1) for k in ("tp", "pp", "cp", "vp", "ep"))
     schedule = PipelineSchedule.INTERLEAVED if vp > 1 else PipelineSchedule.ONE_F_ONE_B
-    layout = Layout(tp=tp, pp=pp, cp=cp, vp=vp, dp=raw["gpus"] // (tp * pp * cp), sp=raw.get("sp", False),
+    layout = Layout(tp=tp, pp=pp, cp=cp, vp=vp, ep=ep, dp=raw["gpus"] // (tp * pp * cp), sp=raw.get("sp", False),
                     zero=raw["zero"], micro_batch=raw["micro_batch"], global_batch=raw["global_batch"],
                     schedule=schedule, recompute=Recompute(raw["recompute"]))
     job = TrainingJob(seq=raw["seq"], precision=PrecisionMode(raw["precision"]),

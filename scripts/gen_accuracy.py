@@ -5,7 +5,8 @@
 
 Every row is one published figure, predicted by the same code the golden tests run (the tests' own
 ``predict``/``error`` functions), so this page, the tests and the calibration cannot disagree. Known gaps (each
-with its physical reason in the data files) are listed but left out of the summary statistics and the bands.
+with its physical reason in the data files) are listed and left out of the bands; the summary gives each half
+both without them and with them counted, and the held-out training cases' sign bias per GPU generation.
 
 Uncertainty bands: for each kind of prediction, the held-out residuals are turned into a "speed ratio" (what
 was measured over what we predicted, for throughputs; the inverse for times) and its 10th and 90th percentiles
@@ -47,6 +48,7 @@ class Row:
     ours: float
     known_gap: bool
     source: str
+    gpu: str = ""  # the accelerator's catalog key (training rows), for the per-generation sign bias
 
     @property
     def error(self) -> float:
@@ -61,7 +63,7 @@ class Row:
 
 def training_rows() -> list[Row]:
     return [Row("training throughput", c.id, _half(c.half), c.metric, c.published, training.predict(c), c.known_gap,
-                _training_source(c.id)) for c in training.load_cases()]
+                _training_source(c.id), c.gpu) for c in training.load_cases()]
 
 
 def _training_source(case_id: str) -> str:
@@ -92,8 +94,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def summarise(rows: Sequence[Row]) -> str:
-    errors = [abs(r.error) for r in rows if not r.known_gap]
+def summarise(rows: Sequence[Row], *, gaps: bool = False) -> str:
+    """n, median, mean and worst |error|, without the known gaps (or, with ``gaps``, counting every row)."""
+    errors = [abs(r.error) for r in rows if gaps or not r.known_gap]
     if not errors:
         return "—"
     return (f"n={len(errors)}, median {statistics.median(errors):.1%}, mean {statistics.fmean(errors):.1%}, "
@@ -111,13 +114,17 @@ def accuracy_md(rows: Sequence[Row]) -> str:
              "latency ≤ 20%. Memory references are all held out (nothing was fitted to them).",
              "Serving under traffic (`suanli simulate` against published online runs) is in",
              "docs/serving-accuracy.md.", "",
-             "## Summary", "", "| group | calibration | held-out |", "|---|---|---|"]
+             "## Summary", "",
+             "Each half is summarised without the known gaps and, in the last two columns, with them counted.", "",
+             "| group | calibration | held-out | calibration, gaps included | held-out, gaps included |",
+             "|---|---|---|---|---|"]
     groups = list(dict.fromkeys(r.group for r in rows))
     for group in groups:
         mine = [r for r in rows if r.group == group]
-        lines.append(f"| {group} | {summarise([r for r in mine if r.half == 'calibration'])} | "
-                     f"{summarise([r for r in mine if r.half == 'held-out'])} |")
-    lines += ["", korthikanti_line(rows), ""]
+        cal, held = [r for r in mine if r.half == "calibration"], [r for r in mine if r.half == "held-out"]
+        lines.append(f"| {group} | {summarise(cal)} | {summarise(held)} | {summarise(cal, gaps=True)} | "
+                     f"{summarise(held, gaps=True)} |")
+    lines += ["", korthikanti_line(rows), "", *sign_bias_lines(rows), ""]
     for group in groups:
         lines += [f"## {group}", "", "| case | half | metric | published | ours | error |",
                   "|---|---|---|---:|---:|---:|"]
@@ -130,6 +137,27 @@ def accuracy_md(rows: Sequence[Row]) -> str:
               "published_training_memory.toml. No GPU was available to this project's sessions so far, so no",
               "measurement of our own is in this table yet.", ""]
     return "\n".join(lines)
+
+
+def generation(gpu: str) -> str:
+    """The GPU generation of a catalog key: its family before the first dash (a100, h100, b200, gb200, ...)."""
+    return gpu.split("-", 1)[0]
+
+
+def sign_bias_lines(rows: Sequence[Row]) -> list[str]:
+    """Held-out training throughput by GPU generation: how many cases we over- and under-predict, and the mean
+    signed error (in throughput terms: a step time too short counts as over-predicting), gaps included."""
+    mine = [r for r in rows if r.group == "training throughput" and r.half == "held-out" and r.gpu]
+    if not mine:
+        return []
+    lines = ["Sign bias of held-out training throughput by GPU generation (known gaps included; + = we predict",
+             "faster than measured):", "", "| generation | cases | faster | slower | mean signed error | median |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for gen in sorted({generation(r.gpu) for r in mine}):
+        signed = [r.speed_ratio ** -1 - 1 for r in mine if generation(r.gpu) == gen]
+        lines.append(f"| {gen} | {len(signed)} | {sum(e > 0 for e in signed)} | {sum(e < 0 for e in signed)} | "
+                     f"{statistics.fmean(signed):+.1%} | {statistics.median(signed):+.1%} |")
+    return lines
 
 
 def korthikanti_line(rows: Sequence[Row]) -> str:

@@ -20,8 +20,10 @@ One optimizer step, on the slowest pipeline stage, of ``m`` micro-batches per da
   2019 §3), on the critical path. Sequence parallelism swaps each for an all-gather + reduce-scatter pair (the
   same bytes), keeps the norms' work ``1/tp``, and gathers the sharded norm outputs again in backward for the
   weight gradients (2 more all-gathers per block: the memory Korthikanti et al.'s 34/t activations save).
-- **expert parallel**: an all-to-all dispatch and combine of ``tokens·top_k·h`` per MoE block, forward and
-  backward, exposed.
+- **mixture of experts** (``core/moe_time.py``): expert GEMMs at the per-expert shape on the busiest rank
+  (``moe_load_imbalance``), the router's softmax/top-k and the token permutations as memory streams, and the
+  expert-parallel all-to-all dispatch and combine of ``tokens·top_k·h``, forward and backward, exposed (a group
+  spanning nodes sends its remote share through each rank's own NIC).
 - **context parallel**: ring attention passes each rank's K/V around the ring (cp − 1 hops; K/V and their
   gradients in backward), hidden behind that pass's attention compute when it is long enough.
 - **pipeline bubble**: (pp − 1)/(m·vp) of the ideal time m·t_stage (1F1B and GPipe: vp = 1; interleaved 1F1B:
@@ -40,7 +42,7 @@ MFU = model FLOPs per step / (step · peak · GPUs), with model FLOPs ``core/flo
 attention span (Megatron's, torchtitan's and llm-foundry's convention, no recompute) and the peak of the GEMM
 format (fp8 jobs against the fp8 peak, as llm-foundry reports); HFU adds the recomputed FLOPs. Accuracy against
 published runs: ``benchmarks/calibrate_training.py``. Left out: the vocabulary-parallel embedding's and loss's
-small all-reduces, dropout (GPT-3-style attention dropout adds a stream over the S² scores), power limits,
+small all-reduces, dropout outside eager Megatron-LM (``_eager_dropout``), power limits,
 stragglers and data loading.
 """
 
@@ -48,9 +50,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from suanli.core.activation_setup import DEFAULT_DROPOUT, Flavour
 from suanli.core.comms import DEFAULT_SCALE_OUT, Collective, collective_time_s
 from suanli.core.flops import head_forward_flops, layer_forward_flops
 from suanli.core.model_states import state_bytes
+from suanli.core.moe_time import PERMUTATION_OPS, ep_comm_s, imbalanced, moe_dispatch_ops
 from suanli.core.placement import stage_layers
 from suanli.core.roofline import Op, OpKind, head_ops, layer_ops, op_time, stream
 from suanli.core.training_sync import Stage, StepCost, StepSetup, pp_comm_s, tail_s
@@ -65,6 +69,7 @@ GPUS_PER_NODE = 8
 BACKWARD_STREAM = 2.0  # a gradient stream reads the saved input and the incoming gradient, writes one
 BACKWARD_FLASH_ATTENTION = 2.5  # FlashAttention-2 backward: 5 matmuls against the forward's 2 (Dao 2023 §3.1.2)
 BACKWARD_EAGER_ATTENTION = 2.0  # eager attention: two batched matmuls per forward one
+DROPOUT_MASK_BYTES = 1.0  # torch's native_dropout keeps a bool mask (Korthikanti et al. 2022 §4.1: "as²b" bytes)
 _SP_STREAMS = frozenset({"norm_attn", "residual_attn", "norm_mlp", "residual_mlp"})
 _FALLBACK_FORMATS = {"fp8": ("fp8", "bf16", "fp16"), "bf16": ("bf16", "fp16", "fp32"),
                      "fp16": ("fp16", "bf16", "fp32"), "tf32": ("tf32", "fp32")}
@@ -173,12 +178,21 @@ def _kernels(layer: Layer, s: StepSetup) -> list[Op]:
     ops = layer_ops(layer, s.spec, tokens=s.tokens, seq=s.job.seq, tp=s.layout.tp, ep=s.layout.ep,
                     dtype_bytes=s.act_bytes, span=s.span)
     out = []
+    if isinstance(layer.ffn, Moe):  # the busiest rank's experts, then the dispatcher's own kernels (core/moe_time.py)
+        ops = [imbalanced(op, s) for op in ops] + moe_dispatch_ops(layer.ffn, s)
     for op in ops:
         if op.kind is OpKind.ATTENTION and s.job.attention is AttentionImpl.EAGER and layer.attention is not None:
             scores = op.flops / (2 * (layer.attention.head_dim + layer.attention.v_head_dim))  # heads × pairs
             scores_bytes = 2 * scores * s.act_bytes  # written by the first matmul, read by the second
             out.append(Op(name="attention", kind=OpKind.GEMM, flops=op.flops, bytes=op.bytes + scores_bytes))
             out.append(stream("attention_softmax", scores, s.act_bytes))
+            if _eager_dropout(s):
+                out.append(Op(name="attention_dropout", kind=OpKind.STREAM, flops=scores,
+                              bytes=scores * (2 * s.act_bytes + DROPOUT_MASK_BYTES)))
+        elif op.name.startswith("residual_") and _eager_dropout(s):  # bias-dropout-add also writes its mask
+            shard = s.layout.tp if s.layout.sp and s.layout.tp > 1 else 1
+            out.append(Op(name=op.name, kind=op.kind, flops=op.flops / shard,
+                          bytes=(op.bytes + op.flops * DROPOUT_MASK_BYTES) / shard))
         elif op.name in _SP_STREAMS and s.layout.sp and s.layout.tp > 1:
             out.append(Op(name=op.name, kind=op.kind, flops=op.flops / s.layout.tp, bytes=op.bytes / s.layout.tp))
         else:
@@ -186,6 +200,16 @@ def _kernels(layer: Layer, s: StepSetup) -> list[Op]:
             if op.kind is OpKind.GEMM and s.gemm_format == "fp8":
                 out.append(Op(name=f"{op.name}_fp8_cast", kind=OpKind.STREAM, flops=0.0, bytes=op.bytes))
     return out
+
+
+def _eager_dropout(s: StepSetup) -> bool:
+    """Whether the step pays for dropout's own kernels: Megatron-LM's GPT recipes of the eager-attention era
+    (Korthikanti et al. 2022: attention and hidden dropout 0.1, ``core/activation_setup.DEFAULT_DROPOUT``) ran
+    attention dropout as a kernel over the S² scores (read the probabilities, write the kept ones and a 1-byte
+    mask; its backward reads the gradient and the mask, writes the gradient: the same bytes) and wrote a 1-byte
+    mask in each bias-dropout-add. FlashAttention draws its dropout inside the kernel (no score traffic), and
+    today's Megatron-Core Llama/Qwen/MoE recipes set dropout to 0."""
+    return s.fused and s.job.attention is AttentionImpl.EAGER and DEFAULT_DROPOUT[Flavour.MEGATRON] > 0
 
 
 def _op_s(op: Op, s: StepSetup) -> float:
@@ -199,6 +223,8 @@ def _op_s(op: Op, s: StepSetup) -> float:
 
 
 def _backward_factor(op: Op, s: StepSetup) -> float:
+    if op.name == "attention_dropout" or op.name in PERMUTATION_OPS:
+        return 1.0  # read the gradient and the mask, write the gradient: the forward's bytes
     if op.name in ("attention", "attention_softmax"):
         return BACKWARD_EAGER_ATTENTION if s.job.attention is AttentionImpl.EAGER else BACKWARD_FLASH_ATTENTION
     if op.kind is OpKind.GEMM:
@@ -213,7 +239,7 @@ def _layer_cost(layer: Layer, s: StepSetup) -> StepCost:
         t = _op_s(op, s)
         forward += t
         backward += t * _backward_factor(op, s)
-        if op.name in ("attention", "attention_softmax"):
+        if op.name in ("attention", "attention_softmax", "attention_dropout"):
             attention += t
     lay = s.layout
     full = lay.recompute is Recompute.FULL
@@ -223,11 +249,7 @@ def _layer_cost(layer: Layer, s: StepSetup) -> StepCost:
     # forward, backward, the recomputed forward; sequence parallelism keeps the norm outputs sharded and
     # gathers them again in backward for the weight gradients (two all-gathers = one all-reduce's bytes)
     tp_s = all_reduce * (2 * (3 if full else 2) + (1 if lay.sp else 0))
-    ep_s = 0.0
-    if isinstance(layer.ffn, Moe) and lay.ep > 1:
-        routed = s.tokens * layer.ffn.top_k * s.spec.hidden_size * s.act_bytes / lay.tp
-        ep_s = 2 * (3 if full else 2) * collective_time_s(Collective.ALL_TO_ALL, routed, lay.ep,
-                                                         s.path(lay.ep, lay.tp * lay.cp), s.a)
+    ep_s = ep_comm_s(layer.ffn, s, 3 if full else 2) if isinstance(layer.ffn, Moe) else 0.0
     return StepCost(forward, backward, recompute, tp_s, ep_s, _cp_exposed_s(layer, s, attention, full))
 
 

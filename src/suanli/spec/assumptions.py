@@ -141,6 +141,13 @@ class PerformanceAssumptions:
       moe_align_block_size, fused_experts). Counted, not fitted. DeepSeek-V3's group-limited routing ran as
       ~15 more PyTorch ops in early-2025 engines (vLLM's ``grouped_topk``); those are not counted, as the
       model spec does not carry ``n_group``.
+    - ``moe_load_imbalance``: routed tokens of the busiest expert-parallel rank over the mean; it sets the time
+      of the grouped expert GEMMs and of the all-to-all in training (``core/moe_time.py``). 1.0 is balanced
+      routing, what the NVIDIA NeMo / Megatron-Bridge MoE benchmarks force (``moe_router_force_load_balancing``,
+      their performance summary's note). A token-dropping run caps it at its capacity factor: 1.25 in GShard
+      (Lepikhin et al. 2020, arXiv:2006.16668 §2.2) and Switch Transformer (Fedus et al. 2021,
+      arXiv:2101.03961 §2.2, capacity factors 1.0-2.0); a dropless run with only an auxiliary loss can exceed
+      it early in training. Not fitted.
     """
 
     gemm_peak_fraction: float = 0.80
@@ -166,6 +173,7 @@ class PerformanceAssumptions:
     block_scaled_gemm_peak_fraction: float = 0.21  # measured (vLLM Triton, H100), not fitted
     block_scaled_gemm_latency_s: float = 15e-6  # measured (vLLM Triton, H100), not fitted
     moe_dispatch_kernels: int = 7  # counted (vLLM fused_moe), not fitted
+    moe_load_imbalance: float = 1.0  # balanced routing, as the NeMo MoE benchmarks force; not fitted
 
     def __post_init__(self) -> None:
         for name in ("gemm_peak_fraction", "attention_peak_fraction", "memory_bandwidth_fraction",
@@ -179,6 +187,9 @@ class PerformanceAssumptions:
         if not 0 <= self.overlapped_comm_slowdown <= 1:
             raise SpecError("performance assumption overlapped_comm_slowdown must be in [0, 1], got "
                             f"{self.overlapped_comm_slowdown}")
+        if self.moe_load_imbalance < 1:
+            raise SpecError("performance assumption moe_load_imbalance is the busiest expert-parallel rank's routed "
+                            f"tokens over the mean and must be at least 1 (balanced), got {self.moe_load_imbalance}")
         if self.unfused_elementwise_traffic < 1:
             raise SpecError("performance assumption unfused_elementwise_traffic must be at least 1 (fused "
                             f"kernels), got {self.unfused_elementwise_traffic}")
