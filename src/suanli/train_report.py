@@ -77,7 +77,9 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
     if not memory.fits:
         suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)
         values["memory"]["suggestions"] = [
-            {"change": s.change, "total_bytes": s.total_bytes, "headroom_bytes": s.headroom_bytes, "gpus": s.gpus}
+            {"change": s.change, "total_bytes": s.total_bytes, "headroom_bytes": s.headroom_bytes, "gpus": s.gpus,
+             **({"layout": _layout_values(s.layout)} if s.layout else {}),
+             **({"method": s.method.value} if s.method else {})}
             for s in suggestions]
         notes.append("does not fit; " + ("; or ".join(s.change for s in suggestions)
                                          if suggestions else "no single change tried makes it fit") + " would")

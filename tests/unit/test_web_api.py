@@ -163,3 +163,22 @@ def test_web_warns_when_not_on_loopback(monkeypatch: pytest.MonkeyPatch, capsys:
     assert "warning" in capsys.readouterr().err
     assert main(["web"]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+
+
+def test_each_fit_suggestion_carries_a_layout_that_fits(client: TestClient) -> None:
+    """The page turns a suggestion's layout into query options (a click); doing so here must give the suggested
+    total, and a job that fits."""
+    base = {"model": "llama-3-70b", "gpu": "h100", "gpus": "8"}
+    report = client.get("/api/train", params=base).json()
+    assert report["memory"]["fits"] is False
+    suggestions = report["memory"]["suggestions"]
+    assert suggestions
+    for suggestion in suggestions:
+        layout = suggestion["layout"]
+        changed = {**base, "gpus": str(suggestion["gpus"]), "zero": str(layout["zero"]),
+                   "micro-batch": str(layout["micro_batch"]), "global-batch": str(layout["global_batch"]),
+                   "recompute": layout["recompute"], "offload-optimizer": layout["offload_optimizer"],
+                   "method": suggestion["method"], "optimizer": report["job"]["optimizer"]}  # the job's, kept
+        after = client.get("/api/train", params=changed).json()
+        assert after["memory"]["fits"] is True, suggestion["change"]
+        assert after["memory"]["per_gpu"]["total_bytes"] == pytest.approx(suggestion["total_bytes"])

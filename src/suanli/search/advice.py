@@ -44,6 +44,8 @@ class Suggestion:
     total_bytes: float
     headroom_bytes: float
     gpus: int
+    layout: Layout | None = None  # the layout and method after the change (the web page applies them on a click)
+    method: Method | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +86,8 @@ def fit_suggestions(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capaci
             continue  # the change is impossible for this model (e.g. tp does not divide heads)
         if memory.fits:
             found.append(Suggestion(change=" + ".join(parts), total_bytes=memory.total_bytes,
-                                    headroom_bytes=memory.headroom_bytes, gpus=new_layout.gpus))
+                                    headroom_bytes=memory.headroom_bytes, gpus=new_layout.gpus, layout=new_layout,
+                                    method=new_job.method))
             fitting.update(parts if len(parts) == 1 else ())
             if new_layout.gpus > layout.gpus:
                 fitting.add("more GPUs")
