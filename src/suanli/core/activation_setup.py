@@ -118,6 +118,9 @@ class ActivationSetup:
     loss: LossImpl | None = None
     peft: PeftSetup | None = None
     autocast: bool = False
+    # Transformer Engine FP8 (``PrecisionMode.FP8``, MEGATRON): each linear saves its input as the fp8 cast it
+    # fed the GEMM, not the bf16 tensor (``core/activations.py``, ``linear_input_bytes``)
+    fp8_linear_inputs: bool = False
 
     def __post_init__(self) -> None:
         require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")

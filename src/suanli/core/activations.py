@@ -124,7 +124,7 @@ from suanli.core.params import attention_params, mixer_params, mlp_params, route
 from suanli.quantity import Num, plain
 from suanli.spec.layout import AttentionImpl, Layout, Recompute
 from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, NormKind, QkNormKind
-from suanli.spec.training import TrainingJob
+from suanli.spec.training import Framework, PrecisionMode, TrainingJob
 
 __all__ = [  # the setup types live in core/activation_setup.py, the transformers facts in core/activations_hf.py
     "DEFAULT_DROPOUT", "HF_ACTIVATION_TENSORS", "SOFTMAX_IN_COMPUTE_DTYPE", "ActivationBreakdown", "ActivationSetup",
@@ -136,6 +136,7 @@ __all__ = [  # the setup types live in core/activation_setup.py, the transformer
     "transient_bytes"]
 
 ATTENTION_CORE = ("attention_scores", "softmax_stats", "attention_mask")  # what SELECTIVE recompute drops
+FP8_BYTES = 1.0  # an e4m3 / e5m2 element
 
 
 # --- attention -----------------------------------------------------------------------------------------------
@@ -192,7 +193,8 @@ def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: Activati
     tokens, act, path = rank_tokens(s, lift), act_num(s, lift), attention_path(a, model_type, s)
     parts: dict[str, Num] = {}
     if s.linears_save_input and grad.input:
-        parts["attention_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act
+        parts["attention_input"] = (region_tokens(s, lift) * lift(hidden_size, "hidden_size")
+                                    * linear_input_bytes(s, lift))
     if not grad.attention:
         return parts
     k_at_all_heads = _autocast_expands_k(a, model_type, path, s)
@@ -215,7 +217,19 @@ def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: Activati
         return {**parts, "attention_output": output} if path.kernel is Kernel.FUSED else parts
     # the kernel keeps its head-major output, o_proj gets a token-major copy
     parts["attention_output"] = 2 * output if path.output_copy else output
+    if s.fp8_linear_inputs:  # the fused kernel keeps its bf16 output; the fp8 o_proj saves its own fp8 cast
+        parts["attention_output"] = parts["attention_output"] + output / act * lift(FP8_BYTES, "fp8_bytes")
     return parts
+
+
+def linear_input_bytes(s: ActivationSetup, lift: Lift[Num]) -> Num:
+    """Bytes per element of a tensor that only linears keep. Transformer Engine's FP8 linears (``Linear``,
+    ``LayerNormLinear``; Megatron-Core's TE layer spec) cast their input to fp8 for the GEMM and save that cast
+    for the weight gradient (TE ``module/linear.py``, ``layernorm_linear.py``: ``save_for_backward`` of the
+    quantized input; the LayerNorm kernel writes its output in fp8 directly), so the bf16 tensor is freed:
+    1 byte. What other ops keep (norm inputs, Q/K/V, the attention output, the activation's input) stays bf16:
+    TE runs attention, norms and activations in bf16 (TE docs, "Using FP8 with Transformer Engine")."""
+    return lift(FP8_BYTES, "fp8_bytes") if s.fp8_linear_inputs else act_num(s, lift)
 
 
 def _prefix(s: ActivationSetup) -> int:
@@ -301,6 +315,8 @@ def mlp_bytes(mlp: Mlp, s: ActivationSetup, lift: Lift[Num], *, tokens: Num) -> 
     mask = HF_ACTIVATION_MASK_BYTES.get(mlp.activation, 0.0) if s.flavour is Flavour.HUGGINGFACE else 0.0
     if mask:
         return tokens * width * (act_num(s, lift) * tensors + mask)
+    if s.fp8_linear_inputs and s.linears_save_input:  # the down projection's input, the activation's output
+        return tokens * width * (act_num(s, lift) * (tensors - 1) + linear_input_bytes(s, lift))
     return tokens * width * act_num(s, lift) * tensors
 
 
@@ -335,7 +351,7 @@ def ffn_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetu
     if not grad.mlp or layer.ffn is None:
         return parts
     if not (layer.parallel and len(layer.norms) < 2) and s.linears_save_input and grad.post:
-        parts["mlp_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * act_num(s, lift)
+        parts["mlp_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * linear_input_bytes(s, lift)
     if isinstance(layer.ffn, Moe):
         parts.update(moe_bytes(layer.ffn, hidden_size, model_type, s, lift))
     else:
@@ -524,7 +540,18 @@ def job_setup(spec: ModelSpec, job: TrainingJob, layout: Layout, *, flavour: Fla
                            hidden_dropout=hidden_dropout, attention_dropout=attention_dropout, loss=loss,
                            peft=peft_setup(spec, job, flavour=flavour, lora_dropout=job.peft.lora_dropout,
                                            bnb_saves_input=job.peft.bnb_saves_input),
-                           autocast=job.precision in AUTOCAST_PRECISIONS and flavour is Flavour.HUGGINGFACE)
+                           autocast=_runs_autocast(job, flavour),
+                           fp8_linear_inputs=job.precision is PrecisionMode.FP8 and flavour is Flavour.MEGATRON)
+
+
+def _runs_autocast(job: TrainingJob, flavour: Flavour) -> bool:
+    """Whether the blocks run under ``torch.autocast`` over fp32 weights. Not under FSDP: its mixed precision
+    casts the parameters themselves when it gathers them (torch ``MixedPrecision`` / FSDP2
+    ``MixedPrecisionPolicy(param_dtype=bfloat16)``, torchtitan's and llm-foundry's FSDP setting), so the
+    blocks see compute-dtype weights and inputs and autocast makes and caches no copies; the gathered blocks
+    are counted as communication buffers (``core/memory.py``)."""
+    return (job.precision in AUTOCAST_PRECISIONS and flavour is Flavour.HUGGINGFACE
+            and job.framework is not Framework.FSDP)
 
 
 def stage_activation_bytes(spec: ModelSpec, job: TrainingJob, layout: Layout, layers: Sequence[int], *,

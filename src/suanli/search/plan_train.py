@@ -276,7 +276,8 @@ class _Search:
         """Why the candidate does not fit (None when it does): from the floors when they decide it, else from
         ``training_memory``. Offloaded states must also fit the host's share of memory per GPU."""
         s = c.structure
-        states_key = (a, s.tp, s.pp, s.vp, s.ep, s.dp, c.zero, c.offload)  # states do not depend on cp or gpus
+        # states do not depend on the gpus beyond these; cp joins dp in the sharded optimizer (Layout.zero_shards)
+        states_key = (a, s.tp, s.pp, s.vp, s.ep, s.dp, s.cp, c.zero, c.offload)
         if states_key in self.host_full:
             return OUT_OF_HOST_MEMORY
         capacity = usable_memory_bytes(self.r.accelerators[a])

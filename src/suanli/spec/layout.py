@@ -114,8 +114,12 @@ class Layout:
 
     @property
     def zero_shards(self) -> int:
-        """Ways the sharded model states are split: dp, or the hybrid shard group."""
-        return self.shard_group if self.shard_group is not None else self.dp
+        """Ways the sharded model states are split: dp × cp, or the hybrid shard group. Context-parallel ranks
+        hold the same weights and reduce their gradients together, so the sharded optimizer spans them too:
+        Megatron-Core's distributed optimizer and DDP use the data-parallel group "with context parallel"
+        (``parallel_state.get_data_parallel_group(with_context_parallel=True)``), torchtitan's FSDP shards over
+        its ``dp_shard_cp`` mesh dimension."""
+        return self.shard_group if self.shard_group is not None else self.dp * self.cp
 
     def check(self, model: ModelSpec) -> None:
         """Raise LayoutError when the layout cannot be built for ``model``, naming the numbers and a fix."""
