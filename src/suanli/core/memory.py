@@ -3,6 +3,8 @@
     total = weights + gradients + master weights + optimizer states      (model states, core/model_states.py)
           + activations × micro-batches in flight + backward workspace   (core/activations.py)
           + communication buffers + CUDA context + allocator fragmentation   (named assumptions)
+          − gradients not yet allocated at the activation peak (one process, one micro-batch per step:
+            ``gradient_overlap_bytes``)
 
 Model states follow the stage's parameters (core/placement.py) and the ZeRO stage; PEFT methods keep a
 frozen base (in bf16, or NF4 for QLoRA) plus fp32 adapters (core/peft.py). Activations follow the
@@ -49,6 +51,7 @@ class TrainingMemory:
     capacity_bytes: float
     trainable_params: float
     micro_batches_in_flight: float
+    gradient_overlap_bytes: float = 0.0  # gradients and activations never all live at once (gradient_overlap)
 
     @property
     def model_states_bytes(self) -> float:
@@ -57,7 +60,7 @@ class TrainingMemory:
     @property
     def total_bytes(self) -> float:
         return (self.model_states_bytes + self.activations_bytes + self.workspace_bytes + self.comm_buffers_bytes
-                + self.cuda_context_bytes + self.fragmentation_bytes)
+                + self.cuda_context_bytes + self.fragmentation_bytes - self.gradient_overlap_bytes)
 
     @property
     def fits(self) -> bool:
@@ -120,8 +123,9 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
     comm = _comm_buffer_bytes(spec, layout, states, assumptions) + _gathered_layers_bytes(spec, job, layout, stage)
     flavour = Flavour.MEGATRON if job.framework is Framework.MEGATRON else Flavour.HUGGINGFACE
     workspace = stage_workspace_bytes(spec, job, layout, last=stage.stage == layout.pp - 1, flavour=flavour)
+    overlap = gradient_overlap(layout, job, gradients=states.gradients, activations=activations + workspace)
     peak = (states.weights + states.gradients + states.master_weights + states.optimizer + activations + workspace
-            + comm)
+            + comm - overlap)
     return TrainingMemory(
         stage=stage.stage, weights_bytes=states.weights, gradients_bytes=states.gradients,
         master_weights_bytes=states.master_weights, optimizer_bytes=states.optimizer,
@@ -129,8 +133,26 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
         cuda_context_bytes=assumptions.cuda_context_bytes,
         fragmentation_bytes=assumptions.allocator_fragmentation * peak,
         host_bytes=states.offloaded_to_host, nvme_bytes=states.offloaded_to_nvme, capacity_bytes=capacity_bytes,
-        trainable_params=trainable, micro_batches_in_flight=in_flight,
+        trainable_params=trainable, micro_batches_in_flight=in_flight, gradient_overlap_bytes=overlap,
     )
+
+
+def gradient_overlap(layout: Layout, job: TrainingJob, *, gradients: float, activations: float) -> float:
+    """Bytes of gradients and activations that are never live together, so the peak is not their sum.
+
+    Plain PyTorch (the transformers Trainer, a hand-written loop) frees the gradients after each optimizer step
+    (``zero_grad(set_to_none=True)``, the default since PyTorch 2.0) and allocates each one in the backward pass,
+    as the activations it was computed from are released. With one process and one micro-batch per step no
+    gradient is alive when the forward pass ends, where the activations and the loss's buffers peak; the
+    gradients then grow as the activations shrink, so the peak is max(activations + workspace, gradients):
+    the overlap is the smaller of the two. Measured with ``suanli measure`` (a tracked allocation replay of a
+    training step of tinyllama-stories15m on the CPU: the backward's peak is at the loss's log-softmax backward,
+    with no gradient allocated yet). Not under gradient accumulation or pipelining (gradients of earlier
+    micro-batches are live during the next forward), DDP (its buckets are allocated up front) or ZeRO/FSDP and
+    Megatron/DeepSpeed (flat, preallocated gradient buffers)."""
+    if job.framework is not Framework.HF or layout.gpus != 1 or layout.grad_accumulation_steps != 1:
+        return 0.0
+    return min(gradients, activations)
 
 
 def _stage_activations(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams) -> float:
