@@ -15,6 +15,7 @@ from suanli.cli import (
     infer_commands,
     model_commands,
     plan_commands,
+    roofline_commands,
     simulate_commands,
     train_commands,
     web_commands,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_commands.register(commands)
     plan_commands.register(commands)
     hardware_commands.register(commands)
+    roofline_commands.register(commands)
     web_commands.register(commands)
     return parser
 

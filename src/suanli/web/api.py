@@ -24,7 +24,8 @@ from suanli.errors import SpecError, SuanliError
 COMMANDS: dict[str, tuple[str, ...]] = {
     "params": ("params",), "flops": ("flops",), "train": ("train",), "infer": ("infer",), "fit": ("fit",),
     "simulate": ("simulate",), "plan-train": ("plan", "train"), "plan-serve": ("plan", "serve"),
-    "plan-buy": ("plan", "buy"), "models": ("models",), "gpus": ("gpus",), "explain": ("explain",),
+    "plan-buy": ("plan", "buy"), "models": ("models",), "gpus": ("gpus",), "roofline": ("roofline",),
+    "explain": ("explain",),
 }
 # Options that read or write files on the server: the page never passes them.
 FILE_OPTIONS = frozenset({"--export", "--timeline", "--trace", "--help", "--json"})
