@@ -98,7 +98,8 @@ def _case(raw: dict[str, Any]) -> Case:
                     zero=raw["zero"], micro_batch=raw["micro_batch"], global_batch=raw["global_batch"],
                     schedule=schedule, recompute=Recompute(raw["recompute"]))
     job = TrainingJob(seq=raw["seq"], precision=PrecisionMode(raw["precision"]),
-                      attention=AttentionImpl(raw["attention"]), framework=FRAMEWORKS[raw["framework"]])
+                      attention=AttentionImpl(raw["attention"]), framework=FRAMEWORKS[raw["framework"]],
+                      tp_comm_overlap=raw.get("tp_comm_overlap", False))
     return Case(id=raw["id"], half=raw["half"], metric=raw["metric"], published=raw["published"],
                 known_gap=raw.get("known_gap", False), reason=raw.get("reason", ""), spec=_spec(raw), job=job,
                 layout=layout, gpu=raw["gpu"], scale_out=raw["scale_out"])

@@ -110,3 +110,23 @@ def test_eager_megatron_pays_attention_dropout_over_the_scores() -> None:
     assert "attention_dropout" not in names(TrainingJob(seq=seq, attention=AttentionImpl.EAGER,
                                                         framework=Framework.FSDP))
     assert "attention_dropout" not in names(TrainingJob(seq=seq, framework=Framework.MEGATRON))
+
+
+def test_tp_comm_overlap_exposes_the_first_chunk_of_each_pass() -> None:
+    """Megatron-Core's userbuffers overlap with sequence parallelism: with perfect overlap (slowdown 0) and linears
+    longer than the communication, each pass exposes 1/tp of its collectives: (2 + 3) all-reduce equivalents
+    per block per micro-batch (forward; backward with the re-gather), over tp = 8."""
+    spec = load_model("llama-3.1-8b")
+    layout = Layout(tp=8, sp=True, micro_batch=1, global_batch=1)
+    perfect = dataclasses.replace(A, overlapped_comm_slowdown=0.0)
+    job = TrainingJob(seq=8192, framework=Framework.MEGATRON)
+    plain = training_time(spec, job, layout, H100, assumptions=perfect)
+    overlapped = training_time(spec, dataclasses.replace(job, tp_comm_overlap=True), layout, H100,
+                               assumptions=perfect)
+    all_reduce = collective_time_s(Collective.ALL_REDUCE, 8192 * spec.hidden_size * 2.0, 8, path_for_group(H100, 8),
+                                   perfect)
+    assert plain.breakdown.tp_comm_s == pytest.approx(spec.num_layers * 5 * all_reduce)
+    assert overlapped.breakdown.tp_comm_s == pytest.approx(spec.num_layers * 5 * all_reduce / 8)
+    no_sp = training_time(spec, dataclasses.replace(job, tp_comm_overlap=True), dataclasses.replace(layout, sp=False),
+                          H100, assumptions=perfect)
+    assert no_sp.breakdown.tp_comm_s == pytest.approx(spec.num_layers * 4 * all_reduce)  # needs sp: not applied

@@ -43,6 +43,8 @@ def register(commands: Commands) -> None:
         train.add_argument(f"--{name}", type=positive_int, default=1, help=f"{text} parallel degree (default 1)")
     train.add_argument("--dp", type=positive_int, help="data parallel degree (default gpus / (tp·pp·cp))")
     train.add_argument("--sp", action="store_true", help="sequence parallelism inside the TP group")
+    train.add_argument("--tp-comm-overlap", action="store_true", help="overlap TP collectives with the linears' "
+                       "GEMMs (Megatron-Core tp_comm_overlap / TE userbuffers; with --sp)")
     train.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="ZeRO stage (default: the framework's "
                        "recipe when dp > 1: fsdp/torchtune 3, megatron 1 (distributed optimizer), else 0)")
     train.add_argument("--fsdp", choices=sorted(FSDP_MODES), help="FSDP sharding (full-shard = ZeRO-3, "
@@ -290,7 +292,8 @@ def parse_job(args: argparse.Namespace) -> TrainingJob:
                                                                    lora_dropout=args.lora_dropout),
                        optimizer=Optimizer(optimizer),
                        precision=precision_mode(args.precision or "bf16", args.framework),
-                       attention=AttentionImpl(args.attention), framework=Framework(args.framework))
+                       attention=AttentionImpl(args.attention), framework=Framework(args.framework),
+                       tp_comm_overlap=getattr(args, "tp_comm_overlap", False))
 
 
 def fill_hardware_defaults(args: argparse.Namespace, spec: ModelSpec, accelerator: Accelerator) -> None:

@@ -19,7 +19,9 @@ One optimizer step, on the slowest pipeline stage, of ``m`` micro-batches per da
 - **tensor parallel**: per block 2 all-reduces of ``tokens·h`` in forward and 2 in backward (Shoeybi et al.
   2019 §3), on the critical path. Sequence parallelism swaps each for an all-gather + reduce-scatter pair (the
   same bytes), keeps the norms' work ``1/tp``, and gathers the sharded norm outputs again in backward for the
-  weight gradients (2 more all-gathers per block: the memory Korthikanti et al.'s 34/t activations save).
+  weight gradients (2 more all-gathers per block: the memory Korthikanti et al.'s 34/t activations save). All
+  on the critical path, as in 2022 Megatron-LM (Korthikanti et al.'s runs); ``TrainingJob.tp_comm_overlap``
+  (Megatron-Core / Transformer Engine userbuffers, NeMo's recipes) pipelines them with the linears' GEMMs.
 - **mixture of experts** (``core/moe_time.py``): expert GEMMs at the per-expert shape on the busiest rank
   (``moe_load_imbalance``), the router's softmax/top-k and the token permutations as memory streams, and the
   expert-parallel all-to-all dispatch and combine of ``tokens·top_k·h``, forward and backward, exposed (a group
@@ -57,7 +59,7 @@ from suanli.core.model_states import state_bytes
 from suanli.core.moe_time import PERMUTATION_OPS, ep_comm_s, imbalanced, moe_dispatch_ops
 from suanli.core.placement import stage_layers
 from suanli.core.roofline import Op, OpKind, head_ops, layer_ops, op_time, stream
-from suanli.core.training_sync import Stage, StepCost, StepSetup, pp_comm_s, tail_s
+from suanli.core.training_sync import Stage, StepCost, StepSetup, overlapped_s, pp_comm_s, tail_s
 from suanli.quantity import plain
 from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
@@ -234,13 +236,15 @@ def _backward_factor(op: Op, s: StepSetup) -> float:
 
 def _layer_cost(layer: Layer, s: StepSetup) -> StepCost:
     """One block, one micro-batch: compute, recompute and the TP/EP/CP communication it waits for."""
-    forward = backward = attention = 0.0
+    forward = backward = attention = linears = 0.0
     for op in _kernels(layer, s):
         t = _op_s(op, s)
         forward += t
         backward += t * _backward_factor(op, s)
         if op.name in ("attention", "attention_softmax", "attention_dropout"):
             attention += t
+        elif op.kind is OpKind.GEMM and not op.name.startswith(("expert_", "router")):
+            linears += t  # the tensor-parallel linears a TP collective can overlap with
     lay = s.layout
     full = lay.recompute is Recompute.FULL
     recompute = forward if full else attention if lay.recompute is Recompute.SELECTIVE else 0.0
@@ -249,8 +253,27 @@ def _layer_cost(layer: Layer, s: StepSetup) -> StepCost:
     # forward, backward, the recomputed forward; sequence parallelism keeps the norm outputs sharded and
     # gathers them again in backward for the weight gradients (two all-gathers = one all-reduce's bytes)
     tp_s = all_reduce * (2 * (3 if full else 2) + (1 if lay.sp else 0))
+    if s.job.tp_comm_overlap and lay.sp and lay.tp > 1:
+        tp_s = _overlapped_tp_s(s, all_reduce, linears, full)
     ep_s = ep_comm_s(layer.ffn, s, 3 if full else 2) if isinstance(layer.ffn, Moe) else 0.0
     return StepCost(forward, backward, recompute, tp_s, ep_s, _cp_exposed_s(layer, s, attention, full))
+
+
+def _overlapped_tp_s(s: StepSetup, all_reduce_s: float, linears_s: float, full: bool) -> float:
+    """Megatron-Core's ``tp_comm_overlap`` (Transformer Engine userbuffers, with sequence parallelism): each
+    all-gather before a column-parallel linear and each reduce-scatter after a row-parallel one is split into
+    ``tp`` chunks pipelined with the GEMM's chunks (Wang et al. 2023, "Overlap Communication with Dependent
+    Computation via Decomposition", ASPLOS '23; TE ``comm_gemm_overlap``), and backward's re-gather of the
+    input for the weight gradient runs in bulk beside the input-gradient GEMM. A pass then exposes its first
+    chunk (1/tp of its communication) plus what outlasts the linears' GEMMs, and the hidden rest still costs
+    ``overlapped_comm_slowdown`` (the communication kernels share SMs and HBM with the GEMMs). Per pass, in
+    all-reduce equivalents: forward 2 (an all-gather and a reduce-scatter per sublayer) over the forward linears,
+    backward 3 (with the re-gather) over twice their time, a full recompute's forward again 2."""
+    tp = s.layout.tp
+    passes = [(2 * all_reduce_s, linears_s), (3 * all_reduce_s, 2 * linears_s)]
+    if full:
+        passes.append((2 * all_reduce_s, linears_s))
+    return sum(comm / tp + overlapped_s(s, comm * (1 - 1 / tp), window) for comm, window in passes)
 
 
 def _cp_exposed_s(layer: Layer, s: StepSetup, attention_s: float, full: bool) -> float:

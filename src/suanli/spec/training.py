@@ -118,6 +118,7 @@ class TrainingJob:
     precision: PrecisionMode = PrecisionMode.MIXED_BF16
     attention: AttentionImpl = AttentionImpl.FLASH
     framework: Framework = Framework.DEEPSPEED
+    tp_comm_overlap: bool = False  # Megatron-Core's tp_comm_overlap (TE userbuffers; needs sp): core/training_time.py
 
     def __post_init__(self) -> None:
         require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")
