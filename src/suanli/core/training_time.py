@@ -12,8 +12,9 @@ One optimizer step, on the slowest pipeline stage, of ``m`` micro-batches per da
   backward 2.5× its forward (5 matmuls against 2, Dao 2023, arXiv:2307.08691 §3.1.2). The last stage adds the
   output head and its loss, the first the embedding. Frameworks that run elementwise ops as separate PyTorch
   kernels (all but Megatron-LM) move ``unfused_elementwise_traffic`` times the bytes of our minimal streams.
-  FP8 GEMMs run at the fp8 peak times ``low_precision_gemm_ratio`` and first cast their operands (a stream of
-  about their bf16 operand bytes); eager attention is a batched GEMM over all S² scores plus their softmax.
+  FP8 GEMMs run at the fp8 peak times ``low_precision_gemm_ratio`` with Transformer Engine's cast-transposes
+  around them (``fp8_cast_op``: input and output gradient per micro-batch, the weight once per step); eager
+  attention is a batched GEMM over all S² scores plus their softmax.
 - **recompute** (Korthikanti et al. 2022, arXiv:2205.05198 §5): FULL repeats each block's forward, its TP
   all-reduces included; SELECTIVE repeats the attention core.
 - **tensor parallel**: per block 2 all-reduces of ``tokens·h`` in forward and 2 in backward (Shoeybi et al.
@@ -175,8 +176,7 @@ def _setup(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accel
 
 def _kernels(layer: Layer, s: StepSetup) -> list[Op]:
     """The block's forward kernels. Eager attention is a batched GEMM plus a softmax over the scores; sequence
-    parallelism splits the norms and residual adds ``tp`` ways; FP8 GEMMs first cast their bf16 operands (read
-    2 bytes, write 1 per element: about the GEMM's own bf16 traffic)."""
+    parallelism splits the norms and residual adds ``tp`` ways; FP8 GEMMs add TE's casts (``fp8_cast_op``)."""
     ops = layer_ops(layer, s.spec, tokens=s.tokens, seq=s.job.seq, tp=s.layout.tp, ep=s.layout.ep,
                     dtype_bytes=s.act_bytes, span=s.span)
     out = []
@@ -200,8 +200,35 @@ def _kernels(layer: Layer, s: StepSetup) -> list[Op]:
         else:
             out.append(op)
             if op.kind is OpKind.GEMM and s.gemm_format == "fp8":
-                out.append(Op(name=f"{op.name}_fp8_cast", kind=OpKind.STREAM, flops=0.0, bytes=op.bytes))
+                out.append(fp8_cast_op(op, _gemm_rows(op, layer, s), s))
     return out
+
+
+def _gemm_rows(op: Op, layer: Layer, s: StepSetup) -> float:
+    """Rows (tokens) of one launch of a block's GEMM: the micro-batch's tokens on this GPU, or for a routed
+    expert its balanced share of the expert-parallel group's routed tokens (``core/roofline.py``)."""
+    ffn = layer.ffn
+    if op.name.startswith("expert_") and isinstance(ffn, Moe):
+        return s.tokens * ffn.experts_per_token / ffn.num_experts * s.layout.ep
+    return s.tokens
+
+
+def fp8_cast_op(gemm_op: Op, rows: float, s: StepSetup) -> Op:
+    """Transformer Engine's casts around one FP8 linear, per micro-batch, forward and backward together
+    (``_backward_factor`` gives it 1.0, the bytes here being the forward's half of the total).
+
+    An m×k by k×n linear on Hopper (TE ``module/linear.py``, delayed scaling, the default recipe): forward, one
+    fused cast-transpose of the bf16 input (read 2 bytes, write the fp8 copy and its fp8 transpose, which the
+    weight gradient needs: 4·m·k bytes); backward, the same for the output gradient (4·m·n); the weight is
+    cast and transposed once per optimizer step, not per micro-batch (``is_first_microbatch``: 4·k·n over the
+    step's micro-batches). The GEMMs write bf16 outputs (counted in the GEMM's own bytes). With m rows and the
+    GEMM's bytes (m·k + k·n + m·n)·b and FLOPs 2·m·n·k: k·n = FLOPs / 2m and m·k + m·n = bytes / b − k·n.
+    Left out: the amax all-reduce (a few KB per step, one latency) and, with current scaling (NeMo's
+    FP8-CS), the amax pass over each tensor before its cast (2 more bytes per element read)."""
+    weight = gemm_op.flops / (2 * rows)
+    activations = max(0.0, gemm_op.bytes / s.act_bytes - weight)
+    total = 4 * activations + 4 * weight / s.layout.grad_accumulation_steps
+    return Op(name=f"{gemm_op.name}_fp8_cast", kind=OpKind.STREAM, flops=0.0, bytes=total / 2, count=gemm_op.count)
 
 
 def _eager_dropout(s: StepSetup) -> bool:
@@ -225,6 +252,8 @@ def _op_s(op: Op, s: StepSetup) -> float:
 
 
 def _backward_factor(op: Op, s: StepSetup) -> float:
+    if op.name.endswith("_fp8_cast"):
+        return 1.0  # the output gradient's cast-transpose: ``fp8_cast_op`` splits its bytes evenly
     if op.name == "attention_dropout" or op.name in PERMUTATION_OPS:
         return 1.0  # read the gradient and the mask, write the gradient: the forward's bytes
     if op.name in ("attention", "attention_softmax"):
