@@ -59,11 +59,12 @@ def fraction(text: str) -> float:
 
 
 def accelerator_list(text: str) -> tuple[Accelerator, ...]:
-    """``--gpu h100,a100-80gb`` → the accelerators, each once, in order; a list naming none is a SpecError."""
+    """``--gpu h100,a100-80gb`` (or ``local``) → the accelerators, each once, in order; a list naming none is a
+    SpecError."""
+    from suanli.cli.local_gpu import resolve_accelerator
     from suanli.errors import SpecError
-    from suanli.spec.hardware import get_accelerator
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
-    return tuple(dict.fromkeys(get_accelerator(name) for name in names))
+    return tuple(dict.fromkeys(resolve_accelerator(name) for name in names))

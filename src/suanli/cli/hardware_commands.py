@@ -29,15 +29,16 @@ def register(commands: Commands) -> None:
 
 
 def run_gpus(args: argparse.Namespace) -> int:
+    from suanli.cli.local_gpu import resolve_accelerator
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
-    from suanli.spec.hardware import check_filters, get_accelerator, load_accelerators
+    from suanli.spec.hardware import check_filters, load_accelerators
     from suanli.units import GB, TERA, format_bytes
 
     if args.min_memory_gb < 0:
         raise SpecError(f"--min-memory-gb must be zero or positive, got {args.min_memory_gb:g}")
     check_filters(vendor=args.vendor, kind=args.kind, number_format=args.number_format)
-    chosen = [get_accelerator(n) for n in args.names] if args.names else list(load_accelerators())
+    chosen = [resolve_accelerator(n) for n in args.names] if args.names else list(load_accelerators())
     chosen = [a for a in chosen if _matches(a, args) and a.memory_bytes >= args.min_memory_gb * GB]
     chosen.sort(key=lambda a: _sort_value(a, args.sort, args.number_format), reverse=args.sort != "name")
     rows = [_row(a, args.number_format) for a in chosen]

@@ -31,7 +31,7 @@ def register(commands: Commands) -> None:
         "throughput (static batch), and the replica's throughput at max load (continuous batching).")
     infer.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
     add_as_option(infer)
-    infer.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`)")
+    infer.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`), or local (`suanli probe`)")
     infer.add_argument("--gpus", type=positive_int, help="GPUs per replica, used as tensor parallel degree")
     infer.add_argument("--tp", type=positive_int, help="tensor parallel degree (default --gpus or 1)")
     infer.add_argument("--ep", type=positive_int, default=1, help="expert parallel degree (default 1)")
@@ -52,17 +52,18 @@ def register(commands: Commands) -> None:
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.infer_report import inference_report
     from suanli.spec.engines import get_engine
-    from suanli.spec.hardware import get_accelerator
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model
     from suanli.units import format_bytes
 
+    apply_local_defaults(args)
     tp = _tensor_parallel(args)
     spec = load_model(args.model, as_family=args.as_family)
-    accelerator, engine = get_accelerator(args.gpu), engine_knobs(args).apply(get_engine(args.engine))
+    accelerator, engine = resolve_accelerator(args.gpu), engine_knobs(args).apply(get_engine(args.engine))
     _fill_prompt(args, spec)
     _add_image_tokens(args, spec)
     weights_format = parse_number_format(args.quant) if args.quant else None

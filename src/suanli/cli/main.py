@@ -15,6 +15,7 @@ from suanli.cli import (
     infer_commands,
     model_commands,
     plan_commands,
+    probe_commands,
     roofline_commands,
     simulate_commands,
     train_commands,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_commands.register(commands)
     hardware_commands.register(commands)
     roofline_commands.register(commands)
+    probe_commands.register(commands)
     web_commands.register(commands)
     return parser
 

@@ -45,18 +45,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_plan_serve(args: argparse.Namespace) -> int:
+    from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, key_values, table
     from suanli.errors import SpecError
     from suanli.search.plan_serve import Objective, ServeTarget, plan_serve
     from suanli.spec.engines import get_engine
-    from suanli.spec.hardware import get_accelerator
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model
 
     check_target(args, SERVING)
     spec = load_model(args.model, as_family=args.as_family)
     names = [n.strip() for n in (args.gpu.split(",") if args.gpu else DEFAULT_GPUS) if n.strip()]
-    accelerators = [get_accelerator(n) for n in names]
+    apply_local_defaults(args)
+    accelerators = [resolve_accelerator(n) for n in names]
     target = ServeTarget(rate_per_s=args.rate, prompt_tokens=args.prompt, output_tokens=args.output,
                          ttft_s=args.slo_ttft_ms / 1e3, tpot_s=args.slo_tpot_ms / 1e3)
     plan = plan_serve(spec, target, accelerators, engine=get_engine(args.engine), objective=Objective(args.objective),

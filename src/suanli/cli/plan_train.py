@@ -69,6 +69,7 @@ def register(sub: Commands) -> None:
 
 def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, TrainingJob]:
     """The plan's request from the arguments, with train's own parsing of the job and the price."""
+    from suanli.cli.local_gpu import apply_local_defaults
     from suanli.cli.train_commands import fill_hardware_defaults, parse_cost, parse_job, training_checks
     from suanli.errors import SpecError
     from suanli.search.plan_train import DEFAULT_HOST_BYTES_PER_GPU, Objective, PlanRequest, default_global_batch
@@ -77,6 +78,7 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
 
     if args.objective not in OBJECTIVES:
         raise SpecError(f"unknown objective '{args.objective}'; use --objective time, cost or energy")
+    apply_local_defaults(args)
     accelerators = accelerator_list(args.gpu)
     spec = load_model(args.model, as_family=args.as_family)
     fill_hardware_defaults(args, spec, accelerators[0])

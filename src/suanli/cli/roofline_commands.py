@@ -28,13 +28,13 @@ def register(commands: Commands) -> None:
 
 
 def run_roofline(args: argparse.Namespace) -> int:
+    from suanli.cli.local_gpu import resolve_accelerator
     from suanli.cli.model_arg import load_model_arg
     from suanli.cli.render import emit_json, key_values, table
     from suanli.roofline_report import roofline_report
-    from suanli.spec.hardware import get_accelerator
     from suanli.units import format_decimal
 
-    report = roofline_report(load_model_arg(args), get_accelerator(args.gpu), seq=args.seq, batch=args.batch,
+    report = roofline_report(load_model_arg(args), resolve_accelerator(args.gpu), seq=args.seq, batch=args.batch,
                              tp=args.tp, compute_format=args.precision)
     if args.json:
         emit_json(report.to_dict())

@@ -48,7 +48,7 @@ def register(commands: Commands) -> None:
         "preempts and reuses prefixes, and every step takes the time the same roofline as `suanli infer` gives.")
     sim.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
     add_as_option(sim)
-    sim.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`)")
+    sim.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`), or local (`suanli probe`)")
     sim.add_argument("--gpus", type=positive_int, help="GPUs in all (default tp × replicas, or tp × (P + D))")
     sim.add_argument("--tp", type=positive_int, default=1, help="tensor parallel degree of a replica (default 1)")
     sim.add_argument("--ep", type=positive_int, default=1, help="expert parallel degree (MoE; default 1)")
@@ -90,22 +90,23 @@ def register(commands: Commands) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, key_values
     from suanli.simulate.api import Deployment, simulate
     from suanli.simulate.metrics import Slo
     from suanli.simulate.run import Router
     from suanli.spec.engines import get_engine
-    from suanli.spec.hardware import get_accelerator
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model
 
     check_target(args, SERVING)
+    apply_local_defaults(args)
     spec = load_model(args.model, as_family=args.as_family)
     sweep = _sweep(args)
     pd = _parse_pd(args.pd)
     replicas = _replicas(args, pd)
     deployment = Deployment(
-        accelerator=get_accelerator(args.gpu), engine=get_engine(args.engine), tp=args.tp, ep=args.ep,
+        accelerator=resolve_accelerator(args.gpu), engine=get_engine(args.engine), tp=args.tp, ep=args.ep,
         replicas=replicas, pd=pd, router=Router(args.router),
         weights_format=parse_number_format(args.quant) if args.quant else None,
         kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None,

@@ -36,7 +36,8 @@ def register(commands: Commands) -> None:
         "the step time (compute, recompute, exposed communication, pipeline bubble, optimizer), tokens/s and MFU.")
     train.add_argument("model", metavar="MODEL", help="catalog name, config.json, model directory or repo id")
     add_as_option(train)
-    train.add_argument("--gpu", required=True, help="accelerator (see `suanli gpus`), e.g. h100, a100-40gb, 4090")
+    train.add_argument("--gpu", required=True,
+                       help="accelerator (see `suanli gpus`), e.g. h100, a100-40gb, 4090, or local (`suanli probe`)")
     train.add_argument("--gpus", type=positive_int, help="number of GPUs (default: tp × pp × dp × cp)")
     for name, text in (("tp", "tensor"), ("pp", "pipeline"), ("ep", "expert"), ("cp", "context"),
                        ("vp", "interleaved (virtual) stages per pipeline rank for the")):
@@ -115,15 +116,16 @@ def add_lora_options(group: argparse._ActionsContainer) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
-    from suanli.spec.hardware import get_accelerator
     from suanli.spec.resolve import load_model
     from suanli.train_report import training_report
     from suanli.units import format_bytes
 
     check_target(args, TRAINING)
+    apply_local_defaults(args, set_gpus=True)
     layout = parse_layout(args)
-    accelerator, spec = get_accelerator(args.gpu), load_model(args.model, as_family=args.as_family)
+    accelerator, spec = resolve_accelerator(args.gpu), load_model(args.model, as_family=args.as_family)
     fill_hardware_defaults(args, spec, accelerator)
     job = parse_job(args)
     forced = training_checks(job, spec, accelerator, force=args.force)
