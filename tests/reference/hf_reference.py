@@ -65,7 +65,7 @@ ENCODER_ONLY_TYPES = frozenset({"bert"})
 MULTIMODAL_TYPES = frozenset({"qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "mllama", "gemma3"})
 
 #: state-space and hybrid model_types, shrunk by ``_tiny_hybrid`` (their Mamba fields too).
-HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba", "qwen3_next", "lfm2", "minimax"})
+HYBRID_TYPES = frozenset({"mamba2", "nemotron_h", "bamba", "jamba", "qwen3_next", "lfm2", "minimax", "kimi_linear"})
 
 #: config keys that transformers does not need to build the module (dropped before building).
 _BUILD_IGNORED_KEYS = ("quantization_config",)
@@ -427,6 +427,10 @@ def _tiny_hybrid(d: dict[str, Any]) -> dict[str, Any]:
     elif mt == "minimax":  # one lightning and one softmax layer; blocks of 16 (24 tokens: one whole, one part)
         t.update(num_hidden_layers=2, layer_types=["linear_attention", "full_attention"], block_size=16,
                  rotary_dim=t.get("head_dim", 16) // 2)
+    elif mt == "kimi_linear":  # KDA, KDA, KDA, MLA (1-based lists, as published); 2 KDA heads of 16
+        t.update(num_hidden_layers=4, linear_attn_config={
+            **t.get("linear_attn_config", {}), "num_heads": 2, "head_dim": 16, "kda_layers": [1, 2, 3],
+            "full_attn_layers": [4]})
     elif mt == "lfm2":  # conv, conv, attention, conv; the MLP width rule kept with a finer multiple
         t.update(num_hidden_layers=4, full_attn_idxs=[2], block_multiple_of=16, block_dim=t["hidden_size"],
                  block_ff_dim=t["intermediate_size"])

@@ -11,6 +11,8 @@ widths split over tp; the in_proj input replicated unless sequence parallel)::
               + I (dt) + 2·I·N (discretised A and B·x, fp32, per token) + I (scan output)
     GDN       h + (2·K + 2·V + 2·Hv) (in_proj outputs) + (2·K + V) (conv output) + 2·V (core and gated-norm
               outputs) + 3·Hv·C (the UT system, intra-chunk scores and decays per token, fp32)
+    KDA       h + 3·W (q, k, v) + 3·W (conv output) + 2·W + H (forget and output gates, β) + 2·W (core and
+              gated-norm outputs) + 3·H·C (as GDN), W = H·d
 
 What is left out (small beside these): the dt softplus, the segment-sum decays (H·Q per token), norms'
 statistics and the chunk states (H·P·N per chunk). The numbers are approximate and reports say so.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 
 from suanli.core.activation_setup import ActivationSetup, act_num, rank_tokens, region_tokens
 from suanli.quantity import Num
-from suanli.spec.model import GatedDeltaNet, LightningAttention, Mamba2Mixer, Mixer, ShortConv
+from suanli.spec.model import GatedDeltaNet, KimiDeltaAttention, LightningAttention, Mamba2Mixer, Mixer, ShortConv
 
 Lift = Callable[[float, str], Num]
 _FP32 = 4.0
@@ -52,6 +54,12 @@ def mixer_activation_bytes(m: Mixer, hidden_size: int, s: ActivationSetup, lift:
     if isinstance(m, ShortConv):  # in_proj output (B, C, x), B·x, conv output, C·y
         c = lift(m.channels, "conv_channels")
         parts["ssm"] = tokens * 6 * c * act / tp
+        return parts
+    if isinstance(m, KimiDeltaAttention):  # q/k/v, conv output, gates (f, g: W each; β), core and norm outputs
+        width = lift(m.num_heads, "linear_heads") * lift(m.head_dim, "linear_head_dim")
+        heads = lift(m.num_heads, "linear_heads")
+        scores = 3 * heads * lift(m.chunk_size, "chunk_size") * _FP32
+        parts["ssm"] = tokens * ((3 * width + 3 * width + 2 * width + heads + 2 * width) * act + scores) / tp
         return parts
     if isinstance(m, GatedDeltaNet):  # in_proj outputs, conv output, core output, gated-norm output
         conv = lift(m.conv_dim, "conv_dim")

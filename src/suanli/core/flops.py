@@ -38,6 +38,7 @@ from suanli.spec.layout import Recompute
 from suanli.spec.model import (
     Attention,
     GatedDeltaNet,
+    KimiDeltaAttention,
     Layer,
     LightningAttention,
     Mamba2Mixer,
@@ -180,6 +181,31 @@ def gated_deltanet_backward_extra(m: GatedDeltaNet, seq: int, lift: Lift[Num]) -
     return 2 * lift(m.num_v_heads, "linear_v_heads") * (chunks * c * c * (dk + dv) - 4 * c * dk * dv)
 
 
+def kimi_delta_scan_flops(m: KimiDeltaAttention, seq: int, lift: Lift[Num]) -> Num:
+    """The chunked Kimi Delta Attention as transformers' ``chunk_kimi_delta_attention`` runs it (Kimi Linear,
+    arXiv:2510.26692 §3; c = ⌈S/C⌉ chunks of C = 64, the last padded; d = dk = dv): with a decay per key
+    channel, the intra-chunk k·kᵀ and q·kᵀ scores are element-wise products summed over d, not matmuls; the
+    matmuls are, per head, the UT transform's products with v and with the decayed k (2·c·C²·d), then per
+    chunk the state reads q·S and k·S and the write kᵀ·v (3·c·C·d²) and the intra-chunk product with the new
+    values (c·C²·d)::
+
+        2·H·c·(3·C²·d + 3·C·d²)
+
+    Left out, as ``FlopCounterMode`` leaves them out: the element-wise scores (about 2·C²·d multiply-adds per
+    chunk and head), the forward substitution, the l2 norms and the decays."""
+    chunks = lift(-(-seq // m.chunk_size), "delta_chunks")
+    c, d = lift(m.chunk_size, "chunk_size"), lift(m.head_dim, "linear_head_dim")
+    return 2 * lift(m.num_heads, "linear_heads") * chunks * (3 * c * c * d + 3 * c * d * d)
+
+
+def kimi_delta_backward_extra(m: KimiDeltaAttention, lift: Lift[Num]) -> Num:
+    """What the chunked KDA's backward saves against 2 × its forward matmuls, per sequence: no gradient flows
+    into the all-zero initial state (q·S and k·S of the first chunk need one product, not two) nor out of the
+    final state the forward discards (the last chunk's kᵀ·v write needs none): −2·H·4·C·d²."""
+    c, d = lift(m.chunk_size, "chunk_size"), lift(m.head_dim, "linear_head_dim")
+    return -2 * lift(m.num_heads, "linear_heads") * 4 * c * d * d
+
+
 def _lightning_blocks(m: LightningAttention, seq: int) -> tuple[int, int, int]:
     """(whole blocks, the last block's length, the first block's length): blocks are not padded."""
     whole, rest = divmod(seq, m.block_size)
@@ -236,6 +262,8 @@ def mixer_forward_flops(m: Mixer, hidden_size: int, seq: int, lift: Lift[Num]) -
         parts["ssm_scan"] = mamba2_scan_flops(m, seq, lift)
     elif isinstance(m, GatedDeltaNet):
         parts["ssm_scan"] = gated_deltanet_scan_flops(m, seq, lift)
+    elif isinstance(m, KimiDeltaAttention):
+        parts["ssm_scan"] = kimi_delta_scan_flops(m, seq, lift)
     else:
         parts["ssm_scan"] = 2 * tokens * lift(m.intermediate_size, "ssm_intermediate") * lift(m.d_state, "d_state")
     return parts
@@ -322,6 +350,8 @@ def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpa
             delta_backward += gated_deltanet_backward_extra(layer.mixer, seq, plain) * count * batch
         if isinstance(layer.mixer, LightningAttention):
             delta_backward += lightning_backward_extra(layer.mixer, seq, plain) * count * batch
+        if isinstance(layer.mixer, KimiDeltaAttention):
+            delta_backward += kimi_delta_backward_extra(layer.mixer, plain) * count * batch
         parts = layer_forward_flops(layer, spec.hidden_size, seq, span, plain, image_states)
         for name, value in parts.items():
             components[name] = components.get(name, 0.0) + value * count * batch

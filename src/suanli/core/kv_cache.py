@@ -44,7 +44,16 @@ import math
 
 from suanli.errors import LayoutError, SpecError, require_positive
 from suanli.spec.engines import MlaCache
-from suanli.spec.model import Attention, GatedDeltaNet, LightningAttention, Mamba2Mixer, Mixer, ModelSpec, ShortConv
+from suanli.spec.model import (
+    Attention,
+    GatedDeltaNet,
+    KimiDeltaAttention,
+    LightningAttention,
+    Mamba2Mixer,
+    Mixer,
+    ModelSpec,
+    ShortConv,
+)
 from suanli.spec.precision import Family, NumberFormat, parse_number_format, torch_dtype_format
 
 _WEIGHT_ONLY = (Family.GPTQ, Family.AWQ, Family.GGUF_MIX, Family.NF4)
@@ -186,6 +195,11 @@ def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
                               f"that divides {mixer.num_k_heads}")
         return (kernel_tail * mixer.conv_dim / tp,
                 mixer.num_v_heads / tp * mixer.head_k_dim * mixer.head_v_dim)
+    if isinstance(mixer, KimiDeltaAttention):  # KDA: q, k, v conv tail (3·H·d) and an H × d × d state
+        if mixer.num_heads % tp:
+            raise LayoutError(f"linear_attn_config num_heads ({mixer.num_heads}) is not divisible by tp ({tp}); "
+                              f"use a tp that divides {mixer.num_heads}")
+        return kernel_tail * mixer.conv_dim / tp, mixer.num_heads / tp * mixer.head_dim * mixer.head_dim
     if isinstance(mixer, ShortConv):  # LFM2: the conv tail only, channels split over tp
         return kernel_tail * mixer.channels / tp, 0.0
     inner = mixer.intermediate_size / tp

@@ -17,6 +17,7 @@ from suanli.quantity import Num, plain
 from suanli.spec.model import (
     Attention,
     GatedDeltaNet,
+    KimiDeltaAttention,
     Layer,
     LightningAttention,
     Mamba2Mixer,
@@ -196,12 +197,30 @@ def gated_deltanet_params(m: GatedDeltaNet, hidden_size: int, lift: Lift[Num], *
     return projections + (2 * k + v) * lift(m.conv_kernel, "conv_kernel") + 2 * heads
 
 
+def kimi_delta_params(m: KimiDeltaAttention, hidden_size: int, lift: Lift[Num], *,
+                      matmul_only: bool = False) -> Num:
+    """transformers' ``KimiLinearDeltaAttention`` (W = H·d): q, k, v h → W each, the forget and output gates'
+    bottlenecks h → d → W (f_a/f_b, g_a/g_b), b_proj h → H, o_proj W → h; then the conv1d over 3·W channels
+    (K taps, no bias), ``dt_bias`` W and ``A_log`` H. The gated norm's d weights are in ``ssm_norm_params``::
+
+        4·h·W + 2·(h·d + d·W) + h·H  (+ 3·W·K + W + H)"""
+    h, heads = lift(hidden_size, "hidden_size"), lift(m.num_heads, "linear_heads")
+    d = lift(m.head_dim, "linear_head_dim")
+    width = heads * d
+    projections = 4 * h * width + 2 * (h * d + d * width) + h * heads
+    if matmul_only:
+        return projections
+    return projections + 3 * width * lift(m.conv_kernel, "conv_kernel") + width + heads
+
+
 def mixer_params(m: Mixer, hidden_size: int, lift: Lift[Num], *, matmul_only: bool = False) -> Num:
     """A state-space or linear-attention mixer's parameters, its inner norms excepted."""
     if isinstance(m, Mamba2Mixer):
         return mamba2_params(m, hidden_size, lift, matmul_only=matmul_only)
     if isinstance(m, GatedDeltaNet):
         return gated_deltanet_params(m, hidden_size, lift, matmul_only=matmul_only)
+    if isinstance(m, KimiDeltaAttention):
+        return kimi_delta_params(m, hidden_size, lift, matmul_only=matmul_only)
     if isinstance(m, LightningAttention):  # MiniMax: qkv_proj h → 3·H·d, output_gate h → H·d, out_proj H·d → h
         return 5 * lift(hidden_size, "hidden_size") * lift(m.num_heads, "num_heads") * lift(m.head_dim, "head_dim")
     if isinstance(m, ShortConv):  # LFM2: in_proj h → 3h, out_proj h → h, depthwise conv of K taps
@@ -222,6 +241,8 @@ def ssm_norm_params(m: Mixer, lift: Lift[Num]) -> Num:
         return inner if m.gated_norm else 0 * inner
     if isinstance(m, GatedDeltaNet):
         return lift(m.head_v_dim, "linear_v_head_dim")
+    if isinstance(m, KimiDeltaAttention):  # KDA's gated RMSNorm: head_dim weights shared by the heads
+        return lift(m.head_dim, "linear_head_dim")
     if isinstance(m, ShortConv):
         return 0 * lift(m.channels, "conv_channels")
     if isinstance(m, LightningAttention):  # the RMSNorm over H·d before the output gate
@@ -239,8 +260,8 @@ def layer_components(layer: Layer, hidden_size: int, lift: Lift[Num]) -> dict[st
             parts["attention"] = parts["attention"] + lift(layer.gates, "gates")
     norms = [norm_params(n, lift) for n in layer.norms]
     if layer.mixer is not None:
-        # MiniMax names its lightning attention self_attn: counted with attention, as transformers groups it
-        name = "attention" if isinstance(layer.mixer, LightningAttention) else "ssm"
+        # MiniMax and Kimi Linear name their linear attention self_attn: counted with attention, as transformers
+        name = "attention" if isinstance(layer.mixer, (LightningAttention, KimiDeltaAttention)) else "ssm"
         parts[name] = mixer_params(layer.mixer, hidden_size, lift)
         norms.append(ssm_norm_params(layer.mixer, lift))
     parts["norms"] = sum(norms[1:], norms[0]) if norms else 0 * lift(hidden_size, "hidden_size")

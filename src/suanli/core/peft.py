@@ -46,6 +46,7 @@ from suanli.errors import SpecError
 from suanli.spec.model import (
     Attention,
     GatedDeltaNet,
+    KimiDeltaAttention,
     Layer,
     LightningAttention,
     Mamba2Mixer,
@@ -190,6 +191,13 @@ def _mixer_rows(m: Mixer, hidden: int) -> list[_Row]:
         return [_row("in_proj_qkvz", "in_proj", hidden, 2 * m.key_dim + 2 * m.value_dim, False),
                 _row("in_proj_ba", "in_proj", hidden, 2 * m.num_v_heads, False),
                 _row("out_proj", "out_proj", m.value_dim, hidden, False)]
+    if isinstance(m, KimiDeltaAttention):  # module names shared with attention: q_proj … o_proj answer to q … o
+        width, d = m.num_heads * m.head_dim, m.head_dim
+        return [_row("q_proj", "q", hidden, width, False), _row("k_proj", "k", hidden, width, False),
+                _row("v_proj", "v", hidden, width, False), _row("f_a_proj", "", hidden, d, False),
+                _row("f_b_proj", "", d, width, False), _row("b_proj", "", hidden, m.num_heads, False),
+                _row("g_a_proj", "", hidden, d, False), _row("g_b_proj", "", d, width, False),
+                _row("o_proj", "o", width, hidden, False)]
     if isinstance(m, LightningAttention):  # qkv_proj and output_gate answer to "in_proj" here
         width = m.num_heads * m.head_dim
         return [_row("qkv_proj", "in_proj", hidden, 3 * width, False),
@@ -426,6 +434,8 @@ def _mixer_bias(m: Mixer) -> int:
         return m.conv_dim * m.conv_bias + m.num_heads
     if isinstance(m, GatedDeltaNet):  # its conv1d has no bias
         return m.num_v_heads
+    if isinstance(m, KimiDeltaAttention):  # the forget gate's dt_bias, one per channel; no conv bias
+        return m.num_heads * m.head_dim
     if isinstance(m, ShortConv):
         return m.channels * m.bias
     if isinstance(m, LightningAttention):

@@ -26,6 +26,7 @@ from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import (
     GatedDeltaNet,
+    KimiDeltaAttention,
     Layer,
     LightningAttention,
     Mamba2Mixer,
@@ -137,7 +138,7 @@ def _mixer_ops(m: Mixer, h: int, *, tokens: float, seq: int, tp: int, b: float) 
     parts = mixer_forward_flops(m, h, seq, plain)
     sequences = tokens / seq
     projections = mixer_params(m, h, plain, matmul_only=True) / tp
-    if isinstance(m, (Mamba2Mixer, GatedDeltaNet)):  # the conv's channels: x, B, C; or q, k, v
+    if isinstance(m, (Mamba2Mixer, GatedDeltaNet, KimiDeltaAttention)):  # the conv's channels: x, B, C; or q, k, v
         inner = float(m.conv_dim) / tp
     elif isinstance(m, ShortConv):
         inner = float(m.channels) / tp

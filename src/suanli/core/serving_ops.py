@@ -32,7 +32,12 @@ import math
 from dataclasses import dataclass
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
-from suanli.core.flops import gated_deltanet_scan_flops, lightning_scan_flops, mamba2_scan_flops
+from suanli.core.flops import (
+    gated_deltanet_scan_flops,
+    kimi_delta_scan_flops,
+    lightning_scan_flops,
+    mamba2_scan_flops,
+)
 from suanli.core.kv_cache import (
     cached_tokens,
 )
@@ -75,7 +80,15 @@ from suanli.core.serving_plan import (
 from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
-from suanli.spec.model import GatedDeltaNet, Layer, LightningAttention, Mamba2Mixer, ModelSpec, ShortConv
+from suanli.spec.model import (
+    GatedDeltaNet,
+    KimiDeltaAttention,
+    Layer,
+    LightningAttention,
+    Mamba2Mixer,
+    ModelSpec,
+    ShortConv,
+)
 from suanli.spec.precision import Family, NumberFormat
 
 
@@ -199,6 +212,10 @@ def mixer_core_flops(layer: Layer, new_tokens: int, tp: int) -> float:
         conv = 2.0 * m.conv_dim * m.conv_kernel * new_tokens
         step = 6.0 * m.num_v_heads * m.head_k_dim * m.head_v_dim
         scan = step if new_tokens == 1 else float(gated_deltanet_scan_flops(m, new_tokens, plain))
+    elif isinstance(m, KimiDeltaAttention):  # decode: the same delta-rule update and read-out, 6·H·d² per token
+        conv = 2.0 * m.conv_dim * m.conv_kernel * new_tokens
+        step = 6.0 * m.num_heads * m.head_dim * m.head_dim
+        scan = step if new_tokens == 1 else float(kimi_delta_scan_flops(m, new_tokens, plain))
     elif isinstance(m, ShortConv):  # LFM2: the conv only
         conv, scan = 2.0 * m.channels * m.conv_kernel * new_tokens, 0.0
     elif isinstance(m, LightningAttention):  # decode: the Kᵀ·V write and the Q·S read, 4·H·d² per token

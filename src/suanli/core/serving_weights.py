@@ -33,6 +33,7 @@ from suanli.spec.engines import EnginePreset, KvBudget
 from suanli.spec.gguf_mix import FILE_TYPES, gguf_mix_bits_per_param
 from suanli.spec.model import (
     GatedDeltaNet,
+    KimiDeltaAttention,
     Layer,
     LightningAttention,
     Mamba2Mixer,
@@ -81,6 +82,13 @@ def mixer_linears(m: Mixer, h: int) -> list[LinearWeight]:
         width = 2 * m.key_dim + 2 * m.value_dim + 2 * m.num_v_heads
         return [LinearWeight(role="ssm_in", out_features=width, in_features=h, split="column"),
                 LinearWeight(role="ssm_out", out_features=h, in_features=m.value_dim, split="row")]
+    if isinstance(m, KimiDeltaAttention):  # vLLM: q/k/v, f_b, g_b, b column-; f_a, g_a replicated; o row-parallel
+        width = m.num_heads * m.head_dim
+        return [LinearWeight(role="ssm_in", out_features=3 * width, in_features=h, split="column"),
+                LinearWeight(role="ssm_gate_a", out_features=2 * m.head_dim, in_features=h, split="replicated"),
+                LinearWeight(role="ssm_gate_b", out_features=width, in_features=m.head_dim, split="column", count=2),
+                LinearWeight(role="ssm_beta", out_features=m.num_heads, in_features=h, split="column"),
+                LinearWeight(role="ssm_out", out_features=h, in_features=width, split="row")]
     if isinstance(m, LightningAttention):  # qkv_proj and output_gate column-, out_proj row-parallel
         width = m.num_heads * m.head_dim
         return [LinearWeight(role="attn_qkv", out_features=3 * width, in_features=h, split="column"),

@@ -16,6 +16,7 @@ from suanli.spec.checkpoint_quant import read_checkpoint_quant
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
 from suanli.spec.families.dense_recent import RECENT_DENSE_ADAPTERS
 from suanli.spec.families.hybrid import HYBRID_ADAPTERS
+from suanli.spec.families.kimi_linear import KIMI_LINEAR_ADAPTERS
 from suanli.spec.families.moe_recent import RECENT_MOE_ADAPTERS
 from suanli.spec.families.vision import VISION_ADAPTERS
 from suanli.spec.family_match import APPROXIMATE, approximate_note, config_as, unsupported_error
@@ -24,7 +25,7 @@ from suanli.spec.model import ModelSpec
 
 ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {**CLASSIC_ADAPTERS, **RECENT_MOE_ADAPTERS,
                                                               **HYBRID_ADAPTERS, **RECENT_DENSE_ADAPTERS,
-                                                              **VISION_ADAPTERS}
+                                                              **VISION_ADAPTERS, **KIMI_LINEAR_ADAPTERS}
 
 
 def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "",

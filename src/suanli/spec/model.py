@@ -303,6 +303,57 @@ class GatedDeltaNet:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KimiDeltaAttention:
+    """Kimi Delta Attention (KDA; Kimi Linear, arXiv:2510.26692 §3), as transformers'
+    ``KimiLinearDeltaAttention`` builds it: the gated delta rule with a forget gate per key channel (Gated
+    DeltaNet decays a whole head at once). ``q_proj``, ``k_proj``, ``v_proj`` h → H·d each, a depthwise causal
+    conv1d (no bias) over those 3·H·d channels, the forget gate through a rank-d bottleneck (``f_a_proj``
+    h → d, ``f_b_proj`` d → H·d) plus ``dt_bias`` (H·d) and ``A_log`` (H), ``b_proj`` h → H (β), the output
+    gate through another rank-d bottleneck (``g_a_proj``, ``g_b_proj``), a gated RMSNorm of d weights and
+    ``o_proj`` H·d → h; no biases. Keys and values share H and d. Per sequence it keeps conv_kernel − 1 conv
+    inputs and an H × d × d state."""
+
+    num_heads: int  # HF linear_attn_config.num_heads (transformers 5: linear_num_heads)
+    head_dim: int  # HF linear_attn_config.head_dim (linear_head_dim)
+    conv_kernel: int  # HF linear_attn_config.short_conv_kernel_size (linear_conv_kernel_dim)
+    chunk_size: int = 64  # transformers' chunk_kimi_delta_attention default
+
+    def __post_init__(self) -> None:
+        for name in ("num_heads", "head_dim", "conv_kernel", "chunk_size"):
+            require_positive(f"linear attention {name}", getattr(self, name))
+
+    # the Gated DeltaNet names, so state and decode formulas written for it read a KDA layer too
+    @property
+    def num_k_heads(self) -> int:
+        return self.num_heads
+
+    @property
+    def num_v_heads(self) -> int:
+        return self.num_heads
+
+    @property
+    def head_k_dim(self) -> int:
+        return self.head_dim
+
+    @property
+    def head_v_dim(self) -> int:
+        return self.head_dim
+
+    @property
+    def key_dim(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal conv: q, k and v (H·d each)."""
+        return 3 * self.num_heads * self.head_dim
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ShortConv:
     """LFM2's gated short-convolution mixer (transformers' ``Lfm2ShortConv``): ``in_proj`` h → 3·h (B, C, x),
     B·x through a depthwise causal conv1d of ``conv_kernel`` taps (HF ``conv_L_cache``), times C, then
@@ -335,7 +386,7 @@ class LightningAttention:
         require_positive("block_size", self.block_size)
 
 
-Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet | ShortConv | LightningAttention
+Mixer = Mamba2Mixer | MambaMixer | GatedDeltaNet | KimiDeltaAttention | ShortConv | LightningAttention
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
