@@ -102,9 +102,11 @@ def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any]) -> di
 
 def page_messages(lang: str) -> dict[str, Any]:
     """Every ``web.*`` message of the catalogue in ``lang`` (the page's labels)."""
-    from suanli import i18n
+    from suanli.i18n import messages, parse_lang
 
-    return {"lang": lang, "messages": i18n.messages(lang, prefix="web.")}
+    chosen = parse_lang(lang)
+    return {"lang": chosen, "messages": {key: texts[chosen] for key, texts in messages().items()
+                                         if key.startswith("web.")}}
 
 
 def _answer(compute: Callable[[], dict[str, Any]]) -> JSONResponse:

@@ -1,0 +1,476 @@
+// suanli web page: every number shown comes from /api/<command>, which returns the CLI's --json object.
+// No arithmetic on the numbers here beyond unit conversion for display.
+"use strict";
+
+const GiB = 2 ** 30;
+const state = { view: "fit", lang: "en", messages: {}, charts: {}, tables: {}, results: {} };
+
+// ---- small helpers -------------------------------------------------------------------------------------------
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+function tr(key, fallback) {
+  return state.messages[key] || fallback;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "on") Object.entries(v).forEach(([ev, fn]) => node.addEventListener(ev, fn));
+    else if (v !== undefined && v !== null) node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function get(obj, path) {
+  return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+}
+
+function fmtBytes(b) {
+  if (b == null) return "—";
+  return b >= GiB ? `${(b / GiB).toFixed(1)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`;
+}
+
+function fmtNumber(x, digits = 3) {
+  if (x == null) return "—";
+  const units = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  for (const [scale, prefix] of units) if (Math.abs(x) >= scale) return `${+(x / scale).toPrecision(digits)} ${prefix}`;
+  return `${+x.toPrecision(digits)}`;
+}
+
+function fmtSeconds(s) {
+  if (s == null) return "—";
+  if (s >= 86400) return `${(s / 86400).toFixed(1)} d`;
+  if (s >= 3600) return `${(s / 3600).toFixed(1)} h`;
+  if (s >= 1) return `${s.toFixed(2)} s`;
+  return `${(s * 1e3).toFixed(2)} ms`;
+}
+
+const FORMATS = {
+  bytes: fmtBytes, seconds: fmtSeconds, number: (x) => fmtNumber(x),
+  percent: (x) => (x == null ? "—" : `${(100 * x).toFixed(1)}%`),
+  usd: (x) => (x == null ? "—" : `$${fmtNumber(x)}`),
+};
+
+// ---- API -------------------------------------------------------------------------------------------------------
+async function api(command, params) {
+  const config = $("#config").value.trim();
+  let response;
+  if (config && !["models", "gpus", "messages"].includes(command) && !command.startsWith("explain")) {
+    let parsed;
+    try { parsed = JSON.parse(config); } catch (e) { throw new Error(tr("web.error.bad_json", "config.json is not valid JSON") + `: ${e.message}`); }
+    const args = Object.fromEntries(Object.entries(params).filter(([k]) => k !== "model"));
+    response = await fetch(`/api/${command}`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ args, config: parsed }),
+    });
+  } else {
+    response = await fetch(`/api/${command}?${new URLSearchParams(params)}`);
+  }
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function showError(error) {
+  $("#error").textContent = error ? String(error.message || error) : "";
+}
+
+// ---- state in the URL: #view?model=…&gpu=…&lang=…&<the view's options> -----------------------------------------
+function formOf(view) {
+  return $(`#view-${view} form`);
+}
+
+function formParams(view) {
+  const params = {};
+  const form = formOf(view);
+  if (!form) return params;
+  for (const field of form.elements) {
+    if (field.name && field.value !== "") params[field.name] = field.value;
+  }
+  return params;
+}
+
+function writeUrl() {
+  const params = new URLSearchParams({ model: $("#model").value, gpu: $("#gpu").value, lang: state.lang,
+    ...formParams(state.view) });
+  history.replaceState(null, "", `#${state.view}?${params}`);
+}
+
+function readUrl() {
+  const hash = location.hash.replace(/^#/, "");
+  const [view, query] = hash.split("?");
+  const params = new URLSearchParams(query || "");
+  if (view && $(`#view-${view}`)) state.view = view;
+  if (params.get("model")) $("#model").value = params.get("model");
+  if (params.get("lang")) state.lang = params.get("lang") === "zh" ? "zh" : "en";
+  const form = formOf(state.view);
+  if (form) for (const field of form.elements) if (field.name && params.has(field.name)) field.value = params.get(field.name);
+  return params.get("gpu");
+}
+
+// ---- language --------------------------------------------------------------------------------------------------
+async function setLang(lang) {
+  state.lang = lang;
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  try {
+    state.messages = (await api("messages", { lang })).messages || {};
+  } catch (e) {
+    state.messages = {};
+  }
+  for (const node of $$("[data-i18n]")) {
+    if (!node.dataset.en) node.dataset.en = node.textContent;
+    node.textContent = tr(node.dataset.i18n, node.dataset.en);
+  }
+  for (const node of $$("[data-i18n-placeholder]")) {
+    if (!node.dataset.enPlaceholder) node.dataset.enPlaceholder = node.placeholder;
+    node.placeholder = tr(node.dataset.i18nPlaceholder, node.dataset.enPlaceholder);
+  }
+  $$("#langs button").forEach((b) => b.classList.toggle("active", b.dataset.lang === lang));
+  rerender();
+  writeUrl();
+}
+
+// ---- charts ----------------------------------------------------------------------------------------------------
+function chart(id, option, csv) {
+  const node = document.getElementById(id);
+  let instance = state.charts[id];
+  if (!instance) {
+    const box = el("div", { class: "chart-box" });
+    node.replaceWith(box);
+    box.append(node, el("button", { type: "button", class: "csv", title: tr("web.csv", "download the chart's data as CSV"),
+      on: { click: () => downloadCsv(id) } }, "CSV"));
+    instance = echarts.init(node, null, { renderer: "canvas" });
+    state.charts[id] = instance;
+  }
+  const toolbox = { feature: { saveAsImage: { title: "PNG", name: `suanli-${id}`, pixelRatio: 2 } } };
+  instance.setOption({ animation: false, toolbox, tooltip: { trigger: "item" }, ...option }, true);
+  state.tables[id] = csv;
+  node.dataset.rendered = "1";
+}
+
+function downloadCsv(id) {
+  const { header, rows } = state.tables[id] || { header: [], rows: [] };
+  const quote = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v ?? ""));
+  const text = [header, ...rows].map((r) => r.map(quote).join(",")).join("\n") + "\n";
+  const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: `suanli-${id}.csv` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+// ---- figures with tooltips (the --explain derivation of each number) -----------------------------------------
+function figures(container, report, specs) {
+  const explained = Object.fromEntries((report.explanations || []).map((e) => [e.name, e]));
+  container.replaceChildren(...specs.map(([path, key, label, format, explainName]) => {
+    const value = get(report, path);
+    const e = explained[explainName || path.split(".").pop()];
+    const tip = e ? `${e.text}` : `${path} (suanli ${report.command} --json)`;
+    return el("div", { class: "fig", title: tip, "data-path": path },
+      el("span", { class: "label" }, tr(key, label)), el("span", { class: "value" }, FORMATS[format](value)));
+  }));
+}
+
+// ---- views -----------------------------------------------------------------------------------------------------
+const VIEWS = {
+  fit: { run: runFit, render: renderFit },
+  train: { run: runTrain, render: renderTrain },
+  serve: { run: runServe, render: renderServe },
+  plan: { run: runPlan, render: renderPlan },
+  glossary: { run: runGlossary, render: () => {} },
+};
+
+function baseParams(withGpu = true) {
+  const params = { model: $("#model").value.trim() };
+  if (withGpu) params.gpu = $("#gpu").value;
+  return params;
+}
+
+async function runFit() {
+  state.results.fit = await api("fit", { model: baseParams(false).model, ...formParams("fit") });
+}
+
+function renderFit() {
+  const report = state.results.fit;
+  if (!report) return;
+  const filter = $("#fit-filter").value.trim().toLowerCase();
+  const single = $("#fit-single").checked;
+  const rows = report.rows.filter((r) => (!filter || `${r.gpu} ${r.name}`.toLowerCase().includes(filter))
+    && (!single || r.min_gpus === 1));
+  const fitting = rows.filter((r) => r.min_gpus != null).slice().reverse();
+  document.getElementById("chart-fit").style.height = `${Math.max(300, 100 + 18 * fitting.length)}px`;
+  state.charts["chart-fit"]?.resize();
+  chart("chart-fit", {
+    title: { text: `${report.model}: ${tr("web.fit.chart", "memory per GPU and headroom")}`, textStyle: { fontSize: 14 } },
+    legend: { top: 24 },
+    grid: { left: 140, right: 30, top: 60, bottom: 30 },
+    xAxis: { type: "value", name: "GiB" },
+    yAxis: { type: "category", data: fitting.map((r) => `${r.gpu} ×${r.min_gpus}`) },
+    series: [
+      { name: tr("web.fit.used", "used per GPU"), type: "bar", stack: "m", data: fitting.map((r) => +(r.per_gpu_total_bytes / GiB).toFixed(2)) },
+      { name: tr("web.fit.headroom", "headroom"), type: "bar", stack: "m", data: fitting.map((r) => +(r.headroom_bytes / GiB).toFixed(2)) },
+    ],
+  }, { header: ["gpu", "min_gpus", "per_gpu_total_bytes", "headroom_bytes", "capacity_bytes", "layout"],
+    rows: rows.map((r) => [r.gpu, r.min_gpus, r.per_gpu_total_bytes, r.headroom_bytes, r.capacity_bytes, r.layout]) });
+  const head = el("tr", {}, ...["gpu", "min GPUs", "per GPU", "headroom", "layout"].map((h, i) =>
+    el("th", {}, tr(`web.fit.col${i}`, h))));
+  const body = rows.map((r) => el("tr", { class: r.min_gpus == null ? "nofit" : "" },
+    el("td", { title: r.name }, r.gpu), el("td", {}, r.min_gpus ?? "—"), el("td", {}, fmtBytes(r.per_gpu_total_bytes)),
+    el("td", {}, headroomBar(r)), el("td", { title: r.note || "" }, r.layout || r.note || "—")));
+  $("#fit-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+function headroomBar(row) {
+  if (row.headroom_bytes == null) return "—";
+  const share = Math.max(0, Math.min(1, row.headroom_bytes / row.capacity_bytes));
+  return el("span", { class: "bar", title: `${fmtBytes(row.headroom_bytes)} / ${fmtBytes(row.capacity_bytes)}` },
+    el("span", { class: "track" }, el("span", { class: "fill", style: `width:${(100 * share).toFixed(0)}%` })),
+    ` ${fmtBytes(row.headroom_bytes)}`);
+}
+
+async function runTrain() {
+  state.results.train = await api("train", { ...baseParams(), ...formParams("train"), explain: "true" });
+}
+
+const TRAIN_FIGURES = [
+  ["memory.per_gpu.total_bytes", "web.train.memory", "memory per GPU", "bytes", "total_bytes_per_gpu"],
+  ["time.step_s", "web.train.step", "step time", "seconds"],
+  ["time.tokens_per_s", "web.train.tokens_per_s", "tokens/s", "number"],
+  ["time.mfu", "web.train.mfu", "MFU", "percent"],
+  ["time.tflops_per_gpu", "web.train.tflops", "TFLOP/s per GPU", "number"],
+  ["time.total_s", "web.train.total", "total time", "seconds"],
+  ["cost.gpu_hours", "web.train.gpu_hours", "GPU-hours", "number"],
+  ["cost.usd", "web.train.usd", "cost", "usd"],
+  ["cost.energy_kwh", "web.train.energy", "energy (kWh)", "number"],
+];
+
+function renderTrain() {
+  const report = state.results.train;
+  if (!report) return;
+  $("#train-headline").textContent = report.headline || "";
+  figures($("#train-figures"), report, TRAIN_FIGURES);
+  const per = report.memory.per_gpu;
+  const parts = Object.entries(per).filter(([k]) => k !== "total_bytes");
+  chart("chart-train-memory", {
+    title: { text: tr("web.train.memory_chart", "memory per GPU by component"), textStyle: { fontSize: 14 } },
+    legend: { type: "scroll", bottom: 0 },
+    grid: { left: 60, right: 30, top: 40, bottom: 60 },
+    xAxis: { type: "category", data: [report.gpu] },
+    yAxis: { type: "value", name: "GiB" },
+    series: parts.map(([k, v], i) => ({ name: k.replace(/_bytes$/, ""), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)],
+      markLine: i ? undefined : { symbol: "none", data: [{ yAxis: +(report.memory.capacity_bytes / GiB).toFixed(2),
+        label: { formatter: tr("web.train.capacity", "capacity") } }] } })),
+  }, { header: ["component", "bytes"], rows: [...parts, ["total_bytes", per.total_bytes], ["capacity_bytes", report.memory.capacity_bytes]] });
+  const steps = Object.entries(report.time.breakdown || {});
+  chart("chart-train-time", {
+    title: { text: tr("web.train.time_chart", "step time breakdown"), textStyle: { fontSize: 14 } },
+    grid: { left: 150, right: 40, top: 40, bottom: 30 },
+    xAxis: { type: "value", name: "ms" },
+    yAxis: { type: "category", data: steps.map(([k]) => k.replace(/_s$/, "")) },
+    series: [{ type: "bar", name: "ms", data: steps.map(([, v]) => +(v * 1e3).toFixed(3)) }],
+  }, { header: ["part", "seconds"], rows: steps });
+  const advice = report.memory.suggestions || [];
+  $("#train-advice").replaceChildren(...(advice.length ? [el("span", {}, tr("web.train.fits_with", "Fits with:"))] : []),
+    ...advice.map((s) => el("button", { type: "button", class: "suggestion", on: { click: () => applySuggestion(s, report) } },
+      `${s.change} (${fmtBytes(s.total_bytes)})`)));
+}
+
+function applySuggestion(suggestion, report) {
+  const form = formOf("train");
+  const layout = suggestion.layout;
+  const set = (name, value) => { form.elements[name].value = value; };
+  set("gpus", suggestion.gpus);
+  set("tp", layout.tp);
+  set("pp", layout.pp);
+  set("zero", String(layout.zero));
+  set("micro-batch", layout.micro_batch);
+  set("global-batch", layout.global_batch);
+  set("recompute", layout.recompute);
+  set("offload-optimizer", layout.offload_optimizer);
+  set("method", suggestion.method);
+  set("optimizer", report.job.optimizer); // the suggestion kept the job's optimizer
+  compute();
+}
+
+async function runServe() {
+  const params = { ...baseParams(), ...formParams("serve") };
+  const sim = { ...baseParams(), prompt: params.prompt, output: params.output, requests: "200", concurrency: "1,2,4,8,16,32,64" };
+  for (const key of ["gpus", "quant", "engine"]) if (params[key]) sim[key] = params[key];
+  const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1" };
+  const [infer, simulate, roofline] = await Promise.all([
+    api("infer", { ...params, explain: "true" }), api("simulate", sim), api("roofline", roof)]);
+  state.results.serve = { infer, simulate, roofline };
+}
+
+const SERVE_FIGURES = [
+  ["memory.per_gpu.total_bytes", "web.serve.memory", "memory per GPU", "bytes", "total_bytes_per_gpu"],
+  ["memory.kv_capacity_tokens", "web.serve.kv_capacity", "KV pool (tokens)", "number"],
+  ["latency.ttft_s", "web.serve.ttft", "TTFT", "seconds"],
+  ["latency.tpot_s", "web.serve.tpot", "TPOT", "seconds"],
+  ["latency.e2e_s", "web.serve.e2e", "end to end", "seconds"],
+  ["throughput.output_tokens_per_s", "web.serve.throughput", "output tokens/s", "number"],
+];
+
+function renderServe() {
+  const result = state.results.serve;
+  if (!result) return;
+  const { infer, simulate, roofline } = result;
+  $("#serve-headline").textContent = infer.headline || "";
+  figures($("#serve-figures"), infer, SERVE_FIGURES);
+  const per = infer.memory.per_gpu;
+  const parts = Object.entries(per).filter(([k]) => k !== "total_bytes");
+  const kvFree = Math.max(0, infer.memory.kv_budget_bytes - per.kv_cache_bytes);
+  chart("chart-serve-memory", {
+    title: { text: tr("web.serve.memory_chart", "memory per GPU and KV pool"), textStyle: { fontSize: 14 } },
+    legend: { type: "scroll", bottom: 0 },
+    grid: { left: 60, right: 30, top: 40, bottom: 60 },
+    xAxis: { type: "category", data: [infer.gpu] },
+    yAxis: { type: "value", name: "GiB" },
+    series: [...parts.map(([k, v]) => ({ name: k.replace(/_bytes$/, ""), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)] })),
+      { name: tr("web.serve.kv_free", "KV pool, free"), type: "bar", stack: "m", data: [+(kvFree / GiB).toFixed(2)] }],
+  }, { header: ["component", "bytes"], rows: [...parts, ["kv_budget_bytes", infer.memory.kv_budget_bytes]] });
+  const sweep = simulate.sweep || [simulate];
+  const x = sweep.map((p) => p.workload.concurrency);
+  chart("chart-serve-curves", {
+    title: { text: tr("web.serve.curves", "simulated: throughput and latency vs concurrency"), textStyle: { fontSize: 14 } },
+    tooltip: { trigger: "axis" },
+    legend: { bottom: 0 },
+    grid: { left: 60, right: 60, top: 50, bottom: 60 },
+    xAxis: { type: "category", name: tr("web.serve.concurrency", "concurrency"), data: x },
+    yAxis: [{ type: "value", name: "tok/s" }, { type: "value", name: "ms" }],
+    series: [
+      { name: tr("web.serve.throughput", "output tokens/s"), type: "line", data: sweep.map((p) => +p.throughput.output_tokens_per_s.toFixed(1)) },
+      { name: "TTFT p50", type: "line", yAxisIndex: 1, data: sweep.map((p) => +(p.latency.ttft_s.p50 * 1e3).toFixed(2)) },
+      { name: "TPOT p50", type: "line", yAxisIndex: 1, data: sweep.map((p) => +(p.latency.tpot_s.p50 * 1e3).toFixed(2)) },
+    ],
+  }, { header: ["concurrency", "output_tokens_per_s", "ttft_p50_s", "tpot_p50_s", "e2e_p50_s"],
+    rows: sweep.map((p) => [p.workload.concurrency, p.throughput.output_tokens_per_s, p.latency.ttft_s.p50, p.latency.tpot_s.p50, p.latency.e2e_s.p50]) });
+  renderRoofline(roofline);
+}
+
+function renderRoofline(report) {
+  const roofs = report.roofs;
+  const ops = report.ops;
+  const intensities = ops.map((o) => o.intensity_flops_per_byte).filter((v) => v > 0 && Number.isFinite(v));
+  const lo = Math.min(...intensities, 0.1) / 2;
+  const hi = Math.max(...intensities, roofs.ridge_flops_per_byte) * 2;
+  const roof = [lo, roofs.ridge_flops_per_byte, hi].map((i) => [i, Math.min(roofs.peak_flops_per_s, i * roofs.memory_bandwidth_bytes_per_s) / 1e12]);
+  const kinds = [...new Set(ops.map((o) => o.kind))];
+  chart("chart-serve-roofline", {
+    title: { text: tr("web.serve.roofline", "roofline of the forward pass (prefill)"), textStyle: { fontSize: 14 } },
+    legend: { bottom: 0 },
+    tooltip: { trigger: "item", formatter: (p) => (p.data && p.data.name ? `${p.data.name} (${p.data.group})<br>${fmtNumber(p.data.value[0])} FLOP/B, ${fmtNumber(p.data.value[1])} TFLOP/s<br>${p.data.bound}-bound` : p.seriesName) },
+    grid: { left: 70, right: 40, top: 40, bottom: 70 },
+    xAxis: { type: "log", name: "FLOP/byte", nameLocation: "middle", nameGap: 28 },
+    yAxis: { type: "log", name: "TFLOP/s" },
+    series: [
+      { name: tr("web.serve.roof", "roof"), type: "line", data: roof, symbol: "none", lineStyle: { width: 2 } },
+      ...kinds.map((kind) => ({ name: kind, type: "scatter", symbolSize: 10,
+        data: ops.filter((o) => o.kind === kind && o.intensity_flops_per_byte > 0 && Number.isFinite(o.intensity_flops_per_byte))
+          .map((o) => ({ name: o.name, group: o.group, bound: o.bound,
+            value: [o.intensity_flops_per_byte, o.achieved_flops_per_s / 1e12] })) })),
+    ],
+  }, { header: ["kernel", "group", "kind", "flops", "bytes", "intensity_flops_per_byte", "time_s", "bound"],
+    rows: ops.map((o) => [o.name, o.group, o.kind, o.flops, o.bytes, o.intensity_flops_per_byte, o.time_s, o.bound]) });
+}
+
+async function runPlan() {
+  state.results.plan = await api("plan-train", { ...baseParams(), ...formParams("plan") });
+}
+
+function renderPlan() {
+  const report = state.results.plan;
+  if (!report) return;
+  const best = report.best;
+  $("#plan-headline").classList.add("ok");
+  $("#plan-headline").textContent = best
+    ? `${tr("web.plan.best", "best")}: ${best.gpus} × ${best.gpu}, tp ${best.layout.tp} · pp ${best.layout.pp} · dp ${best.layout.dp} · ZeRO-${best.layout.zero} — ${fmtSeconds(best.time.total_s)}, $${fmtNumber(best.cost.usd)}`
+    : tr("web.plan.none", "no layout fits");
+  const points = (list) => list.map((c) => ({ value: [(c.total_s ?? c.time.total_s) / 86400, c.usd ?? c.cost.usd], name: `${c.gpus} × ${c.gpu}` }));
+  const front = (report.pareto || []).slice().sort((a, b) => a.total_s - b.total_s);
+  chart("chart-plan", {
+    title: { text: tr("web.plan.front", "time vs cost of the candidates"), textStyle: { fontSize: 14 } },
+    legend: { bottom: 0 },
+    tooltip: { trigger: "item", formatter: (p) => `${p.data.name}<br>${p.data.value[0].toFixed(2)} d, $${fmtNumber(p.data.value[1])}` },
+    grid: { left: 70, right: 40, top: 40, bottom: 60 },
+    xAxis: { type: "value", name: tr("web.plan.days", "days"), scale: true },
+    yAxis: { type: "value", name: "USD", scale: true },
+    series: [
+      { name: tr("web.plan.candidates", "candidates"), type: "scatter", symbolSize: 10, data: points(report.candidates || []) },
+      { name: tr("web.plan.pareto", "time–cost front"), type: "line", data: points(front) },
+    ],
+  }, { header: ["rank", "gpu", "gpus", "tp", "pp", "dp", "cp", "zero", "micro_batch", "recompute", "total_s", "usd"],
+    rows: (report.candidates || []).map((c, i) => [i + 1, c.gpu, c.gpus, c.layout.tp, c.layout.pp, c.layout.dp, c.layout.cp, c.layout.zero, c.layout.micro_batch, c.layout.recompute, c.time.total_s, c.cost.usd]) });
+  const head = el("tr", {}, ...["#", "gpu", "GPUs", "layout", "time", "cost", "MFU"].map((h, i) =>
+    el("th", {}, tr(`web.plan.col${i}`, h))));
+  const body = (report.candidates || []).map((c, i) => el("tr", {}, el("td", {}, i + 1), el("td", {}, c.gpu), el("td", {}, c.gpus),
+    el("td", {}, `tp ${c.layout.tp} · pp ${c.layout.pp} · dp ${c.layout.dp} · cp ${c.layout.cp} · ZeRO-${c.layout.zero} · mb ${c.layout.micro_batch} · ${c.layout.recompute}`),
+    el("td", {}, fmtSeconds(c.time.total_s)), el("td", {}, `$${fmtNumber(c.cost.usd)}`), el("td", {}, FORMATS.percent(c.time.mfu))));
+  $("#plan-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+async function runGlossary() {
+  const term = formOf("glossary").elements.term.value.trim();
+  const entry = await api(`explain/${encodeURIComponent(term)}`, { lang: state.lang });
+  const text = entry[state.lang] || entry.en || "";
+  const example = entry.example || {};
+  $("#glossary-entry").replaceChildren(
+    el("h2", {}, entry.term || term),
+    el("p", {}, typeof text === "string" ? text : JSON.stringify(text)),
+    el("pre", {}, typeof example === "string" ? example : JSON.stringify(example, null, 2)));
+}
+
+// ---- wiring ----------------------------------------------------------------------------------------------------
+function rerender() {
+  try { VIEWS[state.view].render(); } catch (e) { showError(e); }
+}
+
+async function compute() {
+  showError(null);
+  $("#busy").hidden = false;
+  writeUrl();
+  try {
+    await VIEWS[state.view].run();
+    rerender();
+  } catch (e) {
+    showError(e);
+  } finally {
+    $("#busy").hidden = true;
+    document.body.dataset.ready = state.view;
+  }
+}
+
+function showView(view) {
+  state.view = view;
+  $$(".view").forEach((v) => { v.hidden = v.id !== `view-${view}`; });
+  $$("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.view === view));
+  Object.values(state.charts).forEach((c) => c.resize());
+}
+
+async function loadPickers(gpuFromUrl) {
+  const [models, gpus] = await Promise.all([api("models", {}), api("gpus", {})]);
+  $("#model-list").replaceChildren(...models.models.map((m) => el("option", { value: m.model }, `${m.family}`)));
+  $("#gpu").replaceChildren(...gpus.gpus.map((g) => el("option", { value: g.gpu }, `${g.gpu} — ${fmtBytes(g.memory_bytes)}`)));
+  $("#gpu").value = gpus.gpus.some((g) => g.gpu === gpuFromUrl) ? gpuFromUrl : "h100-sxm-80gb";
+}
+
+async function main() {
+  const gpuFromUrl = readUrl();
+  $$("#tabs button").forEach((b) => b.addEventListener("click", () => { showView(b.dataset.view); compute(); }));
+  $$("#langs button").forEach((b) => b.addEventListener("click", () => setLang(b.dataset.lang)));
+  $$(".view form").forEach((f) => f.addEventListener("submit", (e) => { e.preventDefault(); compute(); }));
+  $("#fit-filter").addEventListener("input", rerender);
+  $("#fit-single").addEventListener("change", rerender);
+  $("#model").addEventListener("change", compute);
+  $("#gpu").addEventListener("change", compute);
+  $("#share").addEventListener("click", () => { writeUrl(); navigator.clipboard?.writeText(location.href).catch(() => {}); });
+  window.addEventListener("resize", () => Object.values(state.charts).forEach((c) => c.resize()));
+  showView(state.view);
+  try { await loadPickers(gpuFromUrl); } catch (e) { showError(e); }
+  await setLang(state.lang);
+  await compute();
+}
+
+document.addEventListener("DOMContentLoaded", main);
