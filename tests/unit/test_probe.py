@@ -308,3 +308,34 @@ def _cpu_probe(*, cores: int, clock: float | None = 2.0e9) -> probe_module.Probe
     return probe_module._cpu(model=facts.model, vendor_id=facts.vendor_id, family=facts.family, cores=cores,
                              logical=cores, sockets=1, clock=(clock, "test" if clock else None), flags=facts.flags,
                              memory_total=16 * GiB, available=None)
+
+
+def test_mixed_gpus_count_only_the_first_kind(monkeypatch: pytest.MonkeyPatch, no_amd: None) -> None:
+    nv: Any = _fake_nvml(names=("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe"))
+    nv.nvmlDeviceGetNvLinkRemotePciInfo = lambda h, link: types.SimpleNamespace(busId="")
+    nv.nvmlDeviceGetMigMode = lambda h: [1, 1]
+    monkeypatch.setitem(sys.modules, "pynvml", nv)
+    device = local_device(probe())
+    assert (device.accelerator.key, device.count) == ("h100-sxm-80gb", 2)
+    assert "1 other GPU" in device.note and "MIG is on" in device.note
+
+
+def test_amd_gpus_through_amdsmi(monkeypatch: pytest.MonkeyPatch) -> None:
+    am: Any = types.ModuleType("amdsmi")
+    am.amdsmi_init, am.amdsmi_shut_down = (lambda: None), (lambda: None)
+    am.amdsmi_get_processor_handles = lambda: ["gpu0"]
+    am.amdsmi_get_gpu_asic_info = lambda h: {"market_name": "AMD Instinct MI300X", "target_graphics_version": "gfx942"}
+    am.AmdSmiMemoryType = types.SimpleNamespace(VRAM=0)
+    am.amdsmi_get_gpu_memory_total = lambda h, kind: 192 * GiB
+    am.amdsmi_get_power_info = lambda h: {"current_socket_power": "N/A", "average_socket_power": 151,
+                                          "power_limit": 750}
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setitem(sys.modules, "amdsmi", am)
+    (gpu,) = probe().gpus
+    assert (gpu.vendor, gpu.catalog_key, gpu.power_w, gpu.power_limit_w) == ("AMD", "mi300x-192gb", 151, 750)
+    assert gpu.temperature_c is None and gpu.compute_capability == "gfx942"  # amdsmi without the enum types
+
+
+def test_a_misspelt_local_is_suggested(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "stories15m", "--gpu", "lokal"])
+    assert code == 2 and "did you mean local" in capsys.readouterr().err

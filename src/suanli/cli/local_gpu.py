@@ -37,9 +37,20 @@ def local_device() -> LocalDevice:
 
 def resolve_accelerator(name: str) -> Accelerator:
     """The accelerator a --gpu value names: a catalog key or alias, or ``local``."""
+    import difflib
+
+    from suanli.errors import UnknownAccelerator
     from suanli.spec.hardware import get_accelerator
 
-    return local_device().accelerator if is_local(name) else get_accelerator(name)
+    if is_local(name):
+        return local_device().accelerator
+    try:
+        return get_accelerator(name)
+    except UnknownAccelerator:
+        if difflib.get_close_matches(name.strip().lower(), [LOCAL], cutoff=0.7):
+            raise UnknownAccelerator(f"unknown accelerator {name!r}; did you mean local (this machine's device, "
+                                     "see `suanli probe`)?") from None
+        raise
 
 
 def apply_local_defaults(args: argparse.Namespace, *, set_gpus: bool = False) -> None:

@@ -283,7 +283,7 @@ def _amd_gpu(am: Any, index: int, h: Any) -> ProbedGpu:
     return ProbedGpu(index=index, vendor="AMD", name=name, memory_total_bytes=total,
                      catalog_key=match.catalog_key, nearest_catalog_key=match.nearest, match=match.reason,
                      temperature_c=temperature, power_limit_w=_number(power.get("power_limit")),
-                     power_w=_number(power.get("current_socket_power", power.get("average_socket_power"))),
+                     power_w=_number(power.get("current_socket_power")) or _number(power.get("average_socket_power")),
                      pcie_width=_number(pcie.get("pcie_width")),
                      compute_capability=_text(asic.get("target_graphics_version")))
 
@@ -465,8 +465,13 @@ def local_device(machine: MachineProbe) -> LocalDevice:
                 if first.nearest_catalog_key else "; pass --gpu with the closest catalog name (`suanli gpus`)"
             raise UnknownAccelerator(f"the local GPU {first.name!r} is not in the catalog ({first.match}){hint}")
         same = sum(1 for g in machine.gpus if (g.name, g.memory_total_bytes) == (first.name, first.memory_total_bytes))
-        return LocalDevice(accelerator=get_accelerator(first.catalog_key), count=same,
-                           note=f"local: {same} x {first.name} ({first.catalog_key})")
+        others = len(machine.gpus) - same
+        note = f"local: {same} x {first.name} ({first.catalog_key})"
+        if others:
+            note += f"; {others} other GPU(s) of another kind are not counted"
+        if first.mig_mode:
+            note += "; MIG is on: a job gets one MIG instance, not the whole GPU this entry describes"
+        return LocalDevice(accelerator=get_accelerator(first.catalog_key), count=same, note=note)
     accelerator, why = local_cpu(machine.cpu.facts())
     return LocalDevice(accelerator=accelerator, count=1, note=f"local: no GPU; {why}")
 
