@@ -256,7 +256,7 @@ function renderTrain() {
   chart("chart-train-memory", {
     title: { text: tr("web.train.memory_chart", "memory per GPU by component"), textStyle: { fontSize: 14 } },
     legend: { type: "scroll", bottom: 0 },
-    grid: { left: 60, right: 30, top: 40, bottom: 60 },
+    grid: { left: 60, right: 70, top: 40, bottom: 60 },
     xAxis: { type: "category", data: [report.gpu] },
     yAxis: { type: "value", name: "GiB" },
     series: parts.map(([k, v], i) => ({ name: k.replace(/_bytes$/, ""), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)],
