@@ -210,6 +210,8 @@ def test_two_nvlinked_gpus(monkeypatch: pytest.MonkeyPatch, no_amd: None) -> Non
     assert (machine.driver_version, machine.cuda_driver_version) == ("580.159.04", "13.0")
     device = local_device(machine)
     assert (device.accelerator.key, device.count) == ("h100-sxm-80gb", 2)
+    if machine.cpu.clock_hz is not None:
+        assert local_device(machine, cpu=True).accelerator.kind == "cpu"
 
 
 def test_pcie_gpus_without_nvlink(monkeypatch: pytest.MonkeyPatch, no_amd: None) -> None:

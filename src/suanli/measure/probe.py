@@ -451,14 +451,15 @@ class LocalDevice:
     note: str
 
 
-def local_device(machine: MachineProbe) -> LocalDevice:
-    """The first GPU's catalog entry (``count``: how many GPUs share its name and memory), or, with no GPU, the
-    CPU's entry (``suanli.spec.local_device.local_cpu``). A GPU the catalog lacks is an UnknownAccelerator."""
+def local_device(machine: MachineProbe, *, cpu: bool = False) -> LocalDevice:
+    """The first GPU's catalog entry (``count``: how many GPUs share its name and memory), or, with no GPU or
+    with ``cpu`` (``measure --device cpu`` on a GPU machine), the CPU's entry
+    (``suanli.spec.local_device.local_cpu``). A GPU the catalog lacks is an UnknownAccelerator."""
     from suanli.errors import UnknownAccelerator
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.local_device import local_cpu
 
-    if machine.gpus:
+    if machine.gpus and not cpu:
         first = machine.gpus[0]
         if first.catalog_key is None:
             hint = f"; the nearest is {first.nearest_catalog_key}: pass --gpu {first.nearest_catalog_key}" \
@@ -473,5 +474,5 @@ def local_device(machine: MachineProbe) -> LocalDevice:
             note += "; MIG is on: a job gets one MIG instance, not the whole GPU this entry describes"
         return LocalDevice(accelerator=get_accelerator(first.catalog_key), count=same, note=note)
     accelerator, why = local_cpu(machine.cpu.facts())
-    return LocalDevice(accelerator=accelerator, count=1, note=f"local: no GPU; {why}")
+    return LocalDevice(accelerator=accelerator, count=1, note=f"local: {'the CPU' if cpu else 'no GPU'}; {why}")
 
