@@ -341,3 +341,12 @@ def test_amd_gpus_through_amdsmi(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_misspelt_local_is_suggested(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["train", "stories15m", "--gpu", "lokal"])
     assert code == 2 and "did you mean local" in capsys.readouterr().err
+
+
+def test_fit_on_the_local_device_only(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                      no_amd: None, fresh_local: None) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
+    assert main(["fit", "stories15m", "--gpu", "local,a100-40gb", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert sorted(r["gpu"] for r in rows) == ["a100-sxm-40gb", "h100-sxm-80gb"]
+    assert all(r["min_gpus"] == 1 for r in rows)  # 15M parameters fit anywhere

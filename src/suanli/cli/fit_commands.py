@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from suanli.cli.common import Commands, positive_int
+from suanli.cli.common import Commands, accelerator_list, positive_int
 from suanli.cli.model_arg import add_as_option
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def register(commands: Commands) -> None:
                      "2048 for training)")
     fit.add_argument("--batch", type=positive_int, default=1, help="sequences at once (default 1)")
     fit.add_argument("--vendor", help="only accelerators of this vendor")
+    fit.add_argument("--gpu", help="only these accelerators, comma-separated; local: this machine's (`suanli probe`)")
     fit.add_argument("--force", action="store_true", help="estimate even when --context exceeds the model's context")
     fit.add_argument("--json", action="store_true", help="print one JSON object")
     fit.set_defaults(run=run_fit)
@@ -61,7 +62,8 @@ def run_fit(args: argparse.Namespace) -> int:
         context = args.context or min(2048, max_context_tokens(spec))
         method = Method.FULL if args.mode == "train" else Method(args.mode)
         fitter = training_evaluator(spec, method, seq=context, micro_batch=args.batch)
-    accelerators = tuple(a for a in load_accelerators() if not args.vendor or a.vendor.lower() == args.vendor.lower())
+    chosen = accelerator_list(args.gpu) if args.gpu else load_accelerators()
+    accelerators = tuple(a for a in chosen if not args.vendor or a.vendor.lower() == args.vendor.lower())
     rows = fit_table(fitter, accelerators)
     rows.sort(key=lambda r: (r.min_gpus is None, r.min_gpus or 0, -(r.headroom_bytes or 0)))
     if args.json:
