@@ -350,3 +350,22 @@ def test_fit_on_the_local_device_only(capsys: pytest.CaptureFixture[str], monkey
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert sorted(r["gpu"] for r in rows) == ["a100-sxm-40gb", "h100-sxm-80gb"]
     assert all(r["min_gpus"] == 1 for r in rows)  # 15M parameters fit anywhere
+
+
+def test_local_picks_up_the_saved_calibration_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                                      no_amd: None, fresh_local: None) -> None:
+    """`--gpu local` with no --calibration takes the profile `suanli bench` saved for that device, if any."""
+    import argparse
+
+    pytest.importorskip("suanli.spec.calibration")
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
+    monkeypatch.setenv("SUANLI_CALIBRATION_DIR", str(tmp_path))
+    args = argparse.Namespace(gpu="local", calibration=None, json=True)
+    local_gpu.apply_local_defaults(args)
+    assert args.calibration is None  # nothing saved yet
+    (tmp_path / "h100-sxm-80gb.toml").write_text("schema = 1\n")
+    local_gpu.apply_local_defaults(args)
+    assert args.calibration == str(tmp_path / "h100-sxm-80gb.toml")
+    named = argparse.Namespace(gpu="local", calibration="mine.toml", json=True)
+    local_gpu.apply_local_defaults(named)
+    assert named.calibration == "mine.toml"  # the user's choice stands
