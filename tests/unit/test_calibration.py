@@ -1,0 +1,99 @@
+"""Calibration profiles: TOML round trip, strict validation naming the key, where saved profiles are found."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from suanli.errors import SpecError
+from suanli.spec.calibration import (
+    AllReducePoint,
+    Calibration,
+    GemmPoint,
+    default_profile_path,
+    find_profile,
+    load_calibration,
+    parse_calibration,
+    to_toml,
+    write_calibration,
+)
+
+
+def gemm(n: int, seconds: float, dtype: str = "fp32") -> GemmPoint:
+    return GemmPoint(dtype=dtype, m=n, n=n, k=n, seconds=seconds,  # type: ignore[arg-type]
+                     achieved_flops_per_s=2.0 * n**3 / seconds)
+
+
+def profile(**changes: object) -> Calibration:
+    fields: dict[str, object] = dict(
+        device_name="Test CPU, 2 cores", device_key="local-test-cpu-2c", device_kind="cpu", torch_version="2.13.0",
+        date="2026-12-03T12:00:00+00:00", quick=True, warnings=("load 3.1 > 2 cores",), copy_bytes_per_s=1.5e10,
+        gemm=(gemm(256, 1e-3), gemm(512, 5e-3), gemm(512, 3e-3, "bf16")))
+    fields.update(changes)
+    return Calibration(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    original = profile(device_kind="cuda", device_count=2, h2d_bytes_per_s=2.5e10, d2h_bytes_per_s=2.4e10,
+                       allreduce=(AllReducePoint(bytes=2**26, world_size=2, busbw_bytes_per_s=1.2e11),))
+    path = write_calibration(original, tmp_path / "sub" / "p.toml")
+    assert load_calibration(path) == original
+
+
+def test_gemm_points_by_dtype_sorted_by_flops() -> None:
+    c = profile(gemm=(gemm(512, 5e-3), gemm(256, 1e-3), gemm(512, 3e-3, "bf16")))
+    assert [p.m for p in c.gemm_points("fp32")] == [256, 512]
+    assert c.dtypes == ("fp32", "bf16")
+    assert c.gemm[0].flops == 2 * 512**3
+
+
+def _data() -> dict[str, object]:
+    return tomllib.loads(to_toml(profile()))
+
+
+@pytest.mark.parametrize(("edit", "named"), [
+    (lambda d: d.pop("schema"), "schema"),
+    (lambda d: d.pop("device"), "[device]"),
+    (lambda d: d.pop("gemm"), "[[gemm]]"),
+    (lambda d: d["device"].pop("key"), "device.key is missing"),
+    (lambda d: d["device"].update(kind="tpu"), "device.kind is 'tpu', not one of cpu, cuda"),
+    (lambda d: d["device"].update(count=0), "device.count"),
+    (lambda d: d["run"].update(quick="yes"), "run.quick"),
+    (lambda d: d["run"].update(warnings="busy"), "run.warnings"),
+    (lambda d: d["memory"].pop("copy_bytes_per_s"), "memory.copy_bytes_per_s is missing"),
+    (lambda d: d["memory"].update(copy_bytes_per_s=-1.0), "memory.copy_bytes_per_s must be a positive number"),
+    (lambda d: d["memory"].update(h2d_bytes_per_s="fast"), "memory.h2d_bytes_per_s"),
+    (lambda d: d["memory"].update(copy_bandwidth=1.0), "memory.copy_bandwidth is not a profile key"),
+    (lambda d: d["gemm"][1].update(dtype="fp64"), "gemm[1].dtype"),
+    (lambda d: d["gemm"][0].pop("k"), "gemm[0].k is missing"),
+    (lambda d: d["gemm"][0].update(seconds=0), "gemm[0].seconds"),
+    (lambda d: d["gemm"][2].update(achieved_flops_per_s=1e15), "gemm[2].achieved_flops_per_s is 1e+15 but"),
+    (lambda d: d.update(allreduce=[{"bytes": 8, "world_size": 1, "busbw_bytes_per_s": 1.0}]),
+     "allreduce[0].world_size must be at least 2"),
+])
+def test_each_malformed_key_is_named(edit: object, named: str) -> None:
+    data = _data()
+    edit(data)  # type: ignore[operator]
+    with pytest.raises(SpecError, match=r"calibration profile p\.toml: ") as caught:
+        parse_calibration(data, source="p.toml")
+    assert named in str(caught.value)
+    assert "suanli bench" in str(caught.value)
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="does not exist; make one with `suanli bench --out"):
+        load_calibration(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("schema = 1\n[device\n")
+    with pytest.raises(SpecError, match="is not valid TOML"):
+        load_calibration(bad)
+
+
+def test_find_profile_in_the_calibration_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUANLI_CALIBRATION_DIR", str(tmp_path))
+    assert find_profile("local-test-cpu-2c") is None
+    write_calibration(profile(), default_profile_path("local-test-cpu-2c"))
+    assert find_profile("local-test-cpu-2c") == tmp_path / "local-test-cpu-2c.toml"
+    assert find_profile("h100") is None
