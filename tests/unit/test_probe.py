@@ -177,6 +177,7 @@ def _fake_nvml(*, names: tuple[str, ...] = ("NVIDIA H100 80GB HBM3",) * 2, init_
     ns.nvmlDeviceGetMaxClockInfo = lambda h, kind: {1: 1980, 2: 2619}[kind]
     ns.nvmlDeviceGetCudaComputeCapability = lambda h: (9, 0)
     ns.nvmlDeviceGetMigMode = lambda h: [0, 0]
+    ns.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=0, memory=0)
     ns.nvmlDeviceGetTopologyCommonAncestor = lambda a, b: 50
     ns.nvmlSystemGetDriverVersion = lambda: "580.159.04"
     ns.nvmlSystemGetCudaDriverVersion = lambda: 13000
@@ -206,6 +207,7 @@ def test_two_nvlinked_gpus(monkeypatch: pytest.MonkeyPatch, no_amd: None) -> Non
     assert first.power_w is None and first.power_limit_w == 700.0  # refused reading; milliwatts to watts
     assert (first.pcie_gen, first.pcie_width, first.nvlink_links, first.compute_capability, first.mig_mode) == (
         5, 16, 18, "9.0", False)
+    assert (first.memory_used_bytes, first.utilization_percent) == (0, 0)
     assert [(p.gpus, p.link, p.nvlink_links) for p in machine.topology] == [((0, 1), "NV18", 18)]
     assert (machine.driver_version, machine.cuda_driver_version) == ("580.159.04", "13.0")
     device = local_device(machine)

@@ -58,6 +58,8 @@ class ProbedGpu:
     memory_clock_max_mhz: int | None = None
     compute_capability: str | None = None
     mig_mode: bool | None = None
+    memory_used_bytes: int | None = None
+    utilization_percent: int | None = None  # share of the last sample period a kernel ran (NVML), busy if > 0
     nvlink_peers: tuple[str, ...] = field(default=(), repr=False)  # PCI bus ids at the far end of each link
 
 
@@ -216,7 +218,9 @@ def _nvidia_gpu(nv: Any, index: int, h: Any) -> ProbedGpu:
         memory_clock_mhz=_call(nv, "nvmlDeviceGetClockInfo", h, mem),
         memory_clock_max_mhz=_call(nv, "nvmlDeviceGetMaxClockInfo", h, mem),
         compute_capability=None if capability is None else f"{capability[0]}.{capability[1]}",
-        mig_mode=_pair(_call(nv, "nvmlDeviceGetMigMode", h)))
+        mig_mode=_pair(_call(nv, "nvmlDeviceGetMigMode", h)),
+        memory_used_bytes=None if memory is None else int(memory.used),
+        utilization_percent=getattr(_call(nv, "nvmlDeviceGetUtilizationRates", h), "gpu", None))
 
 
 def _nvlinks(nv: Any, h: Any) -> tuple[int | None, tuple[str, ...]]:
