@@ -32,8 +32,9 @@ from suanli.units import GB, GIGA, TERA
 
 #: A catalog entry matches a probed GPU only when the driver's total memory is within this fraction of the
 #: entry's: drivers report a little less than the DRAM (81,559 MiB of an 80 GiB H100, 143,771 MiB of a 141 GiB
-#: H200) or a little more than the marketed figure (97,871 MiB of a 94 GiB H100 NVL), while sibling parts differ
-#: by far more (16 vs 32 GB V100, 40 vs 80 GB A100, 80 vs 94 GB H100).
+#: H200; GDDR parts up to ~8% less, a T4 15,360 MiB of 16 GiB) or a little more than the marketed figure (97,871 MiB
+#: of a 94 GiB H100 NVL), while sibling parts differ by far more (16 vs 32 GB V100, 40 vs 80 GB A100, 80 vs 94 GB
+#: H100).
 GPU_MEMORY_TOLERANCE = 0.10
 
 #: A catalogued CPU socket stands for the local CPU only when the cores this process may use reach at least this
