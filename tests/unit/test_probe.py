@@ -371,3 +371,11 @@ def test_local_picks_up_the_saved_calibration_profile(monkeypatch: pytest.Monkey
     named = argparse.Namespace(gpu="local", calibration="mine.toml", json=True)
     local_gpu.apply_local_defaults(named)
     assert named.calibration == "mine.toml"  # the user's choice stands
+
+
+def test_probe_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_amd: None) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml())
+    assert main(["probe"]) == 0
+    out = capsys.readouterr().out
+    assert "NVIDIA H100 80GB HBM3" in out and "0-1 NV18" in out and "h100-sxm-80gb x 2" in out
+    assert "driver: 580.159.04 (CUDA 13.0)" in out

@@ -61,6 +61,9 @@ def _render(machine: MachineProbe, local: dict[str, Any]) -> str:
     if machine.gpus:
         parts.append(table(["#", "name", "memory", "catalog", "ECC", "temp", "power / limit", "PCIe", "NVLink",
                             "SM clock", "CC", "MIG"], [_gpu_row(g) for g in machine.gpus], align="llrllrrlrrll"))
+        if machine.driver_version:
+            parts.append(f"driver: {machine.driver_version}"
+                         + (f" (CUDA {machine.cuda_driver_version})" if machine.cuda_driver_version else ""))
         if machine.topology:
             parts.append("topology: " + ", ".join(f"{a}-{b} {p.link or '?'}" for p in machine.topology
                                                   for a, b in [p.gpus]))
