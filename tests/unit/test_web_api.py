@@ -93,6 +93,7 @@ def test_bad_input_is_400_with_the_cli_line(client: TestClient, capsys: pytest.C
     ("/api/params?model=/etc", "catalog name or a Hugging Face repo id"),
     ("/api/simulate?model=llama-3-8b&gpu=h100&concurrency=4&requests=100000&prompt=10&output=10", "limit of 5000"),
     ("/api/train?model=llama-3-8b&gpu=h100&sp=maybe", "--sp is a flag"),
+    ("/api/plan-train?model=gpt2&gpu=h100,h200,a100,mi300x,l40s&tokens=1e9", "at most 4 accelerators"),
     ("/api/nonsense?model=gpt2", "no command 'nonsense'"),
 ])
 def test_refused_requests(client: TestClient, url: str, fragment: str) -> None:

@@ -36,6 +36,7 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9
 # Bounds on the work one request may ask for (the CLI has none; a shared server needs them).
 LIMITS: dict[str, int] = {"--requests": 5000, "--top": 50, "--max-gpus": 4096}
 MAX_SWEEP_POINTS = 16
+MAX_GPU_KINDS = 4  # --gpu h100,a100-80gb,…: each kind multiplies a plan's search
 MAX_CONCURRENCY = 4096
 TRUE, FALSE = frozenset({"", "1", "true", "on", "yes"}), frozenset({"0", "false", "off", "no"})
 
@@ -151,6 +152,8 @@ def _check_bound(name: str, value: str) -> None:
     numbers = [float(part) for part in value.split(",") if _is_number(part)]
     if name in LIMITS and numbers and max(numbers) > LIMITS[name]:
         raise SpecError(f"{name} {value} is over the web server's limit of {LIMITS[name]}; run the CLI for more")
+    if name == "--gpu" and len(value.split(",")) > MAX_GPU_KINDS:
+        raise SpecError(f"--gpu: at most {MAX_GPU_KINDS} accelerators at once on the web server; run the CLI for more")
     if name in ("--concurrency", "--rate"):
         if len(value.split(",")) > MAX_SWEEP_POINTS:
             raise SpecError(f"{name}: at most {MAX_SWEEP_POINTS} sweep points on the web server")
