@@ -184,6 +184,7 @@ def _memory_values(memory: TrainingMemory) -> dict[str, Any]:
         "comm_buffers_bytes": memory.comm_buffers_bytes,
         "cuda_context_bytes": memory.cuda_context_bytes,
         "fragmentation_bytes": memory.fragmentation_bytes,
+        "tied_grad_sum_bytes": memory.tied_grad_sum_bytes,
         "gradient_overlap_bytes": -memory.gradient_overlap_bytes,  # negative: gradients not live at the peak
         "total_bytes": memory.total_bytes,
     }

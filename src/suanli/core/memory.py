@@ -3,8 +3,8 @@
     total = weights + gradients + master weights + optimizer states      (model states, core/model_states.py)
           + activations × micro-batches in flight + backward workspace   (core/activations.py)
           + communication buffers + CUDA context + allocator fragmentation   (named assumptions)
-          − gradients not yet allocated at the activation peak (one process, one micro-batch per step:
-            ``gradient_overlap_bytes``)
+          + a tied embedding's two gradients summed at the end of backward − gradients not yet allocated
+            at the activation peak (one process, one micro-batch per step: ``gradient_overlap``)
 
 Model states follow the stage's parameters (core/placement.py) and the ZeRO stage; PEFT methods keep a
 frozen base (in bf16, or NF4 for QLoRA) plus fp32 adapters (core/peft.py). Activations follow the
@@ -29,7 +29,7 @@ from suanli.spec.assumptions import MemoryAssumptions
 from suanli.spec.layout import Layout, PipelineSchedule
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import parse_number_format
-from suanli.spec.training import Framework, Method, TrainingJob
+from suanli.spec.training import Framework, Method, PrecisionMode, TrainingJob
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +52,7 @@ class TrainingMemory:
     trainable_params: float
     micro_batches_in_flight: float
     gradient_overlap_bytes: float = 0.0  # gradients and activations never all live at once (gradient_overlap)
+    tied_grad_sum_bytes: float = 0.0  # a tied embedding's two gradient terms and their sum (gradient_overlap)
 
     @property
     def model_states_bytes(self) -> float:
@@ -60,7 +61,8 @@ class TrainingMemory:
     @property
     def total_bytes(self) -> float:
         return (self.model_states_bytes + self.activations_bytes + self.workspace_bytes + self.comm_buffers_bytes
-                + self.cuda_context_bytes + self.fragmentation_bytes - self.gradient_overlap_bytes)
+                + self.cuda_context_bytes + self.fragmentation_bytes + self.tied_grad_sum_bytes
+                - self.gradient_overlap_bytes)
 
     @property
     def fits(self) -> bool:
@@ -123,9 +125,10 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
     comm = _comm_buffer_bytes(spec, layout, states, assumptions) + _gathered_layers_bytes(spec, job, layout, stage)
     flavour = Flavour.MEGATRON if job.framework is Framework.MEGATRON else Flavour.HUGGINGFACE
     workspace = stage_workspace_bytes(spec, job, layout, last=stage.stage == layout.pp - 1, flavour=flavour)
-    overlap = gradient_overlap(layout, job, gradients=states.gradients, activations=activations + workspace)
+    tied, overlap = gradient_overlap(spec, layout, job, gradients=states.gradients,
+                                     activations=activations + workspace)
     peak = (states.weights + states.gradients + states.master_weights + states.optimizer + activations + workspace
-            + comm - overlap)
+            + comm + tied - overlap)
     return TrainingMemory(
         stage=stage.stage, weights_bytes=states.weights, gradients_bytes=states.gradients,
         master_weights_bytes=states.master_weights, optimizer_bytes=states.optimizer,
@@ -134,25 +137,39 @@ def _stage_memory(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: Stag
         fragmentation_bytes=assumptions.allocator_fragmentation * peak,
         host_bytes=states.offloaded_to_host, nvme_bytes=states.offloaded_to_nvme, capacity_bytes=capacity_bytes,
         trainable_params=trainable, micro_batches_in_flight=in_flight, gradient_overlap_bytes=overlap,
+        tied_grad_sum_bytes=tied,
     )
 
 
-def gradient_overlap(layout: Layout, job: TrainingJob, *, gradients: float, activations: float) -> float:
-    """Bytes of gradients and activations that are never live together, so the peak is not their sum.
+def gradient_overlap(spec: ModelSpec, layout: Layout, job: TrainingJob, *, gradients: float,
+                     activations: float) -> tuple[float, float]:
+    """(tied-embedding gradient sum, overlap): bytes live only at the end of backward, and bytes of gradients and
+    activations that are never live together, so that the peak is not the sum of every term.
 
     Plain PyTorch (the transformers Trainer, a hand-written loop) frees the gradients after each optimizer step
     (``zero_grad(set_to_none=True)``, the default since PyTorch 2.0) and allocates each one in the backward pass,
     as the activations it was computed from are released. With one process and one micro-batch per step no
     gradient is alive when the forward pass ends, where the activations and the loss's buffers peak; the
-    gradients then grow as the activations shrink, so the peak is max(activations + workspace, gradients):
-    the overlap is the smaller of the two. Measured with ``suanli measure`` (a tracked allocation replay of a
-    training step of tinyllama-stories15m on the CPU: the backward's peak is at the loss's log-softmax backward,
-    with no gradient allocated yet). Not under gradient accumulation or pipelining (gradients of earlier
-    micro-batches are live during the next forward), DDP (its buckets are allocated up front) or ZeRO/FSDP and
-    Megatron/DeepSpeed (flat, preallocated gradient buffers)."""
+    gradients then grow as the activations shrink. The backward pass ends at its own peak when the input
+    embedding is tied to the output head and trained: the head's gradient (computed first) and the embedding
+    lookup's (computed last) are two full vocab × hidden tensors that autograd's input buffer sums out of place
+    (``InputBuffer::accumulate`` adds in place only a tensor it holds the last reference to), so beside all other
+    gradients three such tensors are live: tied = 2 · vocab · hidden · gradient bytes. The peak is
+    max(activations + workspace, gradients + tied), and overlap = gradients + tied + activations + workspace − peak.
+    Measured with ``suanli measure`` (tracked allocation replay of tinyllama-stories15m training steps on the CPU,
+    fused AdamW: at seq 256 the peak is the loss's log-softmax backward, no gradient allocated yet, within 0.001%
+    of activations + workspace; at seq 32 it is that out-of-place sum, equal to gradients + tied to the byte). Not
+    under gradient accumulation or pipelining (gradients of earlier micro-batches are live during the next
+    forward), DDP (its buckets are allocated up front) or ZeRO/FSDP and Megatron/DeepSpeed (flat, preallocated
+    gradient buffers): there (0, 0)."""
     if job.framework is not Framework.HF or layout.gpus != 1 or layout.grad_accumulation_steps != 1:
-        return 0.0
-    return min(gradients, activations)
+        return 0.0, 0.0
+    tied = 0.0
+    if spec.tie_word_embeddings and spec.lm_head and job.method is Method.FULL:
+        per_param = state_bytes(job.precision, job.optimizer, spec).gradients
+        tied = 2.0 * (spec.vocab_size + spec.extra_token_rows) * spec.hidden_size * per_param
+    peak = max(activations, gradients + tied)
+    return tied, gradients + tied + activations - peak
 
 
 def _stage_activations(spec: ModelSpec, job: TrainingJob, layout: Layout, stage: StageParams) -> float:
@@ -182,10 +199,17 @@ def _stage_states(spec: ModelSpec, job: TrainingJob, layout: Layout,
     # adapters are new parameters beside a frozen base; BitFit instead trains a subset (the biases) of it
     frozen = stage.params - trainable if job.method is Method.BITFIT else stage.params
     base = frozen_base(spec, job)  # a quantized checkpoint's base stays quantized under GPTQ/AWQ/bnb adapters
-    stored = peft.frozen_bytes if peft.frozen_bytes is not None else base.frozen_bytes if base else 2.0 * peft.frozen
+    stored = (peft.frozen_bytes if peft.frozen_bytes is not None else base.frozen_bytes if base
+              else _frozen_bytes_per_param(job) * peft.frozen)
     frozen_bytes = stored * frozen / peft.frozen
     return shard_states(trainable=trainable, frozen_weight_bytes=frozen_bytes,
                         per_param=adapter_state_bytes(job.optimizer), layout=layout), trainable
+
+
+def _frozen_bytes_per_param(job: TrainingJob) -> float:
+    """A PEFT method's frozen base in the model's dtype: fp32 for an all-fp32 job (a model loaded in float32, as
+    ``suanli measure`` runs it on the CPU), else bf16 (a base loaded in bf16 or fp16 for adapter training)."""
+    return 4.0 if job.precision is PrecisionMode.FP32 else 2.0
 
 
 def _all_block_params(spec: ModelSpec, layout: Layout) -> float:
