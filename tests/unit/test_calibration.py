@@ -19,6 +19,7 @@ from suanli.spec.calibration import (
     to_toml,
     write_calibration,
 )
+from suanli.spec.hardware import Accelerator, get_accelerator
 
 
 def gemm(n: int, seconds: float, dtype: str = "fp32") -> GemmPoint:
@@ -97,3 +98,64 @@ def test_find_profile_in_the_calibration_dir(tmp_path: Path, monkeypatch: pytest
     write_calibration(profile(), default_profile_path("local-test-cpu-2c"))
     assert find_profile("local-test-cpu-2c") == tmp_path / "local-test-cpu-2c.toml"
     assert find_profile("h100") is None
+
+
+# ---------------------------------------------------------------- fitting (core/calibrate.py)
+
+def test_fit_recovers_known_curve() -> None:
+    from suanli.core.calibrate import fit_gemm_curve
+
+    sizes = [2.0 * n**3 for n in (64, 128, 256, 512, 1024, 2048, 4096)]
+    fit = fit_gemm_curve(sizes, [0.7 * f / (f + 3e8) for f in sizes], fmt="bf16")
+    assert fit.peak_fraction == pytest.approx(0.7, rel=1e-4)
+    assert fit.half_work_flops == pytest.approx(3e8, rel=1e-3)
+    assert fit.rms_relative_error < 1e-6
+
+
+def _cpu() -> Accelerator:
+    return get_accelerator("epyc-9654")
+
+
+def test_calibrate_applies_fitted_fraction_and_bandwidth() -> None:
+    from suanli.core.calibrate import calibrate
+    from suanli.spec.assumptions import PerformanceAssumptions
+
+    acc = _cpu()
+    peak = acc.peak_flops("fp32")
+    rates = {n: peak * 0.5 * 2 * n**3 / (2 * n**3 + 1e9) for n in (128, 512, 2048)}
+    points = tuple(GemmPoint(dtype="fp32", m=n, n=n, k=n, seconds=2 * n**3 / r, achieved_flops_per_s=r)
+                   for n, r in rates.items())
+    bandwidth = acc.memory_bandwidth_bytes_per_s
+    calibration = profile(device_key="epyc-9654", gemm=points, copy_bytes_per_s=0.6 * bandwidth)
+    result = calibrate(acc, PerformanceAssumptions(), calibration, fmt="bf16")
+    assert result.gemm.fmt == "fp32"  # bf16 was not measured: the fit falls back to a measured format
+    assert result.assumptions.gemm_peak_fraction == pytest.approx(0.5, rel=1e-3)
+    assert result.assumptions.gemm_half_work_flops == pytest.approx(1e9, rel=1e-2)
+    assert result.assumptions.memory_bandwidth_fraction == pytest.approx(0.6)
+    assert result.assumptions.decode_bandwidth_fraction == pytest.approx(0.6 * 0.775 / 0.85)
+    assert result.raised == ()
+    assert result.accelerator.peak_flops("fp32") == peak
+
+
+def test_calibrate_raises_a_catalog_peak_below_the_measurement() -> None:
+    from suanli.core.calibrate import calibrate
+    from suanli.spec.assumptions import PerformanceAssumptions
+
+    acc = _cpu()
+    peak = acc.peak_flops("fp32")
+    fast = tuple(GemmPoint(dtype="fp32", m=n, n=n, k=n, seconds=2 * n**3 / (1.5 * peak),
+                           achieved_flops_per_s=1.5 * peak) for n in (256, 1024))
+    result = calibrate(acc, PerformanceAssumptions(), profile(device_key="epyc-9654", gemm=fast, copy_bytes_per_s=2e12))
+    assert result.assumptions.gemm_peak_fraction == 1.0
+    assert result.accelerator.peak_flops("fp32") == pytest.approx(1.5 * peak, rel=1e-3)
+    assert result.accelerator.memory_bandwidth_bytes_per_s == 2e12
+    assert result.assumptions.memory_bandwidth_fraction == 1.0
+    assert len(result.raised) == 2
+
+
+def test_profile_of_another_device_is_refused() -> None:
+    from suanli.core.calibrate import check_device
+
+    with pytest.raises(SpecError, match=r"measured on local-test-cpu-2c .* but --gpu is epyc-9654; pass --gpu "
+                                        r"local-test-cpu-2c \(or --gpu local"):
+        check_device(profile(), _cpu(), source="p.toml")
