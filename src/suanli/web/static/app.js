@@ -179,7 +179,7 @@ const VIEWS = {
   train: { run: runTrain, render: renderTrain },
   serve: { run: runServe, render: renderServe },
   plan: { run: runPlan, render: renderPlan },
-  glossary: { run: runGlossary, render: () => {} },
+  glossary: { run: runGlossary, render: renderGlossary },
 };
 
 function baseParams(withGpu = true) {
@@ -413,13 +413,32 @@ function renderPlan() {
 
 async function runGlossary() {
   const term = formOf("glossary").elements.term.value.trim();
-  const entry = await api(`explain/${encodeURIComponent(term)}`, { lang: state.lang });
-  const text = entry[state.lang] || entry.en || "";
-  const example = entry.example || {};
-  $("#glossary-entry").replaceChildren(
-    el("h2", {}, entry.term || term),
-    el("p", {}, typeof text === "string" ? text : JSON.stringify(text)),
-    el("pre", {}, typeof example === "string" ? example : JSON.stringify(example, null, 2)));
+  const [entry, index] = await Promise.all([
+    term ? api(`explain/${encodeURIComponent(term)}`, { lang: state.lang }) : Promise.resolve(null),
+    state.results.glossaryIndex ? Promise.resolve(state.results.glossaryIndex) : api("explain", { list: "true" })]);
+  state.results.glossaryIndex = index;
+  state.results.glossary = entry;
+}
+
+function renderGlossary() {
+  const entry = state.results.glossary;
+  const index = state.results.glossaryIndex;
+  const zh = state.lang === "zh";
+  const parts = [];
+  if (entry) {
+    const example = entry.example || {};
+    parts.push(el("h2", {}, zh ? entry.name_zh : entry.name_en, el("small", {}, `  ${zh ? entry.name_en : entry.name_zh} · ${entry.term}`)),
+      el("p", { class: "entry" }, entry[state.lang] || entry.en),
+      el("p", { class: "example", title: `${example.command} → ${example.path}` },
+        el("strong", {}, tr("web.glossary.example", "Live example") + ": "), example[state.lang] || example.en || "",
+        el("br"), el("code", {}, `${example.command}  → ${example.path}`)));
+  }
+  if (index && index.terms) {
+    parts.push(el("div", { class: "terms" }, ...index.terms.map((t) => el("button", { type: "button", class: "term",
+      title: (t.aliases || []).join(", "), on: { click: () => { formOf("glossary").elements.term.value = t.term; compute(); } } },
+      zh ? t.name_zh : t.name_en))));
+  }
+  $("#glossary-entry").replaceChildren(...parts);
 }
 
 // ---- wiring ----------------------------------------------------------------------------------------------------
