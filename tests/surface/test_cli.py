@@ -15,7 +15,8 @@ from suanli.spec.resolve import model_catalog
 
 
 @pytest.mark.parametrize("command", [[], ["models"], ["params"], ["flops"], ["gpus"], ["train"], ["infer"], ["fit"],
-                                     ["simulate"], ["plan"], ["plan", "train"], ["plan", "serve"], ["plan", "buy"]])
+                                     ["simulate"], ["plan"], ["plan", "train"], ["plan", "serve"], ["plan", "buy"],
+                                     ["roofline"], ["web"]])
 def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
