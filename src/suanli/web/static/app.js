@@ -69,7 +69,9 @@ async function api(command, params) {
   } else {
     response = await fetch(`/api/${command}?${new URLSearchParams(params)}`);
   }
-  const body = await response.json();
+  const text = await response.text();
+  let body;
+  try { body = JSON.parse(text); } catch (e) { throw new Error(`HTTP ${response.status}: ${text.slice(0, 200)}`); }
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
 }
