@@ -18,11 +18,19 @@ Every message names the numbers involved and proposes a fix.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class SuanliError(Exception):
-    """Base of every error suanli raises on purpose."""
+    """Base of every error suanli raises on purpose.
+
+    The message is English. An error may also name a message ``key`` of ``suanli/i18n/messages.toml`` and the
+    ``fields`` that fill it, so the CLI can say the same thing in the user's language (``--lang zh``)."""
+
+    def __init__(self, *args: object, key: str = "", fields: Mapping[str, object] | None = None) -> None:
+        super().__init__(*args)
+        self.key = key
+        self.fields: dict[str, object] = dict(fields or {})
 
 
 class SpecError(SuanliError, ValueError):
@@ -57,9 +65,14 @@ class Unavailable(SuanliError):
     """Something the answer needs cannot be reached here (hub offline, optional package missing)."""
 
 
+def close_matches(name: str, candidates: Iterable[str], *, limit: int = 3) -> list[str]:
+    """The candidates closest to ``name`` (lower-cased), best first; empty when none is close."""
+    return difflib.get_close_matches(name.lower(), [c.lower() for c in candidates], n=limit, cutoff=0.6)
+
+
 def suggest(name: str, candidates: Iterable[str], *, limit: int = 3) -> str:
     """Return ``"; did you mean a, b or c?"`` for the closest candidates, or ``""`` when none is close."""
-    matches = difflib.get_close_matches(name.lower(), [c.lower() for c in candidates], n=limit, cutoff=0.6)
+    matches = close_matches(name, candidates, limit=limit)
     if not matches:
         return ""
     if len(matches) == 1:

@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from suanli.cli import (
+    explain_commands,
     fit_commands,
     hardware_commands,
     infer_commands,
+    lang_option,
+    measure_commands,
     model_commands,
     plan_commands,
     probe_commands,
@@ -50,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     hardware_commands.register(commands)
     roofline_commands.register(commands)
     probe_commands.register(commands)
+    measure_commands.register(commands)
     web_commands.register(commands)
+    explain_commands.register(commands)
+    lang_option.install(parser)
     return parser
 
 
@@ -61,11 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from suanli.errors import SuanliError
+    from suanli.i18n import use_lang
 
+    lang = lang_option.chosen_lang(args)
     try:
-        code: int = args.run(args)
+        with use_lang(lang):
+            code: int = args.run(args)
     except SuanliError as exc:
-        sys.stderr.write(f"suanli: error: {exc}\n")
+        sys.stderr.write(lang_option.error_line(exc, lang) + "\n")
         return EXIT_USAGE
     except BrokenPipeError:
         return 0

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from suanli.i18n import display_width, translate_label
 from suanli.quantity import Quantity
 
 if TYPE_CHECKING:
@@ -20,18 +21,30 @@ _JSON_SINK: ContextVar[list[dict[str, Any]] | None] = ContextVar("suanli_json_si
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, align: str = "") -> str:
-    """A plain aligned table; ``align`` holds one of 'l'/'r' per column (default: text left, numbers right)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    """A plain aligned table; ``align`` holds one of 'l'/'r' per column (default: text left, numbers right).
+    Headings and first-column labels are said in the current language (``suanli.i18n.translate_label``)."""
+    cells = [[translate_label(str(h)) for h in headers]] + [_row_cells(row) for row in rows]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
     if not align:
         align = "".join("r" if rows and _is_number(rows[0][i]) else "l" for i in range(len(headers)))
     lines = []
     for index, row in enumerate(cells):
-        padded = [c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in zip(row, widths, align, strict=True)]
+        padded = [_pad(c, w, a) for c, w, a in zip(row, widths, align, strict=True)]
         lines.append("  ".join(padded).rstrip())
         if index == 0:
             lines.append("  ".join("─" * w for w in widths))
     return "\n".join(lines)
+
+
+def _row_cells(row: Sequence[Any]) -> list[str]:
+    cells = ["" if c is None else str(c) for c in row]
+    return [translate_label(cells[0]), *cells[1:]] if cells and isinstance(row[0], str) else cells
+
+
+def _pad(text: str, width: int, align: str) -> str:
+    """``text`` padded to ``width`` terminal columns (a CJK character takes two)."""
+    gap = " " * (width - display_width(text))
+    return gap + text if align == "r" else text + gap
 
 
 def _is_number(value: Any) -> bool:
@@ -39,9 +52,10 @@ def _is_number(value: Any) -> bool:
 
 
 def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
-    """``name  value`` lines, names padded to one width."""
-    width = max((len(k) for k, _ in pairs), default=0)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
+    """``name  value`` lines, names padded to one width (and said in the current language)."""
+    names = [translate_label(k) for k, _ in pairs]
+    width = max((display_width(k) for k in names), default=0)
+    return "\n".join(f"{_pad(k, width, 'l')}  {v}" for k, (_, v) in zip(names, pairs, strict=True))
 
 
 def explanations(quantities: Sequence[Quantity]) -> str:

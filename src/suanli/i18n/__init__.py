@@ -21,7 +21,8 @@ from __future__ import annotations
 import functools
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib import resources
@@ -35,8 +36,8 @@ LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence: the fi
 
 _CURRENT: ContextVar[Lang | None] = ContextVar("suanli_lang", default=None)
 
-__all__ = ["LANGS", "Lang", "current_lang", "default_lang", "fields_of", "messages", "parse_lang", "t",
-           "translate_label", "use_lang"]
+__all__ = ["LANGS", "Lang", "current_lang", "default_lang", "did_you_mean", "display_width", "error_text",
+           "fields_of", "messages", "parse_lang", "t", "translate_label", "use_lang"]
 
 
 def parse_lang(text: str) -> Lang:
@@ -137,3 +138,29 @@ def translate_label(text: str, lang: Lang | None = None) -> str:
         return text
     entry = _labels().get(text)
     return text if entry is None else entry[lang]
+
+
+def did_you_mean(names: Sequence[str], lang: Lang | None = None) -> str:
+    """``"; did you mean a, b or c?"`` / ``"；你要找的是不是 a、b 或 c？"``, or ``""`` for no names."""
+    if not names:
+        return ""
+    lang = lang or current_lang()
+    if len(names) == 1:
+        joined = names[0]
+    elif lang == "zh":
+        joined = f"{'、'.join(names[:-1])} 或 {names[-1]}"
+    else:
+        joined = f"{', '.join(names[:-1])} or {names[-1]}"
+    return t("error.did_you_mean", lang, names=joined)
+
+
+def error_text(key: str, fields: Mapping[str, Any], lang: Lang | None = None) -> str:
+    """An error's message ``key`` in ``lang``; a ``suggestions`` field (closest names) becomes ``{hint}``."""
+    values = dict(fields)
+    values["hint"] = did_you_mean(list(values.pop("suggestions", ())), lang)
+    return t(key, lang, **values)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn, TypeVar, get_args
 
-from suanli.errors import NotFound, SpecError, UnknownAccelerator, require_positive, suggest
+from suanli.errors import NotFound, SpecError, UnknownAccelerator, close_matches, require_positive, suggest
 from suanli.units import GB, MEGA, SECONDS_PER_HOUR, TERA, GiB, MiB
 
 AcceleratorKind = Literal["gpu", "tpu", "npu", "lpu", "cpu", "soc"]
@@ -365,4 +365,5 @@ def get_accelerator(name: str) -> Accelerator:
             return index[candidate]
     wanted = next(_candidates(name))
     hint = suggest(wanted, index) or f"; catalog keys: {', '.join(acc.key for acc in load_accelerators())}"
-    raise UnknownAccelerator(f"unknown accelerator {name!r}{hint}")
+    raise UnknownAccelerator(f"unknown accelerator {name!r}{hint}", key="error.unknown_accelerator",
+                             fields={"name": name, "suggestions": close_matches(wanted, index)})

@@ -45,7 +45,8 @@ def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "",
     if as_family is not None and as_family != model_type:
         return _read_as(config, as_family, name=name, source=source)
     if model_type is None:
-        raise ConfigError(f"{name}: config.json has no 'model_type'; add it (e.g. \"llama\") or pass --as FAMILY")
+        raise ConfigError(f"{name}: config.json has no 'model_type'; add it (e.g. \"llama\") or pass --as FAMILY",
+                          key="error.config_no_model_type", fields={"name": name})
     adapter = ADAPTERS.get(model_type)
     if adapter is None:
         raise unsupported_error(config, name, ADAPTERS)

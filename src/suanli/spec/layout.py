@@ -166,7 +166,9 @@ class Layout:
 def _require_divides(name: str, degree: int, what: str, total: int) -> None:
     if total % degree:
         raise LayoutError(f"{what} ({total}) is not divisible by {name} ({degree}); "
-                          f"use {name} in {_divisors(total)}")
+                          f"use {name} in {_divisors(total)}", key="error.not_divisible",
+                          fields={"what": what, "total": total, "name": name, "degree": degree,
+                                  "choices": _divisors(total)})
 
 
 def _divisors(n: int) -> str:

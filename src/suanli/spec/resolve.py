@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from suanli.errors import ConfigError, Unavailable, UnknownModel, suggest
+from suanli.errors import ConfigError, Unavailable, UnknownModel, close_matches, suggest
 from suanli.spec.hf import spec_from_config
 from suanli.spec.model import ModelSpec
 
@@ -128,7 +128,8 @@ def resolve_model(name: str, *, as_family: str | None = None) -> ResolvedModel:
         return _from_hub(name.strip(), as_family)
     raise UnknownModel(
         f"unknown model '{name}'{suggest(name, _catalog_names())}; "
-        "run `suanli models` for the catalog, or pass a config.json path, a model directory or an org/name repo id"
+        "run `suanli models` for the catalog, or pass a config.json path, a model directory or an org/name repo id",
+        key="error.unknown_model", fields={"name": name, "suggestions": close_matches(name, _catalog_names())},
     )
 
 
@@ -141,7 +142,9 @@ def read_config_json(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+                          key="error.config_not_json",
+                          fields={"path": path, "line": exc.lineno, "column": exc.colno, "reason": exc.msg}) from exc
     if not isinstance(config, dict):
         raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
