@@ -156,6 +156,17 @@ def pipeline_bubble_s(pp: int, micro_batches: int, vp: int, ideal_s: float) -> f
     return (pp - 1) / (micro_batches * vp) * ideal_s
 
 
+def _attention_ratio(job: TrainingJob, accelerator: Accelerator) -> float:
+    """FlashAttention's share of peak on this part relative to Ampere: frameworks that call FlashAttention-2 or
+    PyTorch SDPA (FSDP/torchtitan, llm-foundry, DeepSpeed, the HF Trainer) run Ampere-generation kernels, which
+    reach ``ampere_attention_ratio`` of their A100 share on Hopper (catalog header: 0.48, FlashAttention-3's
+    35% of H100 against FlashAttention-2's 73% of A100); Megatron-Core calls cuDNN's Hopper-native fused
+    attention through Transformer Engine, and eager attention runs cuBLAS GEMMs: no penalty."""
+    if job.framework is Framework.MEGATRON or job.attention is AttentionImpl.EAGER:
+        return 1.0
+    return accelerator.ampere_attention_ratio
+
+
 def _setup(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, a: PerformanceAssumptions,
            node: int, scale_out: str) -> StepSetup:
     """Everything the terms share: formats, bytes, tokens per micro-batch, the efficiencies training uses."""
@@ -163,7 +174,7 @@ def _setup(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accel
     per_param = state_bytes(job.precision, job.optimizer, spec)
     flash = job.attention is not AttentionImpl.EAGER and spec.causal
     fused = job.framework is Framework.MEGATRON
-    a = replace(a, attention_peak_fraction=a.training_attention_peak_fraction)
+    a = replace(a, attention_peak_fraction=a.training_attention_peak_fraction * _attention_ratio(job, accelerator))
     gemm_a = replace(a, gemm_peak_fraction=a.gemm_peak_fraction * a.low_precision_gemm_ratio) if fmt == "fp8" else a
     return StepSetup(
         spec=spec, job=job, layout=layout, accelerator=accelerator, a=a, gemm_a=gemm_a, gemm_format=fmt,

@@ -158,6 +158,9 @@ class Accelerator:
     unverified_formats: tuple[str, ...] = ()  # supported by the hardware, no published dense peak
     inference_only: bool = False  # no training stack exists for it (Groq's LPU)
     tdp_w: float | None = None
+    # the share of peak that FlashAttention-2-generation kernels reach here, as a multiple of their share on
+    # Ampere (1.0: no penalty known); see the catalog header
+    ampere_attention_ratio: float = 1.0
     scale_up: Link | None = None
     host_link: Interconnect | None = None
     prices: tuple[Price, ...] = ()
@@ -175,6 +178,8 @@ class Accelerator:
             require_positive(f"{self.key}: {what}", getattr(self, what))
         if self.tdp_w is not None:
             require_positive(f"{self.key}: tdp_w", self.tdp_w)
+        if not 0 < self.ampere_attention_ratio <= 1:
+            raise SpecError(f"{self.key}: ampere_attention_ratio must be in (0, 1], got {self.ampere_attention_ratio}")
         if (self.driver_memory_bytes is None) != (self.driver_memory_source is None):
             raise SpecError(f"{self.key}: driver_memory_bytes and driver_memory_source go together")
         if self.driver_memory_bytes is not None and not 0 < self.driver_memory_bytes <= self.memory_bytes:
