@@ -1,0 +1,234 @@
+"""``suanli measure MODEL --device cpu|cuda --mode train|infer``: run a real training step or generation of a small
+model on this machine and print suanli's prediction for the same run beside it, with signed errors."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from suanli.cli.common import Commands, positive_int
+from suanli.cli.model_arg import add_as_option
+
+if TYPE_CHECKING:
+    from suanli.measure.predict import MeasureJob, Prediction
+    from suanli.measure.run import Measurement
+    from suanli.spec.assumptions import PerformanceAssumptions
+    from suanli.spec.hardware import Accelerator
+
+DEFAULT_SEQ = 256
+DEFAULT_OUTPUT = 32
+METRICS = ("peak_memory_bytes", "step_s", "ttft_s", "tpot_s")
+
+
+def register(commands: Commands) -> None:
+    measure = commands.add_parser(
+        "measure", help="run a real training step or generation of a small model here: predicted vs measured",
+        description="Builds MODEL from its config with random weights (nothing is downloaded) with transformers and "
+        "torch, runs warm-up steps then timed ones on the local device (training: forward, backward and a fused "
+        "AdamW step; inference: prefill, then greedy decoding with the KV cache), and prints suanli's prediction for "
+        "the same run beside what was measured, with signed errors (predicted / measured - 1). Peak memory comes "
+        "from torch.cuda.max_memory_allocated on CUDA, and on the CPU from a tracked replay of every allocation "
+        "plus the persistent tensors (the RSS high-water mark is shown as a second opinion).")
+    measure.add_argument("model", metavar="MODEL", help="catalog name, config.json or model directory (small: it "
+                         "runs here), e.g. tinyllama-stories15m")
+    add_as_option(measure)
+    measure.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default cpu)")
+    measure.add_argument("--mode", choices=("train", "infer"), default="train", help="default train")
+    measure.add_argument("--seq", type=positive_int, help=f"tokens per sequence (inference: the prompt) "
+                         f"(default {DEFAULT_SEQ}, or the model's context when shorter)")
+    measure.add_argument("--batch", type=positive_int, default=1, help="sequences (default 1)")
+    measure.add_argument("--output", type=positive_int, default=DEFAULT_OUTPUT,
+                         help=f"inference: tokens generated per sequence (default {DEFAULT_OUTPUT})")
+    measure.add_argument("--method", choices=("full", "lora"), default="full", help="training method (default full)")
+    measure.add_argument("--lora-rank", type=positive_int, default=16, help="LoRA rank on every block linear "
+                         "(default 16)")
+    measure.add_argument("--dtype", choices=("fp32", "bf16"), help="the model's dtype; training keeps weights, "
+                         "gradients and AdamW states in it (default fp32 on cpu, bf16 on cuda)")
+    measure.add_argument("--steps", type=positive_int, default=5, help="timed steps (default 5; the median is "
+                         "reported)")
+    measure.add_argument("--warmup", type=positive_int, default=2, help="untimed steps first (default 2; the first "
+                         "training step creates AdamW's states)")
+    measure.add_argument("--gpu", default="local", help="the catalog accelerator to predict for (default local: "
+                         "this machine's CPU for --device cpu, its first GPU for --device cuda; see `suanli probe`)")
+    measure.add_argument("--calibration", metavar="PROFILE.toml", help="predict with the efficiencies `suanli bench` "
+                         "measured on this device")
+    measure.add_argument("--json", action="store_true", help="print one JSON object (stable keys) instead of a table")
+    measure.set_defaults(run=run_measure)
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    from suanli.cli.render import emit_json
+    from suanli.measure.predict import Device, predict
+    from suanli.measure.run import available_memory_bytes, check_fits, require_torch, run_measurement
+    from suanli.spec.resolve import resolve_model
+
+    device = Device(args.device)
+    require_torch(device)
+    resolved = resolve_model(args.model, as_family=args.as_family)
+    config = _config(args.model, resolved.origin)
+    job = _job(args, resolved.spec, device)
+    accelerator, where = _accelerator(args.gpu, device)
+    notes = [where]
+    accelerator, performance, calibrated = _calibrated(accelerator, args.calibration)
+    notes.extend(calibrated)
+    predicted = predict(resolved.spec, job, accelerator, performance)
+    check_fits(predicted.peak_memory_bytes, available_memory_bytes(device), device)
+    measured = run_measurement(config, job)
+    notes.extend(_notes(job, measured))
+    payload = _payload(args, resolved.spec.name, job, accelerator.key, predicted, measured, notes)
+    if args.json:
+        emit_json(payload)
+        return 0
+    print(_render(payload))
+    return 0
+
+
+def _config(model: str, origin: str) -> dict[str, Any]:
+    """The config.json dict the model is built from: the catalog's bundled file, or the user's file/directory."""
+    from pathlib import Path
+
+    from suanli.errors import SpecError
+    from suanli.spec.resolve import catalog_config, find_catalog_model, read_config_json
+
+    entry = find_catalog_model(model)
+    if origin == "catalog" and entry is not None:
+        return catalog_config(entry)
+    path = Path(model)
+    if path.is_dir():
+        path = path / "config.json"
+    if origin in ("config", "directory") and path.is_file():
+        return read_config_json(path)
+    raise SpecError(f"measure builds the model from a config.json it can read here; {model!r} resolved from "
+                    f"{origin}: pass a catalog name, a config.json or a model directory")
+
+
+def _job(args: argparse.Namespace, spec: Any, device: Any) -> MeasureJob:
+    from suanli.measure.predict import Device, DType, MeasureJob, Mode
+    from suanli.spec.support import max_context_tokens
+    from suanli.spec.training import Method
+
+    mode = Mode(args.mode)
+    context = max_context_tokens(spec)
+    seq = args.seq or min(DEFAULT_SEQ, context)
+    output = args.output if mode is Mode.INFER else 0
+    if seq + output > context:
+        from suanli.errors import SpecError
+
+        raise SpecError(f"--seq {seq} + --output {output} = {seq + output} tokens exceed {spec.name}'s context of "
+                        f"{context}; use --seq {max(1, context - output)} or less")
+    dtype = DType(args.dtype or ("fp32" if device is Device.CPU else "bf16"))
+    return MeasureJob(device=device, mode=mode, seq=seq, batch=args.batch, output_tokens=output,
+                      method=Method(args.method), dtype=dtype, steps=args.steps, warmup=args.warmup,
+                      lora_rank=args.lora_rank)
+
+
+def _accelerator(name: str, device: Any) -> tuple[Accelerator, str]:
+    """The accelerator the prediction is for, and a note saying what it is."""
+    from suanli.cli.local_gpu import is_local
+    from suanli.measure.predict import Device
+    from suanli.spec.hardware import get_accelerator
+
+    if not is_local(name):
+        accelerator = get_accelerator(name)
+        return accelerator, f"predicted for {accelerator.key} (--gpu), measured on this machine's {device.value}"
+    from suanli.measure.probe import local_device, probe
+
+    local = local_device(probe(), cpu=device is Device.CPU)
+    return local.accelerator, f"predicted for {local.accelerator.key} ({local.note})"
+
+
+def _calibrated(accelerator: Accelerator, path: str | None) -> tuple[Accelerator, PerformanceAssumptions | None,
+                                                                      list[str]]:
+    """With ``--calibration``: the accelerator and efficiencies fitted to the profile (``suanli bench``)."""
+    if path is None:
+        return accelerator, None, ["uncalibrated: the time model's default efficiencies against the entry's peaks "
+                                   "(run `suanli bench --out p.toml` and pass --calibration p.toml)"]
+    import importlib
+
+    from suanli.errors import Unavailable
+
+    module = importlib.import_module("suanli.spec.calibration")
+    calibrate = getattr(module, "calibrate", None)
+    if calibrate is None:
+        raise Unavailable("--calibration: this build cannot apply a profile yet (suanli.spec.calibration.calibrate "
+                          "is missing); run without --calibration")
+    from suanli.spec.assumptions import PerformanceAssumptions
+
+    fitted, performance = calibrate(accelerator, PerformanceAssumptions(), module.load_calibration(path))
+    return fitted, performance, [f"calibrated with {path}"]
+
+
+def _notes(job: MeasureJob, measured: Measurement) -> list[str]:
+    from suanli.measure.predict import Device, Mode
+
+    notes = [f"measured: {measured.device_name}, torch {measured.torch_version}, {measured.threads} threads; "
+             f"median of {job.steps} {'steps' if job.mode is Mode.TRAIN else 'generations'} after {job.warmup} "
+             "warm-up"]
+    if job.device is Device.CPU:
+        notes.append("peak memory on the CPU: tracked allocation replay + persistent tensors (no caching allocator, "
+                     "no CUDA context: the prediction leaves both out); RSS delta is a second opinion that also "
+                     "holds the heap glibc keeps, thread pools and Python objects")
+    else:
+        notes.append("peak memory on CUDA: torch.cuda.max_memory_allocated (the CUDA context is outside it and "
+                     "outside the prediction); reserved = max_memory_reserved, against the prediction × (1 + "
+                     "allocator fragmentation)")
+    if len(measured.samples_s) > 1 and min(measured.samples_s) > 0:
+        spread = max(measured.samples_s) / min(measured.samples_s) - 1
+        if spread > 0.2:
+            notes.append(f"timed samples spread {spread:.0%} (slowest / fastest - 1): the device may be busy; "
+                         "more --steps or a quieter machine give a steadier median")
+    return notes
+
+
+def _payload(args: argparse.Namespace, model: str, job: MeasureJob, accelerator: str, predicted: Prediction,
+             measured: Measurement, notes: list[str]) -> dict[str, Any]:
+    from suanli.measure.predict import signed_error
+
+    wanted = ("peak_memory_bytes", "step_s") if job.mode.value == "train" else ("peak_memory_bytes", "ttft_s",
+                                                                                 "tpot_s")
+    pred = {k: getattr(predicted, k) for k in wanted}
+    meas = {k: getattr(measured, k) for k in wanted}
+    error = {k: signed_error(pred[k], meas[k]) for k in wanted}
+    pred |= {"components": predicted.components, "reserved_bytes": predicted.reserved_bytes}
+    meas |= {"peak_memory_source": measured.peak_memory_source, "persistent_bytes": measured.persistent_bytes,
+             "rss_delta_bytes": measured.rss_delta_bytes, "reserved_bytes": measured.reserved_bytes,
+             "samples_s": list(measured.samples_s), "device_name": measured.device_name,
+             "torch_version": measured.torch_version, "threads": measured.threads}
+    if predicted.reserved_bytes is not None and measured.reserved_bytes:
+        error["reserved_bytes"] = signed_error(predicted.reserved_bytes, measured.reserved_bytes)
+    return {"command": "measure", "model": model, "device": job.device.value, "mode": job.mode.value,
+            "gpu": accelerator, "calibration": args.calibration,
+            "job": {"seq": job.seq, "batch": job.batch, "output_tokens": job.output_tokens,
+                    "method": job.method.value, "dtype": job.dtype.value, "steps": job.steps,
+                    "warmup": job.warmup},
+            "predicted": pred, "measured": meas, "error": error, "notes": notes}
+
+
+def _render(payload: dict[str, Any]) -> str:
+    from suanli.cli.render import key_values, table
+    from suanli.units import format_bytes
+
+    job = payload["job"]
+    head = key_values([("model", payload["model"]),
+                       ("run", f"{payload['mode']} on {payload['device']}: batch {job['batch']} × seq {job['seq']}"
+                               + (f", {job['output_tokens']} new tokens" if payload["mode"] == "infer" else "")
+                               + f", {job['method']}, {job['dtype']}"),
+                       ("predicted for", payload["gpu"])])
+    rows = []
+    for metric, error in payload["error"].items():
+        shown = format_bytes if metric.endswith("_bytes") else _seconds
+        pred, meas = payload["predicted"].get(metric), payload["measured"].get(metric)
+        rows.append([metric.removesuffix("_bytes").removesuffix("_s").replace("_", " "),
+                     "—" if pred is None else shown(pred), "—" if meas is None else shown(meas),
+                     "—" if error is None else f"{error:+.1%}"])
+    rss = payload["measured"].get("rss_delta_bytes")
+    lines = [head, "", table(["metric", "predicted", "measured", "error"], rows, align="lrrr")]
+    if rss:
+        lines.append(f"\nRSS high-water mark − RSS before the model: {format_bytes(rss)} (second opinion)")
+    lines.append("")
+    lines.extend(f"note: {note}" for note in payload["notes"])
+    return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1e3:.3g} ms" if value < 1 else f"{value:.3g} s"
