@@ -99,3 +99,9 @@ def test_every_error_key_raised_in_the_code_is_in_the_catalogue() -> None:
             for match in re.findall(r'key="((?:error|explain)\.[a-z_.]+)"', path.read_text(encoding="utf-8"))}
     assert used, "the scan found the keyed errors"
     assert used - set(messages()) == set()
+
+
+def test_explain_keeps_the_formulas_and_translates_their_glue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*PARAMS, "--explain", "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "\n  其中 embedding_params = vocab_size × hidden_size" in out and "\n  where " not in out

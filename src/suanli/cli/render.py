@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from suanli.i18n import display_width, translate_label
+from suanli.i18n import display_width, t, translate_label
 from suanli.quantity import Quantity
 
 if TYPE_CHECKING:
@@ -59,8 +59,10 @@ def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
 
 
 def explanations(quantities: Sequence[Quantity]) -> str:
-    """The derivation block printed by ``--explain``."""
-    return "\n".join(q.explain() for q in quantities)
+    """The derivation block printed by ``--explain`` (formulas keep their code names; "where" is translated)."""
+    text = "\n".join(q.explain() for q in quantities)
+    where = t("cli.where")
+    return text if where == "where" else text.replace("\n  where ", f"\n  {where} ")
 
 
 def emit_json(payload: dict[str, Any]) -> None:
