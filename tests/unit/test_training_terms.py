@@ -147,3 +147,14 @@ def test_flash_attention_2_runs_at_the_ampere_ratio_on_hopper() -> None:
     assert attention_s(Framework.FSDP, "h100") == pytest.approx(0.48 * A.training_attention_peak_fraction)
     assert attention_s(Framework.MEGATRON, "h100") == pytest.approx(A.training_attention_peak_fraction)
     assert attention_s(Framework.FSDP, "a100") == pytest.approx(A.training_attention_peak_fraction)
+
+
+def test_expert_gemms_run_at_the_per_expert_shape() -> None:
+    """Grouped GEMM: each of the 128 / 8 = 16 local experts runs a GEMM over its own tokens, T·k/E from each of
+    the 8 ranks (4096 · 8 / 128 · 8 = 2048 rows), so the efficiency curve sees 2·2048·(2·768)·2048 FLOPs, not
+    the aggregated GEMM."""
+    s = _setup_for(Layout(ep=8, dp=8, micro_batch=1))
+    ops = {op.name: op for op in _kernels(QWEN.layers[0], s)}
+    up = ops["expert_up_gate"]
+    assert up.count == 16
+    assert up.flops == pytest.approx(2 * 2048 * (2 * 768) * 2048)
