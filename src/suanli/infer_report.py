@@ -19,6 +19,7 @@ from suanli.core.serving_ops import compute_format, dequantizes
 from suanli.core.vision import image_prompt_tokens, vision_encoder_time_s
 from suanli.quantity import Quantity
 from suanli.report import Report
+from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import EnginePreset
 from suanli.spec.family_match import approximation
 from suanli.spec.hardware import Accelerator
@@ -30,14 +31,14 @@ from suanli.spec.uncertainty import speed_band
 def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: EnginePreset, tp: int, ep: int,
                      batch: int, prompt_tokens: int, output_tokens: int, weights_format: NumberFormat | None,
                      kv_format: NumberFormat | None, images: int = 0, image_size: tuple[int, int] | None = None,
-                     tiles: int | None = None) -> Report:
+                     tiles: int | None = None, assumptions: PerformanceAssumptions | None = None) -> Report:
     """``prompt_tokens`` include the image tokens of ``images`` images per sequence (``image_prompt_tokens``);
     their encoding before prefill adds to the time to first token."""
     memory = inference_memory(spec, accelerator, batch=batch, prompt_tokens=prompt_tokens,
                               output_tokens=output_tokens, engine=engine, weights_format=weights_format,
                               kv_format=kv_format, tp=tp, ep=ep)
     setup = serving_setup(spec, accelerator, engine=engine, weights_format=weights_format, kv_format=kv_format,
-                          tp=tp, ep=ep)
+                          tp=tp, ep=ep, assumptions=assumptions)
     time = InferenceTime(engine=engine.key, accelerator=accelerator.key, tp=tp, ep=ep, batch=batch,
                          prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                          prefill=prefill_time(setup, batch=batch, prompt_tokens=prompt_tokens),

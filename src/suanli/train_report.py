@@ -18,7 +18,7 @@ from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.search.advice import Suggestion, fit_suggestions
 from suanli.search.fit import usable_memory_bytes
-from suanli.spec.assumptions import CostAssumptions
+from suanli.spec.assumptions import CostAssumptions, PerformanceAssumptions
 from suanli.spec.family_match import approximation
 from suanli.spec.hardware import Accelerator, PriceKind
 from suanli.spec.layout import Layout
@@ -43,14 +43,15 @@ class CostRequest:
 
 def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Accelerator, *,
                     rl: RlSetup | None = None, teacher: ModelSpec | None = None,
-                    tokens: float | None = None, cost: CostRequest | None = None) -> Report:
+                    tokens: float | None = None, cost: CostRequest | None = None,
+                    assumptions: PerformanceAssumptions | None = None) -> Report:
     """Memory per GPU; for single-model training also the step time, throughput and MFU, and with ``tokens``
     the wall time of a run of that many training tokens."""
     capacity = usable_memory_bytes(accelerator)
     if rl is not None or teacher is not None:
         return _multi_model_report(spec, job, layout, accelerator, rl=rl, teacher=teacher)
     memory = training_memory(spec, job, layout, capacity_bytes=capacity)
-    time = training_time(spec, job, layout, accelerator)
+    time = training_time(spec, job, layout, accelerator, assumptions=assumptions)
     values: dict[str, Any] = {
         "gpu": accelerator.key,
         "gpus": layout.gpus,

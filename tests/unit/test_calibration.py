@@ -156,6 +156,19 @@ def test_calibrate_raises_a_catalog_peak_below_the_measurement() -> None:
 def test_profile_of_another_device_is_refused() -> None:
     from suanli.core.calibrate import check_device
 
-    with pytest.raises(SpecError, match=r"measured on local-test-cpu-2c .* but --gpu is epyc-9654; pass --gpu "
-                                        r"local-test-cpu-2c \(or --gpu local"):
+    with pytest.raises(SpecError, match=r"measured on local-test-cpu-2c \(Test CPU, 2 cores\) but --gpu is epyc-9654; "
+                                        r"pass --gpu local on the machine it was measured on, or a profile measured "
+                                        r"on epyc-9654"):
         check_device(profile(), _cpu(), source="p.toml")
+    with pytest.raises(SpecError, match=r"pass --gpu xeon-platinum-8480\+ \(or --gpu local on that machine\)"):
+        check_device(profile(device_key="xeon-platinum-8480+"), _cpu(), source="p.toml")
+    check_device(profile(device_key="epyc-9654"), _cpu(), source="p.toml")
+
+
+def test_skinny_gemms_are_left_out_of_the_fit() -> None:
+    from suanli.core.calibrate import square_points
+
+    skinny = GemmPoint(dtype="fp32", m=16, n=1024, k=1024, seconds=1e-3, achieved_flops_per_s=2 * 16 * 1024**2 / 1e-3)
+    c = profile(gemm=(gemm(256, 1e-3), skinny, gemm(512, 5e-3)))
+    assert [p.m for p in square_points(c, "fp32")] == [256, 512]
+    assert square_points(profile(gemm=(skinny,)), "fp32") == (skinny,)

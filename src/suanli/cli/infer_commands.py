@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from suanli.cli.calibration_arg import add_calibration_option
 from suanli.cli.common import Commands, add_output_flags, positive_int
 from suanli.cli.engine_knobs import add_engine_knobs, engine_knobs
 from suanli.cli.model_arg import add_as_option
@@ -47,11 +48,13 @@ def register(commands: Commands) -> None:
                        "the hardware lacks, prompt + output beyond the model's context); the output names the check")
     add_image_flags(infer)
     add_engine_knobs(infer)
+    add_calibration_option(infer)
     add_output_flags(infer)
     infer.set_defaults(run=run_infer)
 
 
 def run_infer(args: argparse.Namespace) -> int:
+    from suanli.cli.calibration_arg import calibrated
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.infer_report import inference_report
@@ -68,11 +71,13 @@ def run_infer(args: argparse.Namespace) -> int:
     _add_image_tokens(args, spec)
     weights_format = parse_number_format(args.quant) if args.quant else None
     forced = _serving_checks(args, spec, accelerator, engine, weights_format)
+    calibration = calibrated(args, accelerator)
     report = with_forced(inference_report(
-        spec, accelerator, engine=engine, tp=tp, ep=args.ep,
+        spec, calibration.accelerator, engine=engine, tp=tp, ep=args.ep,
         batch=args.batch, prompt_tokens=args.prompt, output_tokens=args.output, weights_format=weights_format,
         kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None, images=args.images or 0,
-        image_size=args.image_size, tiles=args.tiles), forced)
+        image_size=args.image_size, tiles=args.tiles, assumptions=calibration.assumptions), forced)
+    report = calibration.apply(report)
     if args.json:
         emit_json(report_json(report, explain=args.explain))
         return 0

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from suanli.cli import (
+    bench_commands,
     explain_commands,
     fit_commands,
     hardware_commands,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     hardware_commands.register(commands)
     roofline_commands.register(commands)
     probe_commands.register(commands)
+    bench_commands.register(commands)
     measure_commands.register(commands)
     web_commands.register(commands)
     explain_commands.register(commands)

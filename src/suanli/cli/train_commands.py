@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from suanli.cli.calibration_arg import add_calibration_option
 from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
 from suanli.cli.export_arg import TRAINING, add_export_option, check_target
 from suanli.cli.model_arg import add_as_option
@@ -100,6 +101,7 @@ def register(commands: Commands) -> None:
     rl.add_argument("--teacher", metavar="MODEL", help="distillation: the frozen teacher model")
     train.add_argument("--force", action="store_true", help="estimate even when a check fails (format or method "
                        "the hardware lacks, sequence beyond the model's context); the output names the check")
+    add_calibration_option(train)
     add_output_flags(train)
     add_export_option(train, TRAINING)
     train.set_defaults(run=run_train)
@@ -116,8 +118,10 @@ def add_lora_options(group: argparse._ActionsContainer) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from suanli.cli.calibration_arg import calibrated
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
+    from suanli.core.training_time import compute_format
     from suanli.spec.resolve import load_model
     from suanli.train_report import training_report
     from suanli.units import format_bytes
@@ -129,9 +133,12 @@ def run_train(args: argparse.Namespace) -> int:
     fill_hardware_defaults(args, spec, accelerator)
     job = parse_job(args)
     forced = training_checks(job, spec, accelerator, force=args.force)
-    report = with_forced(training_report(spec, job, layout, accelerator, rl=parse_rl(args),
+    calibration = calibrated(args, accelerator, fmt=compute_format(job.precision, accelerator))
+    report = with_forced(training_report(spec, job, layout, calibration.accelerator, rl=parse_rl(args),
                                          teacher=load_model(args.teacher) if args.teacher else None,
-                                         tokens=args.tokens, cost=parse_cost(args, layout.gpus)), forced)
+                                         tokens=args.tokens, cost=parse_cost(args, layout.gpus),
+                                         assumptions=calibration.assumptions), forced)
+    report = calibration.apply(report)
     report = replace(report, values={**report.values, "defaults": args.recipe_defaults})
     if args.export:
         from suanli.cli.export_arg import export_training_job

@@ -3,7 +3,7 @@
 GEMMs. The time model runs a GEMM of F FLOPs at peak · eff(F), eff(F) = p · F / (F + h) (``core/roofline.py``;
 p = ``gemm_peak_fraction``, h = ``gemm_half_work_flops``: the saturating curve, a Michaelis-Menten /
 Amdahl-style form: a fixed per-call cost of h/(p·peak) seconds on top of F/(p·peak)). With the measured rates
-r_i of GEMMs of F_i FLOPs in one format and that format's catalog peak P, y_i = r_i / P, ``fit_gemm_curve``
+r_i of square GEMMs of F_i FLOPs in one format and that format's catalog peak P, y_i = r_i / P, ``fit_gemm_curve``
 minimises the relative squared error Σ ((p·x_i − y_i) / y_i)², x_i = F_i / (F_i + h): for a fixed h the best p
 is linear least squares, p(h) = Σ x_i/y_i / Σ x_i²/y_i², and h is found by a golden-section search over
 log h (a one-dimensional, unimodal-in-practice problem). When the fitted asymptote p·P exceeds the catalog
@@ -110,6 +110,14 @@ def pick_format(calibration: Calibration, accelerator: Accelerator, fmt: str | N
                     f"lists peaks for {', '.join(accelerator.peak_flops_per_s)} only; run `suanli bench` again")
 
 
+def square_points(calibration: Calibration, fmt: str) -> tuple[GemmPoint, ...]:
+    """The square GEMMs (m = n = k) of ``fmt``, which the curve is fitted to; all of ``fmt``'s points when none is
+    square. Skinny GEMMs (few rows) are bound by reading the weight matrix, which the roofline's memory term
+    models, not the efficiency curve."""
+    points = calibration.gemm_points(fmt)
+    return tuple(p for p in points if p.m == p.n == p.k) or points
+
+
 def _gemm(accelerator: Accelerator, points: Sequence[GemmPoint], fmt: str) -> tuple[GemmFit, float]:
     """The fit for ``fmt`` and the peak to use: the catalog's, or the fitted asymptote where that is higher."""
     peak = accelerator.peak_flops(fmt)
@@ -135,7 +143,7 @@ def calibrate(accelerator: Accelerator, assumptions: PerformanceAssumptions, cal
     """The accelerator and assumptions ``calibration`` implies (formulas in the module docstring). ``fmt``: the
     format the job's GEMMs run in (the fit uses that format's points when the profile has them)."""
     fmt = pick_format(calibration, accelerator, fmt)
-    fit, fitted_peak = _gemm(accelerator, calibration.gemm_points(fmt), fmt)
+    fit, fitted_peak = _gemm(accelerator, square_points(calibration, fmt), fmt)
     peaks = _raised_peaks(accelerator, calibration, fmt, fitted_peak)
     raised = [f"{f} peak {accelerator.peak_flops(f) / 1e12:.4g} -> {v / 1e12:.4g} TFLOP/s (measured)"
               for f, v in peaks.items()]
@@ -168,7 +176,9 @@ def _network_fraction(accelerator: Accelerator, calibration: Calibration) -> flo
 def check_device(calibration: Calibration, accelerator: Accelerator, *, source: str) -> None:
     """The profile must describe the accelerator asked for; a mismatch is a SpecError naming both and the fix."""
     if calibration.device_key != accelerator.key:
+        local = calibration.device_key.startswith("local-")  # an entry built by the probe: only `local` names it
+        use = "--gpu local on the machine it was measured on" if local else \
+            f"--gpu {calibration.device_key} (or --gpu local on that machine)"
         raise SpecError(f"calibration profile {source} was measured on {calibration.device_key} "
-                        f"({calibration.device_name}) but --gpu is {accelerator.key}; pass --gpu "
-                        f"{calibration.device_key} (or --gpu local on that machine), or a profile measured on "
-                        f"{accelerator.key}")
+                        f"({calibration.device_name}) but --gpu is {accelerator.key}; pass {use}, or a profile "
+                        f"measured on {accelerator.key} (`suanli bench` there)")

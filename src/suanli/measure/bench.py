@@ -1,0 +1,256 @@
+"""``suanli bench``: microbenchmarks on the local device with torch, returned as a calibration profile.
+
+What is timed (each after warm-up, as the median of repeats; a repeat loops a call until it lasts at least
+``min_sample_s`` so that timer resolution and launch jitter stay small):
+
+- GEMMs C = A @ B over a ladder of square sizes n (2n³ FLOPs) and skinny shapes (m = 16 rows, the decode-like
+  case), in fp32, bf16 and fp16 (tf32 and fp8 on CUDA where supported; fp8 through ``torch._scaled_mm`` on
+  compute capability 8.9 or newer). ``suanli.core.calibrate`` fits the time model's GEMM curve to the square ones.
+- Memory bandwidth: ``dst.copy_(src)`` of a large buffer, counted as bytes read + bytes written (STREAM Copy).
+- Host<->device bandwidth (CUDA): copies between pinned host memory and the GPU, each direction.
+- All-reduce bus bandwidth across the local GPUs (CUDA, more than one GPU) with torch.distributed/NCCL, one
+  process per GPU; busbw = bytes / time · 2(n−1)/n (nccl-tests doc/PERFORMANCE.md). Skipped, and said, otherwise.
+
+On CUDA, time comes from ``torch.cuda.Event`` pairs after ``torch.cuda.synchronize``; on CPU from
+``time.perf_counter``. A busy or throttled device is reported, never refused: on CPU a 1-minute load average
+above the usable cores before the run, on CUDA NVML's clock-throttle reasons and other processes on the GPU,
+and anywhere a GEMM whose repeats spread by more than ``SPREAD_WARNING`` of their median.
+
+torch (and pynvml) are imported here, lazily; nothing in ``suanli.core`` imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from suanli.errors import SpecError, Unavailable
+from suanli.spec.calibration import AllReducePoint, Calibration, GemmPoint
+
+#: A GEMM whose repeat-to-repeat spread (max − min) / median exceeds this is reported as noisy.
+SPREAD_WARNING = 0.20
+_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchPlan:
+    """What to time: square sizes and skinny shapes per dtype, the copy size, repeats and the sample length."""
+
+    square: Mapping[str, tuple[int, ...]]
+    skinny: Mapping[str, tuple[tuple[int, int, int], ...]]
+    copy_bytes: int
+    repeats: int
+    min_sample_s: float
+
+
+def plan_for(device: str, *, quick: bool) -> BenchPlan:
+    """The size ladder: ``--quick`` on CPU stays within ~15 s on two cores; CUDA goes to 8192³."""
+    if device == "cpu":
+        sizes: tuple[int, ...] = (128, 256, 512, 1024) if quick else (128, 256, 512, 1024, 1536, 2048)
+        square: dict[str, tuple[int, ...]] = {"fp32": sizes, "bf16": sizes}
+        if not quick:  # CPUs without native fp16 GEMMs run it in a slow fallback: small sizes only
+            square["fp16"] = (128, 256)
+        skinny_shape = (16, 1024, 1024) if quick else (16, 2048, 2048)
+        return BenchPlan(square=square, skinny={"fp32": (skinny_shape,), "bf16": (skinny_shape,)},
+                         copy_bytes=(64 if quick else 256) * 2**20, repeats=5 if quick else 9,
+                         min_sample_s=0.01 if quick else 0.05)
+    sizes = (256, 512, 1024, 2048, 4096) if quick else (256, 512, 1024, 2048, 4096, 6144, 8192)
+    square = {"fp32": sizes[:4], "tf32": sizes, "bf16": sizes, "fp16": sizes, "fp8": sizes}
+    skinny: dict[str, tuple[tuple[int, int, int], ...]] = {d: ((16, 8192, 8192), (128, 8192, 8192))
+                                                           for d in ("bf16", "fp16")}
+    return BenchPlan(square=square, skinny=skinny, copy_bytes=2**30, repeats=10 if quick else 30,
+                     min_sample_s=0.005 if quick else 0.02)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timing:
+    """Median seconds per call over the repeats and their spread (max − min) / median."""
+
+    seconds: float
+    spread: float
+
+
+class _Clock:
+    """Times ``fn`` on one device: warm up, find a loop count that lasts ``min_sample_s``, take repeats."""
+
+    def __init__(self, torch: Any, device: str, plan: BenchPlan) -> None:
+        self.torch, self.device, self.plan = torch, device, plan
+
+    def _once(self, fn: Callable[[], object], loops: int) -> float:
+        if self.device == "cpu":
+            start = time.perf_counter()
+            for _ in range(loops):
+                fn()
+            return (time.perf_counter() - start) / loops
+        cuda = self.torch.cuda
+        begin, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        cuda.synchronize()
+        begin.record()
+        for _ in range(loops):
+            fn()
+        end.record()
+        cuda.synchronize()
+        return float(begin.elapsed_time(end)) / 1e3 / loops
+
+    def time(self, fn: Callable[[], object]) -> Timing:
+        first = self._once(fn, 1)  # warm-up: allocation, kernel selection, caches
+        loops = max(1, min(10_000, round(self.plan.min_sample_s / max(self._once(fn, 1), first * 0.1, 1e-7))))
+        samples = [self._once(fn, loops) for _ in range(self.plan.repeats)]
+        median = statistics.median(samples)
+        return Timing(seconds=median, spread=(max(samples) - min(samples)) / median)
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise Unavailable("suanli bench needs torch: pip install 'suanli[measure]' (or pip install torch)") from None
+    return torch
+
+
+def _operands(torch: Any, dtype: str, m: int, n: int, k: int, device: str) -> Callable[[], object] | None:
+    """A zero-argument GEMM call, or None when this torch/device cannot run ``dtype``."""
+    if dtype == "fp8":
+        if device == "cpu" or torch.cuda.get_device_capability() < (8, 9) or not hasattr(torch, "float8_e4m3fn"):
+            return None
+        a = torch.randn(m, k, device=device).to(torch.float8_e4m3fn)
+        b = torch.randn(n, k, device=device).to(torch.float8_e4m3fn).t()  # column-major, as _scaled_mm wants
+        one = torch.tensor(1.0, device=device)
+        return lambda: torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    a = torch.randn(m, k, device=device, dtype=getattr(torch, _DTYPES[dtype]))
+    b = torch.randn(k, n, device=device, dtype=getattr(torch, _DTYPES[dtype]))
+    return lambda: torch.matmul(a, b)
+
+
+def _gemms(torch: Any, clock: _Clock, device: str, plan: BenchPlan, log: Callable[[str], None],
+           warnings: list[str]) -> list[GemmPoint]:
+    points: list[GemmPoint] = []
+    noisy: list[str] = []
+    for dtype in dict.fromkeys([*plan.square, *plan.skinny]):
+        shapes = [(n, n, n) for n in plan.square.get(dtype, ())] + list(plan.skinny.get(dtype, ()))
+        if device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+        for m, n, k in shapes:
+            try:
+                call = _operands(torch, dtype, m, n, k, device)
+            except (RuntimeError, TypeError) as exc:  # a dtype this build or device lacks
+                call, note = None, f"{dtype} GEMMs skipped: {str(exc).splitlines()[0]}"
+                warnings.append(note)
+            if call is None:
+                log(f"bench: {dtype} GEMMs are not supported here; skipped")
+                break
+            timing = clock.time(call)
+            rate = 2.0 * m * n * k / timing.seconds
+            points.append(GemmPoint(dtype=dtype, m=m, n=n, k=k, seconds=timing.seconds,  # type: ignore[arg-type]
+                                    achieved_flops_per_s=rate))
+            log(f"bench: {dtype} gemm {m}x{n}x{k}: {rate / 1e12:.4g} TFLOP/s (spread {timing.spread:.0%})")
+            if timing.spread > SPREAD_WARNING:
+                noisy.append(f"{dtype} {m}x{n}x{k} ({timing.spread:.0%})")
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    if noisy:
+        warnings.append(f"repeat-to-repeat spread above {SPREAD_WARNING:.0%} on {len(noisy)} of {len(points)} "
+                        f"GEMMs ({', '.join(noisy[:4])}{', ...' if len(noisy) > 4 else ''}): the device looks "
+                        "busy; rerun on an idle machine for a profile to trust")
+    return points
+
+
+def _copy_bandwidth(torch: Any, clock: _Clock, device: str, plan: BenchPlan) -> float:
+    """(bytes read + bytes written) / time of ``dst.copy_(src)``."""
+    src = torch.empty(plan.copy_bytes // 4, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    return 2.0 * plan.copy_bytes / clock.time(lambda: dst.copy_(src)).seconds
+
+
+def _host_links(torch: Any, clock: _Clock, plan: BenchPlan) -> tuple[float, float]:
+    """Pinned host -> device and device -> host bandwidth, bytes moved / time."""
+    size = min(plan.copy_bytes, 2**28) // 4
+    host = torch.empty(size, dtype=torch.float32).pin_memory()
+    gpu = torch.empty(size, dtype=torch.float32, device="cuda")
+    h2d = clock.time(lambda: gpu.copy_(host, non_blocking=True)).seconds
+    d2h = clock.time(lambda: host.copy_(gpu, non_blocking=True)).seconds
+    return size * 4 / h2d, size * 4 / d2h
+
+
+def _busy_warnings(torch: Any, device: str) -> list[str]:
+    """What says the device is shared or slowed before the run starts."""
+    if device == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        return [f"1-minute load average {load:.2f} is above the {cores} usable cores: other processes share the "
+                "CPU and the rates measured are low"] if load > cores else []
+    return _nvml_warnings(torch.cuda.current_device())
+
+
+def _nvml_warnings(index: int) -> list[str]:
+    try:
+        import pynvml as nv
+    except ImportError:
+        return []
+    found: list[str] = []
+    try:
+        nv.nvmlInit()
+        handle = nv.nvmlDeviceGetHandleByIndex(index)
+        reasons = nv.nvmlDeviceGetCurrentClocksThrottleReasons(handle)
+        harmful = reasons & ~(nv.nvmlClocksThrottleReasonGpuIdle | nv.nvmlClocksThrottleReasonApplicationsClockSetting)
+        if harmful:
+            found.append(f"NVML reports clocks throttled (reasons mask {harmful:#x}: power, thermal or slowdown)")
+        others = [p for p in nv.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid != os.getpid()]
+        if others:
+            found.append(f"{len(others)} other process(es) run on GPU {index}: the rates measured may be low")
+    except nv.NVMLError as exc:
+        found.append(f"NVML could not be read ({exc}); busy/throttle checks skipped")
+    finally:
+        with contextlib.suppress(nv.NVMLError):
+            nv.nvmlShutdown()
+    return found
+
+
+def _device_identity(device: str) -> tuple[str, str, int]:
+    """Name, catalog key and count of the device benchmarked, from ``suanli probe``'s mapping."""
+    from suanli.measure.probe import local_device, probe
+
+    local = local_device(probe(), cpu=device == "cpu")
+    return local.accelerator.name, local.accelerator.key, local.count if device == "cuda" else 1
+
+
+def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _: None) -> Calibration:
+    """Run the microbenchmarks on ``device`` ("cpu" or "cuda") and return the profile (nothing written)."""
+    torch = _import_torch()
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
+                        "use --device cpu, or install a CUDA build of torch")
+    name, key, count = _device_identity(device)
+    warnings = _busy_warnings(torch, device)
+    for line in warnings:
+        log(f"bench: warning: {line}")
+    plan = plan_for(device, quick=quick)
+    clock = _Clock(torch, device, plan)
+    with torch.inference_mode():
+        gemm = _gemms(torch, clock, device, plan, log, warnings)
+        copy = _copy_bandwidth(torch, clock, device, plan)
+        log(f"bench: memory copy: {copy / 1e9:.4g} GB/s (read + write)")
+        h2d = d2h = None
+        if device == "cuda":
+            h2d, d2h = _host_links(torch, clock, plan)
+            log(f"bench: host->device {h2d / 1e9:.4g} GB/s, device->host {d2h / 1e9:.4g} GB/s (pinned)")
+    allreduce: tuple[AllReducePoint, ...] = ()
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        from suanli.measure.bench_allreduce import all_reduce_points
+
+        allreduce = all_reduce_points(torch.cuda.device_count(), quick=quick)
+    else:
+        log(f"bench: all-reduce skipped: {'one GPU' if device == 'cuda' else 'CPU run'}, nothing to reduce across")
+    if not any(p.dtype in ("fp32", "bf16", "fp16") for p in gemm):
+        raise SpecError("no GEMM could be timed on this device; check the torch installation")
+    return Calibration(device_name=name, device_key=key, device_kind=device, device_count=count,  # type: ignore[arg-type]
+                       torch_version=str(torch.__version__),
+                       date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), quick=quick,
+                       warnings=tuple(warnings), copy_bytes_per_s=copy, h2d_bytes_per_s=h2d, d2h_bytes_per_s=d2h,
+                       gemm=tuple(gemm), allreduce=allreduce)

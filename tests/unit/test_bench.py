@@ -1,0 +1,151 @@
+"""`suanli bench`: the quick CPU run end to end (deselect with -m 'not bench'), its warnings, its errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from suanli.cli.main import main
+from suanli.measure import bench
+from suanli.spec.calibration import Calibration, GemmPoint, load_calibration, write_calibration
+from suanli.spec.hardware import get_accelerator
+
+
+@pytest.fixture(scope="module")
+def quick_profile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """One `suanli bench --device cpu --quick` run shared by the tests of this module (~5-15 s on 2 cores)."""
+    path = tmp_path_factory.mktemp("bench") / "cpu.toml"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--device", "cpu", "--quick", "--out", str(path), "--json"]) == 0
+    return path, json.loads(out.getvalue())
+
+
+@pytest.mark.bench
+def test_quick_cpu_bench_writes_a_profile_that_loads(quick_profile: tuple[Path, dict[str, object]]) -> None:
+    path, printed = quick_profile
+    profile = load_calibration(path)
+    assert printed["profile_path"] == str(path)
+    assert profile.device_kind == "cpu" and profile.quick
+    assert set(profile.dtypes) == {"fp32", "bf16"}
+    square = bench.plan_for("cpu", quick=True).square["fp32"]
+    assert [p.m for p in profile.gemm_points("fp32") if p.m == p.n == p.k] == list(square)
+    for point in profile.gemm:
+        assert point.achieved_flops_per_s == pytest.approx(point.flops / point.seconds)
+    assert profile.copy_bytes_per_s > 1e8  # any machine that runs the tests copies faster than 100 MB/s
+    assert profile.allreduce == () and profile.h2d_bytes_per_s is None
+
+
+@pytest.mark.bench
+def test_profile_of_this_machine_calibrates_a_local_training_estimate(
+        quick_profile: tuple[Path, dict[str, object]], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUANLI_CALIBRATION_DIR", str(tmp_path))  # no saved profile: the first run is uncalibrated
+    path, _ = quick_profile
+    args = ["train", "tinyllama-stories15m", "--gpu", "local", "--precision", "fp32", "--framework", "hf",
+            "--seq", "256", "--json"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*args, "--calibration", str(path)]) == 0
+    calibrated = json.loads(capsys.readouterr().out)
+    assert calibrated["calibration"]["profile_path"] == str(path)
+    assert calibrated["time"]["step_s"] != plain["time"]["step_s"]
+
+
+def test_cuda_without_a_gpu_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["bench", "--device", "cuda", "--quick", "--out", os.devnull]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "torch sees no CUDA GPU" in err and "--device cpu" in err
+
+
+def test_busy_cpu_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 1.5, 0.0, 0.0))
+    (warning,) = bench._busy_warnings(None, "cpu")
+    assert f"load average {cores + 1.5:.2f} is above the {cores} usable cores" in warning
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.5, 0.0, 0.0))
+    assert bench._busy_warnings(None, "cpu") == []
+
+
+class _NoisyClock:
+    def time(self, fn: object) -> bench.Timing:
+        return bench.Timing(seconds=1e-3, spread=0.35)
+
+
+def test_noisy_repeats_are_reported() -> None:
+    torch = pytest.importorskip("torch")
+    plan = bench.BenchPlan(square={"fp32": (8, 16)}, skinny={}, copy_bytes=1024, repeats=1, min_sample_s=0)
+    warnings: list[str] = []
+    points = bench._gemms(torch, _NoisyClock(), "cpu", plan, lambda _: None, warnings)  # type: ignore[arg-type]
+    assert [p.m for p in points] == [8, 16]
+    assert warnings == ["repeat-to-repeat spread above 20% on 2 of 2 GEMMs (fp32 8x8x8 (35%), fp32 16x16x16 (35%)): "
+                        "the device looks busy; rerun on an idle machine for a profile to trust"]
+
+
+def test_clock_takes_the_median_and_spread() -> None:
+    torch = pytest.importorskip("torch")
+    plan = bench.BenchPlan(square={}, skinny={}, copy_bytes=0, repeats=3, min_sample_s=0.0)
+    clock = bench._Clock(torch, "cpu", plan)
+    times = iter([1.0, 1.0, 2.0, 4.0, 3.0])  # warm-up, loop-size probe, then three repeats
+    clock._once = lambda fn, loops: next(times)  # type: ignore[method-assign]
+    assert clock.time(lambda: None) == bench.Timing(seconds=3.0, spread=(4.0 - 2.0) / 3.0)
+
+
+def test_malformed_profile_is_exit_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema = 1\n[device]\nname = "x"\nkey = "h100"\nkind = "cuda"\n[run]\ntorch_version = "2"\n'
+                   'date = "2026"\n[memory]\ncopy_bytes_per_s = "fast"\n[[gemm]]\ndtype = "bf16"\nm = 8\nn = 8\nk = 8\n'
+                   'seconds = 1.0\nachieved_flops_per_s = 1024.0\n')
+    for command in (["train", "tinyllama-stories15m", "--gpu", "h100"],
+                    ["infer", "tinyllama-stories15m", "--gpu", "h100", "--prompt", "64", "--output", "64"]):
+        assert main([*command, "--calibration", str(bad), "--json"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err
+        assert f"calibration profile {bad}: memory.copy_bytes_per_s must be a positive number, got 'fast'" in err
+
+
+def test_profile_of_another_gpu_is_exit_2(quick_profile: tuple[Path, dict[str, object]],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = quick_profile
+    assert main(["train", "tinyllama-stories15m", "--gpu", "h100", "--calibration", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "but --gpu is h100-sxm-80gb" in err and "--gpu local" in err
+
+
+def _synthetic(path: Path, fraction: float, half_work: float, bandwidth_fraction: float) -> Path:
+    """A profile for the catalog's EPYC 9654 whose bf16 GEMMs run at fraction·peak·F/(F + half_work)."""
+    acc = get_accelerator("epyc-9654")
+    peak = acc.peak_flops("bf16")
+    points = []
+    for n in (256, 512, 1024, 2048, 4096):
+        rate = fraction * peak * 2 * n**3 / (2 * n**3 + half_work)
+        points.append(GemmPoint(dtype="bf16", m=n, n=n, k=n, seconds=2 * n**3 / rate, achieved_flops_per_s=rate))
+    profile = Calibration(device_name="EPYC 9654", device_key=acc.key, device_kind="cpu", torch_version="2.13.0",
+                          date="2026-12-03", copy_bytes_per_s=bandwidth_fraction * acc.memory_bandwidth_bytes_per_s,
+                          gemm=tuple(points))
+    return write_calibration(profile, path)
+
+
+def test_calibration_moves_the_step_time_the_way_the_measurement_says(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "llama-3-8b", "--gpu", "epyc-9654", "--seq", "512", "--json"]
+
+    def step_s(*extra: str) -> float:
+        assert main([*args, *extra]) == 0
+        return float(json.loads(capsys.readouterr().out)["time"]["step_s"])
+
+    default = step_s()  # gemm_peak_fraction 0.8, half-work 2e9, memory fraction 0.85
+    slow = step_s("--calibration", str(_synthetic(tmp_path / "slow.toml", 0.3, 2e9, 0.85)))
+    fast = step_s("--calibration", str(_synthetic(tmp_path / "fast.toml", 1.0, 1e8, 1.0)))
+    assert fast < default < slow
+    # only p changed (0.8 -> 0.3): the GEMM share of the step scales by 0.8/0.3, the rest (attention, streams) not,
+    # so the step slows by less than 0.8/0.3 and, GEMMs dominating a CPU step at seq 512, by more than 2
+    assert 2.0 < slow / default < 0.8 / 0.3
