@@ -125,6 +125,8 @@ def predict(case: Case, assumptions: PerformanceAssumptions | None = None) -> fl
         return result.step_s
     if case.metric == "tokens_per_s_per_gpu":
         return result.tokens_per_s / result.gpus
+    if case.metric == "model_tflops_per_gpu":  # Megatron's model FLOPs (full attention span), as ours
+        return result.tflops_per_gpu
     raise ValueError(f"unknown metric {case.metric!r} in {case.id}")
 
 
