@@ -69,7 +69,7 @@ def run_measure(args: argparse.Namespace) -> int:
     job = _job(args, resolved.spec, device)
     accelerator, where = _accelerator(args.gpu, device)
     notes = [where]
-    accelerator, performance, calibrated = _calibrated(accelerator, args.calibration)
+    accelerator, performance, calibrated = _calibrated(accelerator, args.calibration, job.dtype.value)
     notes.extend(calibrated)
     predicted = predict(resolved.spec, job, accelerator, performance)
     check_fits(predicted.peak_memory_bytes, available_memory_bytes(device), device)
@@ -137,25 +137,24 @@ def _accelerator(name: str, device: Any) -> tuple[Accelerator, str]:
     return local.accelerator, f"predicted for {local.accelerator.key} ({local.note})"
 
 
-def _calibrated(accelerator: Accelerator, path: str | None) -> tuple[Accelerator, PerformanceAssumptions | None,
-                                                                      list[str]]:
-    """With ``--calibration``: the accelerator and efficiencies fitted to the profile (``suanli bench``)."""
+def _calibrated(accelerator: Accelerator, path: str | None, fmt: str) -> tuple[Accelerator,
+                                                                         PerformanceAssumptions | None, list[str]]:
+    """With ``--calibration``: the accelerator and efficiencies fitted to the profile ``suanli bench`` wrote
+    (``core.calibrate``), for the job's GEMM format ``fmt``; the profile must be this accelerator's."""
     if path is None:
         return accelerator, None, ["uncalibrated: the time model's default efficiencies against the entry's peaks "
                                    "(run `suanli bench --out p.toml` and pass --calibration p.toml)"]
-    import importlib
-
-    from suanli.errors import Unavailable
-
-    module = importlib.import_module("suanli.spec.calibration")
-    calibrate = getattr(module, "calibrate", None)
-    if calibrate is None:
-        raise Unavailable("--calibration: this build cannot apply a profile yet (suanli.spec.calibration.calibrate "
-                          "is missing); run without --calibration")
+    from suanli.core.calibrate import calibrate, check_device
     from suanli.spec.assumptions import PerformanceAssumptions
+    from suanli.spec.calibration import load_calibration
 
-    fitted, performance = calibrate(accelerator, PerformanceAssumptions(), module.load_calibration(path))
-    return fitted, performance, [f"calibrated with {path}"]
+    profile = load_calibration(path)
+    check_device(profile, accelerator, source=path)
+    result = calibrate(accelerator, PerformanceAssumptions(), profile, fmt=fmt)
+    fit = result.assumptions
+    return result.accelerator, fit, [f"calibrated with {path} ({profile.date}): {fmt} GEMMs at "
+                                     f"{fit.gemm_peak_fraction:.3g} of peak, half-work "
+                                     f"{fit.gemm_half_work_flops:.3g} FLOPs"]
 
 
 def _notes(job: MeasureJob, measured: Measurement) -> list[str]:
