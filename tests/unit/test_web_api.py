@@ -85,6 +85,21 @@ def test_bad_input_is_400_with_the_cli_line(client: TestClient, capsys: pytest.C
     assert response.json() == {"error": cli_error(argv, capsys)}
 
 
+@pytest.mark.parametrize(("query", "argv"), [
+    ({"model": "llama-3-8b", "gpu": "h1000", "lang": "zh"}, ["train", "llama-3-8b", "--gpu", "h1000", "--lang", "zh"]),
+    ({"model": "llama-3-8b", "gpu": "h100", "gpus": "8", "lang": "zh"},
+     ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--lang", "zh"]),
+])
+def test_lang_zh_is_the_cli_in_zh(client: TestClient, capsys: pytest.CaptureFixture[str], query: dict[str, str],
+                                  argv: list[str]) -> None:
+    response = client.get("/api/train", params=query)
+    if response.status_code == 400:
+        assert response.json() == {"error": cli_error(argv, capsys)}
+        assert "错误" in response.json()["error"]  # said in Chinese, as the CLI says it
+    else:
+        assert response.json() == cli_json(argv, capsys)
+
+
 @pytest.mark.parametrize(("url", "fragment"), [
     ("/api/train?model=llama-3-8b&gpu=h100&bogus=1", "'bogus' is not an option"),
     ("/api/simulate?model=llama-3-8b&gpu=h100&export=vllm", "'export' is not an option"),  # writes files

@@ -16,9 +16,12 @@ import argparse
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from suanli.errors import SpecError, SuanliError
+
+if TYPE_CHECKING:
+    from suanli.i18n import Lang
 
 # URL name → the CLI's command words.
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -45,6 +48,14 @@ class UsageError(SuanliError):
     """A request the command's parser refuses (unknown option, missing or malformed value)."""
 
 
+class CommandError(SuanliError):
+    """A command that refused its input; ``line`` is what the CLI prints on stderr for it (in ``--lang``)."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 @dataclass(frozen=True, slots=True)
 class CommandRunner:
     """The CLI's parser, built once, whose every (sub)parser raises UsageError instead of exiting."""
@@ -69,21 +80,37 @@ class CommandRunner:
             node = children[word]
         return node
 
-    def run(self, command: str, params: Mapping[str, Sequence[str]], *, model_dir: str | None = None,
-            explain: bool = False) -> dict[str, Any]:
-        """The ``--json`` object of ``suanli <command> <params>`` (with ``--explain`` when asked)."""
+    def run(self, command: str, params: Mapping[str, Sequence[str]], *,
+            model_dir: str | None = None) -> dict[str, Any]:
+        """The ``--json`` object of ``suanli <command> <params>``, run as ``cli.main.main`` runs it (in the language
+        of ``--lang``); a refusal raises CommandError with the CLI's stderr line."""
+        from suanli.cli import lang_option
         from suanli.cli.render import captured_json
+        from suanli.i18n import use_lang
 
-        words = command_words(command)
-        argv = [*words, *to_argv(self.subparser(words), params, model_dir=model_dir), "--json"]
-        if explain and "--explain" in _options(self.subparser(words)):
-            argv.append("--explain")
-        with captured_json() as sink:
+        lang = _request_lang(params)
+        try:
+            words = command_words(command)
+            argv = [*words, *to_argv(self.subparser(words), params, model_dir=model_dir), "--json"]
             args = self.parser.parse_args(argv)
-            args.run(args)
+            lang = lang_option.chosen_lang(args)
+            with captured_json() as sink, use_lang(lang):
+                args.run(args)
+        except UsageError as exc:  # argparse's line (cli.main._Parser.error), English as on the CLI
+            raise CommandError(f"suanli: error: {exc}") from exc
+        except SuanliError as exc:
+            raise CommandError(lang_option.error_line(exc, lang)) from exc
         if len(sink) != 1:
             raise RuntimeError(f"suanli {' '.join(words)} emitted {len(sink)} JSON objects, expected one")
         return sink[0]
+
+
+def _request_lang(params: Mapping[str, Sequence[str]]) -> Lang:
+    """The language asked for (``lang``), for errors raised before the parser reads it; else the default."""
+    from suanli.i18n import LANGS, default_lang
+
+    asked = (params.get("lang") or [""])[-1]
+    return asked if asked in LANGS else default_lang()
 
 
 def command_words(command: str) -> tuple[str, ...]:

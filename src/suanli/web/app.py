@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from suanli.errors import SuanliError
-from suanli.web.api import CommandRunner
+from suanli.web.api import CommandError, CommandRunner
 
 MAX_BODY_BYTES = 1_000_000  # a pasted config.json is a few kB; the largest bundled one is ~10 kB
 PASTED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -112,6 +112,8 @@ def page_messages(lang: str) -> dict[str, Any]:
 def _answer(compute: Callable[[], dict[str, Any]]) -> JSONResponse:
     try:
         return JSONResponse(compute())
+    except CommandError as exc:
+        return JSONResponse({"error": exc.line}, status_code=400)
     except SuanliError as exc:
         return JSONResponse({"error": f"suanli: error: {exc}"}, status_code=400)
     except Exception as exc:  # a bug: one line, as the CLI prints it

@@ -114,7 +114,7 @@ function readUrl() {
 }
 
 // ---- language --------------------------------------------------------------------------------------------------
-async function setLang(lang) {
+async function setLang(lang, recompute = true) {
   state.lang = lang;
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   try {
@@ -131,8 +131,9 @@ async function setLang(lang) {
     node.placeholder = tr(node.dataset.i18nPlaceholder, node.dataset.enPlaceholder);
   }
   $$("#langs button").forEach((b) => b.classList.toggle("active", b.dataset.lang === lang));
-  rerender();
   writeUrl();
+  if (recompute) await compute(); // headlines, notes and advice come from the API in the chosen language
+  else rerender();
 }
 
 // ---- charts ----------------------------------------------------------------------------------------------------
@@ -185,13 +186,13 @@ const VIEWS = {
 };
 
 function baseParams(withGpu = true) {
-  const params = { model: $("#model").value.trim() };
+  const params = { model: $("#model").value.trim(), lang: state.lang }; // notes, headlines, errors in the page's language
   if (withGpu) params.gpu = $("#gpu").value;
   return params;
 }
 
 async function runFit() {
-  state.results.fit = await api("fit", { model: baseParams(false).model, ...formParams("fit") });
+  state.results.fit = await api("fit", { ...baseParams(false), ...formParams("fit") });
 }
 
 function renderFit() {
@@ -490,7 +491,7 @@ async function main() {
   window.addEventListener("resize", () => Object.values(state.charts).forEach((c) => c.resize()));
   showView(state.view);
   try { await loadPickers(gpuFromUrl); } catch (e) { showError(e); }
-  await setLang(state.lang);
+  await setLang(state.lang, false);
   await compute();
 }
 
