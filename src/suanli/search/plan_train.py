@@ -44,6 +44,7 @@ from suanli.core.training_time import GPUS_PER_NODE, TrainingTime, training_time
 from suanli.errors import SpecError
 from suanli.search.fit import usable_memory_bytes
 from suanli.search.space import Candidate, Context, Enumeration, TrainSpace, cluster_sizes
+from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.hardware import Accelerator, PriceKind
 from suanli.spec.layout import Layout, Recompute
 from suanli.spec.limits import check_gpu_count
@@ -95,6 +96,7 @@ class PlanRequest:
     top: int = 10
     host_bytes_per_gpu: float = DEFAULT_HOST_BYTES_PER_GPU
     scale_out: str = DEFAULT_SCALE_OUT  # the network between nodes, as ``training_time`` takes it
+    assumptions: PerformanceAssumptions | None = None  # the time model's efficiencies (None: the defaults)
 
     def __post_init__(self) -> None:
         if not self.accelerators:
@@ -184,7 +186,7 @@ class _Search:
         if key not in self.times:
             self.evaluations += 1
             t = training_time(self.r.spec, self.r.job, c.layout(self.r.global_batch), self.r.accelerators[a],
-                              scale_out=self.r.scale_out)
+                              scale_out=self.r.scale_out, assumptions=self.r.assumptions)
             self.times[key] = t
             b = t.breakdown
             stage = b.compute_s + b.recompute_s + b.tp_comm_s + b.cp_comm_exposed_s + b.ep_comm_s
@@ -389,7 +391,10 @@ def _result(search: _Search) -> TrainPlan:
 
 
 def _order(s: Scored, objective: Objective) -> tuple[float, ...]:
-    return (s.value(objective), s.total_s, s.layout.gpus, s.point[1])
+    """Best objective first; among equals, the simpler layout (fewer model-parallel ranks: tp·pp·cp·ep), which
+    is easier to run and to debug and loses nothing the model can see (e.g. ring attention fully hidden)."""
+    model_parallel = s.layout.tp * s.layout.pp * s.layout.cp * s.layout.ep
+    return (s.value(objective), s.total_s, s.layout.gpus, model_parallel, s.point[1])
 
 
 def _pareto_time_cost(points: Iterable[Scored]) -> tuple[Scored, ...]:
