@@ -379,3 +379,26 @@ def test_probe_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Mon
     out = capsys.readouterr().out
     assert "NVIDIA H100 80GB HBM3" in out and "0-1 NV18" in out and "h100-sxm-80gb x 2" in out
     assert "driver: 580.159.04 (CUDA 13.0)" in out
+
+
+def test_train_on_local_uses_the_saved_profile(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Any, no_amd: None, fresh_local: None) -> None:
+    """End to end without running bench: a profile saved under the local CPU's key calibrates `train --gpu local`;
+    GEMMs measured at under 1% of the estimated 4.1 TFLOP/s bf16 peak (2 cores x 2 GHz x 1024) make the step slower."""
+    calibration = pytest.importorskip("suanli.spec.calibration")
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setattr(probe_module, "probe_cpu", lambda: _cpu_probe(cores=2))
+    monkeypatch.setenv("SUANLI_CALIBRATION_DIR", str(tmp_path))
+    assert main(["train", "stories15m", "--gpu", "local", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    key = plain["gpu"]
+    points = tuple(calibration.GemmPoint(dtype="bf16", m=n, n=n, k=n, seconds=2 * n**3 / rate,
+                                         achieved_flops_per_s=rate)
+                   for n, rate in ((256, 1e10), (512, 2e10), (1024, 3e10), (2048, 3.5e10)))  # < 1% of the peak
+    profile = calibration.Calibration(device_name="test CPU", device_key=key, device_kind="cpu", torch_version="test",
+                                      date="2026-12-03", copy_bytes_per_s=2e9, gemm=points)  # 5% of the estimate
+    calibration.write_calibration(profile, calibration.default_profile_path(key))
+    assert main(["train", "stories15m", "--gpu", "local", "--json"]) == 0
+    calibrated = json.loads(capsys.readouterr().out)
+    assert calibrated["calibration"]["profile_path"] == str(calibration.default_profile_path(key))
+    assert calibrated["time"]["step_s"] > plain["time"]["step_s"]
