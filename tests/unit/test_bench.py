@@ -112,6 +112,7 @@ def test_malformed_profile_is_exit_2_naming_the_key(tmp_path: Path, capsys: pyte
         assert f"calibration profile {bad}: memory.copy_bytes_per_s must be a positive number, got 'fast'" in err
 
 
+@pytest.mark.bench
 def test_profile_of_another_gpu_is_exit_2(quick_profile: tuple[Path, dict[str, object]],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = quick_profile
@@ -149,3 +150,44 @@ def test_calibration_moves_the_step_time_the_way_the_measurement_says(tmp_path: 
     # only p changed (0.8 -> 0.3): the GEMM share of the step scales by 0.8/0.3, the rest (attention, streams) not,
     # so the step slows by less than 0.8/0.3 and, GEMMs dominating a CPU step at seq 512, by more than 2
     assert 2.0 < slow / default < 0.8 / 0.3
+
+
+def _slow_h100(path: Path) -> Path:
+    """An H100 profile whose bf16 GEMMs reach 0.3 of peak (default 0.8) and whose copy 0.4 of the bandwidth (0.85)."""
+    acc = get_accelerator("h100")
+    peak = acc.peak_flops("bf16")
+    points = []
+    for n in (1024, 2048, 4096, 8192):
+        rate = 0.3 * peak * 2 * n**3 / (2 * n**3 + 2e9)
+        points.append(GemmPoint(dtype="bf16", m=n, n=n, k=n, seconds=2 * n**3 / rate, achieved_flops_per_s=rate))
+    profile = Calibration(device_name="H100", device_key=acc.key, device_kind="cuda", torch_version="2.13.0",
+                          date="2026-12-03", copy_bytes_per_s=0.4 * acc.memory_bandwidth_bytes_per_s,
+                          gemm=tuple(points))
+    return write_calibration(profile, path)
+
+
+@pytest.mark.parametrize(("command", "slower"), [
+    (["simulate", "qwen3-0.6b", "--concurrency", "4", "--requests", "20", "--prompt", "256", "--output", "32"],
+     lambda d: d["latency"]["tpot_s"]["mean"]),
+    (["infer", "qwen3-0.6b", "--prompt", "256", "--output", "32"], lambda d: d["latency"]["ttft_s"]),
+    (["plan", "train", "qwen3-0.6b", "--tokens", "1e9", "--max-gpus", "8"], lambda d: d["best"]["time"]["step_s"]),
+    (["plan", "serve", "qwen3-0.6b", "--rate", "5", "--prompt", "256", "--output", "32", "--slo-ttft-ms", "2000",
+      "--slo-tpot-ms", "100"], lambda d: d["best"]["latency"]["tpot_s"]["p50"]),
+])
+def test_every_command_takes_a_profile_and_slows_with_a_slow_one(
+        command: list[str], slower: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def run(*extra: str) -> dict[str, object]:
+        assert main([*command, "--gpu", "h100", "--json", *extra]) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    plain, calibrated = run(), run("--calibration", str(_slow_h100(tmp_path / "h100.toml")))
+    assert slower(calibrated) > slower(plain)  # type: ignore[operator]
+    where = calibrated["best"] if command[:2] == ["plan", "train"] else calibrated
+    assert where["calibration"]["gemm_peak_fraction"] == pytest.approx(0.3)  # type: ignore[index]
+
+
+def test_plan_with_several_gpus_refuses_one_profile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _slow_h100(tmp_path / "h100.toml")
+    assert main(["plan", "train", "qwen3-0.6b", "--gpu", "h100,a100", "--tokens", "1e9", "--calibration",
+                 str(path)]) == 2
+    assert "--calibration describes one device, but --gpu names 2" in capsys.readouterr().err

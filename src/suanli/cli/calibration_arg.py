@@ -8,6 +8,7 @@ note with the fitted values and, in ``--json``, a ``calibration`` object (``prof
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,18 @@ class Calibrated:
             return report
         return replace(report, values={**report.values, "calibration": self.values},
                        notes=(*report.notes, self.note))
+
+
+def calibrated_one(args: argparse.Namespace, accelerators: Sequence[Accelerator], *,
+                   fmt: str | None = None) -> Calibrated:
+    """``calibrated`` for a command that takes a list of --gpu: a profile describes one device, so the list must
+    name only it."""
+    if getattr(args, "calibration", None) and len(accelerators) > 1:
+        from suanli.errors import SpecError
+
+        raise SpecError(f"--calibration describes one device, but --gpu names {len(accelerators)} "
+                        f"({', '.join(a.key for a in accelerators)}); pass only the profiled one")
+    return calibrated(args, accelerators[0], fmt=fmt)
 
 
 def calibrated(args: argparse.Namespace, accelerator: Accelerator, *, fmt: str | None = None,

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suanli.cli.calibration_arg import add_calibration_option, calibrated_one
 from suanli.cli.common import add_output_flags, positive_float, positive_int
 from suanli.cli.export_arg import SERVING, add_export_option, check_target, export_text
 from suanli.cli.model_arg import add_as_option
@@ -40,6 +41,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--max-gpus", type=positive_int, default=512, help="largest deployment considered")
     serve.add_argument("--seed", type=int, default=0)
     add_export_option(serve, SERVING)
+    add_calibration_option(serve)
     add_output_flags(serve)
     serve.set_defaults(run=run_plan_serve)
 
@@ -58,17 +60,24 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     names = [n.strip() for n in (args.gpu.split(",") if args.gpu else DEFAULT_GPUS) if n.strip()]
     apply_local_defaults(args)
     accelerators = [resolve_accelerator(n) for n in names]
+    calibration = calibrated_one(args, accelerators)
+    if calibration.values is not None:
+        accelerators = [calibration.accelerator]
     target = ServeTarget(rate_per_s=args.rate, prompt_tokens=args.prompt, output_tokens=args.output,
                          ttft_s=args.slo_ttft_ms / 1e3, tpot_s=args.slo_tpot_ms / 1e3)
     plan = plan_serve(spec, target, accelerators, engine=get_engine(args.engine), objective=Objective(args.objective),
                       weights_format=parse_number_format(args.quant) if args.quant else None,
-                      max_gpus=args.max_gpus, seed=args.seed)
+                      max_gpus=args.max_gpus, seed=args.seed, assumptions=calibration.assumptions)
     if plan.best is None:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(plan.rejected.items(), key=lambda x: -x[1])[:3])
         raise SpecError(f"no deployment of up to {args.max_gpus} GPUs serves {args.rate:g} requests/s within "
                         f"TTFT {args.slo_ttft_ms:g} ms and TPOT {args.slo_tpot_ms:g} ms ({reasons}); relax a target, "
                         "lower the rate or allow more GPUs")
     payload = _payload(plan)
+    if calibration.values is not None:
+        payload["calibration"] = calibration.values
+        if not args.json:
+            print(f"note: {calibration.note}")
     if args.export:
         payload["export"] = _export_best(args, spec, plan.best, target)
     if args.json:

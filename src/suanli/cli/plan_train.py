@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from suanli.cli.calibration_arg import add_calibration_option
 from suanli.cli.common import Commands, accelerator_list, add_output_flags, positive_float, positive_int
 from suanli.cli.export_arg import TRAINING, add_export_option, check_target, export_text, export_training_job
 from suanli.cli.model_arg import add_as_option
@@ -63,14 +64,17 @@ def register(sub: Commands) -> None:
                       help="host memory per GPU for offloaded states, GB (default 256: a DGX H100's 2 TB over 8)")
     plan.add_argument("--force", action="store_true", help="plan even when a hardware or context check fails")
     add_export_option(plan, TRAINING)  # after --force: the export reuses it to overwrite a folder
+    add_calibration_option(plan)
     add_output_flags(plan)
     plan.set_defaults(run=run_plan_train, mtbi_hours=None, hardware_failures=False)
 
 
 def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, TrainingJob]:
     """The plan's request from the arguments, with train's own parsing of the job and the price."""
+    from suanli.cli.calibration_arg import calibrated_one
     from suanli.cli.local_gpu import apply_local_defaults
     from suanli.cli.train_commands import fill_hardware_defaults, parse_cost, parse_job, training_checks
+    from suanli.core.training_time import compute_format
     from suanli.errors import SpecError
     from suanli.search.plan_train import DEFAULT_HOST_BYTES_PER_GPU, Objective, PlanRequest, default_global_batch
     from suanli.search.space import WITH_OFFLOAD, TrainSpace
@@ -86,13 +90,18 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     job = parse_job(args)
     for accelerator in accelerators:
         training_checks(job, spec, accelerator, force=args.force)
+    calibration = calibrated_one(args, accelerators, fmt=compute_format(job.precision, accelerators[0]))
+    if calibration.values is not None:
+        accelerators = (calibration.accelerator,)
+    args.calibrated = calibration  # run_plan_train adds the note and the calibration key
     deadline = args.deadline_days * SECONDS_PER_DAY if args.deadline_days is not None else None
     host = args.host_memory_gb * 1e9 if args.host_memory_gb is not None else DEFAULT_HOST_BYTES_PER_GPU
     request = PlanRequest(spec=spec, job=job, accelerators=accelerators, tokens=args.tokens,
                           global_batch=args.global_batch or default_global_batch(job.seq), max_gpus=args.max_gpus,
                           objective=Objective(args.objective), deadline_s=deadline, budget_usd=args.budget_usd,
                           cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=host,
-                          space=TrainSpace(offload=WITH_OFFLOAD) if args.search_offload else TrainSpace())
+                          space=TrainSpace(offload=WITH_OFFLOAD) if args.search_offload else TrainSpace(),
+                          assumptions=calibration.assumptions)
     return request, spec, job
 
 
@@ -105,6 +114,10 @@ def run_plan_train(args: argparse.Namespace) -> int:
     plan = plan_train(request)
     _raise_when_empty(plan, request)
     reports = [_report(s, request) for s in plan.ranked]
+    calibration = getattr(args, "calibrated", None)
+    if calibration is not None and calibration.values is not None:
+        reports = [{**r, "calibration": calibration.values, "notes": [*r.get("notes", []), calibration.note]}
+                   for r in reports]
     payload: dict[str, Any] = {
         "command": "plan train", "model": spec.name, "objective": request.objective.value,
         "tokens": request.tokens, "global_batch": request.global_batch, "max_gpus": request.max_gpus,
@@ -132,7 +145,7 @@ def _report(scored: Scored, request: PlanRequest) -> dict[str, Any]:
     from suanli.train_report import training_report
 
     report = training_report(request.spec, request.job, scored.layout, scored.accelerator, tokens=request.tokens,
-                             cost=request.cost).to_dict()
+                             cost=request.cost, assumptions=request.assumptions).to_dict()
     report["command"] = "train"
     report["defaults"] = []  # train's key: recipe defaults applied; the plan searched ZeRO and recompute instead
     return report

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suanli.cli.calibration_arg import add_calibration_option, calibrated
 from suanli.cli.common import Commands, add_output_flags, positive_float, positive_int
 from suanli.cli.engine_knobs import add_engine_knobs, engine_knobs
 from suanli.cli.export_arg import SERVING, add_export_option, check_target
@@ -84,6 +85,7 @@ def register(commands: Commands) -> None:
     spec.add_argument("--acceptance-rate", type=float, help="probability each draft token is accepted (MTP "
                       "default 0.85, DeepSeek-V3 report §5.4.3; required with --speculative-model)")
     sim.add_argument("--timeline", type=Path, metavar="FILE", help="write the per-step timeline (.csv or .json)")
+    add_calibration_option(sim)
     add_output_flags(sim)
     add_export_option(sim, SERVING)
     sim.set_defaults(run=run_simulate)
@@ -105,8 +107,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     sweep = _sweep(args)
     pd = _parse_pd(args.pd)
     replicas = _replicas(args, pd)
+    calibration = calibrated(args, resolve_accelerator(args.gpu))
     deployment = Deployment(
-        accelerator=resolve_accelerator(args.gpu), engine=get_engine(args.engine), tp=args.tp, ep=args.ep,
+        accelerator=calibration.accelerator, assumptions=calibration.assumptions, engine=get_engine(args.engine),
+        tp=args.tp, ep=args.ep,
         replicas=replicas, pd=pd, router=Router(args.router),
         weights_format=parse_number_format(args.quant) if args.quant else None,
         kv_format=parse_number_format(args.kv_dtype) if args.kv_dtype else None,
@@ -121,6 +125,10 @@ def run_simulate(args: argparse.Namespace) -> int:
         last = simulate(spec, deployment, workload, slo=slo, speculative=speculative,
                         keep_timeline=args.timeline is not None)
         payloads.append(_payload(spec, deployment, workload, last))
+    if calibration.values is not None:
+        payloads = [{**p, "calibration": calibration.values} for p in payloads]
+        if not args.json:
+            print(f"note: {calibration.note}")
     if args.timeline is not None and last is not None:
         _write_timeline(args.timeline, last)  # a sweep writes its last point's timeline
     extra: dict[str, Any] = {}

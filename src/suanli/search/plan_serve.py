@@ -33,6 +33,7 @@ from suanli.errors import NotFound, SuanliError, require_positive
 from suanli.simulate.api import Deployment, simulate
 from suanli.simulate.metrics import ServingMetrics, Slo
 from suanli.simulate.workload import LengthDist, Workload
+from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import EnginePreset
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec, Moe
@@ -58,6 +59,7 @@ class ServeCandidate:
     replicas: int  # mixed replicas, or prefill + decode replicas under pd
     pd: tuple[int, int] | None
     usd_per_gpu_hour: float | None
+    assumptions: PerformanceAssumptions | None = None  # the time model's efficiencies (a calibration profile's)
 
     @property
     def gpus(self) -> int:
@@ -70,7 +72,8 @@ class ServeCandidate:
     def deployment(self, engine: EnginePreset, weights_format: NumberFormat | None) -> Deployment:
         """This candidate as the simulator's (and the exporter's) deployment."""
         return Deployment(accelerator=self.accelerator, engine=engine, tp=self.tp, ep=self.ep,
-                          replicas=1 if self.pd else self.replicas, pd=self.pd, weights_format=weights_format)
+                          replicas=1 if self.pd else self.replicas, pd=self.pd, weights_format=weights_format,
+                          assumptions=self.assumptions)
 
     def key(self, objective: Objective) -> tuple[float, float, str]:
         cost = self.usd_per_hour if self.usd_per_hour is not None else math.inf
@@ -124,7 +127,7 @@ class ServeTarget:
 
 def plan_serve(spec: ModelSpec, target: ServeTarget, accelerators: Sequence[Accelerator], *, engine: EnginePreset,
                objective: Objective = Objective.GPUS, weights_format: NumberFormat | None = None,
-               max_gpus: int = 512, seed: int = 0) -> ServePlan:
+               max_gpus: int = 512, seed: int = 0, assumptions: PerformanceAssumptions | None = None) -> ServePlan:
     """The best deployment (module docstring)."""
     rejected: Counter[str] = Counter()
     candidates: list[ServeCandidate] = []
@@ -136,7 +139,8 @@ def plan_serve(spec: ModelSpec, target: ServeTarget, accelerators: Sequence[Acce
         for tp in TP_DEGREES:
             for ep in _ep_degrees(spec, tp):
                 evaluated += 1
-                candidates.extend(_size(spec, target, acc, tp, ep, engine, weights_format, price, max_gpus, rejected))
+                candidates.extend(_size(spec, target, acc, tp, ep, engine, weights_format, price, max_gpus, rejected,
+                                        assumptions=assumptions))
     checked, simulated = _check(spec, target, candidates, engine, weights_format, objective, rejected, seed)
     # ties (same GPUs and cost): the simpler deployment (no disaggregation), then the faster first token
     checked.sort(key=lambda c: (*c.candidate.key(objective)[:2], c.candidate.pd is not None, c.metrics.ttft.p90))
@@ -166,13 +170,14 @@ def _ep_degrees(spec: ModelSpec, tp: int) -> tuple[int, ...]:
 
 def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, ep: int, engine: EnginePreset,
           weights_format: NumberFormat | None, price: float | None, max_gpus: int,
-          rejected: Counter[str]) -> list[ServeCandidate]:
+          rejected: Counter[str], *, assumptions: PerformanceAssumptions | None = None) -> list[ServeCandidate]:
     """Analytic candidates for one accelerator and tp: mixed replicas, and the best P:D split."""
     length = target.prompt_tokens + target.output_tokens
     try:
         memory = inference_memory(spec, acc, prompt_tokens=target.prompt_tokens, output_tokens=target.output_tokens,
                                   engine=engine, weights_format=weights_format, tp=tp, ep=ep)
-        setup = serving_setup(spec, acc, engine=engine, weights_format=weights_format, tp=tp, ep=ep)
+        setup = serving_setup(spec, acc, engine=engine, weights_format=weights_format, tp=tp, ep=ep,
+                              assumptions=assumptions)
     except SuanliError as exc:
         rejected[_reason(exc)] += 1
         return []
@@ -193,14 +198,16 @@ def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, ep: i
     out = []
     replicas = math.ceil(target.rate_per_s / per_replica)
     if replicas * tp <= max_gpus:
-        out.append(ServeCandidate(accelerator=acc, tp=tp, ep=ep, replicas=replicas, pd=None, usd_per_gpu_hour=price))
+        out.append(ServeCandidate(accelerator=acc, tp=tp, ep=ep, replicas=replicas, pd=None, usd_per_gpu_hour=price,
+                                  assumptions=assumptions))
     else:
         rejected[f"needs more than --max-gpus {max_gpus}"] += 1
     decode_rate = batch / ((target.output_tokens - 1) * tpot)
     prefill_rate = 1 / prefill
     pd = (math.ceil(target.rate_per_s / prefill_rate * PD_PREFILL_HEADROOM), math.ceil(target.rate_per_s / decode_rate))
     if sum(pd) * tp <= max_gpus:
-        out.append(ServeCandidate(accelerator=acc, tp=tp, ep=ep, replicas=sum(pd), pd=pd, usd_per_gpu_hour=price))
+        out.append(ServeCandidate(accelerator=acc, tp=tp, ep=ep, replicas=sum(pd), pd=pd, usd_per_gpu_hour=price,
+                                  assumptions=assumptions))
     return out
 
 

@@ -21,6 +21,7 @@ from suanli.simulate.metrics import Slo
 from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import Workload
+from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import EngineKnobs, EnginePreset, KvBudget
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
@@ -67,6 +68,7 @@ class Deployment:
     weights_format: NumberFormat | None = None
     kv_format: NumberFormat | None = None
     knobs: EngineKnobs = field(default_factory=EngineKnobs)
+    assumptions: PerformanceAssumptions | None = None  # None: the defaults; a calibration profile sets them
 
     def __post_init__(self) -> None:
         require_positive("replicas", self.replicas, fix="use at least one replica")
@@ -90,7 +92,8 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
     d = deployment
     engine = d.knobs.apply(d.engine)
     setup = serving_setup(spec, d.accelerator, engine=engine, weights_format=d.weights_format,
-                          kv_format=d.kv_format, tp=d.tp, ep=d.ep, cuda_graphs=False if d.knobs.enforce_eager else None)
+                          kv_format=d.kv_format, tp=d.tp, ep=d.ep, cuda_graphs=False if d.knobs.enforce_eager else None,
+                          assumptions=d.assumptions)
     # the pool as infer sizes it for the longest request (windowed layers and HF's prefill reserve depend on it)
     memory = inference_memory(spec, d.accelerator, prompt_tokens=min(_longest(workload), spec.max_position_embeddings),
                               engine=engine, weights_format=setup.weights_format, kv_format=setup.kv_format,
