@@ -12,7 +12,7 @@ import pytest
 
 from suanli.core.inference_memory import inference_memory, llamacpp_compute_buffer_bytes, weight_bytes_per_gpu
 from suanli.core.kv_cache import kv_bytes_per_token, kv_cache_bytes
-from suanli.spec.engines import get_engine
+from suanli.spec.engines import EngineKnobs, get_engine
 from suanli.spec.hardware import get_accelerator
 from suanli.spec.precision import parse_number_format
 from suanli.spec.resolve import load_model
@@ -43,6 +43,16 @@ def test_logged_kv_memory_to_tokens(case: dict[str, Any]) -> None:
     tokens = math.floor(case["kv_gib"] * GiB / (block * per_token)) * block
     rel = 0.005 / case["kv_gib"] + block / case["tokens"] + case["extra_rel_tol"]
     assert tokens == pytest.approx(case["tokens"], rel=rel)
+
+
+@pytest.mark.parametrize("case", DATA["engine_kv_pool"], ids=_id)
+def test_engine_kv_pool_for_moe_under_tp(case: dict[str, Any]) -> None:
+    engine = get_engine(case["engine"])
+    if "memory_fraction" in case:
+        engine = EngineKnobs(gpu_memory_utilization=case["memory_fraction"]).apply(engine)
+    r = inference_memory(load_model(case["model"]), get_accelerator(case["accelerator"]), prompt_tokens=16000,
+                         engine=engine, weights_format=parse_number_format(case["weights_format"]), tp=case["tp"])
+    assert r.kv_capacity_tokens == pytest.approx(case["tokens"], rel=case["rel_tol"])
 
 
 @pytest.mark.parametrize("case", DATA["kv_size"], ids=_id)

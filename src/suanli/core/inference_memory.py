@@ -133,7 +133,22 @@ def engine_setting(engine: EnginePreset, accelerator: Accelerator, *, tp: int = 
                          chunk_tokens=chunk, max_num_seqs=seqs)
 
 
-def overhead_parts(engine: EnginePreset, *, tp: int, overheads: FrameworkOverheads | None = None) -> dict[str, float]:
+def nvls_bytes(engine: EnginePreset, accelerator: Accelerator | None, *, tp: int,
+               overheads: FrameworkOverheads | None = None) -> float:
+    """NCCL's NVLink SHARP buffers on one GPU: communicators × tp × nvlsPerRankSize, when the engine leaves NVLS
+    on, tp is above two and inside one NVSwitch (gen 3+) domain (sources in engines.toml ``[overheads]``).
+    Qwen3-235B-FP8 at tp 4 on H100 under vLLM: 2 × 4 × 288 MiB = 2.25 GiB."""
+    o = overheads or framework_overheads()
+    link = accelerator.scale_up if accelerator is not None else None
+    if engine.nvls_communicators == 0 or link is None or tp < o.nvls_min_ranks or tp > link.domain_size:
+        return 0.0
+    if link.interconnect.key not in o.nvls_interconnects or link.topology != "switch":
+        return 0.0
+    return engine.nvls_communicators * tp * o.nvls_per_rank_bytes
+
+
+def overhead_parts(engine: EnginePreset, *, tp: int, overheads: FrameworkOverheads | None = None,
+                   accelerator: Accelerator | None = None) -> dict[str, float]:
     """Framework memory outside weights, KV and activations on one GPU, by named assumption. vLLM's cuBLAS
     workspace sits inside its profiled activation peak; llama.cpp allocates no PyTorch workspace."""
     o = overheads or framework_overheads()
@@ -144,6 +159,8 @@ def overhead_parts(engine: EnginePreset, *, tp: int, overheads: FrameworkOverhea
         parts["cublas_workspace"] = o.cublas_workspace_bytes
     if tp > 1:
         parts["nccl"] = o.nccl_bytes
+    if nvls := nvls_bytes(engine, accelerator, tp=tp, overheads=o):
+        parts["nccl_nvls"] = nvls
     if engine.cuda_graphs:
         parts["cuda_graphs"] = o.cuda_graph_bytes
     return parts
@@ -166,7 +183,7 @@ def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePre
                     activation: float, tp: int = 1, overheads: FrameworkOverheads | None = None) -> float:
     """Bytes of KV cache the engine can hold on one GPU (negative when even the weights do not fit)::
 
-        vLLM       u × V − W − A − non_torch − nccl − (CUDA graphs, since v0.21)
+        vLLM       u × V − W − A − non_torch − nccl − NVLS − (CUDA graphs, since v0.21)
         SGLang     f × (V − context − nccl) − W
         TRT-LLM    0.9 × (V − context − cuBLAS − nccl − graphs − W − A)
         llama.cpp  V − context − W_gpu − compute buffer − fit margin (1 GiB)
@@ -176,11 +193,12 @@ def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePre
     o = overheads or framework_overheads()
     visible = visible_memory_bytes(accelerator, o)
     setting = engine_setting(engine, accelerator, tp=tp)
-    parts = overhead_parts(engine, tp=tp, overheads=o)
+    parts = overhead_parts(engine, tp=tp, overheads=o, accelerator=accelerator)
     w = weights.total_bytes
     if engine.kv_budget is KvBudget.TOTAL_FRACTION:
         graphs = parts.get("cuda_graphs", 0.0) if engine.counts_cuda_graphs else 0.0
-        return setting.memory_fraction * visible - w - activation - parts["non_torch"] - parts.get("nccl", 0.0) - graphs
+        comm = parts.get("nccl", 0.0) + parts.get("nccl_nvls", 0.0)
+        return setting.memory_fraction * visible - w - activation - parts["non_torch"] - comm - graphs
     if engine.kv_budget is KvBudget.STATIC_FRACTION:
         return setting.memory_fraction * (visible - parts["cuda_context"] - parts.get("nccl", 0.0)) - w
     free = visible - sum(parts.values()) - w - activation
@@ -325,7 +343,8 @@ def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 
         memory_fraction=setting.memory_fraction, weights=weights, kv_format=kv.key,
         kv_bytes_per_token=kv_bytes_per_token(spec, kv_format=kv, tp=tp, mla=engine.mla_cache),
         kv_cache_bytes=batch * per_seq, activation_bytes=activation,
-        overheads=MappingProxyType(overhead_parts(engine, tp=tp, overheads=o)), kv_budget_bytes=budget,
+        overheads=MappingProxyType(overhead_parts(engine, tp=tp, overheads=o, accelerator=accelerator)),
+        kv_budget_bytes=budget,
         kv_capacity_tokens=_capacity_tokens(spec, budget, engine=engine, kv=kv, tp=tp, context=tokens,
                                             gpu_layers=gpu_layers),
         visible_bytes=visible_memory_bytes(accelerator, o), host_bytes=weights.host_bytes + host_kv,

@@ -117,6 +117,7 @@ class EnginePreset:
     kv_dtype: str = "auto"  # "auto" = the model's dtype
     mla_cache: MlaCache = MlaCache.LATENT
     runs_on: tuple[str, ...] = ()  # platforms ("nvidia-gpu", "google-tpu", ...: Accelerator.platform) it runs on
+    nvls_communicators: int = 0  # NCCL communicators per TP group that set up NVLink SHARP buffers (0: NVLS off)
     sources: Mapping[str, str] = field(repr=False)
     notes: tuple[str, ...] = field(default=(), repr=False)
 
@@ -165,7 +166,8 @@ def _sourced_fields(preset: EnginePreset) -> list[str]:
              "cuda_graphs", "kv_dtype", "mla_cache"]
     optional = {"memory_fraction": preset.memory_fraction, "static_fraction": preset.static_fraction,
                 "context_tokens": preset.context_tokens, "large_gpu_min_bytes": preset.large_gpu_min_bytes,
-                "fit_margin_bytes": preset.fit_margin_bytes or None, "runs_on": preset.runs_on or None}
+                "fit_margin_bytes": preset.fit_margin_bytes or None, "runs_on": preset.runs_on or None,
+                "nvls_communicators": preset.nvls_communicators or None}
     return names + [name for name, value in optional.items() if value is not None]
 
 
@@ -179,11 +181,14 @@ class FrameworkOverheads:
     non_torch_bytes: float  # memory outside PyTorch's allocator that a forward pass adds (single GPU)
     nccl_bytes: float  # NCCL / custom all-reduce buffers added when tp > 1
     cuda_graph_bytes: float  # the CUDA-graph memory pool of a serving engine that captures decode graphs
+    nvls_per_rank_bytes: float = 0.0  # NCCL NVLS multicast buffer per rank of the communicator (nvlsPerRankSize)
+    nvls_interconnects: tuple[str, ...] = ()  # scale-up fabrics with NVLink SHARP (NVSwitch gen 3+)
+    nvls_min_ranks: int = 3  # NCCL enables NVLS only above two GPUs
     sources: Mapping[str, str] = field(repr=False)
 
     def __post_init__(self) -> None:
         for name in ("cuda_reserved_bytes", "cuda_context_bytes", "cublas_workspace_bytes", "non_torch_bytes",
-                     "nccl_bytes", "cuda_graph_bytes"):
+                     "nccl_bytes", "cuda_graph_bytes", "nvls_per_rank_bytes"):
             if getattr(self, name) < 0:
                 raise SpecError(f"overhead {name} must be zero or positive, got {getattr(self, name)}")
             if name.removesuffix("_bytes") not in self.sources:
@@ -251,6 +256,7 @@ def framework_overheads() -> FrameworkOverheads:
     """The default framework overheads (engines.toml ``[overheads]``)."""
     raw = _to_bytes(dict(_read()["overheads"]))
     raw["sources"] = MappingProxyType(dict(raw.get("sources", {})))
+    raw["nvls_interconnects"] = tuple(raw.get("nvls_interconnects", ()))
     return FrameworkOverheads(**raw)
 
 
@@ -285,6 +291,7 @@ class EngineKnobs:
             if not 0 < self.gpu_memory_utilization <= 1:
                 raise SpecError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
             changes["memory_fraction"] = self.gpu_memory_utilization
+            changes["sources"] = MappingProxyType({**engine.sources, "memory_fraction": "set by the user"})
         if self.max_num_seqs is not None:
             require_positive("max_num_seqs", self.max_num_seqs)
             changes.update(max_num_seqs=self.max_num_seqs, large_gpu_max_num_seqs=None)
