@@ -95,9 +95,11 @@ def capture(chromium: object, base_url: str, view: str, *, lang: str = "en", out
     try:
         page.goto(f"{base_url}/#{fragment}&lang={lang}")
         page.wait_for_selector(f"body[data-ready='{view}']", timeout=TIMEOUT_MS)
+        result.page_error = page.inner_text("#error").strip()
+        if result.page_error:  # an API error: say it rather than wait for charts that will not come
+            return result
         for chart in charts:
             page.wait_for_selector(f"#{chart}[data-rendered='1'] canvas", timeout=TIMEOUT_MS)
-        result.page_error = page.inner_text("#error").strip()
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             result.path = out / (f"{view}.png" if lang == "en" else f"{view}-{lang}.png")

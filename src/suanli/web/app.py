@@ -101,12 +101,15 @@ def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any]) -> di
 
 
 def page_messages(lang: str) -> dict[str, Any]:
-    """Every ``web.*`` message of the catalogue in ``lang`` (the page's labels)."""
+    """Every ``web.*`` message of the catalogue in ``lang`` (the page's words), and the ``label.*`` table labels by
+    their English text (``translate_label``: the page names a JSON component ``kv_cache_bytes`` "kv cache")."""
     from suanli.i18n import messages, parse_lang
 
     chosen = parse_lang(lang)
-    return {"lang": chosen, "messages": {key: texts[chosen] for key, texts in messages().items()
-                                         if key.startswith("web.")}}
+    catalogue = messages()
+    return {"lang": chosen,
+            "messages": {key: texts[chosen] for key, texts in catalogue.items() if key.startswith("web.")},
+            "labels": {texts["en"]: texts[chosen] for key, texts in catalogue.items() if key.startswith("label.")}}
 
 
 def _answer(compute: Callable[[], dict[str, Any]]) -> JSONResponse:

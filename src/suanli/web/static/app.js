@@ -3,7 +3,7 @@
 "use strict";
 
 const GiB = 2 ** 30;
-const state = { view: "fit", lang: "en", messages: {}, charts: {}, tables: {}, results: {} };
+const state = { view: "fit", lang: "en", messages: {}, labels: {}, charts: {}, tables: {}, results: {} };
 
 // ---- small helpers -------------------------------------------------------------------------------------------
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -11,6 +11,12 @@ const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
 function tr(key, fallback) {
   return state.messages[key] || fallback;
+}
+
+// a JSON component key (kv_cache_bytes, dp_comm_exposed_s) as the CLI's table labels say it, in the page's language
+function label(jsonKey) {
+  const english = jsonKey.replace(/_(bytes|s)$/, "").replace(/_/g, " ");
+  return state.labels[english] || english;
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -118,9 +124,12 @@ async function setLang(lang, recompute = true) {
   state.lang = lang;
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   try {
-    state.messages = (await api("messages", { lang })).messages || {};
+    const catalogue = await api("messages", { lang });
+    state.messages = catalogue.messages || {};
+    state.labels = catalogue.labels || {};
   } catch (e) {
     state.messages = {};
+    state.labels = {};
   }
   for (const node of $$("[data-i18n]")) {
     if (!node.dataset.en) node.dataset.en = node.textContent;
@@ -262,7 +271,7 @@ function renderTrain() {
     grid: { left: 60, right: 70, top: 40, bottom: 60 },
     xAxis: { type: "category", data: [report.gpu] },
     yAxis: { type: "value", name: "GiB" },
-    series: parts.map(([k, v], i) => ({ name: k.replace(/_bytes$/, ""), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)],
+    series: parts.map(([k, v], i) => ({ name: label(k), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)],
       markLine: i ? undefined : { symbol: "none", data: [{ yAxis: +(report.memory.capacity_bytes / GiB).toFixed(2),
         label: { formatter: tr("web.train.capacity", "capacity") } }] } })),
   }, { header: ["component", "bytes"], rows: [...parts, ["total_bytes", per.total_bytes], ["capacity_bytes", report.memory.capacity_bytes]] });
@@ -271,7 +280,7 @@ function renderTrain() {
     title: { text: tr("web.train.time_chart", "step time breakdown"), textStyle: { fontSize: 14 } },
     grid: { left: 150, right: 40, top: 40, bottom: 30 },
     xAxis: { type: "value", name: "ms" },
-    yAxis: { type: "category", data: steps.map(([k]) => k.replace(/_s$/, "")) },
+    yAxis: { type: "category", data: steps.map(([k]) => label(k)) },
     series: [{ type: "bar", name: "ms", data: steps.map(([, v]) => +(v * 1e3).toFixed(3)) }],
   }, { header: ["part", "seconds"], rows: steps });
   const advice = report.memory.suggestions || [];
@@ -331,7 +340,7 @@ function renderServe() {
     grid: { left: 60, right: 30, top: 40, bottom: 60 },
     xAxis: { type: "category", data: [infer.gpu] },
     yAxis: { type: "value", name: "GiB" },
-    series: [...parts.map(([k, v]) => ({ name: k.replace(/_bytes$/, ""), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)] })),
+    series: [...parts.map(([k, v]) => ({ name: label(k), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)] })),
       { name: tr("web.serve.kv_free", "KV pool, free"), type: "bar", stack: "m", data: [+(kvFree / GiB).toFixed(2)] }],
   }, { header: ["component", "bytes"], rows: [...parts, ["kv_budget_bytes", infer.memory.kv_budget_bytes]] });
   const sweep = simulate.sweep || [simulate];
