@@ -94,7 +94,7 @@ def test_clock_takes_the_median_and_spread() -> None:
     torch = pytest.importorskip("torch")
     plan = bench.BenchPlan(square={}, skinny={}, copy_bytes=0, repeats=3, min_sample_s=0.0)
     clock = bench._Clock(torch, "cpu", plan)
-    times = iter([1.0, 1.0, 2.0, 4.0, 3.0])  # warm-up, loop-size probe, then three repeats
+    times = iter([1.0, 1.0, 2.0, 4.0, 3.0])  # warm-up, one loop (already >= min_sample_s), three repeats
     clock._once = lambda fn, loops: next(times)  # type: ignore[method-assign]
     assert clock.time(lambda: None) == bench.Timing(seconds=3.0, spread=(4.0 - 2.0) / 3.0)
 

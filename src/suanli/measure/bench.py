@@ -35,6 +35,7 @@ from suanli.spec.calibration import AllReducePoint, Calibration, GemmPoint
 
 #: A GEMM whose repeat-to-repeat spread (max − min) / median exceeds this is reported as noisy.
 SPREAD_WARNING = 0.20
+_MAX_LOOPS = 8192
 _DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -77,7 +78,8 @@ class Timing:
 
 
 class _Clock:
-    """Times ``fn`` on one device: warm up, find a loop count that lasts ``min_sample_s``, take repeats."""
+    """Times ``fn`` on one device: warm up, double the loop count until a sample lasts ``min_sample_s`` (so one
+    scheduler stall on a shared machine is averaged over many calls), then take the repeats."""
 
     def __init__(self, torch: Any, device: str, plan: BenchPlan) -> None:
         self.torch, self.device, self.plan = torch, device, plan
@@ -99,8 +101,10 @@ class _Clock:
         return float(begin.elapsed_time(end)) / 1e3 / loops
 
     def time(self, fn: Callable[[], object]) -> Timing:
-        first = self._once(fn, 1)  # warm-up: allocation, kernel selection, caches
-        loops = max(1, min(10_000, round(self.plan.min_sample_s / max(self._once(fn, 1), first * 0.1, 1e-7))))
+        self._once(fn, 1)  # warm-up: allocation, kernel selection, caches
+        loops = 1  # doubled until one sample lasts min_sample_s, as timeit's autorange grows its loop
+        while loops < _MAX_LOOPS and self._once(fn, loops) * loops < self.plan.min_sample_s:
+            loops *= 2
         samples = [self._once(fn, loops) for _ in range(self.plan.repeats)]
         median = statistics.median(samples)
         return Timing(seconds=median, spread=(max(samples) - min(samples)) / median)
