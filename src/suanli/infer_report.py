@@ -17,6 +17,7 @@ from suanli.core.inference_time import (
 )
 from suanli.core.serving_ops import compute_format, dequantizes
 from suanli.core.vision import image_prompt_tokens, vision_encoder_time_s
+from suanli.i18n import Text
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.spec.assumptions import PerformanceAssumptions
@@ -60,8 +61,7 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
     headline = ""
     if not memory.fits:
         notes.append(_advice(memory))
-        headline = (f"DOES NOT FIT: this batch needs {memory.total_bytes / 2**30:.1f} GiB per GPU; {_advice(memory)}; "
-                    "the latency and throughput below are for a batch that cannot run as given")
+        headline = Text("headline.infer.does_not_fit", total_gib=memory.total_bytes / 2**30, advice=_advice(memory))
     values["latency"]["runnable"] = memory.fits
     return Report(command="infer", model=spec.name, values=values, approximate=approximation(spec), headline=headline,
                   explanations=_explain(memory) + _explain_time(time, setup), notes=tuple(notes))
@@ -127,11 +127,9 @@ def _time_values(t: InferenceTime, load: ServingThroughput) -> dict[str, Any]:
 
 def _advice(m: InferenceMemory) -> str:
     if m.kv_budget_bytes <= 0:
-        return ("the weights and overheads leave no room for a KV cache; use more GPUs (--tp), "
-                "smaller weights (--quant int4 or fp8) or a GPU with more memory")
-    return (f"this batch needs {m.kv_cache_bytes / 2**30:.1f} GiB of KV cache but the pool holds "
-            f"{m.kv_budget_bytes / 2**30:.1f} GiB ({m.kv_capacity_tokens:,} tokens); lower --batch or the "
-            "context, use --kv-dtype fp8, or add GPUs (--tp)")
+        return Text("advice.infer.no_kv_room")
+    return Text("advice.infer.kv_short", need_gib=m.kv_cache_bytes / 2**30, pool_gib=m.kv_budget_bytes / 2**30,
+                tokens=m.kv_capacity_tokens)
 
 
 def _explain(m: InferenceMemory) -> tuple[Quantity, ...]:

@@ -14,6 +14,7 @@ from suanli.core.peft import trainable_params
 from suanli.core.rl import RlSetup, distillation_memory, rl_memory
 from suanli.core.training_time import TrainingTime, training_time
 from suanli.errors import SpecError
+from suanli.i18n import Joined, Text
 from suanli.quantity import Quantity
 from suanli.report import Report
 from suanli.search.advice import Suggestion, fit_suggestions
@@ -71,9 +72,8 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
     base = frozen_base(spec, job)
     if base is not None:
         values["job"]["base_weights_format"] = "bf16" if base.dequantized else base.weights.key
-        notes.append(f"frozen base: {base.weights.key} checkpoint (quantization_config) dequantized to bf16, as it "
-                     "is fine-tuned (PEFT has no adapter layer over it)" if base.dequantized else
-                     f"frozen base kept in {base.weights.key} (from quantization_config), adapters on top")
+        notes.append(Text("note.train.base_dequantized" if base.dequantized else "note.train.base_kept",
+                          format=base.weights.key))
     headline = ""
     if not memory.fits:
         suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)
@@ -82,10 +82,9 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
              **({"layout": _layout_values(s.layout)} if s.layout else {}),
              **({"method": s.method.value} if s.method else {})}
             for s in suggestions]
-        notes.append("does not fit; " + ("; or ".join(s.change for s in suggestions)
-                                         if suggestions else "no single change tried makes it fit") + " would")
-        notes.append("time and cost are for the layout as given, which cannot run: they show what it would take "
-                     "if it fitted (time.runnable false)")
+        notes.append(Text("note.train.does_not_fit", changes=Joined("join.or_clauses", [s.change for s in suggestions]))
+                     if suggestions else Text("note.train.does_not_fit_no_change"))
+        notes.append(Text("note.train.not_runnable"))
         headline = does_not_fit_headline(memory.total_bytes, capacity, suggestions[0] if suggestions else None)
     return Report(command="train", model=spec.name, values=values, approximate=approximation(spec), headline=headline,
                   explanations=(*_explain(memory), *explain_time(time, layout, tokens)), notes=tuple(notes))
@@ -93,10 +92,11 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
 
 def does_not_fit_headline(total_bytes: float, capacity_bytes: float, nearest: Suggestion | None) -> str:
     """``DOES NOT FIT: 174 GiB per GPU, 79.6 GiB available; nearest layout that fits: ZeRO-1 … (76 GiB)``."""
-    need = f"DOES NOT FIT: {format_bytes(total_bytes)} per GPU, {format_bytes(capacity_bytes)} available"
+    total, capacity = format_bytes(total_bytes), format_bytes(capacity_bytes)
     if nearest is None:
-        return f"{need}; no layout tried fits: add GPUs, shard with --zero 3 or use --method lora/qlora"
-    return f"{need}; nearest layout that fits: {nearest.change} ({format_bytes(nearest.total_bytes)} per GPU)"
+        return Text("headline.train.none", total=total, capacity=capacity)
+    return Text("headline.train.nearest", total=total, capacity=capacity, change=nearest.change,
+                fit_total=format_bytes(nearest.total_bytes))
 
 
 def whole_model_trainable_params(spec: ModelSpec, job: TrainingJob) -> int:
@@ -121,8 +121,8 @@ def _run_cost(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Ac
                    assumptions=request.assumptions)
     if price_kind is None and request.usd_per_gpu_hour is None:
         listed = ", ".join(sorted({p.kind for p in accelerator.prices})) or "none"
-        run = replace(run, notes=(*run.notes, f"no {request.price_kind} price for {accelerator.name} in the "
-                                  f"catalog (listed: {listed}); pass --price USD_PER_GPU_HOUR"))
+        run = replace(run, notes=(*run.notes, Text("note.train.no_price", kind=request.price_kind,
+                                                   gpu=accelerator.name, listed=listed)))
     return run
 
 
@@ -157,11 +157,9 @@ def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accel
                 "trainable_params_per_gpu": multi.trained.trainable_params, **kind},
         "memory": memory,
     }
-    notes = () if multi.fits else ("does not fit; shard with --zero 3 over more GPUs, use LoRA for the actor, "
-                                   "or lower the rollout batch",)
-    headline = "" if multi.fits else (f"DOES NOT FIT: {format_bytes(multi.total_bytes)} per GPU, "
-                                      f"{format_bytes(capacity)} available; shard with --zero 3 over more GPUs, use "
-                                      "LoRA for the actor, or lower the rollout batch")
+    notes = () if multi.fits else (Text("note.train.multi_model_does_not_fit"),)
+    headline = "" if multi.fits else Text("headline.train.multi_model", total=format_bytes(multi.total_bytes),
+                                          capacity=format_bytes(capacity))
     return Report(command="train", model=spec.name, values=values, explanations=_explain(multi.trained), notes=notes,
                   approximate=approximation(spec), headline=headline)
 

@@ -38,6 +38,7 @@ def register(commands: Commands) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
+    from suanli.i18n import say, t
     from suanli.report import approximate_fields
     from suanli.search.fit import fit_table, inference_evaluator, training_evaluator
     from suanli.spec.family_match import approximation
@@ -74,25 +75,25 @@ def run_fit(args: argparse.Namespace) -> int:
                              "capacity_bytes": r.capacity_bytes, "layout": r.layout, "note": r.note} for r in rows],
                    "forced_checks": list(forced)})
         return 0
-    print(f"{spec.name}, {args.mode}, {context} tokens × batch {args.batch}\n")
+    print(t("value.fit.header", model=spec.name, mode=args.mode, context=context, batch=args.batch) + "\n")
     checkpoint = _checkpoint_format(spec, args.engine) if args.mode == "infer" and not args.quant else None
     if checkpoint is not None:
-        print(f"weights: {checkpoint} (from quantization_config)\n")
+        print(t("value.fit.checkpoint", format=checkpoint) + "\n")
     print(table(["gpu", "memory", "min GPUs", "per GPU", "headroom", "layout"],
                 [[r.gpu, format_bytes(r.capacity_bytes), "—" if r.min_gpus is None else r.min_gpus,
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
                   "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
                  for r in rows], align="lrrrrl"))
     for note in ([f"approximate: {approximate}"] if approximate else []) + list(forced):
-        print(f"note: {note}")
+        print(f"{t('cli.note')}: {say(note)}")
     if args.mode == "qlora":
-        print("\nQLoRA needs bitsandbytes' 4-bit kernels: CUDA or ROCm GPUs only (— elsewhere).")
+        print("\n" + t("value.fit.qlora_only"))
     refused = [row.gpu for row in rows if row.note and row.min_gpus is None]
     if refused and args.mode != "qlora":
-        print(f"\n— cannot run this job: {', '.join(refused)}; --json rows[].note says why and what to use instead")
+        print("\n" + t("value.fit.refused", gpus=", ".join(refused)))
     for row in rows:
         if row.note and row.min_gpus is not None:
-            print(f"note: {row.gpu}: {row.note}")
+            print(f"{t('cli.note')}: {row.gpu}: {say(row.note)}")
     return 0
 
 

@@ -57,6 +57,7 @@ def run_infer(args: argparse.Namespace) -> int:
     from suanli.cli.calibration_arg import calibrated
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
+    from suanli.i18n import say, t
     from suanli.infer_report import inference_report
     from suanli.spec.engines import get_engine
     from suanli.spec.precision import parse_number_format
@@ -83,19 +84,18 @@ def run_infer(args: argparse.Namespace) -> int:
         return 0
     memory: dict[str, Any] = report.values["memory"]
     per_gpu = memory["per_gpu"]
-    verdict = "fits" if memory["fits"] else "DOES NOT FIT"
+    verdict = t("value.fits" if memory["fits"] else "value.does_not_fit")
     if report.headline:
-        print(report.headline + "\n")
+        print(say(report.headline) + "\n")
     print(key_values([
         ("model", report.model),
-        ("serving", f"{report.values['engine']} on {tp}× {report.values['gpu']}, batch {args.batch} × "
-                    f"({args.prompt} + {args.output}) tokens, weights {memory['weights_format']}"
-                    f"{_origin(memory['weights_format_source'])}, "
-                    f"KV {memory['kv_format']}"),
-        ("this batch", f"{format_bytes(per_gpu['total_bytes'])} per GPU: {verdict}"),
-        ("KV pool", f"{format_bytes(memory['kv_budget_bytes'])} per GPU holds {memory['kv_capacity_tokens']:,} "
-                    f"tokens ({memory['kv_capacity_tokens'] // (args.prompt + args.output):,} sequences of this "
-                    "length)"),
+        ("serving", t("value.infer.serving", engine=report.values["engine"], tp=tp, gpu=report.values["gpu"],
+                      batch=args.batch, prompt=args.prompt, output=args.output, weights=memory["weights_format"],
+                      origin=_origin(memory["weights_format_source"]), kv=memory["kv_format"])),
+        ("this batch", t("value.infer.this_batch", total=format_bytes(per_gpu["total_bytes"]), verdict=verdict)),
+        ("KV pool", t("value.infer.kv_pool", pool=format_bytes(memory["kv_budget_bytes"]),
+                      tokens=memory["kv_capacity_tokens"],
+                      sequences=memory["kv_capacity_tokens"] // (args.prompt + args.output))),
         *_image_lines(report.values),
         *_time_lines(report.values),
     ]))
@@ -105,7 +105,7 @@ def run_infer(args: argparse.Namespace) -> int:
     print()
     print(_phase_table(report.values["phases"]))
     for note in report.notes:
-        print(f"note: {note}")
+        print(f"{t('cli.note')}: {say(note)}")
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0
@@ -115,9 +115,10 @@ def _image_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     images = values.get("images")
     if images is None:
         return []
-    return [("images", f"{images['images_per_sequence']} per sequence, {images['prompt_tokens_per_image']:,} prompt "
-                       f"token(s) each (in the prompt above); encoding them adds "
-                       f"{1e3 * images['vision_encoder_s']:.1f} ms to the time to first token")]
+    from suanli.i18n import t
+
+    return [("images", t("value.infer.images", images=images["images_per_sequence"],
+                         tokens=images["prompt_tokens_per_image"], encode_ms=1e3 * images["vision_encoder_s"]))]
 
 
 def _add_image_tokens(args: argparse.Namespace, spec: ModelSpec) -> None:
@@ -135,7 +136,9 @@ def _add_image_tokens(args: argparse.Namespace, spec: ModelSpec) -> None:
 
 def _origin(source: str) -> str:
     """`` (from quantization_config)`` for a default taken from the checkpoint; nothing for --quant."""
-    return "" if source == "--quant" else f" (from {source})"
+    from suanli.i18n import t
+
+    return "" if source == "--quant" else t("value.infer.origin", source=source)
 
 
 def _time_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -145,17 +148,20 @@ def _time_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     def band(pair: list[float], scale: float, digits: int) -> str:
         return f"{pair[0] * scale:,.{digits}f}–{pair[1] * scale:,.{digits}f}"
 
+    from suanli.i18n import current_lang, t
+
+    def bound(phase: str) -> str:  # "compute-bound" in English, 受算力限制 in Chinese
+        word = t(f"term.bound.{phases[phase]['bound']}")
+        return f"{word}-bound" if current_lang() == "en" else word
+
     return [
-        ("latency", f"TTFT {lat['ttft_s'] * 1e3:,.1f} ms ({band(lat['ttft_s_range'], 1e3, 1)}, "
-                    f"{phases['prefill']['bound']}-bound), TPOT {lat['tpot_s'] * 1e3:,.2f} ms "
-                    f"({band(lat['tpot_s_range'], 1e3, 2)}, {phases['decode']['bound']}-bound), end-to-end "
-                    f"{lat['e2e_s']:,.2f} s"),
-        ("throughput", f"{thr['output_tokens_per_s']:,.0f} output tokens/s "
-                       f"({band(thr['output_tokens_per_s_range'], 1, 0)}), {thr['requests_per_s']:,.2f} "
-                       f"requests/s (this batch); at max load {load['output_tokens_per_s']:,.0f} output tokens/s "
-                       f"with {load['concurrency']:,} running"),
-        ("bands", f"10th–90th percentile of measured/predicted on {lat['band_cases']} latency and "
-                  f"{thr['band_cases']} throughput held-out references (docs/accuracy.md)"),
+        ("latency", t("value.infer.latency", ttft_ms=lat["ttft_s"] * 1e3, ttft_band=band(lat["ttft_s_range"], 1e3, 1),
+                      prefill_bound=bound("prefill"), tpot_ms=lat["tpot_s"] * 1e3,
+                      tpot_band=band(lat["tpot_s_range"], 1e3, 2), decode_bound=bound("decode"), e2e_s=lat["e2e_s"])),
+        ("throughput", t("value.infer.throughput", tokens_per_s=thr["output_tokens_per_s"],
+                         band=band(thr["output_tokens_per_s_range"], 1, 0), requests_per_s=thr["requests_per_s"],
+                         max_tokens_per_s=load["output_tokens_per_s"], concurrency=load["concurrency"])),
+        ("bands", t("value.infer.bands", latency_cases=lat["band_cases"], throughput_cases=thr["band_cases"])),
     ]
 
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from suanli.i18n import display_width, t, translate_label
+from suanli.i18n import display_width, say, t, translate_label
 from suanli.quantity import Quantity
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, align: str =
 
 
 def _row_cells(row: Sequence[Any]) -> list[str]:
-    cells = ["" if c is None else str(c) for c in row]
+    cells = ["" if c is None else say(c) for c in row]  # a Text value is said in the current language
     return [translate_label(cells[0]), *cells[1:]] if cells and isinstance(row[0], str) else cells
 
 
@@ -55,7 +55,7 @@ def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
     """``name  value`` lines, names padded to one width (and said in the current language)."""
     names = [translate_label(k) for k, _ in pairs]
     width = max((display_width(k) for k in names), default=0)
-    return "\n".join(f"{_pad(k, width, 'l')}  {v}" for k, (_, v) in zip(names, pairs, strict=True))
+    return "\n".join(f"{_pad(k, width, 'l')}  {say(v)}" for k, (_, v) in zip(names, pairs, strict=True))
 
 
 def explanations(quantities: Sequence[Quantity]) -> str:

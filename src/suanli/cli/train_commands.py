@@ -122,6 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
     from suanli.core.training_time import compute_format
+    from suanli.i18n import Text, say, t
     from suanli.spec.resolve import load_model
     from suanli.train_report import training_report
     from suanli.units import format_bytes
@@ -150,38 +151,40 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     memory = report.values["memory"]
     per_gpu = memory["per_gpu"]
-    verdict = "fits" if memory["fits"] else "DOES NOT FIT"
+    verdict = t("value.fits" if memory["fits"] else "value.does_not_fit")
     job_values = report.values["job"]
     if report.headline:  # a job that does not fit says so before anything else
-        print(report.headline + "\n")
+        print(say(report.headline) + "\n")
     print(key_values([
-        ("model", report.model), ("job", f"{job.method.value}, {job.precision.value}, {job.optimizer.value}, "
-                                         f"seq {job_values['seq']}, trainable {_trainable(job_values)}"),
-        ("layout", f"{layout.gpus}× {report.values['gpu']}: tp {layout.tp} pp {layout.pp} dp {layout.dp} "
-                   f"cp {layout.cp} ep {layout.ep}, ZeRO-{layout.zero}, micro-batch {layout.micro_batch}, "
-                   f"recompute {layout.recompute.value}"),
-        ("per GPU", f"{format_bytes(per_gpu['total_bytes'])} of {format_bytes(memory['capacity_bytes'])}: {verdict} "
-                    f"(headroom {format_bytes(memory['headroom_bytes'])})"),
+        ("model", report.model), ("job", t("value.train.job", method=job.method.value, precision=job.precision.value,
+                                           optimizer=job.optimizer.value, seq=job_values["seq"],
+                                           trainable=_trainable(job_values))),
+        ("layout", t("value.train.layout", gpus=layout.gpus, gpu=report.values["gpu"], tp=layout.tp, pp=layout.pp,
+                     dp=layout.dp, cp=layout.cp, ep=layout.ep, zero=layout.zero, micro_batch=layout.micro_batch,
+                     recompute=Text(f"term.recompute.{layout.recompute.value}"))),
+        ("per GPU", t("value.train.per_gpu", total=format_bytes(per_gpu["total_bytes"]),
+                      capacity=format_bytes(memory["capacity_bytes"]), verdict=verdict,
+                      headroom=format_bytes(memory["headroom_bytes"]))),
     ]))
     print()
     print(table(["component", "per GPU"], [[name.removesuffix("_bytes").replace("_", " "), format_bytes(value)]
                                            for name, value in per_gpu.items()], align="lr"))
     if memory["host_bytes"] or memory["nvme_bytes"]:
         host, nvme = format_bytes(memory["host_bytes"]), format_bytes(memory["nvme_bytes"])
-        print(f"\noffloaded per GPU: host {host}, NVMe {nvme}")
+        print("\n" + t("value.train.offloaded", host=host, nvme=nvme))
     for suggestion in memory.get("suggestions", []):
-        print(f"fits with: {suggestion['change']} → {format_bytes(suggestion['total_bytes'])} per GPU")
+        print(t("value.train.fits_with", change=suggestion["change"], total=format_bytes(suggestion["total_bytes"])))
     if "time" in report.values:
         if not report.values["time"].get("runnable", True):
-            print("\nas given this job cannot run (it does not fit); the time and cost below are what it would take "
-                  "if it fitted:")
+            print("\n" + t("value.train.not_runnable"))
         print("\n" + _time_text(report.values["time"], layout.effective_global_batch))
     if "cost" in report.values:
         print("\n" + _cost_text(report.values["cost"]))
     for default in report.values["defaults"]:
-        print(f"default: {default['setting']} {default['value']} ({args.framework} recipe: {default['source']})")
+        print(t("value.train.default", setting=default["setting"], value=default["value"],
+                framework=args.framework, source=default["source"]))
     for note in report.notes:
-        print(f"note: {note}")
+        print(f"{t('cli.note')}: {say(note)}")
     if "export" in report.values:
         from suanli.cli.export_arg import export_text
 
@@ -193,16 +196,17 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _time_text(time: dict[str, Any], global_batch: int) -> str:
     from suanli.cli.render import key_values, table
+    from suanli.i18n import t
 
     low, high = time["tokens_per_s_range"]
-    lines = [("step", f"{_duration(time['step_s'])} for {global_batch} sequences "
-                      f"({time['micro_batches_per_step']} micro-batches per GPU)"),
-             ("throughput", f"{time['tokens_per_s']:,.0f} tokens/s ({low:,.0f}–{high:,.0f}; "
-                            f"{time['tokens_per_s_per_gpu']:,.0f} per GPU)"),
-             ("MFU", f"{time['mfu']:.1%} ({time['tflops_per_gpu']:.0f} TFLOP/s per GPU, {time['compute_format']}); "
-                     f"HFU {time['hfu']:.1%}")]
+    lines = [("step", t("value.train.step", step=_duration(time["step_s"]), batch=global_batch,
+                        micro_batches=time["micro_batches_per_step"])),
+             ("throughput", t("value.train.throughput", tokens_per_s=time["tokens_per_s"], low=low, high=high,
+                              per_gpu=time["tokens_per_s_per_gpu"])),
+             ("MFU", t("value.train.mfu", mfu=time["mfu"], tflops=time["tflops_per_gpu"], fmt=time["compute_format"],
+                       hfu=time["hfu"]))]
     if "total_s" in time:
-        lines.append(("run", f"{_duration(time['total_s'])} for {time['tokens']:.3g} tokens"))
+        lines.append(("run", t("value.train.run", duration=_duration(time["total_s"]), tokens=time["tokens"])))
     step = time["step_s"]
     rows = [[name.removesuffix("_s").replace("_", " "), _duration(value), f"{value / step:.1%}"]
             for name, value in time["breakdown"].items() if value > 0]
@@ -211,31 +215,33 @@ def _time_text(time: dict[str, Any], global_batch: int) -> str:
 
 def _trainable(job: dict[str, Any]) -> str:
     """The whole model's trainable count, and the busiest GPU's share when it differs."""
+    from suanli.i18n import t
+
     whole, per_gpu = job["trainable_params"], job["trainable_params_per_gpu"]
-    share = f" ({per_gpu:,.0f} on the busiest GPU's stage and shard, before ZeRO)" if round(per_gpu) != whole else ""
-    return f"{whole:,.0f}{share}"
+    return t("value.train.trainable_busiest", whole=whole, per_gpu=per_gpu) if round(per_gpu) != whole \
+        else f"{whole:,.0f}"
 
 
 def _cost_text(cost: dict[str, Any]) -> str:
     from suanli.cli.render import key_values
+    from suanli.i18n import t
     from suanli.units import format_bytes
 
-    price = ("unpriced" if cost["usd"] is None else
-             f"${cost['usd']:,.0f} at ${cost['usd_per_gpu_hour']:.2f}/GPU-h {cost['price_kind']} "
-             f"({cost['price_provider']}, {cost['price_date']})")
+    price = (t("value.cost.unpriced") if cost["usd"] is None else
+             t("value.cost.price", usd=cost["usd"], rate=cost["usd_per_gpu_hour"], kind=cost["price_kind"],
+               provider=cost["price_provider"], date=cost["price_date"]))
     lines = [("GPU-hours", f"{cost['gpu_hours']:,.0f}"), ("cost", price)]
     if cost["energy_kwh"] is not None:
-        lines.append(("energy", f"{cost['energy_kwh']:,.0f} kWh at {cost['power_per_gpu_w']:.0f} W per GPU, "
-                                f"PUE {cost['pue']}; {cost['co2_kg'] / 1000:,.1f} t CO2e at "
-                                f"{cost['grid_kg_co2e_per_kwh']} kg/kWh"))
-    kind = "adapters only, " if cost.get("checkpoint_adapter_only") else ""
-    lines.append(("checkpoint", f"{format_bytes(cost['checkpoint_bytes'], binary=False)} ({kind}with optimizer "
-                                f"states; {format_bytes(cost['checkpoint_weights_bytes'], binary=False)} weights), "
-                                f"saved in {_duration(cost['checkpoint_save_s'])}"))
+        lines.append(("energy", t("value.cost.energy", kwh=cost["energy_kwh"], watts=cost["power_per_gpu_w"],
+                                  pue=cost["pue"], tonnes=cost["co2_kg"] / 1000, grid=cost["grid_kg_co2e_per_kwh"])))
+    saved = "value.cost.checkpoint_adapters" if cost.get("checkpoint_adapter_only") else "value.cost.checkpoint"
+    lines.append(("checkpoint", t(saved, size=format_bytes(cost["checkpoint_bytes"], binary=False),
+                                  weights=format_bytes(cost["checkpoint_weights_bytes"], binary=False),
+                                  duration=_duration(cost["checkpoint_save_s"]))))
     if cost["interruption_overhead_fraction"] is not None:
-        lines.append(("interruptions", f"every {_duration(cost['mtbi_s'])}: checkpoint every "
-                                       f"{_duration(cost['checkpoint_interval_s'])}, +"
-                                       f"{cost['interruption_overhead_fraction']:.1%} wall time"))
+        lines.append(("interruptions", t("value.cost.interruptions", mtbi=_duration(cost["mtbi_s"]),
+                                         interval=_duration(cost["checkpoint_interval_s"]),
+                                         overhead=cost["interruption_overhead_fraction"])))
     return key_values(lines)
 
 
@@ -389,7 +395,12 @@ def precision_mode(precision: str, framework: str) -> PrecisionMode:
 
 def _duration(seconds: float) -> str:
     """``0.0123`` → ``12.3 ms``; ``93600`` → ``1.08 days``."""
-    for scale, unit in ((86400.0, "days"), (3600.0, "h"), (60.0, "min"), (1.0, "s"), (1e-3, "ms")):
+    from suanli.i18n import t
+
+    for scale, key in ((86400.0, "value.days"), (3600.0, "value.hours"), (60.0, "value.minutes")):
+        if seconds >= scale:
+            return t(key, n=seconds / scale)
+    for scale, unit in ((1.0, "s"), (1e-3, "ms")):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds * 1e6:.3g} µs"

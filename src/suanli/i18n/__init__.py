@@ -36,8 +36,8 @@ LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence: the fi
 
 _CURRENT: ContextVar[Lang | None] = ContextVar("suanli_lang", default=None)
 
-__all__ = ["LANGS", "Lang", "current_lang", "default_lang", "did_you_mean", "display_width", "error_text",
-           "fields_of", "messages", "parse_lang", "t", "translate_label", "use_lang"]
+__all__ = ["LANGS", "Joined", "Lang", "Text", "current_lang", "default_lang", "did_you_mean", "display_width",
+           "error_text", "fields_of", "messages", "parse_lang", "say", "t", "translate_label", "use_lang"]
 
 
 def parse_lang(text: str) -> Lang:
@@ -115,8 +115,60 @@ def t(key: str, lang: Lang | None = None, /, **fields: Any) -> str:
     entry = messages().get(key)
     if entry is None:
         raise KeyError(f"no message {key!r} in suanli/i18n/messages.toml")
-    text = entry[lang or current_lang()]
-    return text.format(**fields) if fields else text
+    lang = lang or current_lang()
+    text = entry[lang]
+    return text.format(**{name: _said(value, lang) for name, value in fields.items()}) if fields else text
+
+
+class Text(str):
+    """A message said in English — the string itself, so ``--json``, ``==`` and every English caller see exactly
+    the text they always saw — that remembers its catalogue key and fields, so an edge can say it again in the
+    reader's language: ``Text("note.x", n=3).said_in("zh")``. A field that is itself a ``Text`` is said in the same
+    language (a note naming an advice label). Core code builds notes, headlines and advice this way; only the CLI
+    and the web page choose a language."""
+
+    key: str
+    fields: Mapping[str, Any]
+
+    def __new__(cls, key: str, /, **fields: Any) -> Text:
+        text = super().__new__(cls, t(key, "en", **fields))
+        text.key, text.fields = key, MappingProxyType(fields)
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.key, dict(self.fields))
+
+    def said_in(self, lang: Lang | None = None) -> str:
+        """The text in ``lang`` (default: ``current_lang()``)."""
+        lang = lang or current_lang()
+        return str(self) if lang == "en" else t(self.key, lang, **self.fields)
+
+
+class Joined(Text):
+    """Parts joined by a separator message (``"; or "`` / ``"；或 "``): ``Joined("join.or", [a, b])``; each part
+    that is a ``Text`` is said in the reader's language too."""
+
+    def __new__(cls, separator: str, parts: Sequence[str] = ()) -> Joined:
+        text = str.__new__(cls, t(separator, "en").join(parts))
+        text.key, text.fields = separator, MappingProxyType({"parts": tuple(parts)})
+        return text
+
+    def said_in(self, lang: Lang | None = None) -> str:
+        lang = lang or current_lang()
+        return t(self.key, lang).join(say(part, lang) for part in self.fields["parts"])
+
+
+def _rebuild(cls: type[Text], key: str, fields: dict[str, Any]) -> Text:
+    return cls(key, fields["parts"]) if issubclass(cls, Joined) else cls(key, **fields)
+
+
+def say(text: object, lang: Lang | None = None) -> str:
+    """``text`` in ``lang`` when it is a ``Text``, else as it is (``str(text)``)."""
+    return text.said_in(lang) if isinstance(text, Text) else str(text)
+
+
+def _said(value: Any, lang: Lang) -> Any:
+    return value.said_in(lang) if isinstance(value, Text) else value
 
 
 def fields_of(text: str) -> frozenset[str]:

@@ -31,6 +31,7 @@ from itertools import combinations
 
 from suanli.core.memory import training_memory
 from suanli.errors import SuanliError
+from suanli.i18n import Joined, Text
 from suanli.spec.layout import Layout, Offload, Recompute
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import Method, TrainingJob
@@ -85,7 +86,7 @@ def fit_suggestions(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capaci
         except SuanliError:
             continue  # the change is impossible for this model (e.g. tp does not divide heads)
         if memory.fits:
-            found.append(Suggestion(change=" + ".join(parts), total_bytes=memory.total_bytes,
+            found.append(Suggestion(change=Joined("join.plus", parts), total_bytes=memory.total_bytes,
                                     headroom_bytes=memory.headroom_bytes, gpus=new_layout.gpus, layout=new_layout,
                                     method=new_job.method))
             fitting.update(parts if len(parts) == 1 else ())
@@ -100,20 +101,20 @@ def single_changes(layout: Layout) -> list[_Change]:
     """The layout changes open to this layout, cheapest first (module docstring)."""
     changes: list[_Change] = []
     if layout.dp > 1:
-        changes += [_Change(label=f"ZeRO-{stage} across the {layout.dp} data-parallel GPUs", zero=stage)
+        changes += [_Change(label=Text("advice.zero_over_dp", stage=stage, dp=layout.dp), zero=stage)
                     for stage in (1, 2) if stage > layout.zero]
     if layout.micro_batch > 1:
         steps = layout.effective_global_batch // layout.dp
-        changes.append(_Change(label=f"micro-batch 1 with {steps} accumulation steps (same global batch)",
+        changes.append(_Change(label=Text("advice.micro_batch_one", steps=steps),
                                micro_batch_one=True))
     if _rank(layout.recompute) < _rank(Recompute.SELECTIVE):
-        changes.append(_Change(label="selective activation recomputation", recompute=Recompute.SELECTIVE))
+        changes.append(_Change(label=Text("advice.selective_recompute"), recompute=Recompute.SELECTIVE))
     if layout.dp > 1 and layout.zero < 3:
-        changes.append(_Change(label=f"ZeRO-3 across the {layout.dp} data-parallel GPUs", zero=3))
+        changes.append(_Change(label=Text("advice.zero_over_dp", stage=3, dp=layout.dp), zero=3))
     if _rank(layout.recompute) < _rank(Recompute.FULL):
-        changes.append(_Change(label="full activation recomputation", recompute=Recompute.FULL))
+        changes.append(_Change(label=Text("advice.full_recompute"), recompute=Recompute.FULL))
     if layout.offload_optimizer is Offload.NONE:
-        changes.append(_Change(label="ZeRO-Offload: optimizer states to CPU memory", offload=True))
+        changes.append(_Change(label=Text("advice.offload_optimizer"), offload=True))
     return changes
 
 
@@ -132,8 +133,8 @@ def _candidates(job: TrainingJob, layout: Layout) -> Iterator[tuple[tuple[str, .
     yield from _more_gpus(job, layout)
     cheapest = replace(layout, micro_batch=1, global_batch=layout.effective_global_batch, recompute=Recompute.FULL)
     if job.method is Method.FULL:
-        yield ("LoRA instead of full fine-tuning (+ full recompute)",), replace(job, method=Method.LORA), cheapest
-        yield ("QLoRA (NF4 base) instead of full fine-tuning (+ full recompute)",), \
+        yield (Text("advice.lora"),), replace(job, method=Method.LORA), cheapest
+        yield (Text("advice.qlora"),), \
             replace(job, method=Method.QLORA), cheapest
 
 
@@ -144,8 +145,10 @@ def _more_gpus(job: TrainingJob, layout: Layout) -> Iterator[tuple[tuple[str, ..
             if _rank(recompute) < _rank(layout.recompute):
                 continue
             grown = replace(layout, dp=dp, zero=3, global_batch=None, recompute=recompute)
-            extra = "" if recompute is layout.recompute else f", + {recompute.value} recompute"
-            yield (f"ZeRO-3 across {grown.gpus} GPUs (dp={dp}{extra})",), job, grown
+            label = (Text("advice.more_gpus", gpus=grown.gpus, dp=dp) if recompute is layout.recompute else
+                     Text("advice.more_gpus_recompute", gpus=grown.gpus, dp=dp,
+                          recompute=Text(f"term.recompute.{recompute.value}")))
+            yield (label,), job, grown
 
 
 def _compatible(combo: tuple[_Change, ...]) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from suanli.core.inference_memory import inference_memory, weight_bytes_per_gpu
 from suanli.core.memory import training_memory
 from suanli.errors import SuanliError
+from suanli.i18n import Text
 from suanli.spec.engines import get_engine
 from suanli.spec.hardware import Accelerator, load_accelerators
 from suanli.spec.layout import Layout, Recompute
@@ -121,12 +122,10 @@ def on_chip_row(accelerator: Accelerator, weights_bytes: float) -> FitRow:
     sram = usable_memory_bytes(accelerator)
     chips = max(1, math.ceil(weights_bytes / sram))
     per_chip = weights_bytes / chips
-    note = (f"on-chip SRAM only, no HBM: the weights are spread over chips, {weights_bytes / GB:,.1f} GB of weights "
-            f"/ {sram / GB:.3g} GB of SRAM per chip = {chips:,} chips at least; the KV cache and activations "
-            "need more, and the vendor's own compiler serves it, not the chosen engine")
+    note = Text("note.fit.on_chip", weights_gb=weights_bytes / GB, sram_gb=sram / GB, chips=chips)
     return FitRow(gpu=accelerator.key, name=accelerator.name, capacity_bytes=sram, min_gpus=chips,
                   per_gpu_total_bytes=per_chip, headroom_bytes=sram - per_chip,
-                  layout=f"weights over {chips:,} chips' SRAM", note=note)
+                  layout=Text("value.fit.on_chip_layout", chips=chips), note=note)
 
 
 def fit_layout(gpus: int, *, micro_batch: int, recompute: Recompute) -> Layout:
@@ -155,7 +154,8 @@ def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch
             except SuanliError:
                 return None
             attempt = FitTry(per_gpu_total_bytes=memory.total_bytes, headroom_bytes=memory.headroom_bytes,
-                             layout=f"{'ZeRO-3, ' if gpus > 1 else ''}recompute {recompute.value}")
+                             layout=Text("value.fit.zero3_layout" if gpus > 1 else "value.fit.one_gpu_layout",
+                                         recompute=Text(f"term.recompute.{recompute.value}")))
             if memory.fits:
                 break
         return attempt
@@ -181,7 +181,8 @@ def inference_evaluator(spec: ModelSpec, *, engine: str, quant: str | None, kv_d
         except SuanliError:
             return None
         return FitTry(per_gpu_total_bytes=memory.total_bytes, headroom_bytes=memory.headroom_bytes,
-                      layout=f"tp {gpus}, {preset.key}, weights {memory.weights.format_key}, kv {memory.kv_format}")
+                      layout=Text("value.fit.serving_layout", tp=gpus, engine=preset.key,
+                                  weights=memory.weights.format_key, kv=memory.kv_format))
 
     def format_refusal(accelerator: Accelerator) -> str | None:
         served = weights or (spec.quantization.weights if spec.quantization else None)  # --quant or checkpoint's

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from suanli.errors import SpecError
+from suanli.i18n import Joined, Text
 from suanli.spec.engines import EnginePreset, load_engines
 from suanli.spec.hardware import Accelerator, load_accelerators
 from suanli.spec.model import ModelSpec
@@ -35,8 +36,9 @@ def enforce(violations: Iterable[Violation | None], *, force: bool) -> tuple[str
     """Raise SpecError for the first violation unless ``force``; with ``force``, one note per violation."""
     found = [v for v in violations if v is not None]
     if found and not force:
-        raise SpecError(f"{found[0].message}; or add --force to estimate anyway")
-    return tuple(f"forced past the {v.check} check: {v.message}" for v in found)
+        raise SpecError(f"{found[0].message}; or add --force to estimate anyway", key="error.support.violation",
+                        fields={"message": found[0].message})
+    return tuple(Text("note.forced", check=v.check, message=v.message) for v in found)
 
 
 # ---- number formats --------------------------------------------------------------------------------------
@@ -54,7 +56,7 @@ def training_format(precision: PrecisionMode) -> str | None:
 def _others(accelerator: Accelerator, fmt: str) -> str:
     """Catalog parts that do compute in ``fmt``, for the fix."""
     names = [a.key for a in load_accelerators() if a.kind == accelerator.kind and a.supports(fmt)]
-    return ", ".join(names[:4]) if names else "none in the catalog"
+    return ", ".join(names[:4]) if names else Text("error.support.none_in_catalog")
 
 
 def training_format_violation(precision: PrecisionMode, accelerator: Accelerator) -> Violation | None:
@@ -63,10 +65,10 @@ def training_format_violation(precision: PrecisionMode, accelerator: Accelerator
     if fmt is None or accelerator.supports(fmt):
         return None
     usable = [f for f in ("bf16", "fp16") if f != fmt and accelerator.supports(f)]
-    fix = f"use --precision {usable[0]}" if usable else "use --precision fp32"
-    return Violation("number-format", f"{accelerator.name} has no {fmt} tensor path (catalog formats: "
-                                      f"{', '.join(accelerator.formats)}); {fix}, or a part that has {fmt} "
-                                      f"({_others(accelerator, fmt)})")
+    return Violation("number-format", Text("error.support.training_format", gpu=accelerator.name, fmt=fmt,
+                                           formats=", ".join(accelerator.formats),
+                                           precision=usable[0] if usable else "fp32",
+                                           others=_others(accelerator, fmt)))
 
 
 def weights_format_violation(fmt: NumberFormat, accelerator: Accelerator) -> Violation | None:
@@ -75,14 +77,13 @@ def weights_format_violation(fmt: NumberFormat, accelerator: Accelerator) -> Vio
     vLLM's Marlin kernels on Ampere-class GPUs), which needs bf16."""
     if fmt.key in ("bf16", "fp16") and not accelerator.supports(fmt.key):
         other = "fp16" if fmt.key == "bf16" else "bf16"
-        return Violation("number-format", f"{accelerator.name} cannot compute in {fmt.key} (catalog formats: "
-                                          f"{', '.join(accelerator.formats)}); use --quant {other}")
+        return Violation("number-format", Text("error.support.weights_16bit", gpu=accelerator.name, fmt=fmt.key,
+                                               formats=", ".join(accelerator.formats), other=other))
     low = fmt.compute_format in ("fp8", "fp4")
     if low and not accelerator.supports(fmt.compute_format) and not accelerator.supports("bf16"):
         low_fmt = fmt.compute_format
-        return Violation("number-format", f"{accelerator.name} has neither {low_fmt} tensor cores nor bf16 for "
-                                          f"weight-only {fmt.key} kernels; use --quant int8 or int4, or a part "
-                                          f"with {low_fmt} ({_others(accelerator, low_fmt)})")
+        return Violation("number-format", Text("error.support.weights_low", gpu=accelerator.name, low=low_fmt,
+                                               fmt=fmt.key, others=_others(accelerator, low_fmt)))
     return None
 
 
@@ -96,9 +97,11 @@ def engine_violation(engine: EnginePreset, accelerator: Accelerator) -> Violatio
     engines = load_engines()
     versions = {e.key for e in engines for base in engines if e.key.startswith(f"{base.key}-")}  # vllm-0.10
     others = [e.key for e in engines if accelerator.platform in e.runs_on and e.key not in versions]
-    fix = f"use --engine {' or '.join(others)}" if others else "no catalogued engine serves it"
-    return Violation("engine-hardware", f"{engine.name} does not run on {accelerator.name} (platform "
-                                        f"{accelerator.platform}; it runs on {', '.join(engine.runs_on)}); {fix}")
+    fix = (Text("error.support.use_engine", engines=Joined("join.or", others)) if others else
+           Text("error.support.no_engine"))
+    return Violation("engine-hardware", Text("error.support.engine", engine=engine.name, gpu=accelerator.name,
+                                             platform=accelerator.platform, runs_on=", ".join(engine.runs_on),
+                                             fix=fix))
 
 
 def runs_method(accelerator: Accelerator, method: Method) -> bool:
@@ -116,10 +119,8 @@ def method_violation(method: Method, accelerator: Accelerator) -> Violation | No
     if runs_method(accelerator, method):
         return None
     if accelerator.inference_only:
-        return Violation("training-hardware", f"{accelerator.name} is inference-only: no training stack exists "
-                                              "for it; train on GPUs, TPUs or NPUs")
-    return Violation("method-hardware", f"QLoRA needs bitsandbytes' 4-bit kernels, which run on CUDA and ROCm GPUs "
-                                        f"only, not on {accelerator.name}; use --method lora")
+        return Violation("training-hardware", Text("error.support.inference_only", gpu=accelerator.name))
+    return Violation("method-hardware", Text("error.support.qlora", gpu=accelerator.name))
 
 
 # ---- context length --------------------------------------------------------------------------------------
@@ -137,11 +138,11 @@ def context_violation(spec: ModelSpec, tokens: int, what: str) -> Violation | No
     limit = max_context_tokens(spec)
     if tokens <= limit:
         return None
-    return Violation("context-length", f"{what} is {tokens:,} tokens, beyond {spec.name}'s {limit:,}-token context "
-                                       f"(max_position_embeddings {spec.max_position_embeddings:,}"
-                                       f"{_scaling(spec)}); use at most {limit:,} tokens or a longer-context model")
+    return Violation("context-length", Text("error.support.context", what=what, tokens=tokens, model=spec.name,
+                                            limit=limit, positions=spec.max_position_embeddings,
+                                            scaling=_scaling(spec)))
 
 
 def _scaling(spec: ModelSpec) -> str:
     scaled = spec.rope_scaled_positions or 0
-    return f", extended to {scaled:,} by its rope_scaling" if scaled > spec.max_position_embeddings else ""
+    return Text("error.support.rope_scaling", scaled=scaled) if scaled > spec.max_position_embeddings else ""
