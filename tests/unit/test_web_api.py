@@ -51,6 +51,13 @@ CASES = [
      ["simulate", "llama-3-8b", "--gpu", "h100", "--concurrency", "1,8", "--requests", "40", "--prompt", "256",
       "--output", "64"]),
     ("gpus", {"vendor": "nvidia"}, ["gpus", "--vendor", "nvidia"]),
+    ("roofline", {"model": "gemma-2-2b", "gpu": "a100-80gb", "seq": "512", "batch": "2"},
+     ["roofline", "gemma-2-2b", "--gpu", "a100-80gb", "--seq", "512", "--batch", "2"]),
+    ("plan-train", {"model": "llama-3.2-1b", "gpu": "h100", "tokens": "1e9", "max-gpus": "8"},
+     ["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e9", "--max-gpus", "8"]),
+    ("plan-buy", {"budget-usd": "1e6", "serve": "llama-3-8b", "rate": "5", "prompt": "500", "output": "100"},
+     ["plan", "buy", "--budget-usd", "1e6", "--serve", "llama-3-8b", "--rate", "5", "--prompt", "500", "--output",
+      "100"]),
 ]
 
 

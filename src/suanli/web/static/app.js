@@ -310,7 +310,7 @@ async function runServe() {
   const params = { ...baseParams(), ...formParams("serve") };
   const sim = { ...baseParams(), prompt: params.prompt, output: params.output, requests: "200", concurrency: "1,2,4,8,16,32,64" };
   for (const key of ["gpus", "quant", "engine"]) if (params[key]) sim[key] = params[key];
-  const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1" };
+  const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1", tp: params.gpus || "1" };
   const [infer, simulate, roofline] = await Promise.all([
     api("infer", { ...params, explain: "true" }), api("simulate", sim), api("roofline", roof)]);
   state.results.serve = { infer, simulate, roofline };
