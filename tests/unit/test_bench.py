@@ -191,3 +191,16 @@ def test_plan_with_several_gpus_refuses_one_profile(tmp_path: Path, capsys: pyte
     assert main(["plan", "train", "qwen3-0.6b", "--gpu", "h100,a100", "--tokens", "1e9", "--calibration",
                  str(path)]) == 2
     assert "--calibration describes one device, but --gpu names 2" in capsys.readouterr().err
+
+
+def test_unwritable_out_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = Calibration(device_name="x", device_key="local-x-1c", device_kind="cpu", torch_version="2", date="d",
+                       copy_bytes_per_s=1.0, gemm=(GemmPoint(dtype="fp32", m=2, n=2, k=2, seconds=1.0,
+                                                             achieved_flops_per_s=16.0),))
+    monkeypatch.setattr(bench, "run_bench", lambda device, *, quick, log: fake)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["bench", "--device", "cpu", "--out", str(blocker / "p.toml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"cannot write the calibration profile to {blocker / 'p.toml'}" in err

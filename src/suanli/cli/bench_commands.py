@@ -33,6 +33,7 @@ def run_bench(args: argparse.Namespace) -> int:
     import dataclasses
 
     from suanli.cli.render import emit_json
+    from suanli.errors import SpecError
     from suanli.measure.bench import run_bench as bench
     from suanli.spec.calibration import default_profile_path, write_calibration
 
@@ -42,7 +43,12 @@ def run_bench(args: argparse.Namespace) -> int:
             sys.stderr.write(line + "\n")
 
     profile = bench(device, quick=args.quick, log=log)
-    path = write_calibration(profile, Path(args.out) if args.out else default_profile_path(profile.device_key))
+    path = Path(args.out) if args.out else default_profile_path(profile.device_key)
+    try:
+        write_calibration(profile, path)
+    except OSError as exc:
+        raise SpecError(f"cannot write the calibration profile to {path} ({exc.strerror or exc}); pass --out with a "
+                        "writable path, or set SUANLI_CALIBRATION_DIR") from None
     if args.json:
         emit_json({"command": "bench", "profile_path": str(path), **dataclasses.asdict(profile)})
         return 0

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "explain": ("explain",),
 }
 # Options that read or write files on the server: the page never passes them.
-FILE_OPTIONS = frozenset({"--export", "--timeline", "--trace", "--help", "--json"})
+FILE_OPTIONS = frozenset({"--export", "--timeline", "--trace", "--calibration", "--help", "--json"})
 # Options whose value is a model: a catalog name or Hub repo id only (a local path could read server files).
 MODEL_OPTIONS = frozenset({"model", "--reward-model", "--critic-model", "--teacher", "--speculative-model",
                            "--train", "--serve"})
