@@ -111,6 +111,7 @@ def test_lang_zh_is_the_cli_in_zh(client: TestClient, capsys: pytest.CaptureFixt
     ("/api/train?model=llama-3-8b&gpu=h100&bogus=1", "'bogus' is not an option"),
     ("/api/simulate?model=llama-3-8b&gpu=h100&export=vllm", "'export' is not an option"),  # writes files
     ("/api/simulate?model=llama-3-8b&gpu=h100&timeline=/tmp/x.csv", "'timeline' is not an option"),
+    ("/api/train?model=llama-3-8b&gpu=h100&calibration=/etc/passwd", "'calibration' is not an option"),  # reads
     ("/api/params?model=../../etc/passwd", "catalog name or a Hugging Face repo id"),
     ("/api/params?model=/etc", "catalog name or a Hugging Face repo id"),
     ("/api/simulate?model=llama-3-8b&gpu=h100&concurrency=4&requests=100000&prompt=10&output=10", "limit of 5000"),
