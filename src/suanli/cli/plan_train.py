@@ -204,27 +204,27 @@ def _layout_text(scored: Scored) -> str:
 
 def _text(payload: dict[str, Any], job: TrainingJob) -> str:
     from suanli.cli.render import key_values, table
+    from suanli.i18n import t
 
     best = payload["best"]
     lines = [("model", payload["model"]),
-             ("job", f"{job.method.value}, {job.precision.value}, seq {job.seq}, global batch "
-                     f"{payload['global_batch']}, {payload['tokens']:.3g} tokens"),
-             ("objective", payload["objective"]), ("best", _row_layout(best)),
+             ("job", t("value.plan.job", method=job.method.value, precision=job.precision.value, seq=job.seq,
+                       global_batch=payload["global_batch"], tokens=payload["tokens"])),
+             ("objective", t(f"value.plan.objective.{payload['objective']}")), ("best", _row_layout(best)),
              ("run", _run_text(best)),
-             ("searched", f"{payload['evaluated']:,} candidates: {payload['feasible']:,} feasible, "
-                          f"{sum(payload['rejected'].values()):,} rejected, {payload['model_evaluations']:,} "
-                          "core evaluations")]
+             ("searched", t("value.plan.searched", evaluated=payload["evaluated"], feasible=payload["feasible"],
+                            rejected=sum(payload["rejected"].values()), evaluations=payload["model_evaluations"]))]
     rows = [[str(k + 1), _row_layout(r), f"{r['time']['total_s'] / SECONDS_PER_DAY:.3g}",
              _usd(r), f"{r['time']['mfu']:.1%}", f"{r['memory']['per_gpu']['total_bytes'] / 2**30:.1f}"]
             for k, r in enumerate(payload["candidates"])]
     ranked = table(["#", "layout", "days", "cost", "MFU", "GiB/GPU"], rows, align="rlrrrr")
     front = table(["GPUs", "gpu", "days", "cost"],
                   [[str(p["gpus"]), p["gpu"], f"{p['total_s'] / SECONDS_PER_DAY:.3g}",
-                    "unpriced" if p["usd"] is None else f"${p['usd']:,.0f}"] for p in payload["pareto"]],
+                    t("value.cost.unpriced") if p["usd"] is None else f"${p['usd']:,.0f}"] for p in payload["pareto"]],
                   align="rlrr")
     rejected = table(["rejected", "candidates"], [[k, f"{v:,}"] for k, v in payload["rejected"].items()],
                      align="lr")
-    return "\n\n".join([key_values(lines), ranked, "time vs cost (Pareto front):\n" + front, rejected])
+    return "\n\n".join([key_values(lines), ranked, t("value.plan.pareto") + "\n" + front, rejected])
 
 
 def _row_layout(report: dict[str, Any]) -> str:
@@ -241,11 +241,15 @@ def _row_layout(report: dict[str, Any]) -> str:
 
 def _run_text(report: dict[str, Any]) -> str:
     time, cost = report["time"], report["cost"]
-    energy = "" if cost["energy_kwh"] is None else f", {cost['energy_kwh']:,.0f} kWh"
-    return (f"{time['total_s'] / SECONDS_PER_DAY:.3g} days, {_usd(report)}{energy}; MFU {time['mfu']:.1%}, "
-            f"{time['tokens_per_s']:,.0f} tokens/s")
+    from suanli.i18n import t
+
+    energy = "" if cost["energy_kwh"] is None else t("value.plan.energy", kwh=cost["energy_kwh"])
+    return t("value.plan.run", days=time["total_s"] / SECONDS_PER_DAY, usd=_usd(report), energy=energy,
+             mfu=time["mfu"], tokens_per_s=time["tokens_per_s"])
 
 
 def _usd(report: dict[str, Any]) -> str:
+    from suanli.i18n import t
+
     usd = report["cost"]["usd"]
-    return "unpriced" if usd is None else f"${usd:,.0f}"
+    return t("value.cost.unpriced") if usd is None else f"${usd:,.0f}"

@@ -94,6 +94,7 @@ def register(commands: Commands) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, key_values
+    from suanli.i18n import t
     from suanli.simulate.api import Deployment, simulate
     from suanli.simulate.metrics import Slo
     from suanli.simulate.run import Router
@@ -128,7 +129,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if calibration.values is not None:
         payloads = [{**p, "calibration": calibration.values} for p in payloads]
         if not args.json:
-            print(f"note: {calibration.note}")
+            print(f"{t('cli.note')}: {calibration.note}")
     if args.timeline is not None and last is not None:
         _write_timeline(args.timeline, last)  # a sweep writes its last point's timeline
     extra: dict[str, Any] = {}
@@ -142,8 +143,8 @@ def run_simulate(args: argparse.Namespace) -> int:
             return 0
         head = _lines(payloads[0])[:3]
         w = payloads[0]["workload"]
-        head[2] = ("traffic", f"{w['requests']} requests per point, mean {w['prompt_tokens_mean']:,.0f} + "
-                              f"{w['output_tokens_mean']:,.0f} tokens")
+        head[2] = ("traffic", t("value.simulate.traffic_sweep", requests=w["requests"],
+                                prompt=w["prompt_tokens_mean"], output=w["output_tokens_mean"]))
         print(key_values(head))
         print()
         print(_sweep_table(payloads))
@@ -283,31 +284,35 @@ def _payload(spec: ModelSpec, deployment: Any, workload: Workload, result: Simul
 
 
 def _lines(p: dict[str, Any]) -> list[tuple[str, str]]:
-    lat, d = p["latency"], p["deployment"]
+    from suanli.i18n import t
+
+    lat, d, w = p["latency"], p["deployment"], p["workload"]
 
     def dist(name: str, scale: float = 1e3, unit: str = "ms") -> str:
         x = lat[name]
-        return f"mean {x['mean'] * scale:,.1f} {unit}, p50 {x['p50'] * scale:,.1f}, p90 {x['p90'] * scale:,.1f}, " \
-               f"p99 {x['p99'] * scale:,.1f}"
+        return t("value.simulate.distribution", mean=x["mean"] * scale, unit=unit, p50=x["p50"] * scale,
+                 p90=x["p90"] * scale, p99=x["p99"] * scale)
 
-    layout = f"pd {d['pd']}" if d["pd"] else f"{d['replicas']} replica(s), {d['router']}"
-    load = f"{p['workload']['concurrency']} clients" if p["workload"]["concurrency"] else \
-        f"{p['workload']['rate_per_s']} requests/s" if p["workload"]["rate_per_s"] else "trace"
+    layout = f"pd {d['pd']}" if d["pd"] else t("value.simulate.replicas", replicas=d["replicas"], router=d["router"])
+    load = t("value.simulate.clients", clients=w["concurrency"]) if w["concurrency"] else \
+        t("value.simulate.rate", rate=w["rate_per_s"]) if w["rate_per_s"] else t("value.simulate.trace")
     good = p["goodput"]["requests_per_s"]
+    throughput = t("value.simulate.throughput", tokens_per_s=p["throughput"]["output_tokens_per_s"],
+                   requests_per_s=p["throughput"]["requests_per_s"])
     return [
         ("model", p["model"]),
-        ("serving", f"{p['engine']} on {d['gpus']}× {p['gpu']} (tp {d['tp']}, {layout})"),
-        ("traffic", f"{p['workload']['requests']} requests, {load}, mean {p['workload']['prompt_tokens_mean']:,.0f} "
-                    f"+ {p['workload']['output_tokens_mean']:,.0f} tokens"),
+        ("serving", t("value.simulate.serving", engine=p["engine"], gpus=d["gpus"], gpu=p["gpu"], tp=d["tp"],
+                      layout=layout)),
+        ("traffic", t("value.simulate.traffic", requests=w["requests"], load=load, prompt=w["prompt_tokens_mean"],
+                      output=w["output_tokens_mean"])),
         ("TTFT", dist("ttft_s")),
         ("TPOT", dist("tpot_s")),
         ("ITL", dist("itl_s")),
         ("end-to-end", dist("e2e_s", 1.0, "s")),
-        ("throughput", f"{p['throughput']['output_tokens_per_s']:,.0f} output tokens/s, "
-                       f"{p['throughput']['requests_per_s']:,.2f} requests/s"
-                       + (f"; goodput {good:,.2f} requests/s within the SLO" if good is not None else "")),
-        ("batch", f"{p['batch']['mean_running']:,.1f} running on average, KV cache peak "
-                  f"{p['kv']['peak_utilization']:.0%}, {p['preemptions']} preemptions, {p['steps']:,} steps"),
+        ("throughput", throughput if good is None else t("value.simulate.goodput", throughput=throughput,
+                                                            goodput=good)),
+        ("batch", t("value.simulate.batch", running=p["batch"]["mean_running"], kv_peak=p["kv"]["peak_utilization"],
+                    preemptions=p["preemptions"], steps=p["steps"])),
     ]
 
 

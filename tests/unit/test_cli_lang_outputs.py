@@ -1,0 +1,88 @@
+"""``--lang zh`` says the headline, the advice, the notes and the table values of train, infer, fit, simulate and
+plan train in Chinese, and ``--json`` is the same object in every language.
+
+The English phrases looked for are derived from the message catalogue: every literal run of words between the
+``{fields}`` of a headline/advice/note/value message. A phrase the English output shows must not appear in the
+Chinese output of the same command (unless the Chinese text of some message holds it too, as with option names)."""
+
+from __future__ import annotations
+
+import json
+from string import Formatter
+
+import pytest
+
+from suanli.cli.main import main
+from suanli.i18n import messages
+
+COMMANDS = {
+    "train": ["train", "llama-3.1-70b", "--gpu", "h100", "--gpus", "8", "--tokens", "1e9"],
+    "train-lora": ["train", "llama-3.1-8b", "--gpu", "h100", "--method", "lora", "--tokens", "1e9", "--micro-batch",
+                   "2"],
+    "infer": ["infer", "llama-3.1-70b", "--gpu", "h100", "--batch", "8", "--prompt", "4096", "--output", "512"],
+    "infer-kv": ["infer", "llama-3.1-8b", "--gpu", "h100", "--batch", "64", "--prompt", "8192", "--output", "512"],
+    "fit": ["fit", "llama-3.1-70b"],
+    "fit-train": ["fit", "llama-3.1-8b", "--mode", "train"],
+    "simulate": ["simulate", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "4", "--requests", "12", "--prompt",
+                 "256", "--output", "32", "--slo-ttft-ms", "100", "--slo-tpot-ms", "20"],
+    "plan-train": ["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e9", "--max-gpus", "4"],
+}
+TRANSLATED = ("advice.", "headline.", "note.", "value.", "error.support.")
+
+
+def _phrases() -> set[str]:
+    """English runs of at least two words from the catalogue's translated messages, minus any that a Chinese
+    message holds as well (option names, formats)."""
+    chinese = "\n".join(entry["zh"] for entry in messages().values())
+    found = set()
+    for key, entry in messages().items():
+        if not key.startswith(TRANSLATED):
+            continue
+        for literal, _, _, _ in Formatter().parse(entry["en"]):
+            run = literal.strip(" ,;:()")
+            if len(run) >= 8 and " " in run and any(c.isalpha() for c in run) and run not in chinese:
+                found.add(run)
+    return found
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_chinese_output_has_no_english_phrase_of_the_catalogue(name: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    english = _run([*COMMANDS[name], "--lang", "en"], capsys)
+    chinese = _run([*COMMANDS[name], "--lang", "zh"], capsys)
+    shown = {phrase for phrase in _phrases() if phrase in english}
+    assert shown, "the English output uses catalogue phrases (else the check below proves nothing)"
+    leaked = sorted(phrase for phrase in shown if phrase in chinese)
+    assert not leaked, f"{name} --lang zh still says: {leaked}"
+    for line in chinese.splitlines():
+        assert not line.startswith(("note:", "fits with:", "DOES NOT FIT", "default:")), line
+
+
+def test_headline_advice_and_notes_are_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _run([*COMMANDS["train"], "--lang", "zh"], capsys)
+    assert out.startswith("显存放不下：每卡需要 1.28 TiB，可用 79.6 GiB；最接近的可行方案：")
+    assert "可以放下的方案：用 QLoRA（NF4 基座）代替全参数微调（加完全重计算） → 每卡 49.2 GiB" in out
+    assert "\n注: 放不下；以下改动可以放下：" in out
+    out = _run([*COMMANDS["infer"], "--lang", "zh"], capsys)
+    assert out.startswith("显存放不下：这个批次每卡需要 148.7 GiB；权重和额外开销占满了显存")
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_json_does_not_change_with_the_language(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    payloads = [json.loads(_run([*COMMANDS[name], "--json", *lang], capsys))
+                for lang in ([], ["--lang", "en"], ["--lang", "zh"])]
+    assert payloads[0] == payloads[1] == payloads[2]
+
+
+def test_json_keeps_the_english_notes(capsys: pytest.CaptureFixture[str]) -> None:
+    payload = json.loads(_run([*COMMANDS["train"], "--json", "--lang", "zh"], capsys))
+    assert payload["headline"].startswith("DOES NOT FIT: 1.28 TiB per GPU, 79.6 GiB available; nearest layout that "
+                                          "fits: ")
+    assert payload["notes"][0].startswith("does not fit; ") and payload["notes"][0].endswith(" would")
+    assert payload["memory"]["suggestions"][-1]["change"] == ("QLoRA (NF4 base) instead of full fine-tuning "
+                                                              "(+ full recompute)")
