@@ -172,3 +172,29 @@ def test_skinny_gemms_are_left_out_of_the_fit() -> None:
     c = profile(gemm=(gemm(256, 1e-3), skinny, gemm(512, 5e-3)))
     assert [p.m for p in square_points(c, "fp32")] == [256, 512]
     assert square_points(profile(gemm=(skinny,)), "fp32") == (skinny,)
+
+
+def _points(acc: Accelerator, dtype: str, fraction: float, half_work: float) -> tuple[GemmPoint, ...]:
+    peak = acc.peak_flops(dtype)
+    rates = {n: fraction * peak * 2 * n**3 / (2 * n**3 + half_work) for n in (1024, 2048, 4096, 8192)}
+    return tuple(GemmPoint(dtype=dtype, m=n, n=n, k=n, seconds=2 * n**3 / r, achieved_flops_per_s=r)  # type: ignore[arg-type]
+                 for n, r in rates.items())
+
+
+def test_fp8_points_set_the_low_precision_ratio_or_the_fraction() -> None:
+    from suanli.core.calibrate import calibrate
+    from suanli.spec.assumptions import PerformanceAssumptions
+
+    h100 = get_accelerator("h100")
+    both = profile(device_key=h100.key, device_kind="cuda",
+                   gemm=_points(h100, "bf16", 0.8, 3e9) + _points(h100, "fp8", 0.7, 3e9))
+    a = PerformanceAssumptions()
+    sixteen = calibrate(h100, a, both, fmt="bf16")
+    assert sixteen.assumptions.gemm_peak_fraction == pytest.approx(0.8, rel=1e-3)
+    assert sixteen.assumptions.low_precision_gemm_ratio == pytest.approx(0.7 / 0.8, rel=1e-3)
+    # an fp8 job: the model's p x ratio must give back the measured 0.7 of the fp8 peak
+    eight = calibrate(h100, a, both, fmt="fp8")
+    assert eight.gemm.fmt == "fp8"
+    product = eight.assumptions.gemm_peak_fraction * eight.assumptions.low_precision_gemm_ratio
+    assert product == pytest.approx(0.7, rel=1e-3)
+    assert eight.to_dict()["gemm_peak_fraction"] == pytest.approx(0.7 / a.low_precision_gemm_ratio, rel=1e-3)

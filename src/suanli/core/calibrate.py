@@ -10,6 +10,11 @@ log h (a one-dimensional, unimodal-in-practice problem). When the fitted asympto
 peak (catalog CPU peaks are upper bounds from cores x clock x FLOPs/cycle, but an entry built from a
 guessed clock can be low), the peak is raised to it and p becomes 1; the report says so.
 
+Narrow formats. The time model runs fp8/int8 GEMMs at p · ``low_precision_gemm_ratio`` of their own peak. Fitted
+to an fp8 job's fp8 points, p is stored as p_fp8 / ratio (at most 1), so that the product is what was measured;
+fitted to a 16-bit format while the profile also has fp8 points, the ratio becomes p_fp8 / p_16 (at most 1), the
+measured counterpart of the published 0.88 (stas00/ml-engineering MAMF: H100 SXM fp8 0.709 vs bf16 0.803).
+
 Memory. ``memory_bandwidth_fraction`` = measured copy bandwidth / catalog bandwidth, where the copy bandwidth
 counts bytes read + bytes written over the copy's time, as STREAM's Copy does (McCalpin, STREAM benchmark
 documentation: "Copy ... 16 bytes per iteration" for 8-byte elements). ``decode_bandwidth_fraction`` keeps the
@@ -28,6 +33,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from suanli.core.serving_plan import NARROW_FORMATS
 from suanli.errors import SpecError
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.calibration import Calibration, GemmPoint
@@ -60,10 +66,12 @@ class CalibrationResult:
     memory_bandwidth_fraction: float
     decode_bandwidth_fraction: float
     network_bandwidth_fraction: float | None
+    low_precision_gemm_ratio: float
     raised: tuple[str, ...]  # "bf16 peak 1.2 -> 1.5 TFLOP/s (measured)" for each catalog figure raised
 
     def to_dict(self) -> dict[str, object]:
-        return {"gemm_format": self.gemm.fmt, "gemm_peak_fraction": self.gemm.peak_fraction,
+        return {"gemm_format": self.gemm.fmt, "gemm_peak_fraction": self.assumptions.gemm_peak_fraction,
+                "low_precision_gemm_ratio": self.low_precision_gemm_ratio,
                 "gemm_half_work_flops": self.gemm.half_work_flops,
                 "gemm_fit_rms_relative_error": self.gemm.rms_relative_error, "gemm_points": self.gemm.points,
                 "memory_bandwidth_fraction": self.memory_bandwidth_fraction,
@@ -158,12 +166,27 @@ def calibrate(accelerator: Accelerator, assumptions: PerformanceAssumptions, cal
     calibrated = replace(accelerator, peak_flops_per_s={**accelerator.peak_flops_per_s, **peaks},
                          memory_bandwidth_bytes_per_s=bandwidth,
                          notes=(*accelerator.notes, f"calibrated by suanli bench ({calibration.date})"))
-    tuned = replace(assumptions, gemm_peak_fraction=fit.peak_fraction, gemm_half_work_flops=fit.half_work_flops,
+    peak_fraction, ratio = _fractions(fit, calibration, accelerator, assumptions)
+    tuned = replace(assumptions, gemm_peak_fraction=peak_fraction, gemm_half_work_flops=fit.half_work_flops,
+                    low_precision_gemm_ratio=ratio,
                     memory_bandwidth_fraction=memory_fraction, decode_bandwidth_fraction=decode,
                     network_bandwidth_fraction=network or assumptions.network_bandwidth_fraction)
     return CalibrationResult(accelerator=calibrated, assumptions=tuned, gemm=fit,
                              memory_bandwidth_fraction=memory_fraction, decode_bandwidth_fraction=decode,
-                             network_bandwidth_fraction=network, raised=tuple(raised))
+                             network_bandwidth_fraction=network, low_precision_gemm_ratio=ratio,
+                             raised=tuple(raised))
+
+
+def _fractions(fit: GemmFit, calibration: Calibration, accelerator: Accelerator,
+               a: PerformanceAssumptions) -> tuple[float, float]:
+    """``gemm_peak_fraction`` and ``low_precision_gemm_ratio`` from the fit (module docstring, narrow formats)."""
+    if fit.fmt in NARROW_FORMATS:
+        return min(1.0, fit.peak_fraction / a.low_precision_gemm_ratio), a.low_precision_gemm_ratio
+    narrow = next((f for f in NARROW_FORMATS if f in calibration.dtypes and f in accelerator.peak_flops_per_s), None)
+    if narrow is None:
+        return fit.peak_fraction, a.low_precision_gemm_ratio
+    narrow_fit, _ = _gemm(accelerator, square_points(calibration, narrow), narrow)
+    return fit.peak_fraction, min(1.0, narrow_fit.peak_fraction / fit.peak_fraction)
 
 
 def _network_fraction(accelerator: Accelerator, calibration: Calibration) -> float | None:
