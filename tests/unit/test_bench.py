@@ -204,3 +204,24 @@ def test_unwritable_out_is_one_clear_line(tmp_path: Path, capsys: pytest.Capture
     assert main(["bench", "--device", "cpu", "--out", str(blocker / "p.toml")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"cannot write the calibration profile to {blocker / 'p.toml'}" in err
+
+
+def test_a_cuda_device_without_nvml_is_named_from_torch() -> None:
+    """No nvidia-ml-py: the probe sees no GPU, so bench maps the name and memory torch reports (H200 as the
+    device machine's driver reports it: 143,771 MiB)."""
+    import types
+
+    def fake_torch(name: str, mib: int) -> object:
+        props = types.SimpleNamespace(name=name, total_memory=mib * 2**20)
+        cuda = types.SimpleNamespace(get_device_properties=lambda index: props, device_count=lambda: 2)
+        return types.SimpleNamespace(cuda=cuda)
+
+    from suanli.measure.probe import local_device, probe
+
+    if local_device(probe()).accelerator.kind != "cpu":
+        pytest.skip("this machine's probe sees a GPU")
+    assert bench._device_identity(fake_torch("NVIDIA H200", 143771), "cuda") == ("NVIDIA H200", "h200-sxm-141gb", 2)
+    from suanli.errors import UnknownAccelerator
+
+    with pytest.raises(UnknownAccelerator, match="'NVIDIA Quantum 9000' is not in the catalog"):
+        bench._device_identity(fake_torch("NVIDIA Quantum 9000", 1000), "cuda")

@@ -216,12 +216,25 @@ def _nvml_warnings(index: int) -> list[str]:
     return found
 
 
-def _device_identity(device: str) -> tuple[str, str, int]:
-    """Name, catalog key and count of the device benchmarked, from ``suanli probe``'s mapping."""
+def _device_identity(torch: Any, device: str) -> tuple[str, str, int]:
+    """Name, catalog key and count of the device benchmarked, from ``suanli probe``'s mapping; on CUDA without
+    NVML (no nvidia-ml-py) from the name and memory torch reports, mapped the same way."""
+    from suanli.errors import UnknownAccelerator
     from suanli.measure.probe import local_device, probe
+    from suanli.spec.local_device import match_gpu
 
     local = local_device(probe(), cpu=device == "cpu")
-    return local.accelerator.name, local.accelerator.key, local.count if device == "cuda" else 1
+    if device == "cpu":
+        return local.accelerator.name, local.accelerator.key, 1
+    if local.accelerator.kind != "cpu":
+        return local.accelerator.name, local.accelerator.key, local.count
+    props = torch.cuda.get_device_properties(0)
+    match = match_gpu(props.name, int(props.total_memory))
+    if match.catalog_key is None:
+        hint = f"; the nearest is {match.nearest}" if match.nearest else ""
+        raise UnknownAccelerator(f"the CUDA device {props.name!r} is not in the catalog ({match.reason}){hint}; "
+                                 "a profile needs a catalog entry to calibrate (add one to accelerators.toml)")
+    return props.name, match.catalog_key, int(torch.cuda.device_count())
 
 
 def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _: None) -> Calibration:
@@ -230,7 +243,7 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
                         "use --device cpu, or install a CUDA build of torch")
-    name, key, count = _device_identity(device)
+    name, key, count = _device_identity(torch, device)
     warnings = _busy_warnings(torch, device)
     for line in warnings:
         log(f"bench: warning: {line}")
