@@ -86,3 +86,25 @@ def test_json_keeps_the_english_notes(capsys: pytest.CaptureFixture[str]) -> Non
     assert payload["notes"][0].startswith("does not fit; ") and payload["notes"][0].endswith(" would")
     assert payload["memory"]["suggestions"][-1]["change"] == ("QLoRA (NF4 base) instead of full fine-tuning "
                                                               "(+ full recompute)")
+
+
+@pytest.mark.parametrize(("argv", "english", "chinese"), [
+    (["train", "m", "--gpu", "h100", "--tp", "0"],
+     "argument --tp: must be at least 1, got 0 (see `suanli train --help`)",
+     "参数 --tp：至少为 1，实际为 0（参见 `suanli train --help`）"),
+    (["train"], "the following arguments are required: MODEL, --gpu", "缺少必需的参数：MODEL, --gpu"),
+    (["train", "m", "--gpu", "h100", "--recompute", "foo"],
+     "argument --recompute: invalid choice: 'foo' (choose from 'none', 'selective', 'full')",
+     "参数 --recompute：无效的取值：'foo'（可选：'none', 'selective', 'full'）"),
+    (["train", "m", "--gpu", "h100", "--bogus"], "unrecognized arguments: --bogus", "无法识别的参数：--bogus"),
+    (["params", "m", "--lang", "fr"], "argument --lang: unknown language 'fr'; use one of en, zh",
+     "参数 --lang：未知语言 'fr'；请用 en 或 zh"),
+])
+def test_usage_errors_are_said_in_the_language_asked_for(argv: list[str], english: str, chinese: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    for lang, expected, prefix in (("en", english, "suanli: error: "), ("zh", chinese, "suanli: 错误: ")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--lang", lang, *argv])  # a bad --lang after it leaves this one in force
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(prefix) and expected in err and err.count("\n") == 1, err

@@ -34,7 +34,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit 2), like every other bad input."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"suanli: error: {message} (see `{self.prog} --help`)\n")
+        from suanli.i18n import current_lang
+
+        self.exit(EXIT_USAGE, lang_option.usage_error_line(message, self.prog, current_lang()) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,13 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from suanli.i18n import use_lang
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    with use_lang(lang_option.lang_in(argv)):  # a usage error is said in the language asked for
+        args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
     from suanli.errors import SuanliError
-    from suanli.i18n import use_lang
 
     lang = lang_option.chosen_lang(args)
     try:
