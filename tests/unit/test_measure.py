@@ -12,6 +12,7 @@ are in benchmarks/measure_cpu.py), only that they are measured and compared.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from suanli.core.memory import training_memory
 from suanli.core.params import count_params
 from suanli.measure.run import meminfo_available_bytes
 from suanli.spec.assumptions import MemoryAssumptions
+from suanli.spec.calibration import Calibration, GemmPoint, write_calibration
 from suanli.spec.layout import Layout
 from suanli.spec.resolve import load_model
 from suanli.spec.training import Framework, Method, Optimizer, PrecisionMode, TrainingJob
@@ -119,3 +121,29 @@ def test_bad_input_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_meminfo_available() -> None:
     assert meminfo_available_bytes("MemTotal: 100 kB\nMemFree: 10 kB\nMemAvailable: 50 kB\n") == 50 * 1024
     assert meminfo_available_bytes("MemTotal: 100 kB\nMemFree: 10 kB\n") == 10 * 1024
+
+
+def _profile(tmp_path: Path, device_key: str, flops_per_s: float) -> str:
+    """A bench profile with flat fp32 GEMM rates (what a CPU shows: no ramp with size)."""
+    points = tuple(GemmPoint(dtype="fp32", m=n, n=n, k=n, seconds=2 * n**3 / flops_per_s,
+                             achieved_flops_per_s=flops_per_s) for n in (128, 256, 512, 1024))
+    profile = Calibration(device_name="test CPU", device_key=device_key, device_kind="cpu", torch_version="2",
+                          date="2026-12-03", copy_bytes_per_s=10e9, gemm=points)
+    return str(write_calibration(profile, tmp_path / f"{device_key}.toml"))
+
+
+def test_calibration_moves_the_step_prediction(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """epyc-9654's catalog fp32 peak is 7.4 TFLOP/s; a profile measuring 50 GFLOP/s at every size must raise the
+    predicted step time, and the report must say it is calibrated."""
+    argv = ("measure", MODEL, "--gpu", "epyc-9654", "--seq", "16", *FAST)
+    plain = run_json(capsys, *argv)
+    slow = run_json(capsys, *argv, "--calibration", _profile(tmp_path, "epyc-9654", 50e9))
+    assert slow["predicted"]["step_s"] > 2 * plain["predicted"]["step_s"]
+    assert slow["calibration"].endswith("epyc-9654.toml")
+    assert any(note.startswith("calibrated with") for note in slow["notes"])
+
+
+def test_calibration_of_another_device_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = _profile(tmp_path, "xeon-platinum-8480+", 50e9)
+    code, out, err = run(capsys, "measure", MODEL, "--gpu", "epyc-9654", "--calibration", path)
+    assert_one_line_error(code, out, err, "xeon-platinum-8480+", "epyc-9654")
