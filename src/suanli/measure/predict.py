@@ -130,7 +130,7 @@ def _predict_inference(spec: ModelSpec, job: MeasureJob, accelerator: Accelerato
     fmt = parse_number_format(job.dtype.value)
     report = inference_report(spec, accelerator, engine=get_engine("hf"), tp=1, ep=1, batch=job.batch,
                               prompt_tokens=job.seq, output_tokens=job.output_tokens, weights_format=fmt,
-                              kv_format=fmt)
+                              kv_format=fmt, assumptions=performance)
     memory, latency = report.values["memory"]["per_gpu"], report.values["latency"]
     components = {"weights_bytes": float(memory["weights_bytes"]), "kv_cache_bytes": float(memory["kv_cache_bytes"]),
                   "activations_bytes": float(memory["activations_bytes"])}
