@@ -13,7 +13,7 @@ from string import Formatter
 import pytest
 
 from suanli.cli.main import main
-from suanli.i18n import messages
+from suanli.i18n import Lang, messages
 
 COMMANDS = {
     "train": ["train", "llama-3.1-70b", "--gpu", "h100", "--gpus", "8", "--tokens", "1e9"],
@@ -108,3 +108,55 @@ def test_usage_errors_are_said_in_the_language_asked_for(argv: list[str], englis
         assert exit_info.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith(prefix) and expected in err and err.count("\n") == 1, err
+
+
+BAD = [  # (argv, the key it must raise); every one a mistake a user makes
+    (["params", " "], "error.no_model"),
+    (["infer", "llama-3.1-8b", "--gpu", "h100", "--quant", "q9"], "error.unknown_number_format"),
+    (["infer", "llama-3.1-8b", "--gpu", "h100", "--quant", "fp8_e4m"], "error.unknown_number_format"),
+    (["infer", "llama-3.1-8b", "--gpu", "h100", "--ep", "2"], "error.cli.ep_dense"),
+    (["infer", "llama-3.1-8b", "--gpu", "h100", "--tp", "2", "--gpus", "4"], "error.cli.tp_gpus"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--pp", "4", "--vp", "3"], "error.layout.interleaved"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "6", "--tp", "4"], "error.cli.gpus_not_multiple"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--dp", "2"], "error.cli.gpus_product"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "64", "--pp", "64"], "error.layout.too_many_stages"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--global-batch", "12"], "error.layout.global_batch"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--ep", "2", "--gpus", "2"], "error.layout.ep_dense"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--price", "2"], "error.cli.cost_needs_tokens"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--seq", "1000000"], "error.support.violation"),
+    (["train", "llama-3.1-8b", "--gpu", "tpu-v5p", "--method", "qlora"], "error.support.violation"),
+    (["train", "llama-3.1-8b", "--gpu", "v100", "--precision", "bf16"], "error.support.violation"),
+    (["fit", "llama-3.1-8b", "--mode", "train", "--quant", "int4"], "error.cli.fit_formats"),
+    (["simulate", "llama-3.1-8b", "--gpu", "h100", "--requests", "4"], "error.cli.traffic"),
+    (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--pd", "1-3"], "error.cli.pd_format"),
+    (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--gpus", "3", "--tp", "2"], "error.cli.gpus_tp"),
+    (["plan", "train", "llama-3.1-70b", "--gpu", "rtx-4090", "--tokens", "1e9", "--max-gpus", "2"],
+     "error.plan.nothing_fits"),
+]
+
+
+@pytest.mark.parametrize(("argv", "key"), BAD, ids=[key for _, key in BAD])
+def test_keyed_errors_say_the_same_in_english_and_translate(argv: list[str], key: str,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from suanli.cli import lang_option
+    from suanli.i18n import error_text
+
+    raised: list[Exception] = []
+    original = lang_option.error_line
+
+    def recording(exc: Exception, lang: Lang) -> str:
+        raised.append(exc)
+        return original(exc, lang)
+
+    monkeypatch.setattr(lang_option, "error_line", recording)
+    assert main([*argv, "--lang", "en"]) == 2
+    english = capsys.readouterr().err
+    assert main([*argv, "--lang", "zh"]) == 2
+    chinese = capsys.readouterr().err
+    exc = raised[0]
+    assert getattr(exc, "key", "") == key, str(exc)
+    assert error_text(key, getattr(exc, "fields", {}), "en") == str(exc)  # the catalogue's English is the message
+    assert english == f"suanli: error: {exc}\n"
+    assert chinese.startswith("suanli: 错误: ") and chinese.count("\n") == 1
+    assert chinese == f"suanli: 错误: {error_text(key, getattr(exc, 'fields', {}), 'zh')}\n"

@@ -66,5 +66,6 @@ def accelerator_list(text: str) -> tuple[Accelerator, ...]:
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
-        raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
+        raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb",
+                        key="error.cli.no_accelerator")
     return tuple(dict.fromkeys(resolve_accelerator(name) for name in names))

@@ -59,7 +59,8 @@ def run_fit(args: argparse.Namespace) -> int:
     else:
         if args.quant or args.kv_dtype:
             raise SpecError(f"--quant and --kv-dtype apply to --mode infer; --mode {args.mode} sets its own formats "
-                            "(qlora keeps the base in NF4)")
+                            "(qlora keeps the base in NF4)",
+                            key="error.cli.fit_formats", fields={"mode": args.mode})
         context = args.context or min(2048, max_context_tokens(spec))
         method = Method.FULL if args.mode == "train" else Method(args.mode)
         fitter = training_evaluator(spec, method, seq=context, micro_batch=args.batch)

@@ -128,7 +128,8 @@ def _add_image_tokens(args: argparse.Namespace, spec: ModelSpec) -> None:
 
     if not args.images:
         if args.image_size or args.tiles:
-            raise SpecError("--image-size and --tiles describe images: add --images N (images per sequence)")
+            raise SpecError("--image-size and --tiles describe images: add --images N (images per sequence)",
+                            key="error.cli.images_needed")
         return
     height, width = args.image_size or (None, None)
     args.prompt += image_prompt_tokens(spec, images=args.images, height=height, width=width, tiles=args.tiles)
@@ -190,7 +191,8 @@ def _serving_checks(args: argparse.Namespace, spec: ModelSpec, accelerator: Acce
 
     if args.ep > 1 and not spec.is_moe:
         raise LayoutError(f"--ep {args.ep} needs a mixture-of-experts model; {spec.name} is dense (no experts to "
-                          "split); drop --ep and spread the model with --tp")
+                          "split); drop --ep and spread the model with --tp",
+                          key="error.cli.ep_dense", fields={"ep": args.ep, "model": spec.name})
     served = weights_format or (spec.quantization.weights if spec.quantization else None)  # --quant or checkpoint
     return enforce((engine_violation(engine, accelerator),
                     weights_format_violation(served, accelerator) if served else None,
@@ -203,9 +205,11 @@ def _tensor_parallel(args: argparse.Namespace) -> int:
 
     if args.tp and args.gpus and args.tp * args.ep != args.gpus and args.tp != args.gpus:
         raise LayoutError(f"--tp {args.tp} and --gpus {args.gpus} disagree; give one of them "
-                          "(a replica's GPUs are its tensor-parallel ranks)")
+                          "(a replica's GPUs are its tensor-parallel ranks)",
+                          key="error.cli.tp_gpus", fields={"tp": args.tp, "gpus": args.gpus})
     if args.output < 0:
-        raise SpecError(f"--output must be zero or positive, got {args.output}")
+        raise SpecError(f"--output must be zero or positive, got {args.output}",
+                        key="error.cli.output_negative", fields={"output": args.output})
     tp: int = args.tp or args.gpus or 1
     check_gpu_count("tp × ep", tp * args.ep)
     return tp

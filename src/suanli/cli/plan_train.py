@@ -81,7 +81,8 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     from suanli.spec.resolve import load_model
 
     if args.objective not in OBJECTIVES:
-        raise SpecError(f"unknown objective '{args.objective}'; use --objective time, cost or energy")
+        raise SpecError(f"unknown objective '{args.objective}'; use --objective time, cost or energy",
+                        key="error.plan.objective", fields={"objective": args.objective})
     apply_local_defaults(args)
     accelerators = accelerator_list(args.gpu)
     spec = load_model(args.model, as_family=args.as_family)
@@ -177,7 +178,10 @@ def _raise_when_empty(plan: TrainPlan, request: PlanRequest) -> None:
     if not plan.pareto:
         raise LayoutError(f"no layout of {request.spec.name} fits on up to {request.max_gpus} × {names} "
                           f"(global batch {request.global_batch}, seq {request.job.seq}); raise --max-gpus, "
-                          "lower --seq, or use --method lora/qlora")
+                          "lower --seq, or use --method lora/qlora",
+                          key="error.plan.nothing_fits",
+                          fields={"model": request.spec.name, "max_gpus": request.max_gpus, "gpus": names,
+                                  "global_batch": request.global_batch, "seq": request.job.seq})
     near = closest(plan, request)
     if near is None:  # unreachable: the front is not empty
         raise SpecError("no layout meets the constraints")

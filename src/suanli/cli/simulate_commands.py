@@ -169,7 +169,8 @@ def _sweep(args: argparse.Namespace) -> list[tuple[int | None, float | None]]:
         return [(None, r) for r in args.rate]
     from suanli.errors import SpecError
 
-    raise SpecError("give the traffic: --concurrency C (closed loop of C clients) or --rate QPS (open loop)")
+    raise SpecError("give the traffic: --concurrency C (closed loop of C clients) or --rate QPS (open loop)",
+                    key="error.cli.traffic")
 
 
 def _sweep_table(payloads: list[dict[str, Any]]) -> str:
@@ -237,10 +238,12 @@ def _parse_pd(text: str | None) -> tuple[int, int] | None:
         return None
     parts = text.split(":")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise SpecError(f"--pd takes PREFILL:DECODE replica counts such as 1:3, got '{text}'")
+        raise SpecError(f"--pd takes PREFILL:DECODE replica counts such as 1:3, got '{text}'",
+                        key="error.cli.pd_format", fields={"text": text})
     prefill, decode = (int(p) for p in parts)
     if prefill < 1 or decode < 1:
-        raise SpecError(f"--pd needs at least one prefill and one decode replica, got {text}")
+        raise SpecError(f"--pd needs at least one prefill and one decode replica, got {text}",
+                        key="error.cli.pd_counts", fields={"text": text})
     return prefill, decode
 
 
@@ -249,16 +252,22 @@ def _replicas(args: argparse.Namespace, pd: tuple[int, int] | None) -> int:
 
     groups = sum(pd) if pd else (args.replicas or 1)
     if pd and args.replicas:
-        raise LayoutError("--replicas and --pd both set the replica count; --pd P:D already gives P + D replicas")
+        raise LayoutError("--replicas and --pd both set the replica count; --pd P:D already gives P + D replicas",
+                          key="error.cli.replicas_pd")
     if args.gpus is not None:
         if args.gpus % args.tp:
-            raise LayoutError(f"--gpus {args.gpus} is not a multiple of --tp {args.tp}; each replica is tp GPUs")
+            raise LayoutError(f"--gpus {args.gpus} is not a multiple of --tp {args.tp}; each replica is tp GPUs",
+                              key="error.cli.gpus_tp", fields={"gpus": args.gpus, "tp": args.tp})
         wanted = args.gpus // args.tp
         if pd and wanted != groups:
             raise LayoutError(f"--pd {args.pd} needs {groups * args.tp} GPUs at tp {args.tp}, not --gpus {args.gpus}; "
-                              f"use --pd ratios that add up to {wanted} replicas")
+                              f"use --pd ratios that add up to {wanted} replicas",
+                              key="error.cli.pd_gpus", fields={"pd": args.pd, "needed": groups * args.tp,
+                                                                "tp": args.tp, "gpus": args.gpus, "replicas": wanted})
         if not pd and args.replicas and args.replicas != wanted:
-            raise LayoutError(f"--replicas {args.replicas} × --tp {args.tp} is not --gpus {args.gpus}")
+            raise LayoutError(f"--replicas {args.replicas} × --tp {args.tp} is not --gpus {args.gpus}",
+                              key="error.cli.replicas_gpus",
+                              fields={"replicas": args.replicas, "tp": args.tp, "gpus": args.gpus})
         return 1 if pd else wanted
     return 1 if pd else groups
 

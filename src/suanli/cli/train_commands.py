@@ -253,14 +253,21 @@ def parse_layout(args: argparse.Namespace) -> Layout:
     gpus = args.gpus or model_parallel * (args.dp or 1)
     if gpus % model_parallel:
         raise LayoutError(f"--gpus {gpus} is not a multiple of tp × pp × cp = {model_parallel}; "
-                          f"use --gpus {model_parallel * max(1, gpus // model_parallel)}")
+                          f"use --gpus {model_parallel * max(1, gpus // model_parallel)}",
+                          key="error.cli.gpus_not_multiple",
+                          fields={"gpus": gpus, "model_parallel": model_parallel,
+                                  "suggested": model_parallel * max(1, gpus // model_parallel)})
     dp = args.dp or gpus // model_parallel
     if model_parallel * dp != gpus:
         raise LayoutError(f"gpus ({gpus}) must equal tp × pp × dp × cp = {args.tp} × {args.pp} × {dp} × {args.cp}"
-                          f" = {model_parallel * dp}; drop --dp to derive it")
+                          f" = {model_parallel * dp}; drop --dp to derive it",
+                          key="error.cli.gpus_product", fields={"gpus": gpus, "tp": args.tp, "pp": args.pp, "dp": dp,
+                                                                 "cp": args.cp, "product": model_parallel * dp})
     if args.fsdp and args.zero and args.zero != FSDP_MODES[args.fsdp]:
         raise LayoutError(f"--fsdp {args.fsdp} is ZeRO-{FSDP_MODES[args.fsdp]} and contradicts --zero {args.zero}; "
-                          "give one of them")
+                          "give one of them",
+                          key="error.cli.fsdp_zero",
+                          fields={"fsdp": args.fsdp, "stage": FSDP_MODES[args.fsdp], "zero": args.zero})
     args.recipe_defaults = apply_recipe_defaults(args, dp)
     zero, shard_group = args.zero, None
     if args.fsdp:
@@ -349,9 +356,11 @@ def parse_cost(args: argparse.Namespace, gpus: int) -> CostRequest:
 
     if args.tokens is None and any(v is not None for v in (args.price, args.power_w, args.pue, args.grid_co2,
                                                             args.mtbi_hours)):
-        raise SpecError("cost and energy options price a whole run: add --tokens (e.g. --tokens 1e12)")
+        raise SpecError("cost and energy options price a whole run: add --tokens (e.g. --tokens 1e12)",
+                        key="error.cli.cost_needs_tokens")
     if args.mtbi_hours is not None and args.hardware_failures:
-        raise SpecError("give --mtbi-hours or --hardware-failures, not both")
+        raise SpecError("give --mtbi-hours or --hardware-failures, not both",
+                        key="error.cli.mtbi_or_failures")
     assumptions = CostAssumptions()
     overrides = {k: v for k, v in (("pue", args.pue), ("grid_kg_co2e_per_kwh", args.grid_co2)) if v is not None}
     assumptions = replace(assumptions, **overrides)
@@ -369,7 +378,8 @@ def parse_rl(args: argparse.Namespace) -> RlSetup | None:
 
     if args.rl is None:
         if args.reward_model or args.critic_model or args.group_size > 1:
-            raise SpecError("--reward-model, --critic-model and --group-size need --rl ppo|grpo|dpo")
+            raise SpecError("--reward-model, --critic-model and --group-size need --rl ppo|grpo|dpo",
+                            key="error.cli.rl_options")
         return None
     return RlSetup(algorithm=RlAlgorithm(args.rl), prompt_tokens=args.prompt_tokens,
                    response_tokens=args.response_tokens, prompts_per_gpu=args.prompts_per_gpu,

@@ -33,10 +33,12 @@ def spec_from_config(config: Mapping[str, Any], *, name: str, source: str = "",
     """Build a ModelSpec from a parsed config.json through the adapter for its ``model_type``; with
     ``as_family``, through that family's adapter instead, marked approximate (see ``spec/family_match.py``)."""
     if not isinstance(config, Mapping):
-        raise ConfigError(f"{name}: config.json must hold a JSON object, got {type(config).__name__}")
+        raise ConfigError(f"{name}: config.json must hold a JSON object, got {type(config).__name__}",
+                          key="error.config_json_not_object", fields={"name": name, "kind": type(config).__name__})
     model_type = config.get("model_type")
     if model_type is not None and not isinstance(model_type, str):
-        raise ConfigError(f"{name}: 'model_type' must be a string such as \"llama\", got {model_type!r}")
+        raise ConfigError(f"{name}: 'model_type' must be a string such as \"llama\", got {model_type!r}",
+                          key="error.config_model_type_not_text", fields={"name": name, "value": model_type})
     if "text_config" in config and model_type not in ADAPTERS:
         text = config["text_config"]
         if isinstance(text, Mapping) and "quantization_config" in config:  # quantization is stated at the top
@@ -64,7 +66,9 @@ def _build(adapter: Callable[[ConfigReader], ModelSpec], reader: ConfigReader, s
         # An adapter only parses the file: a wrong-typed value that slipped past the reader is still bad input.
         raise ConfigError(f"{reader.name}: a value in this {reader.config.get('model_type')} config.json has the "
                           f"wrong type or shape ({type(exc).__name__}: {exc}); compare it with a config saved by "
-                          "transformers") from exc
+                          "transformers", key="error.config_wrong_shape",
+                          fields={"name": reader.name, "model_type": reader.config.get("model_type"),
+                                  "kind": type(exc).__name__, "reason": exc}) from exc
     quantization, unread = read_checkpoint_quant(reader.config, reader.name)
     if quantization is not None:
         spec = replace(spec, quantization=quantization)

@@ -32,9 +32,11 @@ class ConfigReader:
     def integer(self, key: str, default: Any = _MISSING) -> int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.name}: '{key}' must be an integer, got {value!r}")
+            raise ConfigError(f"{self.name}: '{key}' must be an integer, got {value!r}", key="error.config_key_integer",
+                              fields={"name": self.name, "key": key, "value": value})
         if value <= 0:
-            raise ConfigError(f"{self.name}: '{key}' must be positive, got {value}")
+            raise ConfigError(f"{self.name}: '{key}' must be positive, got {value}", key="error.config_key_positive",
+                              fields={"name": self.name, "key": key, "value": value})
         check_model_value(self.name, key, value)
         return value
 
@@ -44,19 +46,23 @@ class ConfigReader:
     def flag(self, key: str, default: Any = _MISSING) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.name}: '{key}' must be true or false, got {value!r}")
+            raise ConfigError(f"{self.name}: '{key}' must be true or false, got {value!r}", key="error.config_key_flag",
+                              fields={"name": self.name, "key": key, "value": value})
         return value
 
     def text(self, key: str, default: Any = _MISSING) -> str:
         value = self._get(key, default)
         if not isinstance(value, str):
-            raise ConfigError(f"{self.name}: '{key}' must be a string, got {value!r}")
+            raise ConfigError(f"{self.name}: '{key}' must be a string, got {value!r}", key="error.config_key_text",
+                              fields={"name": self.name, "key": key, "value": value})
         return value
 
     def integer_list(self, key: str) -> list[int]:
         value = self.config.get(key) or []
         if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
-            raise ConfigError(f"{self.name}: '{key}' must be a list of integers, got {value!r}")
+            raise ConfigError(f"{self.name}: '{key}' must be a list of integers, got {value!r}",
+                              key="error.config_key_integers",
+                              fields={"name": self.name, "key": key, "value": value})
         return value
 
     def layer_types(self, num_layers: int, default: Callable[[int], bool]) -> list[bool]:
@@ -66,7 +72,8 @@ class ConfigReader:
             return [default(i) for i in range(num_layers)]
         if not isinstance(types, list) or len(types) != num_layers:
             raise ConfigError(
-                f"{self.name}: 'layer_types' must list {num_layers} entries (one per layer), got {types!r}"
+                f"{self.name}: 'layer_types' must list {num_layers} entries (one per layer), got {types!r}",
+                key="error.config_layer_types", fields={"name": self.name, "layers": num_layers, "value": types}
             )
         return [t == "sliding_attention" for t in types]
 
@@ -84,7 +91,9 @@ class ConfigReader:
             return assumed.value
         raise ConfigError(
             f"{self.name}: required key '{key}' is missing; "
-            f"a {model_type} config.json always has it — is this the right file?"
+            f"a {model_type} config.json always has it — is this the right file?",
+            key="error.config_key_missing",
+            fields={"name": self.name, "key": key, "model_type": model_type},
         )
 
 
@@ -98,7 +107,9 @@ def head_dim_of(r: ConfigReader, hidden: int, heads: int) -> int:
     if hidden % heads:
         raise ConfigError(
             f"{r.name}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads}) "
-            "and the config gives no head_dim"
+            "and the config gives no head_dim",
+            key="error.config_head_dim",
+            fields={"name": r.name, "hidden": hidden, "heads": heads},
         )
     return hidden // heads
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from suanli.errors import LayoutError
+from suanli.i18n import Text
 from suanli.spec.limits import check_gpu_count
 from suanli.spec.model import Mamba2Mixer, ModelSpec, Moe
 
@@ -83,20 +84,29 @@ class Layout:
         for name in ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch"):
             value = getattr(self, name)
             if value < 1:
-                raise LayoutError(f"{name} must be at least 1, got {value}")
+                raise LayoutError(f"{name} must be at least 1, got {value}", key="error.layout.at_least_1",
+                                  fields={"name": name, "value": value})
         if self.zero not in (0, 1, 2, 3):
-            raise LayoutError(f"zero stage must be 0, 1, 2 or 3, got {self.zero}")
+            raise LayoutError(f"zero stage must be 0, 1, 2 or 3, got {self.zero}", key="error.layout.zero_stage",
+                              fields={"zero": self.zero})
         if self.offload_params is not Offload.NONE and self.zero != 3:
-            raise LayoutError(f"parameter offload needs ZeRO-3 (got zero={self.zero}); use --zero 3")
+            raise LayoutError(f"parameter offload needs ZeRO-3 (got zero={self.zero}); use --zero 3",
+                              key="error.layout.offload_params", fields={"zero": self.zero})
         if self.global_batch is not None and self.global_batch % (self.micro_batch * self.dp):
             raise LayoutError(
                 f"global batch {self.global_batch} is not a multiple of micro-batch × dp = "
-                f"{self.micro_batch} × {self.dp}; use a global batch in multiples of {self.micro_batch * self.dp}"
+                f"{self.micro_batch} × {self.dp}; use a global batch in multiples of {self.micro_batch * self.dp}",
+                key="error.layout.global_batch",
+                fields={"global_batch": self.global_batch, "micro_batch": self.micro_batch, "dp": self.dp,
+                        "multiple": self.micro_batch * self.dp},
             )
         if self.vp > 1 and self.schedule is not PipelineSchedule.INTERLEAVED:
-            raise LayoutError(f"vp={self.vp} needs the interleaved pipeline schedule")
+            raise LayoutError(f"vp={self.vp} needs the interleaved pipeline schedule", key="error.layout.vp_schedule",
+                              fields={"vp": self.vp})
         if self.shard_group is not None and (self.shard_group < 1 or self.dp % self.shard_group):
-            raise LayoutError(f"shard group {self.shard_group} must divide dp ({self.dp})")
+            raise LayoutError(f"shard group {self.shard_group} must divide dp ({self.dp})",
+                              key="error.layout.shard_group",
+                              fields={"group": self.shard_group, "dp": self.dp})
         check_gpu_count("tp × pp × dp × cp", self.gpus)
 
     @property
@@ -132,7 +142,10 @@ class Layout:
             if attention.mla is None and attention.num_kv_heads % self.tp and self.tp % attention.num_kv_heads:
                 raise LayoutError(
                     f"tp ({self.tp}) and num_key_value_heads ({attention.num_kv_heads}) must divide one another "
-                    f"(KV heads are split or replicated); use tp in {_divisors(attention.num_heads)}"
+                    f"(KV heads are split or replicated); use tp in {_divisors(attention.num_heads)}",
+                    key="error.layout.kv_heads",
+                    fields={"tp": self.tp, "kv_heads": attention.num_kv_heads,
+                            "choices": _divisors(attention.num_heads)},
                 )
         self._check_stages(model)
 
@@ -141,13 +154,16 @@ class Layout:
         if layers_per_stage < 1:
             raise LayoutError(
                 f"pp × vp = {self.pp} × {self.vp} exceeds the {model.num_layers} layers; "
-                f"use pp × vp ≤ {model.num_layers}"
+                f"use pp × vp ≤ {model.num_layers}",
+                key="error.layout.too_many_stages",
+                fields={"pp": self.pp, "vp": self.vp, "layers": model.num_layers},
             )
         self._check_interleaving(model)
         experts = next((layer.ffn.num_experts for layer, _ in model.layer_groups() if isinstance(layer.ffn, Moe)), None)
         if self.ep > 1:
             if experts is None:
-                raise LayoutError(f"ep={self.ep} needs a mixture-of-experts model; {model.name} is dense; use ep=1")
+                raise LayoutError(f"ep={self.ep} needs a mixture-of-experts model; {model.name} is dense; use ep=1",
+                                  key="error.layout.ep_dense", fields={"ep": self.ep, "model": model.name})
             _require_divides("ep", self.ep, "the number of routed experts", experts)
             _require_divides("ep", self.ep, "dp × cp", self.dp * self.cp)
 
@@ -157,10 +173,12 @@ class Layout:
         if self.vp == 1 or model.num_layers % (self.pp * self.vp) == 0:
             return
         layers = model.num_layers
-        fix = (f"use vp in {_divisors(layers // self.pp)}" if layers % self.pp == 0
-               else f"use pp in {_divisors(layers)}")
+        fix = (Text("error.layout.use_degree", name="vp", choices=_divisors(layers // self.pp)) if layers % self.pp == 0
+               else Text("error.layout.use_degree", name="pp", choices=_divisors(layers)))
         raise LayoutError(f"the interleaved schedule needs num_layers ({layers}) divisible by pp × vp = "
-                          f"{self.pp} × {self.vp} = {self.pp * self.vp}; {fix}")
+                          f"{self.pp} × {self.vp} = {self.pp * self.vp}; {fix}",
+                          key="error.layout.interleaved", fields={"layers": layers, "pp": self.pp, "vp": self.vp,
+                                                                   "stages": self.pp * self.vp, "fix": fix})
 
 
 def _require_divides(name: str, degree: int, what: str, total: int) -> None:

@@ -56,11 +56,13 @@ def check_model_value(name: str, key: str, value: int) -> None:
     limit = MODEL_LIMITS.get(key)
     if limit is not None and value > limit[0]:
         raise ConfigError(f"{name}: '{key}' is {value:,}, beyond the sanity limit of {limit[0]:,} ({limit[1]}); "
-                          "check the config for a typo")
+                          "check the config for a typo", key="error.config_beyond_limit",
+                          fields={"name": name, "key": key, "value": value, "limit": limit[0], "reason": limit[1]})
 
 
 def check_gpu_count(what: str, gpus: int) -> None:
     """Raise LayoutError when a job asks for more GPUs than ``MAX_GPUS``."""
     if gpus > MAX_GPUS:
         raise LayoutError(f"{what} is {gpus:,} GPUs, beyond the sanity limit of {MAX_GPUS:,} ({MAX_GPUS_REASON}); "
-                          "check the number for a typo")
+                          "check the number for a typo", key="error.gpus_beyond_limit",
+                          fields={"what": what, "gpus": gpus, "limit": MAX_GPUS, "reason": MAX_GPUS_REASON})

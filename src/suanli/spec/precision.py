@@ -26,7 +26,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from suanli.errors import SpecError, suggest
+from suanli.errors import SpecError, close_matches, suggest
 
 if TYPE_CHECKING:
     from suanli.spec.gguf_mix import MixReference, TensorOverride
@@ -324,7 +324,10 @@ def parse_number_format(text: str) -> NumberFormat:
     if found is None:
         names = [*_BY_KEY, *_file_types(), *_ALIASES]
         raise SpecError(f"unknown number format {text!r}{suggest(key.replace('-', '_'), names)}; "
-                        f"known families: {'; '.join(_FAMILIES)}")
+                        f"known families: {'; '.join(_FAMILIES)}",
+                        key="error.unknown_number_format",
+                        fields={"text": text, "suggestions": close_matches(key.replace("-", "_"), names),
+                                "families": "; ".join(_FAMILIES)})
     return found
 
 

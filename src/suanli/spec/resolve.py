@@ -112,7 +112,8 @@ def load_model(name: str, *, as_family: str | None = None) -> ModelSpec:
 def resolve_model(name: str, *, as_family: str | None = None) -> ResolvedModel:
     """Resolve MODEL, keeping where it came from and any stored-weight facts; ``as_family`` as in ``load_model``."""
     if not name or not name.strip():
-        raise UnknownModel("no model given; name a catalog model (see `suanli models`) or a config.json path")
+        raise UnknownModel("no model given; name a catalog model (see `suanli models`) or a config.json path",
+                           key="error.no_model")
     path = Path(name).expanduser()
     if path.is_file():
         if path.suffix.lower() == ".gguf":
@@ -138,7 +139,8 @@ def read_config_json(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {exc}", key="error.config_unreadable",
+                          fields={"path": path, "reason": exc}) from exc
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -146,7 +148,8 @@ def read_config_json(path: Path) -> dict[str, Any]:
                           key="error.config_not_json",
                           fields={"path": path, "line": exc.lineno, "column": exc.colno, "reason": exc.msg}) from exc
     if not isinstance(config, dict):
-        raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}")
+        raise ConfigError(f"{path} must hold a JSON object, got {type(config).__name__}", key="error.config_not_object",
+                          fields={"path": path, "kind": type(config).__name__})
     return config
 
 
@@ -160,7 +163,9 @@ def _from_config_file(path: Path, origin: str = "config", name: str = "", *,
 def _from_directory(path: Path, as_family: str | None) -> ResolvedModel:
     config_path = path / "config.json"
     if not config_path.is_file():
-        raise ConfigError(f"{path} has no config.json; pass the model directory that holds it")
+        raise ConfigError(f"{path} has no config.json; pass the model directory that holds it",
+                          key="error.no_config_json",
+                          fields={"path": path})
     resolved = _from_config_file(config_path, origin="directory", as_family=as_family)
     if any(path.glob("*.safetensors")) or (path / "model.safetensors.index.json").is_file():
         from suanli.spec.weights_file import read_safetensors_dir
@@ -191,7 +196,8 @@ def _from_hub(repo_id: str, as_family: str | None) -> ResolvedModel:
     except ImportError as exc:
         raise Unavailable(
             f"'{repo_id}' is not in the catalog or the local Hugging Face cache; to fetch its config.json, "
-            "install the hub client (pip install huggingface_hub, a dependency of suanli) or pass a local config.json"
+            "install the hub client (pip install huggingface_hub, a dependency of suanli) or pass a local config.json",
+        key="error.hub_client", fields={"repo": repo_id},
         ) from exc
     _require_hub_reachable(repo_id)
     try:
@@ -199,7 +205,9 @@ def _from_hub(repo_id: str, as_family: str | None) -> ResolvedModel:
     except Exception as exc:  # the hub client raises many types: offline, gated, missing repo
         raise Unavailable(
             f"could not fetch config.json of '{repo_id}' from the Hugging Face Hub ({type(exc).__name__}); "
-            "check the repo id and your network, or download config.json and pass its path"
+            "check the repo id and your network, or download config.json and pass its path",
+            key="error.hub_fetch",
+            fields={"repo": repo_id, "kind": type(exc).__name__},
         ) from exc
     return _from_config_file(downloaded, origin="hub", name=repo_id, as_family=as_family)
 
@@ -214,7 +222,8 @@ def _require_hub_reachable(repo_id: str) -> None:
     DNS lookups ignore socket timeouts, so it runs in a daemon thread that is abandoned when late."""
     fix = f"download {repo_id}'s config.json and pass its path, or use a bundled model (`suanli models`)"
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        raise Unavailable(f"'{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {fix}")
+        raise Unavailable(f"'{repo_id}' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {fix}",
+                          key="error.hub_offline", fields={"repo": repo_id})
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     parsed = urlsplit(endpoint)
     host, port = parsed.hostname or "huggingface.co", parsed.port or (80 if parsed.scheme == "http" else 443)
@@ -232,7 +241,8 @@ def _require_hub_reachable(repo_id: str) -> None:
     worker.join(HUB_TIMEOUT_S)
     if not reached:
         raise Unavailable(f"'{repo_id}' is not in the catalog or the local Hugging Face cache, and {host} cannot be "
-                          f"reached (offline?); {fix}")
+                          f"reached (offline?); {fix}", key="error.hub_unreachable",
+                          fields={"repo": repo_id, "host": host})
 
 
 def _hf_cache_config(repo_id: str) -> Path | None:
