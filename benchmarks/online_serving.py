@@ -67,8 +67,6 @@ def replay(case: dict[str, Any]) -> Result:
 
 
 def _unsupported(case: dict[str, Any]) -> str:
-    if case["engine"] == "tgi":
-        return "no TGI engine preset (its KV budget is not modelled)"
     if case.get("dp_attention"):
         return "DP attention (attention data-parallel, experts across ranks) is not modelled"
     if case.get("dataset"):
@@ -84,7 +82,8 @@ def _unsupported(case: dict[str, Any]) -> str:
 def _simulate(case: dict[str, Any]) -> ServingMetrics:
     spec = load_model(case["model"])
     knobs = EngineKnobs(gpu_memory_utilization=case.get("gpu_memory_utilization") or case.get("mem_fraction_static"),
-                        max_num_seqs=case.get("max_num_seqs") or case.get("max_batch_size"),
+                        max_num_seqs=case.get("max_num_seqs") or case.get("max_batch_size")
+                        or case.get("max_concurrent_requests"),
                         max_num_batched_tokens=case.get("max_num_batched_tokens") or case.get("max_num_tokens"),
                         enable_chunked_prefill=case.get("enable_chunked_prefill"))
     deployment = Deployment(accelerator=get_accelerator(case["gpu"]), engine=get_engine(case["engine"]),

@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from suanli.core.inference_memory import inference_memory, nvls_bytes
+from suanli.core.engine_rules import nvls_bytes
+from suanli.core.inference_memory import inference_memory
 from suanli.spec.engines import framework_overheads, get_engine
 from suanli.spec.hardware import get_accelerator
 from suanli.spec.resolve import load_model

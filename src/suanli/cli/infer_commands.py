@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from suanli.spec.model import ModelSpec
     from suanli.spec.precision import NumberFormat
 
-ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
+ENGINES = ("vllm", "sglang", "trtllm", "tgi", "llamacpp", "hf")
 
 
 def register(commands: Commands) -> None:

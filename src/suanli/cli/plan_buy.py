@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from suanli.spec.model import ModelSpec
     from suanli.spec.purchase import Purchase
 
-ENGINES = ("vllm", "sglang", "trtllm", "llamacpp", "hf")
+ENGINES = ("vllm", "sglang", "trtllm", "tgi", "llamacpp", "hf")
 DEFAULT_YEARS = 3.0
 
 

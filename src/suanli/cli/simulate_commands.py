@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from suanli.simulate.workload import LengthDist, Workload
     from suanli.spec.model import ModelSpec
 
-ENGINES = ("vllm", "sglang", "trtllm", "hf")
+ENGINES = ("vllm", "sglang", "trtllm", "tgi", "hf")
 ROUTERS = ("least-outstanding", "round-robin", "prefix-aware")
 TIMELINE_COLUMNS = ("start_s", "end_s", "steps", "replica", "running", "waiting", "prefill_tokens", "kv_blocks_used")
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from suanli.core.engine_rules import compute_optimal_prefill_tokens, nvls_bytes
 from suanli.core.kv_cache import (
     cached_tokens,
     kv_bytes_per_token,
@@ -123,28 +124,18 @@ class EngineSetting:
     max_num_seqs: int | None
 
 
-def engine_setting(engine: EnginePreset, accelerator: Accelerator, *, tp: int = 1) -> EngineSetting:
-    """Resolve GPU-dependent defaults: vLLM's batch limits and SGLang's mem_fraction_static and chunk size."""
+def engine_setting(engine: EnginePreset, accelerator: Accelerator, *, tp: int = 1,
+                   spec: ModelSpec | None = None) -> EngineSetting:
+    """Resolve GPU-dependent defaults: vLLM's batch limits, SGLang's mem_fraction_static and chunk size, TGI's
+    compute-sized prefill budget (with ``spec``; the preset's fallback without)."""
     chunk, seqs = engine.batch_defaults(accelerator.key, accelerator.memory_bytes)
     rule = engine.static_fraction
     if rule is not None and engine.memory_fraction is None:
         chunk, seqs = rule.settings(_driver_total(accelerator) / 2**20, tp)
+    if engine.prefill_peak_seconds is not None and spec is not None:
+        chunk = compute_optimal_prefill_tokens(spec, accelerator, tp=tp, seconds=engine.prefill_peak_seconds) or chunk
     return EngineSetting(engine=engine, memory_fraction=engine.memory_fraction_for(_driver_total(accelerator), tp),
                          chunk_tokens=chunk, max_num_seqs=seqs)
-
-
-def nvls_bytes(engine: EnginePreset, accelerator: Accelerator | None, *, tp: int,
-               overheads: FrameworkOverheads | None = None) -> float:
-    """NCCL's NVLink SHARP buffers on one GPU: communicators × tp × nvlsPerRankSize, when the engine leaves NVLS
-    on, tp is above two and inside one NVSwitch (gen 3+) domain (sources in engines.toml ``[overheads]``).
-    Qwen3-235B-FP8 at tp 4 on H100 under vLLM: 2 × 4 × 288 MiB = 2.25 GiB."""
-    o = overheads or framework_overheads()
-    link = accelerator.scale_up if accelerator is not None else None
-    if engine.nvls_communicators == 0 or link is None or tp < o.nvls_min_ranks or tp > link.domain_size:
-        return 0.0
-    if link.interconnect.key not in o.nvls_interconnects or link.topology != "switch":
-        return 0.0
-    return engine.nvls_communicators * tp * o.nvls_per_rank_bytes
 
 
 def overhead_parts(engine: EnginePreset, *, tp: int, overheads: FrameworkOverheads | None = None,
@@ -186,13 +177,14 @@ def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePre
         vLLM       u × V − W − A − non_torch − nccl − NVLS − (CUDA graphs, since v0.21)
         SGLang     f × (V − context − nccl) − W
         TRT-LLM    0.9 × (V − context − cuBLAS − nccl − graphs − W − A)
+        TGI v3     V − context − cuBLAS − nccl − W − A − (1 − 0.9) × V   (graphs are captured into the reserve)
         llama.cpp  V − context − W_gpu − compute buffer − fit margin (1 GiB)
         HF         V − context − cuBLAS − nccl − W − A
 
     V = ``visible_memory_bytes``; u, f the engine's fractions (``engine_setting``)."""
     o = overheads or framework_overheads()
     visible = visible_memory_bytes(accelerator, o)
-    setting = engine_setting(engine, accelerator, tp=tp)
+    setting = engine_setting(engine, accelerator, tp=tp, spec=spec)
     parts = overhead_parts(engine, tp=tp, overheads=o, accelerator=accelerator)
     w = weights.total_bytes
     if engine.kv_budget is KvBudget.TOTAL_FRACTION:
@@ -201,6 +193,9 @@ def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePre
         return setting.memory_fraction * visible - w - activation - parts["non_torch"] - comm - graphs
     if engine.kv_budget is KvBudget.STATIC_FRACTION:
         return setting.memory_fraction * (visible - parts["cuda_context"] - parts.get("nccl", 0.0)) - w
+    if engine.kv_budget is KvBudget.FREE_RESERVE:
+        before_graphs = visible - sum(v for k, v in parts.items() if k != "cuda_graphs") - w - activation
+        return before_graphs - (1 - setting.memory_fraction) * visible
     free = visible - sum(parts.values()) - w - activation
     if engine.kv_budget is KvBudget.FREE_FRACTION:
         return setting.memory_fraction * free
@@ -330,7 +325,7 @@ def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 
     gpu_layers = (engine.n_gpu_layers or spec.num_layers + 1) if engine.kv_budget is KvBudget.CONTEXT else None
     weights_format = weights_format or checkpoint_weights_format(spec, engine)
     weights = weight_bytes_per_gpu(spec, weights_format, tp=tp, ep=ep, gpu_layers=gpu_layers)
-    setting = engine_setting(engine, accelerator, tp=tp)
+    setting = engine_setting(engine, accelerator, tp=tp, spec=spec)
     activation = profiled_activation_bytes(spec, setting, tp=tp, batch=batch, prompt_tokens=prompt_tokens)
     budget = kv_budget_bytes(spec, accelerator, engine, weights=weights, activation=activation, tp=tp, overheads=o)
     per_seq = _gpu_kv_bytes_per_seq(spec, tokens, engine=engine, kv=kv, tp=tp, gpu_layers=gpu_layers)

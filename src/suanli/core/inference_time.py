@@ -349,7 +349,7 @@ def max_load_throughput(setup: ServingSetup, *, prompt_tokens: int, output_token
     require_positive("prompt_tokens", prompt_tokens)
     require_positive("output_tokens", output_tokens)
     s = setup
-    setting = engine_setting(s.engine, s.accelerator, tp=s.tp)
+    setting = engine_setting(s.engine, s.accelerator, tp=s.tp, spec=s.spec)
     length = prompt_tokens + output_tokens
     capacity = kv_capacity_tokens(s.spec, s.accelerator, s.engine, tp=s.tp, ep=s.ep, weights_format=s.weights_format,
                                   kv_format=s.kv_format, context_tokens=length)

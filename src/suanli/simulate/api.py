@@ -78,7 +78,7 @@ class Deployment:
                 raise SpecError(f"--pd needs at least one prefill and one decode replica, got {prefill}:{decode}")
         if self.engine.kv_budget is KvBudget.CONTEXT:
             raise SpecError(f"the simulator does not model {self.engine.name}'s slot scheduler; use --engine vllm, "
-                            "sglang, trtllm or hf")
+                            "sglang, trtllm, tgi or hf")
 
     @property
     def gpus(self) -> int:
@@ -107,7 +107,7 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
     _check_lengths(spec, workload, capacity)
     cost = RooflineStepCost(setup)
     prefix = bool(d.knobs.enable_prefix_caching) if d.knobs.enable_prefix_caching is not None \
-        else engine.key.startswith(("vllm", "sglang"))  # on by default in vLLM V1 and SGLang (radix cache)
+        else engine.key.startswith(("vllm", "sglang", "tgi"))  # on by default in vLLM V1, SGLang (radix), TGI v3
 
     def make(index: int, recorder: Recorder, role: str) -> Replica:
         pool = BlockPool(num_blocks=capacity // engine.block_size, block_size=engine.block_size,
@@ -151,7 +151,7 @@ def _speculation(spec: ModelSpec, setup: ServingSetup,
 
 def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> Scheduler:
     engine = setup.engine
-    setting = engine_setting(engine, setup.accelerator, tp=setup.tp)
+    setting = engine_setting(engine, setup.accelerator, tp=setup.tp, spec=setup.spec)
     chunk, seqs = setting.chunk_tokens, setting.max_num_seqs
     if engine.key.startswith("vllm"):
         if knobs.enable_chunked_prefill is False:  # vLLM then schedules whole prompts: max_num_batched_tokens
@@ -165,6 +165,10 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
     if engine.key == "trtllm":
         return ReservingScheduler(token_budget=chunk or 8192, max_running=seqs or 2048, chunked_prefill=False,
                                   decode_rows_count=False, name="trtllm")
+    if engine.key == "tgi":  # v3 router: chunked prefills within max_batch_prefill_tokens less the decode rows
+        return ReservingScheduler(token_budget=knobs.max_num_batched_tokens or chunk or 4096,
+                                  max_running=knobs.max_num_seqs or seqs or 128, chunked_prefill=True,
+                                  decode_rows_count=True, name="tgi")
     batch = seqs or workload.concurrency or 8
     return StaticScheduler(batch_size=batch)
 

@@ -1,12 +1,13 @@
 """Serving engines, as far as memory is concerned: how each sizes its KV cache, with its default settings.
 
-An engine turns a GPU's memory into a KV-cache pool by one of five rules (``KvBudget``)::
+An engine turns a GPU's memory into a KV-cache pool by one of six rules (``KvBudget``)::
 
     TOTAL_FRACTION   vLLM      pool = gpu_memory_utilization × total − weights − profiled activations − non-torch
     STATIC_FRACTION  SGLang    pool = mem_fraction_static × free-at-start − weights
     FREE_FRACTION    TRT-LLM   pool = free_gpu_memory_fraction × (free after weights and activations)
     CONTEXT          llama.cpp pool = n_ctx tokens (fitted to free memory), for the layers on the GPU
     FREE_MEMORY      HF        no pool: each sequence holds prompt + max_new_tokens contiguously
+    FREE_RESERVE     TGI v3    pool = free after weights and the warm-up prefill − (1 − fraction) × total
 
 The presets are data (``catalog/engines.toml``), every default with its source; the arithmetic is in
 ``suanli.core.inference_memory``. ``FrameworkOverheads`` holds the memory no engine setting controls (CUDA
@@ -36,6 +37,7 @@ class KvBudget(Enum):
     FREE_FRACTION = "free-fraction"
     CONTEXT = "context"
     FREE_MEMORY = "free-memory"
+    FREE_RESERVE = "free-reserve"
 
 
 class MlaCache(Enum):
@@ -118,6 +120,7 @@ class EnginePreset:
     mla_cache: MlaCache = MlaCache.LATENT
     runs_on: tuple[str, ...] = ()  # platforms ("nvidia-gpu", "google-tpu", ...: Accelerator.platform) it runs on
     nvls_communicators: int = 0  # NCCL communicators per TP group that set up NVLink SHARP buffers (0: NVLS off)
+    prefill_peak_seconds: float | None = None  # TGI: prefill budget = tokens this many seconds of f16 peak compute
     sources: Mapping[str, str] = field(repr=False)
     notes: tuple[str, ...] = field(default=(), repr=False)
 
@@ -132,7 +135,7 @@ class EnginePreset:
         if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
             raise SpecError(f"{self.key}: memory fraction {self.memory_fraction} must be in (0, 1]; "
                             "0.9 keeps a tenth of the GPU for everything else")
-        needs_fraction = self.kv_budget in (KvBudget.TOTAL_FRACTION, KvBudget.FREE_FRACTION)
+        needs_fraction = self.kv_budget in (KvBudget.TOTAL_FRACTION, KvBudget.FREE_FRACTION, KvBudget.FREE_RESERVE)
         if needs_fraction and self.memory_fraction is None:
             raise SpecError(f"{self.key}: a {self.kv_budget.value} budget needs memory_fraction")
         if self.kv_budget is KvBudget.STATIC_FRACTION and (self.memory_fraction or self.static_fraction) is None:
@@ -167,7 +170,8 @@ def _sourced_fields(preset: EnginePreset) -> list[str]:
     optional = {"memory_fraction": preset.memory_fraction, "static_fraction": preset.static_fraction,
                 "context_tokens": preset.context_tokens, "large_gpu_min_bytes": preset.large_gpu_min_bytes,
                 "fit_margin_bytes": preset.fit_margin_bytes or None, "runs_on": preset.runs_on or None,
-                "nvls_communicators": preset.nvls_communicators or None}
+                "nvls_communicators": preset.nvls_communicators or None,
+                "prefill_peak_seconds": preset.prefill_peak_seconds}
     return names + [name for name, value in optional.items() if value is not None]
 
 
