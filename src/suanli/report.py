@@ -13,6 +13,7 @@ from typing import Any
 from suanli.core.flops import FlopCounts, count_flops, head_forward_flops, layer_forward_flops, six_n_d
 from suanli.core.params import ParamCounts, count_params, layer_components, outer_components
 from suanli.core.vision import VisionFlops, sequence_images, vision_param_parts
+from suanli.i18n import Text
 from suanli.quantity import Quantity, traced
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.family_match import approximation
@@ -35,7 +36,7 @@ class Report:
 
     def __post_init__(self) -> None:
         if self.approximate:  # an approximate report says so in its first note
-            note = f"approximate: {self.approximate}"
+            note = Text("note.approximate", reason=self.approximate)
             rest = tuple(n for n in self.notes if n not in (note, self.approximate))
             object.__setattr__(self, "notes", (note, *rest))
 
@@ -199,15 +200,14 @@ def _vision_values(image: VisionFlops, *, images: int, batch: int, cross: bool) 
 
 
 def _flops_notes(spec: ModelSpec, flops: FlopCounts, span: AttentionSpan, images: int = 0) -> tuple[str, ...]:
-    notes = ["matmul FLOPs only (multiply-add = 2 FLOPs); norms, softmax and activations are excluded"]
+    notes = [Text("note.flops.matmul_only")]
     if span is AttentionSpan.FULL and spec.causal:
-        notes.append("attention counted over all S×S pairs; --attention causal counts what causal kernels compute")
+        notes.append(Text("note.flops.full_attention"))
     if len(set(spec.layers)) > 1:
-        notes.append("layers differ (MoE/dense or local/global); the explanation shows the first block")
+        notes.append(Text("note.flops.layers_differ"))
     cross = sum(1 for layer in spec.layers if layer.attention is not None and layer.attention.cross)
     if cross and not images:
-        notes.append(f"text only: the {cross} cross-attention layers are skipped, as transformers does without "
-                     "images; --images N counts them (and the vision tower)")
+        notes.append(Text("note.flops.text_only", cross=cross))
     return tuple(notes)
 
 
@@ -224,5 +224,4 @@ def _stored_notes(resolved: ResolvedModel, counts: ParamCounts) -> tuple[str, ..
     stored = _stored_values(resolved).get("stored_params")
     if stored is None or stored == counts.total:
         return ()
-    return (f"the weight files store {stored:,} parameters, the config implies {counts.total:,} "
-            f"({stored - counts.total:+,}); quantized or packed tensors, or extra modules, explain a difference",)
+    return (Text("note.params.stored_differs", stored=stored, implied=counts.total, gap=stored - counts.total),)

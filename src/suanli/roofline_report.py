@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from suanli.core.roofline import Op, head_ops, layer_ops, op_time
+from suanli.i18n import Text
 from suanli.report import Report
 from suanli.spec.assumptions import AttentionSpan, PerformanceAssumptions
 from suanli.spec.family_match import approximation
@@ -51,8 +52,7 @@ def roofline_report(spec: ModelSpec, accelerator: Accelerator, *, seq: int, batc
         "forward_s": total_s,
         "forward_flops": sum(r["flops"] * r["layers"] for r in rows),
     }
-    notes = ("one GPU's share under tensor parallelism; communication, the embedding lookup and the pipeline are "
-             "not kernels here (see train / infer for whole-step times)",)
+    notes = (Text("note.roofline.share"),)
     return Report(command="roofline", model=spec.name, values=values, notes=notes, approximate=approximation(spec))
 
 

@@ -1,5 +1,5 @@
-"""``--lang zh`` says the headline, the advice, the notes and the table values of train, infer, fit, simulate and
-plan train in Chinese, and ``--json`` is the same object in every language.
+"""``--lang zh`` says the headline, the advice, the notes and the table values of train, infer, fit, simulate,
+plan train, flops and roofline in Chinese, and ``--json`` is the same object in every language.
 
 The English phrases looked for are derived from the message catalogue: every literal run of words between the
 ``{fields}`` of a headline/advice/note/value message. A phrase the English output shows must not appear in the
@@ -26,6 +26,8 @@ COMMANDS = {
     "simulate": ["simulate", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "4", "--requests", "12", "--prompt",
                  "256", "--output", "32", "--slo-ttft-ms", "100", "--slo-tpot-ms", "20"],
     "plan-train": ["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e9", "--max-gpus", "4"],
+    "flops": ["flops", "llama-3.1-8b", "--seq", "2048"],
+    "roofline": ["roofline", "llama-3.1-8b", "--gpu", "h100"],
 }
 TRANSLATED = ("advice.", "headline.", "note.", "value.", "error.support.")
 

@@ -38,7 +38,7 @@ def register(commands: Commands) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
-    from suanli.i18n import say, t
+    from suanli.i18n import Text, say, t
     from suanli.report import approximate_fields
     from suanli.search.fit import fit_table, inference_evaluator, training_evaluator
     from suanli.spec.family_match import approximation
@@ -85,7 +85,7 @@ def run_fit(args: argparse.Namespace) -> int:
                   "—" if r.per_gpu_total_bytes is None else format_bytes(r.per_gpu_total_bytes),
                   "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
                  for r in rows], align="lrrrrl"))
-    for note in ([f"approximate: {approximate}"] if approximate else []) + list(forced):
+    for note in ([Text("note.approximate", reason=approximate)] if approximate else []) + list(forced):
         print(f"{t('cli.note')}: {say(note)}")
     if args.mode == "qlora":
         print("\n" + t("value.fit.qlora_only"))

@@ -177,5 +177,7 @@ def run_flops(args: argparse.Namespace) -> int:
 
 
 def _print_notes(notes: tuple[str, ...]) -> None:
+    from suanli.i18n import say, t
+
     for note in notes:
-        print(f"note: {note}")
+        print(f"{t('cli.note')}: {say(note)}")

@@ -31,6 +31,7 @@ def run_roofline(args: argparse.Namespace) -> int:
     from suanli.cli.local_gpu import resolve_accelerator
     from suanli.cli.model_arg import load_model_arg
     from suanli.cli.render import emit_json, key_values, table
+    from suanli.i18n import say, t
     from suanli.roofline_report import roofline_report
     from suanli.units import format_decimal
 
@@ -53,5 +54,5 @@ def run_roofline(args: argparse.Namespace) -> int:
                   f"{r['intensity_flops_per_byte']:.1f}", f"{r['time_s'] * 1e6:.1f}", r["bound"]]
                  for r in values["ops"]], align="llrrrrrl"))
     for note in report.notes:
-        print(f"note: {note}")
+        print(f"{t('cli.note')}: {say(note)}")
     return 0
