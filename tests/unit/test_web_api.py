@@ -58,6 +58,14 @@ CASES = [
     ("plan-buy", {"budget-usd": "1e6", "serve": "llama-3-8b", "rate": "5", "prompt": "500", "output": "100"},
      ["plan", "buy", "--budget-usd", "1e6", "--serve", "llama-3-8b", "--rate", "5", "--prompt", "500", "--output",
       "100"]),
+    ("simulate", {"model": "llama-3-8b", "gpu": "h100", "concurrency": "2,16", "requests": "60", "prompt": "512",
+                  "output": "64", "timeline-points": "40"},  # the serving view's timeline: the CLI's object
+     ["simulate", "llama-3-8b", "--gpu", "h100", "--concurrency", "2,16", "--requests", "60", "--prompt", "512",
+      "--output", "64", "--timeline-points", "40"]),
+    ("plan-serve", {"model": "llama-3-8b", "gpu": "h100", "rate": "4", "prompt": "500", "output": "100",
+                    "slo-ttft-ms": "500", "slo-tpot-ms": "50"},
+     ["plan", "serve", "llama-3-8b", "--gpu", "h100", "--rate", "4", "--prompt", "500", "--output", "100",
+      "--slo-ttft-ms", "500", "--slo-tpot-ms", "50"]),
 ]
 
 
@@ -115,6 +123,7 @@ def test_lang_zh_is_the_cli_in_zh(client: TestClient, capsys: pytest.CaptureFixt
     ("/api/params?model=../../etc/passwd", "catalog name or a Hugging Face repo id"),
     ("/api/params?model=/etc", "catalog name or a Hugging Face repo id"),
     ("/api/simulate?model=llama-3-8b&gpu=h100&concurrency=4&requests=100000&prompt=10&output=10", "limit of 5000"),
+    ("/api/simulate?model=llama-3-8b&gpu=h100&concurrency=4&timeline-points=50000", "limit of 2000"),
     ("/api/train?model=llama-3-8b&gpu=h100&sp=maybe", "--sp is a flag"),
     ("/api/plan-train?model=gpt2&gpu=h100,h200,a100,mi300x,l40s&tokens=1e9", "at most 4 accelerators"),
     ("/api/nonsense?model=gpt2", "no command 'nonsense'"),

@@ -85,6 +85,9 @@ def register(commands: Commands) -> None:
     spec.add_argument("--acceptance-rate", type=float, help="probability each draft token is accepted (MTP "
                       "default 0.85, DeepSeek-V3 report §5.4.3; required with --speculative-model)")
     sim.add_argument("--timeline", type=Path, metavar="FILE", help="write the per-step timeline (.csv or .json)")
+    sim.add_argument("--timeline-points", type=positive_int, metavar="N",
+                     help="add the timeline to --json as `timeline`, averaged into at most N equal time "
+                     "buckets (each sweep point its own; what the web page draws)")
     add_calibration_option(sim)
     add_output_flags(sim)
     add_export_option(sim, SERVING)
@@ -124,8 +127,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     for concurrency, rate in sweep:
         workload = _workload(args, spec, concurrency, rate)
         last = simulate(spec, deployment, workload, slo=slo, speculative=speculative,
-                        keep_timeline=args.timeline is not None)
-        payloads.append(_payload(spec, deployment, workload, last))
+                        keep_timeline=args.timeline is not None or args.timeline_points is not None)
+        payloads.append(_payload(spec, deployment, workload, last) | _timeline_payload(args, last))
     if calibration.values is not None:
         payloads = [{**p, "calibration": calibration.values} for p in payloads]
         if not args.json:
@@ -323,6 +326,16 @@ def _lines(p: dict[str, Any]) -> list[tuple[str, str]]:
         ("batch", t("value.simulate.batch", running=p["batch"]["mean_running"], kv_peak=p["kv"]["peak_utilization"],
                     preemptions=p["preemptions"], steps=p["steps"])),
     ]
+
+
+def _timeline_payload(args: argparse.Namespace, result: SimulationResult) -> dict[str, Any]:
+    """``{"timeline": {...}}`` (simulate/timeline.py) with --timeline-points N, else nothing (an additive key)."""
+    if args.timeline_points is None:
+        return {}
+    from suanli.simulate.timeline import bucket_timeline
+
+    return {"timeline": bucket_timeline(result.timeline, points=args.timeline_points,
+                                       kv_blocks_total=result.kv_blocks_total).to_dict()}
 
 
 def _write_timeline(path: Path, result: SimulationResult) -> None:

@@ -49,6 +49,7 @@ class SimulationResult:
     metrics: ServingMetrics
     sequences: tuple[Sequence, ...]
     timeline: tuple[tuple[float, float, int, int, int, int, int, int], ...]
+    kv_blocks_total: int = 0  # KV blocks of every replica's pool together (the timeline's kv_blocks_used is of these)
 
 
 ReplicaFactory = Callable[[int, Recorder, str], Replica]  # (index, recorder, role: "mixed"|"prefill"|"decode")
@@ -92,7 +93,8 @@ def simulate_deployment(workload: Workload, make_replica: ReplicaFactory, *, rep
     metrics = summarize(finished, recorders, peak_utilization=peak,
                         preemptions=sum(r.state.preemptions for r in every), slo=slo)
     timeline = tuple(sorted(row for r in recorders for row in r.timeline))
-    return SimulationResult(metrics=metrics, sequences=tuple(finished), timeline=timeline)
+    return SimulationResult(metrics=metrics, sequences=tuple(finished), timeline=timeline,
+                            kv_blocks_total=sum(r.state.pool.num_blocks for r in every))
 
 
 def _event_loop(workload: Workload, requests: list[Request], entry: _Pool, decode: _Pool | None,

@@ -37,7 +37,7 @@ MODEL_OPTIONS = frozenset({"model", "--reward-model", "--critic-model", "--teach
                            "--train", "--serve"})
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
 # Bounds on the work one request may ask for (the CLI has none; a shared server needs them).
-LIMITS: dict[str, int] = {"--requests": 5000, "--top": 50, "--max-gpus": 4096}
+LIMITS: dict[str, int] = {"--requests": 5000, "--top": 50, "--max-gpus": 4096, "--timeline-points": 2000}
 MAX_SWEEP_POINTS = 16
 MAX_GPU_KINDS = 4  # --gpu h100,a100-80gb,…: each kind multiplies a plan's search
 MAX_CONCURRENCY = 4096
