@@ -129,6 +129,8 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
     (["train", "llama-3.1-8b", "--gpu", "tpu-v5p", "--method", "qlora"], "error.support.violation"),
     (["train", "llama-3.1-8b", "--gpu", "v100", "--precision", "bf16"], "error.support.violation"),
     (["fit", "llama-3.1-8b", "--mode", "train", "--quant", "int4"], "error.cli.fit_formats"),
+    (["fit", "llama-3.1-8b", "--vendor", "nvdia"], "error.unknown_vendor"),
+    (["gpus", "--kind", "gpx"], "error.unknown_kind"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--requests", "4"], "error.cli.traffic"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--pd", "1-3"], "error.cli.pd_format"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--gpus", "3", "--tp", "2"], "error.cli.gpus_tp"),

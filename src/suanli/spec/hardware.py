@@ -50,7 +50,9 @@ def _check_name(what: str, name: str) -> None:
 
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
-        raise SpecError(f"unknown number format {fmt!r}{suggest(fmt, FORMATS)}; known: {', '.join(FORMATS)}")
+        raise SpecError(f"unknown number format {fmt!r}{suggest(fmt, FORMATS)}; known: {', '.join(FORMATS)}",
+                        key="error.unknown_tensor_format",
+                        fields={"fmt": fmt, "suggestions": close_matches(fmt, FORMATS), "known": ", ".join(FORMATS)})
 
 
 def _check_sources(what: str, sources: tuple[str, ...]) -> None:
@@ -230,7 +232,9 @@ class Accelerator:
         _check_format(fmt)
         if fmt not in self.peak_flops_per_s:
             raise SpecError(f"{self.name} has no {fmt} throughput in the catalog; formats it supports: "
-                            f"{', '.join(self.formats) or 'none'}")
+                            f"{', '.join(self.formats) or 'none'}",
+                            key="error.no_format_peak",
+                            fields={"gpu": self.name, "fmt": fmt, "formats": ", ".join(self.formats) or "none"})
         return self.peak_flops_per_s[fmt]
 
     def ridge_point_flops_per_byte(self, fmt: str) -> float:
@@ -241,7 +245,8 @@ class Accelerator:
     def flops_per_watt(self, fmt: str) -> float:
         """Peak FLOP/s per watt of ``tdp_w``: compute density at the power limit, not a measured draw."""
         if self.tdp_w is None:
-            raise SpecError(f"{self.name} has no published power limit (tdp_w); FLOP/s per watt is unknown")
+            raise SpecError(f"{self.name} has no published power limit (tdp_w); FLOP/s per watt is unknown",
+                            key="error.no_tdp", fields={"gpu": self.name})
         return self.peak_flops(fmt) / self.tdp_w
 
     def flop_per_usd(self, fmt: str, usd_per_hour: float) -> float:
@@ -330,7 +335,9 @@ def get_interconnect(key: str) -> Interconnect:
     """The interconnect with this key: ``"nvlink4"``, ``"pcie5-x16"``, ``"ib-ndr"``, ..."""
     by_key = {link.key: link for link in load_interconnects()}
     if key not in by_key:
-        raise NotFound(f"unknown interconnect {key!r}{suggest(key, by_key)}; known: {', '.join(by_key)}")
+        raise NotFound(f"unknown interconnect {key!r}{suggest(key, by_key)}; known: {', '.join(by_key)}",
+                       key="error.unknown_interconnect",
+                       fields={"name": key, "suggestions": close_matches(key, by_key), "known": ", ".join(by_key)})
     return by_key[key]
 
 
@@ -354,10 +361,15 @@ def check_filters(*, vendor: str | None = None, kind: str | None = None, number_
     if vendor is not None:
         vendors = sorted({acc.vendor.lower() for acc in load_accelerators()})
         if vendor.lower() not in vendors:
-            raise NotFound(f"unknown vendor {vendor!r}{suggest(vendor, vendors)}; known: {', '.join(vendors)}")
+            raise NotFound(f"unknown vendor {vendor!r}{suggest(vendor, vendors)}; known: {', '.join(vendors)}",
+                           key="error.unknown_vendor",
+                           fields={"name": vendor, "suggestions": close_matches(vendor, vendors),
+                                   "known": ", ".join(vendors)})
     if kind is not None and kind.lower() not in get_args(AcceleratorKind):
         kinds = get_args(AcceleratorKind)
-        raise NotFound(f"unknown kind {kind!r}{suggest(kind, kinds)}; known: {', '.join(kinds)}")
+        raise NotFound(f"unknown kind {kind!r}{suggest(kind, kinds)}; known: {', '.join(kinds)}",
+                       key="error.unknown_kind",
+                       fields={"name": kind, "suggestions": close_matches(kind, kinds), "known": ", ".join(kinds)})
     if number_format is not None:
         _check_format(number_format)
 
