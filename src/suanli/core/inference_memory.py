@@ -107,6 +107,8 @@ def visible_memory_bytes(accelerator: Accelerator, overheads: FrameworkOverheads
     """What cudaMemGetInfo reports as the GPU's total: the driver's total (nvidia-smi, where catalogued, else
     the DRAM size) less ``cuda_reserved`` (H100: 81,559 MiB → 79.15 GiB; 79.11–79.18 GiB observed)."""
     o = overheads or framework_overheads()
+    if accelerator.kind == "cpu":  # the host's own memory: no CUDA driver reserves any of it
+        return float(accelerator.memory_bytes)
     return (accelerator.driver_memory_bytes or accelerator.memory_bytes) - o.cuda_reserved_bytes
 
 
@@ -141,7 +143,11 @@ def engine_setting(engine: EnginePreset, accelerator: Accelerator, *, tp: int = 
 def overhead_parts(engine: EnginePreset, *, tp: int, overheads: FrameworkOverheads | None = None,
                    accelerator: Accelerator | None = None) -> dict[str, float]:
     """Framework memory outside weights, KV and activations on one GPU, by named assumption. vLLM's cuBLAS
-    workspace sits inside its profiled activation peak; llama.cpp allocates no PyTorch workspace."""
+    workspace sits inside its profiled activation peak; llama.cpp allocates no PyTorch workspace. On a CPU there is
+    none of them: no CUDA context, cuBLAS workspace, NCCL or CUDA graphs (``suanli measure`` on the CPU counts
+    the tensors alone and matches weights + KV + activations)."""
+    if accelerator is not None and accelerator.kind == "cpu":
+        return {}
     o = overheads or framework_overheads()
     parts = {"cuda_context": o.cuda_context_bytes}
     if engine.kv_budget is KvBudget.TOTAL_FRACTION:
@@ -190,9 +196,9 @@ def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePre
     if engine.kv_budget is KvBudget.TOTAL_FRACTION:
         graphs = parts.get("cuda_graphs", 0.0) if engine.counts_cuda_graphs else 0.0
         comm = parts.get("nccl", 0.0) + parts.get("nccl_nvls", 0.0)
-        return setting.memory_fraction * visible - w - activation - parts["non_torch"] - comm - graphs
+        return setting.memory_fraction * visible - w - activation - parts.get("non_torch", 0.0) - comm - graphs
     if engine.kv_budget is KvBudget.STATIC_FRACTION:
-        return setting.memory_fraction * (visible - parts["cuda_context"] - parts.get("nccl", 0.0)) - w
+        return setting.memory_fraction * (visible - parts.get("cuda_context", 0.0) - parts.get("nccl", 0.0)) - w
     if engine.kv_budget is KvBudget.FREE_RESERVE:
         before_graphs = visible - sum(v for k, v in parts.items() if k != "cuda_graphs") - w - activation
         return before_graphs - (1 - setting.memory_fraction) * visible
