@@ -26,6 +26,8 @@ COMMANDS = {
     "simulate": ["simulate", "llama-3.1-8b", "--gpu", "h100", "--concurrency", "4", "--requests", "12", "--prompt",
                  "256", "--output", "32", "--slo-ttft-ms", "100", "--slo-tpot-ms", "20"],
     "plan-train": ["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e9", "--max-gpus", "4"],
+    "plan-serve": ["plan", "serve", "llama-3.1-70b", "--rate", "2", "--prompt", "512", "--output", "128",
+                   "--slo-ttft-ms", "500", "--slo-tpot-ms", "20", "--gpu", "h100,a100"],
     "flops": ["flops", "llama-3.1-8b", "--seq", "2048"],
     "roofline": ["roofline", "llama-3.1-8b", "--gpu", "h100"],
 }

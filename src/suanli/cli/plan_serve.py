@@ -50,6 +50,7 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, key_values, table
     from suanli.errors import SpecError
+    from suanli.i18n import t, translate_label
     from suanli.search.plan_serve import Objective, ServeTarget, plan_serve
     from suanli.spec.engines import get_engine
     from suanli.spec.precision import parse_number_format
@@ -77,7 +78,7 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     if calibration.values is not None:
         payload["calibration"] = calibration.values
         if not args.json:
-            print(f"note: {calibration.note}")
+            print(f"{t('cli.note')}: {calibration.note}")
     if args.export:
         payload["export"] = _export_best(args, spec, plan.best, target)
     if args.json:
@@ -85,15 +86,17 @@ def run_plan_serve(args: argparse.Namespace) -> int:
         return 0
     best = payload["best"]
     print(key_values([
-        ("best", f"{best['gpus']}× {best['gpu']}: tp {best['tp']}" + (f" ep {best['ep']}" if best["ep"] > 1 else "")
-                 + ", "
-                 + (f"prefill:decode {best['pd']}" if best["pd"] else f"{best['replicas']} replica(s)")
-                 + (f", ${best['usd_per_hour']:,.2f}/h" if best["usd_per_hour"] is not None else "")),
-        ("simulated", f"TTFT p90 {best['latency']['ttft_s']['p90'] * 1e3:,.0f} ms, TPOT p90 "
-                      f"{best['latency']['tpot_s']['p90'] * 1e3:,.1f} ms, "
-                      f"{best['throughput']['output_tokens_per_s']:,.0f} output tokens/s"),
-        ("searched", f"{payload['evaluated']} accelerator × tp settings, {payload['simulated']} simulations, "
-                     f"{sum(payload['rejected'].values())} rejected"),
+        ("best", t("value.plan_serve.best", gpus=best["gpus"], gpu=best["gpu"], tp=best["tp"],
+                   ep=f" ep {best['ep']}" if best["ep"] > 1 else "",
+                   replicas=t("value.plan_serve.pd", pd=best["pd"]) if best["pd"] else
+                   t("value.plan_serve.replicas", replicas=best["replicas"]),
+                   price="" if best["usd_per_hour"] is None else t("value.plan_serve.price",
+                                                                   usd=best["usd_per_hour"]))),
+        ("simulated", t("value.plan_serve.simulated", ttft_ms=best["latency"]["ttft_s"]["p90"] * 1e3,
+                        tpot_ms=best["latency"]["tpot_s"]["p90"] * 1e3,
+                        tokens_per_s=best["throughput"]["output_tokens_per_s"])),
+        ("searched", t("value.plan_serve.searched", evaluated=payload["evaluated"], simulated=payload["simulated"],
+                       rejected=sum(payload["rejected"].values()))),
     ]))
     rows = [[c["gpu"], str(c["gpus"]), str(c["tp"]), str(c["ep"]), c["pd"] or f"{c['replicas']}×",
              "—" if c["usd_per_hour"] is None else f"{c['usd_per_hour']:,.2f}",
@@ -103,7 +106,7 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     print(table(["gpu", "GPUs", "tp", "ep", "replicas / P:D", "$/h", "TTFT p90 ms", "TPOT p90 ms"], rows,
                 align="lrrrrrrr"))
     for reason, count in sorted(payload["rejected"].items(), key=lambda x: -x[1]):
-        print(f"rejected: {count} {reason}")
+        print(t("value.plan_serve.rejected", count=count, reason=translate_label(reason)))
     if args.export:
         print("\n" + export_text(payload["export"]))
     return 0
