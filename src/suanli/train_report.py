@@ -7,7 +7,7 @@ from typing import Any
 
 from suanli.core.cost import RunCost, checkpoint, run_cost
 from suanli.core.frozen_base import frozen_base
-from suanli.core.memory import TrainingMemory, training_memory
+from suanli.core.memory import TrainingMemory, device_memory_assumptions, training_memory
 from suanli.core.model_states import adapter_state_bytes, state_bytes
 from suanli.core.params import count_params
 from suanli.core.peft import trainable_params
@@ -51,7 +51,8 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
     capacity = usable_memory_bytes(accelerator)
     if rl is not None or teacher is not None:
         return _multi_model_report(spec, job, layout, accelerator, rl=rl, teacher=teacher)
-    memory = training_memory(spec, job, layout, capacity_bytes=capacity)
+    memory = training_memory(spec, job, layout, capacity_bytes=capacity,
+                             assumptions=device_memory_assumptions(accelerator))
     time = training_time(spec, job, layout, accelerator, assumptions=assumptions)
     values: dict[str, Any] = {
         "gpu": accelerator.key,
@@ -76,7 +77,8 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
                           format=base.weights.key))
     headline = ""
     if not memory.fits:
-        suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity)
+        suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity,
+                                      assumptions=device_memory_assumptions(accelerator))
         values["memory"]["suggestions"] = [
             {"change": s.change, "total_bytes": s.total_bytes, "headroom_bytes": s.headroom_bytes, "gpus": s.gpus,
              **({"layout": _layout_values(s.layout)} if s.layout else {}),

@@ -26,6 +26,7 @@ from suanli.core.model_states import ShardedStates, adapter_state_bytes, add_sta
 from suanli.core.peft import trainable_params
 from suanli.core.placement import StageParams, expert_params_per_gpu, layer_params_per_gpu, stage_params
 from suanli.spec.assumptions import MemoryAssumptions
+from suanli.spec.hardware import Accelerator
 from suanli.spec.layout import Layout, PipelineSchedule
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import parse_number_format
@@ -71,6 +72,14 @@ class TrainingMemory:
     @property
     def headroom_bytes(self) -> float:
         return self.capacity_bytes - self.total_bytes
+
+
+def device_memory_assumptions(accelerator: Accelerator) -> MemoryAssumptions:
+    """The default memory assumptions for a device: a CPU trains in its host memory, with no CUDA context (measured:
+    ``suanli measure`` on the CPU accounts for every tensor without one)."""
+    if accelerator.kind == "cpu":
+        return MemoryAssumptions(cuda_context_bytes=0.0)
+    return MemoryAssumptions()
 
 
 def micro_batches_in_flight(layout: Layout, stage: int = 0) -> float:

@@ -32,6 +32,7 @@ from itertools import combinations
 from suanli.core.memory import training_memory
 from suanli.errors import SuanliError
 from suanli.i18n import Joined, Text
+from suanli.spec.assumptions import MemoryAssumptions
 from suanli.spec.layout import Layout, Offload, Recompute
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import Method, TrainingJob
@@ -73,7 +74,7 @@ class _Change:
 
 
 def fit_suggestions(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capacity_bytes: float,
-                    limit: int = 3) -> list[Suggestion]:
+                    limit: int = 3, assumptions: MemoryAssumptions | None = None) -> list[Suggestion]:
     """Up to ``limit`` of the cheapest changes that make the job fit (module docstring for the order); a
     combination holding a change that fits alone is skipped, and so are larger GPU counts once one fits."""
     found: list[Suggestion] = []
@@ -82,7 +83,8 @@ def fit_suggestions(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capaci
         if fitting & set(parts) or (parts[0].startswith("ZeRO-3 across ") and "more GPUs" in fitting):
             continue
         try:
-            memory = training_memory(spec, new_job, new_layout, capacity_bytes=capacity_bytes)
+            memory = training_memory(spec, new_job, new_layout, capacity_bytes=capacity_bytes,
+                                     assumptions=assumptions)
         except SuanliError:
             continue  # the change is impossible for this model (e.g. tp does not divide heads)
         if memory.fits:

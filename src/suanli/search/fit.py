@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from suanli.core.inference_memory import inference_memory, weight_bytes_per_gpu
-from suanli.core.memory import training_memory
+from suanli.core.memory import device_memory_assumptions, training_memory
 from suanli.errors import SuanliError
 from suanli.i18n import Text
 from suanli.spec.engines import get_engine
@@ -150,7 +150,8 @@ def training_evaluator(spec: ModelSpec, method: Method, *, seq: int, micro_batch
         for recompute in FIT_RECOMPUTES:
             layout = fit_layout(gpus, micro_batch=micro_batch, recompute=recompute)
             try:
-                memory = training_memory(spec, job, layout, capacity_bytes=usable_memory_bytes(accelerator))
+                memory = training_memory(spec, job, layout, capacity_bytes=usable_memory_bytes(accelerator),
+                                         assumptions=device_memory_assumptions(accelerator))
             except SuanliError:
                 return None
             attempt = FitTry(per_gpu_total_bytes=memory.total_bytes, headroom_bytes=memory.headroom_bytes,

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 from suanli.core.comms import DEFAULT_SCALE_OUT
 from suanli.core.cost import run_cost
-from suanli.core.memory import TrainingMemory, training_memory
+from suanli.core.memory import TrainingMemory, device_memory_assumptions, training_memory
 from suanli.core.training_time import GPUS_PER_NODE, TrainingTime, training_time
 from suanli.errors import SpecError
 from suanli.search.fit import usable_memory_bytes
@@ -196,7 +196,8 @@ class _Search:
     def memory(self, a: int, c: Candidate) -> TrainingMemory:
         self.evaluations += 1
         capacity = usable_memory_bytes(self.r.accelerators[a])
-        return training_memory(self.r.spec, self.r.job, c.layout(self.r.global_batch), capacity_bytes=capacity)
+        return training_memory(self.r.spec, self.r.job, c.layout(self.r.global_batch), capacity_bytes=capacity,
+                               assumptions=device_memory_assumptions(self.r.accelerators[a]))
 
     # ---- floors ----------------------------------------------------------------------------------------------
 
