@@ -8,6 +8,7 @@ Chinese output of the same command (unless the Chinese text of some message hold
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from string import Formatter
 
 import pytest
@@ -136,6 +137,10 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--requests", "4"], "error.cli.traffic"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--pd", "1-3"], "error.cli.pd_format"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--gpus", "3", "--tp", "2"], "error.cli.gpus_tp"),
+    (["simulate", "llama-3.1-70b", "--gpu", "rtx-4090", "--rate", "1"], "error.simulate.no_kv"),
+    (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--requests", "10000000"],
+     "error.simulate.max_requests"),
+    (["simulate", "llama-3.1-8b", "--gpu", "h100", "--trace", "no-such-trace.jsonl"], "error.simulate.trace_missing"),
     (["plan", "train", "llama-3.1-70b", "--gpu", "rtx-4090", "--tokens", "1e9", "--max-gpus", "2"],
      "error.plan.nothing_fits"),
 ]
@@ -166,3 +171,13 @@ def test_keyed_errors_say_the_same_in_english_and_translate(argv: list[str], key
     assert english == f"suanli: error: {exc}\n"
     assert chinese.startswith("suanli: 错误: ") and chinese.count("\n") == 1
     assert chinese == f"suanli: 错误: {error_text(key, getattr(exc, 'fields', {}), 'zh')}\n"
+
+
+def test_a_bad_trace_line_is_named_in_chinese(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text('{"arrival_s": 0, "prompt_tokens": 8, "output_tokens": 4}\n{"arrival_s": 1,\n', encoding="utf-8")
+    argv = ["simulate", "llama-3.2-1b", "--gpu", "h100", "--trace", str(trace)]
+    assert main([*argv, "--lang", "en"]) == 2
+    assert f"trace {trace} line 2: not JSON (" in capsys.readouterr().err
+    assert main([*argv, "--lang", "zh"]) == 2
+    assert f"请求轨迹 {trace} 第 2 行：不是合法的 JSON（" in capsys.readouterr().err

@@ -103,7 +103,10 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
     if capacity < engine.block_size:
         raise SpecError(f"{spec.name} leaves no KV cache on {d.accelerator.key} with tp {d.tp} "
                         f"({memory.total_bytes / 2**30:.1f} GiB needed before the cache); use more GPUs or a smaller "
-                        "format")
+                        "format",
+                        key="error.simulate.no_kv",
+                        fields={"model": spec.name, "gpu": d.accelerator.key, "tp": d.tp,
+                                "needed_gib": memory.total_bytes / 2**30})
     _check_lengths(spec, workload, capacity)
     cost = RooflineStepCost(setup)
     prefix = bool(d.knobs.enable_prefix_caching) if d.knobs.enable_prefix_caching is not None \
@@ -178,10 +181,13 @@ def _check_lengths(spec: ModelSpec, workload: Workload, capacity: int) -> None:
     longest = _longest(workload)
     if longest > spec.max_position_embeddings:
         raise SpecError(f"requests of up to {longest:,} tokens exceed {spec.name}'s context of "
-                        f"{spec.max_position_embeddings:,}; shorten --prompt/--output")
+                        f"{spec.max_position_embeddings:,}; shorten --prompt/--output",
+                        key="error.simulate.context",
+                        fields={"longest": longest, "model": spec.name, "context": spec.max_position_embeddings})
     if longest > capacity:
         raise SpecError(f"a request of {longest:,} tokens does not fit the KV pool of {capacity:,} tokens; use more "
-                        "GPUs (--tp), an fp8 KV cache (--kv-dtype fp8) or shorter requests")
+                        "GPUs (--tp), an fp8 KV cache (--kv-dtype fp8) or shorter requests",
+                        key="error.simulate.kv_pool", fields={"longest": longest, "capacity": capacity})
 
 
 def _longest(workload: Workload) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeGuard
 
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 
 # A run simulates at most this many requests (~0.4 ms of CPU each, benchmarks/simulate_speed.py: minutes).
 MAX_REQUESTS = 1_000_000
@@ -115,7 +116,9 @@ class Workload:
         require_positive("requests", self.requests, fix="simulate at least one request, e.g. --requests 200")
         if self.requests > MAX_REQUESTS:
             raise SpecError(f"--requests {self.requests:,} is above the {MAX_REQUESTS:,} a run simulates (about "
-                            "0.4 ms of CPU each); a few thousand requests reach a steady state")
+                            "0.4 ms of CPU each); a few thousand requests reach a steady state",
+                            key="error.simulate.max_requests",
+                            fields={"requests": self.requests, "limit": MAX_REQUESTS})
         if (self.concurrency is None) == (self.rate_per_s is None):
             raise SpecError("give exactly one of concurrency (closed loop: --concurrency C) and rate "
                             "(open loop: --rate QPS)")
@@ -175,7 +178,8 @@ def read_trace(path: str | Path) -> tuple[Request, ...]:
     Errors name the line."""
     file = Path(path)
     if not file.is_file():
-        raise SpecError(f"trace {file} does not exist; give a JSONL file of arrival_s/prompt_tokens/output_tokens")
+        raise SpecError(f"trace {file} does not exist; give a JSONL file of arrival_s/prompt_tokens/output_tokens",
+                        key="error.simulate.trace_missing", fields={"file": file})
     if file.stat().st_size > MAX_TRACE_BYTES:
         raise SpecError(f"trace {file} is {file.stat().st_size / 2**20:.0f} MiB, above the "
                         f"{MAX_TRACE_BYTES // 2**20} MiB limit; sample it down (e.g. every 10th line)")
@@ -186,27 +190,33 @@ def read_trace(path: str | Path) -> tuple[Request, ...]:
                 requests.append(_trace_request(file, number, line, len(requests),
                                                requests[-1].arrival_s if requests else 0.0))
     if not requests:
-        raise SpecError(f"trace {file} holds no requests")
+        raise SpecError(f"trace {file} holds no requests",
+                        key="error.simulate.trace_empty", fields={"file": file})
     return tuple(requests)
 
 
 def _trace_request(file: Path, number: int, line: str, index: int, previous_s: float) -> Request:
-    where = f"trace {file} line {number}"
+    where = Text("error.simulate.trace_line", file=file, number=number)
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"{where}: not JSON ({exc.msg}); each line must be one object") from None
+        raise SpecError(f"{where}: not JSON ({exc.msg}); each line must be one object",
+                        key="error.simulate.trace_json", fields={"where": where, "reason": exc.msg}) from None
     if not isinstance(row, dict):
-        raise SpecError(f"{where}: expected an object with arrival_s, prompt_tokens, output_tokens")
+        raise SpecError(f"{where}: expected an object with arrival_s, prompt_tokens, output_tokens",
+                        key="error.simulate.trace_object", fields={"where": where})
     arrival = row.get("arrival_s")
     if isinstance(arrival, bool) or not isinstance(arrival, int | float) or not math.isfinite(arrival) \
             or arrival < previous_s:
         raise SpecError(f"{where}: arrival_s must be a number of seconds, not before the previous line's "
-                        f"({previous_s}); got {arrival!r}")
+                        f"({previous_s}); got {arrival!r}",
+                        key="error.simulate.trace_arrival",
+                        fields={"where": where, "previous": previous_s, "value": arrival})
     prompt, output = row.get("prompt_tokens"), row.get("output_tokens")
     if not (_positive_int(prompt) and _positive_int(output)):
         raise SpecError(f"{where}: prompt_tokens and output_tokens must be positive integers, got "
-                        f"{prompt!r} and {output!r}")
+                        f"{prompt!r} and {output!r}",
+                        key="error.simulate.trace_lengths", fields={"where": where, "prompt": prompt, "output": output})
     group, prefix = row.get("prefix_group"), row.get("prefix_tokens", 0)
     if group is not None and (not isinstance(group, int) or not isinstance(prefix, int) or not 0 <= prefix < prompt):
         raise SpecError(f"{where}: prefix_group must be an integer and prefix_tokens below prompt_tokens")
