@@ -132,7 +132,9 @@ def test_calibrate_applies_fitted_fraction_and_bandwidth() -> None:
     assert result.assumptions.gemm_peak_fraction == pytest.approx(0.5, rel=1e-3)
     assert result.assumptions.gemm_half_work_flops == pytest.approx(1e9, rel=1e-2)
     assert result.assumptions.memory_bandwidth_fraction == pytest.approx(0.6)
-    assert result.assumptions.decode_bandwidth_fraction == pytest.approx(0.6 * 0.775 / 0.85)
+    default = PerformanceAssumptions()
+    assert result.assumptions.decode_bandwidth_fraction == pytest.approx(
+        0.6 * default.decode_bandwidth_fraction / default.memory_bandwidth_fraction)
     assert result.raised == ()
     assert result.accelerator.peak_flops("fp32") == peak
 

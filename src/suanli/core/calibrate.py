@@ -18,7 +18,7 @@ measured counterpart of the published 0.88 (stas00/ml-engineering MAMF: H100 SXM
 Memory. ``memory_bandwidth_fraction`` = measured copy bandwidth / catalog bandwidth, where the copy bandwidth
 counts bytes read + bytes written over the copy's time, as STREAM's Copy does (McCalpin, STREAM benchmark
 documentation: "Copy ... 16 bytes per iteration" for 8-byte elements). ``decode_bandwidth_fraction`` keeps the
-ratio to it that the published serving runs were fitted with (decode kernels reach 0.775/0.85 = 0.91 of
+ratio to it that the published serving runs were fitted with (decode kernels reach 0.825/0.85 = 0.97 of
 streaming-copy speed by default), capped at 1. A copy faster than the catalog bandwidth raises the bandwidth.
 
 Collectives. With all-reduce points and a scale-up link, ``network_bandwidth_fraction`` = the best measured

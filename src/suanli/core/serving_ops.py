@@ -152,11 +152,19 @@ def expected_distinct_experts(num_experts: int, top_k: float, tokens: float) -> 
     return float(num_experts * (1 - (1 - top_k / num_experts) ** tokens))
 
 
-def tiled_efficiency(rows: float, weights: float, a: PerformanceAssumptions) -> float:
+def tiled_efficiency(rows: float, weights: float, a: PerformanceAssumptions, *, whole_tiles: bool = True) -> float:
     """GEMM efficiency per useful FLOP for ``rows`` × a ``weights``-element matrix: the efficiency curve taken
     at no fewer than ``TILE_ROWS`` rows, since kernels tile the rows (a 1-row decode GEMV is no less
-    efficient per FLOP than a 64-row GEMM, whose extra rows ride on the same weight fetch)."""
-    return gemm_efficiency(2 * max(rows, TILE_ROWS) * weights, a)
+    efficient per FLOP than a 64-row GEMM, whose extra rows ride on the same weight fetch). Above one tile the
+    rows still come in whole tiles: M rows cost ⌈M/64⌉·64 rows of tensor-core work, so the efficiency per
+    useful FLOP is scaled by M / (⌈M/64⌉·64) (a 197-row decode batch does the work of 256 rows, 77%; 64 rows is
+    the smallest row tile of the Hopper/Ampere GEMM kernels that autotuners choose among, so this is the least
+    padding). ``whole_tiles`` False for grouped expert GEMMs, whose rows are spread over experts (per-expert
+    padding is not modelled)."""
+    efficiency = gemm_efficiency(2 * max(rows, TILE_ROWS) * weights, a)
+    if whole_tiles and rows > TILE_ROWS:
+        efficiency *= rows / (math.ceil(rows / TILE_ROWS) * TILE_ROWS)
+    return efficiency
 
 
 def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssumptions) -> Cost:
@@ -166,7 +174,8 @@ def _gemm_cost(g: Gemm, plan: LayerPlan, m: float, d: Device, a: PerformanceAssu
     else:
         rows, hit = m, 1.0
     flops = 2 * rows * g.out * g.inp
-    compute = flops / (d.peak_flops_per_s * tiled_efficiency(rows, g.out * g.inp, a)) if flops else 0.0
+    compute = flops / (d.peak_flops_per_s * tiled_efficiency(rows, g.out * g.inp, a, whole_tiles=not g.expert)) \
+        if flops else 0.0
     cost = kernel(d, compute_s=compute, flops=flops, weight_bytes=hit * g.out * g.inp * g.bytes_per_weight,
                   activation_bytes=rows * (g.out + g.inp) * ACT_BYTES)
     latency = d.gemm_latency_s if flops and g.name != "router" else 0.0  # the router GEMM runs in bf16

@@ -132,9 +132,9 @@ class PerformanceAssumptions:
       1358): raise it for an engine that runs DeepGEMM. Measured, not fitted.
     - ``block_scaled_gemm_latency_s``: time a block-scaled fp8 GEMM kernel takes beyond its roofline and
       launch, whatever its size: vLLM's Triton kernel took 23.3 µs for N=2112 K=7168 at M=1 and at M=16 on
-      H100 SXM (1.30 and 20.8 TFLOP/s, vLLM PR #23280), where reading its 15.1 MB of weights takes 5.8 µs at
+      H100 SXM (1.30 and 20.8 TFLOP/s, vLLM PR #23280), where reading its 15.1 MB of weights takes 5.5 µs at
       ``decode_bandwidth_fraction`` and cuBLAS bf16 ran the same shape (twice the bytes) in 9.9 µs; 23.3 −
-      5.8 − 2.5 (``graph_kernel_overhead_s``) = 15 µs. SGLang's tables for DeepSeek-V3's TP8 shapes show the
+      5.5 − 2.5 (``graph_kernel_overhead_s``) = 15 µs. SGLang's tables for DeepSeek-V3's TP8 shapes show the
       same floor: 13-32 µs for N=512 K=7168 and N=3072 K=1536 (1.8-3.7 MB) across DeepGEMM, CUTLASS and
       Triton (sglang PRs #5207, #5820). Measured, not fitted.
     - ``moe_dispatch_kernels``: small kernels a mixture-of-experts layer runs besides its router and expert
@@ -164,13 +164,13 @@ class PerformanceAssumptions:
     training_attention_peak_fraction: float = 0.36
     unfused_elementwise_traffic: float = 3.0
     overlapped_comm_slowdown: float = 0.75
-    decode_bandwidth_fraction: float = 0.775  # fitted (benchmarks/calibrate_inference.py)
+    decode_bandwidth_fraction: float = 0.825  # fitted (benchmarks/calibrate_inference.py)
     quantized_weight_bandwidth_fraction: float = 1.0  # fitted: no penalty seen on llama.cpp Q8_0 (one case)
     graph_kernel_overhead_s: float = 2.5e-6  # fitted
-    engine_step_overhead_s: float = 2e-3  # fitted
+    engine_step_overhead_s: float = 2.25e-3  # fitted
     native_step_overhead_s: float = 0.0  # fitted (at its bound)
-    engine_request_overhead_s: float = 6e-4  # fitted
-    collective_overhead_s: float = 6e-6  # fitted (unchanged from the prior)
+    engine_request_overhead_s: float = 7e-4  # fitted
+    collective_overhead_s: float = 1e-5  # fitted
     eager_python_overhead_s_per_layer: float = 3e-4
     host_memory_bandwidth_bytes_per_s: float = 100e9
     low_precision_gemm_ratio: float = 0.88
