@@ -133,6 +133,8 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
     (["train", "llama-3.1-8b", "--gpu", "v100", "--precision", "bf16"], "error.support.violation"),
     (["fit", "llama-3.1-8b", "--mode", "train", "--quant", "int4"], "error.cli.fit_formats"),
     (["fit", "llama-3.1-8b", "--vendor", "nvdia"], "error.unknown_vendor"),
+    (["infer", "qwen2.5-vl-7b", "--gpu", "h100", "--images", "1"], "error.vision.size"),
+    (["infer", "llama-3.1-8b", "--gpu", "h100", "--images", "1"], "error.vision.no_tower"),
     (["gpus", "--kind", "gpx"], "error.unknown_kind"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--requests", "4"], "error.cli.traffic"),
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--rate", "1", "--pd", "1-3"], "error.cli.pd_format"),

@@ -39,6 +39,7 @@ from typing import Any
 
 from suanli.core.model_states import StateBytes
 from suanli.errors import NotFound, SpecError, require_non_negative, require_positive
+from suanli.i18n import Text
 from suanli.spec.assumptions import CostAssumptions
 from suanli.spec.hardware import Accelerator, Price, PriceKind
 from suanli.units import SECONDS_PER_HOUR
@@ -297,8 +298,7 @@ def run_cost(accelerator: Accelerator, gpus: int, wall_s: float, *, price_kind: 
     if power_per_gpu_w is not None or accelerator.tdp_w is not None:
         energy = run_energy(accelerator, hours, power_per_gpu_w=power_per_gpu_w, assumptions=a)
     else:
-        notes.append(f"{accelerator.name} has no power limit (tdp_w) in the catalog: energy and CO2 are left "
-                     "out; pass power_per_gpu_w to include them")
+        notes.append(Text("note.cost.no_tdp", gpu=accelerator.name))
     return RunCost(gpus=gpus, wall_s=wall_s, expected_wall_s=expected_wall_s, gpu_hours=hours, price=price,
                    usd=None if price is None else hours * price.usd_per_gpu_hour, energy=energy,
                    checkpoint=checkpoint, interruptions=stalls, notes=tuple(notes))

@@ -138,7 +138,8 @@ def vision_flops(t: VisionTower, *, height: int | None = None, width: int | None
     width = width or t.image_size
     if height is None or width is None:
         raise SpecError("this vision tower takes images of any size: give the image height and width in px, "
-                        "e.g. --image-size 448")
+                        "e.g. --image-size 448",
+                        key="error.vision.size")
     require_positive("image height", height)
     require_positive("image width", width)
     grid_h, grid_w = t.grid(height, width)
@@ -164,11 +165,13 @@ def vision_flops(t: VisionTower, *, height: int | None = None, width: int | None
 def _tiles(t: VisionTower, tiles: int | None) -> int:
     if t.tiles is None:
         if tiles not in (None, 1):
-            raise SpecError("only mllama (Llama 3.2 Vision) splits an image into tiles; drop --tiles")
+            raise SpecError("only mllama (Llama 3.2 Vision) splits an image into tiles; drop --tiles",
+                            key="error.vision.tiles_unsupported")
         return 1
     n = t.tiles.max_tiles if tiles is None else tiles
     if not 1 <= n <= t.tiles.max_tiles:
-        raise SpecError(f"tiles must be between 1 and max_num_tiles ({t.tiles.max_tiles}), got {n}")
+        raise SpecError(f"tiles must be between 1 and max_num_tiles ({t.tiles.max_tiles}), got {n}",
+                        key="error.vision.tiles_range", fields={"max_tiles": t.tiles.max_tiles, "tiles": n})
     return n
 
 
@@ -193,11 +196,15 @@ def sequence_images(spec: ModelSpec, *, images: int, seq: int, height: int | Non
     require_positive("images", images, fix="give the images per sequence, e.g. --images 1")
     if spec.vision is None:
         raise SpecError(f"{spec.name} ({spec.model_type}) has no vision tower; drop --images, or pick "
-                        "a vision-language model (its config.json has a vision_config)")
+                        "a vision-language model (its config.json has a vision_config)",
+                        key="error.vision.no_tower", fields={"model": spec.name, "model_type": spec.model_type})
     image = vision_flops(spec.vision, height=height, width=width, tiles=tiles)
     if spec.vision.tiles is None and images * image.tokens > seq:
         raise SpecError(f"{images} image(s) of {image.tokens} tokens do not fit in --seq {seq}; image tokens are "
-                        f"part of the sequence: use --seq {images * image.tokens + 1} or more, or fewer images")
+                        f"part of the sequence: use --seq {images * image.tokens + 1} or more, or fewer images",
+                        key="error.vision.seq",
+                        fields={"images": images, "tokens": image.tokens, "seq": seq,
+                                "needed": images * image.tokens + 1})
     return image
 
 
