@@ -186,7 +186,8 @@ def _memory_values(memory: TrainingMemory) -> dict[str, Any]:
         "cuda_context_bytes": memory.cuda_context_bytes,
         "fragmentation_bytes": memory.fragmentation_bytes,
         "tied_grad_sum_bytes": memory.tied_grad_sum_bytes,
-        "gradient_overlap_bytes": 0.0 - memory.gradient_overlap_bytes,  # 0.0 - x, not -x (no "-0 B"); negative: gradients not live at the peak
+        # negative: gradients not live at the peak; 0.0 - x, not -x, so that nothing overlapping reads 0 B, not -0 B
+        "gradient_overlap_bytes": 0.0 - memory.gradient_overlap_bytes,
         "total_bytes": memory.total_bytes,
     }
     return {"per_gpu": per_gpu, "fits": memory.fits, "capacity_bytes": memory.capacity_bytes,
