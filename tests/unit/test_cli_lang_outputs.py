@@ -152,6 +152,31 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
 def test_keyed_errors_say_the_same_in_english_and_translate(argv: list[str], key: str,
                                                             capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _check_keyed_error(argv, key, capsys, monkeypatch)
+
+
+CONFIGS = [  # (config.json text, the key its error names)
+    ('{"model_type": "foobar_lm", "architectures": ["FoobarForCausalLM"]}', "error.unsupported"),
+    ('{"model_type": "llama"}', "error.config_key_missing"),
+    ('{"model_type": "llama", "hidden_size": "4096"}', "error.config_key_integer"),
+    ('{"model_type": 7}', "error.config_model_type_not_text"),
+    ("[1, 2]", "error.config_not_object"),
+    ('{"hidden_size": 4096}', "error.config_no_model_type"),
+]
+
+
+@pytest.mark.parametrize(("text", "key"), CONFIGS, ids=[key for _, key in CONFIGS])
+def test_config_errors_say_the_same_in_english_and_translate(text: str, key: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(text, encoding="utf-8")
+    _check_keyed_error(["params", str(config)], key, capsys, monkeypatch)
+
+
+def _check_keyed_error(argv: list[str], key: str, capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command fails with the error ``key``; its English is the catalogue's English; zh is one line."""
     from suanli.cli import lang_option
     from suanli.i18n import error_text
 

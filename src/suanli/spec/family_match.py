@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from suanli.errors import UnsupportedArchitecture
+from suanli.i18n import Text
 from suanli.spec.hf_keys import canonical_config
 from suanli.spec.model import ModelSpec
 
@@ -57,12 +58,14 @@ def unsupported_error(config: Mapping[str, Any], name: str, supported: Collectio
     shown = f" ({', '.join(map(str, architectures))})" if isinstance(architectures, list) and architectures else ""
     close = closest_families(config, supported)
     if close:
-        hint = (f"closest supported families: {', '.join(close)}; if it is a standard decoder of one of them, "
-                f"pass --as {close[0]} for an approximate estimate")
+        fix = Text("error.unsupported.closest", families=", ".join(close), family=close[0])
     else:
-        hint = "if it is a standard decoder of a supported family, pass --as FAMILY for an approximate estimate"
+        fix = Text("error.unsupported.any")
+    families = ", ".join(sorted(supported))
     return UnsupportedArchitecture(
-        f"{name}: model_type '{model_type}'{shown} is not supported; {hint} (supported: {', '.join(sorted(supported))})"
+        f"{name}: model_type '{model_type}'{shown} is not supported; {fix} (supported: {families})",
+        key="error.unsupported", fields={"name": name, "model_type": model_type, "shown": shown, "fix": fix,
+                                         "supported": families},
     )
 
 
