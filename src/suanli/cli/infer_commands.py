@@ -149,11 +149,10 @@ def _time_lines(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     def band(pair: list[float], scale: float, digits: int) -> str:
         return f"{pair[0] * scale:,.{digits}f}–{pair[1] * scale:,.{digits}f}"
 
-    from suanli.i18n import current_lang, t
+    from suanli.i18n import t
 
-    def bound(phase: str) -> str:  # "compute-bound" in English, 受算力限制 in Chinese
-        word = t(f"term.bound.{phases[phase]['bound']}")
-        return f"{word}-bound" if current_lang() == "en" else word
+    def bound(phase: str) -> str:  # "compute" ("-bound" is in the English template), 受算力限制 in Chinese
+        return t(f"term.bound.{phases[phase]['bound']}")
 
     return [
         ("latency", t("value.infer.latency", ttft_ms=lat["ttft_s"] * 1e3, ttft_band=band(lat["ttft_s_range"], 1e3, 1),
