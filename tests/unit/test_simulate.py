@@ -20,6 +20,7 @@ from suanli.simulate.metrics import Slo, weighted_distribution
 from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import LengthDist, Workload, read_trace
+from suanli.spec.engines import get_engine
 
 FIXED, PER_TOKEN, PER_CONTEXT = 0.010, 0.001, 0.000_01
 
@@ -29,6 +30,11 @@ class LinearCost:
     def step_s(self, work: StepWork) -> float:
         contexts = sum(work.decode_contexts) + work.context_offset * work.decode_rows
         return FIXED + PER_TOKEN * work.new_tokens + PER_CONTEXT * contexts
+
+
+# SGLang's preset: its prefill cap and admission reserve (catalog/engines.toml)
+SGLANG = {"max_prefill_tokens": get_engine("sglang").max_prefill_tokens,
+          "reserve": get_engine("sglang").new_token_reserve}
 
 
 def factory(make_scheduler: type[Scheduler] | object, *, blocks: int = 10_000, block_size: int = 16,
@@ -118,7 +124,7 @@ def test_sglang_prefill_interrupts_decode() -> None:
     # Requests arrive while others decode: SGLang runs each new prompt as a prefill-only step, so running
     # decodes wait a whole 2 s prefill; vLLM's 512-token chunks let them advance every ~0.5 s.
     workload = fixed(2000, 30, requests=8, rate_per_s=1.0)
-    make = factory(SglangScheduler, chunked_prefill_size=8192, max_running_requests=64)
+    make = factory(SglangScheduler, chunked_prefill_size=8192, max_running_requests=64, **SGLANG)
     result = simulate_deployment(workload, make)
     assert result.metrics.itl.p99 >= FIXED + PER_TOKEN * 2000
     mixed = simulate_deployment(workload, vllm(budget=512))
@@ -235,7 +241,8 @@ def test_trace_replays(tmp_path: Path) -> None:
 
 SCHEDULERS = {
     "vllm": lambda blocks: vllm(blocks=blocks, budget=256, seqs=8),
-    "sglang": lambda blocks: factory(SglangScheduler, blocks=blocks, chunked_prefill_size=256, max_running_requests=8),
+    "sglang": lambda blocks: factory(SglangScheduler, blocks=blocks, chunked_prefill_size=256, max_running_requests=8,
+                                     **SGLANG),
     "trtllm": lambda blocks: factory(ReservingScheduler, blocks=blocks, token_budget=4096, max_running=8,
                                      chunked_prefill=False, decode_rows_count=False, name="trtllm"),
     "tgi": lambda blocks: factory(ReservingScheduler, blocks=blocks, token_budget=256, max_running=8,

@@ -27,11 +27,6 @@ from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
 
-# SGLang's request pool: max(2048, …) running requests at most (model_runner.py init_memory_pool, max_num_reqs);
-# in practice the KV pool binds first.
-SGLANG_MAX_RUNNING_REQUESTS = 2048
-
-
 # DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: the second token predicted by its MTP module is accepted
 # 85-90% of the time across generation topics; the lower end is the default for --speculative-mtp.
 MTP_DEFAULT_ACCEPTANCE = 0.85
@@ -162,9 +157,11 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
             budget = knobs.max_num_batched_tokens or max(setup.spec.max_position_embeddings, 2048)
             return VllmScheduler(max_num_batched_tokens=budget, max_num_seqs=seqs or 256, chunked_prefill=False)
         return VllmScheduler(max_num_batched_tokens=chunk or 2048, max_num_seqs=seqs or 256)
-    if engine.key == "sglang":
+    if engine.new_token_reserve is not None:  # SGLang
         return SglangScheduler(chunked_prefill_size=knobs.max_num_batched_tokens or chunk or 8192,
-                               max_running_requests=knobs.max_num_seqs or SGLANG_MAX_RUNNING_REQUESTS)
+                               max_running_requests=knobs.max_num_seqs or engine.max_running_requests or seqs or 2048,
+                               max_prefill_tokens=engine.max_prefill_tokens or chunk or 8192,
+                               reserve=engine.new_token_reserve)
     if engine.key == "trtllm":
         return ReservingScheduler(token_budget=chunk or 8192, max_running=seqs or 2048, chunked_prefill=False,
                                   decode_rows_count=False, name="trtllm")

@@ -37,6 +37,7 @@ from typing import Protocol
 from suanli.errors import require_positive
 from suanli.simulate.kv_blocks import BlockPool
 from suanli.simulate.sequence import Phase, Sequence
+from suanli.spec.engines import NewTokenReserve
 
 
 @dataclass(slots=True)
@@ -140,33 +141,30 @@ class VllmScheduler:
         return None
 
 
-# SGLang's admission reserve (sglang/srt/global_config.py; schedule_policy.py CLIP_MAX_NEW_TOKENS)
-SGLANG_INIT_NEW_TOKEN_RATIO = 0.7
-SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR = 0.14
-SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS = 600
-SGLANG_CLIP_MAX_NEW_TOKENS = 4096
-
-
 @dataclass(slots=True)
 class SglangScheduler:
     """SGLang: prefill batches take priority over decode (no mixing by default); admission keeps a reserve
-    for the running requests' future tokens that decays from 0.7 toward 0.098 of their remaining output over
-    600 steps, and jumps back after a retraction."""
+    for the running requests' future tokens (``reserve``: SGLang's defaults decay from 0.7 toward 0.098 of
+    their remaining output over 600 steps, and jump back after a retraction; sources in engines.toml)."""
 
     chunked_prefill_size: int
     max_running_requests: int
-    max_prefill_tokens: int = 16384
-    new_token_ratio: float = SGLANG_INIT_NEW_TOKEN_RATIO
+    max_prefill_tokens: int
+    reserve: NewTokenReserve
+    new_token_ratio: float = 0.0  # set to reserve.init_ratio
     name: str = "sglang"
     holds_batch: bool = False
     admission_blocked_until_finish: bool = False  # the decaying reserve can admit a waiting request any step
+
+    def __post_init__(self) -> None:
+        self.new_token_ratio = self.new_token_ratio or self.reserve.init_ratio
 
     def plan(self, state: ReplicaState) -> StepPlan:
         prefill = self._prefill_batch(state)
         return prefill if prefill.items else self._decode_batch(state)
 
     def _reserve_tokens(self, state: ReplicaState) -> float:
-        return sum(min(s.request.output_tokens - s.generated, SGLANG_CLIP_MAX_NEW_TOKENS) * self.new_token_ratio
+        return sum(min(s.request.output_tokens - s.generated, self.reserve.clip_max_new_tokens) * self.new_token_ratio
                    for s in state.running)
 
     def _prefill_batch(self, state: ReplicaState) -> StepPlan:
@@ -184,7 +182,8 @@ class SglangScheduler:
             seq = state.waiting[0]
             before = seq.computed
             seq.admit(state.pool)
-            own = min(seq.request.output_tokens - seq.generated, SGLANG_CLIP_MAX_NEW_TOKENS) * self.new_token_ratio
+            own = min(seq.request.output_tokens - seq.generated, self.reserve.clip_max_new_tokens) \
+                * self.new_token_ratio
             n = min(seq.remaining, budget)
             if seq.remaining + own > free_tokens or not seq.grow(state.pool, seq.computed + n):
                 seq.unadmit(state.pool, before)
@@ -204,7 +203,7 @@ class SglangScheduler:
             while not seq.grow(state.pool, seq.computed + 1):
                 victim = state.running[-1]
                 _preempt(state, victim)
-                self.new_token_ratio = SGLANG_INIT_NEW_TOKEN_RATIO
+                self.new_token_ratio = self.reserve.init_ratio
                 if victim is seq:
                     break
             if seq.phase is Phase.RUNNING:
@@ -213,8 +212,9 @@ class SglangScheduler:
 
     def after_step(self, state: ReplicaState, plan: StepPlan) -> None:
         if plan.decode_only:
-            floor = SGLANG_INIT_NEW_TOKEN_RATIO * SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
-            decay = (SGLANG_INIT_NEW_TOKEN_RATIO - floor) / SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
+            r = self.reserve
+            floor = r.init_ratio * r.min_ratio_factor
+            decay = (r.init_ratio - floor) / r.decay_steps
             self.new_token_ratio = max(floor, self.new_token_ratio - decay)
 
 

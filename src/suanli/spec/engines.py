@@ -92,6 +92,22 @@ class StaticFractionRule:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NewTokenReserve:
+    """SGLang's admission reserve for the running requests' future tokens: ``init_ratio`` × each one's remaining
+    output (at most ``clip_max_new_tokens``), decaying toward ``init_ratio`` × ``min_ratio_factor`` over
+    ``decay_steps`` decode steps and reset after a retraction (engines.toml ``[engine.new_token_reserve]``)."""
+
+    init_ratio: float
+    min_ratio_factor: float
+    decay_steps: int
+    clip_max_new_tokens: int
+
+    def __post_init__(self) -> None:
+        for name in ("init_ratio", "min_ratio_factor", "decay_steps", "clip_max_new_tokens"):
+            require_positive(f"new_token_reserve.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnginePreset:
     """One engine's memory-relevant defaults. ``memory_fraction`` is gpu_memory_utilization (vLLM),
     mem_fraction_static (SGLang; None = ``static_fraction`` heuristic) or free_gpu_memory_fraction (TRT-LLM)."""
@@ -121,6 +137,9 @@ class EnginePreset:
     runs_on: tuple[str, ...] = ()  # platforms ("nvidia-gpu", "google-tpu", ...: Accelerator.platform) it runs on
     nvls_communicators: int = 0  # NCCL communicators per TP group that set up NVLink SHARP buffers (0: NVLS off)
     prefill_peak_seconds: float | None = None  # TGI: prefill budget = tokens this many seconds of f16 peak compute
+    max_running_requests: int | None = None  # SGLang's request pool (its max_num_seqs is the CUDA-graph batch)
+    max_prefill_tokens: int | None = None  # SGLang: tokens one prefill batch may take (beside chunked_prefill_size)
+    new_token_reserve: NewTokenReserve | None = None  # SGLang's admission reserve (simulator)
     sources: Mapping[str, str] = field(repr=False)
     notes: tuple[str, ...] = field(default=(), repr=False)
 
@@ -171,7 +190,9 @@ def _sourced_fields(preset: EnginePreset) -> list[str]:
                 "context_tokens": preset.context_tokens, "large_gpu_min_bytes": preset.large_gpu_min_bytes,
                 "fit_margin_bytes": preset.fit_margin_bytes or None, "runs_on": preset.runs_on or None,
                 "nvls_communicators": preset.nvls_communicators or None,
-                "prefill_peak_seconds": preset.prefill_peak_seconds}
+                "prefill_peak_seconds": preset.prefill_peak_seconds,
+                "max_running_requests": preset.max_running_requests, "max_prefill_tokens": preset.max_prefill_tokens,
+                "new_token_reserve": preset.new_token_reserve}
     return names + [name for name, value in optional.items() if value is not None]
 
 
@@ -226,6 +247,8 @@ def _engine(raw: dict[str, Any]) -> EnginePreset:
         rule = dict(r["static_fraction"])  # SGLang works in MiB: kept as it is
         rule["buckets"] = tuple((float(b), int(c), int(s), int(g)) for b, c, s, g in rule["buckets"])
         r["static_fraction"] = StaticFractionRule(**rule)
+    if "new_token_reserve" in r:
+        r["new_token_reserve"] = NewTokenReserve(**r["new_token_reserve"])
     return EnginePreset(**r)
 
 
