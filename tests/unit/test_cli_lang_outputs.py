@@ -145,6 +145,9 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
     (["simulate", "llama-3.1-8b", "--gpu", "h100", "--trace", "no-such-trace.jsonl"], "error.simulate.trace_missing"),
     (["plan", "train", "llama-3.1-70b", "--gpu", "rtx-4090", "--tokens", "1e9", "--max-gpus", "2"],
      "error.plan.nothing_fits"),
+    (["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e10", "--max-gpus", "4", "--deadline-days",
+      "0.01", "--budget-usd", "10"], "error.plan.constraints"),
+    (["params", "llama-3.1-8b", "--as", "lama"], "error.unknown_family"),
 ]
 
 

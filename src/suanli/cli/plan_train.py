@@ -165,6 +165,7 @@ def _summary(scored: Scored) -> dict[str, Any]:
 def _raise_when_empty(plan: TrainPlan, request: PlanRequest) -> None:
     """No layout fits, or none meets the deadline/budget: one line naming the closest answer."""
     from suanli.errors import LayoutError, SpecError
+    from suanli.i18n import Joined, Text
     from suanli.search.plan_train import closest
 
     if plan.ranked:
@@ -187,12 +188,15 @@ def _raise_when_empty(plan: TrainPlan, request: PlanRequest) -> None:
         raise SpecError("no layout meets the constraints")
     wanted = []
     if request.deadline_s is not None:
-        wanted.append(f"a deadline of {request.deadline_s / SECONDS_PER_DAY:.3g} days")
+        wanted.append(Text("error.plan.deadline", days=request.deadline_s / SECONDS_PER_DAY))
     if request.budget_usd is not None:
-        wanted.append(f"a budget of ${request.budget_usd:,.0f}")
-    price = "unpriced" if near.usd is None else f"${near.usd:,.0f}"
-    raise SpecError(f"no layout meets {' and '.join(wanted)}; the closest is {_layout_text(near)}: "
-                    f"{near.total_s / SECONDS_PER_DAY:.3g} days, {price}; relax the constraint or raise --max-gpus")
+        wanted.append(Text("error.plan.budget", usd=request.budget_usd))
+    price = Text("value.cost.unpriced") if near.usd is None else f"${near.usd:,.0f}"
+    constraints = Joined("join.and", wanted)
+    raise SpecError(f"no layout meets {constraints}; the closest is {_layout_text(near)}: "
+                    f"{near.total_s / SECONDS_PER_DAY:.3g} days, {price}; relax the constraint or raise --max-gpus",
+                    key="error.plan.constraints", fields={"constraints": constraints, "layout": _layout_text(near),
+                                                          "days": near.total_s / SECONDS_PER_DAY, "price": price})
 
 
 def _layout_text(scored: Scored) -> str:

@@ -73,9 +73,11 @@ def config_as(config: Mapping[str, Any], family: str, supported: Collection[str]
     """``config`` relabelled as ``family`` (its own spellings resolved first, under its own model_type)."""
     if family not in supported:
         close = difflib.get_close_matches(family.lower(), list(supported), n=3, cutoff=0.6)
-        did_you_mean = f"; did you mean {', '.join(close)}?" if close else ""
+        did_you_mean = Text("error.did_you_mean", names=", ".join(close)) if close else ""
         raise UnsupportedArchitecture(f"{name}: --as '{family}' is not a supported family{did_you_mean} "
-                                      f"(supported: {', '.join(sorted(supported))})")
+                                      f"(supported: {', '.join(sorted(supported))})", key="error.unknown_family",
+                                      fields={"name": name, "family": family, "did_you_mean": did_you_mean,
+                                              "supported": ", ".join(sorted(supported))})
     return {**canonical_config(config), "model_type": family}
 
 
