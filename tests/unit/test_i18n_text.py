@@ -88,7 +88,7 @@ def _uses() -> list[tuple[str, str, set[str] | None]]:
 
 def test_every_key_in_the_source_is_in_the_catalogue_with_the_fields_it_fills() -> None:
     uses = _uses()
-    assert len(uses) > 25, "the scan found the keyed texts"
+    assert len(uses) > 120, "the scan found the keyed texts (143 when written)"
     missing = [(where, key) for where, key, _ in uses if key not in messages()]
     assert not missing, f"keys used in the code but absent from messages.toml: {missing}"
     wrong = [(where, key, sorted(fields), sorted(fields_of(messages()[key]["en"])))
