@@ -78,7 +78,8 @@ def training_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerat
     headline = ""
     if not memory.fits:
         suggestions = fit_suggestions(spec, job, layout, capacity_bytes=capacity,
-                                      assumptions=device_memory_assumptions(accelerator))
+                                      assumptions=device_memory_assumptions(accelerator),
+                                      host_offload=accelerator.kind != "cpu")
         values["memory"]["suggestions"] = [
             {"change": s.change, "total_bytes": s.total_bytes, "headroom_bytes": s.headroom_bytes, "gpus": s.gpus,
              **({"layout": _layout_values(s.layout)} if s.layout else {}),

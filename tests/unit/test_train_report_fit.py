@@ -86,3 +86,15 @@ def test_an_inference_batch_that_does_not_fit_leads_with_it(capsys: pytest.Captu
     assert main(["infer", "llama-3-8b", "--gpu", "h100", "--json"]) == 0
     fits = json.loads(capsys.readouterr().out)
     assert fits["latency"]["runnable"] is True and "headline" not in fits
+
+
+def test_a_cpu_is_never_told_to_offload_to_host_memory() -> None:
+    """On a CPU the device memory is the host memory: offloading the optimizer there frees nothing, so the
+    advice leaves it out (on a GPU the same layout gets it)."""
+    layout = Layout()
+    assert any(c.offload for c in single_changes(layout))
+    assert not any(c.offload for c in single_changes(layout, host_offload=False))
+    cpu = get_accelerator("epyc-9654")
+    spec, job = load_model("llama-3.1-70b"), TrainingJob(seq=4096)
+    found = fit_suggestions(spec, job, layout, capacity_bytes=usable_memory_bytes(cpu), host_offload=False, limit=5)
+    assert found and not any("offload" in s.change.lower() for s in found)

@@ -74,12 +74,14 @@ class _Change:
 
 
 def fit_suggestions(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capacity_bytes: float,
-                    limit: int = 3, assumptions: MemoryAssumptions | None = None) -> list[Suggestion]:
+                    limit: int = 3, assumptions: MemoryAssumptions | None = None,
+                    host_offload: bool = True) -> list[Suggestion]:
     """Up to ``limit`` of the cheapest changes that make the job fit (module docstring for the order); a
-    combination holding a change that fits alone is skipped, and so are larger GPU counts once one fits."""
+    combination holding a change that fits alone is skipped, and so are larger GPU counts once one fits.
+    ``host_offload=False`` (a CPU accelerator) leaves out offloading to host memory."""
     found: list[Suggestion] = []
     fitting: set[str] = set()
-    for parts, new_job, new_layout in _candidates(job, layout):
+    for parts, new_job, new_layout in _candidates(job, layout, host_offload=host_offload):
         if fitting & set(parts) or (parts[0].startswith("ZeRO-3 across ") and "more GPUs" in fitting):
             continue
         try:
@@ -99,8 +101,9 @@ def fit_suggestions(spec: ModelSpec, job: TrainingJob, layout: Layout, *, capaci
     return found
 
 
-def single_changes(layout: Layout) -> list[_Change]:
-    """The layout changes open to this layout, cheapest first (module docstring)."""
+def single_changes(layout: Layout, *, host_offload: bool = True) -> list[_Change]:
+    """The layout changes open to this layout, cheapest first (module docstring). ``host_offload`` is False when
+    the accelerator is itself a CPU: its memory is the host's, so moving the optimizer states there frees nothing."""
     changes: list[_Change] = []
     if layout.dp > 1:
         changes += [_Change(label=Text("advice.zero_over_dp", stage=stage, dp=layout.dp), zero=stage)
@@ -115,13 +118,14 @@ def single_changes(layout: Layout) -> list[_Change]:
         changes.append(_Change(label=Text("advice.zero_over_dp", stage=3, dp=layout.dp), zero=3))
     if _rank(layout.recompute) < _rank(Recompute.FULL):
         changes.append(_Change(label=Text("advice.full_recompute"), recompute=Recompute.FULL))
-    if layout.offload_optimizer is Offload.NONE:
+    if host_offload and layout.offload_optimizer is Offload.NONE:
         changes.append(_Change(label=Text("advice.offload_optimizer"), offload=True))
     return changes
 
 
-def _candidates(job: TrainingJob, layout: Layout) -> Iterator[tuple[tuple[str, ...], TrainingJob, Layout]]:
-    singles = single_changes(layout)
+def _candidates(job: TrainingJob, layout: Layout, *,
+                host_offload: bool) -> Iterator[tuple[tuple[str, ...], TrainingJob, Layout]]:
+    singles = single_changes(layout, host_offload=host_offload)
     for change in singles:
         yield (change.label,), job, change.apply(layout)
     rank = {change.label: index for index, change in enumerate(singles)}
