@@ -49,15 +49,18 @@ def write_export(export: Export, directory: Path, *, force: bool) -> dict[str, A
     from suanli.errors import SpecError
 
     if directory.exists() and not directory.is_dir():
-        raise SpecError(f"--export {directory}: a file of that name exists; give a folder name")
+        raise SpecError(f"--export {directory}: a file of that name exists; give a folder name",
+                        key="error.export.file_exists", fields={"directory": directory})
     existing = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
     if existing and not force:
         shown = ", ".join(existing[:3]) + (", …" if len(existing) > 3 else "")
         raise SpecError(f"--export folder {directory} already holds files ({shown}); choose an empty or new folder, "
-                        "or add --force to overwrite the export's files")
+                        "or add --force to overwrite the export's files",
+                        key="error.export.not_empty", fields={"directory": directory, "shown": shown})
     parent = directory.resolve().parent
     if not parent.is_dir():
-        raise SpecError(f"--export {directory}: the folder {parent} does not exist")
+        raise SpecError(f"--export {directory}: the folder {parent} does not exist",
+                        key="error.export.no_parent", fields={"directory": directory, "parent": parent})
     staging = Path(tempfile.mkdtemp(prefix=".suanli-export-", dir=parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the folder it becomes is an ordinary one
     try:
@@ -88,12 +91,15 @@ def export_text(block: dict[str, Any]) -> str:
 
 def check_target(args: argparse.Namespace, targets: tuple[str, ...]) -> None:
     """Refuse an unknown ``--export`` target before any work is done."""
-    from suanli.errors import NotFound, suggest
+    from suanli.errors import NotFound, close_matches, suggest
 
     if args.export and args.export[0].strip().lower() not in targets:
         name = args.export[0]
         raise NotFound(f"unknown --export target {name!r}{suggest(name.lower(), targets)}; use one of "
-                       f"{', '.join(targets)}")
+                       f"{', '.join(targets)}",
+                       key="error.export.unknown_target",
+                       fields={"name": name, "suggestions": close_matches(name.lower(), targets),
+                               "targets": ", ".join(targets)})
 
 
 def export_training_job(args: argparse.Namespace, spec: ModelSpec, job: TrainingJob, layout: Layout,

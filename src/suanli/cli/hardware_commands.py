@@ -36,7 +36,8 @@ def run_gpus(args: argparse.Namespace) -> int:
     from suanli.units import GB, TERA, format_bytes
 
     if args.min_memory_gb < 0:
-        raise SpecError(f"--min-memory-gb must be zero or positive, got {args.min_memory_gb:g}")
+        raise SpecError(f"--min-memory-gb must be zero or positive, got {args.min_memory_gb:g}",
+                        key="error.cli.min_memory", fields={"value": args.min_memory_gb})
     check_filters(vendor=args.vendor, kind=args.kind, number_format=args.number_format)
     chosen = [resolve_accelerator(n) for n in args.names] if args.names else list(load_accelerators())
     chosen = [a for a in chosen if _matches(a, args) and a.memory_bytes >= args.min_memory_gb * GB]

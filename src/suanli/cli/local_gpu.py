@@ -49,7 +49,8 @@ def resolve_accelerator(name: str) -> Accelerator:
     except UnknownAccelerator:
         if difflib.get_close_matches(name.strip().lower(), [LOCAL], cutoff=0.7):
             raise UnknownAccelerator(f"unknown accelerator {name!r}; did you mean local (this machine's device, "
-                                     "see `suanli probe`)?") from None
+                                     "see `suanli probe`)?",
+                                     key="error.cli.did_you_mean_local", fields={"name": name}) from None
         raise
 
 

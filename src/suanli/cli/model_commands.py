@@ -130,11 +130,13 @@ def run_flops(args: argparse.Namespace) -> int:
     if args.tokens is not None and not args.tokens > 0:
         from suanli.errors import SpecError
 
-        raise SpecError(f"--tokens must be positive, got {args.tokens:g}; e.g. --tokens 300e9")
+        raise SpecError(f"--tokens must be positive, got {args.tokens:g}; e.g. --tokens 300e9",
+                        key="error.cli.tokens_positive", fields={"tokens": args.tokens})
     if (args.image_size or args.tiles) and not args.images:
         from suanli.errors import SpecError
 
-        raise SpecError("--image-size and --tiles describe images: add --images N (images per sequence)")
+        raise SpecError("--image-size and --tiles describe images: add --images N (images per sequence)",
+                        key="error.cli.images_needed")
     report = flops_report(load_model(args.model, as_family=args.as_family), seq=args.seq, batch=args.batch,
                           span=AttentionSpan(args.attention), recompute=Recompute(args.recompute),
                           images=args.images or 0, image_size=args.image_size, tiles=args.tiles)

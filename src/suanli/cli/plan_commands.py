@@ -22,4 +22,5 @@ def register(commands: Commands) -> None:
 def _missing(_: object) -> int:
     from suanli.errors import SpecError
 
-    raise SpecError("name what to plan: `suanli plan train MODEL …`, `plan serve MODEL …` or `plan buy …`")
+    raise SpecError("name what to plan: `suanli plan train MODEL …`, `plan serve MODEL …` or `plan buy …`",
+                    key="error.plan.what")

@@ -50,7 +50,7 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     from suanli.cli.local_gpu import apply_local_defaults, resolve_accelerator
     from suanli.cli.render import emit_json, key_values, table
     from suanli.errors import SpecError
-    from suanli.i18n import t, translate_label
+    from suanli.i18n import Joined, Text, as_label, t, translate_label
     from suanli.search.plan_serve import Objective, ServeTarget, plan_serve
     from suanli.spec.engines import get_engine
     from suanli.spec.precision import parse_number_format
@@ -70,10 +70,14 @@ def run_plan_serve(args: argparse.Namespace) -> int:
                       weights_format=parse_number_format(args.quant) if args.quant else None,
                       max_gpus=args.max_gpus, seed=args.seed, assumptions=calibration.assumptions)
     if plan.best is None:
-        reasons = ", ".join(f"{n} {r}" for r, n in sorted(plan.rejected.items(), key=lambda x: -x[1])[:3])
+        reasons = Joined("join.reasons", [Text("error.plan_serve.reason", count=n, reason=as_label(r))
+                                          for r, n in sorted(plan.rejected.items(), key=lambda x: -x[1])[:3]])
         raise SpecError(f"no deployment of up to {args.max_gpus} GPUs serves {args.rate:g} requests/s within "
                         f"TTFT {args.slo_ttft_ms:g} ms and TPOT {args.slo_tpot_ms:g} ms ({reasons}); relax a target, "
-                        "lower the rate or allow more GPUs")
+                        "lower the rate or allow more GPUs",
+                        key="error.plan_serve.none",
+                        fields={"max_gpus": args.max_gpus, "rate": args.rate, "ttft_ms": args.slo_ttft_ms,
+                                "tpot_ms": args.slo_tpot_ms, "reasons": reasons})
     payload = _payload(plan)
     if calibration.values is not None:
         payload["calibration"] = calibration.values

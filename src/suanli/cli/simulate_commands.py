@@ -197,14 +197,17 @@ def _speculative(args: argparse.Namespace) -> SpeculativeDecoding | None:
     from suanli.spec.resolve import load_model
 
     if args.speculative_model and args.speculative_mtp:
-        raise SpecError("--speculative-model and --speculative-mtp are two ways to draft; choose one")
+        raise SpecError("--speculative-model and --speculative-mtp are two ways to draft; choose one",
+                        key="error.cli.speculative_both")
     if not (args.speculative_model or args.speculative_mtp):
         if args.num_speculative_tokens or args.acceptance_rate is not None:
-            raise SpecError("--num-speculative-tokens/--acceptance-rate need --speculative-model or --speculative-mtp")
+            raise SpecError("--num-speculative-tokens/--acceptance-rate need --speculative-model or --speculative-mtp",
+                            key="error.cli.speculative_knobs")
         return None
     if args.speculative_model and (args.num_speculative_tokens is None or args.acceptance_rate is None):
         raise SpecError("a draft model's speedup depends on how often its tokens are accepted: give "
-                        "--num-speculative-tokens K and --acceptance-rate A (e.g. 3 and 0.7)")
+                        "--num-speculative-tokens K and --acceptance-rate A (e.g. 3 and 0.7)",
+                        key="error.cli.speculative_acceptance")
     acceptance = MTP_DEFAULT_ACCEPTANCE if args.acceptance_rate is None else args.acceptance_rate
     draft = load_model(args.speculative_model) if args.speculative_model else None
     return SpeculativeDecoding(k=args.num_speculative_tokens or 1, acceptance=acceptance, draft=draft)
@@ -220,7 +223,8 @@ def _workload(args: argparse.Namespace, spec: ModelSpec, concurrency: int | None
                         trace=trace, seed=args.seed)
     prompt, output = _lengths(args)
     if args.prefix_groups < 0 or args.prefix_tokens < 0:
-        raise SpecError("--prefix-groups and --prefix-tokens must be zero or positive")
+        raise SpecError("--prefix-groups and --prefix-tokens must be zero or positive",
+                        key="error.cli.prefix_negative")
     return Workload(requests=args.requests, prompt=prompt, output=output, concurrency=concurrency,
                     rate_per_s=rate, burstiness_cv=args.burstiness, seed=args.seed,
                     prefix_groups=args.prefix_groups, prefix_tokens=args.prefix_tokens)
@@ -349,9 +353,11 @@ def _write_timeline(path: Path, result: SimulationResult) -> None:
     from suanli.errors import SpecError
 
     if path.suffix not in (".csv", ".json"):
-        raise SpecError(f"--timeline {path}: use a .csv or .json file name")
+        raise SpecError(f"--timeline {path}: use a .csv or .json file name",
+                        key="error.cli.timeline_suffix", fields={"path": path})
     if not path.parent.exists():  # a bare file name's parent is Path("."), which exists
-        raise SpecError(f"--timeline {path}: the folder {path.parent} does not exist")
+        raise SpecError(f"--timeline {path}: the folder {path.parent} does not exist",
+                        key="error.cli.timeline_folder", fields={"path": path, "folder": path.parent})
     rows = [dict(zip(TIMELINE_COLUMNS, row, strict=True)) for row in result.timeline]
     if path.suffix == ".json":
         text = json.dumps({"columns": TIMELINE_COLUMNS, "rows": rows})

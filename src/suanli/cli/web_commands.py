@@ -26,14 +26,16 @@ def run_web(args: argparse.Namespace) -> int:
     from suanli.errors import SpecError, Unavailable
 
     if args.port > 65535:
-        raise SpecError(f"--port {args.port} is not a TCP port; use 1..65535, e.g. --port {DEFAULT_PORT}")
+        raise SpecError(f"--port {args.port} is not a TCP port; use 1..65535, e.g. --port {DEFAULT_PORT}",
+                        key="error.web.port", fields={"port": args.port, "default": DEFAULT_PORT})
     try:
         import uvicorn
 
         from suanli.web.app import create_app
     except ImportError as exc:
         raise Unavailable(f"suanli web needs FastAPI and uvicorn ({exc.name} is missing): "
-                          "pip install 'suanli[web]'") from None
+                          "pip install 'suanli[web]'",
+                          key="error.web.missing", fields={"module": exc.name}) from None
     if args.host not in LOOPBACK:
         sys.stderr.write(f"suanli: warning: serving on {args.host}:{args.port}, reachable from other machines; "
                          "the page has no login. Use --host 127.0.0.1 to keep it on this machine.\n")

@@ -36,8 +36,9 @@ LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence: the fi
 
 _CURRENT: ContextVar[Lang | None] = ContextVar("suanli_lang", default=None)
 
-__all__ = ["LANGS", "Joined", "Lang", "Text", "current_lang", "default_lang", "did_you_mean", "display_width",
-           "error_text", "fields_of", "messages", "parse_lang", "say", "t", "translate_label", "use_lang"]
+__all__ = ["LANGS", "Joined", "Lang", "Text", "as_label", "current_lang", "default_lang", "did_you_mean",
+           "display_width", "error_text", "fields_of", "messages", "parse_lang", "say", "t", "translate_label",
+           "use_lang"]
 
 
 def parse_lang(text: str) -> Lang:
@@ -190,6 +191,18 @@ def translate_label(text: str, lang: Lang | None = None) -> str:
         return text
     entry = _labels().get(text)
     return text if entry is None else entry[lang]
+
+
+def as_label(text: str) -> str:
+    """``text`` as a ``Text`` of the ``label.*`` message whose English it is (so an error or note that quotes a
+    label, such as a plan's rejection reason, says it in the reader's language), else ``text`` unchanged."""
+    key = _label_keys().get(text)
+    return text if key is None else Text(key)
+
+
+@functools.cache
+def _label_keys() -> Mapping[str, str]:
+    return MappingProxyType({entry["en"]: key for key, entry in messages().items() if key.startswith("label.")})
 
 
 def did_you_mean(names: Sequence[str], lang: Lang | None = None) -> str:
