@@ -1,6 +1,6 @@
 """Screenshots of every view of the ``suanli web`` page, taken in headless Chromium (playwright).
 
-    python scripts/screenshots.py                    # docs/screenshots/{fit,train,serve,plan,glossary}.png
+    python scripts/screenshots.py                    # docs/screenshots/{fit,train,serve,plan,plan-serve,glossary}.png
     python scripts/screenshots.py --lang zh --out /tmp/shots
 
 Starts the app on a free loopback port in this process, opens each view for a bundled model, waits until its
@@ -30,8 +30,10 @@ VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "train": ("train?model=llama-3-8b&gpu=h100-sxm-80gb&gpus=8&tokens=1e10",
               ("chart-train-memory", "chart-train-time")),
     "serve": ("serve?model=llama-3-8b&gpu=h100-sxm-80gb&batch=8&prompt=1000&output=200",
-              ("chart-serve-memory", "chart-serve-curves", "chart-serve-roofline")),
+              ("chart-serve-memory", "chart-serve-curves", "chart-serve-roofline", "chart-serve-timeline")),
     "plan": ("plan?model=llama-3-8b&gpu=h100-sxm-80gb&tokens=1e10&max-gpus=32", ("chart-plan",)),
+    "plan-serve": ("plan-serve?model=llama-3-8b&gpu=h100-sxm-80gb&rate=5&prompt=1000&output=200&slo-ttft-ms=500"
+                   "&slo-tpot-ms=50", ("chart-plan-serve",)),
     "glossary": ("glossary?model=llama-3-8b", ()),
 }
 TIMEOUT_MS = 60_000

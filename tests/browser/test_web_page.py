@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,101 @@ def test_pasted_config_json(page: Any, base_url: str, tiny_llama: dict[str, Any]
     page.click("#view-fit button[type='submit']")
     page.wait_for_selector("body[data-ready='fit']")
     assert "not valid JSON" in page.inner_text("#error")
+
+
+def _download_csv(page: Any, chart_id: str) -> list[list[str]]:
+    import csv
+
+    with page.expect_download() as download_info:
+        page.click(f"#{chart_id} + button.csv")
+    return list(csv.reader(Path(download_info.value.path()).read_text().splitlines()))
+
+
+def test_serving_timeline_is_the_cli_timeline(page: Any, base_url: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from suanli.cli.main import main
+    from suanli.simulate.timeline import BUCKET_COLUMNS
+
+    page.goto(f"{base_url}/#serve?model=llama-3-8b&gpu=h100-sxm-80gb&batch=8&prompt=600&output=120")
+    page.wait_for_selector("#chart-serve-timeline[data-rendered='1'] canvas")
+    assert page.input_value("#timeline-at") == "64"  # the sweep's last point by default
+    page.select_option("#timeline-at", "8")
+    page.wait_for_function("echarts.getInstanceByDom(document.getElementById('chart-serve-timeline'))"
+                           ".getOption().title[0].text.endsWith(' 8')")
+    header, *rows = _download_csv(page, "chart-serve-timeline")
+    assert header == list(BUCKET_COLUMNS)
+    # the page's simulate call at one point (each sweep point is its own run) through the CLI
+    assert main(["simulate", "llama-3-8b", "--gpu", "h100-sxm-80gb", "--prompt", "600", "--output", "120",
+                 "--requests", "200", "--concurrency", "8", "--timeline-points", "300", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["timeline"]
+    assert 1 < len(rows) == len(cli["rows"]) <= 300
+    assert [[float(v) for v in row] for row in rows] == cli["rows"]
+    assert page.console_errors == []
+
+
+def test_plan_serve_view_draws_the_best_deployment(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/#plan-serve?model=llama-3-8b&gpu=h100-sxm-80gb&rate=4&prompt=500&output=100"
+              "&slo-ttft-ms=400&slo-tpot-ms=40")
+    page.wait_for_selector("#chart-plan-serve[data-rendered='1'] canvas")
+    assert page.inner_text("#error") == ""
+    assert page.inner_text("#plan-serve-headline").startswith("best: ")
+    rows = page.locator("#plan-serve-table tbody tr")
+    assert rows.count() >= 1
+    header, *csv_rows = _download_csv(page, "chart-plan-serve")
+    assert header[:3] == ["rank", "gpu", "gpus"] and len(csv_rows) == rows.count()
+    assert page.console_errors == []
+
+
+# Visible text of the page and of its charts (titles, series, axis names, category labels).
+VISIBLE_TEXT_JS = """
+() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const text = walker.currentNode.textContent.trim();
+    const parent = walker.currentNode.parentElement;
+    if (text && parent && parent.tagName !== "OPTION" && parent.checkVisibility()) out.push(text);
+  }
+  for (const input of document.querySelectorAll("[placeholder]")) {
+    if (input.checkVisibility()) out.push(input.placeholder);
+  }
+  for (const node of document.querySelectorAll("[_echarts_instance_]")) {
+    if (!node.checkVisibility()) continue;
+    const option = echarts.getInstanceByDom(node).getOption();
+    for (const title of option.title || []) out.push(title.text);
+    for (const series of option.series || []) if (series.name) out.push(series.name);
+    for (const axis of [...(option.xAxis || []), ...(option.yAxis || [])]) {
+      if (axis.name) out.push(axis.name);
+      if (axis.type === "category") for (const value of axis.data || []) out.push(String(value));
+    }
+  }
+  return out;
+}
+"""
+# "pp comm", "gemm": a label that missed the catalogue (data such as h100-sxm-80gb, units, tp/pp are not matched)
+ENGLISH_PHRASE = re.compile(r"[a-z]{2,}( [a-z]+)+|(?!suanli$)[a-z]{4,}")
+
+
+def test_zh_shows_no_english_words_of_the_catalogue(chromium: Any, base_url: str) -> None:
+    from suanli.i18n import messages
+
+    page_words = [texts for key, texts in messages().items() if key.startswith(("web.", "label."))]
+    # English that some key says otherwise in Chinese ("MFU" stays "MFU" as a table heading: also Chinese)
+    english = {t["en"] for t in page_words if t["en"] != t["zh"]} - {t["zh"] for t in page_words}
+    untranslated: dict[str, list[str]] = {}
+    for view, (fragment, charts) in VIEWS.items():
+        if view == "glossary":
+            continue  # its index lists every term's own name
+        page = chromium.new_page(viewport={"width": 1300, "height": 900})  # a fresh load: a hash change is not one
+        try:
+            page.goto(f"{base_url}/#{fragment}&lang=zh")
+            page.wait_for_selector(f"body[data-ready='{view}']")
+            for chart in charts:
+                page.wait_for_selector(f"#{chart}[data-rendered='1'] canvas")
+            seen = page.evaluate(VISIBLE_TEXT_JS)
+        finally:
+            page.close()
+        bad = sorted({s for s in seen if s in english or ENGLISH_PHRASE.fullmatch(s)})
+        if bad:
+            untranslated[view] = bad
+    assert untranslated == {}

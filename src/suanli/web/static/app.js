@@ -13,6 +13,11 @@ function tr(key, fallback) {
   return state.messages[key] || fallback;
 }
 
+// a catalogue message with {fields} filled in (the catalogue's own placeholders)
+function trf(key, fallback, fields) {
+  return tr(key, fallback).replace(/\{(\w+)\}/g, (whole, name) => (name in fields ? String(fields[name]) : whole));
+}
+
 // a JSON component key (kv_cache_bytes, dp_comm_exposed_s) as the CLI's table labels say it, in the page's language
 function label(jsonKey) {
   const english = jsonKey.replace(/_(bytes|s)$/, "").replace(/_/g, " ");
@@ -191,6 +196,7 @@ const VIEWS = {
   train: { run: runTrain, render: renderTrain },
   serve: { run: runServe, render: renderServe },
   plan: { run: runPlan, render: renderPlan },
+  "plan-serve": { run: runPlanServe, render: renderPlanServe },
   glossary: { run: runGlossary, render: renderGlossary },
 };
 
@@ -308,7 +314,8 @@ function applySuggestion(suggestion, report) {
 
 async function runServe() {
   const params = { ...baseParams(), ...formParams("serve") };
-  const sim = { ...baseParams(), prompt: params.prompt, output: params.output, requests: "200", concurrency: "1,2,4,8,16,32,64" };
+  const sim = { ...baseParams(), prompt: params.prompt, output: params.output, requests: "200", concurrency: "1,2,4,8,16,32,64",
+    "timeline-points": String(TIMELINE_POINTS) };
   for (const key of ["gpus", "quant", "engine"]) if (params[key]) sim[key] = params[key];
   const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1", tp: params.gpus || "1" };
   const [infer, simulate, roofline] = await Promise.all([
@@ -360,6 +367,54 @@ function renderServe() {
   }, { header: ["concurrency", "output_tokens_per_s", "ttft_p50_s", "tpot_p50_s", "e2e_p50_s"],
     rows: sweep.map((p) => [p.workload.concurrency, p.throughput.output_tokens_per_s, p.latency.ttft_s.p50, p.latency.tpot_s.p50, p.latency.e2e_s.p50]) });
   renderRoofline(roofline);
+  renderTimeline(simulate);
+}
+
+// The simulator's timeline of one sweep point (`suanli simulate … --timeline-points N --json` → timeline):
+// bucketed by suanli (time-weighted means, simulate/timeline.py); drawn as step lines, one value per bucket.
+const TIMELINE_POINTS = 300;
+
+function renderTimeline(simulate) {
+  const sweep = simulate.sweep || [simulate];
+  const names = sweep.map((p) => String(p.workload.concurrency ?? p.workload.rate_per_s));
+  const select = $("#timeline-at");
+  if (select.dataset.options !== names.join(",")) {
+    const keep = select.value;
+    select.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    select.value = names.includes(keep) ? keep : names[names.length - 1];
+    select.dataset.options = names.join(",");
+  }
+  const point = sweep[Math.max(0, names.indexOf(select.value))];
+  const timeline = point.timeline;
+  if (!timeline) return;
+  const col = Object.fromEntries(timeline.columns.map((c, i) => [c, i]));
+  const line = (name, key, extra = {}) => ({ name, type: "line", step: "end", showSymbol: false,
+    data: timeline.rows.map((r) => [r[col.start_s], r[col[key]]]), ...extra });
+  $("#timeline-note").textContent = trf("web.timeline.note",
+    "means over {buckets} time buckets of {bucket} each (from {raw} simulator rows, {steps} engine steps)",
+    { buckets: timeline.rows.length, bucket: fmtSeconds(timeline.bucket_s), raw: timeline.raw_rows, steps: point.steps });
+  chart("chart-serve-timeline", {
+    title: { text: trf("web.timeline.title", "simulated timeline at concurrency {point}", { point: select.value }),
+      textStyle: { fontSize: 14 } },
+    tooltip: { trigger: "axis" },
+    legend: { top: 34 },
+    axisPointer: { link: [{ xAxisIndex: "all" }] },
+    grid: [{ left: 60, right: 60, top: 90, height: 200 }, { left: 60, right: 60, top: 335, height: 100 }],
+    xAxis: [{ type: "value", gridIndex: 0, min: 0, max: "dataMax", axisLabel: { show: false } },
+      { type: "value", gridIndex: 1, min: 0, max: "dataMax", name: tr("web.timeline.time", "time (s)"), nameLocation: "middle",
+        nameGap: 24, axisLabel: { formatter: (v) => `${+v.toPrecision(4)}` } }],
+    yAxis: [{ type: "value", gridIndex: 0, name: tr("web.timeline.requests", "requests") },
+      { type: "value", gridIndex: 0, name: "KV %", max: 100, splitLine: { show: false } },
+      { type: "value", gridIndex: 1, name: tr("web.timeline.tokens_per_step", "prefill tokens per step") }],
+    dataZoom: [{ type: "inside", xAxisIndex: [0, 1] }, { type: "slider", xAxisIndex: [0, 1], bottom: 8, height: 20 }],
+    series: [
+      line(tr("web.timeline.running", "running"), "running", { stack: "requests", areaStyle: {} }),
+      line(tr("web.timeline.waiting", "waiting"), "waiting", { stack: "requests", areaStyle: {} }),
+      { ...line(tr("web.timeline.kv", "KV cache used (%)"), "kv_utilization", { yAxisIndex: 1 }),
+        data: timeline.rows.map((r) => [r[col.start_s], +(100 * r[col.kv_utilization]).toFixed(2)]) },
+      line(tr("web.timeline.tokens_per_step", "prefill tokens per step"), "prefill_tokens_per_step", { xAxisIndex: 1, yAxisIndex: 2 }),
+    ],
+  }, { header: timeline.columns, rows: timeline.rows });
 }
 
 function renderRoofline(report) {
@@ -379,7 +434,7 @@ function renderRoofline(report) {
     yAxis: { type: "log", name: "TFLOP/s" },
     series: [
       { name: tr("web.serve.roof", "roof"), type: "line", data: roof, symbol: "none", lineStyle: { width: 2 } },
-      ...kinds.map((kind) => ({ name: kind, type: "scatter", symbolSize: 10,
+      ...kinds.map((kind) => ({ name: label(kind), type: "scatter", symbolSize: 10,
         data: ops.filter((o) => o.kind === kind && o.intensity_flops_per_byte > 0 && Number.isFinite(o.intensity_flops_per_byte))
           .map((o) => ({ name: o.name, group: o.group, bound: o.bound,
             value: [o.intensity_flops_per_byte, o.achieved_flops_per_s / 1e12] })) })),
@@ -421,6 +476,61 @@ function renderPlan() {
     el("td", {}, `tp ${c.layout.tp} · pp ${c.layout.pp} · dp ${c.layout.dp} · cp ${c.layout.cp} · ZeRO-${c.layout.zero} · mb ${c.layout.micro_batch} · ${c.layout.recompute}`),
     el("td", {}, fmtSeconds(c.time.total_s)), el("td", {}, `$${fmtNumber(c.cost.usd)}`), el("td", {}, FORMATS.percent(c.time.mfu))));
   $("#plan-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+async function runPlanServe() {
+  state.results["plan-serve"] = await api("plan-serve", { ...baseParams(), ...formParams("plan-serve") });
+}
+
+function deploymentText(c) {
+  return `tp ${c.tp} · ep ${c.ep} · ${tr("web.plan_serve.replicas", "replicas")} ${c.replicas}${c.pd ? ` · PD ${c.pd}` : ""}`;
+}
+
+function renderPlanServe() {
+  const report = state.results["plan-serve"];
+  if (!report) return;
+  const best = report.best;
+  const ms = (s) => +(s * 1e3).toFixed(2);
+  const headline = $("#plan-serve-headline");
+  headline.classList.toggle("ok", !!best);
+  headline.textContent = best
+    ? `${tr("web.plan.best", "best")}: ${best.gpus} × ${best.gpu}, ${deploymentText(best)} — $${fmtNumber(best.usd_per_hour)}/h, ` +
+      `TTFT p90 ${fmtSeconds(best.latency.ttft_s.p90)}, TPOT p90 ${fmtSeconds(best.latency.tpot_s.p90)}`
+    : tr("web.plan_serve.none", "no deployment meets the targets") + ": " +
+      Object.entries(report.rejected || {}).map(([why, n]) => `${label(why)} ${n}`).join(", ");
+  const form = formParams("plan-serve");
+  const candidates = report.candidates || [];
+  const point = (c) => ({ value: [ms(c.latency.ttft_s.p90), ms(c.latency.tpot_s.p90)], name: `${c.gpus} × ${c.gpu}`,
+    usd: c.usd_per_hour, layout: deploymentText(c) });
+  const targets = [];
+  if (form["slo-ttft-ms"]) targets.push({ xAxis: +form["slo-ttft-ms"], name: "TTFT" });
+  if (form["slo-tpot-ms"]) targets.push({ yAxis: +form["slo-tpot-ms"], name: "TPOT" });
+  chart("chart-plan-serve", {
+    title: { text: tr("web.plan_serve.chart", "candidates' 90th-percentile latency against the targets"), textStyle: { fontSize: 14 } },
+    legend: { bottom: 0 },
+    tooltip: { trigger: "item", formatter: (p) => (p.data && p.data.layout
+      ? `${p.data.name}, ${p.data.layout}<br>TTFT p90 ${p.data.value[0]} ms, TPOT p90 ${p.data.value[1]} ms<br>$${fmtNumber(p.data.usd)}/h`
+      : p.name || p.seriesName) },
+    grid: { left: 70, right: 40, top: 40, bottom: 60 },
+    // from 0 to past the targets, so the box the candidates must sit in is drawn
+    xAxis: { type: "value", name: "TTFT p90 (ms)", nameLocation: "middle", nameGap: 26, min: 0,
+      max: (v) => Math.ceil(1.1 * Math.max(v.max, +form["slo-ttft-ms"] || 0)) },
+    yAxis: { type: "value", name: "TPOT p90 (ms)", min: 0, max: (v) => Math.ceil(1.1 * Math.max(v.max, +form["slo-tpot-ms"] || 0)) },
+    series: [
+      { name: tr("web.plan.candidates", "candidates"), type: "scatter", symbolSize: 11, data: candidates.map(point),
+        markLine: targets.length ? { symbol: "none", lineStyle: { type: "dashed", color: "#b3261e" },
+          label: { formatter: tr("web.plan_serve.target", "target") }, data: targets } : undefined },
+      { name: tr("web.plan.best", "best"), type: "scatter", symbol: "diamond", symbolSize: 18, data: best ? [point(best)] : [] },
+    ],
+  }, { header: ["rank", "gpu", "gpus", "tp", "ep", "replicas", "pd", "usd_per_hour", "ttft_p90_s", "tpot_p90_s", "output_tokens_per_s"],
+    rows: candidates.map((c, i) => [i + 1, c.gpu, c.gpus, c.tp, c.ep, c.replicas, c.pd ?? "", c.usd_per_hour,
+      c.latency.ttft_s.p90, c.latency.tpot_s.p90, c.throughput.output_tokens_per_s]) });
+  const head = el("tr", {}, ...["#", "gpu", "GPUs", "deployment", "$/h", "TTFT p90", "TPOT p90", "output tokens/s"].map((h, i) =>
+    el("th", {}, tr(`web.plan_serve.col${i}`, h))));
+  const body = candidates.map((c, i) => el("tr", {}, el("td", {}, i + 1), el("td", {}, c.gpu), el("td", {}, c.gpus),
+    el("td", {}, deploymentText(c)), el("td", {}, `$${fmtNumber(c.usd_per_hour)}`), el("td", {}, fmtSeconds(c.latency.ttft_s.p90)),
+    el("td", {}, fmtSeconds(c.latency.tpot_s.p90)), el("td", {}, fmtNumber(c.throughput.output_tokens_per_s))));
+  $("#plan-serve-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
 }
 
 async function runGlossary() {
@@ -494,6 +604,7 @@ async function main() {
   $$(".view form").forEach((f) => f.addEventListener("submit", (e) => { e.preventDefault(); compute(); }));
   $("#fit-filter").addEventListener("input", rerender);
   $("#fit-single").addEventListener("change", rerender);
+  $("#timeline-at").addEventListener("change", rerender);
   $("#model").addEventListener("change", compute);
   $("#gpu").addEventListener("change", compute);
   $("#share").addEventListener("click", () => { writeUrl(); navigator.clipboard?.writeText(location.href).catch(() => {}); });
