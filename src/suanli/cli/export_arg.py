@@ -84,8 +84,11 @@ def write_export(export: Export, directory: Path, *, force: bool) -> dict[str, A
 
 def export_text(block: dict[str, Any]) -> str:
     """The lines the text output prints after an export."""
-    lines = [f"exported {block['target']} to {block['dir']}: {', '.join(block['files'])}", "run:", block["command"]]
-    lines += [f"export note: {note}" for note in block["notes"]]
+    from suanli.i18n import say, t
+
+    lines = [t("value.export.done", target=block["target"], dir=block["dir"], files=", ".join(block["files"])),
+             t("value.export.run"), block["command"]]
+    lines += [t("value.export.note", note=say(note)) for note in block["notes"]]
     return "\n".join(lines)
 
 

@@ -84,9 +84,8 @@ def config_as(config: Mapping[str, Any], family: str, supported: Collection[str]
 def approximate_note(config: Mapping[str, Any], family: str) -> str:
     """Why a spec read with ``--as family`` is approximate."""
     original = config.get("model_type")
-    what = f"a '{original}' config" if original else "a config without a model_type"
-    return (f"{what} read as a standard {family} decoder (--as {family}); whatever the real architecture adds "
-            f"to or changes in the {family} block is not counted")
+    what = Text("note.as.config", model_type=original) if original else Text("note.as.config_untyped")
+    return Text("note.as.approximate", what=what, family=family)
 
 
 def approximation(spec: ModelSpec) -> str:
