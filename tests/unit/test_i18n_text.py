@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from suanli import errors
-from suanli.i18n import Joined, Text, fields_of, messages, say, use_lang
+from suanli.i18n import Joined, Text, as_label, fields_of, messages, say, use_lang
 
 SRC = Path(__file__).parents[2] / "src" / "suanli"
 ERRORS = {name for name, value in vars(errors).items()
@@ -38,6 +38,12 @@ def test_nested_and_joined_texts_are_said_in_one_language() -> None:
                     "or LoRA instead of full fine-tuning (+ full recompute) would")
     assert note.said_in("zh") == ("放不下；以下改动可以放下：在 8 张数据并行卡上启用 ZeRO-3 + 完全激活重计算；"
                                   "或 用 LoRA 代替全参数微调（加完全重计算）")
+
+
+def test_a_quoted_label_is_said_in_the_reader_language() -> None:
+    reason = as_label("out of memory")
+    assert reason == "out of memory" and say(reason, "zh") == "显存不足"
+    assert as_label("no such label 123") == "no such label 123" and not isinstance(as_label("x y z"), Text)
 
 
 def test_number_formats_are_the_same_in_both_languages() -> None:
