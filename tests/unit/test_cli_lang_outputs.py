@@ -1,5 +1,5 @@
 """``--lang zh`` says the headline, the advice, the notes and the table values of train, infer, fit, simulate,
-plan train, flops and roofline in Chinese, and ``--json`` is the same object in every language.
+plan train/serve/buy, flops and roofline in Chinese, and ``--json`` is the same object in every language.
 
 The English phrases looked for are derived from the message catalogue: every literal run of words between the
 ``{fields}`` of a headline/advice/note/value message. A phrase the English output shows must not appear in the
@@ -29,6 +29,7 @@ COMMANDS = {
     "plan-train": ["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e9", "--max-gpus", "4"],
     "plan-serve": ["plan", "serve", "llama-3.1-70b", "--rate", "2", "--prompt", "512", "--output", "128",
                    "--slo-ttft-ms", "500", "--slo-tpot-ms", "20", "--gpu", "h100,a100"],
+    "plan-buy": ["plan", "buy", "--budget-usd", "200000", "--train", "llama-3.1-8b", "--tokens", "1e10"],
     "flops": ["flops", "llama-3.1-8b", "--seq", "2048"],
     "roofline": ["roofline", "llama-3.1-8b", "--gpu", "h100"],
 }

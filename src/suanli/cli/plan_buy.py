@@ -258,20 +258,20 @@ def _row(o: BuyOption, request: BuyRequest) -> dict[str, Any]:
 
 
 def _verdict(best: dict[str, Any] | None, request: BuyRequest) -> str:
+    """The verdict: a ``Text``, so ``--json`` keeps the English and the table says it in the reader's language."""
+    from suanli.i18n import Text
+
     if best is None:
-        return "no option is within the budget"
-    years = f"{request.years:g} year{'s' if request.years != 1 else ''}"
-    what = f"{best['option']} {best['count']}× {best['gpu']}"
+        return Text("value.buy.none_in_budget")
+    years = Text("value.buy.years" if request.years != 1 else "value.buy.year", years=request.years)
     if best["option"] == "rent":
-        return (f"over {years} at {request.utilization:.0%} utilization the cheapest is to rent {best['count']}× "
-                f"{best['gpu']}: ${best['total_usd']:,.0f} (${best['rent']['usd_per_gpu_hour']:.2f}/GPU-h)")
+        return Text("value.buy.rent", years=years, utilization=request.utilization, count=best["count"],
+                    gpu=best["gpu"], total=best["total_usd"], rate=best["rent"]["usd_per_gpu_hour"])
     months = best["break_even_months"]
-    payback = ("the catalog has no rental price to compare" if best["rent"] is None else
-               "it never pays back against renting" if months is None else
-               f"it pays back in {months:.1f} months against renting the same GPUs")
-    return (f"over {years} at {request.utilization:.0%} utilization the cheapest is to {what}: "
-            f"${best['capex_usd']:,.0f} up front + ${best['usd_per_year']:,.0f}/year = ${best['total_usd']:,.0f}; "
-            f"{payback}")
+    payback = (Text("value.buy.no_rent_price") if best["rent"] is None else
+               Text("value.buy.never_pays_back") if months is None else Text("value.buy.pays_back", months=months))
+    return Text("value.buy.buy", years=years, utilization=request.utilization, count=best["count"], gpu=best["gpu"],
+                capex=best["capex_usd"], per_year=best["usd_per_year"], total=best["total_usd"], payback=payback)
 
 
 def _per_run(rows: list[dict[str, Any]]) -> str | None:
@@ -279,25 +279,38 @@ def _per_run(rows: list[dict[str, Any]]) -> str | None:
     priced = [r for r in rows if r["within_budget"] and r["usd_per_run"] is not None]
     if not priced:
         return None
+    from suanli.i18n import Text
+
     r = min(priced, key=lambda row: row["usd_per_run"])
-    return (f"per training run the cheapest is to {r['option']} {r['count']}× {r['gpu']}: ${r['usd_per_run']:,.0f} a "
-            f"run, {r['job']['job_s'] / SECONDS_PER_DAY:.3g} days each, {r['runs']:,.1f} runs in the busy time")
+    return Text("value.buy.per_run", option=Text(f"label.{r['option']}"), count=r["count"], gpu=r["gpu"],
+                usd=r["usd_per_run"], days=r["job"]["job_s"] / SECONDS_PER_DAY, runs=r["runs"])
 
 
 def _text(payload: dict[str, Any]) -> str:
     from suanli.cli.render import table
+    from suanli.i18n import say, t
 
     rows = [[r["option"], r["gpu"], r["count"], f"${r['capex_usd']:,.0f}", f"${r['usd_per_year']:,.0f}",
-             f"${r['total_usd']:,.0f}", _months(r), "yes" if r["within_budget"] else "no", _job_text(r)]
+             f"${r['total_usd']:,.0f}", _months(r), t("value.yes" if r["within_budget"] else "value.no"),
+             _job_text(r)]
             for r in payload["rows"]]
-    header = (f"{payload['model']}, {payload['job']}: budget ${payload['budget_usd']:,.0f}, {payload['years']:g} "
-              f"years at {payload['utilization']:.0%} utilization, electricity ${payload['assumptions']['usd_per_kwh']}"
-              f"/kWh, PUE {payload['assumptions']['pue']}")
-    body = table(["option", "gpu", "GPUs", "up front", "per year", f"{payload['years']:g}-year total", "break-even",
-                  "in budget", "job"], rows, align="llrrrrrll")
+    header = t("value.buy.header", model=payload["model"], job=payload["job"], budget=payload["budget_usd"],
+               years=payload["years"], utilization=payload["utilization"],
+               usd_per_kwh=payload["assumptions"]["usd_per_kwh"], pue=payload["assumptions"]["pue"])
+    body = table(["option", "gpu", "GPUs", "up front", "per year", t("value.buy.total", years=payload["years"]),
+                  "break-even", "in budget", "job"], rows, align="llrrrrrll")
     prices = sorted({_price_text(r["gpu"], r["purchase"]) for r in payload["rows"] if r["purchase"]})
-    verdict = "verdict: " + payload["verdict"] + (f"\n         {payload['per_run']}" if payload["per_run"] else "")
-    return "\n\n".join([header, body, verdict, "prices:\n  " + "\n  ".join(prices)])
+    verdict = t("value.buy.verdict", verdict=say(payload["verdict"]))
+    if payload["per_run"]:
+        verdict += "\n" + " " * _verdict_indent() + say(payload["per_run"])
+    return "\n\n".join([header, body, verdict, t("value.buy.prices") + "\n  " + "\n  ".join(prices)])
+
+
+def _verdict_indent() -> int:
+    """Columns of the "verdict: " lead, so the per-run line sits under the verdict's text."""
+    from suanli.i18n import display_width, t
+
+    return display_width(t("value.buy.verdict", verdict=""))
 
 
 def _price_text(gpu: str, p: dict[str, Any]) -> str:
@@ -305,21 +318,26 @@ def _price_text(gpu: str, p: dict[str, Any]) -> str:
 
 
 def _months(row: dict[str, Any]) -> str:
+    from suanli.i18n import t
+
     if row["option"] == "rent":
         return "—"
     if row["rent"] is None:
-        return "no rent price"
-    return "never" if row["break_even_months"] is None else f"{row['break_even_months']:.1f} mo"
+        return t("value.buy.no_rent")
+    return t("value.buy.never") if row["break_even_months"] is None else \
+        t("value.buy.months", months=row["break_even_months"])
 
 
 def _job_text(row: dict[str, Any]) -> str:
+    from suanli.i18n import t
+
     job = row["job"]
     if job is None:
         return ""
     if job["job_s"] is not None:
-        return f"{job['job_s'] / SECONDS_PER_DAY:.3g} days"
+        return t("value.days", n=job["job_s"] / SECONDS_PER_DAY)
     if job["serves_rate"] is not None:
-        return f"{job['requests_per_s']:.3g} req/s ({'serves' if job['serves_rate'] else 'short of'} the rate)"
+        return t("value.buy.serves" if job["serves_rate"] else "value.buy.short_of", rate=job["requests_per_s"])
     if job["requests_per_s"] is not None:
         return f"{job['requests_per_s']:.3g} req/s"
     if job["tokens_per_s"] is not None:
