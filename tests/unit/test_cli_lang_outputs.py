@@ -149,6 +149,8 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
     (["plan", "train", "llama-3.2-1b", "--gpu", "h100", "--tokens", "1e10", "--max-gpus", "4", "--deadline-days",
       "0.01", "--budget-usd", "10"], "error.plan.constraints"),
     (["params", "llama-3.1-8b", "--as", "lama"], "error.unknown_family"),
+    (["plan", "train", "llama-3.2-1b", "--gpu", "ascend-910b", "--tokens", "1e9", "--max-gpus", "4", "--objective",
+      "cost"], "error.plan.unpriced"),
     (["plan", "serve", "llama-3.1-70b", "--rate", "50", "--prompt", "512", "--output", "128", "--slo-ttft-ms", "10",
       "--slo-tpot-ms", "2", "--gpu", "h100", "--max-gpus", "8"], "error.plan_serve.none"),
     (["train", "llama-3.1-8b", "--gpu", "h100", "--export", "foo", "out"], "error.export.unknown_target"),

@@ -174,8 +174,12 @@ def _raise_when_empty(plan: TrainPlan, request: PlanRequest) -> None:
     unpriced = [reason for reason in plan.rejected if reason.startswith(("no price for", "no power"))]
     if not plan.pareto and unpriced:
         fix = "pass --price USD_PER_GPU_HOUR" if "price" in unpriced[0] else "pass --power-w WATTS"
-        raise SpecError(f"{'; '.join(unpriced)}, so --objective {request.objective.value} cannot rank its layouts; "
-                        f"{fix} or use --objective time")
+        reasons = Joined("join.reasons_semicolon", unpriced)
+        raise SpecError(f"{reasons}, so --objective {request.objective.value} cannot rank its layouts; "
+                        f"{fix} or use --objective time", key="error.plan.unpriced",
+                        fields={"reasons": reasons, "objective": request.objective.value,
+                                "fix": Text("error.plan.pass_price" if "price" in unpriced[0]
+                                            else "error.plan.pass_power")})
     if not plan.pareto:
         raise LayoutError(f"no layout of {request.spec.name} fits on up to {request.max_gpus} × {names} "
                           f"(global batch {request.global_batch}, seq {request.job.seq}); raise --max-gpus, "

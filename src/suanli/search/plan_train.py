@@ -42,6 +42,7 @@ from suanli.core.cost import run_cost
 from suanli.core.memory import TrainingMemory, device_memory_assumptions, training_memory
 from suanli.core.training_time import GPUS_PER_NODE, TrainingTime, training_time
 from suanli.errors import SpecError
+from suanli.i18n import Text
 from suanli.search.fit import usable_memory_bytes
 from suanli.search.space import Candidate, Context, Enumeration, TrainSpace, cluster_sizes
 from suanli.spec.assumptions import PerformanceAssumptions
@@ -357,8 +358,8 @@ def plan_train(request: PlanRequest) -> TrainPlan:
         search.rejected.update(walk.rejected)
         if request.objective is not Objective.TIME and inf in (rates.usd if request.objective is Objective.COST
                                                                else rates.kwh,):
-            what = "price" if request.objective is Objective.COST else "power (tdp_w)"
-            search.rejected[f"no {what} for {accelerator.key} in the catalog"] += len(found)
+            key = "reason.no_price_for" if request.objective is Objective.COST else "reason.no_power_for"
+            search.rejected[Text(key, gpu=accelerator.key)] += len(found)
             continue
         floors.extend(_floors(search, a, found))
     search.screened = len(floors)
