@@ -220,6 +220,8 @@ VISIBLE_TEXT_JS = """
 """
 # "pp comm", "gemm": a label that missed the catalogue (data such as h100-sxm-80gb, units, tp/pp are not matched)
 ENGLISH_PHRASE = re.compile(r"[a-z]{2,}( [a-z]+)+|(?!suanli$)[a-z]{4,}")
+# a sentence from the API left in English ("DOES NOT FIT: …"): /api/said/<command> gives it in zh
+ENGLISH_SENTENCE = re.compile(r"[A-Za-z]{2,} [A-Za-z]{2,} [A-Za-z]{2,}")
 
 
 def test_zh_shows_no_english_words_of_the_catalogue(chromium: Any, base_url: str) -> None:
@@ -241,7 +243,7 @@ def test_zh_shows_no_english_words_of_the_catalogue(chromium: Any, base_url: str
             seen = page.evaluate(VISIBLE_TEXT_JS)
         finally:
             page.close()
-        bad = sorted({s for s in seen if s in english or ENGLISH_PHRASE.fullmatch(s)})
+        bad = sorted({s for s in seen if s in english or ENGLISH_PHRASE.fullmatch(s) or ENGLISH_SENTENCE.search(s)})
         if bad:
             untranslated[view] = bad
     assert untranslated == {}

@@ -115,6 +115,22 @@ def test_lang_zh_is_the_cli_in_zh(client: TestClient, capsys: pytest.CaptureFixt
         assert response.json() == cli_json(argv, capsys)
 
 
+def test_said_is_the_same_json_with_its_texts_in_the_page_language(client: TestClient,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--lang", "zh"]
+    query = {"model": "llama-3-8b", "gpu": "h100", "gpus": "8", "lang": "zh"}
+    body = client.get("/api/said/train", params=query).json()
+    assert body["json"] == cli_json(argv, capsys)  # the JSON stays the CLI's (English texts)
+    said = body["said"]
+    assert {"headline", "memory.suggestions.0.change"} <= set(said)
+    assert body["json"]["headline"].startswith("DOES NOT FIT") and not said["headline"].startswith("DOES")
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert said["headline"] in table and said["memory.suggestions.0.change"] in table  # as the CLI's zh table says it
+    english = client.get("/api/said/train", params={**query, "lang": "en"}).json()
+    assert english == {"json": body["json"], "said": {}}
+
+
 @pytest.mark.parametrize(("url", "fragment"), [
     ("/api/train?model=llama-3-8b&gpu=h100&bogus=1", "'bogus' is not an option"),
     ("/api/simulate?model=llama-3-8b&gpu=h100&export=vllm", "'export' is not an option"),  # writes files

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # Where emit_json sends its object: stdout, or (inside ``captured_json()``, as the web server runs a command) a list
 # owned by the caller. A ContextVar, so concurrent requests in threads never see each other's output.
 _JSON_SINK: ContextVar[list[dict[str, Any]] | None] = ContextVar("suanli_json_sink", default=None)
+_RAW_SINK: ContextVar[list[dict[str, Any]] | None] = ContextVar("suanli_raw_json_sink", default=None)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, align: str = "") -> str:
@@ -69,6 +70,9 @@ def emit_json(payload: dict[str, Any]) -> None:
     """Exactly one JSON object on stdout (or into the list of an enclosing ``captured_json()``)."""
     sink = _JSON_SINK.get()
     if sink is not None:
+        raw = _RAW_SINK.get()
+        if raw is not None:  # before serialising: its i18n.Text values still know their catalogue key
+            raw.append(payload)
         sink.append(json.loads(json.dumps(payload, ensure_ascii=False, default=str)))  # the same object as stdout's
         return
     sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -83,6 +87,17 @@ def captured_json() -> Iterator[list[dict[str, Any]]]:
         yield sink
     finally:
         _JSON_SINK.reset(token)
+
+
+@contextmanager
+def captured_payloads() -> Iterator[list[dict[str, Any]]]:
+    """Inside an enclosing ``captured_json()``, also the objects as the command built them (the web page's ``said``)."""
+    raw: list[dict[str, Any]] = []
+    token = _RAW_SINK.set(raw)
+    try:
+        yield raw
+    finally:
+        _RAW_SINK.reset(token)
 
 
 def report_json(report: Report, *, explain: bool) -> dict[str, Any]:

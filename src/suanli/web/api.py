@@ -84,8 +84,20 @@ class CommandRunner:
             model_dir: str | None = None) -> dict[str, Any]:
         """The ``--json`` object of ``suanli <command> <params>``, run as ``cli.main.main`` runs it (in the language
         of ``--lang``); a refusal raises CommandError with the CLI's stderr line."""
+        return self._run(command, params, model_dir=model_dir)[0]
+
+    def run_said(self, command: str, params: Mapping[str, Sequence[str]], *,
+                 model_dir: str | None = None) -> dict[str, Any]:
+        """``{"json": <the --json object>, "said": {path: text}}``: the same object, and each of its texts that has a
+        catalogue key (headlines, advice, notes, layouts: ``i18n.Text``) as the CLI's tables say it in ``lang``, by
+        its dotted path (``memory.suggestions.0.change``); empty in English. The JSON itself is never translated."""
+        payload, raw, lang = self._run(command, params, model_dir=model_dir)
+        return {"json": payload, "said": said_texts(raw, lang)}
+
+    def _run(self, command: str, params: Mapping[str, Sequence[str]], *,
+             model_dir: str | None = None) -> tuple[dict[str, Any], dict[str, Any], Lang]:
         from suanli.cli import lang_option
-        from suanli.cli.render import captured_json
+        from suanli.cli.render import captured_json, captured_payloads
         from suanli.i18n import use_lang
 
         lang = _request_lang(params)
@@ -94,7 +106,7 @@ class CommandRunner:
             argv = [*words, *to_argv(self.subparser(words), params, model_dir=model_dir), "--json"]
             args = self.parser.parse_args(argv)
             lang = lang_option.chosen_lang(args)
-            with captured_json() as sink, use_lang(lang):
+            with captured_json() as sink, captured_payloads() as raw, use_lang(lang):
                 args.run(args)
         except UsageError as exc:  # argparse's line (cli.main._Parser.error), English as on the CLI
             raise CommandError(f"suanli: error: {exc}") from exc
@@ -102,7 +114,25 @@ class CommandRunner:
             raise CommandError(lang_option.error_line(exc, lang)) from exc
         if len(sink) != 1:
             raise RuntimeError(f"suanli {' '.join(words)} emitted {len(sink)} JSON objects, expected one")
-        return sink[0]
+        return sink[0], raw[0], lang
+
+
+def said_texts(payload: Any, lang: Lang, path: str = "") -> dict[str, str]:
+    """Every ``i18n.Text`` in ``payload`` said in ``lang``, by dotted path, where that differs from its English."""
+    from suanli.i18n import Text
+
+    if isinstance(payload, Text):
+        said = payload.said_in(lang)
+        return {path: said} if said != str(payload) else {}
+    items: Iterable[tuple[Any, Any]] = ()
+    if isinstance(payload, Mapping):
+        items = payload.items()
+    elif isinstance(payload, list | tuple):
+        items = enumerate(payload)
+    found: dict[str, str] = {}
+    for key, value in items:
+        found |= said_texts(value, lang, f"{path}.{key}" if path else str(key))
+    return found
 
 
 def _request_lang(params: Mapping[str, Sequence[str]]) -> Lang:

@@ -7,6 +7,7 @@ Routes::
     GET  /static/…              its JS, CSS and the vendored chart library (never a CDN)
     GET  /api/{command}?…       params flops train infer fit simulate plan-train plan-serve plan-buy models gpus
     POST /api/{command}         {"args": {…}, "config": {…}}: the same, with a pasted config.json as MODEL
+    GET  /api/said/{command}?…  {"json": the same object, "said": its headlines/advice/notes in ``lang`` by path}
     GET  /api/messages?lang=zh  the page's labels from the message catalogue
     GET  /api/explain/{term}    a glossary entry (``suanli explain TERM --json``)
 
@@ -63,6 +64,15 @@ def create_app() -> FastAPI:
     def explain(term: str, lang: str = "en") -> JSONResponse:
         return _answer(lambda: runner.run("explain", {"term": [term], "lang": [lang]}))
 
+    @app.get("/api/said/{command}")
+    def get_said(command: str, request: Request) -> JSONResponse:
+        params = {key: request.query_params.getlist(key) for key in request.query_params}
+        return _answer(lambda: runner.run_said(command, params))
+
+    @app.post("/api/said/{command}")
+    def post_said(command: str, body: dict[str, Any]) -> JSONResponse:
+        return _answer(lambda: _run_posted(runner, command, body, said=True))
+
     @app.get("/api/{command}")
     def get_command(command: str, request: Request) -> JSONResponse:
         params = {key: request.query_params.getlist(key) for key in request.query_params}
@@ -76,7 +86,7 @@ def create_app() -> FastAPI:
     return app
 
 
-def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any]) -> dict[str, Any]:
+def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any], *, said: bool = False) -> dict[str, Any]:
     """``{"args": {...}, "config": {...}, "name": "my-model"}``: the config is written to a private temporary folder
     as config.json (data only) and that folder is MODEL."""
     from suanli.errors import SpecError
@@ -85,9 +95,10 @@ def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any]) -> di
     if not isinstance(args, dict) or not all(isinstance(v, str | int | float | bool) for v in args.values()):
         raise SpecError('"args" must be an object of option → value, e.g. {"gpu": "h100", "gpus": 8}')
     params = {str(k): [str(v).lower() if isinstance(v, bool) else str(v)] for k, v in args.items()}
+    run = runner.run_said if said else runner.run
     config = body.get("config")
     if config is None:
-        return runner.run(command, params)
+        return run(command, params)
     if not isinstance(config, dict):
         raise SpecError('"config" must be the JSON object of a config.json')
     name = str(body.get("name") or config.get("_name_or_path") or "pasted-model").rsplit("/", 1)[-1]
@@ -97,7 +108,7 @@ def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any]) -> di
         model_dir = Path(folder) / name
         model_dir.mkdir()
         (model_dir / "config.json").write_text(json.dumps(config), encoding="utf-8")
-        return runner.run(command, params, model_dir=str(model_dir))
+        return run(command, params, model_dir=str(model_dir))
 
 
 def page_messages(lang: str) -> dict[str, Any]:

@@ -66,19 +66,37 @@ const FORMATS = {
 };
 
 // ---- API -------------------------------------------------------------------------------------------------------
-async function api(command, params) {
+// The texts of a report said in the page's language (headlines, advice, notes, layouts), by dotted JSON path, from
+// /api/said/<command>: the JSON object stays the CLI's (English text); the page shows these in its place.
+const SAID = new WeakMap();
+
+function say(report, path) {
+  const said = SAID.get(report);
+  return (said && said[path]) || get(report, path);
+}
+
+async function api(command, params, { said = false } = {}) {
+  const translated = said && state.lang !== "en";
+  const route = translated ? `said/${command}` : command;
+  const body = await apiCall(route, command, params);
+  if (!translated) return body;
+  SAID.set(body.json, body.said);
+  return body.json;
+}
+
+async function apiCall(route, command, params) {
   const config = $("#config").value.trim();
   let response;
   if (config && !["models", "gpus", "messages"].includes(command) && !command.startsWith("explain")) {
     let parsed;
     try { parsed = JSON.parse(config); } catch (e) { throw new Error(tr("web.error.bad_json", "config.json is not valid JSON") + `: ${e.message}`); }
     const args = Object.fromEntries(Object.entries(params).filter(([k]) => k !== "model"));
-    response = await fetch(`/api/${command}`, {
+    response = await fetch(`/api/${route}`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ args, config: parsed }),
     });
   } else {
-    response = await fetch(`/api/${command}?${new URLSearchParams(params)}`);
+    response = await fetch(`/api/${route}?${new URLSearchParams(params)}`);
   }
   const text = await response.text();
   let body;
@@ -207,7 +225,7 @@ function baseParams(withGpu = true) {
 }
 
 async function runFit() {
-  state.results.fit = await api("fit", { ...baseParams(false), ...formParams("fit") });
+  state.results.fit = await api("fit", { ...baseParams(false), ...formParams("fit") }, { said: true });
 }
 
 function renderFit() {
@@ -236,8 +254,14 @@ function renderFit() {
     el("th", {}, tr(`web.fit.col${i}`, h))));
   const body = rows.map((r) => el("tr", { class: r.min_gpus == null ? "nofit" : "" },
     el("td", { title: r.name }, r.gpu), el("td", {}, r.min_gpus ?? "—"), el("td", {}, fmtBytes(r.per_gpu_total_bytes)),
-    el("td", {}, headroomBar(r)), el("td", { title: r.note || "" }, r.layout || r.note || "—")));
+    el("td", {}, headroomBar(r)), fitLayoutCell(report, r)));
   $("#fit-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+function fitLayoutCell(report, row) {
+  const at = report.rows.indexOf(row);
+  const note = row.note ? say(report, `rows.${at}.note`) : "";
+  return el("td", { title: note }, (row.layout && say(report, `rows.${at}.layout`)) || note || "—");
 }
 
 function headroomBar(row) {
@@ -249,7 +273,7 @@ function headroomBar(row) {
 }
 
 async function runTrain() {
-  state.results.train = await api("train", { ...baseParams(), ...formParams("train"), explain: "true" });
+  state.results.train = await api("train", { ...baseParams(), ...formParams("train"), explain: "true" }, { said: true });
 }
 
 const TRAIN_FIGURES = [
@@ -267,7 +291,7 @@ const TRAIN_FIGURES = [
 function renderTrain() {
   const report = state.results.train;
   if (!report) return;
-  $("#train-headline").textContent = report.headline || "";
+  $("#train-headline").textContent = say(report, "headline") || "";
   figures($("#train-figures"), report, TRAIN_FIGURES);
   const per = report.memory.per_gpu;
   const parts = Object.entries(per).filter(([k]) => k !== "total_bytes");
@@ -284,7 +308,7 @@ function renderTrain() {
   const steps = Object.entries(report.time.breakdown || {});
   chart("chart-train-time", {
     title: { text: tr("web.train.time_chart", "step time breakdown"), textStyle: { fontSize: 14 } },
-    grid: { left: 150, right: 40, top: 40, bottom: 30 },
+    grid: { left: 10, right: 40, top: 40, bottom: 30, containLabel: true }, // room for the longest label in either language
     xAxis: { type: "value", name: "ms" },
     yAxis: { type: "category", data: steps.map(([k]) => label(k)) },
     series: [{ type: "bar", name: "ms", data: steps.map(([, v]) => +(v * 1e3).toFixed(3)) }],
@@ -292,7 +316,7 @@ function renderTrain() {
   const advice = report.memory.suggestions || [];
   $("#train-advice").replaceChildren(...(advice.length ? [el("span", {}, tr("web.train.fits_with", "Fits with:"))] : []),
     ...advice.map((s) => el("button", { type: "button", class: "suggestion", on: { click: () => applySuggestion(s, report) } },
-      `${s.change} (${fmtBytes(s.total_bytes)})`)));
+      `${say(report, `memory.suggestions.${advice.indexOf(s)}.change`)} (${fmtBytes(s.total_bytes)})`)));
 }
 
 function applySuggestion(suggestion, report) {
@@ -319,7 +343,7 @@ async function runServe() {
   for (const key of ["gpus", "quant", "engine"]) if (params[key]) sim[key] = params[key];
   const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1", tp: params.gpus || "1" };
   const [infer, simulate, roofline] = await Promise.all([
-    api("infer", { ...params, explain: "true" }), api("simulate", sim), api("roofline", roof)]);
+    api("infer", { ...params, explain: "true" }, { said: true }), api("simulate", sim), api("roofline", roof)]);
   state.results.serve = { infer, simulate, roofline };
 }
 
@@ -336,7 +360,7 @@ function renderServe() {
   const result = state.results.serve;
   if (!result) return;
   const { infer, simulate, roofline } = result;
-  $("#serve-headline").textContent = infer.headline || "";
+  $("#serve-headline").textContent = say(infer, "headline") || "";
   figures($("#serve-figures"), infer, SERVE_FIGURES);
   const per = infer.memory.per_gpu;
   const parts = Object.entries(per).filter(([k]) => k !== "total_bytes");
