@@ -8,6 +8,7 @@ Chinese output of the same command (unless the Chinese text of some message hold
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from string import Formatter
 
@@ -220,3 +221,15 @@ def test_a_bad_trace_line_is_named_in_chinese(tmp_path: Path, capsys: pytest.Cap
     assert f"trace {trace} line 2: not JSON (" in capsys.readouterr().err
     assert main([*argv, "--lang", "zh"]) == 2
     assert f"请求轨迹 {trace} 第 2 行：不是合法的 JSON（" in capsys.readouterr().err
+
+
+def test_english_values_keep_their_wording(capsys: pytest.CaptureFixture[str]) -> None:
+    """Table values now come from the catalogue; the English must read as it did (once said 'compute-bound-bound')."""
+    out = _run([*COMMANDS["infer"], "--lang", "en"], capsys)
+    assert re.search(r"\nlatency +TTFT [\d,.]+ ms \([\d,.]+–[\d,.]+, compute-bound\), TPOT [\d,.]+ ms "
+                     r"\([\d,.]+–[\d,.]+, memory-bound\), end-to-end [\d,.]+ s\n", out), out
+    out = _run([*COMMANDS["train"], "--lang", "en"], capsys)
+    assert re.search(r"\nlayout +8× h100-sxm-80gb: tp 1 pp 1 dp 8 cp 1 ep 1, ZeRO-0, micro-batch 1, recompute none\n",
+                     out), out
+    assert "\nfits with: ZeRO-3 across the 8 data-parallel GPUs + full activation recomputation + ZeRO-Offload: " \
+           "optimizer states to CPU memory → 27 GiB per GPU\n" in out
