@@ -134,7 +134,8 @@ def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accel
     """RL fine-tuning or distillation: the trained model's memory plus the other resident models."""
     capacity = usable_memory_bytes(accelerator)
     if rl is not None and teacher is not None:
-        raise SpecError("give either --rl or --teacher, not both")
+        raise SpecError("give either --rl or --teacher, not both",
+                        key="error.cli.rl_and_teacher")
     if rl is not None:
         multi = rl_memory(spec, job, layout, rl, capacity_bytes=capacity)
         seq = rl.seq
@@ -145,7 +146,8 @@ def _multi_model_report(spec: ModelSpec, job: TrainingJob, layout: Layout, accel
         multi = distillation_memory(spec, teacher, job, layout, capacity_bytes=capacity)
         seq, kind = job.seq, {"teacher": teacher.name}
     else:
-        raise SpecError("a multi-model job needs --rl or --teacher")
+        raise SpecError("a multi-model job needs --rl or --teacher",
+                        key="error.cli.multi_model")
     memory = _memory_values(multi.trained)
     per_gpu = memory["per_gpu"]
     per_gpu.pop("total_bytes")

@@ -130,6 +130,8 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
     (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--global-batch", "12"], "error.layout.global_batch"),
     (["train", "llama-3.1-8b", "--gpu", "h100", "--ep", "2", "--gpus", "2"], "error.layout.ep_dense"),
     (["train", "llama-3.1-8b", "--gpu", "h100", "--price", "2"], "error.cli.cost_needs_tokens"),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--rl", "ppo", "--teacher", "llama-3.2-1b"],
+     "error.cli.rl_and_teacher"),
     (["train", "llama-3.1-8b", "--gpu", "h100", "--seq", "1000000"], "error.support.violation"),
     (["train", "llama-3.1-8b", "--gpu", "tpu-v5p", "--method", "qlora"], "error.support.violation"),
     (["train", "llama-3.1-8b", "--gpu", "v100", "--precision", "bf16"], "error.support.violation"),
