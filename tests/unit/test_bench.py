@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 from pathlib import Path
@@ -39,6 +40,7 @@ def test_quick_cpu_bench_writes_a_profile_that_loads(quick_profile: tuple[Path, 
         assert point.achieved_flops_per_s == pytest.approx(point.flops / point.seconds)
     assert profile.copy_bytes_per_s > 1e8  # any machine that runs the tests copies faster than 100 MB/s
     assert profile.allreduce == () and profile.h2d_bytes_per_s is None
+    assert profile.kernel_overhead_s is not None and 1e-7 < profile.kernel_overhead_s < 1e-3  # eager dispatch: µs
 
 
 @pytest.mark.bench
@@ -225,3 +227,30 @@ def test_a_cuda_device_without_nvml_is_named_from_torch() -> None:
 
     with pytest.raises(UnknownAccelerator, match="'NVIDIA Quantum 9000' is not in the catalog"):
         bench._device_identity(fake_torch("NVIDIA Quantum 9000", 1000), "cuda")
+
+
+def test_rounds_are_interleaved_and_each_shape_keeps_its_best_round() -> None:
+    torch = pytest.importorskip("torch")
+    plan = bench.BenchPlan(square={"fp32": (8, 16)}, skinny={}, copy_bytes=1024, repeats=1, min_sample_s=0, rounds=3)
+    medians = iter([4.0, 1.0, 2.0, 3.0, 1.0, 2.0])  # 8³, 16³ in round 1, then rounds 2 and 3: a burst hit 8³'s first
+    order: list[int] = []
+
+    class Clock:
+        def time(self, fn: object) -> bench.Timing:
+            order.append(len(order))
+            return bench.Timing(seconds=next(medians), spread=0.0)
+
+    points = bench._gemms(torch, Clock(), "cpu", plan, lambda _: None, [])  # type: ignore[arg-type]
+    assert len(order) == 6
+    assert [(p.m, p.seconds) for p in points] == [(8, 1.0), (16, 1.0)]
+    assert bench.best_of_rounds([bench.Timing(seconds=s, spread=0.1) for s in (4.0, 2.0)]) == \
+        bench.Timing(seconds=2.0, spread=1.0)
+    assert bench.best_of_rounds([bench.Timing(seconds=2.0, spread=0.1)]) == bench.Timing(seconds=2.0, spread=0.1)
+
+
+def test_quick_cpu_ladder_spans_the_knee() -> None:
+    plan = bench.plan_for("cpu", quick=True)
+    sizes = plan.square["fp32"]
+    assert sizes[0] <= 64 and sizes[-1] >= 1024 and len(sizes) >= 8
+    assert all(b / a <= 1.5 for a, b in itertools.pairwise(sizes))  # a point every factor ≤ 1.5
+    assert plan.rounds >= 3

@@ -41,7 +41,8 @@ class Calibrated:
         return (f"calibrated by {v['profile_path']} ({v['device_key']}, {v['date']}): {v['gemm_format']} GEMMs at "
                 f"{v['gemm_peak_fraction']:.3g} of peak, half-work {v['gemm_half_work_flops']:.3g} FLOPs (fit rms "
                 f"{v['gemm_fit_rms_relative_error']:.0%} over {v['gemm_points']} sizes), memory bandwidth fraction "
-                f"{v['memory_bandwidth_fraction']:.3g}{raised}")
+                f"{v['memory_bandwidth_fraction']:.3g}{raised}"
+                + "".join(f"; WARNING: {w}" for w in v.get("gemm_fit_warnings", ())))
 
     def apply(self, report: Report) -> Report:
         """``report`` with the ``calibration`` key and the note, when calibrated."""

@@ -5,14 +5,25 @@ What is timed (each after warm-up, as the median of repeats; a repeat loops a ca
 
 - GEMMs C = A @ B over a ladder of square sizes n (2n³ FLOPs) and skinny shapes (m = 16 rows, the decode-like
   case), in fp32, bf16 and fp16 (tf32 and fp8 on CUDA where supported; fp8 through ``torch._scaled_mm`` on
-  compute capability 8.9 or newer). ``suanli.core.calibrate`` fits the time model's GEMM curve to the square ones.
+  compute capability 8.9 or newer). ``suanli.core.calibrate`` fits the time model's GEMM curve to the square ones
+  and to the block-shaped ones (m tokens × 3h outputs × h inputs, the fused QKV/up projection of a small model).
+  The CPU ladder runs from 64³ to 1024³ with a size every factor ~1.5: the fit's half-work size h is the knee of
+  the curve, and a fit can only place the knee where points lie on both sides of it (four sizes, as the first
+  quick ladder had, left h anywhere between 1e3 and 1.4e9 FLOPs from run to run).
+- Per-op dispatch (CPU): the wall time of one tiny eager op (a 1-element add whose input requires grad, so
+  autograd records it as in a training forward). On a CPU that cost (~5-20 µs in eager PyTorch) is paid by every
+  op of a step and is the profile's ``kernel_overhead_s``; on CUDA the launch is asynchronous and it is not timed.
 - Memory bandwidth: ``dst.copy_(src)`` of a large buffer, counted as bytes read + bytes written (STREAM Copy).
 - Host<->device bandwidth (CUDA): copies between pinned host memory and the GPU, each direction.
 - All-reduce bus bandwidth across the local GPUs (CUDA, more than one GPU) with torch.distributed/NCCL, one
   process per GPU; busbw = bytes / time · 2(n−1)/n (nccl-tests doc/PERFORMANCE.md). Skipped, and said, otherwise.
 
 On CUDA, time comes from ``torch.cuda.Event`` pairs after ``torch.cuda.synchronize``; on CPU from
-``time.perf_counter``. A busy or throttled device is reported, never refused: on CPU a 1-minute load average
+``time.perf_counter``. With ``rounds`` > 1 (the CPU plans) the whole GEMM ladder is timed ``rounds`` times over,
+interleaved, and each shape keeps the minimum of its rounds' medians: other processes on a shared machine only
+ever slow a sample down, and their bursts last seconds, so interleaving spreads a burst over many shapes'
+rounds instead of spoiling all repeats of one shape, and the least-disturbed round is the device's own speed.
+A busy or throttled device is reported, never refused: on CPU a 1-minute load average
 above the usable cores before the run, on CUDA NVML's clock-throttle reasons and other processes on the GPU,
 and anywhere a GEMM whose repeats spread by more than ``SPREAD_WARNING`` of their median.
 
@@ -41,26 +52,31 @@ _DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "fl
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BenchPlan:
-    """What to time: square sizes and skinny shapes per dtype, the copy size, repeats and the sample length."""
+    """What to time: square sizes and other (m, n, k) shapes per dtype (``skinny``: decode-like rows and, on CPU,
+    block-shaped ones), the copy size, repeats, the sample length and the interleaved rounds."""
 
     square: Mapping[str, tuple[int, ...]]
     skinny: Mapping[str, tuple[tuple[int, int, int], ...]]
     copy_bytes: int
     repeats: int
     min_sample_s: float
+    rounds: int = 1  # interleaved passes over the GEMM ladder; each shape keeps its best round's median
 
 
 def plan_for(device: str, *, quick: bool) -> BenchPlan:
-    """The size ladder: ``--quick`` on CPU stays within ~15 s on two cores; CUDA goes to 8192³."""
+    """The size ladder: ``--quick`` on CPU stays within ~30 s on two loaded cores; CUDA goes to 8192³."""
     if device == "cpu":
-        sizes: tuple[int, ...] = (128, 256, 512, 1024) if quick else (128, 256, 512, 1024, 1536, 2048)
-        square: dict[str, tuple[int, ...]] = {"fp32": sizes, "bf16": sizes}
+        sizes: tuple[int, ...] = (64, 96, 128, 192, 256, 384, 512, 768, 1024)
+        if not quick:
+            sizes += (1536, 2048)
+        square: dict[str, tuple[int, ...]] = {"fp32": sizes, "bf16": sizes[::2]}
         if not quick:  # CPUs without native fp16 GEMMs run it in a slow fallback: small sizes only
             square["fp16"] = (128, 256)
         skinny_shape = (16, 1024, 1024) if quick else (16, 2048, 2048)
-        return BenchPlan(square=square, skinny={"fp32": (skinny_shape,), "bf16": (skinny_shape,)},
-                         copy_bytes=(64 if quick else 256) * 2**20, repeats=5 if quick else 9,
-                         min_sample_s=0.01 if quick else 0.05)
+        blocks = tuple((m, 3 * h, h) for m, h in ((128, 256), (256, 256), (256, 512), (512, 512)))
+        return BenchPlan(square=square, skinny={"fp32": (*blocks, skinny_shape), "bf16": (skinny_shape,)},
+                         copy_bytes=(64 if quick else 256) * 2**20, repeats=5 if quick else 7,
+                         min_sample_s=0.001 if quick else 0.005, rounds=3 if quick else 5)
     sizes = (256, 512, 1024, 2048, 4096) if quick else (256, 512, 1024, 2048, 4096, 6144, 8192)
     square = {"fp32": sizes[:4], "tf32": sizes, "bf16": sizes, "fp16": sizes, "fp8": sizes}
     skinny: dict[str, tuple[tuple[int, int, int], ...]] = {d: ((16, 8192, 8192), (128, 8192, 8192))
@@ -132,30 +148,52 @@ def _operands(torch: Any, dtype: str, m: int, n: int, k: int, device: str) -> Ca
     return lambda: torch.matmul(a, b)
 
 
+def best_of_rounds(rounds: list[Timing]) -> Timing:
+    """The round with the lowest median (interference only adds time); spread: that round's own spread when there
+    is one round, else (slowest − fastest) / fastest over the rounds' medians, how far a burst moved the shape."""
+    best = min(rounds, key=lambda t: t.seconds)
+    if len(rounds) == 1:
+        return best
+    return Timing(seconds=best.seconds, spread=(max(t.seconds for t in rounds) - best.seconds) / best.seconds)
+
+
+def _timed_rounds(torch: Any, clock: _Clock, device: str, plan: BenchPlan, warnings: list[str],
+                  log: Callable[[str], None]) -> dict[tuple[str, int, int, int], list[Timing]]:
+    """Every shape of every dtype timed ``plan.rounds`` times, the ladder interleaved (module docstring); operands
+    are made afresh each round so that only one shape's matrices are held at a time."""
+    timings: dict[tuple[str, int, int, int], list[Timing]] = {}
+    skipped: set[str] = set()
+    for _ in range(max(1, plan.rounds)):
+        for dtype in dict.fromkeys([*plan.square, *plan.skinny]):
+            shapes = [(n, n, n) for n in plan.square.get(dtype, ())] + list(plan.skinny.get(dtype, ()))
+            if device == "cuda":
+                torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+            for m, n, k in shapes if dtype not in skipped else ():
+                try:
+                    call = _operands(torch, dtype, m, n, k, device)
+                except (RuntimeError, TypeError) as exc:  # a dtype this build or device lacks
+                    call = None
+                    warnings.append(f"{dtype} GEMMs skipped: {str(exc).splitlines()[0]}")
+                if call is None:
+                    log(f"bench: {dtype} GEMMs are not supported here; skipped")
+                    skipped.add(dtype)
+                    break
+                timings.setdefault((dtype, m, n, k), []).append(clock.time(call))
+    return timings
+
+
 def _gemms(torch: Any, clock: _Clock, device: str, plan: BenchPlan, log: Callable[[str], None],
            warnings: list[str]) -> list[GemmPoint]:
     points: list[GemmPoint] = []
     noisy: list[str] = []
-    for dtype in dict.fromkeys([*plan.square, *plan.skinny]):
-        shapes = [(n, n, n) for n in plan.square.get(dtype, ())] + list(plan.skinny.get(dtype, ()))
-        if device == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-        for m, n, k in shapes:
-            try:
-                call = _operands(torch, dtype, m, n, k, device)
-            except (RuntimeError, TypeError) as exc:  # a dtype this build or device lacks
-                call, note = None, f"{dtype} GEMMs skipped: {str(exc).splitlines()[0]}"
-                warnings.append(note)
-            if call is None:
-                log(f"bench: {dtype} GEMMs are not supported here; skipped")
-                break
-            timing = clock.time(call)
-            rate = 2.0 * m * n * k / timing.seconds
-            points.append(GemmPoint(dtype=dtype, m=m, n=n, k=k, seconds=timing.seconds,  # type: ignore[arg-type]
-                                    achieved_flops_per_s=rate))
-            log(f"bench: {dtype} gemm {m}x{n}x{k}: {rate / 1e12:.4g} TFLOP/s (spread {timing.spread:.0%})")
-            if timing.spread > SPREAD_WARNING:
-                noisy.append(f"{dtype} {m}x{n}x{k} ({timing.spread:.0%})")
+    for (dtype, m, n, k), rounds in _timed_rounds(torch, clock, device, plan, warnings, log).items():
+        timing = best_of_rounds(rounds)
+        rate = 2.0 * m * n * k / timing.seconds
+        points.append(GemmPoint(dtype=dtype, m=m, n=n, k=k, seconds=timing.seconds,  # type: ignore[arg-type]
+                                achieved_flops_per_s=rate))
+        log(f"bench: {dtype} gemm {m}x{n}x{k}: {rate / 1e12:.4g} TFLOP/s (spread {timing.spread:.0%})")
+        if timing.spread > SPREAD_WARNING:
+            noisy.append(f"{dtype} {m}x{n}x{k} ({timing.spread:.0%})")
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
     if noisy:
@@ -163,6 +201,15 @@ def _gemms(torch: Any, clock: _Clock, device: str, plan: BenchPlan, log: Callabl
                         f"GEMMs ({', '.join(noisy[:4])}{', ...' if len(noisy) > 4 else ''}): the device looks "
                         "busy; rerun on an idle machine for a profile to trust")
     return points
+
+
+def _dispatch_overhead_s(torch: Any, clock: _Clock, plan: BenchPlan) -> float:
+    """Wall time of one eager ``torch.add`` of two 1-element CPU tensors, one requiring grad (autograd records a
+    node, as for every op of a training forward): the op's arithmetic is nil, so this is the per-op cost of
+    Python → dispatcher → kernel → autograd bookkeeping. Best round's median, like the GEMMs."""
+    with torch.inference_mode(False), torch.enable_grad():
+        a, b = torch.ones(1, requires_grad=True), torch.ones(1)
+        return best_of_rounds([clock.time(lambda: torch.add(a, b)) for _ in range(max(1, plan.rounds))]).seconds
 
 
 def _copy_bandwidth(torch: Any, clock: _Clock, device: str, plan: BenchPlan) -> float:
@@ -253,7 +300,10 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
         gemm = _gemms(torch, clock, device, plan, log, warnings)
         copy = _copy_bandwidth(torch, clock, device, plan)
         log(f"bench: memory copy: {copy / 1e9:.4g} GB/s (read + write)")
-        h2d = d2h = None
+        h2d = d2h = overhead = None
+        if device == "cpu":
+            overhead = _dispatch_overhead_s(torch, clock, plan)
+            log(f"bench: eager op dispatch: {overhead * 1e6:.3g} us per op (1-element add with autograd)")
         if device == "cuda":
             h2d, d2h = _host_links(torch, clock, plan)
             log(f"bench: host->device {h2d / 1e9:.4g} GB/s, device->host {d2h / 1e9:.4g} GB/s (pinned)")
@@ -270,4 +320,4 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
                        torch_version=str(torch.__version__),
                        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), quick=quick,
                        warnings=tuple(warnings), copy_bytes_per_s=copy, h2d_bytes_per_s=h2d, d2h_bytes_per_s=d2h,
-                       gemm=tuple(gemm), allreduce=allreduce)
+                       gemm=tuple(gemm), allreduce=allreduce, kernel_overhead_s=overhead)

@@ -17,6 +17,7 @@ File layout (``schema = 1``)::
                h2d_bytes_per_s = ..., d2h_bytes_per_s = ...   # pinned host<->device copies, CUDA only
     [[gemm]]   dtype = "bf16", m = 1024, n = 1024, k = 1024, seconds = ..., achieved_flops_per_s = ...
     [[allreduce]] bytes = ..., world_size = 2, busbw_bytes_per_s = ...   # several GPUs only
+    [dispatch] kernel_overhead_s = 8e-6   # optional: wall time of one tiny eager op with autograd (CPU)
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Calibration:
     d2h_bytes_per_s: float | None = None
     gemm: tuple[GemmPoint, ...]
     allreduce: tuple[AllReducePoint, ...] = ()
+    kernel_overhead_s: float | None = None  # one tiny eager op's wall time: the per-op cost, not the op's work
 
     def __post_init__(self) -> None:
         if not self.gemm:
@@ -155,6 +157,8 @@ def to_toml(calibration: Calibration) -> str:
     for a in c.allreduce:
         lines += _table("[[allreduce]]", {"bytes": a.bytes, "world_size": a.world_size,
                                           "busbw_bytes_per_s": a.busbw_bytes_per_s})
+    if c.kernel_overhead_s is not None:
+        lines += _table("[dispatch]", {"kernel_overhead_s": c.kernel_overhead_s})
     return "\n".join(lines)
 
 
@@ -252,7 +256,7 @@ def _allreduce(source: str, index: int, row: object) -> AllReducePoint:
 def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") -> Calibration:
     """A ``Calibration`` from the parsed TOML ``data``; a missing, unknown or malformed key is a SpecError naming it."""
     top = _Reader(source, "", dict(data))
-    top.check_keys(("schema", "device", "run", "memory", "gemm", "allreduce"))
+    top.check_keys(("schema", "device", "run", "memory", "gemm", "allreduce", "dispatch"))
     if top.table.get("schema") != SCHEMA:
         top.fail("schema", f"is {top.table.get('schema')!r}; this suanli reads schema {SCHEMA}")
     for table in ("device", "run", "memory"):
@@ -264,6 +268,8 @@ def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") 
     run.check_keys(("torch_version", "date", "quick", "warnings"))
     memory = _Reader(source, "memory", top.table["memory"])
     memory.check_keys(("copy_bytes_per_s", "h2d_bytes_per_s", "d2h_bytes_per_s"))
+    dispatch = _Reader(source, "dispatch", top.table.get("dispatch", {}))
+    dispatch.check_keys(("kernel_overhead_s",))
     gemm = tuple(_gemm(source, i, row) for i, row in enumerate(top.rows("gemm")))
     if not gemm:
         top.fail("[[gemm]]", "is missing: a profile needs at least one GEMM point")
@@ -274,7 +280,8 @@ def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") 
         warnings=run.strings("warnings"), copy_bytes_per_s=memory.number("copy_bytes_per_s"),
         h2d_bytes_per_s=memory.optional_number("h2d_bytes_per_s"),
         d2h_bytes_per_s=memory.optional_number("d2h_bytes_per_s"), gemm=gemm,
-        allreduce=tuple(_allreduce(source, i, row) for i, row in enumerate(top.rows("allreduce"))))
+        allreduce=tuple(_allreduce(source, i, row) for i, row in enumerate(top.rows("allreduce"))),
+        kernel_overhead_s=dispatch.optional_number("kernel_overhead_s"))
 
 
 def load_calibration(path: str | Path) -> Calibration:
