@@ -202,19 +202,35 @@ def step_time_split(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graph
     if any(setup.placement.host_counts):
         raise SpecError("layers offloaded to host memory (llama.cpp -ngl) are not split by token and context; "
                         "use step_time")
-    launch = a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s
-    d = device(s.accelerator, s.weights_format, a, launch)
+    d = device(s.accelerator, s.weights_format, a, a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s)
     tokens = sum(batch * new_tokens for batch, new_tokens, _ in rows)
-    token_part = Cost()
     context_part = Cost()
     for plan, count in zip(s.layers, s.placement.gpu_counts, strict=True):
         if count:
-            token_part = token_part + token_kernels_cost(plan, s.spec, s.accelerator, a, tokens=tokens, tp=s.tp,
-                                                         d=d).times(count)
             context_part = context_part + context_kernels_cost(plan, rows, d, a, s.tp).times(count)
-    token_part = token_part + embedding_cost(s.spec, tokens, d) + head_cost(
-        s.spec, s.accelerator, a, rows=sampled_rows, tp=s.tp, launch_s=launch, placement=s.placement, host=s.host)
+    token_part = step_token_cost(s, tokens=tokens, graphs=graphs) + step_head_cost(s, sampled_rows=sampled_rows,
+                                                                                     graphs=graphs)
     return token_part.time_s + step_overhead_s(s), context_part.time_s
+
+
+def step_token_cost(setup: ServingSetup, *, tokens: float, graphs: bool) -> Cost:
+    """The kernels of a step (layers on the GPU) that see only its token count — GEMMs, elementwise streams, TP
+    all-reduces — plus the embedding lookup: ``step_time_split``'s token part before the head."""
+    s, a = setup, setup.assumptions
+    d = device(s.accelerator, s.weights_format, a, a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s)
+    cost = Cost()
+    for plan, count in zip(s.layers, s.placement.gpu_counts, strict=True):
+        if count:
+            cost = cost + token_kernels_cost(plan, s.spec, s.accelerator, a, tokens=tokens, tp=s.tp, d=d).times(count)
+    return cost + embedding_cost(s.spec, tokens, d)
+
+
+def step_head_cost(setup: ServingSetup, *, sampled_rows: int, graphs: bool) -> Cost:
+    """The output head of a step on its ``sampled_rows`` rows (``head_cost`` with the step's launch overhead)."""
+    s, a = setup, setup.assumptions
+    return head_cost(s.spec, s.accelerator, a, rows=sampled_rows, tp=s.tp,
+                     launch_s=a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s, placement=s.placement,
+                     host=s.host)
 
 
 def prefill_time(setup: ServingSetup, *, batch: int, prompt_tokens: int) -> PhaseTime:

@@ -167,7 +167,7 @@ class Replica:
         the first sequence finishes, and while the blocks the sequences grow into fit in the free pool."""
         if self.state.waiting and not getattr(self.scheduler, "admission_blocked_until_finish", True):
             return 1
-        until_finish = min(s.output - s.generated for s, _ in plan.items)
+        until_finish = min([s.output - s.generated for s, _ in plan.items])
         limit = min(until_finish, MAX_FAST_FORWARD_STEPS)
         if limit <= 1:
             return 1
@@ -205,10 +205,13 @@ class Replica:
         when the cost model says its step time is convex in the context — each kernel is the larger of two affine
         times — else at its quarter points); a run that bends (a kernel changing bound) is split in two until each
         part is affine or short."""
-        def price(j: int) -> float:
+        def step_at(j: int) -> float:
             w = work if j == 0 else StepWork(chunks=work.chunks, decode_contexts=work.decode_contexts,
                                              context_offset=j, decode_new_tokens=work.decode_new_tokens)
             return self.cost.step_s(w)
+
+        pricer = getattr(self.cost, "offset_pricer", None)  # a cost model's faster step_at, same floats
+        price: Callable[[int], float] = (pricer(work) if pricer is not None else None) or step_at
 
         convex = getattr(self.cost, "convex_in_context", False)
 
@@ -234,38 +237,43 @@ class Replica:
     def _apply(self, plan: StepPlan, ends: list[float], start: float) -> list[Sequence]:
         k, pool, finished, itl = len(ends), self.state.pool, [], self.recorder.itl
         first, last = ends[0], ends[-1]
-        for j in range(1, k):
-            itl.append((ends[j] - ends[j - 1], len(plan.items)))
+        if k > 1:
+            rows = len(plan.items)
+            itl.extend([(ends[j] - ends[j - 1], rows) for j in range(1, k)])
+        speculation, size, holds_batch = self.speculation, pool.block_size, self.scheduler.holds_batch
+        leaves = self.prefill_only  # disaggregated prefill: every sequence leaves after its first token
         regular = 0  # decodes whose previous token came out at the end of the previous step: one shared gap
         for seq, n in plan.items:
-            if n == 1 and seq.generated and seq.prompt + seq.generated - seq.computed == 1:  # decoding
-                gained = k if self.speculation is None else self._verified(seq)
-                seq.computed += gained
-                if gained > 1:
-                    seq.grow(pool, seq.computed)
-                if seq.last_token_s == start:
+            generated = seq.generated
+            if n == 1 and generated and seq.prompt + generated - seq.computed == 1:  # decoding
+                gained = k if speculation is None else self._verified(seq)
+                computed = seq.computed = seq.computed + gained
+                if gained > 1 and computed > (seq.own_blocks + seq.prefix_blocks) * size:  # grow's own test
+                    seq.grow(pool, computed)
+                previous = seq.last_token_s
+                if previous == start:
                     regular += 1
-                elif seq.last_token_s is not None:
-                    itl.append((first - seq.last_token_s, 1))
-                seq.generated += gained
+                elif previous is not None:
+                    itl.append((first - previous, 1))
+                generated = seq.generated = generated + gained
                 seq.last_token_s = last
             else:
-                sampled = seq.computed + n == seq.prompt + seq.generated
+                sampled = seq.computed + n == seq.prompt + generated
                 seq.computed += n
                 seq.after_compute(pool)
                 if not sampled:
                     continue
-                if seq.generated == 0:
+                if generated == 0:
                     seq.first_token_s = first
                 elif seq.last_token_s is not None:
                     itl.append((first - seq.last_token_s, 1))
-                seq.generated += 1
+                generated = seq.generated = generated + 1
                 seq.last_token_s = first
-            if (seq.generated >= seq.output or self.prefill_only) and not self.scheduler.holds_batch:
+            if (generated >= seq.output or leaves) and not holds_batch:
                 finished.append(self._finish(seq, last))
         if regular:
             itl.append((first - start, regular))
-        if self.scheduler.holds_batch and self.state.running and all(s.done for s in self.state.running):
+        if holds_batch and self.state.running and all(s.done for s in self.state.running):
             finished = [self._finish(s, last) for s in self.state.running]
         if finished:
             self.state.running = [s for s in self.state.running if s.phase is not Phase.FINISHED]

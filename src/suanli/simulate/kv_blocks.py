@@ -63,9 +63,10 @@ class BlockPool:
         cannot provide them (the scheduler then preempts or waits)."""
         if blocks < 0:
             raise RuntimeError(f"simulator bug: a sequence asked for {blocks} blocks")
-        if blocks > self.free:
+        if blocks > self.num_blocks - self.used:
             return False
-        self._evict_for(blocks)
+        if self._prefixes:  # only cached prefixes can need evicting
+            self._evict_for(blocks)
         self.used += blocks
         self.peak_used = max(self.peak_used, self.used)
         return True

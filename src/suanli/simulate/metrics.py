@@ -14,8 +14,11 @@ it (vLLM ``benchmarks/benchmark_serving.py``, SGLang ``bench_serving``):
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
+from itertools import accumulate, starmap
+from operator import itemgetter, mul
 
 from suanli.simulate.engine import Recorder
 from suanli.simulate.sequence import Sequence
@@ -89,20 +92,17 @@ def distribution(values: Seq[float]) -> Distribution:
 def weighted_distribution(samples: Seq[tuple[float, int]]) -> Distribution:
     """Mean and percentiles of values with integer weights (a weight w stands for w equal samples); the
     percentile is the smallest value whose cumulative weight reaches q of the total (nearest rank)."""
-    total = sum(w for _, w in samples)
+    total = sum(map(itemgetter(1), samples))
     if not total:
         return Distribution(mean=math.nan, p50=math.nan, p90=math.nan, p99=math.nan)
     ordered = sorted(samples)
-    mean = sum(v * w for v, w in ordered) / total
-    marks = {q: math.ceil(q / 100 * total) for q in (50, 90, 99)}
-    found: dict[int, float] = {}
-    seen = 0
-    for value, weight in ordered:
-        seen += weight
-        for q, mark in marks.items():
-            if q not in found and seen >= mark:
-                found[q] = value
-    return Distribution(mean=mean, p50=found[50], p90=found[90], p99=found[99])
+    mean = sum(starmap(mul, ordered)) / total  # Σ v·w in sorted order
+    cumulative = list(accumulate(map(itemgetter(1), ordered)))
+
+    def percentile(q: int) -> float:  # the first value whose cumulative weight reaches the mark
+        return ordered[bisect_left(cumulative, math.ceil(q / 100 * total))][0]
+
+    return Distribution(mean=mean, p50=percentile(50), p90=percentile(90), p99=percentile(99))
 
 
 def summarize(finished: Seq[Sequence], recorders: Seq[Recorder], *, peak_utilization: float, preemptions: int,

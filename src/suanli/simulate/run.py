@@ -105,10 +105,11 @@ def _event_loop(workload: Workload, requests: list[Request], entry: _Pool, decod
     for request in itertools.islice(queue, workload.concurrency) if workload.closed_loop else queue:
         heapq.heappush(pending, (request.arrival_s, next(order), Sequence(request, request.arrival_s), False))
     finished: list[Sequence] = []
-    while pending or any(r.busy for r in every):
+    while True:
+        replica = _earliest_busy(every)
+        if replica is None and not pending:
+            break
         due = pending[0][0] if pending else float("inf")
-        busy = [r for r in every if r.busy]
-        replica = min(busy, key=lambda r: (r.clock, r.index)) if busy else None
         if replica is None or due <= replica.clock:
             t, _, seq, to_decode = heapq.heappop(pending)
             if to_decode:  # the decode replica emits the first token as the KV cache lands
@@ -131,6 +132,15 @@ def _event_loop(workload: Workload, requests: list[Request], entry: _Pool, decod
     if len(finished) != len(requests):
         raise RuntimeError(f"simulator bug: {len(requests)} requests in, {len(finished)} finished")
     return finished
+
+
+def _earliest_busy(every: list[Replica]) -> Replica | None:
+    """The busy replica with the earliest clock, the lowest index on a tie (``every`` is in index order)."""
+    earliest = None
+    for r in every:
+        if (r.state.running or r.state.waiting) and (earliest is None or r.clock < earliest.clock):
+            earliest = r
+    return earliest
 
 
 def _next_client(workload: Workload, queue: Iterator[Request], done: Sequence,
