@@ -28,6 +28,7 @@ __all__ = [
     "Recompute",
     "Report",
     "SpeculativeDecoding",
+    "StaticBatch",
     "SuanliError",
     "TrainingJob",
     "Workload",
@@ -45,6 +46,8 @@ __all__ = [
     "parse_number_format",
     "resolve_model",
     "run_cost",
+    "serving_memory",
+    "serving_time",
     "simulate",
     "spec_from_config",
     "training_memory",
@@ -81,9 +84,12 @@ _LOCATIONS = {
     "TrainingJob": "suanli.spec.training",
     "training_memory": "suanli.core.memory",
     "inference_memory": "suanli.core.inference_memory",
+    "serving_memory": "suanli.core.inference_memory",
+    "StaticBatch": "suanli.spec.serving",
     "get_engine": "suanli.spec.engines",
     "training_time": "suanli.core.training_time",
     "inference_time": "suanli.core.inference_time",
+    "serving_time": "suanli.core.inference_time",
     "run_cost": "suanli.core.cost",
     "vision_flops": "suanli.core.vision",
 }
@@ -91,8 +97,8 @@ _LOCATIONS = {
 if TYPE_CHECKING:
     from suanli.core.cost import run_cost
     from suanli.core.flops import FlopCounts, count_flops
-    from suanli.core.inference_memory import inference_memory
-    from suanli.core.inference_time import inference_time
+    from suanli.core.inference_memory import inference_memory, serving_memory
+    from suanli.core.inference_time import inference_time, serving_time
     from suanli.core.memory import training_memory
     from suanli.core.params import ParamCounts, count_params
     from suanli.core.training_time import training_time
@@ -109,6 +115,7 @@ if TYPE_CHECKING:
     from suanli.spec.model import ModelSpec
     from suanli.spec.precision import parse_number_format
     from suanli.spec.resolve import load_model, model_catalog, resolve_model
+    from suanli.spec.serving import StaticBatch
     from suanli.spec.training import TrainingJob
 
 

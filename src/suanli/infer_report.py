@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from suanli.core.inference_memory import InferenceMemory, checkpoint_weights_format, inference_memory
+from suanli.core.inference_memory import InferenceMemory, checkpoint_weights_format, serving_memory
 from suanli.core.inference_time import (
     InferenceTime,
     PhaseTime,
     ServingSetup,
     ServingThroughput,
+    deployment_setup,
     max_load_throughput,
     mean_decode_time,
     prefill_time,
-    serving_setup,
 )
 from suanli.core.serving_ops import compute_format, dequantizes
 from suanli.core.vision import image_prompt_tokens, vision_encoder_time_s
@@ -26,6 +26,7 @@ from suanli.spec.family_match import approximation
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat, parse_number_format
+from suanli.spec.serving import Deployment, StaticBatch
 from suanli.spec.uncertainty import speed_band
 
 
@@ -35,11 +36,11 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
                      tiles: int | None = None, assumptions: PerformanceAssumptions | None = None) -> Report:
     """``prompt_tokens`` include the image tokens of ``images`` images per sequence (``image_prompt_tokens``);
     their encoding before prefill adds to the time to first token."""
-    memory = inference_memory(spec, accelerator, batch=batch, prompt_tokens=prompt_tokens,
-                              output_tokens=output_tokens, engine=engine, weights_format=weights_format,
-                              kv_format=kv_format, tp=tp, ep=ep)
-    setup = serving_setup(spec, accelerator, engine=engine, weights_format=weights_format, kv_format=kv_format,
-                          tp=tp, ep=ep, assumptions=assumptions)
+    deployment = Deployment(accelerator=accelerator, engine=engine, tp=tp, ep=ep, weights_format=weights_format,
+                            kv_format=kv_format, assumptions=assumptions)
+    memory = serving_memory(spec, deployment, StaticBatch(batch=batch, prompt_tokens=prompt_tokens,
+                                                          output_tokens=output_tokens))
+    setup = deployment_setup(spec, deployment)
     time = InferenceTime(engine=engine.key, accelerator=accelerator.key, tp=tp, ep=ep, batch=batch,
                          prompt_tokens=prompt_tokens, output_tokens=output_tokens,
                          prefill=prefill_time(setup, batch=batch, prompt_tokens=prompt_tokens),

@@ -14,6 +14,7 @@ EXPECTED = {
     "model_catalog", "params_report", "parse_number_format", "resolve_model", "spec_from_config",
     "Layout", "TrainingJob", "training_memory", "inference_memory", "get_engine",
     "training_time", "inference_time", "run_cost", "vision_flops",
+    "StaticBatch", "serving_memory", "serving_time",
 }
 
 

@@ -50,7 +50,7 @@ from suanli.core.serving_weights import (
 from suanli.core.serving_weights import (
     weight_bytes_per_gpu as weight_bytes_per_gpu,
 )
-from suanli.errors import SpecError, require_positive
+from suanli.errors import require_positive
 from suanli.spec.engines import EnginePreset, FrameworkOverheads, KvBudget, framework_overheads, get_engine
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import (
@@ -59,6 +59,7 @@ from suanli.spec.model import (
     Moe,
 )
 from suanli.spec.precision import NumberFormat
+from suanli.spec.serving import Deployment, StaticBatch
 
 _ACT_BYTES = 2  # activations in bf16 / fp16
 
@@ -314,42 +315,47 @@ def engine_kv_format(spec: ModelSpec, engine: EnginePreset) -> NumberFormat:
     return parse_kv_format(engine.kv_dtype, spec)
 
 
+def serving_memory(spec: ModelSpec, deployment: Deployment, batch: StaticBatch) -> InferenceMemory:
+    """Per-GPU memory of serving a static ``batch`` on one replica of ``deployment`` (tp-way, and ep-way for
+    experts), and what the engine's KV pool holds."""
+    d, b = deployment, batch
+    engine = d.served_engine
+    o = d.overheads or framework_overheads()
+    kv = d.kv_format or engine_kv_format(spec, engine)
+    tp, tokens = d.tp, b.tokens_per_seq
+    gpu_layers = (engine.n_gpu_layers or spec.num_layers + 1) if engine.kv_budget is KvBudget.CONTEXT else None
+    weights = weight_bytes_per_gpu(spec, d.weights_format or checkpoint_weights_format(spec, engine), tp=tp, ep=d.ep,
+                                   gpu_layers=gpu_layers)
+    setting = engine_setting(engine, d.accelerator, tp=tp, spec=spec)
+    activation = profiled_activation_bytes(spec, setting, tp=tp, batch=b.batch, prompt_tokens=b.prompt_tokens)
+    budget = kv_budget_bytes(spec, d.accelerator, engine, weights=weights, activation=activation, tp=tp, overheads=o)
+    per_seq = _gpu_kv_bytes_per_seq(spec, tokens, engine=engine, kv=kv, tp=tp, gpu_layers=gpu_layers)
+    host_kv = 0.0
+    if gpu_layers is not None and gpu_layers < spec.num_layers:
+        host_kv = b.batch * (kv_cache_bytes(spec, tokens_per_seq=tokens, kv_format=kv, tp=tp,
+                                            mla=engine.mla_cache) - per_seq)
+    return InferenceMemory(
+        engine=engine.key, accelerator=d.accelerator.key, tp=tp, ep=d.ep, batch=b.batch, tokens_per_seq=tokens,
+        memory_fraction=setting.memory_fraction, weights=weights, kv_format=kv.key,
+        kv_bytes_per_token=kv_bytes_per_token(spec, kv_format=kv, tp=tp, mla=engine.mla_cache),
+        kv_cache_bytes=b.batch * per_seq, activation_bytes=activation,
+        overheads=MappingProxyType(overhead_parts(engine, tp=tp, overheads=o, accelerator=d.accelerator)),
+        kv_budget_bytes=budget,
+        kv_capacity_tokens=_capacity_tokens(spec, budget, engine=engine, kv=kv, tp=tp, context=tokens,
+                                            gpu_layers=gpu_layers),
+        visible_bytes=visible_memory_bytes(d.accelerator, o), host_bytes=weights.host_bytes + host_kv,
+        ssm_state_bytes=b.batch * _gpu_state_bytes_per_seq(spec, tp=tp, gpu_layers=gpu_layers))
+
+
 def inference_memory(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 1, prompt_tokens: int,
                      output_tokens: int = 0, engine: EnginePreset | None = None,
                      weights_format: NumberFormat | None = None, kv_format: NumberFormat | None = None,
                      tp: int = 1, ep: int = 1, overheads: FrameworkOverheads | None = None) -> InferenceMemory:
-    """Per-GPU memory of serving ``batch`` sequences of ``prompt_tokens + output_tokens`` tokens (vLLM by
-    default) with a tp-way (and ep-way for experts) split, and what the engine's KV pool holds."""
-    require_positive("batch", batch)
-    require_positive("prompt_tokens", prompt_tokens)
-    if output_tokens < 0:
-        raise SpecError(f"output_tokens must be zero or positive, got {output_tokens}")
-    engine = engine or get_engine("vllm")
-    o = overheads or framework_overheads()
-    kv = kv_format or engine_kv_format(spec, engine)
-    tokens = prompt_tokens + output_tokens
-    gpu_layers = (engine.n_gpu_layers or spec.num_layers + 1) if engine.kv_budget is KvBudget.CONTEXT else None
-    weights_format = weights_format or checkpoint_weights_format(spec, engine)
-    weights = weight_bytes_per_gpu(spec, weights_format, tp=tp, ep=ep, gpu_layers=gpu_layers)
-    setting = engine_setting(engine, accelerator, tp=tp, spec=spec)
-    activation = profiled_activation_bytes(spec, setting, tp=tp, batch=batch, prompt_tokens=prompt_tokens)
-    budget = kv_budget_bytes(spec, accelerator, engine, weights=weights, activation=activation, tp=tp, overheads=o)
-    per_seq = _gpu_kv_bytes_per_seq(spec, tokens, engine=engine, kv=kv, tp=tp, gpu_layers=gpu_layers)
-    host_kv = 0.0
-    if gpu_layers is not None and gpu_layers < spec.num_layers:
-        host_kv = batch * (kv_cache_bytes(spec, tokens_per_seq=tokens, kv_format=kv, tp=tp,
-                                          mla=engine.mla_cache) - per_seq)
-    return InferenceMemory(
-        engine=engine.key, accelerator=accelerator.key, tp=tp, ep=ep, batch=batch, tokens_per_seq=tokens,
-        memory_fraction=setting.memory_fraction, weights=weights, kv_format=kv.key,
-        kv_bytes_per_token=kv_bytes_per_token(spec, kv_format=kv, tp=tp, mla=engine.mla_cache),
-        kv_cache_bytes=batch * per_seq, activation_bytes=activation,
-        overheads=MappingProxyType(overhead_parts(engine, tp=tp, overheads=o, accelerator=accelerator)),
-        kv_budget_bytes=budget,
-        kv_capacity_tokens=_capacity_tokens(spec, budget, engine=engine, kv=kv, tp=tp, context=tokens,
-                                            gpu_layers=gpu_layers),
-        visible_bytes=visible_memory_bytes(accelerator, o), host_bytes=weights.host_bytes + host_kv,
-        ssm_state_bytes=batch * _gpu_state_bytes_per_seq(spec, tp=tp, gpu_layers=gpu_layers))
+    """``serving_memory`` with its Deployment and StaticBatch given as keywords (vLLM by default)."""
+    deployment = Deployment(accelerator=accelerator, engine=engine or get_engine("vllm"), tp=tp, ep=ep,
+                            weights_format=weights_format, kv_format=kv_format, overheads=overheads)
+    return serving_memory(spec, deployment, StaticBatch(batch=batch, prompt_tokens=prompt_tokens,
+                                                        output_tokens=output_tokens))
 
 
 def kv_capacity_tokens(spec: ModelSpec, accelerator: Accelerator, engine: EnginePreset | None = None, *,

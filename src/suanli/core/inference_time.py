@@ -82,10 +82,11 @@ from suanli.spec.engines import EnginePreset, KvBudget, get_engine
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
+from suanli.spec.serving import Deployment, StaticBatch
 
-__all__ = ["InferenceTime", "PhaseTime", "ServingSetup", "ServingThroughput", "decode_step_time",
+__all__ = ["InferenceTime", "PhaseTime", "ServingSetup", "ServingThroughput", "decode_step_time", "deployment_setup",
            "expected_distinct_experts", "inference_time", "max_load_throughput", "mean_decode_time", "mean_phase",
-           "prefill_time", "ridge_batch", "serving_setup"]
+           "prefill_time", "ridge_batch", "serving_setup", "serving_time"]
 
 _DECODE_SAMPLES = 4  # midpoints at which the decode step is averaged over the output
 
@@ -136,25 +137,30 @@ class ServingSetup:
     host: Accelerator | None = None
 
 
+def deployment_setup(spec: ModelSpec, deployment: Deployment) -> ServingSetup:
+    """Resolve a deployment's defaults as ``serving_memory`` does (HF loads the checkpoint's dtype, serving engines
+    run fp32 checkpoints in bf16; the engine's KV dtype) and plan each layer's per-GPU kernels."""
+    d, engine = deployment, deployment.served_engine
+    weights_format = d.weights_format or checkpoint_weights_format(spec, engine)
+    kv = d.kv_format or engine_kv_format(spec, engine)
+    weights = weight_bytes_per_gpu(spec, weights_format, tp=d.tp, ep=d.ep)
+    layers = plan_layers(spec, weights, weights_format, kv, tp=d.tp, ep=d.ep, mla=engine.mla_cache)
+    gpu_layers = engine.n_gpu_layers if engine.kv_budget is KvBudget.CONTEXT else None
+    return ServingSetup(spec=spec, accelerator=d.accelerator, engine=engine, weights_format=weights_format,
+                        kv_format=kv, tp=d.tp, ep=d.ep, assumptions=d.assumptions or PerformanceAssumptions(),
+                        cuda_graphs=engine.cuda_graphs if d.cuda_graphs is None else d.cuda_graphs,
+                        python_eager=engine.kv_budget is KvBudget.FREE_MEMORY, layers=layers,
+                        placement=place(spec, layers, weights, gpu_layers), host=d.host)
+
+
 def serving_setup(spec: ModelSpec, accelerator: Accelerator, *, engine: EnginePreset | None = None,
                   weights_format: NumberFormat | None = None, kv_format: NumberFormat | None = None, tp: int = 1,
                   ep: int = 1, assumptions: PerformanceAssumptions | None = None, cuda_graphs: bool | None = None,
                   host: Accelerator | None = None) -> ServingSetup:
-    """Resolve defaults as ``inference_memory`` does (vLLM; HF loads the checkpoint's dtype, serving engines
-    run fp32 checkpoints in bf16; the engine's KV dtype) and plan each layer's per-GPU kernels."""
-    engine = engine or get_engine("vllm")
-    hf = engine.kv_budget is KvBudget.FREE_MEMORY
-    weights_format = weights_format or checkpoint_weights_format(spec, engine)
-    kv = kv_format or engine_kv_format(spec, engine)
-    a = assumptions or PerformanceAssumptions()
-    weights = weight_bytes_per_gpu(spec, weights_format, tp=tp, ep=ep)
-    layers = plan_layers(spec, weights, weights_format, kv, tp=tp, ep=ep, mla=engine.mla_cache)
-    gpu_layers = engine.n_gpu_layers if engine.kv_budget is KvBudget.CONTEXT else None
-    placement = place(spec, layers, weights, gpu_layers)
-    return ServingSetup(spec=spec, accelerator=accelerator, engine=engine, weights_format=weights_format,
-                        kv_format=kv, tp=tp, ep=ep, assumptions=a,
-                        cuda_graphs=engine.cuda_graphs if cuda_graphs is None else cuda_graphs,
-                        python_eager=hf, layers=layers, placement=placement, host=host)
+    """``deployment_setup`` with the Deployment given as keywords (vLLM by default)."""
+    return deployment_setup(spec, Deployment(accelerator=accelerator, engine=engine or get_engine("vllm"), tp=tp,
+                                             ep=ep, weights_format=weights_format, kv_format=kv_format,
+                                             cuda_graphs=cuda_graphs, host=host, assumptions=assumptions))
 
 
 def _phase(cost: Cost, overhead_s: float) -> PhaseTime:
@@ -303,21 +309,27 @@ class InferenceTime:
         return self.batch * (self.prompt_tokens + self.output_tokens) / self.e2e_s
 
 
+def serving_time(spec: ModelSpec, deployment: Deployment, batch: StaticBatch) -> InferenceTime:
+    """TTFT, TPOT, end-to-end latency and throughput of a static batch (formulas in the module docstring)."""
+    setup, b = deployment_setup(spec, deployment), batch
+    return InferenceTime(engine=setup.engine.key, accelerator=setup.accelerator.key, tp=setup.tp, ep=setup.ep,
+                         batch=b.batch, prompt_tokens=b.prompt_tokens, output_tokens=b.output_tokens,
+                         prefill=prefill_time(setup, batch=b.batch, prompt_tokens=b.prompt_tokens),
+                         decode=mean_decode_time(setup, batch=b.batch, prompt_tokens=b.prompt_tokens,
+                                                 output_tokens=b.output_tokens))
+
+
 def inference_time(spec: ModelSpec, accelerator: Accelerator, *, batch: int = 1, prompt_tokens: int,
                    output_tokens: int, engine: EnginePreset | None = None, weights_format: NumberFormat | None = None,
                    kv_format: NumberFormat | None = None, tp: int = 1, ep: int = 1,
                    assumptions: PerformanceAssumptions | None = None, cuda_graphs: bool | None = None,
                    host: Accelerator | None = None) -> InferenceTime:
-    """TTFT, TPOT, end-to-end latency and throughput of a static batch (formulas in the module docstring)."""
-    if output_tokens < 0:
-        raise SpecError(f"output_tokens must be zero or positive, got {output_tokens}")
-    setup = serving_setup(spec, accelerator, engine=engine, weights_format=weights_format, kv_format=kv_format,
-                          tp=tp, ep=ep, assumptions=assumptions, cuda_graphs=cuda_graphs, host=host)
-    return InferenceTime(engine=setup.engine.key, accelerator=accelerator.key, tp=tp, ep=ep, batch=batch,
-                         prompt_tokens=prompt_tokens, output_tokens=output_tokens,
-                         prefill=prefill_time(setup, batch=batch, prompt_tokens=prompt_tokens),
-                         decode=mean_decode_time(setup, batch=batch, prompt_tokens=prompt_tokens,
-                                                 output_tokens=output_tokens))
+    """``serving_time`` with its Deployment and StaticBatch given as keywords (vLLM by default)."""
+    deployment = Deployment(accelerator=accelerator, engine=engine or get_engine("vllm"), tp=tp, ep=ep,
+                            weights_format=weights_format, kv_format=kv_format, cuda_graphs=cuda_graphs, host=host,
+                            assumptions=assumptions)
+    return serving_time(spec, deployment, StaticBatch(batch=batch, prompt_tokens=prompt_tokens,
+                                                      output_tokens=output_tokens))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

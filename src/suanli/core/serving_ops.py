@@ -317,14 +317,6 @@ def embedding_cost(spec: ModelSpec, tokens: float, d: Device) -> Cost:
     return kernel(d, compute_s=0.0, flops=0.0, activation_bytes=2 * tokens * spec.hidden_size * ACT_BYTES)
 
 
-def forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
-                 batch: int, new_tokens: int, context: int, tp: int, ep: int, launch_s: float,
-                 placement: Placement, weights_format: NumberFormat, host: Accelerator | None) -> Cost:
-    """Every layer's cost for ``batch`` sequences each computing ``new_tokens`` after ``context`` cached ones."""
-    return step_forward_cost(plans, spec, acc, a, rows=((batch, new_tokens, context),), tp=tp, ep=ep,
-                             launch_s=launch_s, placement=placement, weights_format=weights_format, host=host)
-
-
 def step_forward_cost(plans: tuple[LayerPlan, ...], spec: ModelSpec, acc: Accelerator, a: PerformanceAssumptions, *,
                       rows: Rows, tp: int, ep: int, launch_s: float, placement: Placement,
                       weights_format: NumberFormat, host: Accelerator | None) -> Cost:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from suanli.core.cost import cheapest_price
-from suanli.core.inference_memory import engine_setting, inference_memory
-from suanli.core.inference_time import ServingSetup, decode_step_time, prefill_time, serving_setup
+from suanli.core.inference_memory import engine_setting, serving_memory
+from suanli.core.inference_time import ServingSetup, decode_step_time, deployment_setup, prefill_time
 from suanli.errors import NotFound, SuanliError, require_positive
 from suanli.simulate.api import Deployment, simulate
 from suanli.simulate.metrics import ServingMetrics, Slo
@@ -38,6 +38,8 @@ from suanli.spec.engines import EnginePreset
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec, Moe
 from suanli.spec.precision import NumberFormat
+from suanli.spec.serving import Deployment as ServingDeployment
+from suanli.spec.serving import StaticBatch
 
 TP_DEGREES = (1, 2, 4, 8, 16)
 MAX_EXTRA_REPLICAS = 3
@@ -174,10 +176,11 @@ def _size(spec: ModelSpec, target: ServeTarget, acc: Accelerator, tp: int, ep: i
     """Analytic candidates for one accelerator and tp: mixed replicas, and the best P:D split."""
     length = target.prompt_tokens + target.output_tokens
     try:
-        memory = inference_memory(spec, acc, prompt_tokens=target.prompt_tokens, output_tokens=target.output_tokens,
-                                  engine=engine, weights_format=weights_format, tp=tp, ep=ep)
-        setup = serving_setup(spec, acc, engine=engine, weights_format=weights_format, tp=tp, ep=ep,
-                              assumptions=assumptions)
+        replica = ServingDeployment(accelerator=acc, engine=engine, tp=tp, ep=ep, weights_format=weights_format,
+                                    assumptions=assumptions)
+        memory = serving_memory(spec, replica, StaticBatch(prompt_tokens=target.prompt_tokens,
+                                                           output_tokens=target.output_tokens))
+        setup = deployment_setup(spec, replica)
     except SuanliError as exc:
         rejected[_reason(exc)] += 1
         return []

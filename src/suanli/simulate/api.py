@@ -8,11 +8,11 @@ of ``inference_memory``) and hands the simulator a replica factory: each replica
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from suanli.core.comms import path_for_group
-from suanli.core.inference_memory import engine_setting, inference_memory
-from suanli.core.inference_time import ServingSetup, serving_setup
+from suanli.core.inference_memory import engine_setting, serving_memory
+from suanli.core.inference_time import ServingSetup, deployment_setup, serving_setup
 from suanli.errors import SpecError, require_positive
 from suanli.simulate.cost import RooflineStepCost
 from suanli.simulate.engine import Recorder, Replica, Speculation
@@ -21,11 +21,10 @@ from suanli.simulate.metrics import Slo
 from suanli.simulate.run import Disaggregation, Router, SimulationResult, simulate_deployment
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import Workload
-from suanli.spec.assumptions import PerformanceAssumptions
-from suanli.spec.engines import EngineKnobs, EnginePreset, KvBudget
-from suanli.spec.hardware import Accelerator
+from suanli.spec import serving
+from suanli.spec.engines import EngineKnobs, KvBudget
 from suanli.spec.model import ModelSpec
-from suanli.spec.precision import NumberFormat
+from suanli.spec.serving import StaticBatch
 
 # DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: the second token predicted by its MTP module is accepted
 # 85-90% of the time across generation topics; the lower end is the default for --speculative-mtp.
@@ -49,23 +48,17 @@ class SpeculativeDecoding:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Deployment:
-    """How a model is served: ``replicas`` copies of a ``tp`` × ``ep`` group on ``accelerator``, or prefill/decode
-    disaggregation (``pd`` = (prefill replicas, decode replicas))."""
+class Deployment(serving.Deployment):
+    """How a model is served: ``replicas`` copies of the replica ``spec.serving.Deployment`` describes (a ``tp`` ×
+    ``ep`` group on ``accelerator``), or prefill/decode disaggregation (``pd`` = (prefill replicas, decode
+    replicas)), behind a ``router``."""
 
-    accelerator: Accelerator
-    engine: EnginePreset
-    tp: int = 1
-    ep: int = 1
     replicas: int = 1
     pd: tuple[int, int] | None = None
     router: Router = Router.LEAST_OUTSTANDING
-    weights_format: NumberFormat | None = None
-    kv_format: NumberFormat | None = None
-    knobs: EngineKnobs = field(default_factory=EngineKnobs)
-    assumptions: PerformanceAssumptions | None = None  # None: the defaults; a calibration profile sets them
 
     def __post_init__(self) -> None:
+        serving.Deployment.__post_init__(self)
         require_positive("replicas", self.replicas, fix="use at least one replica")
         if self.pd is not None:
             prefill, decode = self.pd
@@ -85,14 +78,10 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
              speculative: SpeculativeDecoding | None = None, keep_timeline: bool = True) -> SimulationResult:
     """Simulate ``workload`` on ``deployment`` (module docstring)."""
     d = deployment
-    engine = d.knobs.apply(d.engine)
-    setup = serving_setup(spec, d.accelerator, engine=engine, weights_format=d.weights_format,
-                          kv_format=d.kv_format, tp=d.tp, ep=d.ep, cuda_graphs=False if d.knobs.enforce_eager else None,
-                          assumptions=d.assumptions)
+    setup = deployment_setup(spec, d)
+    engine = setup.engine
     # the pool as infer sizes it for the longest request (windowed layers and HF's prefill reserve depend on it)
-    memory = inference_memory(spec, d.accelerator, prompt_tokens=min(_longest(workload), spec.max_position_embeddings),
-                              engine=engine, weights_format=setup.weights_format, kv_format=setup.kv_format,
-                              tp=d.tp, ep=d.ep)
+    memory = serving_memory(spec, d, StaticBatch(prompt_tokens=min(_longest(workload), spec.max_position_embeddings)))
     speculation, draft_bytes = _speculation(spec, setup, speculative)
     capacity = memory.kv_capacity_tokens - int(draft_bytes / max(memory.kv_bytes_per_token, 1e-9))
     if capacity < engine.block_size:
