@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, pairwise
 from typing import Protocol
 
 from suanli.errors import SpecError, require_positive
@@ -191,20 +192,22 @@ class Replica:
         draft = 0.0
         if self.speculation is not None and work.decode_rows:
             draft = self.speculation.draft_s(work.decode_rows, sum(work.decode_contexts) / work.decode_rows)
-        ends = []
+        ends, clock = [], self.clock
         for dt in self._stretch_times(work, steps):
-            self.clock += dt + draft
-            ends.append(self.clock)
-            if self.clock >= horizon:
+            clock += dt + draft
+            ends.append(clock)
+            if clock >= horizon:
                 break
+        self.clock = clock
         return ends
 
-    def _stretch_times(self, work: StepWork, steps: int) -> list[float]:
+    def _stretch_times(self, work: StepWork, steps: int) -> Iterator[float]:
         """Times of ``steps`` identical decode steps whose contexts grow by one each. Within one roofline regime
         a step's time is affine in the context, so a run is priced at its ends and checked inside (at its middle
         when the cost model says its step time is convex in the context — each kernel is the larger of two affine
         times — else at its quarter points); a run that bends (a kernel changing bound) is split in two until each
-        part is affine or short."""
+        part is affine or short. The interpolated times are yielded as consumed (a stretch cut short by an
+        arrival uses only its first few)."""
         def step_at(j: int) -> float:
             w = work if j == 0 else StepWork(chunks=work.chunks, decode_contexts=work.decode_contexts,
                                              context_offset=j, decode_new_tokens=work.decode_new_tokens)
@@ -219,16 +222,16 @@ class Replica:
             # A convex function that meets its chord at one interior point is affine on the whole interval.
             return (span // 2,) if convex else (span // 4, span // 2, 3 * span // 4)
 
-        def run(first: int, last: int) -> list[float]:  # steps first..last inclusive
+        def run(first: int, last: int) -> Iterator[float]:  # steps first..last inclusive
             if last - first < AFFINE_MIN_STEPS:
-                return [price(j) for j in range(first, last + 1)]
+                return iter([price(j) for j in range(first, last + 1)])
             a, b = price(first), price(last)
-            span = last - first
+            span, rise = last - first, b - a
             for q in checks(span):
-                if abs(price(first + q) - (a + (b - a) * q / span)) > AFFINE_TOLERANCE * max(a, b):
+                if abs(price(first + q) - (a + rise * q / span)) > AFFINE_TOLERANCE * max(a, b):
                     middle = first + span // 2
-                    return run(first, middle) + run(middle + 1, last)
-            return [a + (b - a) * (j - first) / span for j in range(first, last + 1)]
+                    return chain(run(first, middle), run(middle + 1, last))
+            return (a + rise * (j - first) / span for j in range(first, last + 1))
 
         return run(0, steps - 1)
 
@@ -239,7 +242,7 @@ class Replica:
         first, last = ends[0], ends[-1]
         if k > 1:
             rows = len(plan.items)
-            itl.extend([(ends[j] - ends[j - 1], rows) for j in range(1, k)])
+            itl.extend([(end - before, rows) for before, end in pairwise(ends)])
         speculation, size, holds_batch = self.speculation, pool.block_size, self.scheduler.holds_batch
         leaves = self.prefill_only  # disaggregated prefill: every sequence leaves after its first token
         regular = 0  # decodes whose previous token came out at the end of the previous step: one shared gap
