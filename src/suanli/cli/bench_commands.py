@@ -76,6 +76,8 @@ def summary(profile: Calibration, path: Path) -> str:
         rows.append((f"gemm {dtype}", f"best {best.achieved_flops_per_s / 1e12:.4g} TFLOP/s at "
                                       f"{best.m}x{best.n}x{best.k} ({len(profile.gemm_points(dtype))} sizes)"))
     rows.append(("memory copy", f"{profile.copy_bytes_per_s / 1e9:.4g} GB/s (read + write)"))
+    if profile.kernel_overhead_s is not None:
+        rows.append(("op dispatch", f"{profile.kernel_overhead_s * 1e6:.3g} us per eager op (the per-op cost)"))
     if profile.h2d_bytes_per_s and profile.d2h_bytes_per_s:
         rows.append(("host link", f"h2d {profile.h2d_bytes_per_s / 1e9:.4g} GB/s, "
                                   f"d2h {profile.d2h_bytes_per_s / 1e9:.4g} GB/s (pinned)"))

@@ -154,7 +154,9 @@ def _calibrated(accelerator: Accelerator, path: str | None, fmt: str) -> tuple[A
     fit = result.assumptions
     return result.accelerator, fit, [f"calibrated with {path} ({profile.date}): {fmt} GEMMs at "
                                      f"{fit.gemm_peak_fraction:.3g} of peak, half-work "
-                                     f"{fit.gemm_half_work_flops:.3g} FLOPs"]
+                                     f"{fit.gemm_half_work_flops:.3g} FLOPs, "
+                                     f"{fit.kernel_overhead_s * 1e6:.3g} us per op"
+                                     ] + [f"WARNING: {w}" for w in result.gemm.warnings]
 
 
 def _notes(job: MeasureJob, measured: Measurement) -> list[str]:
