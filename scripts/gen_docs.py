@@ -15,6 +15,8 @@ from types import ModuleType
 
 from suanli.core import (
     activations,
+    activations_attention,
+    activations_ffn,
     activations_head,
     activations_peft,
     activations_ssm,
@@ -114,7 +116,8 @@ def _tflops(value: float | None) -> str:
 def formulas_md() -> str:
     sections = ["# Formula reference", "",
                 "Every formula suanli uses, from the docstrings of the functions that compute it.", ""]
-    for module in (params, flops, vision, model_states, placement, activations, activations_head, activations_peft,
+    for module in (params, flops, vision, model_states, placement, activations, activations_attention,
+                   activations_ffn, activations_head, activations_peft,
                    activations_ssm, peft, frozen_base, memory, rl, kv_cache, serving_weights, inference_memory,
                    serving_plan, serving_ops, roofline, comms, training_sync, training_time, inference_time, cost, tco,
                    sim_workload, sim_kv_blocks, sim_engine, sim_metrics, sim_run):

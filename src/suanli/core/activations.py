@@ -22,6 +22,8 @@ them along the sequence: ``sbh(10 + 24/t + 5as/(ht))`` with TP, ``sbh/t·(34 + 5
 shards the sequence (each rank's queries still see all keys). SELECTIVE recompute drops the attention core
 (the S² terms, or the softmax statistics of a fused kernel); FULL keeps only each block's input, ``2sbh``.
 Expert parallelism does not change the average bytes per GPU: each rank computes ``tokens · top_k`` slots.
+The attention block's terms are in ``core/activations_attention.py``, the MLP's and MoE's in
+``core/activations_ffn.py``; this module adds the blocks, embedding and head up per stage.
 
 PEFT methods (``ActivationSetup.peft``) train a frozen model: frozen linears keep no input, frozen norms no
 normalised output, nothing before the first adapter is saved, and each adapter keeps what PEFT's ops keep
@@ -73,7 +75,6 @@ from suanli.core.activation_setup import (
     DEFAULT_DROPOUT,
     DEFAULT_LOSS,
     FP32_BYTES,
-    INDEX_BYTES,
     ActivationBreakdown,
     ActivationSetup,
     Flavour,
@@ -82,9 +83,16 @@ from suanli.core.activation_setup import (
     PeftSetup,
     act_num,
     activation_dtype_bytes,
-    rank_tokens,
     region_tokens,
 )
+from suanli.core.activations_attention import (
+    ATTENTION_CORE,
+    attention_bytes,
+    attention_core_bytes,
+    attention_path,
+    score_bytes_per_element,
+)
+from suanli.core.activations_ffn import ffn_bytes, mlp_bytes, mlp_intermediate_tensors, moe_bytes
 from suanli.core.activations_head import (
     FRAMEWORK_LOSS,
     embedding_activation_bytes,
@@ -94,23 +102,11 @@ from suanli.core.activations_head import (
 from suanli.core.activations_hf import (
     FUSED_GATE_UP_PROJECTION,
     FUSED_QKV_PROJECTION,
-    HF_ACTIVATION_MASK_BYTES,
     HF_ACTIVATION_TENSORS,
-    KV_AT_ALL_HEADS,
-    LOGIT_SOFTCAPPING,
-    NORM_WEIGHT_PLUS_ONE,
-    Q_VIEW_OF_FUSED_PROJECTION,
     SOFTMAX_IN_COMPUTE_DTYPE,
-    AttentionPath,
-    Kernel,
-    fused_projection_width,
-    hf_attention_path,
-    hf_moe_bytes,
 )
 from suanli.core.activations_norms import dropout_sites, norm_bytes_per_token, norms_bytes
 from suanli.core.activations_peft import (
-    ALL_GRAD,
-    BlockGrad,
     adapter_bytes,
     base_kept_inputs,
     block_grad,
@@ -123,10 +119,11 @@ from suanli.core.activations_ssm import mixer_activation_bytes
 from suanli.core.params import attention_params, mixer_params, mlp_params, router_params
 from suanli.quantity import Num, plain
 from suanli.spec.layout import AttentionImpl, Layout, Recompute
-from suanli.spec.model import Attention, Layer, Mla, Mlp, ModelSpec, Moe, NormKind, QkNormKind
+from suanli.spec.model import Layer, Mlp, ModelSpec, Moe
 from suanli.spec.training import Framework, PrecisionMode, TrainingJob
 
-__all__ = [  # the setup types live in core/activation_setup.py, the transformers facts in core/activations_hf.py
+__all__ = [  # the setup types live in core/activation_setup.py, the transformers facts in core/activations_hf.py,
+    # the attention and feed-forward blocks in core/activations_attention.py and core/activations_ffn.py
     "DEFAULT_DROPOUT", "HF_ACTIVATION_TENSORS", "SOFTMAX_IN_COMPUTE_DTYPE", "ActivationBreakdown", "ActivationSetup",
     "Flavour", "LossImpl", "PeftSetup", "activation_bytes", "activation_dtype_bytes", "attention_bytes",
     "attention_core_bytes", "attention_path", "autocast_cached_weights", "autocast_layer_bytes",
@@ -134,229 +131,6 @@ __all__ = [  # the setup types live in core/activation_setup.py, the transformer
     "job_setup", "layer_activation_bytes", "mlp_bytes", "mlp_intermediate_tensors", "model_activations", "moe_bytes",
     "norm_bytes_per_token", "score_bytes_per_element", "stage_activation_bytes", "stage_workspace_bytes",
     "transient_bytes"]
-
-ATTENTION_CORE = ("attention_scores", "softmax_stats", "attention_mask")  # what SELECTIVE recompute drops
-FP8_BYTES = 1.0  # an e4m3 / e5m2 element
-
-
-# --- attention -----------------------------------------------------------------------------------------------
-
-
-def attention_path(a: Attention, model_type: str, s: ActivationSetup) -> AttentionPath:
-    """How the layer's attention runs (``core/activations_hf.py`` for transformers). MEGATRON: EAGER
-    materialises scores and keeps K/V at every head (its unfused path), SDPA/FLASH run a fused kernel."""
-    if s.flavour is Flavour.HUGGINGFACE:
-        return hf_attention_path(a, model_type, s.attention, seq=s.seq, micro_batch=s.micro_batch,
-                                 extra_keys=_prefix(s))
-    eager = s.attention is AttentionImpl.EAGER
-    return AttentionPath(kernel=Kernel.EAGER if eager else Kernel.FUSED, kv_at_all_heads=eager)
-
-
-def score_bytes_per_element(model_type: str, s: ActivationSetup, lift: Lift[Num],
-                            kernel: Kernel = Kernel.EAGER) -> Num:
-    """Bytes per query-key pair of materialised attention: the softmax output (fp32 where transformers
-    upcasts it, or in SDPA's math fallback); with attention dropout its mask and output, else transformers'
-    compute-dtype copy of an fp32 softmax; Gemma 2's tanh soft-cap output (``LOGIT_SOFTCAPPING``).
-    MEGATRON with dropout: 2 + 1 + 2 = 5 bytes in fp16, the paper's 5as²b."""
-    act, hf = act_num(s, lift), s.flavour is Flavour.HUGGINGFACE
-    upcast = kernel is Kernel.MATH or (hf and (model_type not in SOFTMAX_IN_COMPUTE_DTYPE or s.autocast_full))
-    softmax = lift(FP32_BYTES, "fp32_bytes") if upcast else act
-    total = softmax + act if hf and model_type in LOGIT_SOFTCAPPING else softmax
-    if s.has_attention_dropout:
-        return total + lift(s.dropout_mask_bytes, "mask_bytes") + (softmax if kernel is Kernel.MATH else act)
-    if upcast and kernel is Kernel.EAGER and s.act_bytes != FP32_BYTES:
-        return total + act
-    return total
-
-
-def attention_core_bytes(a: Attention, model_type: str, s: ActivationSetup, lift: Lift[Num]) -> dict[str, Num]:
-    """What SELECTIVE recompute drops. Materialised (EAGER, math fallback): S² scores per head (every query
-    against all S keys; masking does not shrink the matrix). Fused kernels: only the fp32 log-sum-exp per
-    query row and head (Dao et al. 2022, arXiv:2205.14135), and an explicit SDPA mask (b×1×S×S, compute
-    dtype: the memory-efficient kernel keeps it as its bias); their output is counted at the projection."""
-    heads = lift(a.num_heads, "num_heads") / lift(s.tp, "tp")
-    tokens, keys = rank_tokens(s, lift), lift(s.seq + _prefix(s), "keys")
-    path = attention_path(a, model_type, s)
-    if path.kernel is not Kernel.FUSED:
-        return {"attention_scores": tokens * heads * keys * score_bytes_per_element(model_type, s, lift, path.kernel)}
-    parts = {"softmax_stats": tokens * heads * FP32_BYTES}
-    if path.explicit_mask:
-        parts["attention_mask"] = tokens * keys * act_num(s, lift)
-    return parts
-
-
-def attention_bytes(a: Attention, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num], *,
-                    grad: BlockGrad = ALL_GRAD) -> dict[str, Num]:
-    """The QKV input (shared by the q/k/v projections), Q and K after RoPE, V, q/k norms, MLA latents, the
-    attention core, and the output projection's input (frozen projections: only what the kernel keeps; none
-    of it where no gradient reaches the attention, ``grad``). Prefix tuning's past keys and values join K, V."""
-    tokens, act, path = rank_tokens(s, lift), act_num(s, lift), attention_path(a, model_type, s)
-    parts: dict[str, Num] = {}
-    if s.linears_save_input and grad.input:
-        parts["attention_input"] = (region_tokens(s, lift) * lift(hidden_size, "hidden_size")
-                                    * linear_input_bytes(s, lift))
-    if not grad.attention:
-        return parts
-    k_at_all_heads = _autocast_expands_k(a, model_type, path, s)
-    parts["qkv"] = tokens * _qkv_per_token(a, path, s, lift, k_at_all_heads=k_at_all_heads)
-    if _prefix(s):  # K, V are new tensors of seq + n rows; a Q view then pins the whole fused output alone
-        kv_heads = a.num_heads if path.kv_at_all_heads else max(a.num_kv_heads, s.tp)
-        rows = s.micro_batch * _prefix(s) + (s.micro_batch * s.seq if model_type in Q_VIEW_OF_FUSED_PROJECTION else 0)
-        parts["prefix_kv"] = (lift(rows, "prefix_rows") * act
-                              * lift(kv_heads / s.tp * (a.head_dim + a.v_head_dim), "kv_width"))
-    if a.qk_norm is not None:
-        parts["qk_norm"] = tokens * _qk_norm_per_token(a, model_type, s, lift)
-        if s.flavour is Flavour.HUGGINGFACE and model_type in NORM_WEIGHT_PLUS_ONE:  # q_norm, k_norm weights
-            parts["qk_norm"] = parts["qk_norm"] + 2 * lift(a.head_dim, "head_dim") * FP32_BYTES
-    if a.mla is not None:
-        parts["mla_latents"] = region_tokens(s, lift) * _mla_latents_per_token(a.mla, model_type, s, lift)
-    parts.update(attention_core_bytes(a, model_type, s, lift))
-    heads = lift(a.num_heads, "num_heads") / lift(s.tp, "tp")
-    output = tokens * heads * lift(a.v_head_dim, "v_head_dim") * act
-    if not s.linears_save_input:  # a frozen o_proj keeps nothing: only a fused kernel keeps its output
-        return {**parts, "attention_output": output} if path.kernel is Kernel.FUSED else parts
-    # the kernel keeps its head-major output, o_proj gets a token-major copy
-    parts["attention_output"] = 2 * output if path.output_copy else output
-    if s.fp8_linear_inputs:  # the fused kernel keeps its bf16 output; the fp8 o_proj saves its own fp8 cast
-        parts["attention_output"] = parts["attention_output"] + output / act * lift(FP8_BYTES, "fp8_bytes")
-    return parts
-
-
-def linear_input_bytes(s: ActivationSetup, lift: Lift[Num]) -> Num:
-    """Bytes per element of a tensor that only linears keep. Transformer Engine's FP8 linears (``Linear``,
-    ``LayerNormLinear``; Megatron-Core's TE layer spec) cast their input to fp8 for the GEMM and save that cast
-    for the weight gradient (TE ``module/linear.py``, ``layernorm_linear.py``: ``save_for_backward`` of the
-    quantized input; the LayerNorm kernel writes its output in fp8 directly), so the bf16 tensor is freed:
-    1 byte. What other ops keep (norm inputs, Q/K/V, the attention output, the activation's input) stays bf16:
-    TE runs attention, norms and activations in bf16 (TE docs, "Using FP8 with Transformer Engine")."""
-    return lift(FP8_BYTES, "fp8_bytes") if s.fp8_linear_inputs else act_num(s, lift)
-
-
-def _prefix(s: ActivationSetup) -> int:
-    """Past keys and values prefix tuning adds to every layer."""
-    return s.peft.prefix_tokens if s.peft is not None else 0
-
-
-def _qkv_per_token(a: Attention, path: AttentionPath, s: ActivationSetup, lift: Lift[Num], *,
-                   k_at_all_heads: bool = False) -> Num:
-    """Q, K and V as the kernel keeps them: K/V at num_kv_heads/tp (at least one, replicated when tp exceeds
-    them) or repeated to every query head (K alone with ``k_at_all_heads``); V as a view pinning its whole
-    projection output; or, in SDPA's math fallback, fp32 copies of all three at every head (the compute-dtype
-    ones are then not kept)."""
-    tp = lift(s.tp, "tp")
-    heads, d, dv = lift(a.num_heads, "num_heads") / tp, lift(a.head_dim, "head_dim"), lift(a.v_head_dim, "v_head_dim")
-    kv_heads = heads if path.kv_at_all_heads else lift(max(a.num_kv_heads / s.tp, 1.0), "kv_heads_per_rank")
-    if path.kernel is Kernel.MATH:
-        return (heads * d + kv_heads * (d + dv)) * FP32_BYTES
-    v = lift(fused_projection_width(a), "fused_width") / tp if path.v_pins_projection else kv_heads * dv
-    return act_num(s, lift) * (heads * d + (heads if k_at_all_heads else kv_heads) * d + v)
-
-
-def _autocast_expands_k(a: Attention, model_type: str, path: AttentionPath, s: ActivationSetup) -> bool:
-    """Under ``torch.autocast`` RoPE leaves K in fp32 (fp32 cos/sin), so the kernel's autocast casts the
-    ``repeat_kv`` output itself; a cast of a broadcast (stride-0) view allocates every head, so the one K/V
-    head that eager's matmul (micro-batch 1) or masked SDPA would keep as a view is saved at every query head
-    (V, still in the compute dtype, stays a view). Falcon broadcasts an unrepeated K (``KV_AT_ALL_HEADS``)."""
-    masked_mqa = path.explicit_mask and a.num_kv_heads == 1 < a.num_heads
-    repeated_view = path.kernel is Kernel.EAGER or (path.kernel is Kernel.FUSED and masked_mqa)
-    return (s.autocast_full and repeated_view and not path.kv_at_all_heads and a.rope
-            and model_type not in KV_AT_ALL_HEADS)
-
-
-def _qk_norm_per_token(a: Attention, model_type: str, s: ActivationSetup, lift: Lift[Num]) -> Num:
-    """RMSNorms on q and on k (before any GQA repeat): per head over head_dim (Qwen3, Gemma 3), or one over
-    each whole projection (OLMo 2)."""
-    q_heads, k_heads = a.num_heads / s.tp, max(a.num_kv_heads / s.tp, 1.0)
-    d = lift(a.head_dim, "head_dim")
-    rms = NormKind.RMS_NORM
-    if a.qk_norm is QkNormKind.PER_HEAD:
-        return norm_bytes_per_token(rms, d * (q_heads + k_heads), model_type, s, lift, rows=q_heads + k_heads)
-    return (norm_bytes_per_token(rms, d * q_heads, model_type, s, lift)
-            + norm_bytes_per_token(rms, d * k_heads, model_type, s, lift))
-
-
-def _mla_latents_per_token(mla: Mla, model_type: str, s: ActivationSetup, lift: Lift[Num]) -> Num:
-    """DeepSeek MLA (arXiv:2405.04434 §2.1): each latent's RMSNorm and the up-projection's input. HUGGINGFACE
-    in fp32: the KV norm's input is a slice of kv_a_proj's output (no fp32 copy is made), pinning its RoPE key
-    channels too."""
-    ranks = [lift(mla.kv_lora_rank, "kv_lora_rank")]
-    if mla.q_lora_rank is not None:
-        ranks.append(lift(mla.q_lora_rank, "q_lora_rank"))
-    up_input = act_num(s, lift) if s.linears_save_input else 0.0
-    parts = [norm_bytes_per_token(NormKind.RMS_NORM, r, model_type, s, lift) + r * up_input for r in ranks]
-    if s.flavour is Flavour.HUGGINGFACE and s.act_bytes == FP32_BYTES:
-        parts.append(lift(mla.qk_rope_head_dim, "qk_rope_head_dim") * FP32_BYTES)
-    return sum(parts[1:], parts[0])
-
-
-# --- feed-forward --------------------------------------------------------------------------------------------
-
-
-def mlp_intermediate_tensors(mlp: Mlp, flavour: Flavour, *, down_saves_input: bool = True) -> int:
-    """Intermediate-width tensors an MLP saves per token. MEGATRON: plain = GeLU input and output (the
-    paper's 8sbh + 8sbh at i = 4h); gated = the fused [gate | up] output (2) and the SwiGLU output.
-    HUGGINGFACE: the activation's input and extras (``HF_ACTIVATION_TENSORS``), its output, and for a gated
-    MLP the up output and the product (SwiGLU: 4). A frozen down projection keeps no input: the product (gated)
-    or the activation's output (plain, unless the activation keeps it itself, as ReLU does) is not saved."""
-    if flavour is Flavour.MEGATRON:
-        return 3 if mlp.gated else 2
-    saves_input, extras = HF_ACTIVATION_TENSORS.get(mlp.activation, (True, 0))
-    activation = int(saves_input) + extras
-    if mlp.gated:  # the activation's output and the up output, kept by their product
-        return activation + 2 + int(down_saves_input)
-    return activation + int(down_saves_input or not saves_input)
-
-
-def mlp_bytes(mlp: Mlp, s: ActivationSetup, lift: Lift[Num], *, tokens: Num) -> Num:
-    """One MLP's intermediates over ``tokens`` rows, the width split tp ways, plus the boolean masks a
-    HUGGINGFACE activation keeps (``HF_ACTIVATION_MASK_BYTES``)."""
-    width = lift(mlp.intermediate_size, "intermediate_size") / lift(s.tp, "tp")
-    tensors = mlp_intermediate_tensors(mlp, s.flavour, down_saves_input=s.linears_save_input)
-    mask = HF_ACTIVATION_MASK_BYTES.get(mlp.activation, 0.0) if s.flavour is Flavour.HUGGINGFACE else 0.0
-    if mask:
-        return tokens * width * (act_num(s, lift) * tensors + mask)
-    if s.fp8_linear_inputs and s.linears_save_input:  # the down projection's input, the activation's output
-        return tokens * width * (act_num(s, lift) * (tensors - 1) + linear_input_bytes(s, lift))
-    return tokens * width * act_num(s, lift) * tensors
-
-
-def moe_bytes(moe: Moe, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num]) -> dict[str, Num]:
-    """Router: fp32 scores over the experts, top-k indices (int64) and weights (fp32) per token. Each of the
-    tokens·top_k slots: the dispatched input copy, the expert's intermediates, the expert output kept for the
-    routing-weight multiply, the weight. Shared experts: a dense MLP over every token (Qwen2-MoE's gate adds
-    its sigmoid, fp32 in MEGATRON, and the shared output). HUGGINGFACE router and dispatch: ``hf_moe_bytes``."""
-    region, act, h = region_tokens(s, lift), act_num(s, lift), lift(hidden_size, "hidden_size")
-    top_k = lift(moe.top_k, "top_k")
-    experts = replace(s, act_bytes=FP32_BYTES, autocast=False) if s.autocast_full else s  # grouped_mm: fp32
-    expert_mlp = mlp_bytes(moe.expert, experts, lift, tokens=rank_tokens(s, lift) * top_k)
-    if s.flavour is Flavour.HUGGINGFACE:
-        parts = hf_moe_bytes(moe, hidden_size, model_type, s, lift, expert_mlp=expert_mlp)
-    else:
-        parts = {"router": region * (lift(moe.num_experts, "num_experts") * FP32_BYTES
-                                     + top_k * (INDEX_BYTES + FP32_BYTES)),
-                 "experts": region * top_k * (2 * h * act + FP32_BYTES) + expert_mlp}
-    if moe.shared is not None:
-        shared = mlp_bytes(moe.shared, s, lift, tokens=rank_tokens(s, lift))
-        gate = act if s.flavour is Flavour.HUGGINGFACE else lift(FP32_BYTES, "fp32_bytes")
-        parts["shared_experts"] = shared + region * (h * act + gate) if moe.shared_gate else shared
-    return parts
-
-
-def ffn_bytes(layer: Layer, hidden_size: int, model_type: str, s: ActivationSetup, lift: Lift[Num], *,
-              grad: BlockGrad = ALL_GRAD) -> dict[str, Num]:
-    """The MLP (or MoE) input, unless a parallel block feeds it the attention input or its projections are
-    frozen, and its intermediates (none where no gradient reaches the MLP, ``grad``; MoE layers of a frozen
-    model are counted as in full training)."""
-    parts: dict[str, Num] = {}
-    if not grad.mlp or layer.ffn is None:
-        return parts
-    if not (layer.parallel and len(layer.norms) < 2) and s.linears_save_input and grad.post:
-        parts["mlp_input"] = region_tokens(s, lift) * lift(hidden_size, "hidden_size") * linear_input_bytes(s, lift)
-    if isinstance(layer.ffn, Moe):
-        parts.update(moe_bytes(layer.ffn, hidden_size, model_type, s, lift))
-    else:
-        parts["mlp"] = mlp_bytes(layer.ffn, s, lift, tokens=rank_tokens(s, lift))
-    return parts
 
 
 # --- one block, embedding, head ------------------------------------------------------------------------------
