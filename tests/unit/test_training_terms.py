@@ -9,7 +9,8 @@ import pytest
 
 from suanli.core.comms import Collective, collective_time_s, path_for_group
 from suanli.core.moe_time import all_to_all_s, ep_comm_s, moe_dispatch_ops
-from suanli.core.training_time import _kernels, _setup, training_time
+from suanli.core.training_block import block_kernels as _kernels
+from suanli.core.training_time import _setup, training_time
 from suanli.errors import SpecError
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.hardware import get_accelerator, get_interconnect
