@@ -5,7 +5,7 @@ core model as ``suanli train`` (``core.memory.training_memory``, ``core.training
 Each candidate ends in exactly one place: rejected by a cheap rule of the space, out of memory, bounded out,
 outside the deadline or budget, or feasible (``considered = feasible + Σ rejected``). The rules of thumb (one GPU
 fits → data parallel; TP inside a node, PP across nodes; ZeRO when memory is short) are not coded: they are what
-the scores choose.
+the scores choose. The scored layouts, their order and the time–cost front: ``search/train_ranking.py``.
 
 Speed comes from exact bounds, not from a cheaper copy of the formulas:
 
@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from math import inf
 from typing import NamedTuple
 
@@ -45,13 +44,19 @@ from suanli.errors import SpecError
 from suanli.i18n import Text
 from suanli.search.fit import usable_memory_bytes
 from suanli.search.space import Candidate, Context, Enumeration, TrainSpace, cluster_sizes
+from suanli.search.train_ranking import Objective, Scored, TrainPlan, closest, pareto_time_cost, rank_order
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.hardware import Accelerator, PriceKind
-from suanli.spec.layout import Layout, Recompute
+from suanli.spec.layout import Recompute
 from suanli.spec.limits import check_gpu_count
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
 from suanli.train_report import CostRequest
+
+__all__ = [  # the scored layouts, their ranking and the Pareto front live in search/train_ranking.py
+    "BOUNDED", "DEFAULT_HOST_BYTES_PER_GPU", "DEFAULT_TOKENS_PER_STEP", "MISSES_DEADLINE", "OUT_OF_HOST_MEMORY",
+    "OUT_OF_MEMORY", "OVER_BUDGET", "Objective", "PlanRequest", "Scored", "TrainPlan", "closest",
+    "default_global_batch", "plan_train"]
 
 # Default optimizer step when no --global-batch is given: about 4M tokens, Llama 2's batch (Touvron et al. 2023,
 # arXiv:2307.09288 §2.2: "a global batch-size of 4M tokens"); 2^22 tokens, rounded to whole sequences.
@@ -64,14 +69,6 @@ DEFAULT_HOST_BYTES_PER_GPU = 256e9
 BOUNDED = "cannot beat the layouts found (lower bound on its time, cost and energy)"
 MISSES_DEADLINE = "misses the deadline"
 OVER_BUDGET = "over the budget"
-
-
-class Objective(Enum):
-    """What the plan minimises: the run's wall time, its price, or its energy."""
-
-    TIME = "time"
-    COST = "cost"
-    ENERGY = "energy"
 
 
 def default_global_batch(seq: int) -> int:
@@ -105,42 +102,6 @@ class PlanRequest:
         if self.top < 1:
             raise SpecError(f"the ranked list needs at least 1 entry, got {self.top}")
         check_gpu_count("--max-gpus", self.max_gpus)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Scored:
-    """A layout that fits, with the run's time, price and energy as ``core`` computes them."""
-
-    accelerator: Accelerator
-    layout: Layout
-    total_s: float
-    usd: float | None
-    energy_kwh: float | None
-
-    def value(self, objective: Objective) -> float:
-        if objective is Objective.TIME:
-            return self.total_s
-        found = self.usd if objective is Objective.COST else self.energy_kwh
-        return inf if found is None else found
-
-    @property
-    def point(self) -> tuple[float, float, float]:
-        return (self.total_s, inf if self.usd is None else self.usd,
-                inf if self.energy_kwh is None else self.energy_kwh)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrainPlan:
-    """The search's answer: the best layouts meeting the constraints, the time–cost front, and the count of
-    every candidate by what became of it."""
-
-    ranked: tuple[Scored, ...]  # best first, at most ``top``, meeting the deadline and budget
-    pareto: tuple[Scored, ...]  # time vs cost, every layout that fits (constraints aside), fastest first
-    rejected: dict[str, int]
-    feasible: int
-    considered: int
-    screened: int  # candidates past the space's cheap rules, each given floors
-    model_evaluations: int  # calls of training_memory and training_time
 
 
 @dataclass(slots=True)
@@ -384,38 +345,9 @@ def _floors(search: _Search, a: int, found: list[Candidate]) -> Iterator[_Floor]
 
 def _result(search: _Search) -> TrainPlan:
     objective = search.r.objective
-    ranked = sorted((entry[2] for entry in search.heap), key=lambda s: _order(s, objective))
-    pareto = _pareto_time_cost(search.front)
+    ranked = sorted((entry[2] for entry in search.heap), key=lambda s: rank_order(s, objective))
+    pareto = pareto_time_cost(search.front)
     rejected = dict(sorted(search.rejected.items(), key=lambda kv: -kv[1]))
     return TrainPlan(ranked=tuple(ranked), pareto=pareto, rejected=rejected, feasible=search.feasible,
                      considered=search.feasible + sum(rejected.values()), screened=search.screened,
                      model_evaluations=search.evaluations)
-
-
-def _order(s: Scored, objective: Objective) -> tuple[float, ...]:
-    """Best objective first; among equals, the simpler layout (fewer model-parallel ranks: tp·pp·cp·ep), which
-    is easier to run and to debug and loses nothing the model can see (e.g. ring attention fully hidden)."""
-    model_parallel = s.layout.tp * s.layout.pp * s.layout.cp * s.layout.ep
-    return (s.value(objective), s.total_s, s.layout.gpus, model_parallel, s.point[1])
-
-
-def _pareto_time_cost(points: Iterable[Scored]) -> tuple[Scored, ...]:
-    """The layouts no other beats on both wall time and price, fastest first."""
-    front: list[Scored] = []
-    for s in sorted(points, key=lambda p: (p.point[0], p.point[1])):
-        if not front or s.point[1] < front[-1].point[1]:
-            front.append(s)
-    return tuple(front)
-
-
-def closest(plan: TrainPlan, request: PlanRequest) -> Scored | None:
-    """When nothing meets the constraints: the front's layout that misses them by the smallest factor."""
-    def miss(s: Scored) -> float:
-        ratios = [1.0]
-        if request.deadline_s is not None:
-            ratios.append(s.total_s / request.deadline_s)
-        if request.budget_usd is not None:
-            ratios.append(s.point[1] / request.budget_usd)
-        return max(ratios)
-
-    return min(plan.pareto, key=miss, default=None)
