@@ -37,6 +37,7 @@ from suanli.core import (
     roofline,
     serving_ops,
     serving_plan,
+    serving_step,
     serving_weights,
     tco,
     training_block,
@@ -121,8 +122,8 @@ def formulas_md() -> str:
     for module in (params, flops, vision, model_states, placement, activations, activations_attention,
                    activations_ffn, activations_head, activations_peft, activations_ssm, peft, peft_linears,
                    frozen_base, memory, rl, kv_cache, serving_weights, inference_memory, serving_plan, serving_ops,
-                   roofline, comms, training_block, training_sync, training_time, inference_time, cost, tco,
-                   sim_workload, sim_kv_blocks, sim_engine, sim_metrics, sim_run):
+                   roofline, comms, training_block, training_sync, training_time, serving_step, inference_time, cost,
+                   tco, sim_workload, sim_kv_blocks, sim_engine, sim_metrics, sim_run):
         sections += _module_section(module)
     return HEADER + "\n".join(sections)
 
