@@ -115,6 +115,11 @@ def add_lora_options(group: argparse._ActionsContainer) -> None:
                        help="comma-separated: q,k,v,o,gate,up,down,experts or all-linear")
 
 
+# Terms that exist only in some setups (one process, one micro-batch, a tied trained embedding): the table shows
+# them when they count; --json always has them.
+_ROWS_SHOWN_WHEN_NONZERO = frozenset({"tied_grad_sum_bytes", "gradient_overlap_bytes"})
+
+
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -168,7 +173,8 @@ def run_train(args: argparse.Namespace) -> int:
     ]))
     print()
     print(table(["component", "per GPU"], [[name.removesuffix("_bytes").replace("_", " "), format_bytes(value)]
-                                           for name, value in per_gpu.items()], align="lr"))
+                                           for name, value in per_gpu.items()
+                                           if value or name not in _ROWS_SHOWN_WHEN_NONZERO], align="lr"))
     if memory["host_bytes"] or memory["nvme_bytes"]:
         host, nvme = format_bytes(memory["host_bytes"]), format_bytes(memory["nvme_bytes"])
         print("\n" + t("value.train.offloaded", host=host, nvme=nvme))
