@@ -61,7 +61,7 @@ def test_kda_state_is_conv_tail_plus_head_states() -> None:
     assert conv == 3 * 3 * 4096  # (K − 1) × q, k, v channels
     assert state == 32 * 128 * 128  # H × d × d
     assert ssm_state_elements(KDA, tp=4) == (conv / 4, state / 4)
-    with pytest.raises(LayoutError, match="num_heads .32. is not divisible by tp .3."):
+    with pytest.raises(LayoutError, match=r"num_heads .32. is not divisible by tp .3."):
         ssm_state_elements(KDA, tp=3)
 
 
@@ -97,5 +97,5 @@ def test_transformers5_keys_are_read() -> None:
 def test_layer_lists_must_partition_the_layers() -> None:
     config = _config()
     config["linear_attn_config"] = {**config["linear_attn_config"], "kda_layers": [1, 2, 3, 4]}
-    with pytest.raises(ConfigError, match="split layers 1..27"):
+    with pytest.raises(ConfigError, match=r"split layers 1\.\.27"):
         _spec(config)
