@@ -115,6 +115,26 @@ def test_lang_zh_is_the_cli_in_zh(client: TestClient, capsys: pytest.CaptureFixt
         assert response.json() == cli_json(argv, capsys)
 
 
+@pytest.mark.parametrize(("command", "query", "argv"), [
+    ("train", {"model": "llama-3-8b", "gpu": "h100", "tp": "abc"},
+     ["train", "llama-3-8b", "--gpu", "h100", "--tp", "abc"]),
+    ("train", {"model": "llama-3-8b", "gpu": "h100", "recompute": "some"},
+     ["train", "llama-3-8b", "--gpu", "h100", "--recompute", "some"]),
+    ("train", {"gpu": "h100"}, ["train", "--gpu", "h100"]),
+    ("plan-train", {"model": "llama-3-8b", "gpu": "h100", "tokens": "1e9", "max-gpus": "0"},
+     ["plan", "train", "llama-3-8b", "--gpu", "h100", "--tokens", "1e9", "--max-gpus", "0"]),
+])
+def test_usage_errors_in_zh_are_the_cli_zh_line(client: TestClient, capsys: pytest.CaptureFixture[str], command: str,
+                                               query: dict[str, str], argv: list[str]) -> None:
+    response = client.get(f"/api/{command}", params={**query, "lang": "zh"})
+    assert response.status_code == 400
+    line = response.json()["error"]
+    assert line == cli_error([*argv, "--lang", "zh"], capsys)
+    assert line.startswith("suanli: 错误: ") and "参见" in line  # argparse's words in Chinese, as the CLI says them
+    english = client.get(f"/api/{command}", params={**query, "lang": "en"}).json()["error"]
+    assert english == cli_error([*argv, "--lang", "en"], capsys) != line
+
+
 def test_said_is_the_same_json_with_its_texts_in_the_page_language(client: TestClient,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--lang", "zh"]

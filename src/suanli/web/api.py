@@ -45,7 +45,20 @@ TRUE, FALSE = frozenset({"", "1", "true", "on", "yes"}), frozenset({"0", "false"
 
 
 class UsageError(SuanliError):
-    """A request the command's parser refuses (unknown option, missing or malformed value)."""
+    """A request the command's parser refuses (unknown option, missing or malformed value). ``prog`` is set when the
+    message is argparse's own (``argument --tp: …``), so it can be said in ``--lang`` as the CLI says it."""
+
+    def __init__(self, message: str, *, prog: str = "") -> None:
+        super().__init__(message)
+        self.message, self.prog = message, prog
+
+    def line(self, lang: Lang) -> str:
+        """The one line the CLI prints for this refusal in ``lang`` (``cli.main._Parser.error``)."""
+        from suanli.cli import lang_option
+
+        if self.prog:
+            return lang_option.usage_error_line(self.message, self.prog, lang)
+        return lang_option.error_line(self, lang)
 
 
 class CommandError(SuanliError):
@@ -108,8 +121,8 @@ class CommandRunner:
             lang = lang_option.chosen_lang(args)
             with captured_json() as sink, captured_payloads() as raw, use_lang(lang):
                 args.run(args)
-        except UsageError as exc:  # argparse's line (cli.main._Parser.error), English as on the CLI
-            raise CommandError(f"suanli: error: {exc}") from exc
+        except UsageError as exc:  # argparse's line (cli.main._Parser.error), in the language asked for
+            raise CommandError(exc.line(lang)) from exc
         except SuanliError as exc:
             raise CommandError(lang_option.error_line(exc, lang)) from exc
         if len(sink) != 1:
@@ -249,6 +262,6 @@ def _raiser(parser: argparse.ArgumentParser) -> Any:
     """``parser.error`` that raises the CLI's one line (``suanli: error: …``, see main._Parser) as a UsageError."""
 
     def error(message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `{parser.prog} --help`)")
+        raise UsageError(message, prog=parser.prog)
 
     return error
