@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -223,15 +224,64 @@ def test_web_without_the_extra_says_how_to_install(monkeypatch: pytest.MonkeyPat
 
 
 def test_web_warns_when_not_on_loopback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import uvicorn
+    from suanli.cli import web_commands
 
     served: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw))
+    monkeypatch.setattr(web_commands, "bind", lambda host, port: served.update(host=host, port=port))
+    monkeypatch.setattr(web_commands, "serve", lambda server, listening: served.update(config=server.config))
     assert main(["web", "--host", "0.0.0.0", "--port", "9000"]) == 0
-    assert served["host"] == "0.0.0.0" and served["port"] == 9000
+    assert served["host"] == "0.0.0.0" and served["port"] == 9000 and served["config"].port == 9000
     assert "warning" in capsys.readouterr().err
     assert main(["web"]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_web_says_where_it_listens_and_in_which_language(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str], lang: str) -> None:
+    from suanli.cli import web_commands
+    from suanli.i18n import t
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(web_commands, "serve", lambda server, listening: served.update(
+        address=listening.getsockname(), fd=listening.fileno()))
+    with socket.socket() as probe:  # a port free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["web", "--port", str(port), "--lang", lang]) == 0
+    assert served["address"] == ("127.0.0.1", port)  # the socket uvicorn is given was bound by suanli
+    url = f"http://127.0.0.1:{port}/#fit?lang={lang}"  # the page opens in the CLI's language
+    assert capsys.readouterr().err == t("cli.web.serving", lang, url=url, lang=lang) + "\n"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_web_on_a_busy_port_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str], lang: str) -> None:
+    from suanli.cli import web_commands
+
+    monkeypatch.setattr(web_commands, "serve", lambda server, listening: pytest.fail("served on a busy port"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["web", "--port", str(port), "--lang", lang]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("suanli: ") and str(port) in err and "--port" in err
+    assert ("无法监听" in err) == (lang == "zh")
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["web", "--port", "0"], "argument --port: must be at least 1, got 0"),
+    (["web", "--port", "70000"], "--port 70000 is not a TCP port"),
+    (["web", "--host", "192.0.2.1", "--port", "8731"], "cannot serve on 192.0.2.1:8731"),  # not this machine's
+])
+def test_web_bad_port_or_host_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, argv: list[str],
+                                                     fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from suanli.cli import web_commands
+
+    monkeypatch.setattr(web_commands, "serve", lambda server, listening: pytest.fail("served"))
+    line = cli_error([*argv, "--lang", "en"], capsys)  # exit status 2
+    assert "\n" not in line and line.startswith("suanli: error: ") and fragment in line
 
 
 def test_each_fit_suggestion_carries_a_layout_that_fits(client: TestClient) -> None:

@@ -4,7 +4,10 @@ imported only when this command runs)."""
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
+from typing import Any
 
 from suanli.cli.common import Commands, positive_int
 
@@ -36,12 +39,54 @@ def run_web(args: argparse.Namespace) -> int:
         raise Unavailable(f"suanli web needs FastAPI and uvicorn ({exc.name} is missing): "
                           "pip install 'suanli[web]'",
                           key="error.web.missing", fields={"module": exc.name}) from None
+    from suanli.i18n import current_lang, t
+
+    listening = bind(args.host, args.port)  # before the warning: a busy port is an error, not a served page
     if args.host not in LOOPBACK:
         sys.stderr.write(f"suanli: warning: serving on {args.host}:{args.port}, reachable from other machines; "
                          "the page has no login. Use --host 127.0.0.1 to keep it on this machine.\n")
-    sys.stderr.write(f"suanli web: http://{_url_host(args.host)}:{args.port}/  (Ctrl-C to stop)\n")
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    lang = current_lang()  # --lang, else the locale: the printed link opens the page in it
+    url = f"http://{_url_host(args.host)}:{args.port}/#fit?lang={lang}"
+    sys.stderr.write(t("cli.web.serving", lang, url=url, lang=lang) + "\n")
+    server = uvicorn.Server(uvicorn.Config(create_app(), host=args.host, port=args.port, log_level="warning"))
+    serve(server, listening)
     return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (handed to uvicorn), so that a busy port or an address that is not this
+    machine's is one clear error line here rather than uvicorn's log and exit status 1."""
+    listening = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, proto)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: no wait after a restart
+        listening.bind(address)
+        listening.listen(128)
+    except OSError as exc:
+        if listening is not None:
+            listening.close()
+        raise _refused(host, port, exc) from None
+    return listening
+
+
+def _refused(host: str, port: int, exc: OSError) -> Exception:
+    from suanli.errors import Unavailable
+
+    reason = exc.strerror or str(exc)
+    if exc.errno != errno.EADDRINUSE:  # an unknown name, not an address of this machine, not allowed, …
+        return Unavailable(f"cannot serve on {host}:{port}: {reason}; use another --host",
+                           key="error.web.address", fields={"host": host, "port": port, "reason": reason})
+    other = port + 1 if port < 65535 else DEFAULT_PORT
+    return Unavailable(f"cannot listen on {host}:{port}: {reason} (another server is on that port); "
+                       f"use another --port, e.g. --port {other}",
+                       key="error.web.bind", fields={"host": host, "port": port, "reason": reason, "other": other})
+
+
+def serve(server: Any, listening: socket.socket) -> None:
+    """Run uvicorn's ``server`` on the socket ``bind`` opened, until Ctrl-C."""
+    with listening:
+        server.run(sockets=[listening])
 
 
 def _url_host(host: str) -> str:
