@@ -231,6 +231,7 @@ def test_zh_shows_no_english_words_of_the_catalogue(chromium: Any, base_url: str
     # English that some key says otherwise in Chinese ("MFU" stays "MFU" as a table heading: also Chinese)
     english = {t["en"] for t in page_words if t["en"] != t["zh"]} - {t["zh"] for t in page_words}
     untranslated: dict[str, list[str]] = {}
+    layout_words: dict[str, list[str]] = {}
     for view, (fragment, charts) in VIEWS.items():
         if view == "glossary":
             continue  # its index lists every term's own name
@@ -241,9 +242,56 @@ def test_zh_shows_no_english_words_of_the_catalogue(chromium: Any, base_url: str
             for chart in charts:
                 page.wait_for_selector(f"#{chart}[data-rendered='1'] canvas")
             seen = page.evaluate(VISIBLE_TEXT_JS)
+            if view == "plan":
+                layout_words[view] = _english_layout_words(page)
         finally:
             page.close()
         bad = sorted({s for s in seen if s in english or ENGLISH_PHRASE.fullmatch(s) or ENGLISH_SENTENCE.search(s)})
+        bad += layout_words.get(view, [])
         if bad:
             untranslated[view] = bad
     assert untranslated == {}
+
+
+# The words a layout keeps in every language: the degrees' names (tp, pp, dp, cp) and ZeRO.
+LAYOUT_NAMES = {"tp", "pp", "dp", "cp", "ZeRO"}
+
+
+def _english_layout_words(page: Any) -> list[str]:
+    """English words of the plan view's layout cells ("mb", "none", "selective": the JSON's values) and of its
+    objective picker, as shown in zh."""
+    from suanli.i18n import t
+
+    cells = page.locator("#plan-table tbody td:nth-child(4)").all_inner_texts()
+    assert cells, "the plan view drew no table"
+    words = {word for cell in cells for word in re.findall(r"[A-Za-z]+", cell)} - LAYOUT_NAMES
+    shown = page.evaluate("document.querySelector('#view-plan [name=objective]').selectedOptions[0].textContent")
+    return sorted(words) + ([] if shown == t("web.objective.time", "zh") else [shown])
+
+
+@pytest.mark.parametrize("view", ["fit", "train", "plan"])
+def test_a_failed_request_leaves_no_stale_chart(page: Any, base_url: str, view: str) -> None:
+    fragment, charts = VIEWS[view]
+    page.goto(f"{base_url}/#{fragment}")
+    for chart in charts:
+        page.wait_for_selector(f"#{chart}[data-rendered='1'] canvas")
+    section = f"#view-{view}"
+
+    def ask(model: str) -> None:
+        page.evaluate("document.body.dataset.ready = ''")
+        page.fill("#model", model)
+        page.dispatch_event("#model", "change")
+        page.wait_for_selector(f"body[data-ready='{view}']")
+
+    ask("no-such-model-xyz")
+    assert "no-such-model-xyz" in page.inner_text("#error")
+    assert page.locator(f"{section} [data-rendered='1']").count() == 0
+    assert not any(page.locator(f"#{chart}").is_visible() for chart in charts)  # nothing drawn under the error
+    assert page.locator(f"{section} table tr").count() == 0
+    assert all(text == "" for text in page.locator(f"{section} .headline, {section} .figures").all_inner_texts())
+    ask("llama-3-8b")  # the next good answer is drawn again
+    assert page.inner_text("#error") == ""
+    for chart in charts:
+        page.wait_for_selector(f"#{chart}[data-rendered='1'] canvas", state="visible")
+    # the refused request itself is logged by Chromium ("… status of 400 (Bad Request)"); nothing else may be
+    assert [e for e in page.console_errors if "status of 400" not in e] == []

@@ -112,14 +112,15 @@ def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any], *, sa
 
 
 def page_messages(lang: str) -> dict[str, Any]:
-    """Every ``web.*`` message of the catalogue in ``lang`` (the page's words), and the ``label.*`` table labels by
+    """Every ``web.*`` and ``term.*`` message of the catalogue in ``lang`` (the page's words; ``term.recompute.none``
+    says a layout's recompute value), and the ``label.*`` table labels by
     their English text (``translate_label``: the page names a JSON component ``kv_cache_bytes`` "kv cache")."""
     from suanli.i18n import messages, parse_lang
 
     chosen = parse_lang(lang)
     catalogue = messages()
     return {"lang": chosen,
-            "messages": {key: texts[chosen] for key, texts in catalogue.items() if key.startswith("web.")},
+            "messages": {key: texts[chosen] for key, texts in catalogue.items() if key.startswith(("web.", "term."))},
             "labels": {texts["en"]: texts[chosen] for key, texts in catalogue.items() if key.startswith("label.")}}
 
 

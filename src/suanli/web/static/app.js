@@ -497,9 +497,15 @@ function renderPlan() {
   const head = el("tr", {}, ...["#", "gpu", "GPUs", "layout", "time", "cost", "MFU"].map((h, i) =>
     el("th", {}, tr(`web.plan.col${i}`, h))));
   const body = (report.candidates || []).map((c, i) => el("tr", {}, el("td", {}, i + 1), el("td", {}, c.gpu), el("td", {}, c.gpus),
-    el("td", {}, `tp ${c.layout.tp} · pp ${c.layout.pp} · dp ${c.layout.dp} · cp ${c.layout.cp} · ZeRO-${c.layout.zero} · mb ${c.layout.micro_batch} · ${c.layout.recompute}`),
+    el("td", {}, planLayoutText(c.layout)),
     el("td", {}, fmtSeconds(c.time.total_s)), el("td", {}, `$${fmtNumber(c.cost.usd)}`), el("td", {}, FORMATS.percent(c.time.mfu))));
   $("#plan-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
+}
+
+// a training layout of plan-train's JSON (English values such as recompute "none") in the page's language
+function planLayoutText(layout) {
+  return trf("web.plan.layout", "tp {tp} · pp {pp} · dp {dp} · cp {cp} · ZeRO-{zero} · mb {micro_batch} · {recompute}",
+    { ...layout, recompute: tr(`term.recompute.${layout.recompute}`, layout.recompute) });
 }
 
 async function runPlanServe() {
@@ -592,15 +598,35 @@ function rerender() {
   try { VIEWS[state.view].render(); } catch (e) { showError(e); }
 }
 
+// After a failed request nothing of the previous answer stays under the error line: the view's charts are cleared
+// and hidden (class "failed"), its tables, headline, figures and advice emptied, and its result forgotten.
+function clearView(view) {
+  const section = $(`#view-${view}`);
+  section.classList.add("failed");
+  for (const node of $$(".chart", section)) {
+    state.charts[node.id]?.clear();
+    delete node.dataset.rendered;
+    delete state.tables[node.id];
+  }
+  for (const node of $$(".headline, .figures, .advice, table, #timeline-note, #glossary-entry", section)) node.replaceChildren();
+  delete state.results[view];
+}
+
 async function compute() {
   showError(null);
   $("#busy").hidden = false;
   writeUrl();
+  const view = state.view;
   try {
-    await VIEWS[state.view].run();
+    await VIEWS[view].run();
+    if ($(`#view-${view}`).classList.contains("failed")) {
+      $(`#view-${view}`).classList.remove("failed");
+      Object.values(state.charts).forEach((c) => c.resize()); // shown again: their boxes have a size once more
+    }
     rerender();
   } catch (e) {
     showError(e);
+    clearView(view);
   } finally {
     $("#busy").hidden = true;
     document.body.dataset.ready = state.view;
