@@ -17,6 +17,13 @@ backward, the recomputed part, and the tensor-, expert- and context-parallel com
 - **context parallel**: ring attention's cp − 1 K/V hops per pass, hidden behind that pass's attention.
 
 The first stage adds the embedding (``embedding_cost``), the last the output head and loss (``head_cost``).
+
+- **eager dispatch on a CPU** (``eager_dispatch_s``): transformers' modules (frameworks hf, deepspeed, fsdp) make
+  ``eager_training_ops_per_layer`` operator calls per block and ``eager_training_ops_fixed`` per step (counted
+  with torch.profiler), where the kernels above charge ``kernel_overhead_s`` Σ count·(1 + backward factor)
+  times; on a CPU accelerator the calls beyond that pay it too. On a GPU the host queues kernels
+  asynchronously and their dispatch hides behind the device's work (the published runs' fitted efficiencies
+  hold what does not), so GPU predictions do not get this term.
 ``core/training_time.py`` sums these over the pipeline stages; split out of it.
 """
 
@@ -29,12 +36,14 @@ from suanli.core.roofline import Op, OpKind, head_ops, layer_ops, op_time, strea
 from suanli.core.training_sync import StepCost, StepSetup, overlapped_s
 from suanli.spec.layout import AttentionImpl, Recompute
 from suanli.spec.model import Layer, Moe
+from suanli.spec.training import Framework
 
 BACKWARD_STREAM = 2.0  # a gradient stream reads the saved input and the incoming gradient, writes one
 BACKWARD_FLASH_ATTENTION = 2.5  # FlashAttention-2 backward: 5 matmuls against the forward's 2 (Dao 2023 §3.1.2)
 BACKWARD_EAGER_ATTENTION = 2.0  # eager attention: two batched matmuls per forward one
 DROPOUT_MASK_BYTES = 1.0  # torch's native_dropout keeps a bool mask (Korthikanti et al. 2022 §4.1: "as²b" bytes)
 _SP_STREAMS = frozenset({"norm_attn", "residual_attn", "norm_mlp", "residual_mlp"})
+_TRANSFORMERS_FRAMEWORKS = frozenset({Framework.HF, Framework.DEEPSPEED, Framework.FSDP})  # transformers' modules
 
 
 def block_kernels(layer: Layer, s: StepSetup) -> list[Op]:
@@ -137,6 +146,7 @@ def layer_cost(layer: Layer, s: StepSetup) -> StepCost:
             attention += t
         elif op.kind is OpKind.GEMM and not op.name.startswith(("expert_", "router")):
             linears += t  # the tensor-parallel linears a TP collective can overlap with
+    backward += eager_dispatch_s(s.a.eager_training_ops_per_layer, charged_launches(block_kernels(layer, s), s), s)
     lay = s.layout
     full = lay.recompute is Recompute.FULL
     recompute = forward if full else attention if lay.recompute is Recompute.SELECTIVE else 0.0
@@ -184,9 +194,30 @@ def _cp_exposed_s(layer: Layer, s: StepSetup, attention_s: float, full: bool) ->
 
 
 def head_cost(s: StepSetup) -> StepCost:
+    """The final norm, head GEMM and loss; with the step's fixed eager calls (``eager_dispatch_s``: embedding,
+    rotary tables, head, loss and optimizer, against the head's and the embedding's 3 charged launches)."""
     ops = head_ops(s.spec, tokens=s.tokens, tp=s.layout.tp, dtype_bytes=s.act_bytes)
     forward = sum(_op_s(op, s) for op in ops)
-    return StepCost(forward, sum(_op_s(op, s) * _backward_factor(op, s) for op in ops))
+    fixed = eager_dispatch_s(s.a.eager_training_ops_fixed, charged_launches(ops, s) + 1 + BACKWARD_STREAM, s)
+    return StepCost(forward, sum(_op_s(op, s) * _backward_factor(op, s) for op in ops) + fixed)
+
+
+def charged_launches(ops: list[Op], s: StepSetup) -> float:
+    """How many ``kernel_overhead_s`` the roofline charges for ``ops`` forward and backward:
+    Σ count · (1 + backward factor)."""
+    return sum(op.count * (1 + _backward_factor(op, s)) for op in ops)
+
+
+def eager_dispatch_s(counted: int, charged: float, s: StepSetup) -> float:
+    """(counted − charged) · ``kernel_overhead_s`` on a CPU accelerator for transformers' modules, else 0.
+
+    On a CPU the host runs every operator call in series with its work, so each of eager PyTorch's calls
+    (``counted``, measured with torch.profiler: ``spec/assumptions.py``) costs the per-op time bench measures,
+    not only the kernels the roofline lists (``charged``). On a GPU the calls are queued asynchronously and
+    overlap the device's work; nothing is added there."""
+    if s.accelerator.kind != "cpu" or s.job.framework not in _TRANSFORMERS_FRAMEWORKS:
+        return 0.0
+    return max(0.0, counted - charged) * s.a.kernel_overhead_s
 
 
 def embedding_cost(s: StepSetup) -> StepCost:

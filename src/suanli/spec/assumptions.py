@@ -145,6 +145,16 @@ class PerformanceAssumptions:
       moe_align_block_size, fused_experts). Counted, not fitted. DeepSeek-V3's group-limited routing ran as
       ~15 more PyTorch ops in early-2025 engines (vLLM's ``grouped_topk``); those are not counted, as the
       model spec does not carry ``n_group``.
+    - ``eager_training_ops_per_layer`` / ``eager_training_ops_fixed``: the eager PyTorch operator calls one
+      training step of transformers' Llama makes per decoder layer, and once per step (embedding, rotary
+      tables, final norm, head, loss, fused AdamW and its step counter), forward and backward: 200 and 66
+      top-level ``aten::`` calls (those no other aten call issued: views, transposes, reshapes and dtype checks
+      included, as each passes through the dispatcher and autograd), counted with ``torch.profiler`` on one
+      step (SDPA, tied embedding, fused AdamW, ``zero_grad(set_to_none=True)``; transformers 5.23, torch 2.13)
+      as the difference between 1-, 2- and 3-layer models (``benchmarks/count_eager_ops.py``). Nested calls
+      (641 aten events per layer in all) run inside their caller's dispatch and are not counted. On a CPU
+      accelerator each call pays ``kernel_overhead_s`` in series with the work (``core/training_block``).
+      Counted, not fitted.
     - ``moe_load_imbalance``: routed tokens of the busiest expert-parallel rank over the mean; it sets the time
       of the grouped expert GEMMs and of the all-to-all in training (``core/moe_time.py``). 1.0 is balanced
       routing, what the NVIDIA NeMo / Megatron-Bridge MoE benchmarks force (``moe_router_force_load_balancing``,
@@ -177,6 +187,8 @@ class PerformanceAssumptions:
     block_scaled_gemm_peak_fraction: float = 0.21  # measured (vLLM Triton, H100), not fitted
     block_scaled_gemm_latency_s: float = 15e-6  # measured (vLLM Triton, H100), not fitted
     moe_dispatch_kernels: int = 7  # counted (vLLM fused_moe), not fitted
+    eager_training_ops_per_layer: int = 200  # counted (torch.profiler, transformers Llama), not fitted
+    eager_training_ops_fixed: int = 66  # counted likewise: embedding, head, loss, optimizer
     moe_load_imbalance: float = 1.0  # balanced routing, as the NeMo MoE benchmarks force; not fitted
 
     def __post_init__(self) -> None:
@@ -201,6 +213,10 @@ class PerformanceAssumptions:
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
         self._check_inference_fields()
+        for name in ("eager_training_ops_per_layer", "eager_training_ops_fixed"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"performance assumption {name} must be zero or positive, got "
+                                f"{getattr(self, name)}")
 
     def _check_inference_fields(self) -> None:
         for name in ("decode_bandwidth_fraction", "quantized_weight_bandwidth_fraction", "low_precision_gemm_ratio",
