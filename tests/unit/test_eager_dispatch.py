@@ -11,6 +11,7 @@ counts; a GPU, or Megatron-LM (its own fused modules), nothing.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,24 @@ def test_no_term_on_a_gpu_or_outside_transformers_modules(framework: Framework, 
 def test_negative_count_is_refused() -> None:
     with pytest.raises(SpecError, match="eager_training_ops_per_layer"):
         PerformanceAssumptions(eager_training_ops_per_layer=-1)
+
+
+def test_measured_per_call_cost_replaces_the_charged_launches() -> None:
+    """With a measured per-call cost e: counted · e − charged · kernel_overhead_s, per block and per step."""
+    measured = dataclasses.replace(A, eager_call_overhead_s=7e-6)
+    extra = _step(Framework.HF, "epyc-9654", measured) - _step(Framework.HF, "epyc-9654", NONE)
+    assert extra == pytest.approx(6 * (200 * 7e-6 - 33.5 * 2e-6) + (66 * 7e-6 - 12 * 2e-6), rel=1e-9)
+
+
+def test_calibration_profile_carries_the_per_call_cost(tmp_path: Path) -> None:
+    from suanli.core.calibrate import calibrate
+    from suanli.spec.calibration import Calibration, GemmPoint, load_calibration, to_toml
+
+    point = GemmPoint(dtype="fp32", m=256, n=256, k=256, seconds=2 * 256**3 / 1e11, achieved_flops_per_s=1e11)
+    profile = Calibration(device_name="x", device_key=CPU.key, device_kind="cpu", torch_version="2", date="d",
+                          copy_bytes_per_s=2e10, gemm=(point,), kernel_overhead_s=2e-6, eager_call_s=7e-6)
+    (tmp_path / "cpu.toml").write_text(to_toml(profile))
+    assert load_calibration(tmp_path / "cpu.toml").eager_call_s == 7e-6
+    assert calibrate(CPU, A, profile).assumptions.eager_call_overhead_s == 7e-6
+    with pytest.raises(SpecError, match="eager_call_overhead_s"):
+        PerformanceAssumptions(eager_call_overhead_s=-1.0)

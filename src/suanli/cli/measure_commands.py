@@ -156,6 +156,8 @@ def _calibrated(accelerator: Accelerator, path: str | None, fmt: str) -> tuple[A
                                      f"{fit.gemm_peak_fraction:.3g} of peak, half-work "
                                      f"{fit.gemm_half_work_flops:.3g} FLOPs, "
                                      f"{fit.kernel_overhead_s * 1e6:.3g} us per op"
+                                     + (f", {fit.eager_call_overhead_s * 1e6:.3g} us per eager training call"
+                                        if fit.eager_call_overhead_s is not None else "")
                                      ] + [f"WARNING: {w}" for w in result.gemm.warnings]
 
 

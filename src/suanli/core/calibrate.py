@@ -240,7 +240,8 @@ def calibrate(accelerator: Accelerator, assumptions: PerformanceAssumptions, cal
                     low_precision_gemm_ratio=ratio,
                     memory_bandwidth_fraction=memory_fraction, decode_bandwidth_fraction=decode,
                     network_bandwidth_fraction=network or assumptions.network_bandwidth_fraction,
-                    kernel_overhead_s=calibration.kernel_overhead_s or assumptions.kernel_overhead_s)
+                    kernel_overhead_s=calibration.kernel_overhead_s or assumptions.kernel_overhead_s,
+                    eager_call_overhead_s=calibration.eager_call_s or assumptions.eager_call_overhead_s)
     return CalibrationResult(accelerator=calibrated, assumptions=tuned, gemm=fit,
                              memory_bandwidth_fraction=memory_fraction, decode_bandwidth_fraction=decode,
                              network_bandwidth_fraction=network, low_precision_gemm_ratio=ratio,

@@ -21,9 +21,9 @@ The first stage adds the embedding (``embedding_cost``), the last the output hea
 - **eager dispatch on a CPU** (``eager_dispatch_s``): transformers' modules (frameworks hf, deepspeed, fsdp) make
   ``eager_training_ops_per_layer`` operator calls per block and ``eager_training_ops_fixed`` per step (counted
   with torch.profiler), where the kernels above charge ``kernel_overhead_s`` Σ count·(1 + backward factor)
-  times; on a CPU accelerator the calls beyond that pay it too. On a GPU the host queues kernels
-  asynchronously and their dispatch hides behind the device's work (the published runs' fitted efficiencies
-  hold what does not), so GPU predictions do not get this term.
+  times; on a CPU accelerator every counted call costs ``eager_call_overhead_s`` instead. On a GPU the host
+  queues kernels asynchronously and their dispatch hides behind the device's work (the published runs' fitted
+  efficiencies hold what does not), so GPU predictions do not get this term.
 ``core/training_time.py`` sums these over the pipeline stages; split out of it.
 """
 
@@ -209,15 +209,18 @@ def charged_launches(ops: list[Op], s: StepSetup) -> float:
 
 
 def eager_dispatch_s(counted: int, charged: float, s: StepSetup) -> float:
-    """(counted − charged) · ``kernel_overhead_s`` on a CPU accelerator for transformers' modules, else 0.
+    """counted · ``eager_call_overhead_s`` − charged · ``kernel_overhead_s`` (at least 0) on a CPU accelerator
+    for transformers' modules, else 0.
 
     On a CPU the host runs every operator call in series with its work, so each of eager PyTorch's calls
-    (``counted``, measured with torch.profiler: ``spec/assumptions.py``) costs the per-op time bench measures,
-    not only the kernels the roofline lists (``charged``). On a GPU the calls are queued asynchronously and
-    overlap the device's work; nothing is added there."""
+    (``counted``, measured with torch.profiler: ``spec/assumptions.py``) costs the per-call time bench measures
+    in a tiny eager training step (``eager_call_overhead_s``; ``kernel_overhead_s`` when not measured), where
+    the roofline charged ``kernel_overhead_s`` for the ``charged`` launches it lists. On a GPU the calls are
+    queued asynchronously and overlap the device's work; nothing is added there."""
     if s.accelerator.kind != "cpu" or s.job.framework not in _TRANSFORMERS_FRAMEWORKS:
         return 0.0
-    return max(0.0, counted - charged) * s.a.kernel_overhead_s
+    per_call = s.a.kernel_overhead_s if s.a.eager_call_overhead_s is None else s.a.eager_call_overhead_s
+    return max(0.0, counted * per_call - charged * s.a.kernel_overhead_s)
 
 
 def embedding_cost(s: StepSetup) -> StepCost:

@@ -13,6 +13,11 @@ What is timed (each after warm-up, as the median of repeats; a repeat loops a ca
 - Per-op dispatch (CPU): the wall time of one tiny eager op (a 1-element add whose input requires grad, so
   autograd records it as in a training forward). On a CPU that cost (~5-20 µs in eager PyTorch) is paid by every
   op of a step and is the profile's ``kernel_overhead_s``; on CUDA the launch is asynchronous and it is not timed.
+- Per-call cost of an eager training step (CPU, with transformers installed): a tiny 2-layer Llama's training
+  step (width 64, 8 tokens: negligible arithmetic) over its top-level aten calls counted with torch.profiler
+  (``suanli.measure.eager_ops``), the profile's ``eager_call_s``. A real call also runs its module's Python,
+  ``nn.Module.__call__`` and autograd's backward engine, which the bare add above does not; the time model
+  charges it per counted call of a transformers step on a CPU (``core/training_block.eager_dispatch_s``).
 - Memory bandwidth: ``dst.copy_(src)`` of a large buffer, counted as bytes read + bytes written (STREAM Copy).
 - Host<->device bandwidth (CUDA): copies between pinned host memory and the GPU, each direction.
 - All-reduce bus bandwidth across the local GPUs (CUDA, more than one GPU) with torch.distributed/NCCL, one
@@ -212,6 +217,22 @@ def _dispatch_overhead_s(torch: Any, clock: _Clock, plan: BenchPlan) -> float:
         return best_of_rounds([clock.time(lambda: torch.add(a, b)) for _ in range(max(1, plan.rounds))]).seconds
 
 
+def _eager_call_s(torch: Any, log: Callable[[str], None]) -> float | None:
+    """Per top-level call of a tiny eager transformers training step (``suanli.measure.eager_ops.eager_call_s``):
+    the 1-element add above leaves out what a real step's calls also pay (module ``__call__``, the model's Python,
+    autograd's backward engine), 4-6x its time on a 2-core CPU; None, and said so, without transformers."""
+    try:
+        from suanli.measure.eager_ops import eager_call_s
+
+        with torch.inference_mode(False), torch.enable_grad():
+            value = eager_call_s()
+    except ImportError:
+        log("bench: transformers is not installed: the eager per-call cost is not measured")
+        return None
+    log(f"bench: eager training call: {value * 1e6:.3g} us per call (tiny transformers Llama step)")
+    return value
+
+
 def _copy_bandwidth(torch: Any, clock: _Clock, device: str, plan: BenchPlan) -> float:
     """(bytes read + bytes written) / time of ``dst.copy_(src)``; the best of ``plan.rounds`` rounds' medians, as
     for the GEMMs (one round under a burst of load read 11 GB/s on a machine that copies at 31 GB/s)."""
@@ -302,10 +323,11 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
         gemm = _gemms(torch, clock, device, plan, log, warnings)
         copy = _copy_bandwidth(torch, clock, device, plan)
         log(f"bench: memory copy: {copy / 1e9:.4g} GB/s (read + write)")
-        h2d = d2h = overhead = None
+        h2d = d2h = overhead = eager = None
         if device == "cpu":
             overhead = _dispatch_overhead_s(torch, clock, plan)
             log(f"bench: eager op dispatch: {overhead * 1e6:.3g} us per op (1-element add with autograd)")
+            eager = _eager_call_s(torch, log)
         if device == "cuda":
             h2d, d2h = _host_links(torch, clock, plan)
             log(f"bench: host->device {h2d / 1e9:.4g} GB/s, device->host {d2h / 1e9:.4g} GB/s (pinned)")
@@ -322,4 +344,5 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
                        torch_version=str(torch.__version__),
                        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), quick=quick,
                        warnings=tuple(warnings), copy_bytes_per_s=copy, h2d_bytes_per_s=h2d, d2h_bytes_per_s=d2h,
-                       gemm=tuple(gemm), allreduce=allreduce, kernel_overhead_s=overhead)
+                       gemm=tuple(gemm), allreduce=allreduce, kernel_overhead_s=overhead,
+                       eager_call_s=eager)

@@ -13,9 +13,12 @@ torch and transformers are imported lazily: ``suanli.measure`` is optional and n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+TINY_LLAMA = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+              "num_key_value_heads": 4, "vocab_size": 512, "tie_word_embeddings": True, "num_hidden_layers": 2}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,8 +32,35 @@ class EagerOpCount:
 
 def count_step_ops(config: Mapping[str, Any], *, seq: int = 32) -> int:
     """Top-level aten calls of one profiled training step of the model ``config`` describes."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
+
+    step = _training_step(config, seq)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return sum(1 for e in prof.events() if e.name.startswith("aten::") and not _nested(e))
+
+
+def eager_call_s(config: Mapping[str, Any] = TINY_LLAMA, *, seq: int = 8, steps: int = 15) -> float:
+    """Wall time per top-level aten call of a training step whose tensors are tiny (default: a 2-layer Llama of
+    width 64 over 8 tokens): the arithmetic is negligible, so the step's time over its counted calls is what one
+    call costs in an eager transformers step: Python module code, the dispatcher, autograd's recording and its
+    backward engine, the optimizer's Python. The fastest of ``steps`` timed steps (other processes only add
+    time), divided by the profiled count."""
+    import time
+
+    calls = count_step_ops(config, seq=seq)
+    step = _training_step(config, seq)
+    best = float("inf")
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best / calls
+
+
+def _training_step(config: Mapping[str, Any], seq: int) -> Callable[[], None]:
+    """One training step of a fresh model built from ``config`` (after two warm-up steps)."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(0)
@@ -47,9 +77,7 @@ def count_step_ops(config: Mapping[str, Any], *, seq: int = 32) -> int:
 
     for _ in range(2):  # the first step creates AdamW's states
         step()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    return sum(1 for e in prof.events() if e.name.startswith("aten::") and not _nested(e))
+    return step
 
 
 def _nested(event: Any) -> bool:

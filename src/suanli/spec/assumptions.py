@@ -153,8 +153,12 @@ class PerformanceAssumptions:
       step (SDPA, tied embedding, fused AdamW, ``zero_grad(set_to_none=True)``; transformers 5.23, torch 2.13)
       as the difference between 1-, 2- and 3-layer models (``benchmarks/count_eager_ops.py``). Nested calls
       (641 aten events per layer in all) run inside their caller's dispatch and are not counted. On a CPU
-      accelerator each call pays ``kernel_overhead_s`` in series with the work (``core/training_block``).
+      accelerator each call pays ``eager_call_overhead_s`` in series with the work (``core/training_block``).
       Counted, not fitted.
+    - ``eager_call_overhead_s``: what one of those calls costs on a CPU, Python module code and autograd's
+      engine included; None takes ``kernel_overhead_s``. ``suanli bench`` measures it on the CPU
+      (``suanli.measure.eager_ops.eager_call_s``: a tiny transformers training step over its counted calls) and
+      ``--calibration`` sets it.
     - ``moe_load_imbalance``: routed tokens of the busiest expert-parallel rank over the mean; it sets the time
       of the grouped expert GEMMs and of the all-to-all in training (``core/moe_time.py``). 1.0 is balanced
       routing, what the NVIDIA NeMo / Megatron-Bridge MoE benchmarks force (``moe_router_force_load_balancing``,
@@ -189,6 +193,7 @@ class PerformanceAssumptions:
     moe_dispatch_kernels: int = 7  # counted (vLLM fused_moe), not fitted
     eager_training_ops_per_layer: int = 200  # counted (torch.profiler, transformers Llama), not fitted
     eager_training_ops_fixed: int = 66  # counted likewise: embedding, head, loss, optimizer
+    eager_call_overhead_s: float | None = None  # measured by suanli bench on a CPU; None: kernel_overhead_s
     moe_load_imbalance: float = 1.0  # balanced routing, as the NeMo MoE benchmarks force; not fitted
 
     def __post_init__(self) -> None:
@@ -213,6 +218,9 @@ class PerformanceAssumptions:
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
         self._check_inference_fields()
+        if self.eager_call_overhead_s is not None and self.eager_call_overhead_s < 0:
+            raise SpecError("performance assumption eager_call_overhead_s must be zero or positive, got "
+                            f"{self.eager_call_overhead_s}")
         for name in ("eager_training_ops_per_layer", "eager_training_ops_fixed"):
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got "

@@ -18,6 +18,7 @@ File layout (``schema = 1``)::
     [[gemm]]   dtype = "bf16", m = 1024, n = 1024, k = 1024, seconds = ..., achieved_flops_per_s = ...
     [[allreduce]] bytes = ..., world_size = 2, busbw_bytes_per_s = ...   # several GPUs only
     [dispatch] kernel_overhead_s = 8e-6   # optional: wall time of one tiny eager op with autograd (CPU)
+               eager_call_s = 1e-5        # optional: per call of a tiny eager transformers training step (CPU)
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class Calibration:
     gemm: tuple[GemmPoint, ...]
     allreduce: tuple[AllReducePoint, ...] = ()
     kernel_overhead_s: float | None = None  # one tiny eager op's wall time: the per-op cost, not the op's work
+    eager_call_s: float | None = None  # per top-level call of a tiny eager transformers training step (CPU)
 
     def __post_init__(self) -> None:
         if not self.gemm:
@@ -158,7 +160,7 @@ def to_toml(calibration: Calibration) -> str:
         lines += _table("[[allreduce]]", {"bytes": a.bytes, "world_size": a.world_size,
                                           "busbw_bytes_per_s": a.busbw_bytes_per_s})
     if c.kernel_overhead_s is not None:
-        lines += _table("[dispatch]", {"kernel_overhead_s": c.kernel_overhead_s})
+        lines += _table("[dispatch]", {"kernel_overhead_s": c.kernel_overhead_s, "eager_call_s": c.eager_call_s})
     return "\n".join(lines)
 
 
@@ -269,7 +271,7 @@ def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") 
     memory = _Reader(source, "memory", top.table["memory"])
     memory.check_keys(("copy_bytes_per_s", "h2d_bytes_per_s", "d2h_bytes_per_s"))
     dispatch = _Reader(source, "dispatch", top.table.get("dispatch", {}))
-    dispatch.check_keys(("kernel_overhead_s",))
+    dispatch.check_keys(("kernel_overhead_s", "eager_call_s"))
     gemm = tuple(_gemm(source, i, row) for i, row in enumerate(top.rows("gemm")))
     if not gemm:
         top.fail("[[gemm]]", "is missing: a profile needs at least one GEMM point")
@@ -281,7 +283,8 @@ def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") 
         h2d_bytes_per_s=memory.optional_number("h2d_bytes_per_s"),
         d2h_bytes_per_s=memory.optional_number("d2h_bytes_per_s"), gemm=gemm,
         allreduce=tuple(_allreduce(source, i, row) for i, row in enumerate(top.rows("allreduce"))),
-        kernel_overhead_s=dispatch.optional_number("kernel_overhead_s"))
+        kernel_overhead_s=dispatch.optional_number("kernel_overhead_s"),
+        eager_call_s=dispatch.optional_number("eager_call_s"))
 
 
 def load_calibration(path: str | Path) -> Calibration:
