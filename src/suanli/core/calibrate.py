@@ -26,6 +26,8 @@ by the few percent a cache boundary costs.
 Per-op cost. When the profile measured one eager op's dispatch time d (``Calibration.kernel_overhead_s``, CPU),
 it becomes ``kernel_overhead_s``, which the roofline adds to every op, and the fit sees each GEMM's time less d
 (at most half of it), so that the GEMM curve does not charge that cost a second time.
+The per-call cost of a tiny eager transformers training step (``Calibration.eager_call_s``, CPU) becomes
+``eager_call_overhead_s``, charged per counted call of a CPU training step (``core/training_block.eager_dispatch_s``).
 
 When the fitted asymptote p·P exceeds the catalog
 peak (catalog CPU peaks are upper bounds from cores x clock x FLOPs/cycle, but an entry built from a
