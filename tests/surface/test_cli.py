@@ -16,7 +16,7 @@ from suanli.spec.resolve import model_catalog
 
 @pytest.mark.parametrize("command", [[], ["models"], ["params"], ["flops"], ["gpus"], ["train"], ["infer"], ["fit"],
                                      ["simulate"], ["plan"], ["plan", "train"], ["plan", "serve"], ["plan", "buy"],
-                                     ["roofline"], ["web"]])
+                                     ["roofline"], ["web"], ["probe"], ["bench"], ["measure"], ["explain"]])
 def test_help(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     code, out, _ = run(capsys, *command, "--help")
     assert code == 0
