@@ -274,6 +274,8 @@ def test_dispatch_cost_round_trips_and_is_checked(tmp_path: Path) -> None:
     path = write_calibration(profile(kernel_overhead_s=7.5e-6), tmp_path / "p.toml")
     assert load_calibration(path).kernel_overhead_s == 7.5e-6
     assert "[dispatch]" not in write_calibration(profile(), tmp_path / "q.toml").read_text()
+    eager_only = profile(eager_call_s=6.5e-6)  # written even without the 1-element add's cost
+    assert load_calibration(write_calibration(eager_only, tmp_path / "e.toml")) == eager_only
     path.write_text(path.read_text().replace("kernel_overhead_s = 7.5e-06", "kernel_overhead_s = -1"))
     with pytest.raises(SpecError, match=r"dispatch.kernel_overhead_s must be a positive number, got -1"):
         load_calibration(path)

@@ -159,7 +159,7 @@ def to_toml(calibration: Calibration) -> str:
     for a in c.allreduce:
         lines += _table("[[allreduce]]", {"bytes": a.bytes, "world_size": a.world_size,
                                           "busbw_bytes_per_s": a.busbw_bytes_per_s})
-    if c.kernel_overhead_s is not None:
+    if c.kernel_overhead_s is not None or c.eager_call_s is not None:
         lines += _table("[dispatch]", {"kernel_overhead_s": c.kernel_overhead_s, "eager_call_s": c.eager_call_s})
     return "\n".join(lines)
 
