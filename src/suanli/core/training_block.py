@@ -138,7 +138,8 @@ def _backward_factor(op: Op, s: StepSetup) -> float:
 def layer_cost(layer: Layer, s: StepSetup) -> StepCost:
     """One block, one micro-batch: compute, recompute and the TP/EP/CP communication it waits for."""
     forward = backward = attention = linears = 0.0
-    for op in block_kernels(layer, s):
+    kernels = block_kernels(layer, s)
+    for op in kernels:
         t = _op_s(op, s)
         forward += t
         backward += t * _backward_factor(op, s)
@@ -146,7 +147,7 @@ def layer_cost(layer: Layer, s: StepSetup) -> StepCost:
             attention += t
         elif op.kind is OpKind.GEMM and not op.name.startswith(("expert_", "router")):
             linears += t  # the tensor-parallel linears a TP collective can overlap with
-    backward += eager_dispatch_s(s.a.eager_training_ops_per_layer, charged_launches(block_kernels(layer, s), s), s)
+    backward += eager_dispatch_s(s.a.eager_training_ops_per_layer, charged_launches(kernels, s), s)
     lay = s.layout
     full = lay.recompute is Recompute.FULL
     recompute = forward if full else attention if lay.recompute is Recompute.SELECTIVE else 0.0
