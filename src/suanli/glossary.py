@@ -13,11 +13,12 @@ from __future__ import annotations
 import functools
 import shlex
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from suanli import units
 from suanli.errors import NotFound, close_matches, suggest
 
 if TYPE_CHECKING:
@@ -151,27 +152,28 @@ def json_path(payload: Any, path: str) -> Any:
 
 def format_value(value: float, unit: str) -> str:
     """A number as the glossary shows it (binary units for memory, decimal SI prefixes for rates and FLOPs)."""
-    from suanli import units
+    if unit not in _FORMATS:
+        raise ValueError(f"glossary unit {unit!r} is not one of {', '.join(_FORMATS)}")
+    return _FORMATS[unit](value)
 
-    formats = {
-        "bytes": lambda v: units.format_bytes(v),
-        "bytes_decimal": lambda v: units.format_bytes(v, binary=False),
-        "flop": lambda v: units.format_decimal(v, "FLOP"),
-        "flop_per_s": lambda v: units.format_decimal(v, "FLOP/s"),
-        "bytes_per_s": lambda v: units.format_decimal(v, "B/s"),
-        "s": lambda v: f"{v:.3g} s",
-        "ms": lambda v: f"{v * 1e3:.3g} ms",
-        "tokens_per_s": lambda v: f"{v:,.0f} tokens/s",
-        "count": lambda v: units.format_count(v),
-        "percent": lambda v: f"{100 * v:.1f}%",
-        "usd": lambda v: f"${v:,.2f}",
-        "kwh": lambda v: f"{v:,.1f} kWh",
-        "kg": lambda v: f"{v:,.1f} kg",
-        "ratio": lambda v: f"{v:.3g}",
-    }
-    if unit not in formats:
-        raise ValueError(f"glossary unit {unit!r} is not one of {', '.join(formats)}")
-    return formats[unit](value)
+
+# An example's ``unit`` → how its number reads.
+_FORMATS: Mapping[str, Callable[[float], str]] = {
+    "bytes": units.format_bytes,
+    "bytes_decimal": lambda v: units.format_bytes(v, binary=False),
+    "flop": lambda v: units.format_decimal(v, "FLOP"),
+    "flop_per_s": lambda v: units.format_decimal(v, "FLOP/s"),
+    "bytes_per_s": lambda v: units.format_decimal(v, "B/s"),
+    "s": lambda v: f"{v:.3g} s",
+    "ms": lambda v: f"{v * 1e3:.3g} ms",
+    "tokens_per_s": lambda v: f"{v:,.0f} tokens/s",
+    "count": units.format_count,
+    "percent": lambda v: f"{100 * v:.1f}%",
+    "usd": lambda v: f"${v:,.2f}",
+    "kwh": lambda v: f"{v:,.1f} kWh",
+    "kg": lambda v: f"{v:,.1f} kg",
+    "ratio": lambda v: f"{v:.3g}",
+}
 
 
 def entry_json(entry: Entry, result: ExampleResult | None) -> dict[str, Any]:
