@@ -44,10 +44,15 @@ def _stream(name: str, elements: float, bytes_: float) -> Op:
     return Op(name=name, kind=OpKind.STREAM, flops=elements, bytes=bytes_)
 
 
+def _routed_elements(moe: Moe, s: StepSetup) -> float:
+    """Hidden-state elements the busiest rank routes per micro-batch: tokens · top_k · h / tp · imbalance."""
+    return s.tokens * moe.experts_per_token * s.spec.hidden_size / s.layout.tp * s.a.moe_load_imbalance
+
+
 def moe_dispatch_ops(moe: Moe, s: StepSetup) -> list[Op]:
     """Router softmax/top-k and the token permutations of one MoE block, one micro-batch, one GPU (forward)."""
     tokens, h, b = s.tokens, s.spec.hidden_size, s.act_bytes
-    routed = tokens * moe.experts_per_token * h / s.layout.tp * s.a.moe_load_imbalance
+    routed = _routed_elements(moe, s)
     slots = moe.num_experts + moe.zero_experts
     ops = [_stream("moe_router_softmax_topk", tokens * slots, tokens * slots * 4.0 * ROUTER_FP32_PASSES),
            _stream("moe_permute", routed, tokens * h / s.layout.tp * b + routed * b)]
@@ -85,5 +90,4 @@ def ep_comm_s(moe: Moe, s: StepSetup, passes: int) -> float:
     lay = s.layout
     if lay.ep <= 1:
         return 0.0
-    routed = s.tokens * moe.experts_per_token * s.spec.hidden_size * s.act_bytes / lay.tp * s.a.moe_load_imbalance
-    return 2 * passes * all_to_all_s(s, routed, lay.ep, lay.tp * lay.cp)
+    return 2 * passes * all_to_all_s(s, _routed_elements(moe, s) * s.act_bytes, lay.ep, lay.tp * lay.cp)
