@@ -177,20 +177,14 @@ def fields_of(text: str) -> frozenset[str]:
     return frozenset(name for _, name, _, _ in Formatter().parse(text) if name)
 
 
-@functools.cache
-def _labels() -> Mapping[str, Mapping[Lang, str]]:
-    """English label text → its message, for the ``label.*`` keys (tables print English labels; this turns them)."""
-    return MappingProxyType({entry["en"]: entry for key, entry in messages().items() if key.startswith("label.")})
-
-
 def translate_label(text: str, lang: Lang | None = None) -> str:
     """A table label or heading in ``lang``: the ``label.*`` message whose English text is ``text``, else ``text``
     unchanged (labels that carry numbers, and those not yet in the catalogue, stay as they are)."""
     lang = lang or current_lang()
     if lang == "en":
         return text
-    entry = _labels().get(text)
-    return text if entry is None else entry[lang]
+    key = _label_keys().get(text)
+    return text if key is None else messages()[key][lang]
 
 
 def as_label(text: str) -> str:
@@ -202,6 +196,7 @@ def as_label(text: str) -> str:
 
 @functools.cache
 def _label_keys() -> Mapping[str, str]:
+    """English label text → its ``label.*`` key (tables print English labels; this finds their message)."""
     return MappingProxyType({entry["en"]: key for key, entry in messages().items() if key.startswith("label.")})
 
 
