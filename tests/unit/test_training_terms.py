@@ -17,7 +17,7 @@ from suanli.spec.hardware import get_accelerator, get_interconnect
 from suanli.spec.layout import AttentionImpl, Layout
 from suanli.spec.model import Moe
 from suanli.spec.resolve import load_model
-from suanli.spec.training import Framework, TrainingJob
+from suanli.spec.training import Framework, PrecisionMode, TrainingJob
 
 H100 = get_accelerator("h100")
 A = PerformanceAssumptions()
@@ -159,3 +159,28 @@ def test_expert_gemms_run_at_the_per_expert_shape() -> None:
     up = ops["expert_up_gate"]
     assert up.count == 16
     assert up.flops == pytest.approx(2 * 2048 * (2 * 768) * 2048)
+
+
+def test_fp8_casts_are_cast_transposes_of_input_output_gradient_and_weight() -> None:
+    """Transformer Engine around an m×k by k×n FP8 linear: the bf16 input and the output gradient each read (2 B)
+    and written as fp8 plus its fp8 transpose (1 + 1 B) per micro-batch, 4·m·k + 4·m·n; the weight likewise once
+    per step, 4·k·n over the step's 4 micro-batches; half of it in forward. Llama-3.1-8B's down projection at
+    seq 4096: m = 4096, k = 14336, n = 4096."""
+    spec = load_model("llama-3.1-8b")
+    job = TrainingJob(seq=4096, framework=Framework.MEGATRON, precision=PrecisionMode.FP8)
+    s = _setup(spec, job, Layout(micro_batch=1, global_batch=4), H100, A, 8, "ib-ndr")
+    ops = {op.name: op for op in _kernels(spec.layers[0], s)}
+    m, k, n = 4096, 14336, 4096
+    assert ops["mlp_down_fp8_cast"].bytes == pytest.approx((4 * m * k + 4 * m * n + 4 * k * n / 4) / 2)
+    assert ops["mlp_down_fp8_cast"].flops == 0.0
+
+
+def test_fp8_casts_of_an_expert_gemm_use_its_per_expert_rows() -> None:
+    """Qwen3-30B-A3B at ep 8: each local expert's up/gate GEMM has 4096 · 8 / 128 · 8 = 2048 rows, k = 2048,
+    n = 2 · 768, one micro-batch per step; the cast op carries the 16 local experts as its count."""
+    job = TrainingJob(seq=4096, framework=Framework.MEGATRON, precision=PrecisionMode.FP8)
+    s = _setup(QWEN, job, Layout(ep=8, dp=8, micro_batch=1), H100, A, 8, "ib-ndr")
+    cast = {op.name: op for op in _kernels(QWEN.layers[0], s)}["expert_up_gate_fp8_cast"]
+    m, k, n = 2048, 2048, 2 * 768
+    assert cast.bytes == pytest.approx((4 * m * k + 4 * m * n + 4 * k * n) / 2)
+    assert cast.count == 16
