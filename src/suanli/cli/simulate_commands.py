@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 ENGINES = ("vllm", "sglang", "trtllm", "tgi", "hf")
 ROUTERS = ("least-outstanding", "round-robin", "prefix-aware")
-TIMELINE_COLUMNS = ("start_s", "end_s", "steps", "replica", "running", "waiting", "prefill_tokens", "kv_blocks_used")
 
 
 def int_list(text: str) -> list[int]:
@@ -351,6 +350,7 @@ def _write_timeline(path: Path, result: SimulationResult) -> None:
     import tempfile
 
     from suanli.errors import SpecError
+    from suanli.simulate.timeline import RAW_COLUMNS
 
     if path.suffix not in (".csv", ".json"):
         raise SpecError(f"--timeline {path}: use a .csv or .json file name",
@@ -358,12 +358,12 @@ def _write_timeline(path: Path, result: SimulationResult) -> None:
     if not path.parent.exists():  # a bare file name's parent is Path("."), which exists
         raise SpecError(f"--timeline {path}: the folder {path.parent} does not exist",
                         key="error.cli.timeline_folder", fields={"path": path, "folder": path.parent})
-    rows = [dict(zip(TIMELINE_COLUMNS, row, strict=True)) for row in result.timeline]
+    rows = [dict(zip(RAW_COLUMNS, row, strict=True)) for row in result.timeline]
     if path.suffix == ".json":
-        text = json.dumps({"columns": TIMELINE_COLUMNS, "rows": rows})
+        text = json.dumps({"columns": RAW_COLUMNS, "rows": rows})
     else:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=TIMELINE_COLUMNS)
+        writer = csv.DictWriter(out, fieldnames=RAW_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
         text = out.getvalue()

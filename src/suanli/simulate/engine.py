@@ -23,6 +23,7 @@ from suanli.errors import SpecError, require_positive
 from suanli.simulate.kv_blocks import BlockPool
 from suanli.simulate.scheduler import ReplicaState, Scheduler, StepPlan
 from suanli.simulate.sequence import Phase, Sequence
+from suanli.simulate.timeline import RawRow
 
 MAX_FAST_FORWARD_STEPS = 4096
 AFFINE_MIN_STEPS = 8  # shorter runs are priced step by step
@@ -93,7 +94,7 @@ class Recorder:
     running_time: float = 0.0  # Σ running sequences × step time
     busy_s: float = 0.0
     steps: int = 0
-    timeline: list[tuple[float, float, int, int, int, int, int, int]] = field(default_factory=list)
+    timeline: list[RawRow] = field(default_factory=list)  # rows of simulate.timeline.RAW_COLUMNS
     keep_timeline: bool = True
 
 

@@ -25,6 +25,7 @@ from enum import Enum
 from suanli.simulate.engine import Recorder, Replica
 from suanli.simulate.metrics import ServingMetrics, Slo, summarize
 from suanli.simulate.sequence import Sequence
+from suanli.simulate.timeline import RawRow
 from suanli.simulate.workload import Request, Workload
 
 
@@ -48,7 +49,7 @@ class Disaggregation:
 class SimulationResult:
     metrics: ServingMetrics
     sequences: tuple[Sequence, ...]
-    timeline: tuple[tuple[float, float, int, int, int, int, int, int], ...]
+    timeline: tuple[RawRow, ...]  # rows of simulate.timeline.RAW_COLUMNS
     kv_blocks_total: int = 0  # KV blocks of every replica's pool together (the timeline's kv_blocks_used is of these)
 
 

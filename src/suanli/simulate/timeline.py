@@ -26,10 +26,11 @@ from typing import Any
 from suanli.errors import SpecError
 
 RawRow = tuple[float, float, int, int, int, int, int, int]
+RAW_COLUMNS = ("start_s", "end_s", "steps", "replica", "running", "waiting", "prefill_tokens", "kv_blocks_used")
 BUCKET_COLUMNS = ("start_s", "end_s", "steps", "running", "waiting", "prefill_tokens", "kv_blocks_used",
                   "kv_utilization", "prefill_tokens_per_step")
-_LEVELS = {"running": 4, "waiting": 5, "kv_blocks_used": 7}  # raw column index of each time-averaged level
-_SUMS = {"steps": 2, "prefill_tokens": 6}
+_LEVELS = {name: RAW_COLUMNS.index(name) for name in ("running", "waiting", "kv_blocks_used")}  # time-averaged
+_SUMS = {name: RAW_COLUMNS.index(name) for name in ("steps", "prefill_tokens")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
