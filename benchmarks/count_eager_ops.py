@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 
-from suanli.measure.eager_ops import count_eager_ops
+from suanli.measure.eager_ops import TINY_LLAMA, count_eager_ops
 from suanli.spec.assumptions import PerformanceAssumptions
-
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 4,
-        "vocab_size": 512}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-type", default="llama")
     args = parser.parse_args()
-    n = count_eager_ops({"model_type": args.model_type, "tie_word_embeddings": True, **TINY})
+    n = count_eager_ops({**TINY_LLAMA, "model_type": args.model_type})  # tiny widths; layers set per count
     a = PerformanceAssumptions()
     print(f"per layer {n.per_layer} (3-layer check {n.per_layer_check}), fixed {n.fixed}; "
           f"assumed {a.eager_training_ops_per_layer} and {a.eager_training_ops_fixed}")

@@ -32,9 +32,13 @@ class EagerOpCount:
 
 def count_step_ops(config: Mapping[str, Any], *, seq: int = 32) -> int:
     """Top-level aten calls of one profiled training step of the model ``config`` describes."""
+    return _count_calls(_training_step(config, seq))
+
+
+def _count_calls(step: Callable[[], None]) -> int:
+    """Top-level aten calls of one profiled call of ``step`` (module docstring)."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = _training_step(config, seq)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
     return sum(1 for e in prof.events() if e.name.startswith("aten::") and not _nested(e))
@@ -48,8 +52,8 @@ def eager_call_s(config: Mapping[str, Any] = TINY_LLAMA, *, seq: int = 8, steps:
     time), divided by the profiled count."""
     import time
 
-    calls = count_step_ops(config, seq=seq)
     step = _training_step(config, seq)
+    calls = _count_calls(step)
     best = float("inf")
     for _ in range(steps):
         start = time.perf_counter()
