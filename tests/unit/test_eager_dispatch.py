@@ -75,5 +75,6 @@ def test_calibration_profile_carries_the_per_call_cost(tmp_path: Path) -> None:
     (tmp_path / "cpu.toml").write_text(to_toml(profile))
     assert load_calibration(tmp_path / "cpu.toml").eager_call_s == 7e-6
     assert calibrate(CPU, A, profile).assumptions.eager_call_overhead_s == 7e-6
+    assert calibrate(CPU, A, profile).to_dict()["eager_call_overhead_s"] == 7e-6  # --json's calibration object
     with pytest.raises(SpecError, match="eager_call_overhead_s"):
         PerformanceAssumptions(eager_call_overhead_s=-1.0)

@@ -103,6 +103,7 @@ class CalibrationResult:
                 "gemm_half_work_flops": self.gemm.half_work_flops,
                 "gemm_fit_rms_relative_error": self.gemm.rms_relative_error, "gemm_points": self.gemm.points,
                 "gemm_fit_warnings": list(self.gemm.warnings), "kernel_overhead_s": self.assumptions.kernel_overhead_s,
+                "eager_call_overhead_s": self.assumptions.eager_call_overhead_s,
                 "memory_bandwidth_fraction": self.memory_bandwidth_fraction,
                 "decode_bandwidth_fraction": self.decode_bandwidth_fraction,
                 "network_bandwidth_fraction": self.network_bandwidth_fraction, "raised": list(self.raised)}
