@@ -244,7 +244,7 @@ class Replica:
         if k > 1:
             rows = len(plan.items)
             itl.extend([(end - before, rows) for before, end in pairwise(ends)])
-        speculation, size, holds_batch = self.speculation, pool.block_size, self.scheduler.holds_batch
+        speculation, holds_batch = self.speculation, self.scheduler.holds_batch
         leaves = self.prefill_only  # disaggregated prefill: every sequence leaves after its first token
         regular = 0  # decodes whose previous token came out at the end of the previous step: one shared gap
         for seq, n in plan.items:
@@ -252,7 +252,7 @@ class Replica:
             if n == 1 and generated and seq.prompt + generated - seq.computed == 1:  # decoding
                 gained = k if speculation is None else self._verified(seq)
                 computed = seq.computed = seq.computed + gained
-                if gained > 1 and computed > (seq.own_blocks + seq.prefix_blocks) * size:  # grow's own test
+                if gained > 1:
                     seq.grow(pool, computed)
                 previous = seq.last_token_s
                 if previous == start:
