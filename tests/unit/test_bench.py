@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,14 @@ def test_quick_cpu_ladder_spans_the_knee() -> None:
     assert sizes[0] <= 64 and sizes[-1] >= 1024 and len(sizes) >= 8
     assert all(b / a <= 1.5 for a, b in itertools.pairwise(sizes))  # a point every factor ≤ 1.5
     assert plan.rounds >= 3
+
+
+def test_summary_shows_both_measured_dispatch_costs() -> None:
+    from suanli.cli.bench_commands import summary
+
+    point = GemmPoint(dtype="fp32", m=256, n=256, k=256, seconds=2 * 256**3 / 1e11, achieved_flops_per_s=1e11)
+    profile = Calibration(device_name="x", device_key="epyc-9654", device_kind="cpu", torch_version="2", date="d",
+                          copy_bytes_per_s=2e10, gemm=(point,), kernel_overhead_s=1.8e-6, eager_call_s=6.7e-6)
+    text = summary(profile, Path("p.toml"))
+    assert "1.8 us per eager op" in text and "6.7 us per call" in text
+    assert "us per call" not in summary(replace(profile, eager_call_s=None), Path("p.toml"))

@@ -78,6 +78,9 @@ def summary(profile: Calibration, path: Path) -> str:
     rows.append(("memory copy", f"{profile.copy_bytes_per_s / 1e9:.4g} GB/s (read + write)"))
     if profile.kernel_overhead_s is not None:
         rows.append(("op dispatch", f"{profile.kernel_overhead_s * 1e6:.3g} us per eager op (the per-op cost)"))
+    if profile.eager_call_s is not None:
+        rows.append(("eager call", f"{profile.eager_call_s * 1e6:.3g} us per call of a tiny transformers training "
+                                   "step"))
     if profile.h2d_bytes_per_s and profile.d2h_bytes_per_s:
         rows.append(("host link", f"h2d {profile.h2d_bytes_per_s / 1e9:.4g} GB/s, "
                                   f"d2h {profile.d2h_bytes_per_s / 1e9:.4g} GB/s (pinned)"))
