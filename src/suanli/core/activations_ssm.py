@@ -56,8 +56,8 @@ def mixer_activation_bytes(m: Mixer, hidden_size: int, s: ActivationSetup, lift:
         parts["ssm"] = tokens * 6 * c * act / tp
         return parts
     if isinstance(m, KimiDeltaAttention):  # q/k/v, conv output, gates (f, g: W each; β), core and norm outputs
-        width = lift(m.num_heads, "linear_heads") * lift(m.head_dim, "linear_head_dim")
         heads = lift(m.num_heads, "linear_heads")
+        width = heads * lift(m.head_dim, "linear_head_dim")
         scores = 3 * heads * lift(m.chunk_size, "chunk_size") * _FP32
         parts["ssm"] = tokens * ((3 * width + 3 * width + 2 * width + heads + 2 * width) * act + scores) / tp
         return parts
