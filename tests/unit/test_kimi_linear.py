@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from suanli.core.activation_setup import ActivationSetup, Flavour
+from suanli.core.activations_ssm import mixer_activation_bytes
 from suanli.core.flops import kimi_delta_backward_extra, kimi_delta_scan_flops
 from suanli.core.inference_memory import inference_memory
 from suanli.core.kv_cache import kv_bytes_per_token, ssm_state_bytes, ssm_state_elements
@@ -99,3 +101,14 @@ def test_layer_lists_must_partition_the_layers() -> None:
     config["linear_attn_config"] = {**config["linear_attn_config"], "kda_layers": [1, 2, 3, 4]}
     with pytest.raises(ConfigError, match=r"split layers 1\.\.27"):
         _spec(config)
+
+
+def test_kda_saved_activations_by_hand() -> None:
+    """One KDA layer, 2 sequences of 1024 tokens, bf16, tp 2: the replicated input h per token, then per token
+    (split over tp) q, k, v (3·W), their conv outputs (3·W), the forget and output gates (2·W), β (H), the core
+    and gated-norm outputs (2·W) in bf16, plus 3·H·C fp32 values of the chunked solve; W = H·d = 4096."""
+    s = ActivationSetup(seq=1024, micro_batch=2, flavour=Flavour.HUGGINGFACE, tp=2)
+    parts = mixer_activation_bytes(KDA, 2304, s, plain)
+    tokens, w, heads = 2048, 32 * 128, 32
+    assert parts["ssm_input"] == tokens * 2304 * 2
+    assert parts["ssm"] == tokens * ((10 * w + heads) * 2 + 3 * heads * 64 * 4) / 2
