@@ -40,3 +40,13 @@ def test_sign_bias_counts_a_short_step_time_as_predicting_faster() -> None:
     table = "\n".join(GEN.sign_bias_lines(rows))
     assert "| a100 | 2 | 2 | 0 | +17.5% | +17.5% |" in table  # +10% and 10/8 - 1 = +25%
     assert "| b200 | 1 | 0 | 1 | -10.0% | -10.0% |" in table
+
+
+def test_one_sided_generations_read_step_times_as_speeds() -> None:
+    """A throughput predicted 10% high and a step time predicted 20% short both say "faster": one-sided."""
+    rows = [_row("a", 100, 110, gpu="a100-sxm-80gb"), _row("b", 10.0, 8.0, gpu="a100-sxm-80gb", metric="step_s"),
+            _row("c", 100, 90, gpu="b200-sxm-180gb"), _row("d", 10.0, 8.0, gpu="b200-sxm-180gb", metric="step_s"),
+            _row("korthikanti-x", 1.0, 1.0, metric="step_s"),
+            GEN.Row("inference max load", "m", "held-out", "max_load", 100, 100, False, "src")]
+    lines = GEN.targets_lines(rows)
+    assert lines[-1] == "GPU generations whose held-out training cases all err the same way (gaps included): a100."
