@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from suanli.cli.main import main
+from suanli.i18n import Lang
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
@@ -101,15 +102,17 @@ def test_bad_input_is_400_with_the_cli_line(client: TestClient, capsys: pytest.C
     assert response.json() == {"error": cli_error(argv, capsys)}
 
 
-@pytest.mark.parametrize(("query", "argv"), [
-    ({"model": "llama-3-8b", "gpu": "h1000", "lang": "zh"}, ["train", "llama-3-8b", "--gpu", "h1000", "--lang", "zh"]),
+@pytest.mark.parametrize(("query", "argv", "status"), [
+    ({"model": "llama-3-8b", "gpu": "h1000", "lang": "zh"}, ["train", "llama-3-8b", "--gpu", "h1000", "--lang", "zh"],
+     400),
     ({"model": "llama-3-8b", "gpu": "h100", "gpus": "8", "lang": "zh"},
-     ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--lang", "zh"]),
+     ["train", "llama-3-8b", "--gpu", "h100", "--gpus", "8", "--lang", "zh"], 200),
 ])
 def test_lang_zh_is_the_cli_in_zh(client: TestClient, capsys: pytest.CaptureFixture[str], query: dict[str, str],
-                                  argv: list[str]) -> None:
+                                  argv: list[str], status: int) -> None:
     response = client.get("/api/train", params=query)
-    if response.status_code == 400:
+    assert response.status_code == status
+    if status == 400:
         assert response.json() == {"error": cli_error(argv, capsys)}
         assert "错误" in response.json()["error"]  # said in Chinese, as the CLI says it
     else:
@@ -170,6 +173,13 @@ def test_refused_requests(client: TestClient, url: str, fragment: str) -> None:
     assert response.status_code == 400
     assert fragment in response.json()["error"]
     assert response.json()["error"].startswith("suanli: error: ")
+
+
+@pytest.mark.parametrize("lang", ["zh", "ZH", "zh_CN"])
+def test_a_refusal_before_parsing_is_said_in_any_spelling_of_lang(client: TestClient, lang: str) -> None:
+    response = client.get("/api/nonsense", params={"model": "gpt2", "lang": lang})  # --lang takes all three
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("suanli: 错误: no command 'nonsense'")
 
 
 TINY_LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 2,
@@ -238,7 +248,7 @@ def test_web_warns_when_not_on_loopback(monkeypatch: pytest.MonkeyPatch, capsys:
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_web_says_where_it_listens_and_in_which_language(monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str], lang: str) -> None:
+                                                         capsys: pytest.CaptureFixture[str], lang: Lang) -> None:
     from suanli.cli import web_commands
     from suanli.i18n import t
 

@@ -149,11 +149,15 @@ def said_texts(payload: Any, lang: Lang, path: str = "") -> dict[str, str]:
 
 
 def _request_lang(params: Mapping[str, Sequence[str]]) -> Lang:
-    """The language asked for (``lang``), for errors raised before the parser reads it; else the default."""
-    from suanli.i18n import LANGS, default_lang
+    """The language asked for (``lang``, spelled as ``--lang`` takes it: ``zh``, ``ZH``, ``zh_CN``), for errors raised
+    before the parser reads it; else the default."""
+    from suanli.i18n import default_lang, parse_lang
 
     asked = (params.get("lang") or [""])[-1]
-    return asked if asked in LANGS else default_lang()
+    try:
+        return parse_lang(asked)
+    except SpecError:
+        return default_lang()
 
 
 def command_words(command: str) -> tuple[str, ...]:
