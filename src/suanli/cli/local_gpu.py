@@ -74,13 +74,7 @@ def apply_local_defaults(args: argparse.Namespace, *, set_gpus: bool = False) ->
 
 
 def saved_profile(device_key: str) -> Path | None:
-    """The calibration profile ``suanli bench`` saved for this device, if any. Hook into
-    ``suanli.spec.calibration.find_profile``; None while that module is absent."""
-    import importlib
+    """The calibration profile ``suanli bench`` saved for this device, if any (``spec.calibration.find_profile``)."""
+    from suanli.spec.calibration import find_profile
 
-    try:
-        calibration = importlib.import_module("suanli.spec.calibration")
-    except ImportError:
-        return None
-    found: Path | None = calibration.find_profile(device_key)
-    return found
+    return find_profile(device_key)
