@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from suanli.errors import SuanliError
+from suanli.errors import SpecError, SuanliError
 from suanli.web.api import CommandError, CommandRunner
 
 MAX_BODY_BYTES = 1_000_000  # a pasted config.json is a few kB; the largest bundled one is ~10 kB
@@ -89,8 +89,6 @@ def create_app() -> FastAPI:
 def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any], *, said: bool = False) -> dict[str, Any]:
     """``{"args": {...}, "config": {...}, "name": "my-model"}``: the config is written to a private temporary folder
     as config.json (data only) and that folder is MODEL."""
-    from suanli.errors import SpecError
-
     args = body.get("args", {})
     if not isinstance(args, dict) or not all(isinstance(v, str | int | float | bool) for v in args.values()):
         raise SpecError('"args" must be an object of option → value, e.g. {"gpu": "h100", "gpus": 8}')
