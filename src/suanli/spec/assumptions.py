@@ -214,17 +214,14 @@ class PerformanceAssumptions:
         if self.unfused_elementwise_traffic < 1:
             raise SpecError("performance assumption unfused_elementwise_traffic must be at least 1 (fused "
                             f"kernels), got {self.unfused_elementwise_traffic}")
-        for name in ("gemm_half_work_flops", "kernel_overhead_s"):
+        for name in ("gemm_half_work_flops", "kernel_overhead_s", "eager_training_ops_per_layer",
+                     "eager_training_ops_fixed"):
             if getattr(self, name) < 0:
                 raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
         self._check_inference_fields()
         if self.eager_call_overhead_s is not None and self.eager_call_overhead_s < 0:
             raise SpecError("performance assumption eager_call_overhead_s must be zero or positive, got "
                             f"{self.eager_call_overhead_s}")
-        for name in ("eager_training_ops_per_layer", "eager_training_ops_fixed"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"performance assumption {name} must be zero or positive, got "
-                                f"{getattr(self, name)}")
 
     def _check_inference_fields(self) -> None:
         for name in ("decode_bandwidth_fraction", "quantized_weight_bandwidth_fraction", "low_precision_gemm_ratio",
