@@ -196,10 +196,10 @@ def _cp_exposed_s(layer: Layer, s: StepSetup, attention_s: float, full: bool) ->
 
 def head_cost(s: StepSetup) -> StepCost:
     """The final norm, head GEMM and loss; with the step's fixed eager calls (``eager_dispatch_s``: embedding,
-    rotary tables, head, loss and optimizer, against the head's and the embedding's 3 charged launches)."""
+    rotary tables, head, loss and optimizer, against the head's and the embedding's charged launches)."""
     ops = head_ops(s.spec, tokens=s.tokens, tp=s.layout.tp, dtype_bytes=s.act_bytes)
     forward = sum(_op_s(op, s) for op in ops)
-    fixed = eager_dispatch_s(s.a.eager_training_ops_fixed, charged_launches(ops, s) + 1 + BACKWARD_STREAM, s)
+    fixed = eager_dispatch_s(s.a.eager_training_ops_fixed, charged_launches([*ops, _embedding_op(s)], s), s)
     return StepCost(forward, sum(_op_s(op, s) * _backward_factor(op, s) for op in ops) + fixed)
 
 
@@ -226,5 +226,9 @@ def eager_dispatch_s(counted: int, charged: float, s: StepSetup) -> float:
 
 def embedding_cost(s: StepSetup) -> StepCost:
     """The lookup writes tokens·h values; its backward scatter-adds them into the table's gradient."""
-    t = _op_s(stream("embedding", s.tokens * s.spec.hidden_size, s.act_bytes), s)
+    t = _op_s(_embedding_op(s), s)
     return StepCost(t, t * BACKWARD_STREAM)
+
+
+def _embedding_op(s: StepSetup) -> Op:
+    return stream("embedding", s.tokens * s.spec.hidden_size, s.act_bytes)
