@@ -96,7 +96,7 @@ class Prediction:
     tpot_s: float | None = None
 
 
-def memory_assumptions(device: Device) -> MemoryAssumptions:
+def memory_assumptions() -> MemoryAssumptions:
     """What the measured counters see: no CUDA context (outside both counters), no fragmentation (outside the
     allocated bytes; reported separately as reserved on CUDA)."""
     return MemoryAssumptions(cuda_context_bytes=0.0, allocator_fragmentation=0.0)
@@ -115,7 +115,7 @@ def _predict_training(spec: ModelSpec, job: MeasureJob, accelerator: Accelerator
     layout = Layout(micro_batch=job.batch)
     training = job.training_job()
     memory = training_memory(spec, training, layout, capacity_bytes=float(accelerator.memory_bytes),
-                             assumptions=memory_assumptions(job.device))
+                             assumptions=memory_assumptions())
     time = training_time(spec, training, layout, accelerator, assumptions=performance)
     components = {"weights_bytes": memory.weights_bytes, "gradients_bytes": memory.gradients_bytes,
                   "master_weights_bytes": memory.master_weights_bytes, "optimizer_bytes": memory.optimizer_bytes,
