@@ -15,6 +15,7 @@ from suanli.cli.train_commands import FRAMEWORKS, METHODS, OPTIMIZERS, PRECISION
 from suanli.units import SECONDS_PER_DAY
 
 if TYPE_CHECKING:
+    from suanli.cli.calibration_arg import Calibrated
     from suanli.search.plan_train import PlanRequest, Scored, TrainPlan
     from suanli.spec.model import ModelSpec
     from suanli.spec.training import TrainingJob
@@ -69,8 +70,9 @@ def register(sub: Commands) -> None:
     plan.set_defaults(run=run_plan_train, mtbi_hours=None, hardware_failures=False)
 
 
-def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, TrainingJob]:
-    """The plan's request from the arguments, with train's own parsing of the job and the price."""
+def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, TrainingJob, Calibrated]:
+    """The plan's request from the arguments, with train's own parsing of the job and the price, and the
+    --calibration profile's (run_plan_train adds its note and key)."""
     from suanli.cli.calibration_arg import calibrated_one
     from suanli.cli.local_gpu import apply_local_defaults
     from suanli.cli.train_commands import fill_hardware_defaults, parse_cost, parse_job, training_checks
@@ -94,7 +96,6 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
     calibration = calibrated_one(args, accelerators, fmt=compute_format(job.precision, accelerators[0]))
     if calibration.values is not None:
         accelerators = (calibration.accelerator,)
-    args.calibrated = calibration  # run_plan_train adds the note and the calibration key
     deadline = args.deadline_days * SECONDS_PER_DAY if args.deadline_days is not None else None
     host = args.host_memory_gb * 1e9 if args.host_memory_gb is not None else DEFAULT_HOST_BYTES_PER_GPU
     request = PlanRequest(spec=spec, job=job, accelerators=accelerators, tokens=args.tokens,
@@ -103,7 +104,7 @@ def build_request(args: argparse.Namespace) -> tuple[PlanRequest, ModelSpec, Tra
                           cost=parse_cost(args, 1), top=args.top, host_bytes_per_gpu=host,
                           space=TrainSpace(offload=WITH_OFFLOAD) if args.search_offload else TrainSpace(),
                           assumptions=calibration.assumptions)
-    return request, spec, job
+    return request, spec, job, calibration
 
 
 def run_plan_train(args: argparse.Namespace) -> int:
@@ -111,12 +112,11 @@ def run_plan_train(args: argparse.Namespace) -> int:
     from suanli.search.plan_train import plan_train
 
     check_target(args, TRAINING)
-    request, spec, job = build_request(args)
+    request, spec, job, calibration = build_request(args)
     plan = plan_train(request)
     _raise_when_empty(plan, request)
     reports = [_report(s, request) for s in plan.ranked]
-    calibration = getattr(args, "calibrated", None)
-    if calibration is not None and calibration.values is not None:
+    if calibration.values is not None:
         reports = [{**r, "calibration": calibration.values, "notes": [*r.get("notes", []), calibration.note]}
                    for r in reports]
     payload: dict[str, Any] = {
