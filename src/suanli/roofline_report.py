@@ -12,7 +12,6 @@ curve, FlashAttention fraction, achieved bandwidth, launch overhead), so points 
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from suanli.core.roofline import Op, head_ops, layer_ops, op_time
@@ -32,9 +31,9 @@ def roofline_report(spec: ModelSpec, accelerator: Accelerator, *, seq: int, batc
     dtype_bytes = parse_number_format(compute_format).bits_per_element / 8
     peak, bandwidth = accelerator.peak_flops(compute_format), accelerator.memory_bandwidth_bytes_per_s
     tokens = batch * seq
-    layers = Counter(spec.layers)  # identical layers are the same frozen object
+    layers = spec.layer_groups()  # distinct layers with their counts
     rows: list[dict[str, Any]] = []
-    for index, (layer, count) in enumerate(layers.items()):
+    for index, (layer, count) in enumerate(layers):
         ops = layer_ops(layer, spec, tokens=tokens, seq=seq, tp=tp, dtype_bytes=dtype_bytes, span=AttentionSpan.CAUSAL)
         rows += [_op_row(op, f"layer {index}" if len(layers) > 1 else "layer", count, accelerator,
                          compute_format, a) for op in ops]
