@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from suanli.core.calibrate import CalibrationResult
     from suanli.report import Report
     from suanli.spec.assumptions import PerformanceAssumptions
+    from suanli.spec.calibration import Calibration
     from suanli.spec.hardware import Accelerator
 
 
@@ -71,13 +73,19 @@ def calibrated(args: argparse.Namespace, accelerator: Accelerator, *, fmt: str |
     path = getattr(args, "calibration", None)
     if not path:
         return Calibrated(accelerator=accelerator, assumptions=base)
+    profile, result = fit_profile(str(path), accelerator, fmt=fmt, base=base)
+    values = {"profile_path": str(path), "device_key": profile.device_key, "date": profile.date,
+              "quick": profile.quick, "warnings": list(profile.warnings), **result.to_dict()}
+    return Calibrated(accelerator=result.accelerator, assumptions=result.assumptions, values=values)
+
+
+def fit_profile(path: str, accelerator: Accelerator, *, fmt: str | None = None,
+                base: PerformanceAssumptions | None = None) -> tuple[Calibration, CalibrationResult]:
+    """The profile at ``path``, checked to be ``accelerator``'s, and its fit (``core.calibrate``) over ``base``."""
     from suanli.core.calibrate import calibrate, check_device
     from suanli.spec.assumptions import PerformanceAssumptions
     from suanli.spec.calibration import load_calibration
 
     profile = load_calibration(path)
-    check_device(profile, accelerator, source=str(path))
-    result = calibrate(accelerator, base or PerformanceAssumptions(), profile, fmt=fmt)
-    values = {"profile_path": str(path), "device_key": profile.device_key, "date": profile.date,
-              "quick": profile.quick, "warnings": list(profile.warnings), **result.to_dict()}
-    return Calibrated(accelerator=result.accelerator, assumptions=result.assumptions, values=values)
+    check_device(profile, accelerator, source=path)
+    return profile, calibrate(accelerator, base or PerformanceAssumptions(), profile, fmt=fmt)

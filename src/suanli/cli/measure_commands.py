@@ -144,13 +144,9 @@ def _calibrated(accelerator: Accelerator, path: str | None, fmt: str) -> tuple[A
     if path is None:
         return accelerator, None, ["uncalibrated: the time model's default efficiencies against the entry's peaks "
                                    "(run `suanli bench --out p.toml` and pass --calibration p.toml)"]
-    from suanli.core.calibrate import calibrate, check_device
-    from suanli.spec.assumptions import PerformanceAssumptions
-    from suanli.spec.calibration import load_calibration
+    from suanli.cli.calibration_arg import fit_profile
 
-    profile = load_calibration(path)
-    check_device(profile, accelerator, source=path)
-    result = calibrate(accelerator, PerformanceAssumptions(), profile, fmt=fmt)
+    profile, result = fit_profile(path, accelerator, fmt=fmt)
     fit = result.assumptions
     return result.accelerator, fit, [f"calibrated with {path} ({profile.date}): {fmt} GEMMs at "
                                      f"{fit.gemm_peak_fraction:.3g} of peak, half-work "
