@@ -90,7 +90,9 @@ async def run_load(base_url: str, requests: int, clients: int, budget_s: float) 
     jobs = [MIX[i % len(MIX)] for i in range(requests)]
     shares = [jobs[i::clients] for i in range(clients)]
     outcomes: list[Outcome] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections expire on the client after 5 s, well before the server's KEEP_ALIVE_S, so the client is
+    # always the side that closes an idle connection (no request is sent on one the server is closing).
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=5.0)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
         start = time.perf_counter()
         await asyncio.gather(*(client(http, share, outcomes, start + budget_s) for share in shares))

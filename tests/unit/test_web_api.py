@@ -17,6 +17,7 @@ from suanli.i18n import Lang
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
+import httpx
 from fastapi.testclient import TestClient
 
 from suanli.web.app import MAX_BODY_BYTES, create_app
@@ -241,6 +242,8 @@ def test_web_warns_when_not_on_loopback(monkeypatch: pytest.MonkeyPatch, capsys:
     monkeypatch.setattr(web_commands, "serve", lambda server, listening: served.update(config=server.config))
     assert main(["web", "--host", "0.0.0.0", "--port", "9000"]) == 0
     assert served["host"] == "0.0.0.0" and served["port"] == 9000 and served["config"].port == 9000
+    # idle connections outlive httpx's 5 s expiry, so the client closes first (no keep-alive race, no read error)
+    assert served["config"].timeout_keep_alive > httpx.Limits().keepalive_expiry
     assert "warning" in capsys.readouterr().err
     assert main(["web"]) == 0
     assert served["host"] == "127.0.0.1" and "warning" not in capsys.readouterr().err

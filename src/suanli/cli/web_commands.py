@@ -13,6 +13,11 @@ from suanli.cli.common import Commands, positive_int
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8731
+# How long an idle keep-alive connection stays open on the server. It must outlast the clients' own idle expiry
+# (httpx 5 s, the browsers' up to a few minutes for a tab that is polling): when both sides use 5 s (uvicorn's
+# default) the server can close a connection just as the client sends a request on it, and that request fails
+# with a read error (seen once in 3000 requests of benchmarks/web_load.py). 75 s is nginx's default.
+KEEP_ALIVE_S = 75
 
 
 def register(commands: Commands) -> None:
@@ -48,7 +53,8 @@ def run_web(args: argparse.Namespace) -> int:
     lang = current_lang()  # --lang, else the locale: the printed link opens the page in it
     url = f"http://{_url_host(args.host)}:{args.port}/#fit?lang={lang}"
     sys.stderr.write(t("cli.web.serving", lang, url=url, lang=lang) + "\n")
-    server = uvicorn.Server(uvicorn.Config(create_app(), host=args.host, port=args.port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(), host=args.host, port=args.port, log_level="warning",
+                                           timeout_keep_alive=KEEP_ALIVE_S))
     serve(server, listening)
     return 0
 
