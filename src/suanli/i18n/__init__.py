@@ -1,4 +1,5 @@
-"""One message catalogue for every human-facing string that has a translation (``messages.toml``).
+"""One message catalogue for every human-facing string that has a translation: ``messages.toml`` and, for the
+errors, one file per part of the package in ``errors/`` (``errors/spec.toml`` …); a key is in exactly one file.
 
 Each message is a TOML table holding one string per language::
 
@@ -88,11 +89,26 @@ def use_lang(lang: Lang) -> Iterator[Lang]:
 
 @functools.cache
 def messages() -> Mapping[str, Mapping[Lang, str]]:
-    """Every message: dotted key → {language: text} (the file is read once per process)."""
-    text = resources.files("suanli.i18n").joinpath("messages.toml").read_text(encoding="utf-8")
+    """Every message: dotted key → {language: text} (the files are read once per process)."""
     flat: dict[str, Mapping[Lang, str]] = {}
-    _flatten(tomllib.loads(text), "", flat)
+    for name, text in catalogue_files().items():
+        found: dict[str, Mapping[Lang, str]] = {}
+        _flatten(tomllib.loads(text), "", found)
+        twice = sorted(found.keys() & flat.keys())
+        if twice:
+            raise RuntimeError(f"suanli/i18n/{name} repeats messages of another catalogue file: {twice[:5]}")
+        flat.update(found)
     return MappingProxyType(flat)
+
+
+def catalogue_files() -> dict[str, str]:
+    """The catalogue's files, ``messages.toml`` then ``errors/*.toml`` by name: path under i18n → text."""
+    root = resources.files("suanli.i18n")
+    errors = sorted((entry for entry in root.joinpath("errors").iterdir() if entry.name.endswith(".toml")),
+                    key=lambda entry: entry.name)
+    files = {"messages.toml": root.joinpath("messages.toml").read_text(encoding="utf-8")}
+    files.update({f"errors/{entry.name}": entry.read_text(encoding="utf-8") for entry in errors})
+    return files
 
 
 def _flatten(table: Mapping[str, Any], prefix: str, out: dict[str, Mapping[Lang, str]]) -> None:
@@ -115,7 +131,7 @@ def t(key: str, lang: Lang | None = None, /, **fields: Any) -> str:
     """
     entry = messages().get(key)
     if entry is None:
-        raise KeyError(f"no message {key!r} in suanli/i18n/messages.toml")
+        raise KeyError(f"no message {key!r} in suanli/i18n's catalogue (messages.toml, errors/*.toml)")
     lang = lang or current_lang()
     text = entry[lang]
     return text.format(**{name: _said(value, lang) for name, value in fields.items()}) if fields else text
