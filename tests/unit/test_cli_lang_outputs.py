@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from string import Formatter
 
 import pytest
 
 from suanli.cli.main import main
-from suanli.i18n import Lang, messages
+from suanli.i18n import messages
 
 COMMANDS = {
     "train": ["train", "llama-3.1-70b", "--gpu", "h100", "--gpus", "8", "--tokens", "1e9"],
@@ -165,9 +166,8 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
 
 @pytest.mark.parametrize(("argv", "key"), BAD, ids=[key for _, key in BAD])
 def test_keyed_errors_say_the_same_in_english_and_translate(argv: list[str], key: str,
-                                                            capsys: pytest.CaptureFixture[str],
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    _check_keyed_error(argv, key, capsys, monkeypatch)
+                                                            keyed_error: Callable[[list[str], str], None]) -> None:
+    keyed_error(argv, key)
 
 
 CONFIGS = [  # (config.json text, the key its error names)
@@ -182,37 +182,10 @@ CONFIGS = [  # (config.json text, the key its error names)
 
 @pytest.mark.parametrize(("text", "key"), CONFIGS, ids=[key for _, key in CONFIGS])
 def test_config_errors_say_the_same_in_english_and_translate(text: str, key: str, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+                                                             keyed_error: Callable[[list[str], str], None]) -> None:
     config = tmp_path / "config.json"
     config.write_text(text, encoding="utf-8")
-    _check_keyed_error(["params", str(config)], key, capsys, monkeypatch)
-
-
-def _check_keyed_error(argv: list[str], key: str, capsys: pytest.CaptureFixture[str],
-                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command fails with the error ``key``; its English is the catalogue's English; zh is one line."""
-    from suanli.cli import lang_option
-    from suanli.i18n import error_text
-
-    raised: list[Exception] = []
-    original = lang_option.error_line
-
-    def recording(exc: Exception, lang: Lang) -> str:
-        raised.append(exc)
-        return original(exc, lang)
-
-    monkeypatch.setattr(lang_option, "error_line", recording)
-    assert main([*argv, "--lang", "en"]) == 2
-    english = capsys.readouterr().err
-    assert main([*argv, "--lang", "zh"]) == 2
-    chinese = capsys.readouterr().err
-    exc = raised[0]
-    assert getattr(exc, "key", "") == key, str(exc)
-    assert error_text(key, getattr(exc, "fields", {}), "en") == str(exc)  # the catalogue's English is the message
-    assert english == f"suanli: error: {exc}\n"
-    assert chinese.startswith("suanli: 错误: ") and chinese.count("\n") == 1
-    assert chinese == f"suanli: 错误: {error_text(key, getattr(exc, 'fields', {}), 'zh')}\n"
+    keyed_error(["params", str(config)], key)
 
 
 def test_a_bad_trace_line_is_named_in_chinese(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
