@@ -42,7 +42,8 @@ class Mamba2Mixer:
             require_positive(f"mamba {name}", getattr(self, name))
         if self.num_heads % self.n_groups:
             raise SpecError(f"mamba num_heads ({self.num_heads}) is not a multiple of n_groups "
-                            f"({self.n_groups}); every group must hold whole heads")
+                            f"({self.n_groups}); every group must hold whole heads", key="error.model.mamba_groups",
+                            fields={"heads": self.num_heads, "groups": self.n_groups})
 
     @property
     def intermediate_size(self) -> int:
@@ -96,7 +97,8 @@ class GatedDeltaNet:
             require_positive(f"linear attention {name}", getattr(self, name))
         if self.num_v_heads % self.num_k_heads:
             raise SpecError(f"linear_num_value_heads ({self.num_v_heads}) is not a multiple of "
-                            f"linear_num_key_heads ({self.num_k_heads})")
+                            f"linear_num_key_heads ({self.num_k_heads})", key="error.model.delta_heads",
+                            fields={"v_heads": self.num_v_heads, "k_heads": self.num_k_heads})
 
     @property
     def key_dim(self) -> int:

@@ -141,7 +141,8 @@ class Attention:
         if self.num_heads % self.num_kv_heads:
             raise SpecError(
                 f"num_attention_heads ({self.num_heads}) is not a multiple of num_key_value_heads "
-                f"({self.num_kv_heads}); grouped-query attention needs whole groups"
+                f"({self.num_kv_heads}); grouped-query attention needs whole groups",
+                key="error.model.gqa_groups", fields={"heads": self.num_heads, "kv_heads": self.num_kv_heads},
             )
         if self.sliding_window is not None:
             require_positive("sliding_window", self.sliding_window)
@@ -149,11 +150,15 @@ class Attention:
             require_positive("attention_chunk_size", self.chunk_size)
         if self.sliding_window is not None and self.chunk_size is not None:
             raise SpecError(f"a layer has both a sliding window ({self.sliding_window}) and an attention chunk "
-                            f"({self.chunk_size}); a layer uses one kind of local attention")
+                            f"({self.chunk_size}); a layer uses one kind of local attention",
+                            key="error.model.window_and_chunk",
+                            fields={"window": self.sliding_window, "chunk": self.chunk_size})
         if self.mla is not None and self.head_dim != self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim:
             raise SpecError(
                 f"MLA head_dim ({self.head_dim}) must equal qk_nope_head_dim + qk_rope_head_dim "
-                f"({self.mla.qk_nope_head_dim} + {self.mla.qk_rope_head_dim})"
+                f"({self.mla.qk_nope_head_dim} + {self.mla.qk_rope_head_dim})",
+                key="error.model.mla_head_dim", fields={"head_dim": self.head_dim, "nope": self.mla.qk_nope_head_dim,
+                                                        "rope": self.mla.qk_rope_head_dim},
             )
 
     @property
@@ -186,7 +191,8 @@ class Mlp:
     def __post_init__(self) -> None:
         require_positive("intermediate_size", self.intermediate_size)
         if self.activation_params < 0:
-            raise SpecError(f"activation_params must be >= 0, got {self.activation_params}")
+            raise SpecError(f"activation_params must be >= 0, got {self.activation_params}",
+                            key="error.model.activation_params", fields={"value": self.activation_params})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,10 +213,12 @@ class Moe:
         require_positive("num_experts_per_tok", self.top_k)
         if self.top_k > self.num_experts + self.zero_experts:
             raise SpecError(
-                f"num_experts_per_tok ({self.top_k}) exceeds the number of experts ({self.num_experts})"
+                f"num_experts_per_tok ({self.top_k}) exceeds the number of experts ({self.num_experts})",
+                key="error.model.top_k", fields={"top_k": self.top_k, "experts": self.num_experts},
             )
         if self.zero_experts < 0:
-            raise SpecError(f"zero_expert_num must be >= 0, got {self.zero_experts}")
+            raise SpecError(f"zero_expert_num must be >= 0, got {self.zero_experts}",
+                            key="error.model.zero_experts_negative", fields={"value": self.zero_experts})
 
     @property
     def experts_per_token(self) -> float:
@@ -239,7 +247,8 @@ class Layer:
 
     def __post_init__(self) -> None:
         if self.attention is None and self.mixer is None and self.ffn is None:
-            raise SpecError("a layer needs attention, a state-space mixer or a feed-forward block")
+            raise SpecError("a layer needs attention, a state-space mixer or a feed-forward block",
+                            key="error.model.empty_layer")
 
     @property
     def is_moe(self) -> bool:
@@ -283,7 +292,8 @@ class ModelSpec:
         require_positive("hidden_size", self.hidden_size)
         require_positive("max_position_embeddings", self.max_position_embeddings)
         if not self.layers:
-            raise SpecError(f"{self.name}: num_hidden_layers must be positive, got 0")
+            raise SpecError(f"{self.name}: num_hidden_layers must be positive, got 0", key="error.model.no_layers",
+                            fields={"name": self.name})
         groups = tuple(_count_runs(self.layers))
         object.__setattr__(self, "_groups", groups)
         object.__setattr__(self, "_group_of", _group_indices(self.layers, groups))

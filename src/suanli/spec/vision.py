@@ -105,18 +105,23 @@ class VisionTower:
         require_positive("vision merge size", self.merge)
         require_positive("vision pool size", self.pool)
         if not self.layers:
-            raise SpecError("a vision tower needs at least one encoder layer (depth / num_hidden_layers > 0)")
+            raise SpecError("a vision tower needs at least one encoder layer (depth / num_hidden_layers > 0)",
+                            key="error.model.vision_no_layers")
         if not self.projectors:
-            raise SpecError("a vision tower needs a projector into the language model's width")
+            raise SpecError("a vision tower needs a projector into the language model's width",
+                            key="error.model.vision_no_projector")
         depth = len(self.layers)
         for name, indexes in (("fullatt_block_indexes", self.full_attention_layers or ()),
                               ("deepstack_visual_indexes", self.deepstack_layers),
                               ("intermediate_layers_indices", self.feature_layers)):
             bad = [i for i in indexes if not 0 <= i < depth]
             if bad:
-                raise SpecError(f"vision {name} {bad} are outside the tower's {depth} layers (0..{depth - 1})")
+                raise SpecError(f"vision {name} {bad} are outside the tower's {depth} layers (0..{depth - 1})",
+                                key="error.model.vision_indexes",
+                                fields={"key": name, "bad": bad, "depth": depth, "last": depth - 1})
         if self.full_attention_layers is not None and self.window_patches is None:
-            raise SpecError("window attention needs a window size (vision_config.window_size)")
+            raise SpecError("window attention needs a window size (vision_config.window_size)",
+                            key="error.model.vision_window")
 
     @property
     def depth(self) -> int:
@@ -130,5 +135,8 @@ class VisionTower:
             near_h, near_w = (max(unit, round(side / unit) * unit) for side in (height, width))
             raise SpecError(f"image {height}x{width} px is not a whole number of {unit}-px units (patches of "
                             f"{self.patch.patch_size} px merged {self.merge}×{self.merge}); the processor resizes "
-                            f"it to {near_h}x{near_w}: use --image-size {near_h}x{near_w}")
+                            f"it to {near_h}x{near_w}: use --image-size {near_h}x{near_w}",
+                            key="error.model.image_grid",
+                            fields={"height": height, "width": width, "unit": unit, "patch": self.patch.patch_size,
+                                    "merge": self.merge, "near_h": near_h, "near_w": near_w})
         return height // self.patch.patch_size, width // self.patch.patch_size

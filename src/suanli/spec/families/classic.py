@@ -226,7 +226,9 @@ def _opt(r: ConfigReader) -> ModelSpec:
     if r.config.get("word_embed_proj_dim", hidden) != hidden:
         raise ConfigError(
             f"{r.name}: word_embed_proj_dim ({r.config['word_embed_proj_dim']}) differs from hidden_size "
-            f"({hidden}); OPT variants with input/output projections (opt-350m) are not supported yet"
+            f"({hidden}); OPT variants with input/output projections (opt-350m) are not supported yet",
+            key="error.model.opt_projection",
+            fields={"name": r.name, "proj": r.config["word_embed_proj_dim"], "hidden": hidden},
         )
     bias = r.flag("enable_bias", True)
     affine = r.flag("layer_norm_elementwise_affine", True)

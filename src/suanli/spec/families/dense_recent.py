@@ -30,7 +30,7 @@ def _per_layer(base: Layer, sliding: list[bool], rope: list[bool], window: int |
     """One layer per index: the sliding window where ``sliding`` is True (and a window is set), RoPE where
     ``rope`` is True. Equal variants are one shared object, so ``ModelSpec`` groups them cheaply."""
     if base.attention is None:
-        raise ConfigError("a dense decoder layer needs attention")
+        raise ConfigError("a dense decoder layer needs attention", key="error.model.dense_needs_attention")
     variants: dict[tuple[bool, bool], Layer] = {}
     layers = []
     for is_local, has_rope in zip(sliding, rope, strict=True):
@@ -58,7 +58,8 @@ def _pattern_sliding(r: ConfigReader, num_layers: int, pattern: int | str | None
     if pattern is None or pattern == 0:
         return r.layer_types(num_layers, lambda i: False)
     raise ConfigError(f"{r.name}: 'sliding_window_pattern' must be a positive integer or a string of L and G "
-                      f"(e.g. \"LLLG\"), got {pattern!r}")
+                      f"(e.g. \"LLLG\"), got {pattern!r}", key="error.model.sliding_window_pattern",
+                      fields={"name": r.name, "value": pattern})
 
 
 # --- Cohere ---------------------------------------------------------------------------------------------------
@@ -86,7 +87,8 @@ def _cohere2(r: ConfigReader) -> ModelSpec:
         "num_hidden_layers")
     if hidden % heads:
         raise ConfigError(f"{r.name}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads}); "
-                          "Cohere2 derives head_dim from them")
+                          "Cohere2 derives head_dim from them", key="error.model.cohere2_head_dim",
+                          fields={"name": r.name, "hidden": hidden, "heads": heads})
     bias = r.flag("attention_bias", False)
     kv_heads = r.integer("num_key_value_heads") if r.config.get("num_key_value_heads") else heads
     attention = Attention(num_heads=heads, num_kv_heads=kv_heads, head_dim=hidden // heads,
@@ -138,7 +140,8 @@ def _rope_layers(r: ConfigReader, num_layers: int) -> list[bool]:
         return [(i + 1) % interval != 0 for i in range(num_layers)]
     if len(flags) != num_layers:
         raise ConfigError(f"{r.name}: 'no_rope_layers' must list {num_layers} entries (1 = RoPE, 0 = NoPE), "
-                          f"got {len(flags)}")
+                          f"got {len(flags)}", key="error.model.no_rope_layers_flags",
+                          fields={"name": r.name, "layers": num_layers, "count": len(flags)})
     return [bool(flag) for flag in flags]
 
 

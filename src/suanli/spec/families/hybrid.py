@@ -49,7 +49,10 @@ def _check_inner(r: ConfigReader, mixer: Mamba2Mixer, expand_key: str, hidden: i
     inner = int(r.integer(expand_key) * hidden)
     if inner != mixer.intermediate_size:
         raise ConfigError(f"{r.name}: {expand_key} × hidden_size ({inner}) differs from mamba heads × head_dim "
-                          f"({mixer.num_heads} × {mixer.head_dim} = {mixer.intermediate_size})")
+                          f"({mixer.num_heads} × {mixer.head_dim} = {mixer.intermediate_size})",
+                          key="error.model.mamba_inner",
+                          fields={"name": r.name, "expand_key": expand_key, "inner": inner, "heads": mixer.num_heads,
+                                  "head_dim": mixer.head_dim, "width": mixer.intermediate_size})
 
 
 def _mamba_n_mixer(r: ConfigReader, hidden: int) -> Mamba2Mixer:
@@ -91,7 +94,8 @@ def _nemotron_types(r: ConfigReader) -> list[str]:
         unknown = sorted(set(pattern) - set(_NEMOTRON_PATTERN))
         if unknown:
             raise ConfigError(f"{r.name}: hybrid_override_pattern has unknown symbols {unknown}; "
-                              "transformers reads M, *, - and E")
+                              "transformers reads M, *, - and E", key="error.model.nemotron_pattern_symbols",
+                              fields={"name": r.name, "unknown": unknown})
         types = [_NEMOTRON_PATTERN[c] for c in pattern]
     legacy = {"mamba": "linear_attention", "attention": "full_attention"}
     return [legacy.get(t, t) for t in types]
@@ -118,7 +122,9 @@ def _nemotron_h(r: ConfigReader) -> ModelSpec:
     unknown = sorted(set(types) - set(blocks))
     if unknown:
         raise UnsupportedArchitecture(f"{r.name}: Nemotron-H block types {unknown} are not supported yet "
-                               "(supported: Mamba-2 'M', attention '*', MLP '-')")
+                                      "(supported: Mamba-2 'M', attention '*', MLP '-')",
+                                      key="error.model.nemotron_block_types",
+                                      fields={"name": r.name, "unknown": unknown})
     return decoder_spec(r, [blocks[t] for t in types], final_norm=rms_norm(hidden), extras=(_SSM_NOTE,),
                         position=_NO_POSITION)
 
@@ -177,7 +183,8 @@ def _qwen3_next_types(r: ConfigReader, num_layers: int) -> list[str]:
         return ["linear_attention" if (i + 1) % interval else "full_attention" for i in range(num_layers)]
     if not isinstance(types, list) or len(types) != num_layers or set(types) - {"linear_attention", "full_attention"}:
         raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'linear_attention' or "
-                          f"'full_attention'; got {types!r}")
+                          f"'full_attention'; got {types!r}", key="error.model.layer_types_attention",
+                          fields={"name": r.name, "layers": num_layers, "value": types})
     return list(types)
 
 
@@ -223,7 +230,8 @@ def _granite_types(r: ConfigReader, num_layers: int) -> list[str]:
     types = [legacy.get(t, t) for t in types] if isinstance(types, list) else types
     if not isinstance(types, list) or len(types) != num_layers or set(types) - {"linear_attention", "full_attention"}:
         raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'mamba' or 'attention'; "
-                          f"got {r.config.get('layer_types')!r}")
+                          f"got {r.config.get('layer_types')!r}", key="error.model.layer_types_mamba",
+                          fields={"name": r.name, "layers": num_layers, "value": r.config.get("layer_types")})
     return types
 
 
@@ -259,7 +267,8 @@ def _lfm2_ff_dim(r: ConfigReader) -> int:
     if multiplier is None:
         return size
     if isinstance(multiplier, bool) or not isinstance(multiplier, int | float) or multiplier <= 0:
-        raise ConfigError(f"{r.name}: 'block_ffn_dim_multiplier' must be a positive number, got {multiplier!r}")
+        raise ConfigError(f"{r.name}: 'block_ffn_dim_multiplier' must be a positive number, got {multiplier!r}",
+                          key="error.model.ffn_multiplier", fields={"name": r.name, "value": multiplier})
     size = int(multiplier * size)
     multiple = r.integer("block_multiple_of", 256)
     return multiple * ((size + multiple - 1) // multiple)
@@ -271,7 +280,9 @@ def _lfm2_types(r: ConfigReader, num_layers: int) -> list[bool]:
     types = r.config.get("layer_types")
     if types is not None:
         if not isinstance(types, list) or len(types) != num_layers:
-            raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, got {types!r}")
+            raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, got {types!r}",
+                              key="error.model.layer_types_count",
+                              fields={"name": r.name, "layers": num_layers, "value": types})
         return [t != "conv" for t in types]
     indices = set(r.integer_list("full_attn_idxs")) if "full_attn_idxs" in r.config else set(range(num_layers))
     return [i in indices for i in range(num_layers)]
@@ -305,7 +316,8 @@ def _falcon_h1(r: ConfigReader) -> ModelSpec:
     head_dim = r.integer("mamba_d_head") if r.config.get("mamba_d_head") not in (None, "auto") else inner // heads
     if heads * head_dim != inner:
         raise ConfigError(f"{r.name}: mamba_n_heads × mamba_d_head ({heads} × {head_dim}) must equal the Mamba "
-                          f"width mamba_d_ssm ({inner})")
+                          f"width mamba_d_ssm ({inner})", key="error.model.falcon_h1_mamba_width",
+                          fields={"name": r.name, "heads": heads, "head_dim": head_dim, "inner": inner})
     mixer = replace(_mamba2_mixer(r, heads="mamba_n_heads", head_dim=head_dim, state="mamba_d_state",
                                   groups="mamba_n_groups", conv="mamba_d_conv", chunk="mamba_chunk_size",
                                   proj_bias=r.flag("mamba_proj_bias", False),
@@ -332,7 +344,8 @@ def _minimax(r: ConfigReader) -> ModelSpec:
         types = ["full_attention" if (i + 1) % 2 else "linear_attention" for i in range(num_layers)]
     if not isinstance(types, list) or len(types) != num_layers or set(types) - {"linear_attention", "full_attention"}:
         raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'linear_attention' or "
-                          f"'full_attention'; got {types!r}")
+                          f"'full_attention'; got {types!r}", key="error.model.layer_types_attention",
+                          fields={"name": r.name, "layers": num_layers, "value": types})
     lightning = LightningAttention(num_heads=heads, head_dim=head_dim, block_size=r.integer("block_size", 256))
     attention = build_attention(r, hidden, qkv_bias=False, out_bias=False)
     moe = Moe(num_experts=r.integer("num_local_experts"), top_k=r.integer("num_experts_per_tok"),

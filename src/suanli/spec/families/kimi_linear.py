@@ -26,7 +26,8 @@ _KINDS = ("linear_attention", "full_attention")
 def _linear_config(r: ConfigReader) -> Mapping[str, Any]:
     nested = r.config.get("linear_attn_config") or {}
     if not isinstance(nested, Mapping):
-        raise ConfigError(f"{r.name}: 'linear_attn_config' must be an object, got {nested!r}")
+        raise ConfigError(f"{r.name}: 'linear_attn_config' must be an object, got {nested!r}",
+                          key="error.model.linear_attn_config", fields={"name": r.name, "value": nested})
     return nested
 
 
@@ -51,12 +52,14 @@ def _layer_kinds(r: ConfigReader, num_layers: int) -> list[str]:
             kda = set(_one_based(r, nested, "kda_layers", num_layers))
             if full & kda or len(full | kda) != num_layers:
                 raise ConfigError(f"{r.name}: linear_attn_config's kda_layers and full_attn_layers must split layers "
-                                  f"1..{num_layers} between them, each layer once")
+                                  f"1..{num_layers} between them, each layer once", key="error.model.kda_split",
+                                  fields={"name": r.name, "layers": num_layers})
             return ["full_attention" if i + 1 in full else "linear_attention" for i in range(num_layers)]
         return ["full_attention" if i and i % 4 == 0 else "linear_attention" for i in range(num_layers)]
     if not isinstance(types, list) or len(types) != num_layers or set(types) - set(_KINDS):
         raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, each 'linear_attention' or "
-                          f"'full_attention'; got {types!r}")
+                          f"'full_attention'; got {types!r}", key="error.model.layer_types_attention",
+                          fields={"name": r.name, "layers": num_layers, "value": types})
     return list(types)
 
 
@@ -64,7 +67,8 @@ def _one_based(r: ConfigReader, nested: Mapping[str, Any], key: str, num_layers:
     values = nested[key]
     if not isinstance(values, list) or not all(isinstance(v, int) and 1 <= v <= num_layers for v in values):
         raise ConfigError(f"{r.name}: linear_attn_config '{key}' must list layer numbers 1..{num_layers}, "
-                          f"got {values!r}")
+                          f"got {values!r}", key="error.model.kda_layer_numbers",
+                          fields={"name": r.name, "key": key, "layers": num_layers, "value": values})
     return values
 
 
@@ -75,11 +79,13 @@ def _sparse_layers(r: ConfigReader, num_layers: int) -> list[bool]:
     if types is None:
         first_dense = r.config.get("first_k_dense_replace", 1)
         if isinstance(first_dense, bool) or not isinstance(first_dense, int) or first_dense < 0:
-            raise ConfigError(f"{r.name}: 'first_k_dense_replace' must be a non-negative integer, got {first_dense!r}")
+            raise ConfigError(f"{r.name}: 'first_k_dense_replace' must be a non-negative integer, got {first_dense!r}",
+                              key="error.model.first_k_dense", fields={"name": r.name, "value": first_dense})
         return [i >= first_dense for i in range(num_layers)]
     if not isinstance(types, list) or len(types) != num_layers or set(types) - {"dense", "sparse"}:
         raise ConfigError(f"{r.name}: 'mlp_layer_types' must list {num_layers} entries, each 'dense' or 'sparse'; "
-                          f"got {types!r}")
+                          f"got {types!r}", key="error.model.mlp_layer_types",
+                          fields={"name": r.name, "layers": num_layers, "value": types})
     return [t == "sparse" for t in types]
 
 

@@ -54,14 +54,18 @@ def _llama4_chunked(r: ConfigReader, num_layers: int) -> list[bool]:
     types = r.config.get("layer_types")
     if types is not None:
         if not isinstance(types, list) or len(types) != num_layers:
-            raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, got {types!r}")
+            raise ConfigError(f"{r.name}: 'layer_types' must list {num_layers} entries, got {types!r}",
+                              key="error.model.layer_types_count",
+                              fields={"name": r.name, "layers": num_layers, "value": types})
         return [t == "chunked_attention" for t in types]
     rope = r.config.get("no_rope_layers") or []
     if not rope:
         interval = r.integer("no_rope_layer_interval", 4)
         return [(i + 1) % interval != 0 for i in range(num_layers)]
     if len(rope) != num_layers:
-        raise ConfigError(f"{r.name}: 'no_rope_layers' must list {num_layers} entries, got {len(rope)}")
+        raise ConfigError(f"{r.name}: 'no_rope_layers' must list {num_layers} entries, got {len(rope)}",
+                          key="error.model.no_rope_layers", fields={"name": r.name, "layers": num_layers,
+                                                                    "count": len(rope)})
     return [bool(v) for v in rope]
 
 
@@ -158,7 +162,8 @@ def _per_layer(r: ConfigReader, key: str, num_layers: int) -> list[int]:
     if isinstance(value, list):
         if len(value) != num_layers or not all(isinstance(v, int) and v > 0 for v in value):
             raise ConfigError(f"{r.name}: '{key}' must be a positive integer or a list of {num_layers} "
-                              f"(one per layer), got {value!r}")
+                              f"(one per layer), got {value!r}", key="error.model.per_layer_value",
+                              fields={"name": r.name, "key": key, "layers": num_layers, "value": value})
         return value
     return [r.integer(key)] * num_layers
 
@@ -235,7 +240,8 @@ def _longcat_flash(r: ConfigReader) -> ModelSpec:
     dense = gated_mlp(r, "ffn_hidden_size")
     zero = r.config.get("zero_expert_num") or 0
     if not isinstance(zero, int) or zero < 0:
-        raise ConfigError(f"{r.name}: 'zero_expert_num' must be a non-negative integer, got {zero!r}")
+        raise ConfigError(f"{r.name}: 'zero_expert_num' must be a non-negative integer, got {zero!r}",
+                          key="error.model.zero_expert_num", fields={"name": r.name, "value": zero})
     moe = Moe(num_experts=r.integer("n_routed_experts"), top_k=r.integer("moe_topk"),
               expert=gated_mlp(r, "expert_ffn_hidden_size"), shared=dense, zero_experts=zero,
               router_bias=r.flag("router_bias", False))

@@ -27,7 +27,8 @@ def _text_reader(r: ConfigReader, defaults: Mapping[str, Any] | None = None) -> 
     top = {k: v for k, v in r.config.items() if k not in _NESTED}
     text = r.config.get("text_config") or {}
     if not isinstance(text, Mapping):
-        raise ConfigError(f"{r.name}: 'text_config' must be a JSON object, got {text!r}")
+        raise ConfigError(f"{r.name}: 'text_config' must be a JSON object, got {text!r}",
+                          key="error.model.text_config_object", fields={"name": r.name, "value": text})
     merged = {**(defaults or {}), **top, **text, "model_type": r.config["model_type"]}
     if "torch_dtype" in top or "dtype" in top:  # the checkpoint's dtype is the top-level one
         merged["torch_dtype"] = top.get("torch_dtype") or top.get("dtype")
@@ -37,13 +38,16 @@ def _text_reader(r: ConfigReader, defaults: Mapping[str, Any] | None = None) -> 
 def _vision_reader(r: ConfigReader) -> ConfigReader:
     vision = r.config.get("vision_config")
     if not isinstance(vision, Mapping):
-        raise ConfigError(f"{r.name}: a {r.config.get('model_type')} config.json needs a 'vision_config' object")
+        raise ConfigError(f"{r.name}: a {r.config.get('model_type')} config.json needs a 'vision_config' object",
+                          key="error.model.vision_config_missing",
+                          fields={"name": r.name, "model_type": r.config.get("model_type")})
     return ConfigReader({"model_type": r.config["model_type"], **vision}, name=f"{r.name} vision_config")
 
 
 def _encoder_attention(heads: int, hidden: int, *, bias: bool) -> Attention:
     if hidden % heads:
-        raise ConfigError(f"vision hidden_size ({hidden}) is not divisible by its {heads} attention heads")
+        raise ConfigError(f"vision hidden_size ({hidden}) is not divisible by its {heads} attention heads",
+                          key="error.model.vision_heads", fields={"hidden": hidden, "heads": heads})
     return Attention(num_heads=heads, num_kv_heads=heads, head_dim=hidden // heads, v_head_dim=hidden // heads,
                      qkv_bias=bias, out_bias=bias)
 
@@ -144,12 +148,14 @@ def _siglip_tower(v: ConfigReader, *, text_hidden: int, tokens_per_image: int) -
     projector: average pool to ``mm_tokens_per_image``, an RMSNorm and one matrix (no bias)."""
     if v.flag("vision_use_head", True):
         raise ConfigError(f"{v.name}: vision_use_head is true; Gemma 3 builds SigLIP without its pooling head "
-                          "(set it to false, as google/gemma-3-*-it do)")
+                          "(set it to false, as google/gemma-3-*-it do)", key="error.model.siglip_head",
+                          fields={"name": v.name})
     hidden, image, patch = v.integer("hidden_size"), v.integer("image_size"), v.integer("patch_size")
     side, tokens_side = image // patch, round(tokens_per_image ** 0.5)
     if tokens_side * tokens_side != tokens_per_image or side % tokens_side:
         raise ConfigError(f"{v.name}: mm_tokens_per_image ({tokens_per_image}) must be a square whose side divides "
-                          f"the {side}×{side} patch grid")
+                          f"the {side}×{side} patch grid", key="error.model.mm_tokens_square",
+                          fields={"name": v.name, "tokens": tokens_per_image, "side": side})
     block = Layer(attention=_encoder_attention(v.integer("num_attention_heads"), hidden, bias=True),
                   ffn=_plain_mlp(v, "gelu_pytorch_tanh"), norms=(layer_norm(hidden), layer_norm(hidden)))
     return VisionTower(hidden_size=hidden, layers=(block,) * v.integer("num_hidden_layers"),
@@ -182,10 +188,13 @@ def _mllama_text(r: ConfigReader) -> ModelSpec:
     cross_at = set(r.integer_list("cross_attention_layers"))
     bad = sorted(i for i in cross_at if i >= spec.num_layers)
     if bad:
-        raise ConfigError(f"{r.name}: cross_attention_layers {bad} are beyond num_hidden_layers ({spec.num_layers})")
+        raise ConfigError(f"{r.name}: cross_attention_layers {bad} are beyond num_hidden_layers ({spec.num_layers})",
+                          key="error.model.cross_attention_layers",
+                          fields={"name": r.name, "bad": bad, "layers": spec.num_layers})
     attention = spec.layers[0].attention
     if attention is None:  # _llama always builds attention
-        raise ConfigError(f"{r.name}: the mllama text model needs attention layers")
+        raise ConfigError(f"{r.name}: the mllama text model needs attention layers",
+                          key="error.model.mllama_attention", fields={"name": r.name})
     cross = Layer(attention=replace(attention, cross=True, qk_norm=QkNormKind.PER_HEAD),
                   ffn=gated_mlp(r), norms=(rms_norm(hidden), rms_norm(hidden)), gates=2)
     layers = tuple(cross if i in cross_at else layer for i, layer in enumerate(spec.layers))
@@ -205,13 +214,16 @@ def _mllama_tower(v: ConfigReader, *, text_hidden: int) -> VisionTower:
     gated = replace(local, gates=2)
     ratios = v.config.get("supported_aspect_ratios")
     if not isinstance(ratios, list) or not ratios:
-        raise ConfigError(f"{v.name}: 'supported_aspect_ratios' must list the tile layouts, e.g. [[1, 1], [1, 2]]")
+        raise ConfigError(f"{v.name}: 'supported_aspect_ratios' must list the tile layouts, e.g. [[1, 1], [1, 2]]",
+                          key="error.model.aspect_ratios", fields={"name": v.name})
     layers = (local,) * v.integer("num_hidden_layers") + (gated,) * v.integer("num_global_layers")
     features = tuple(v.integer_list("intermediate_layers_indices"))
     out_dim = v.integer("vision_output_dim")
     if out_dim != hidden * (1 + len(features)):
         raise ConfigError(f"{v.name}: vision_output_dim ({out_dim}) must be hidden_size × (1 + "
-                          f"len(intermediate_layers_indices)) = {hidden * (1 + len(features))}")
+                          f"len(intermediate_layers_indices)) = {hidden * (1 + len(features))}",
+                          key="error.model.vision_output_dim",
+                          fields={"name": v.name, "out_dim": out_dim, "expected": hidden * (1 + len(features))})
     return VisionTower(hidden_size=hidden, layers=layers,
                        patch=PatchEmbed(patch_size=patch, in_channels=v.integer("num_channels", 3)),
                        projectors=(Projector(in_size=out_dim, out_size=text_hidden, bias=True),),
