@@ -47,8 +47,10 @@ def run_bench(args: argparse.Namespace) -> int:
     try:
         write_calibration(profile, path)
     except OSError as exc:
-        raise SpecError(f"cannot write the calibration profile to {path} ({exc.strerror or exc}); pass --out with a "
-                        "writable path, or set SUANLI_CALIBRATION_DIR") from None
+        reason = exc.strerror or exc
+        raise SpecError(f"cannot write the calibration profile to {path} ({reason}); pass --out with a "
+                        "writable path, or set SUANLI_CALIBRATION_DIR", key="error.measure.profile_unwritable",
+                        fields={"path": path, "reason": reason}) from None
     if args.json:
         emit_json({"command": "bench", "profile_path": str(path), **dataclasses.asdict(profile)})
         return 0

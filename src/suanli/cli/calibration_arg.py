@@ -61,8 +61,10 @@ def calibrated_one(args: argparse.Namespace, accelerators: Sequence[Accelerator]
     if getattr(args, "calibration", None) and len(accelerators) > 1:
         from suanli.errors import SpecError
 
+        names = ", ".join(a.key for a in accelerators)
         raise SpecError(f"--calibration describes one device, but --gpu names {len(accelerators)} "
-                        f"({', '.join(a.key for a in accelerators)}); pass only the profiled one")
+                        f"({names}); pass only the profiled one", key="error.measure.calibration_one_device",
+                        fields={"count": len(accelerators), "names": names})
     return calibrated(args, accelerators[0], fmt=fmt)
 
 

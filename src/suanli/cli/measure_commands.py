@@ -99,7 +99,8 @@ def _config(model: str, origin: str) -> dict[str, Any]:
     if origin in ("config", "directory") and path.is_file():
         return read_config_json(path)
     raise SpecError(f"measure builds the model from a config.json it can read here; {model!r} resolved from "
-                    f"{origin}: pass a catalog name, a config.json or a model directory")
+                    f"{origin}: pass a catalog name, a config.json or a model directory",
+                    key="error.measure.needs_config", fields={"model": model, "origin": origin})
 
 
 def _job(args: argparse.Namespace, spec: Any, device: Any) -> MeasureJob:
@@ -114,8 +115,11 @@ def _job(args: argparse.Namespace, spec: Any, device: Any) -> MeasureJob:
     if seq + output > context:
         from suanli.errors import SpecError
 
+        longest = max(1, context - output)
         raise SpecError(f"--seq {seq} + --output {output} = {seq + output} tokens exceed {spec.name}'s context of "
-                        f"{context}; use --seq {max(1, context - output)} or less")
+                        f"{context}; use --seq {longest} or less", key="error.measure.beyond_context",
+                        fields={"seq": seq, "output": output, "total": seq + output, "model": spec.name,
+                                "context": context, "longest": longest})
     dtype = DType(args.dtype or ("fp32" if device is Device.CPU else "bf16"))
     return MeasureJob(device=device, mode=mode, seq=seq, batch=args.batch, output_tokens=output,
                       method=Method(args.method), dtype=dtype, steps=args.steps, warmup=args.warmup,

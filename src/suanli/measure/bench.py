@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from suanli.errors import SpecError, Unavailable
+from suanli.i18n import Text
 from suanli.spec.calibration import AllReducePoint, Calibration, GemmPoint
 
 #: A GEMM whose repeat-to-repeat spread (max − min) / median exceeds this is reported as noisy.
@@ -135,7 +136,8 @@ def _import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise Unavailable("suanli bench needs torch: pip install 'suanli[measure]' (or pip install torch)") from None
+        raise Unavailable("suanli bench needs torch: pip install 'suanli[measure]' (or pip install torch)",
+                          key="error.measure.bench_needs_torch") from None
     return torch
 
 
@@ -301,9 +303,11 @@ def _device_identity(torch: Any, device: str) -> tuple[str, str, int]:
     props = torch.cuda.get_device_properties(0)
     match = match_gpu(props.name, int(props.total_memory))
     if match.catalog_key is None:
-        hint = f"; the nearest is {match.nearest}" if match.nearest else ""
-        raise UnknownAccelerator(f"the CUDA device {props.name!r} is not in the catalog ({match.reason}){hint}; "
-                                 "a profile needs a catalog entry to calibrate (add one to accelerators.toml)")
+        nearest = Text("fix.measure.nearest", nearest=match.nearest) if match.nearest else ""
+        raise UnknownAccelerator(f"the CUDA device {props.name!r} is not in the catalog ({match.reason}){nearest}; "
+                                 "a profile needs a catalog entry to calibrate (add one to accelerators.toml)",
+                                 key="error.measure.cuda_not_in_catalog",
+                                 fields={"name": props.name, "reason": match.reason, "nearest": nearest})
     return props.name, match.catalog_key, int(torch.cuda.device_count())
 
 
@@ -312,7 +316,7 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
     torch = _import_torch()
     if device == "cuda" and not torch.cuda.is_available():
         raise SpecError("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
-                        "use --device cpu, or install a CUDA build of torch")
+                        "use --device cpu, or install a CUDA build of torch", key="error.measure.bench_no_cuda")
     name, key, count = _device_identity(torch, device)
     warnings = _busy_warnings(torch, device)
     for line in warnings:
@@ -339,7 +343,8 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
     else:
         log(f"bench: all-reduce skipped: {'one GPU' if device == 'cuda' else 'CPU run'}, nothing to reduce across")
     if not any(p.dtype in ("fp32", "bf16", "fp16") for p in gemm):
-        raise SpecError("no GEMM could be timed on this device; check the torch installation")
+        raise SpecError("no GEMM could be timed on this device; check the torch installation",
+                        key="error.measure.no_gemm")
     return Calibration(device_name=name, device_key=key, device_kind=device, device_count=count,  # type: ignore[arg-type]
                        torch_version=str(torch.__version__),
                        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), quick=quick,

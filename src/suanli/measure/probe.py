@@ -90,7 +90,8 @@ class ProbedCpu:
 
         if self.clock_hz is None:
             raise Unavailable(f"could not read the clock of the CPU {self.model!r} (no '@ GHz' in its name, no "
-                              "cpufreq, lscpu or cpuinfo MHz); name a catalog CPU with --gpu instead of local")
+                              "cpufreq, lscpu or cpuinfo MHz); name a catalog CPU with --gpu instead of local",
+                              key="error.measure.cpu_clock_unknown", fields={"model": self.model})
         return CpuFacts(model=self.model, vendor_id=self.vendor_id, family=self.family, cores=self.cores,
                         clock_hz=self.clock_hz, flags=self.flags, memory_total_bytes=self.memory_total_bytes)
 
@@ -460,15 +461,18 @@ def local_device(machine: MachineProbe, *, cpu: bool = False) -> LocalDevice:
     with ``cpu`` (``measure --device cpu`` on a GPU machine), the CPU's entry
     (``suanli.spec.local_device.local_cpu``). A GPU the catalog lacks is an UnknownAccelerator."""
     from suanli.errors import UnknownAccelerator
+    from suanli.i18n import Text
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.local_device import local_cpu
 
     if machine.gpus and not cpu:
         first = machine.gpus[0]
         if first.catalog_key is None:
-            hint = f"; the nearest is {first.nearest_catalog_key}: pass --gpu {first.nearest_catalog_key}" \
-                if first.nearest_catalog_key else "; pass --gpu with the closest catalog name (`suanli gpus`)"
-            raise UnknownAccelerator(f"the local GPU {first.name!r} is not in the catalog ({first.match}){hint}")
+            fix = Text("fix.measure.pass_nearest", nearest=first.nearest_catalog_key) \
+                if first.nearest_catalog_key else Text("fix.measure.pass_closest")
+            raise UnknownAccelerator(f"the local GPU {first.name!r} is not in the catalog ({first.match}){fix}",
+                                     key="error.measure.local_gpu_not_in_catalog",
+                                     fields={"name": first.name, "reason": first.match, "fix": fix})
         same = sum(1 for g in machine.gpus if (g.name, g.memory_total_bytes) == (first.name, first.memory_total_bytes))
         others = len(machine.gpus) - same
         note = f"local: {same} x {first.name} ({first.catalog_key})"

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from suanli.errors import SpecError, Unavailable
+from suanli.i18n import Text
 from suanli.measure.activations import _make_tracker, build_causal_lm
 from suanli.measure.predict import Device, MeasureJob, Mode
 from suanli.spec.training import Method
@@ -73,10 +74,12 @@ def require_torch(device: Device) -> None:
         import transformers  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"suanli measure needs torch and transformers ({exc.name} is missing); "
-                          "install them with: pip install 'suanli[measure]'") from exc
+                          "install them with: pip install 'suanli[measure]'", key="error.measure.needs_torch",
+                          fields={"missing": exc.name}) from exc
     if device is Device.CUDA and not torch.cuda.is_available():
         raise Unavailable("--device cuda: torch sees no CUDA device here (torch.cuda.is_available() is False); "
-                          "use --device cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU")
+                          "use --device cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU",
+                          key="error.measure.measure_no_cuda")
 
 
 def available_memory_bytes(device: Device) -> int:
@@ -95,11 +98,13 @@ def meminfo_available_bytes(text: str | None = None) -> int:
     try:
         text = _MEMINFO.read_text() if text is None else text
     except OSError as exc:
-        raise Unavailable(f"cannot read {_MEMINFO} to check free memory ({exc}); run on Linux") from exc
+        raise Unavailable(f"cannot read {_MEMINFO} to check free memory ({exc}); run on Linux",
+                          key="error.measure.meminfo_unreadable", fields={"path": _MEMINFO, "reason": exc}) from exc
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     raw = fields.get("MemAvailable") or fields.get("MemFree")
     if raw is None:
-        raise Unavailable(f"{_MEMINFO} has neither MemAvailable nor MemFree")
+        raise Unavailable(f"{_MEMINFO} has neither MemAvailable nor MemFree", key="error.measure.meminfo_fields",
+                          fields={"path": _MEMINFO})
     return int(raw.split()[0]) * 1024
 
 
@@ -136,7 +141,8 @@ def _with_lora(model: torch.nn.Module, rank: int) -> torch.nn.Module:
     try:
         import peft
     except ImportError as exc:
-        raise Unavailable("--method lora needs Hugging Face PEFT: pip install peft") from exc
+        raise Unavailable("--method lora needs Hugging Face PEFT: pip install peft",
+                          key="error.measure.needs_peft") from exc
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     config = peft.LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets)
     wrapped: torch.nn.Module = peft.get_peft_model(model, config)
@@ -305,10 +311,12 @@ def check_fits(predicted_bytes: float, available_bytes: int, device: Device) -> 
     """Refuse, before anything is allocated, a run whose predicted peak exceeds what the device has free."""
     if predicted_bytes <= available_bytes:
         return
-    where = "MemAvailable in /proc/meminfo" if device is Device.CPU else "torch.cuda.mem_get_info free"
-    raise SpecError(f"this run needs about {predicted_bytes / 2**30:.2f} GiB at its peak (predicted) but the "
-                    f"{device.value} has {available_bytes / 2**30:.2f} GiB free ({where}); measure a smaller model, "
-                    "or lower --batch or --seq")
+    where = Text("fix.measure.free_meminfo") if device is Device.CPU else Text("fix.measure.free_cuda")
+    need_gib, free_gib = predicted_bytes / 2**30, available_bytes / 2**30
+    raise SpecError(f"this run needs about {need_gib:.2f} GiB at its peak (predicted) but the "
+                    f"{device.value} has {free_gib:.2f} GiB free ({where}); measure a smaller model, "
+                    "or lower --batch or --seq", key="error.measure.run_too_big",
+                    fields={"need_gib": need_gib, "device": device.value, "free_gib": free_gib, "where": where})
 
 
 __all__ = ["Measurement", "available_memory_bytes", "check_fits", "meminfo_available_bytes", "require_torch",
