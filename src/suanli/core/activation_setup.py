@@ -85,10 +85,12 @@ class PeftSetup:
 
     def __post_init__(self) -> None:
         if not 0 <= self.dropout < 1:
-            raise SpecError(f"lora_dropout must be in [0, 1), got {self.dropout}; PEFT's default is 0")
+            raise SpecError(f"lora_dropout must be in [0, 1), got {self.dropout}; PEFT's default is 0",
+                            key="error.core.lora_dropout_range", fields={"value": self.dropout})
         for name in ("rank", "prefix_tokens", "bottleneck"):
             if getattr(self, name) < 0:
-                raise SpecError(f"{name} must be at least 0, got {getattr(self, name)}")
+                raise SpecError(f"{name} must be at least 0, got {getattr(self, name)}", key="error.core.at_least_0",
+                                fields={"name": name, "value": getattr(self, name)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,16 +131,19 @@ class ActivationSetup:
         require_positive("dropout_mask_bytes", self.dropout_mask_bytes, fix="use 1 (bool mask)")
         for name in ("tp", "cp"):
             if getattr(self, name) < 1:
-                raise SpecError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SpecError(f"{name} must be at least 1, got {getattr(self, name)}", key="error.layout.at_least_1",
+                                fields={"name": name, "value": getattr(self, name)})
         for name in ("hidden_dropout", "attention_dropout"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:
-                raise SpecError(f"{name} must be in [0, 1), got {value}; use 0 for no dropout")
+                raise SpecError(f"{name} must be in [0, 1), got {value}; use 0 for no dropout",
+                                key="error.core.dropout_range", fields={"name": name, "value": value})
         if self.autocast and self.flavour is not Flavour.HUGGINGFACE:
             raise SpecError("autocast is modelled for the huggingface flavour only (Megatron-LM casts the model "
-                            "itself); use autocast=False with the megatron flavour")
+                            "itself); use autocast=False with the megatron flavour", key="error.core.autocast_flavour")
         if self.autocast and self.act_bytes == FP32_BYTES:
-            raise SpecError("autocast needs a 2-byte compute dtype (bf16/fp16), got act_bytes=4; use act_bytes=2")
+            raise SpecError("autocast needs a 2-byte compute dtype (bf16/fp16), got act_bytes=4; use act_bytes=2",
+                            key="error.core.autocast_fp32")
 
     @property
     def has_hidden_dropout(self) -> bool:

@@ -58,6 +58,7 @@ from dataclasses import dataclass, replace
 
 from suanli.core.serving_plan import NARROW_FORMATS
 from suanli.errors import SpecError
+from suanli.i18n import Text
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.calibration import Calibration, GemmPoint
 from suanli.spec.hardware import Accelerator
@@ -141,7 +142,8 @@ def fit_gemm_curve(flops: Sequence[float], fractions: Sequence[float], *, fmt: s
     """Fit of y = p·F/(F+h) to GEMM sizes ``flops`` and achieved fractions of peak ``fractions``, in log space,
     h within the measured sizes (module docstring); the rms error reported is the relative one, p·x/y − 1."""
     if len(flops) != len(fractions) or not flops:
-        raise SpecError(f"need GEMM points to fit, got {len(flops)} sizes and {len(fractions)} rates")
+        raise SpecError(f"need GEMM points to fit, got {len(flops)} sizes and {len(fractions)} rates",
+                        key="error.core.gemm_fit_points", fields={"sizes": len(flops), "rates": len(fractions)})
     bounds = _h_bounds(flops)
     lo, hi = bounds
     grid = [lo + (hi - lo) * i / 200 for i in range(201)]
@@ -167,8 +169,10 @@ def pick_format(calibration: Calibration, accelerator: Accelerator, fmt: str | N
     for candidate in (fmt, *PREFERRED_FORMATS):
         if candidate in usable:
             return candidate
-    raise SpecError(f"the calibration profile measured {', '.join(calibration.dtypes)} GEMMs but {accelerator.key} "
-                    f"lists peaks for {', '.join(accelerator.peak_flops_per_s)} only; run `suanli bench` again")
+    measured, listed = ", ".join(calibration.dtypes), ", ".join(accelerator.peak_flops_per_s)
+    raise SpecError(f"the calibration profile measured {measured} GEMMs but {accelerator.key} "
+                    f"lists peaks for {listed} only; run `suanli bench` again", key="error.core.calibration_formats",
+                    fields={"measured": measured, "gpu": accelerator.key, "listed": listed})
 
 
 def square_points(calibration: Calibration, fmt: str) -> tuple[GemmPoint, ...]:
@@ -274,8 +278,10 @@ def check_device(calibration: Calibration, accelerator: Accelerator, *, source: 
     """The profile must describe the accelerator asked for; a mismatch is a SpecError naming both and the fix."""
     if calibration.device_key != accelerator.key:
         local = calibration.device_key.startswith("local-")  # an entry built by the probe: only `local` names it
-        use = "--gpu local on the machine it was measured on" if local else \
-            f"--gpu {calibration.device_key} (or --gpu local on that machine)"
+        use = Text("fix.core.calibration_local") if local else \
+            Text("fix.core.calibration_gpu", gpu=calibration.device_key)
         raise SpecError(f"calibration profile {source} was measured on {calibration.device_key} "
                         f"({calibration.device_name}) but --gpu is {accelerator.key}; pass {use}, or a profile "
-                        f"measured on {accelerator.key} (`suanli bench` there)")
+                        f"measured on {accelerator.key} (`suanli bench` there)", key="error.core.calibration_device",
+                        fields={"source": source, "measured_on": calibration.device_key,
+                                "device_name": calibration.device_name, "gpu": accelerator.key, "use": use})

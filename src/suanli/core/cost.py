@@ -39,7 +39,7 @@ from typing import Any
 
 from suanli.core.model_states import StateBytes
 from suanli.errors import NotFound, SpecError, require_non_negative, require_positive
-from suanli.i18n import Text
+from suanli.i18n import Joined, Text
 from suanli.spec.assumptions import CostAssumptions
 from suanli.spec.hardware import Accelerator, Price, PriceKind
 from suanli.units import SECONDS_PER_HOUR
@@ -148,10 +148,15 @@ def cheapest_price(accelerator: Accelerator, kind: PriceKind) -> Price:
     offers = [price for price in accelerator.prices if price.kind == kind]
     if not offers:
         kinds = sorted({price.kind for price in accelerator.prices})
-        listed = f"it lists {', '.join(kinds)}" if kinds else "it lists no price at all"
-        raise NotFound(f"the catalog has no {kind} price for {accelerator.name} ({listed}); pass --price "
-                       "USD_PER_GPU_HOUR with your own price per GPU-hour"
-                       + (f", or choose --price-kind {' or '.join(kinds)}" if kinds else ""))
+        if not kinds:
+            raise NotFound(f"the catalog has no {kind} price for {accelerator.name} (it lists no price at all); "
+                           "pass --price USD_PER_GPU_HOUR with your own price per GPU-hour",
+                           key="error.core.no_price", fields={"kind": kind, "gpu": accelerator.name})
+        raise NotFound(f"the catalog has no {kind} price for {accelerator.name} (it lists {', '.join(kinds)}); "
+                       f"pass --price USD_PER_GPU_HOUR with your own price per GPU-hour, or choose --price-kind "
+                       f"{' or '.join(kinds)}", key="error.core.no_price_kind",
+                       fields={"kind": kind, "gpu": accelerator.name, "listed": ", ".join(kinds),
+                               "choices": Joined("join.or", kinds)})
     return min(offers, key=lambda price: price.usd_per_hour)
 
 
@@ -192,7 +197,8 @@ def run_energy(accelerator: Accelerator, hours: float, *, power_per_gpu_w: float
     if power_per_gpu_w is None:
         if accelerator.tdp_w is None:
             raise SpecError(f"{accelerator.name} has no power limit (tdp_w) in the catalog, so its energy is "
-                            "unknown; pass the average power per GPU in watts (power_per_gpu_w)")
+                            "unknown; pass the average power per GPU in watts (power_per_gpu_w)",
+                            key="error.core.no_tdp", fields={"gpu": accelerator.name})
         power_per_gpu_w = system_power_per_gpu_w(accelerator.tdp_w, power_fraction_of_tdp=a.power_fraction_of_tdp,
                                                  host_overhead_fraction=a.host_overhead_fraction)
     kwh = energy_kwh(hours, power_per_gpu_w=power_per_gpu_w, pue=a.pue)
@@ -252,7 +258,8 @@ def expected_overhead_fraction(interval_s: float, *, save_s: float, mtbi_s: floa
     except OverflowError:
         raise SpecError(f"interruptions every {mtbi_s:.4g} s on average leave no time for work between a "
                         f"{save_s:.4g} s checkpoint and a {restart_s:.4g} s restart; use fewer GPUs or "
-                        "on-demand capacity, or a faster checkpoint store") from None
+                        "on-demand capacity, or a faster checkpoint store", key="error.core.interruptions_no_time",
+                        fields={"mtbi_s": mtbi_s, "save_s": save_s, "restart_s": restart_s}) from None
 
 
 def interruptions(*, save_s: float, mtbi_s: float, restart_s: float) -> Interruptions:
@@ -285,7 +292,8 @@ def run_cost(accelerator: Accelerator, gpus: int, wall_s: float, *, price_kind: 
     if mtbi_s is not None:
         if checkpoint is None:
             raise SpecError(f"interruptions every {mtbi_s:.4g} s need a checkpoint save time; pass "
-                            "checkpoint=checkpoint(params=..., gpus=..., states=...)")
+                            "checkpoint=checkpoint(params=..., gpus=..., states=...)",
+                            key="error.core.interruptions_need_checkpoint", fields={"mtbi_s": mtbi_s})
         require_positive("mtbi_s", mtbi_s, fix="pass the mean time between interruptions in seconds")
         stalls = interruptions(save_s=checkpoint.save_s, mtbi_s=mtbi_s,
                                restart_s=a.restart_setup_s + checkpoint.save_s)

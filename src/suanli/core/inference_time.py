@@ -101,7 +101,8 @@ def decode_step_time(setup: ServingSetup, *, batch: int, context: int) -> PhaseT
     """One decode step: ``batch`` sequences each add one token after ``context`` cached ones."""
     require_positive("batch", batch)
     if context < 0:
-        raise SpecError(f"context must be zero or positive, got {context}")
+        raise SpecError(f"context must be zero or positive, got {context}", key="error.core.context_negative",
+                        fields={"context": context})
     return _pass(setup, batch=batch, new_tokens=1, context=context, sampled_rows=batch, graphs=setup.cuda_graphs)
 
 

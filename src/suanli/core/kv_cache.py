@@ -80,7 +80,8 @@ def parse_kv_format(name: str | None, spec: ModelSpec) -> NumberFormat:
 def check_kv_format(fmt: NumberFormat) -> None:
     if fmt.family in _WEIGHT_ONLY:
         raise SpecError(f"{fmt.key} is a weight-only format; KV caches are stored in bf16, fp16, fp8, int8 or "
-                        "int4 (vLLM, SGLang, TRT-LLM) or in q8_0 / q4_0 (llama.cpp); use e.g. --kv-dtype fp8")
+                        "int4 (vLLM, SGLang, TRT-LLM) or in q8_0 / q4_0 (llama.cpp); use e.g. --kv-dtype fp8",
+                        key="error.core.kv_weight_only_format", fields={"fmt": fmt.key})
 
 
 def kv_vector_bits(fmt: NumberFormat, width: int) -> float:
@@ -101,8 +102,10 @@ def kv_heads_per_rank(attention: Attention, tp: int) -> int:
     if tp % heads == 0:
         return 1
     options = sorted({d for d in range(1, heads + 1) if heads % d == 0} | {heads * k for k in (2, 4, 8)})
+    choices = "{" + ", ".join(map(str, options)) + "}"
     raise LayoutError(f"num_key_value_heads ({heads}) and tp ({tp}) do not divide one another, so KV heads can "
-                      f"be neither split nor replicated evenly; use tp in {{{', '.join(map(str, options))}}}")
+                      f"be neither split nor replicated evenly; use tp in {choices}",
+                      key="error.core.kv_heads_tp", fields={"heads": heads, "tp": tp, "choices": choices})
 
 
 def kv_bytes_per_token_per_layer(attention: Attention, *, kv_format: NumberFormat, tp: int = 1,
@@ -178,13 +181,15 @@ def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
     if isinstance(mixer, LightningAttention):  # MiniMax: an H × d × d K·V state per sequence, no conv
         if mixer.num_heads % tp:
             raise LayoutError(f"num_attention_heads ({mixer.num_heads}) is not divisible by tp ({tp}); use a tp "
-                              f"that divides {mixer.num_heads}")
+                              f"that divides {mixer.num_heads}", key="error.core.lightning_heads_tp",
+                              fields={"heads": mixer.num_heads, "tp": tp})
         return 0.0, float(mixer.num_heads // tp * mixer.head_dim * mixer.head_dim)
     kernel_tail = mixer.conv_kernel - 1
     if isinstance(mixer, Mamba2Mixer):
         if mixer.num_heads % tp:
             raise LayoutError(f"mamba num_heads ({mixer.num_heads}) is not divisible by tp ({tp}); use a tp that "
-                              f"divides {mixer.num_heads}")
+                              f"divides {mixer.num_heads}", key="error.core.mamba_state_heads_tp",
+                              fields={"heads": mixer.num_heads, "tp": tp})
         heads = mixer.num_heads // tp
         groups = mixer.n_groups // tp if mixer.n_groups % tp == 0 else max(1, mixer.n_groups // tp)
         conv = kernel_tail * (heads * mixer.head_dim + 2 * groups * mixer.d_state)
@@ -192,13 +197,15 @@ def ssm_state_elements(mixer: Mixer, *, tp: int = 1) -> tuple[float, float]:
     if isinstance(mixer, GatedDeltaNet):  # Gated DeltaNet: q, k, v conv tail and an Hv × dk × dv state
         if mixer.num_k_heads % tp:
             raise LayoutError(f"linear_num_key_heads ({mixer.num_k_heads}) is not divisible by tp ({tp}); use a tp "
-                              f"that divides {mixer.num_k_heads}")
+                              f"that divides {mixer.num_k_heads}", key="error.core.delta_key_heads_tp",
+                              fields={"heads": mixer.num_k_heads, "tp": tp})
         return (kernel_tail * mixer.conv_dim / tp,
                 mixer.num_v_heads / tp * mixer.head_k_dim * mixer.head_v_dim)
     if isinstance(mixer, KimiDeltaAttention):  # KDA: q, k, v conv tail (3·H·d) and an H × d × d state
         if mixer.num_heads % tp:
             raise LayoutError(f"linear_attn_config num_heads ({mixer.num_heads}) is not divisible by tp ({tp}); "
-                              f"use a tp that divides {mixer.num_heads}")
+                              f"use a tp that divides {mixer.num_heads}", key="error.core.kda_heads_tp",
+                              fields={"heads": mixer.num_heads, "tp": tp})
         return kernel_tail * mixer.conv_dim / tp, mixer.num_heads / tp * mixer.head_dim * mixer.head_dim
     if isinstance(mixer, ShortConv):  # LFM2: the conv tail only, channels split over tp
         return kernel_tail * mixer.channels / tp, 0.0

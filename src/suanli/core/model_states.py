@@ -129,7 +129,7 @@ def optimizer_state_values(optimizer: Optimizer, spec: ModelSpec | None = None) 
     if spec is None:
         raise SpecError("Adafactor's factored state depends on the weight shapes, which are only known for full "
                         "training of a whole model (PEFT adapters are not modelled); use --optimizer adamw, or "
-                        "full fine-tuning")
+                        "full fine-tuning", key="error.core.adafactor_peft")
     return adafactor_state_values(spec)
 
 

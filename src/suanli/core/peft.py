@@ -146,12 +146,14 @@ def _lora_family(spec: ModelSpec, job: TrainingJob, base: int) -> PeftParams:
     chosen = targeted_linears(spec, job.peft.target_modules)
     if method in (Method.DORA, Method.ADALORA) and any(p.expert for p in chosen):
         raise SpecError(f"HF PEFT applies {method.value} to nn.Linear layers only, not to the experts' fused "
-                        "tensors or the router; drop \"experts\" from target_modules, or use lora")
+                        "tensors or the router; drop \"experts\" from target_modules, or use lora",
+                        key="error.core.peft_experts", fields={"method": method.value})
     if spec.model_type in PEFT_MAMBA_TYPES and any(p.name == "out_proj" for p in chosen):
         raise SpecError(f"HF PEFT refuses {method.value} on the Mamba mixers' out_proj of model_type "
                         f"{spec.model_type} (_check_lora_target_modules_mamba; all-linear selects it too); target "
                         "in_proj and the attention/MLP projections instead, e.g. --lora-targets "
-                        "in_proj,q,k,v,o,up,down")
+                        "in_proj,q,k,v,o,up,down", key="error.core.peft_mamba_out_proj",
+                        fields={"method": method.value, "model_type": spec.model_type})
     parts: dict[str, int] = {}
     for p in chosen:
         _add(parts, p.component, lora_params(p, job.peft.rank, method))
@@ -212,7 +214,8 @@ def prefix_params(spec: ModelSpec, num_virtual_tokens: int, *, projection: bool 
         return num_virtual_tokens * width
     first = spec.first_attention
     if first is None:
-        raise SpecError(f"{spec.name} has no attention layers: prefix tuning needs keys and values to prefix")
+        raise SpecError(f"{spec.name} has no attention layers: prefix tuning needs keys and values to prefix",
+                        key="error.core.prefix_no_attention", fields={"name": spec.name})
     d = _kv_width(first) // 2
     e = encoder_hidden_size or d
     return num_virtual_tokens * d + int(linear_params(d, e, True)) + int(linear_params(e, width, True))

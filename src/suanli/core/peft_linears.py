@@ -208,11 +208,15 @@ def targeted_linears(spec: ModelSpec, targets: Iterable[str]) -> tuple[Projectio
     wanted = frozenset(targets)
     if "experts" in wanted and "all-linear" not in wanted and len(wanted & {"gate", "up"}) == 1:
         raise SpecError(f"target_modules {sorted(wanted)} name one of gate/up with \"experts\"; transformers 5 fuses "
-                        "each expert's gate and up into one tensor, so target both or neither")
+                        "each expert's gate and up into one tensor, so target both or neither",
+                        key="error.core.lora_gate_up", fields={"targets": sorted(wanted)})
     linears = model_linears(spec)
     chosen = tuple(p for p in linears if selects(p, wanted))
     if not chosen:
         roles = sorted({role for p in linears for role in p.roles})
         raise SpecError(f"target_modules {sorted(wanted)} select no linear layer of {spec.name} (model_type "
-                        f"{spec.model_type}); its projections answer to {roles}, \"experts\" and \"all-linear\"")
+                        f"{spec.model_type}); its projections answer to {roles}, \"experts\" and \"all-linear\"",
+                        key="error.core.lora_targets_none",
+                        fields={"targets": sorted(wanted), "name": spec.name, "model_type": spec.model_type,
+                                "roles": roles})
     return chosen

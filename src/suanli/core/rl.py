@@ -64,7 +64,8 @@ class RlSetup:
         require_positive("group size", self.group_size, fix="GRPO samples a group of e.g. 8 responses per prompt")
         if self.group_size > 1 and self.algorithm is not RlAlgorithm.GRPO:
             raise SpecError(f"group size {self.group_size} applies to GRPO; {self.algorithm.value} samples one "
-                            "response per prompt")
+                            "response per prompt", key="error.core.group_size_not_grpo",
+                            fields={"group_size": self.group_size, "algorithm": self.algorithm.value})
 
     @property
     def seq(self) -> int:
@@ -135,7 +136,9 @@ def distillation_memory(student: ModelSpec, teacher: ModelSpec, job: TrainingJob
     """Student training plus the frozen teacher's weights and its fp32 output distribution for the batch."""
     if teacher.vocab_size != student.vocab_size:
         raise SpecError(f"teacher vocabulary ({teacher.vocab_size}) differs from the student's "
-                        f"({student.vocab_size}); logit distillation needs a shared tokenizer")
+                        f"({student.vocab_size}); logit distillation needs a shared tokenizer",
+                        key="error.core.distill_vocab", fields={"teacher": teacher.vocab_size,
+                                                                "student": student.vocab_size})
     trained = training_memory(student, job, layout, capacity_bytes=capacity_bytes)
     tokens = layout.micro_batch * job.seq / layout.cp
     extra = {"teacher_weights_bytes": frozen_weights_bytes(teacher, layout, teacher_bytes_per_param),

@@ -130,7 +130,8 @@ def compute_format(fmt: NumberFormat, accelerator: Accelerator) -> str:
     for name in (fmt.compute_format, "bf16", "fp16", "fp32"):
         if name in accelerator.peak_flops_per_s:
             return name
-    raise SpecError(f"{accelerator.name} lists no dense throughput for {fmt.compute_format}, bf16, fp16 or fp32")
+    raise SpecError(f"{accelerator.name} lists no dense throughput for {fmt.compute_format}, bf16, fp16 or fp32",
+                    key="error.core.no_dense_throughput", fields={"gpu": accelerator.name, "fmt": fmt.compute_format})
 
 
 def dequantizes(fmt: NumberFormat, accelerator: Accelerator) -> bool:

@@ -154,7 +154,7 @@ def step_time_split(setup: ServingSetup, *, rows: Rows, sampled_rows: int, graph
     s, a = setup, setup.assumptions
     if any(setup.placement.host_counts):
         raise SpecError("layers offloaded to host memory (llama.cpp -ngl) are not split by token and context; "
-                        "use step_time")
+                        "use step_time", key="error.core.host_layers_split")
     d = device(s.accelerator, s.weights_format, a, a.graph_kernel_overhead_s if graphs else a.kernel_overhead_s)
     tokens = sum(batch * new_tokens for batch, new_tokens, _ in rows)
     context_part = Cost()

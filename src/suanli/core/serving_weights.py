@@ -147,7 +147,8 @@ def linear_shard(w: LinearWeight, layer: Layer, tp: int, ep: int) -> tuple[float
     count, out, inp, split = float(w.count), w.out_features, w.in_features, w.split
     if w.expert:
         if w.count % ep:
-            raise LayoutError(f"{w.count} experts cannot be split over ep={ep}; use an ep that divides {w.count}")
+            raise LayoutError(f"{w.count} experts cannot be split over ep={ep}; use an ep that divides {w.count}",
+                              key="error.core.experts_ep", fields={"experts": w.count, "ep": ep})
         count, tp = count / ep, max(1, tp // ep)
     if split == "column":
         out = math.ceil(out / tp)
@@ -258,13 +259,16 @@ def _check_tp(spec: ModelSpec, tp: int) -> None:
     for layer, _ in spec.layer_groups():
         if isinstance(layer.mixer, Mamba2Mixer) and layer.mixer.num_heads % tp:
             heads = layer.mixer.num_heads
-            raise LayoutError(f"mamba num_heads ({heads}) is not divisible by tp ({tp}); use tp in {_divisors(heads)}")
+            raise LayoutError(f"mamba num_heads ({heads}) is not divisible by tp ({tp}); use tp in {_divisors(heads)}",
+                              key="error.core.mamba_heads_tp",
+                              fields={"heads": heads, "tp": tp, "choices": _divisors(heads)})
         if layer.attention is None:
             continue
         heads = layer.attention.num_heads
         if heads % tp:
             raise LayoutError(f"num_attention_heads ({heads}) is not divisible by tp ({tp}); "
-                              f"use tp in {_divisors(heads)}")
+                              f"use tp in {_divisors(heads)}", key="error.core.attention_heads_tp",
+                              fields={"heads": heads, "tp": tp, "choices": _divisors(heads)})
         kv_heads_per_rank(layer.attention, tp)
 
 

@@ -96,7 +96,8 @@ def capex(purchase: Purchase, gpus: int, assumptions: OwnershipAssumptions | Non
 def busy_hours_per_year(utilization: float) -> float:
     """Hours a year the GPUs work = 8766 · utilization."""
     if not 0 < utilization <= 1:
-        raise SpecError(f"utilization must be in (0, 1] (the share of the year the GPUs are busy), got {utilization}")
+        raise SpecError(f"utilization must be in (0, 1] (the share of the year the GPUs are busy), got {utilization}",
+                        key="error.core.utilization_range", fields={"value": utilization})
     return HOURS_PER_YEAR * utilization
 
 

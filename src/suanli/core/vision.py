@@ -116,7 +116,7 @@ def _block_flops(layer: Layer, d: int, tokens: int, pairs: int) -> tuple[float, 
     """(projections, attention scores, MLP) forward FLOPs of one encoder block over ``tokens`` tokens."""
     a, ffn = layer.attention, layer.ffn
     if a is None or not isinstance(ffn, Mlp):
-        raise SpecError("vision encoder blocks hold attention and a dense MLP")
+        raise SpecError("vision encoder blocks hold attention and a dense MLP", key="error.core.vision_block")
     proj = 2 * tokens * attention_params(a, d, plain, matmul_only=True)
     scores = attention_core_flops(a, pairs, plain)
     mlp = 2 * tokens * mlp_params(ffn, d, plain, matmul_only=True)
@@ -225,7 +225,7 @@ def vision_ops(t: VisionTower, *, images: int, height: int | None = None, width:
     for index, layer in enumerate(t.layers):
         a, ffn = layer.attention, layer.ffn
         if a is None or not isinstance(ffn, Mlp):
-            raise SpecError("vision encoder blocks hold attention and a dense MLP")
+            raise SpecError("vision encoder blocks hold attention and a dense MLP", key="error.core.vision_block")
         full = t.full_attention_layers is None or index in t.full_attention_layers
         pairs = per_image_seq * per_image_seq if full else windowed
         q_width, kv_width = a.num_heads * a.head_dim / tp, a.num_kv_heads * a.head_dim / tp
