@@ -87,7 +87,8 @@ def read_checkpoint_quant(config: Mapping[str, Any], name: str) -> tuple[Checkpo
     if raw is None:
         return None, None
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{name}: quantization_config must be a JSON object, got {type(raw).__name__}")
+        raise ConfigError(f"{name}: quantization_config must be a JSON object, got {type(raw).__name__}",
+                          key="error.quant_config.not_object", fields={"name": name, "kind": type(raw).__name__})
     method = str(raw.get("quant_method", "bitsandbytes" if _bnb(raw) else "")).lower().replace("_", "-")
     reader = _READERS.get(method)
     weights = reader(raw, name) if reader is not None else None
@@ -126,7 +127,8 @@ def _skipped(raw: Mapping[str, Any], name: str) -> tuple[str, ...]:
         if value is None:
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{name}: quantization_config.{key} must be a list of module names, got {value!r}")
+            raise ConfigError(f"{name}: quantization_config.{key} must be a list of module names, got {value!r}",
+                              key="error.quant_config.module_list", fields={"name": name, "key": key, "value": value})
         found.extend(value)
     return tuple(found)
 
@@ -140,7 +142,8 @@ def _int(raw: Mapping[str, Any], key: str, default: int, name: str) -> int:
     if value is None:
         return default
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"{name}: quantization_config.{key} must be an integer, got {value!r}")
+        raise ConfigError(f"{name}: quantization_config.{key} must be an integer, got {value!r}",
+                          key="error.quant_config.integer", fields={"name": name, "key": key, "value": value})
     return value
 
 
@@ -151,7 +154,8 @@ def _fp8(raw: Mapping[str, Any], name: str) -> NumberFormat:
     if (not isinstance(block, list) or len(block) != 2
             or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in block)):
         raise ConfigError(f"{name}: quantization_config.weight_block_size must be two positive integers such as "
-                          f"[128, 128], got {block!r}")
+                          f"[128, 128], got {block!r}", key="error.quant_config.block_size",
+                          fields={"name": name, "block": block})
     return fp8_block_format(block[0], block[1])
 
 
@@ -173,7 +177,8 @@ def _gptq(raw: Mapping[str, Any], name: str) -> NumberFormat:
 def _awq(raw: Mapping[str, Any], name: str) -> NumberFormat:
     bits, group = _int(raw, "bits", _int(raw, "w_bit", 4, name), name), _int(raw, "group_size", 128, name)
     if bits != 4:
-        raise ConfigError(f"{name}: AWQ checkpoints store 4-bit weights, quantization_config says bits={bits}")
+        raise ConfigError(f"{name}: AWQ checkpoints store 4-bit weights, quantization_config says bits={bits}",
+                          key="error.quant_config.awq_bits", fields={"name": name, "bits": bits})
     return awq_format(group) if group > 0 else _per_row(awq_format(128), "awq-4bit-perchannel")
 
 

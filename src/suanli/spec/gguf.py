@@ -51,7 +51,7 @@ def _import_gguf() -> ModuleType:
         import gguf
     except ImportError:
         raise Unavailable("reading .gguf needs the gguf package: pip install gguf (a dependency of suanli: "
-                          "reinstall it)") from None
+                          "reinstall it)", key="error.gguf.package_missing") from None
     return gguf
 
 
@@ -60,16 +60,18 @@ def read_gguf(path: str | Path) -> GgufFile:
     gguf = _import_gguf()
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path} is not a file")
+        raise ConfigError(f"{path} is not a file", key="error.gguf.not_file", fields={"path": path})
     try:
         reader = gguf.GGUFReader(path)
     except (ValueError, IndexError, KeyError, TypeError, OSError, struct.error) as err:
-        raise ConfigError(f"{path} is not a readable GGUF file ({err}); it is truncated or not GGUF") from err
+        raise ConfigError(f"{path} is not a readable GGUF file ({err}); it is truncated or not GGUF",
+                          key="error.gguf.unreadable", fields={"path": path, "reason": err}) from err
     metadata = {key: value for key, field in reader.fields.items()
                 if not key.startswith("GGUF.") and (value := _field_value(gguf, field)) is not None}
     architecture = metadata.get("general.architecture")
     if not isinstance(architecture, str):
-        raise ConfigError(f"{path} has no general.architecture string; it is not a model GGUF")
+        raise ConfigError(f"{path} has no general.architecture string; it is not a model GGUF",
+                          key="error.gguf.no_architecture", fields={"path": path})
     tokens = reader.fields.get("tokenizer.ggml.tokens")
     return GgufFile(path=str(path), architecture=architecture, name=_opt_str(metadata.get("general.name")),
                     file_type=_file_type_name(gguf, metadata.get("general.file_type")),
@@ -145,7 +147,8 @@ def gguf_to_hf_config(g: GgufFile) -> dict[str, Any]:
     arch = g.architecture
     if arch not in _MODEL_TYPES:
         raise ConfigError(f"{g.path}: GGUF architecture {arch!r} has no config adapter; supported: "
-                          f"{', '.join(sorted(_MODEL_TYPES))}")
+                          f"{', '.join(sorted(_MODEL_TYPES))}", key="error.gguf.unsupported_architecture",
+                          fields={"path": g.path, "arch": arch, "supported": ", ".join(sorted(_MODEL_TYPES))})
     config: dict[str, Any] = {"model_type": _MODEL_TYPES[arch]}
     for hf_key, gguf_key in _HF_FROM_GGUF:
         value = g.metadata.get(f"{arch}.{gguf_key}")
@@ -153,8 +156,10 @@ def gguf_to_hf_config(g: GgufFile) -> dict[str, Any]:
             config[_RENAMED.get(arch, {}).get(hf_key, hf_key)] = _one_value(g, f"{arch}.{gguf_key}", value)
     missing = [k for k in _REQUIRED if k not in config]
     if missing:
-        raise ConfigError(f"{g.path} lacks {', '.join(f'{arch}.{dict(_HF_FROM_GGUF)[k]}' for k in missing)}"
-                          f" needed for {', '.join(missing)}; the file is incomplete")
+        keys = ", ".join(f"{arch}.{dict(_HF_FROM_GGUF)[k]}" for k in missing)
+        raise ConfigError(f"{g.path} lacks {keys} needed for {', '.join(missing)}; the file is incomplete",
+                          key="error.gguf.keys_missing",
+                          fields={"path": g.path, "keys": keys, "names": ", ".join(missing)})
     config.setdefault("num_key_value_heads", config["num_attention_heads"])
     if arch == "llama" and config.get("num_local_experts", 0) > 1:
         config["model_type"] = "mixtral"
@@ -168,7 +173,8 @@ def _one_value(g: GgufFile, key: str, value: MetadataValue) -> Scalar:
         return value
     if len(set(value)) == 1:
         return value[0]
-    raise ConfigError(f"{g.path}: {key} varies per layer ({value[:8]}...); an HF config holds one value")
+    raise ConfigError(f"{g.path}: {key} varies per layer ({value[:8]}...); an HF config holds one value",
+                      key="error.gguf.per_layer_value", fields={"path": g.path, "key": key, "values": value[:8]})
 
 
 def _vocab_size(g: GgufFile) -> int:
@@ -177,4 +183,5 @@ def _vocab_size(g: GgufFile) -> int:
         return embedding.shape[0]
     if g.token_count:
         return g.token_count
-    raise ConfigError(f"{g.path} has neither token_embd.weight nor tokenizer.ggml.tokens; vocab_size unknown")
+    raise ConfigError(f"{g.path} has neither token_embd.weight nor tokenizer.ggml.tokens; vocab_size unknown",
+                      key="error.gguf.no_vocab", fields={"path": g.path})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Literal, cast, get_args
 
-from suanli.errors import SpecError, suggest
+from suanli.errors import SpecError, close_matches, suggest
 from suanli.spec.precision import LAYOUTS, Family, NumberFormat
 from suanli.units import GiB
 
@@ -39,10 +39,14 @@ class TensorOverride:
 
     def __post_init__(self) -> None:
         if self.layers not in get_args(Layers):
-            raise SpecError(f"layers {self.layers!r} is not one of {', '.join(get_args(Layers))}")
+            choices = ", ".join(get_args(Layers))
+            raise SpecError(f"layers {self.layers!r} is not one of {choices}", key="error.gguf.mix_layers",
+                            fields={"layers": self.layers, "choices": choices})
         if self.format_key not in LAYOUTS:
             raise SpecError(f"{self.role}: tensor type {self.format_key!r} is not a registered layout"
-                            f"{suggest(self.format_key, LAYOUTS)}")
+                            f"{suggest(self.format_key, LAYOUTS)}", key="error.gguf.mix_layout",
+                            fields={"role": self.role, "fmt": self.format_key,
+                                    "suggestions": close_matches(self.format_key, LAYOUTS)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,7 +133,8 @@ def gguf_mix_bits_per_param(fmt: NumberFormat, *, role_params: Mapping[str, int]
     ``n_gqa`` = num_attention_heads / num_key_value_heads. A uniform format returns its layout bits.
     """
     if n_layers < 1:
-        raise SpecError(f"n_layers must be at least 1, got {n_layers}")
+        raise SpecError(f"n_layers must be at least 1, got {n_layers}", key="error.gguf.mix_layers_count",
+                        fields={"n_layers": n_layers})
     tied = not role_params.get("output")
     bits = total = 0.0
     for role, params in role_params.items():
@@ -146,6 +151,8 @@ def gguf_file_type(name: str) -> NumberFormat:
     """A llama.cpp file type (Q4_K_M, Q4_0, Q8_0, ...) as a mixture, output.weight included."""
     key = re.sub(r"[\s_\-:]+", "_", name.strip().lower()).removeprefix("gguf_")
     if key not in FILE_TYPES:
-        raise SpecError(f"unknown llama.cpp file type {name!r}{suggest(key, FILE_TYPES)}; "
-                        f"known: {', '.join(FILE_TYPES)}")
+        known = ", ".join(FILE_TYPES)
+        raise SpecError(f"unknown llama.cpp file type {name!r}{suggest(key, FILE_TYPES)}; known: {known}",
+                        key="error.gguf.unknown_file_type",
+                        fields={"name": name, "suggestions": close_matches(key, FILE_TYPES), "known": known})
     return FILE_TYPES[key]
