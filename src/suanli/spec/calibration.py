@@ -33,13 +33,19 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
 
 from suanli.errors import SpecError
+from suanli.i18n import Text
 
 SCHEMA = 1
 DeviceKind = Literal["cpu", "cuda"]
 GemmDtype = Literal["fp32", "tf32", "bf16", "fp16", "fp8"]
 #: Relative disagreement allowed between a GEMM point's achieved rate and 2·m·n·k / seconds (rounding in the file).
 _CONSISTENCY = 0.01
-_FIX = "fix the value or measure again with `suanli bench --out PROFILE.toml`"
+_FIX = "fix the value or measure again with `suanli bench --out PROFILE.toml`"  # its zh: i18n/errors/hardware.toml
+
+
+def _missing() -> Text:
+    """The problem "is missing", said in the reader's language."""
+    return Text("fix.calibration_profile.missing")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,9 +97,11 @@ class Calibration:
 
     def __post_init__(self) -> None:
         if not self.gemm:
-            raise SpecError("a calibration profile needs at least one [[gemm]] point; " + _FIX)
+            raise SpecError("a calibration profile needs at least one [[gemm]] point; " + _FIX,
+                            key="error.calibration_profile.no_gemm")
         if self.device_count < 1:
-            raise SpecError(f"calibration device count must be at least 1, got {self.device_count}")
+            raise SpecError(f"calibration device count must be at least 1, got {self.device_count}",
+                            key="error.calibration_profile.device_count", fields={"count": self.device_count})
 
     def gemm_points(self, dtype: str) -> tuple[GemmPoint, ...]:
         """The GEMM points measured in ``dtype``, smallest first."""
@@ -179,25 +187,29 @@ class _Reader:
     def __init__(self, source: str, where: str, table: object) -> None:
         self.source, self.where = source, where
         if not isinstance(table, dict):
-            self.fail(where, f"must be a table, got {type(table).__name__}")
+            self.fail(where, Text("fix.calibration_profile.not_table", type=type(table).__name__))
         self.table: dict[str, Any] = table
 
-    def fail(self, key: str, problem: str) -> NoReturn:
-        raise SpecError(f"calibration profile {self.source}: {key} {problem}; {_FIX}")
+    def fail(self, key: str, problem: Text) -> NoReturn:
+        raise SpecError(f"calibration profile {self.source}: {key} {problem}; {_FIX}",
+                        key="error.calibration_profile.bad_value",
+                        fields={"source": self.source, "name": key, "problem": problem})
 
     def name(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
 
     def check_keys(self, allowed: tuple[str, ...]) -> None:
         if unknown := sorted(set(self.table) - set(allowed)):
-            self.fail(self.name(unknown[0]), f"is not a profile key (known here: {', '.join(allowed)})")
+            self.fail(self.name(unknown[0]), Text("fix.calibration_profile.unknown_key", known=", ".join(allowed)))
 
     def text(self, key: str, *, choices: Any = None) -> str:
         value = self.table.get(key)
         if not isinstance(value, str) or not value.strip():
-            self.fail(self.name(key), "is missing" if value is None else f"must be a non-empty string, got {value!r}")
+            problem = _missing() if value is None else Text("fix.calibration_profile.not_text", value=value)
+            self.fail(self.name(key), problem)
         if choices is not None and value not in get_args(choices):
-            self.fail(self.name(key), f"is {value!r}, not one of {', '.join(get_args(choices))}")
+            self.fail(self.name(key), Text("fix.calibration_profile.not_one_of", value=value,
+                                           choices=", ".join(get_args(choices))))
         return str(value)
 
     def optional_number(self, key: str) -> float | None:
@@ -206,31 +218,33 @@ class _Reader:
     def number(self, key: str) -> float:
         value = self.table.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-            self.fail(self.name(key), "is missing" if value is None else f"must be a positive number, got {value!r}")
+            problem = _missing() if value is None else Text("fix.calibration_profile.not_positive", value=value)
+            self.fail(self.name(key), problem)
         return float(value)
 
     def count(self, key: str, *, default: int | None = None) -> int:
         value = self.table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(self.name(key), "is missing" if value is None else f"must be a whole number >= 1, got {value!r}")
+            problem = _missing() if value is None else Text("fix.calibration_profile.not_count", value=value)
+            self.fail(self.name(key), problem)
         return value
 
     def flag(self, key: str) -> bool:
         value = self.table.get(key, False)
         if not isinstance(value, bool):
-            self.fail(self.name(key), f"must be true or false, got {value!r}")
+            self.fail(self.name(key), Text("fix.calibration_profile.not_flag", value=value))
         return bool(value)
 
     def strings(self, key: str) -> tuple[str, ...]:
         value = self.table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(self.name(key), f"must be a list of strings, got {value!r}")
+            self.fail(self.name(key), Text("fix.calibration_profile.not_strings", value=value))
         return tuple(value)
 
     def rows(self, key: str) -> list[object]:
         value = self.table.get(key, [])
         if not isinstance(value, list):
-            self.fail(key, "must be an array of tables ([[" + key + "]])")
+            self.fail(key, Text("fix.calibration_profile.not_rows", table=key))
         return list(value)
 
 
@@ -241,8 +255,8 @@ def _gemm(source: str, index: int, row: object) -> GemmPoint:
                       seconds=r.number("seconds"), achieved_flops_per_s=r.number("achieved_flops_per_s"))
     expected = point.flops / point.seconds
     if abs(point.achieved_flops_per_s - expected) > _CONSISTENCY * expected:
-        r.fail(r.name("achieved_flops_per_s"), f"is {point.achieved_flops_per_s:.4g} but 2*m*n*k/seconds is "
-                                               f"{expected:.4g}; one of m, n, k, seconds is wrong")
+        r.fail(r.name("achieved_flops_per_s"), Text("fix.calibration_profile.inconsistent",
+                                                    achieved=point.achieved_flops_per_s, expected=expected))
     return point
 
 
@@ -251,7 +265,7 @@ def _allreduce(source: str, index: int, row: object) -> AllReducePoint:
     r.check_keys(("bytes", "world_size", "busbw_bytes_per_s"))
     world = r.count("world_size")
     if world < 2:
-        r.fail(r.name("world_size"), f"must be at least 2 for an all-reduce, got {world}")
+        r.fail(r.name("world_size"), Text("fix.calibration_profile.allreduce_world", world=world))
     return AllReducePoint(bytes=r.count("bytes"), world_size=world, busbw_bytes_per_s=r.number("busbw_bytes_per_s"))
 
 
@@ -260,10 +274,10 @@ def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") 
     top = _Reader(source, "", dict(data))
     top.check_keys(("schema", "device", "run", "memory", "gemm", "allreduce", "dispatch"))
     if top.table.get("schema") != SCHEMA:
-        top.fail("schema", f"is {top.table.get('schema')!r}; this suanli reads schema {SCHEMA}")
+        top.fail("schema", Text("fix.calibration_profile.schema", value=top.table.get("schema"), schema=SCHEMA))
     for table in ("device", "run", "memory"):
         if table not in top.table:
-            top.fail(f"[{table}]", "is missing")
+            top.fail(f"[{table}]", _missing())
     device = _Reader(source, "device", top.table["device"])
     device.check_keys(("name", "key", "kind", "count"))
     run = _Reader(source, "run", top.table["run"])
@@ -274,7 +288,7 @@ def parse_calibration(data: Mapping[str, object], *, source: str = "<profile>") 
     dispatch.check_keys(("kernel_overhead_s", "eager_call_s"))
     gemm = tuple(_gemm(source, i, row) for i, row in enumerate(top.rows("gemm")))
     if not gemm:
-        top.fail("[[gemm]]", "is missing: a profile needs at least one GEMM point")
+        top.fail("[[gemm]]", Text("fix.calibration_profile.no_gemm"))
     return Calibration(
         device_name=device.text("name"), device_key=device.text("key"),
         device_kind=device.text("kind", choices=DeviceKind), device_count=device.count("count", default=1),  # type: ignore[arg-type]
@@ -294,12 +308,16 @@ def load_calibration(path: str | Path) -> Calibration:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"calibration profile {path} does not exist; make one with "
-                        f"`suanli bench --out {path}`") from None
+                        f"`suanli bench --out {path}`", key="error.calibration_profile.missing_file",
+                        fields={"path": str(path)}) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"calibration profile {path} cannot be read ({exc}); pass a TOML file written by suanli bench")\
+        raise SpecError(f"calibration profile {path} cannot be read ({exc}); pass a TOML file written by suanli bench",
+                        key="error.calibration_profile.unreadable", fields={"path": str(path), "reason": str(exc)})\
             from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"calibration profile {path} is not valid TOML ({exc}); {_FIX}") from None
+        raise SpecError(f"calibration profile {path} is not valid TOML ({exc}); {_FIX}",
+                        key="error.calibration_profile.not_toml",
+                        fields={"path": str(path), "reason": str(exc)}) from None
     return parse_calibration(data, source=str(path))

@@ -25,7 +25,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from suanli.errors import NotFound, SpecError, require_positive, suggest
+from suanli.errors import NotFound, SpecError, close_matches, require_positive, suggest
+from suanli.spec.hardware import entry_problem
 from suanli.units import GiB, MiB
 
 
@@ -80,7 +81,8 @@ class StaticFractionRule:
         for below, chunk, graph_small, graph_large in self.buckets:
             if gpu_mib < below:
                 return chunk, graph_small if tp < 4 else graph_large
-        raise SpecError(f"no SGLang bucket covers {gpu_mib:.0f} MiB; the last bucket must be below inf")
+        raise SpecError(f"no SGLang bucket covers {gpu_mib:.0f} MiB; the last bucket must be below inf",
+                        key="error.engines.no_bucket", fields={"mib": gpu_mib})
 
     def fraction(self, gpu_mib: float, tp: int) -> float:
         chunk, graph_bs = self.settings(gpu_mib, tp)
@@ -145,7 +147,8 @@ class EnginePreset:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.key):
-            raise SpecError(f"engine key {self.key!r} must use lowercase letters, digits, '.', '+' and '-'")
+            raise SpecError(f"engine key {self.key!r} must use lowercase letters, digits, '.', '+' and '-'",
+                            key="error.engines.key_characters", fields={"key": self.key})
         require_positive(f"{self.key}: block_size", self.block_size)
         for name in ("max_num_batched_tokens", "max_num_seqs", "n_gpu_layers"):
             if getattr(self, name) is not None:
@@ -153,15 +156,20 @@ class EnginePreset:
         require_positive(f"{self.key}: sampler_bytes_per_logit", self.sampler_bytes_per_logit)
         if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
             raise SpecError(f"{self.key}: memory fraction {self.memory_fraction} must be in (0, 1]; "
-                            "0.9 keeps a tenth of the GPU for everything else")
+                            "0.9 keeps a tenth of the GPU for everything else", key="error.engines.memory_fraction",
+                            fields={"key": self.key, "fraction": self.memory_fraction})
         needs_fraction = self.kv_budget in (KvBudget.TOTAL_FRACTION, KvBudget.FREE_FRACTION, KvBudget.FREE_RESERVE)
         if needs_fraction and self.memory_fraction is None:
-            raise SpecError(f"{self.key}: a {self.kv_budget.value} budget needs memory_fraction")
+            raise SpecError(f"{self.key}: a {self.kv_budget.value} budget needs memory_fraction",
+                            key="error.engines.budget_fraction",
+                            fields={"key": self.key, "budget": self.kv_budget.value})
         if self.kv_budget is KvBudget.STATIC_FRACTION and (self.memory_fraction or self.static_fraction) is None:
-            raise SpecError(f"{self.key}: a static-fraction budget needs memory_fraction or static_fraction")
+            raise SpecError(f"{self.key}: a static-fraction budget needs memory_fraction or static_fraction",
+                            key="error.engines.static_fraction", fields={"key": self.key})
         if missing := sorted(set(_sourced_fields(self)) - set(self.sources)):
             raise SpecError(f"engine {self.key}: no source for {', '.join(missing)}; add them under "
-                            f"[engine.sources] citing the docs or code that sets each default")
+                            f"[engine.sources] citing the docs or code that sets each default",
+                            key="error.engines.no_source", fields={"key": self.key, "missing": ", ".join(missing)})
 
     def batch_defaults(self, accelerator_key: str, memory_bytes: float) -> tuple[int | None, int | None]:
         """(max_num_batched_tokens, max_num_seqs) on this accelerator: vLLM uses larger defaults on GPUs of
@@ -215,9 +223,12 @@ class FrameworkOverheads:
         for name in ("cuda_reserved_bytes", "cuda_context_bytes", "cublas_workspace_bytes", "non_torch_bytes",
                      "nccl_bytes", "cuda_graph_bytes", "nvls_per_rank_bytes"):
             if getattr(self, name) < 0:
-                raise SpecError(f"overhead {name} must be zero or positive, got {getattr(self, name)}")
+                raise SpecError(f"overhead {name} must be zero or positive, got {getattr(self, name)}",
+                                key="error.engines.overhead_negative",
+                                fields={"name": name, "value": getattr(self, name)})
             if name.removesuffix("_bytes") not in self.sources:
-                raise SpecError(f"overhead {name} has no source; cite the log or code it comes from")
+                raise SpecError(f"overhead {name} has no source; cite the log or code it comes from",
+                                key="error.engines.overhead_source", fields={"name": name})
 
 
 # ---- the catalog ------------------------------------------------------------------------------------------
@@ -263,9 +274,10 @@ def _build_engine(raw: dict[str, Any]) -> EnginePreset:
     try:
         return _engine(raw)
     except (KeyError, TypeError, ValueError) as bad:
-        problem = f"missing field {bad}" if isinstance(bad, KeyError) else str(bad)
+        problem = entry_problem(bad)
         raise SpecError(f"engines.toml, engine {raw.get('key', '?')!r}: {problem}; the file's header lists "
-                        "the fields and their units") from None
+                        "the fields and their units", key="error.engines.catalog_entry",
+                        fields={"entry": raw.get("key", "?"), "problem": problem}) from None
 
 
 @functools.cache
@@ -274,7 +286,8 @@ def load_engines() -> tuple[EnginePreset, ...]:
     engines = tuple(_build_engine(raw) for raw in _read().get("engine", []))
     names = [name for e in engines for name in (e.key, *e.aliases)]
     if duplicate := sorted({n for n in names if names.count(n) > 1}):
-        raise SpecError(f"engines.toml: names used twice: {', '.join(duplicate)}")
+        raise SpecError(f"engines.toml: names used twice: {', '.join(duplicate)}", key="error.engines.name_twice",
+                        fields={"names": ", ".join(duplicate)})
     return engines
 
 
@@ -292,7 +305,9 @@ def get_engine(name: str) -> EnginePreset:
     wanted = re.sub(r"[\s_]+", "-", name.strip().lower())
     index = {n: e for e in load_engines() for n in (e.key, *e.aliases)}
     if wanted not in index:
-        raise NotFound(f"unknown engine {name!r}{suggest(wanted, index)}; known: {', '.join(index)}")
+        raise NotFound(f"unknown engine {name!r}{suggest(wanted, index)}; known: {', '.join(index)}",
+                       key="error.engines.unknown",
+                       fields={"name": name, "suggestions": close_matches(wanted, index), "known": ", ".join(index)})
     return index[wanted]
 
 
@@ -316,7 +331,9 @@ class EngineKnobs:
         changes: dict[str, object] = {}
         if self.gpu_memory_utilization is not None:
             if not 0 < self.gpu_memory_utilization <= 1:
-                raise SpecError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+                raise SpecError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}",
+                                key="error.engines.gpu_memory_utilization",
+                                fields={"value": self.gpu_memory_utilization})
             changes["memory_fraction"] = self.gpu_memory_utilization
             changes["sources"] = MappingProxyType({**engine.sources, "memory_fraction": "set by the user"})
         if self.max_num_seqs is not None:

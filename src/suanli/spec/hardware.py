@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal, NoReturn, TypeVar, get_args
 
 from suanli.errors import NotFound, SpecError, UnknownAccelerator, close_matches, require_positive, suggest
+from suanli.i18n import Text, messages
 from suanli.units import GB, MEGA, SECONDS_PER_HOUR, TERA, GiB, MiB
 
 AcceleratorKind = Literal["gpu", "tpu", "npu", "lpu", "cpu", "soc"]
@@ -40,12 +41,15 @@ _T = TypeVar("_T")
 
 def _check_choice(what: str, value: str, choices: Any) -> None:
     if value not in get_args(choices):
-        raise SpecError(f"{what} {value!r} is not one of {', '.join(get_args(choices))}")
+        raise SpecError(f"{what} {value!r} is not one of {', '.join(get_args(choices))}",
+                        key="error.hardware.not_one_of",
+                        fields={"what": what, "value": value, "choices": ", ".join(get_args(choices))})
 
 
 def _check_name(what: str, name: str) -> None:
     if not _NAME.fullmatch(name):
-        raise SpecError(f"{what} {name!r} must use lowercase letters, digits, '.', '+' and '-' only")
+        raise SpecError(f"{what} {name!r} must use lowercase letters, digits, '.', '+' and '-' only",
+                        key="error.hardware.name_characters", fields={"what": what, "name": name})
 
 
 def _check_format(fmt: str) -> None:
@@ -57,7 +61,8 @@ def _check_format(fmt: str) -> None:
 
 def _check_sources(what: str, sources: tuple[str, ...]) -> None:
     if not sources or not all(s.strip() for s in sources):
-        raise SpecError(f"{what} needs at least one non-empty source; cite the datasheet or page behind it")
+        raise SpecError(f"{what} needs at least one non-empty source; cite the datasheet or page behind it",
+                        key="error.hardware.no_source", fields={"what": what})
 
 
 class FlopsTable(dict[str, float]):
@@ -117,9 +122,11 @@ class Link:
         _check_choice(f"{what} topology", self.topology, Topology)
         if peer > total:
             raise SpecError(f"{what}: peer bandwidth {peer:.4g} B/s exceeds the total to all peers "
-                            f"{total:.4g} B/s; the two are swapped")
+                            f"{total:.4g} B/s; the two are swapped",
+                            key="error.hardware.peer_above_total", fields={"what": what, "peer": peer, "total": total})
         if self.domain_size < 2:
-            raise SpecError(f"{what}: domain_size {self.domain_size} is below 2; leave scale_up out instead")
+            raise SpecError(f"{what}: domain_size {self.domain_size} is below 2; leave scale_up out instead",
+                            key="error.hardware.domain_size", fields={"what": what, "size": self.domain_size})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,7 +143,8 @@ class Price:
         require_positive(f"price from {self.provider!r}: usd_per_hour", self.usd_per_hour)
         _check_choice(f"price from {self.provider!r}: kind", self.kind, PriceKind)
         if not _DATE.fullmatch(self.date):
-            raise SpecError(f"price from {self.provider!r}: date {self.date!r} must be YYYY-MM or YYYY-MM-DD")
+            raise SpecError(f"price from {self.provider!r}: date {self.date!r} must be YYYY-MM or YYYY-MM-DD",
+                            key="error.hardware.price_date", fields={"provider": self.provider, "date": self.date})
         _check_sources(f"price from {self.provider!r}", (self.source,))
 
 
@@ -181,18 +189,23 @@ class Accelerator:
         if self.tdp_w is not None:
             require_positive(f"{self.key}: tdp_w", self.tdp_w)
         if not 0 < self.ampere_attention_ratio <= 1:
-            raise SpecError(f"{self.key}: ampere_attention_ratio must be in (0, 1], got {self.ampere_attention_ratio}")
+            raise SpecError(f"{self.key}: ampere_attention_ratio must be in (0, 1], got {self.ampere_attention_ratio}",
+                            key="error.hardware.attention_ratio",
+                            fields={"key": self.key, "ratio": self.ampere_attention_ratio})
         if (self.driver_memory_bytes is None) != (self.driver_memory_source is None):
-            raise SpecError(f"{self.key}: driver_memory_bytes and driver_memory_source go together")
+            raise SpecError(f"{self.key}: driver_memory_bytes and driver_memory_source go together",
+                            key="error.hardware.driver_memory_pair", fields={"key": self.key})
         if self.driver_memory_bytes is not None and not 0 < self.driver_memory_bytes <= self.memory_bytes:
             raise SpecError(f"{self.key}: driver_memory_bytes {self.driver_memory_bytes} must be positive "
-                            f"and at most memory_bytes {self.memory_bytes}")
+                            f"and at most memory_bytes {self.memory_bytes}", key="error.hardware.driver_memory",
+                            fields={"key": self.key, "driver": self.driver_memory_bytes, "memory": self.memory_bytes})
         self._check_flops()
         for fmt in self.unverified_formats:
             _check_format(fmt)
             if fmt in self.peak_flops_per_s:
                 raise SpecError(f"{self.key}: {fmt} has a dense peak and is listed in unverified_formats; "
-                                "keep it in one place")
+                                "keep it in one place", key="error.hardware.unverified_twice",
+                                fields={"key": self.key, "fmt": fmt})
         _check_sources(f"accelerator {self.key}", self.sources)
         object.__setattr__(self, "peak_flops_per_s", FlopsTable(self.peak_flops_per_s))
 
@@ -204,7 +217,10 @@ class Accelerator:
         present |= {name for name in ("tdp_w", "scale_up", "host_link") if getattr(self, name) is not None}
         if unknown := sorted(set(self.estimated) - present):
             raise SpecError(f"{self.key}: 'estimated' lists {', '.join(unknown)}, which the entry does not "
-                            f"set; name catalog fields it has, such as {', '.join(sorted(present)[:3])}")
+                            f"set; name catalog fields it has, such as {', '.join(sorted(present)[:3])}",
+                            key="error.hardware.estimated_unset",
+                            fields={"key": self.key, "unknown": ", ".join(unknown),
+                                    "present": ", ".join(sorted(present)[:3])})
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -301,17 +317,34 @@ def _build(make: Callable[[dict[str, Any]], _T], entries: list[dict[str, Any]], 
         try:
             built.append(make(raw))
         except (KeyError, TypeError, NotFound, SpecError) as bad:
-            problem = f"missing field {bad}" if isinstance(bad, KeyError) else str(bad)
+            problem = entry_problem(bad)
             raise SpecError(f"{what}s.toml, entry {raw.get('key', '?')!r}: {problem}; the file's header "
-                            "lists the fields and their units") from None
+                            "lists the fields and their units", key="error.hardware.catalog_entry",
+                            fields={"what": what, "entry": raw.get("key", "?"), "problem": problem}) from None
     return tuple(built)
+
+
+def entry_problem(bad: Exception) -> str:
+    """What was wrong with a catalog entry, for the error that names the entry: "missing field 'x'" for a
+    KeyError, else the inner error's message, as a ``Text`` (said in the reader's language) when its catalogue
+    key says it word for word."""
+    if isinstance(bad, KeyError):
+        return Text("fix.hardware.missing_field", field=str(bad))
+    key, fields = getattr(bad, "key", ""), getattr(bad, "fields", {})
+    if key in messages() and "suggestions" not in fields:
+        said = Text(key, **fields)
+        if said == str(bad):
+            return said
+    return str(bad)
 
 
 def _check_unique(what: str, names: list[tuple[str, str]]) -> None:
     owner: dict[str, str] = {}
     for name, key in names:
         if name in owner:
-            raise SpecError(f"{what} {name!r} is used twice ({owner[name]} and {key}); names must be unique")
+            raise SpecError(f"{what} {name!r} is used twice ({owner[name]} and {key}); names must be unique",
+                            key="error.hardware.name_twice",
+                            fields={"what": what, "name": name, "first": owner[name], "second": key})
         owner[name] = key
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from suanli.errors import SpecError, UnknownAccelerator, require_positive
+from suanli.i18n import Text
 from suanli.spec.hardware import FORMATS, Accelerator, get_accelerator, load_accelerators
 from suanli.units import GB, GIGA, TERA
 
@@ -68,8 +69,8 @@ class CpuFacts:
 
     def __post_init__(self) -> None:
         require_positive("cpu cores", self.cores)
-        require_positive("cpu clock_hz", self.clock_hz, fix="the probe could not read the clock; name a catalog "
-                         "CPU with --gpu instead of local")
+        no_clock = not self.clock_hz > 0  # the fix is a Text only then: making one reads the message catalogue
+        require_positive("cpu clock_hz", self.clock_hz, fix=Text("fix.local_device.no_clock") if no_clock else "")
         require_positive("cpu memory_total_bytes", self.memory_total_bytes)
 
 
@@ -89,10 +90,13 @@ class Extension:
     def __post_init__(self) -> None:
         for fmt, flops in self.flops_per_cycle.items():
             if fmt not in FORMATS:
-                raise SpecError(f"cpu_isa.toml, {self.name!r}: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+                raise SpecError(f"cpu_isa.toml, {self.name!r}: unknown format {fmt!r}; known: {', '.join(FORMATS)}",
+                                key="error.local_device.isa_format",
+                                fields={"name": self.name, "fmt": fmt, "known": ", ".join(FORMATS)})
             require_positive(f"cpu_isa.toml, {self.name!r}: {fmt} FLOPs per cycle", flops)
         if not self.flags or not self.sources:
-            raise SpecError(f"cpu_isa.toml, {self.name!r}: needs at least one flag and one source")
+            raise SpecError(f"cpu_isa.toml, {self.name!r}: needs at least one flag and one source",
+                            key="error.local_device.isa_flags_sources", fields={"name": self.name})
 
     def applies(self, cpu: CpuFacts) -> bool:
         """Whether ``cpu`` has every flag and meets the vendor and family bounds."""
@@ -128,7 +132,8 @@ def load_isa_table() -> IsaTable:
                         bandwidth_bytes_per_s_per_core=memory["bandwidth_gb_s_per_core"] * GB,
                         bandwidth_sources=tuple(memory["sources"]))
     except (KeyError, TypeError) as bad:
-        raise SpecError(f"cpu_isa.toml: missing or malformed field {bad}; the file's header lists them") from None
+        raise SpecError(f"cpu_isa.toml: missing or malformed field {bad}; the file's header lists them",
+                        key="error.local_device.isa_field", fields={"field": str(bad)}) from None
 
 
 def normalise_device_name(name: str) -> str:
@@ -211,7 +216,8 @@ def generic_cpu(cpu: CpuFacts) -> Accelerator:
     peaks = cpu_peak_flops(cpu)
     if not peaks:
         raise SpecError(f"no FLOPs-per-cycle figure for the CPU {cpu.model!r} (flags: none of cpu_isa.toml's); "
-                        "name a catalog CPU with --gpu instead of local")
+                        "name a catalog CPU with --gpu instead of local", key="error.local_device.no_isa",
+                        fields={"model": cpu.model})
     years = [ext.since for ext in table.extensions if ext.applies(cpu)]
     per_cycle = flops_per_cycle(cpu)
     formula = ", ".join(f"{fmt} {cpu.cores} x {cpu.clock_hz / GIGA:.3g} GHz x {per_cycle[fmt]:g} = "

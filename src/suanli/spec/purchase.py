@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from suanli.errors import NotFound, SpecError, require_positive
-from suanli.spec.hardware import _read_catalog, get_accelerator
+from suanli.spec.hardware import _read_catalog, entry_problem, get_accelerator
 
 PurchaseUnit = Literal["gpu", "node"]
 PurchaseKind = Literal["msrp", "list", "quote", "street", "estimate", "user"]
@@ -40,23 +40,35 @@ class Purchase:
     usd_high: float | None = None
 
     def __post_init__(self) -> None:
-        what = f"purchase price of {self.accelerator} ({self.date})"
+        acc, date = self.accelerator, self.date
+        what = f"purchase price of {acc} ({date})"
         for name, value, choices in (("unit", self.unit, PurchaseUnit), ("kind", self.kind, PurchaseKind),
                                      ("confidence", self.confidence, PurchaseConfidence)):
             if value not in get_args(choices):
-                raise SpecError(f"{what}: {name} {value!r} is not one of {', '.join(get_args(choices))}")
+                raise SpecError(f"{what}: {name} {value!r} is not one of {', '.join(get_args(choices))}",
+                                key="error.purchase.not_one_of",
+                                fields={"accelerator": acc, "date": date, "name": name, "value": value,
+                                        "choices": ", ".join(get_args(choices))})
         require_positive(f"{what}: usd", self.usd)
         require_positive(f"{what}: gpus_per_unit", self.gpus_per_unit)
         if self.unit == "gpu" and self.gpus_per_unit != 1:
-            raise SpecError(f"{what}: a unit of 'gpu' holds one GPU, not {self.gpus_per_unit}; use unit = 'node'")
+            raise SpecError(f"{what}: a unit of 'gpu' holds one GPU, not {self.gpus_per_unit}; use unit = 'node'",
+                            key="error.purchase.gpu_unit",
+                            fields={"accelerator": acc, "date": date, "gpus": self.gpus_per_unit})
         if (self.usd_low is None) != (self.usd_high is None):
-            raise SpecError(f"{what}: usd_low and usd_high go together (the quoted range)")
+            raise SpecError(f"{what}: usd_low and usd_high go together (the quoted range)",
+                            key="error.purchase.range_pair", fields={"accelerator": acc, "date": date})
         if self.usd_low is not None and self.usd_high is not None and not 0 < self.usd_low <= self.usd <= self.usd_high:
-            raise SpecError(f"{what}: usd {self.usd} must lie in the quoted range [{self.usd_low}, {self.usd_high}]")
-        if not _DATE.fullmatch(self.date):
-            raise SpecError(f"{what}: date {self.date!r} must be YYYY-MM or YYYY-MM-DD")
+            raise SpecError(f"{what}: usd {self.usd} must lie in the quoted range [{self.usd_low}, {self.usd_high}]",
+                            key="error.purchase.outside_range",
+                            fields={"accelerator": acc, "date": date, "usd": self.usd, "low": self.usd_low,
+                                    "high": self.usd_high})
+        if not _DATE.fullmatch(date):
+            raise SpecError(f"{what}: date {date!r} must be YYYY-MM or YYYY-MM-DD", key="error.purchase.date",
+                            fields={"accelerator": acc, "date": date})
         if not self.source.strip() or not self.description.strip():
-            raise SpecError(f"{what}: needs a source and a description; cite the page behind the price")
+            raise SpecError(f"{what}: needs a source and a description; cite the page behind the price",
+                            key="error.purchase.no_source", fields={"accelerator": acc, "date": date})
 
     @property
     def usd_per_gpu(self) -> float:
@@ -78,9 +90,11 @@ def load_purchases() -> tuple[Purchase, ...]:
             get_accelerator(raw["accelerator"])
             built.append(Purchase(**raw))
         except (KeyError, TypeError, NotFound, SpecError) as bad:
-            problem = f"missing field {bad}" if isinstance(bad, KeyError) else str(bad)
+            problem = entry_problem(bad)
             raise SpecError(f"purchase_prices.toml, entry {raw.get('accelerator', '?')!r} {raw.get('date', '')}: "
-                            f"{problem}; the file's header lists the fields") from None
+                            f"{problem}; the file's header lists the fields", key="error.purchase.catalog_entry",
+                            fields={"entry": raw.get("accelerator", "?"), "date": raw.get("date", ""),
+                                    "problem": problem}) from None
     return tuple(built)
 
 
