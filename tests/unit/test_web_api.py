@@ -180,7 +180,7 @@ def test_refused_requests(client: TestClient, url: str, fragment: str) -> None:
 def test_a_refusal_before_parsing_is_said_in_any_spelling_of_lang(client: TestClient, lang: str) -> None:
     response = client.get("/api/nonsense", params={"model": "gpt2", "lang": lang})  # --lang takes all three
     assert response.status_code == 400
-    assert response.json()["error"].startswith("suanli: 错误: no command 'nonsense'")
+    assert response.json()["error"].startswith("suanli: 错误: web API 中没有命令 'nonsense'")  # the error's zh too
 
 
 TINY_LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 2,

@@ -14,6 +14,7 @@ from suanli.core.comms import path_for_group
 from suanli.core.inference_memory import engine_setting, serving_memory
 from suanli.core.inference_time import ServingSetup, deployment_setup, serving_setup
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.simulate.cost import RooflineStepCost
 from suanli.simulate.engine import Recorder, Replica, Speculation
 from suanli.simulate.kv_blocks import BlockPool
@@ -42,9 +43,10 @@ class SpeculativeDecoding:
     draft: ModelSpec | None = None
 
     def __post_init__(self) -> None:
-        require_positive("num_speculative_tokens", self.k, fix="draft at least one token, e.g. 3")
+        require_positive("num_speculative_tokens", self.k, fix=Text("fix.simulate.speculative_tokens"))
         if not 0 <= self.acceptance <= 1:
-            raise SpecError(f"--acceptance-rate must be in [0, 1], got {self.acceptance}")
+            raise SpecError(f"--acceptance-rate must be in [0, 1], got {self.acceptance}",
+                            key="error.simulate.acceptance_option", fields={"value": self.acceptance})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,14 +61,16 @@ class Deployment(serving.Deployment):
 
     def __post_init__(self) -> None:
         serving.Deployment.__post_init__(self)
-        require_positive("replicas", self.replicas, fix="use at least one replica")
+        require_positive("replicas", self.replicas, fix=Text("fix.simulate.replicas"))
         if self.pd is not None:
             prefill, decode = self.pd
             if prefill < 1 or decode < 1:
-                raise SpecError(f"--pd needs at least one prefill and one decode replica, got {prefill}:{decode}")
+                raise SpecError(f"--pd needs at least one prefill and one decode replica, got {prefill}:{decode}",
+                                key="error.simulate.pd_pools", fields={"prefill": prefill, "decode": decode})
         if self.engine.kv_budget is KvBudget.CONTEXT:
             raise SpecError(f"the simulator does not model {self.engine.name}'s slot scheduler; use --engine vllm, "
-                            "sglang, trtllm, tgi or hf")
+                            "sglang, trtllm, tgi or hf",
+                            key="error.simulate.slot_engine", fields={"engine": self.engine.name})
 
     @property
     def gpus(self) -> int:
@@ -122,7 +126,10 @@ def _speculation(spec: ModelSpec, setup: ServingSetup,
         draft = speculative.draft
         if draft.vocab_size != spec.vocab_size:
             raise SpecError(f"the draft model {draft.name} has a vocabulary of {draft.vocab_size:,}, the target "
-                            f"{spec.vocab_size:,}; a draft must share the target's tokenizer")
+                            f"{spec.vocab_size:,}; a draft must share the target's tokenizer",
+                            key="error.simulate.draft_vocab",
+                            fields={"draft": draft.name, "draft_vocab": draft.vocab_size,
+                                    "target_vocab": spec.vocab_size})
         draft_setup = serving_setup(draft, s.accelerator, engine=s.engine, tp=s.tp)
     else:  # MTP / EAGLE: one more block of the target plus its output head
         draft = replace(spec, name=f"{spec.name} MTP head", layers=spec.layers[-1:])

@@ -20,6 +20,7 @@ from itertools import chain, pairwise
 from typing import Protocol
 
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.simulate.kv_blocks import BlockPool
 from suanli.simulate.scheduler import ReplicaState, Scheduler, StepPlan
 from suanli.simulate.sequence import Phase, Sequence
@@ -62,9 +63,10 @@ class Speculation:
     draft_s: Callable[[int, float], float]
 
     def __post_init__(self) -> None:
-        require_positive("num_speculative_tokens", self.k, fix="draft at least one token, e.g. 3")
+        require_positive("num_speculative_tokens", self.k, fix=Text("fix.simulate.speculative_tokens"))
         if not 0 <= self.acceptance <= 1:
-            raise SpecError(f"acceptance rate must be in [0, 1], got {self.acceptance}")
+            raise SpecError(f"acceptance rate must be in [0, 1], got {self.acceptance}",
+                            key="error.simulate.acceptance", fields={"value": self.acceptance})
 
     @property
     def expected_tokens(self) -> float:
@@ -136,7 +138,10 @@ class Replica:
             if self.state.waiting and not self.state.running:  # run() checks lengths first; never loop
                 r = self.state.waiting[0].request
                 raise SpecError(f"request {r.id} ({r.prompt_tokens} + {r.output_tokens} tokens) can never be "
-                                f"scheduled on this replica (KV pool {self.state.pool.capacity_tokens} tokens)")
+                                f"scheduled on this replica (KV pool {self.state.pool.capacity_tokens} tokens)",
+                                key="error.simulate.never_scheduled",
+                                fields={"request": r.id, "prompt": r.prompt_tokens, "output": r.output_tokens,
+                                        "capacity": self.state.pool.capacity_tokens})
             return []
         work = self._work(plan)
         fast = self.fast_forward and self.speculation is None and not work.chunks and not plan.padding

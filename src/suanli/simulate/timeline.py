@@ -50,7 +50,8 @@ class BucketedTimeline:
 def bucket_timeline(raw: Sequence[RawRow], *, points: int, kv_blocks_total: int) -> BucketedTimeline:
     """``raw`` averaged into ``min(points, steps)`` equal time buckets (module docstring)."""
     if points < 1:
-        raise SpecError(f"--timeline-points {points}: give at least 1 point")
+        raise SpecError(f"--timeline-points {points}: give at least 1 point",
+                        key="error.simulate.timeline_points", fields={"points": points})
     if not raw:
         return BucketedTimeline(rows=(), raw_rows=0, bucket_s=0.0, kv_blocks_total=kv_blocks_total)
     t0, t1 = min(r[0] for r in raw), max(r[1] for r in raw)

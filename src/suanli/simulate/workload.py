@@ -60,15 +60,20 @@ class LengthDist:
 
     def __post_init__(self) -> None:
         if self.fixed is not None:
-            require_positive("length", self.fixed, fix="give a token count such as 1024")
+            require_positive("length", self.fixed, fix=Text("fix.simulate.length"))
             return
         if len(self.edges) != len(self.weights) + 1 or not self.weights:
             raise SpecError(f"length histogram {self.name!r}: {len(self.edges)} edges need {len(self.edges) - 1} "
-                            f"weights, got {len(self.weights)}")
+                            f"weights, got {len(self.weights)}",
+                            key="error.simulate.histogram_weights",
+                            fields={"name": self.name, "edges": len(self.edges), "needed": len(self.edges) - 1,
+                                    "weights": len(self.weights)})
         if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)) or self.edges[0] < 1:
-            raise SpecError(f"length histogram {self.name!r}: edges must rise from at least 1, got {self.edges}")
+            raise SpecError(f"length histogram {self.name!r}: edges must rise from at least 1, got {self.edges}",
+                            key="error.simulate.histogram_edges", fields={"name": self.name, "edges": self.edges})
         if any(w < 0 for w in self.weights) or not sum(self.weights) > 0:
-            raise SpecError(f"length histogram {self.name!r}: weights must be non-negative and not all zero")
+            raise SpecError(f"length histogram {self.name!r}: weights must be non-negative and not all zero",
+                            key="error.simulate.histogram_zero", fields={"name": self.name})
 
     @classmethod
     def constant(cls, tokens: int) -> LengthDist:
@@ -113,7 +118,7 @@ class Workload:
     def __post_init__(self) -> None:
         if self.trace:
             return
-        require_positive("requests", self.requests, fix="simulate at least one request, e.g. --requests 200")
+        require_positive("requests", self.requests, fix=Text("fix.simulate.requests"))
         if self.requests > MAX_REQUESTS:
             raise SpecError(f"--requests {self.requests:,} is above the {MAX_REQUESTS:,} a run simulates (about "
                             "0.4 ms of CPU each); a few thousand requests reach a steady state",
@@ -121,20 +126,24 @@ class Workload:
                             fields={"requests": self.requests, "limit": MAX_REQUESTS})
         if (self.concurrency is None) == (self.rate_per_s is None):
             raise SpecError("give exactly one of concurrency (closed loop: --concurrency C) and rate "
-                            "(open loop: --rate QPS)")
+                            "(open loop: --rate QPS)", key="error.simulate.loop_choice")
         if self.concurrency is not None:
-            require_positive("concurrency", self.concurrency, fix="use at least one client, e.g. --concurrency 16")
+            require_positive("concurrency", self.concurrency, fix=Text("fix.simulate.concurrency"))
         if self.rate_per_s is not None:
-            require_positive("rate", self.rate_per_s, fix="give requests per second, e.g. --rate 4")
+            require_positive("rate", self.rate_per_s, fix=Text("fix.simulate.rate"))
             if not math.isfinite(self.rate_per_s):
                 raise SpecError(f"rate must be finite, got {self.rate_per_s}; for all requests at once use "
-                                "--concurrency equal to --requests")
-        require_positive("burstiness_cv", self.burstiness_cv, fix="1 is Poisson; above 1 is burstier")
+                                "--concurrency equal to --requests",
+                                key="error.simulate.rate_finite", fields={"rate": self.rate_per_s})
+        require_positive("burstiness_cv", self.burstiness_cv, fix=Text("fix.simulate.burstiness"))
         if self.prefix_tokens and not self.prefix_groups:
-            raise SpecError("prefix_tokens needs prefix_groups (how many distinct shared prefixes)")
+            raise SpecError("prefix_tokens needs prefix_groups (how many distinct shared prefixes)",
+                            key="error.simulate.prefix_groups")
         if self.prefix_tokens >= self.prompt.max and self.prefix_tokens:
             raise SpecError(f"the shared prefix ({self.prefix_tokens} tokens) must be shorter than the prompts "
-                            f"(up to {self.prompt.max})")
+                            f"(up to {self.prompt.max})",
+                            key="error.simulate.prefix_length",
+                            fields={"prefix": self.prefix_tokens, "longest": self.prompt.max})
 
     @property
     def closed_loop(self) -> bool:
@@ -181,8 +190,11 @@ def read_trace(path: str | Path) -> tuple[Request, ...]:
         raise SpecError(f"trace {file} does not exist; give a JSONL file of arrival_s/prompt_tokens/output_tokens",
                         key="error.simulate.trace_missing", fields={"file": file})
     if file.stat().st_size > MAX_TRACE_BYTES:
-        raise SpecError(f"trace {file} is {file.stat().st_size / 2**20:.0f} MiB, above the "
-                        f"{MAX_TRACE_BYTES // 2**20} MiB limit; sample it down (e.g. every 10th line)")
+        size_mib, limit_mib = file.stat().st_size / 2**20, MAX_TRACE_BYTES // 2**20
+        raise SpecError(f"trace {file} is {size_mib:.0f} MiB, above the {limit_mib} MiB limit; sample it down "
+                        "(e.g. every 10th line)",
+                        key="error.simulate.trace_size", fields={"file": file, "size_mib": size_mib,
+                                                                 "limit_mib": limit_mib})
     requests: list[Request] = []
     with file.open(encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, start=1):
@@ -219,7 +231,8 @@ def _trace_request(file: Path, number: int, line: str, index: int, previous_s: f
                         key="error.simulate.trace_lengths", fields={"where": where, "prompt": prompt, "output": output})
     group, prefix = row.get("prefix_group"), row.get("prefix_tokens", 0)
     if group is not None and (not isinstance(group, int) or not isinstance(prefix, int) or not 0 <= prefix < prompt):
-        raise SpecError(f"{where}: prefix_group must be an integer and prefix_tokens below prompt_tokens")
+        raise SpecError(f"{where}: prefix_group must be an integer and prefix_tokens below prompt_tokens",
+                        key="error.simulate.trace_prefix", fields={"where": where})
     return Request(id=index, arrival_s=float(arrival), prompt_tokens=prompt, output_tokens=output,
                    prefix_group=group, prefix_tokens=prefix if group is not None else 0)
 
@@ -248,15 +261,19 @@ def bundled_workload(key: str) -> tuple[LengthDist, LengthDist]:
         text = resources.files("suanli.catalog").joinpath("workloads.toml").read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"--dataset {key}: no bundled length distributions in this installation; give "
-                        "--prompt/--output") from None
+                        "--prompt/--output", key="error.simulate.dataset_missing", fields={"dataset": key}) from None
     entries = {w["key"]: w for w in tomllib.loads(text).get("workload", [])}
     if key not in entries:
-        raise SpecError(f"unknown --dataset '{key}'; bundled: {', '.join(sorted(entries))}")
+        bundled = ", ".join(sorted(entries))
+        raise SpecError(f"unknown --dataset '{key}'; bundled: {bundled}",
+                        key="error.simulate.dataset_unknown", fields={"dataset": key, "bundled": bundled})
     w = entries[key]
     if "prompt_edges" not in w:
         usable = sorted(k for k, e in entries.items() if "prompt_edges" in e)
-        raise SpecError(f"--dataset {key}: {w.get('histogram_unavailable', 'no published histogram')}; use one of "
-                        f"{', '.join(usable)}, or --prompt/--output")
+        reason = w.get("histogram_unavailable") or Text("error.simulate.no_histogram")
+        raise SpecError(f"--dataset {key}: {reason}; use one of {', '.join(usable)}, or --prompt/--output",
+                        key="error.simulate.dataset_no_histogram",
+                        fields={"dataset": key, "reason": reason, "usable": ', '.join(usable)})
     source = str(w.get("source", ""))
     return (LengthDist(edges=tuple(w["prompt_edges"]), weights=tuple(w["prompt_weights"]), name=f"{key} prompt",
                        source=source),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.engines import EngineKnobs, EnginePreset, FrameworkOverheads, get_engine
 from suanli.spec.hardware import Accelerator
@@ -43,11 +44,12 @@ class Deployment:
     assumptions: PerformanceAssumptions | None = None  # None: the defaults; a calibration profile sets them
 
     def __post_init__(self) -> None:
-        require_positive("tp", self.tp, fix="use tp >= 1 (GPUs a layer is split over)")
-        require_positive("ep", self.ep, fix="use ep >= 1 (GPUs the experts are spread over)")
+        require_positive("tp", self.tp, fix=Text("fix.serving.tp"))
+        require_positive("ep", self.ep, fix=Text("fix.serving.ep"))
         if self.host is not None and self.host.kind != "cpu":
             raise SpecError(f"the host for offloaded layers must be a CPU, got {self.host.key} ({self.host.kind}); "
-                            "name a CPU from the catalog")
+                            "name a CPU from the catalog",
+                            key="error.serving.host_cpu", fields={"host": self.host.key, "kind": self.host.kind})
 
     @property
     def served_engine(self) -> EnginePreset:
@@ -67,7 +69,8 @@ class StaticBatch:
         require_positive("batch", self.batch)
         require_positive("prompt_tokens", self.prompt_tokens)
         if self.output_tokens < 0:
-            raise SpecError(f"output_tokens must be zero or positive, got {self.output_tokens}")
+            raise SpecError(f"output_tokens must be zero or positive, got {self.output_tokens}",
+                            key="error.serving.output_tokens", fields={"value": self.output_tokens})
 
     @property
     def tokens_per_seq(self) -> int:

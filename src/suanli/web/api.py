@@ -46,10 +46,12 @@ TRUE, FALSE = frozenset({"", "1", "true", "on", "yes"}), frozenset({"0", "false"
 
 class UsageError(SuanliError):
     """A request the command's parser refuses (unknown option, missing or malformed value). ``prog`` is set when the
-    message is argparse's own (``argument --tp: …``), so it can be said in ``--lang`` as the CLI says it."""
+    message is argparse's own (``argument --tp: …``), so it can be said in ``--lang`` as the CLI says it; else its
+    catalogue ``key`` and ``fields`` say it (as any SuanliError's)."""
 
-    def __init__(self, message: str, *, prog: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, prog: str = "", key: str = "",
+                 fields: Mapping[str, object] | None = None) -> None:
+        super().__init__(message, key=key, fields=fields)
         self.message, self.prog = message, prog
 
     def line(self, lang: Lang) -> str:
@@ -89,7 +91,8 @@ class CommandRunner:
         for word in words:
             children = _subcommands(node)
             if word not in children:
-                raise UsageError(f"this installation has no `suanli {' '.join(words)}` command")
+                raise UsageError(f"this installation has no `suanli {' '.join(words)}` command",
+                                 key="error.web.no_subcommand", fields={"words": ' '.join(words)})
             node = children[word]
         return node
 
@@ -151,9 +154,13 @@ def said_texts(payload: Any, lang: Lang, path: str = "") -> dict[str, str]:
 def _request_lang(params: Mapping[str, Sequence[str]]) -> Lang:
     """The language asked for (``lang``, spelled as ``--lang`` takes it: ``zh``, ``ZH``, ``zh_CN``), for errors raised
     before the parser reads it; else the default."""
+    return lang_asked((params.get("lang") or [""])[-1])
+
+
+def lang_asked(asked: str) -> Lang:
+    """``asked`` as ``--lang`` reads it (``zh``, ``ZH``, ``zh_CN``); the default language when it names none."""
     from suanli.i18n import default_lang, parse_lang
 
-    asked = (params.get("lang") or [""])[-1]
     try:
         return parse_lang(asked)
     except SpecError:
@@ -163,7 +170,8 @@ def _request_lang(params: Mapping[str, Sequence[str]]) -> Lang:
 def command_words(command: str) -> tuple[str, ...]:
     """``plan-train`` → ``("plan", "train")``; an unknown name is a UsageError listing the known ones."""
     if command not in COMMANDS:
-        raise UsageError(f"no command '{command}' in the web API; use one of {', '.join(COMMANDS)}")
+        raise UsageError(f"no command '{command}' in the web API; use one of {', '.join(COMMANDS)}",
+                         key="error.web.no_command", fields={"command": command, "commands": ', '.join(COMMANDS)})
     return COMMANDS[command]
 
 
@@ -185,12 +193,14 @@ def to_argv(parser: argparse.ArgumentParser, params: Mapping[str, Sequence[str]]
         action = options.get(name)
         if action is None or name in FILE_OPTIONS:
             known = sorted(o.removeprefix("--") for o in options if o not in FILE_OPTIONS)
-            raise UsageError(f"'{key}' is not an option of this command; use one of: {', '.join(known)}")
+            raise UsageError(f"'{key}' is not an option of this command; use one of: {', '.join(known)}",
+                             key="error.web.not_an_option", fields={"option": key, "known": ', '.join(known)})
         argv += _option_argv(name, action, values[-1])
     if model_dir is not None:
         if not takes_model:
             raise UsageError("this command names its models with options; a pasted config.json needs params, "
-                             "flops, train, infer, fit, simulate, plan-train or plan-serve")
+                             "flops, train, infer, fit, simulate, plan-train or plan-serve",
+                             key="error.web.pasted_needs_model")
         argv.insert(0, model_dir)
     return argv
 
@@ -201,7 +211,8 @@ def _option_argv(name: str, action: argparse.Action, value: str) -> list[str]:
             return [name]
         if value.lower() in FALSE:
             return []
-        raise UsageError(f"{name} is a flag: give true or false, not '{value}'")
+        raise UsageError(f"{name} is a flag: give true or false, not '{value}'",
+                         key="error.web.flag_value", fields={"option": name, "value": value})
     if name in MODEL_OPTIONS:
         value = _checked_model(name, value)
     _check_bound(name, value)
@@ -210,14 +221,16 @@ def _option_argv(name: str, action: argparse.Action, value: str) -> list[str]:
 
 def _positional(name: str, value: str) -> str:
     if value.startswith("-") or len(value) > 200:
-        raise UsageError(f"{name} '{value[:100]}' is not a valid value")
+        raise UsageError(f"{name} '{value[:100]}' is not a valid value",
+                         key="error.web.positional_value", fields={"name": name, "value": value[:100]})
     return value
 
 
 def _checked_model(name: str, value: str) -> str:
     if not MODEL_NAME.fullmatch(value) or ".." in value:
         raise SpecError(f"{name} '{value[:100]}': the web page takes a catalog name or a Hugging Face repo id "
-                        "(org/name); paste a config.json to use your own model")
+                        "(org/name); paste a config.json to use your own model",
+                        key="error.web.model_name", fields={"option": name, "value": value[:100]})
     return value
 
 
@@ -225,14 +238,18 @@ def _check_bound(name: str, value: str) -> None:
     """Caps on requests, candidates and sweep points, so one request cannot occupy the server for long."""
     numbers = [float(part) for part in value.split(",") if _is_number(part)]
     if name in LIMITS and numbers and max(numbers) > LIMITS[name]:
-        raise SpecError(f"{name} {value} is over the web server's limit of {LIMITS[name]}; run the CLI for more")
+        raise SpecError(f"{name} {value} is over the web server's limit of {LIMITS[name]}; run the CLI for more",
+                        key="error.web.over_limit", fields={"option": name, "value": value, "limit": LIMITS[name]})
     if name == "--gpu" and len(value.split(",")) > MAX_GPU_KINDS:
-        raise SpecError(f"--gpu: at most {MAX_GPU_KINDS} accelerators at once on the web server; run the CLI for more")
+        raise SpecError(f"--gpu: at most {MAX_GPU_KINDS} accelerators at once on the web server; run the CLI for more",
+                        key="error.web.gpu_kinds", fields={"limit": MAX_GPU_KINDS})
     if name in ("--concurrency", "--rate"):
         if len(value.split(",")) > MAX_SWEEP_POINTS:
-            raise SpecError(f"{name}: at most {MAX_SWEEP_POINTS} sweep points on the web server")
+            raise SpecError(f"{name}: at most {MAX_SWEEP_POINTS} sweep points on the web server",
+                            key="error.web.sweep_points", fields={"option": name, "limit": MAX_SWEEP_POINTS})
         if name == "--concurrency" and numbers and max(numbers) > MAX_CONCURRENCY:
-            raise SpecError(f"--concurrency {value} is over the web server's limit of {MAX_CONCURRENCY} clients")
+            raise SpecError(f"--concurrency {value} is over the web server's limit of {MAX_CONCURRENCY} clients",
+                            key="error.web.concurrency_limit", fields={"value": value, "limit": MAX_CONCURRENCY})
 
 
 def _is_number(text: str) -> bool:

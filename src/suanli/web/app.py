@@ -30,7 +30,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from suanli.errors import SpecError, SuanliError
-from suanli.web.api import CommandError, CommandRunner
+from suanli.web.api import CommandError, CommandRunner, lang_asked
 
 MAX_BODY_BYTES = 1_000_000  # a pasted config.json is a few kB; the largest bundled one is ~10 kB
 PASTED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -58,7 +58,7 @@ def create_app() -> FastAPI:
 
     @app.get("/api/messages")
     def messages(lang: str = "en") -> JSONResponse:
-        return _answer(lambda: page_messages(lang))
+        return _answer(lambda: page_messages(lang), lang)
 
     @app.get("/api/explain/{term}")
     def explain(term: str, lang: str = "en") -> JSONResponse:
@@ -71,7 +71,7 @@ def create_app() -> FastAPI:
 
     @app.post("/api/said/{command}")
     def post_said(command: str, body: dict[str, Any]) -> JSONResponse:
-        return _answer(lambda: _run_posted(runner, command, body, said=True))
+        return _answer(lambda: _run_posted(runner, command, body, said=True), _posted_lang(body))
 
     @app.get("/api/{command}")
     def get_command(command: str, request: Request) -> JSONResponse:
@@ -80,7 +80,7 @@ def create_app() -> FastAPI:
 
     @app.post("/api/{command}")
     def post_command(command: str, body: dict[str, Any]) -> JSONResponse:
-        return _answer(lambda: _run_posted(runner, command, body))
+        return _answer(lambda: _run_posted(runner, command, body), _posted_lang(body))
 
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app
@@ -91,14 +91,15 @@ def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any], *, sa
     as config.json (data only) and that folder is MODEL."""
     args = body.get("args", {})
     if not isinstance(args, dict) or not all(isinstance(v, str | int | float | bool) for v in args.values()):
-        raise SpecError('"args" must be an object of option → value, e.g. {"gpu": "h100", "gpus": 8}')
+        raise SpecError('"args" must be an object of option → value, e.g. {"gpu": "h100", "gpus": 8}',
+                        key="error.web.posted_args")
     params = {str(k): [str(v).lower() if isinstance(v, bool) else str(v)] for k, v in args.items()}
     run = runner.run_said if said else runner.run
     config = body.get("config")
     if config is None:
         return run(command, params)
     if not isinstance(config, dict):
-        raise SpecError('"config" must be the JSON object of a config.json')
+        raise SpecError('"config" must be the JSON object of a config.json', key="error.web.posted_config")
     name = str(body.get("name") or config.get("_name_or_path") or "pasted-model").rsplit("/", 1)[-1]
     if not PASTED_NAME.fullmatch(name):
         name = "pasted-model"
@@ -122,13 +123,23 @@ def page_messages(lang: str) -> dict[str, Any]:
             "labels": {texts["en"]: texts[chosen] for key, texts in catalogue.items() if key.startswith("label.")}}
 
 
-def _answer(compute: Callable[[], dict[str, Any]]) -> JSONResponse:
+def _posted_lang(body: dict[str, Any]) -> str:
+    """The ``lang`` a posted body's ``args`` ask for (``""``: none), to say a refusal of the body itself in it."""
+    args = body.get("args")
+    return str(args.get("lang", "")) if isinstance(args, dict) else ""
+
+
+def _answer(compute: Callable[[], dict[str, Any]], lang: str = "") -> JSONResponse:
+    """``compute()``'s object, or HTTP 400 with the CLI's line for a refusal (one raised here, outside a command, is
+    said in ``lang`` as ``--lang`` reads it)."""
+    from suanli.cli.lang_option import error_line
+
     try:
         return JSONResponse(compute())
     except CommandError as exc:
         return JSONResponse({"error": exc.line}, status_code=400)
     except SuanliError as exc:
-        return JSONResponse({"error": f"suanli: error: {exc}"}, status_code=400)
+        return JSONResponse({"error": error_line(exc, lang_asked(lang))}, status_code=400)
     except Exception as exc:  # a bug: one line, as the CLI prints it
         return JSONResponse({"error": f"suanli: internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
