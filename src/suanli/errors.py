@@ -81,14 +81,23 @@ def suggest(name: str, candidates: Iterable[str], *, limit: int = 3) -> str:
 
 
 def require_positive(name: str, value: float, *, fix: str = "") -> None:
-    """Raise SpecError unless ``value`` > 0. Used by spec constructors for sizes and counts."""
-    if not value > 0:
-        hint = f"; {fix}" if fix else ""
-        raise SpecError(f"{name} must be positive, got {value}{hint}")
+    """Raise SpecError unless ``value`` > 0. Used by spec constructors for sizes and counts. ``fix`` proposes the
+    remedy; pass a ``suanli.i18n.Text`` (``Text("fix.…")``) so ``--lang zh`` says it in Chinese too."""
+    if value > 0:
+        return
+    if fix:
+        raise SpecError(f"{name} must be positive, got {value}; {fix}", key="error.spec.positive_fix",
+                        fields={"name": name, "value": value, "fix": fix})
+    raise SpecError(f"{name} must be positive, got {value}", key="error.spec.positive",
+                    fields={"name": name, "value": value})
 
 
 def require_non_negative(name: str, value: float, *, fix: str = "") -> None:
-    """Raise SpecError unless ``value`` >= 0."""
-    if not value >= 0:
-        hint = f"; {fix}" if fix else ""
-        raise SpecError(f"{name} must be zero or positive, got {value}{hint}")
+    """Raise SpecError unless ``value`` >= 0; ``fix`` as for ``require_positive``."""
+    if value >= 0:
+        return
+    if fix:
+        raise SpecError(f"{name} must be zero or positive, got {value}; {fix}", key="error.spec.non_negative_fix",
+                        fields={"name": name, "value": value, "fix": fix})
+    raise SpecError(f"{name} must be zero or positive, got {value}", key="error.spec.non_negative",
+                    fields={"name": name, "value": value})

@@ -48,7 +48,9 @@ def parse_lang(text: str) -> Lang:
     if lang is None:
         from suanli.errors import SpecError
 
-        raise SpecError(f"unknown language {text!r}; use one of {', '.join(LANGS)}")
+        langs = ", ".join(LANGS)
+        raise SpecError(f"unknown language {text!r}; use one of {langs}", key="error.spec.unknown_language",
+                        fields={"text": text, "langs": langs})
     return lang
 
 

@@ -47,7 +47,9 @@ class MemoryAssumptions:
     def __post_init__(self) -> None:
         for name in ("cuda_context_bytes", "allocator_fragmentation", "zero_bucket_elements_per_hidden_sq"):
             if getattr(self, name) < 0:
-                raise SpecError(f"memory assumption {name} must be zero or positive, got {getattr(self, name)}")
+                raise SpecError(f"memory assumption {name} must be zero or positive, got {getattr(self, name)}",
+                                key="error.assumptions.memory_non_negative",
+                                fields={"name": name, "value": getattr(self, name)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,45 +200,55 @@ class PerformanceAssumptions:
 
     def __post_init__(self) -> None:
         for name in ("gemm_peak_fraction", "attention_peak_fraction", "memory_bandwidth_fraction",
-                     "network_bandwidth_fraction"):
-            value = getattr(self, name)
-            if not 0 < value <= 1:
-                raise SpecError(f"performance assumption {name} must be in (0, 1], got {value}")
-        if not 0 < self.training_attention_peak_fraction <= 1:
-            raise SpecError("performance assumption training_attention_peak_fraction must be in (0, 1], got "
-                            f"{self.training_attention_peak_fraction}")
+                     "network_bandwidth_fraction", "training_attention_peak_fraction"):
+            _require_fraction(name, getattr(self, name))
         if not 0 <= self.overlapped_comm_slowdown <= 1:
             raise SpecError("performance assumption overlapped_comm_slowdown must be in [0, 1], got "
-                            f"{self.overlapped_comm_slowdown}")
+                            f"{self.overlapped_comm_slowdown}", key="error.assumptions.overlapped_comm_slowdown",
+                            fields={"value": self.overlapped_comm_slowdown})
         if self.moe_load_imbalance < 1:
             raise SpecError("performance assumption moe_load_imbalance is the busiest expert-parallel rank's routed "
-                            f"tokens over the mean and must be at least 1 (balanced), got {self.moe_load_imbalance}")
+                            f"tokens over the mean and must be at least 1 (balanced), got {self.moe_load_imbalance}",
+                            key="error.assumptions.moe_load_imbalance", fields={"value": self.moe_load_imbalance})
         if self.unfused_elementwise_traffic < 1:
             raise SpecError("performance assumption unfused_elementwise_traffic must be at least 1 (fused "
-                            f"kernels), got {self.unfused_elementwise_traffic}")
+                            f"kernels), got {self.unfused_elementwise_traffic}",
+                            key="error.assumptions.unfused_elementwise_traffic",
+                            fields={"value": self.unfused_elementwise_traffic})
         for name in ("gemm_half_work_flops", "kernel_overhead_s", "eager_training_ops_per_layer",
                      "eager_training_ops_fixed"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
+            _require_non_negative(name, getattr(self, name))
         self._check_inference_fields()
-        if self.eager_call_overhead_s is not None and self.eager_call_overhead_s < 0:
-            raise SpecError("performance assumption eager_call_overhead_s must be zero or positive, got "
-                            f"{self.eager_call_overhead_s}")
+        if self.eager_call_overhead_s is not None:
+            _require_non_negative("eager_call_overhead_s", self.eager_call_overhead_s)
 
     def _check_inference_fields(self) -> None:
         for name in ("decode_bandwidth_fraction", "quantized_weight_bandwidth_fraction", "low_precision_gemm_ratio",
                      "block_scaled_gemm_peak_fraction"):
-            if not 0 < getattr(self, name) <= 1:
-                raise SpecError(f"performance assumption {name} must be in (0, 1], got {getattr(self, name)}")
+            _require_fraction(name, getattr(self, name))
         for name in ("graph_kernel_overhead_s", "engine_step_overhead_s", "native_step_overhead_s",
                      "engine_request_overhead_s",
                      "collective_overhead_s",
                      "eager_python_overhead_s_per_layer", "block_scaled_gemm_latency_s", "moe_dispatch_kernels"):
-            if getattr(self, name) < 0:
-                raise SpecError(f"performance assumption {name} must be zero or positive, got {getattr(self, name)}")
+            _require_non_negative(name, getattr(self, name))
         if not self.host_memory_bandwidth_bytes_per_s > 0:
             raise SpecError("performance assumption host_memory_bandwidth_bytes_per_s must be positive, got "
-                            f"{self.host_memory_bandwidth_bytes_per_s}")
+                            f"{self.host_memory_bandwidth_bytes_per_s}", key="error.assumptions.host_memory_bandwidth",
+                            fields={"value": self.host_memory_bandwidth_bytes_per_s})
+
+
+def _require_fraction(name: str, value: float) -> None:
+    """A performance assumption that is a fraction of a peak: in (0, 1]."""
+    if not 0 < value <= 1:
+        raise SpecError(f"performance assumption {name} must be in (0, 1], got {value}",
+                        key="error.assumptions.performance_fraction", fields={"name": name, "value": value})
+
+
+def _require_non_negative(name: str, value: float) -> None:
+    """A performance assumption that is a count, a time or a size: zero or more."""
+    if value < 0:
+        raise SpecError(f"performance assumption {name} must be zero or positive, got {value}",
+                        key="error.assumptions.performance_non_negative", fields={"name": name, "value": value})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -284,15 +296,21 @@ class CostAssumptions:
     def __post_init__(self) -> None:
         if not 0 < self.power_fraction_of_tdp <= 1:
             raise SpecError(f"cost assumption power_fraction_of_tdp must be in (0, 1], got "
-                            f"{self.power_fraction_of_tdp}; 1.0 counts every GPU at its TDP")
+                            f"{self.power_fraction_of_tdp}; 1.0 counts every GPU at its TDP",
+                            key="error.assumptions.power_fraction_of_tdp", fields={"value": self.power_fraction_of_tdp})
         if self.pue < 1:
-            raise SpecError(f"cost assumption pue must be at least 1 (facility energy / IT energy), got {self.pue}")
+            raise SpecError(f"cost assumption pue must be at least 1 (facility energy / IT energy), got {self.pue}",
+                            key="error.assumptions.cost_pue", fields={"pue": self.pue})
         for name in ("host_overhead_fraction", "grid_kg_co2e_per_kwh", "restart_setup_s"):
             if getattr(self, name) < 0:
-                raise SpecError(f"cost assumption {name} must be zero or positive, got {getattr(self, name)}")
+                raise SpecError(f"cost assumption {name} must be zero or positive, got {getattr(self, name)}",
+                                key="error.assumptions.cost_non_negative",
+                                fields={"name": name, "value": getattr(self, name)})
         for name in ("checkpoint_write_bytes_per_s_per_gpu", "gpu_mtbi_s", "export_bytes_per_param"):
             if not getattr(self, name) > 0:
-                raise SpecError(f"cost assumption {name} must be positive, got {getattr(self, name)}")
+                raise SpecError(f"cost assumption {name} must be positive, got {getattr(self, name)}",
+                                key="error.assumptions.cost_positive",
+                                fields={"name": name, "value": getattr(self, name)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -333,16 +351,24 @@ class OwnershipAssumptions:
 
     def __post_init__(self) -> None:
         if not self.usd_per_kwh > 0:
-            raise SpecError(f"electricity price must be positive, got {self.usd_per_kwh} USD/kWh; pass e.g. 0.08")
+            raise SpecError(f"electricity price must be positive, got {self.usd_per_kwh} USD/kWh; pass e.g. 0.08",
+                            key="error.assumptions.usd_per_kwh", fields={"value": self.usd_per_kwh})
         if self.pue < 1:
-            raise SpecError(f"pue must be at least 1 (facility energy / IT energy), got {self.pue}")
+            raise SpecError(f"pue must be at least 1 (facility energy / IT energy), got {self.pue}",
+                            key="error.assumptions.ownership_pue", fields={"pue": self.pue})
         for name in ("server_cost_multiplier", "cluster_interconnect_multiplier"):
             if getattr(self, name) < 1:
                 raise SpecError(f"ownership assumption {name} is a multiple of the GPUs' price and must be at least "
-                                f"1, got {getattr(self, name)}")
+                                f"1, got {getattr(self, name)}", key="error.assumptions.price_multiplier",
+                                fields={"name": name, "value": getattr(self, name)})
         if self.gpus_per_server < 1:
-            raise SpecError(f"gpus_per_server must be at least 1, got {self.gpus_per_server}")
+            raise SpecError(f"gpus_per_server must be at least 1, got {self.gpus_per_server}",
+                            key="error.assumptions.gpus_per_server", fields={"value": self.gpus_per_server})
         if self.colocation_usd_per_kw_month is not None and not self.colocation_usd_per_kw_month > 0:
-            raise SpecError(f"colocation price must be positive, got {self.colocation_usd_per_kw_month} USD/kW/month")
+            raise SpecError(f"colocation price must be positive, got {self.colocation_usd_per_kw_month} USD/kW/month",
+                            key="error.assumptions.colocation_price",
+                            fields={"value": self.colocation_usd_per_kw_month})
         if self.maintenance_fraction_per_year < 0:
-            raise SpecError(f"maintenance fraction must be zero or positive, got {self.maintenance_fraction_per_year}")
+            raise SpecError(f"maintenance fraction must be zero or positive, got {self.maintenance_fraction_per_year}",
+                            key="error.assumptions.maintenance_fraction",
+                            fields={"value": self.maintenance_fraction_per_year})

@@ -26,7 +26,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from suanli.errors import SpecError, close_matches, suggest
+from suanli.errors import SpecError, close_matches, require_non_negative, suggest
 
 if TYPE_CHECKING:
     from suanli.spec.gguf_mix import MixReference, TensorOverride
@@ -71,9 +71,11 @@ class NumberFormat:
     def __post_init__(self) -> None:
         if not self.bits_per_element > 0 or self.block_size < 1:
             raise SpecError(f"{self.key}: bits_per_element ({self.bits_per_element}) and block_size "
-                            f"({self.block_size}) must be positive")
+                            f"({self.block_size}) must be positive", key="error.precision.format_sizes",
+                            fields={"format": self.key, "bits": self.bits_per_element, "block": self.block_size})
         if bool(self.mixture) != (self.reference is not None):
-            raise SpecError(f"{self.key}: a mixture needs a published reference size and vice versa")
+            raise SpecError(f"{self.key}: a mixture needs a published reference size and vice versa",
+                            key="error.precision.mixture_reference", fields={"format": self.key})
 
     def _overhead_bits(self, per: Per) -> float:
         return sum(o.bits / o.every for o in self.overheads if o.per == per)
@@ -105,7 +107,8 @@ class NumberFormat:
     def tensor_bits(self, *, out_features: int, in_features: int) -> float:
         """Exact bits of one [out_features, in_features] weight, blocks running along in_features."""
         if self.mixture:
-            raise SpecError(f"{self.key} is a file mix, not one tensor layout; use gguf_mix_bits_per_param")
+            raise SpecError(f"{self.key} is a file mix, not one tensor layout; use gguf_mix_bits_per_param",
+                            key="error.precision.file_mix", fields={"format": self.key})
         blocks = out_features * math.ceil(in_features / self.block_size)
         return (out_features * in_features * self.bits_per_element + blocks * self.block_overhead_bits
                 + out_features * self._overhead_bits("output_row")
@@ -114,8 +117,7 @@ class NumberFormat:
 
 def bytes_for(params: int, fmt: NumberFormat) -> float:
     """Bytes to store ``params`` parameters in ``fmt``: params × bits_per_param / 8."""
-    if params < 0:
-        raise SpecError(f"params must be zero or positive, got {params}")
+    require_non_negative("params", params)
     return params * fmt.bits_per_param / 8
 
 
@@ -158,7 +160,8 @@ def int4_format(group: int = 128) -> NumberFormat:
 def gptq_format(bits: int = 4, group: int = 128) -> NumberFormat:
     """GPTQ: per group of ``group`` input features and per output, an fp16 scale and a packed zero point."""
     if bits not in (2, 3, 4, 8):
-        raise SpecError(f"GPTQ stores 2, 3, 4 or 8 bits per weight, got {bits}; try gptq-4bit-g128")
+        raise SpecError(f"GPTQ stores 2, 3, 4 or 8 bits per weight, got {bits}; try gptq-4bit-g128",
+                        key="error.precision.gptq_bits", fields={"bits": bits})
     return NumberFormat(
         key=f"gptq-{bits}bit-g{group}", family=Family.GPTQ, bits_per_element=bits, block_size=group,
         overheads=(Overhead(what="fp16 scale (scales)", bits=16),
@@ -205,7 +208,8 @@ def fp8_block_format(rows: int = 128, columns: int = 128) -> NumberFormat:
     rows, counted as 4.5).
     """
     if rows < 1 or columns < 1:
-        raise SpecError(f"fp8 weight_block_size must be positive, got [{rows}, {columns}]; DeepSeek-V3 uses [128, 128]")
+        raise SpecError(f"fp8 weight_block_size must be positive, got [{rows}, {columns}]; DeepSeek-V3 uses [128, 128]",
+                        key="error.precision.fp8_block", fields={"rows": rows, "columns": columns})
     return NumberFormat(
         key=f"fp8-block{rows}x{columns}", family=Family.FLOAT, bits_per_element=8, block_size=columns,
         overheads=(Overhead(what=f"fp32 scale per {rows}×{columns} block (weight_scale_inv)", bits=32, every=rows),),
@@ -306,9 +310,11 @@ def _parametric(text: str) -> NumberFormat | None:
     kind, bits_text, group_text = match.groups()
     bits, group = int(bits_text or 4), int(group_text or 128)
     if group < 1:
-        raise SpecError(f"group size must be positive, got {group}; the usual choice is 128")
+        raise SpecError(f"group size must be positive, got {group}; the usual choice is 128",
+                        key="error.precision.group_size", fields={"group": group})
     if kind != "gptq" and bits != 4:
-        raise SpecError(f"{kind} stores 4-bit weights, got {bits}; for 8-bit use int8 or gptq-8bit-g128")
+        raise SpecError(f"{kind} stores 4-bit weights, got {bits}; for 8-bit use int8 or gptq-8bit-g128",
+                        key="error.precision.four_bit_only", fields={"kind": kind, "bits": bits})
     return gptq_format(bits, group) if kind == "gptq" else awq_format(group) if kind == "awq" \
         else int4_format(group)
 
@@ -331,10 +337,6 @@ def parse_number_format(text: str) -> NumberFormat:
     return found
 
 
-_AUTO_HINT = "; 'auto' means the checkpoint's dtype: read it from the safetensors headers"
-_PACKED_HINT = "; such tensors hold packed quantized weights or indices (GPTQ qweight, g_idx)"
-
-
 @cache
 def _dtype_codes() -> Mapping[str, str]:
     return MappingProxyType({_normal(code): key for code, key in _DTYPE_CODES.items()})
@@ -349,11 +351,25 @@ def torch_dtype_format(name: str) -> NumberFormat:
     codes = _dtype_codes()
     key = _normal(name)
     if key not in codes:
-        hint = _PACKED_HINT if re.fullmatch(r"[iu](nt)?(16|32|64)|bool", key) else \
-            _AUTO_HINT if key == "auto" else suggest(key.replace("-", "_"), _DTYPE_CODES)
-        raise SpecError(f"dtype {name!r} is not a weight number format{hint}; "
-                        f"known: {', '.join(sorted(_DTYPE_CODES))}")
+        raise _not_a_weight_dtype(name, key)
     return _BY_KEY[codes[key]]
+
+
+def _not_a_weight_dtype(name: str, key: str) -> SpecError:
+    """The error for a dtype that stores no weights: packed integers, 'auto', or a misspelling."""
+    known = ", ".join(sorted(_DTYPE_CODES))
+    if re.fullmatch(r"[iu](nt)?(16|32|64)|bool", key):
+        return SpecError(f"dtype {name!r} is not a weight number format; such tensors hold packed quantized weights "
+                         f"or indices (GPTQ qweight, g_idx); known: {known}", key="error.precision.dtype_packed",
+                         fields={"name": name, "known": known})
+    if key == "auto":
+        return SpecError(f"dtype {name!r} is not a weight number format; 'auto' means the checkpoint's dtype: read "
+                         f"it from the safetensors headers; known: {known}", key="error.precision.dtype_auto",
+                         fields={"name": name, "known": known})
+    wanted = key.replace("-", "_")
+    return SpecError(f"dtype {name!r} is not a weight number format{suggest(wanted, _DTYPE_CODES)}; known: {known}",
+                     key="error.precision.dtype_unknown",
+                     fields={"name": name, "suggestions": close_matches(wanted, _DTYPE_CODES), "known": known})
 
 
 def all_formats() -> tuple[NumberFormat, ...]:

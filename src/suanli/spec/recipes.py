@@ -39,7 +39,8 @@ def recipe_catalog() -> tuple[RecipeDefault, ...]:
 def _entry(raw: dict[str, object]) -> RecipeDefault:
     methods, setting = raw["methods"], raw["setting"]
     if methods not in ("full", "peft", "*") or setting not in ("recompute", "zero"):
-        raise ConfigError(f"recipes.toml: bad entry {raw!r}; methods is full|peft|*, setting recompute|zero")
+        raise ConfigError(f"recipes.toml: bad entry {raw!r}; methods is full|peft|*, setting recompute|zero",
+                          key="error.recipes.bad_entry", fields={"entry": raw})
     return RecipeDefault(framework=Framework(str(raw["framework"])), methods=methods, setting=setting,
                          value=str(raw["value"]), source=str(raw["source"]))
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.spec.layout import AttentionImpl
 
 
@@ -95,16 +96,18 @@ class PeftConfig:
     bnb_saves_input: bool = False
 
     def __post_init__(self) -> None:
-        require_positive("LoRA rank", self.rank, fix="typical ranks are 8, 16, 64")
+        require_positive("LoRA rank", self.rank, fix=Text("fix.training.lora_rank"))
         require_positive("num_virtual_tokens", self.num_virtual_tokens)
         require_positive("adapter_size", self.adapter_size)
         if not 0 <= self.lora_dropout < 1:
-            raise SpecError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            raise SpecError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}",
+                            key="error.training.lora_dropout", fields={"value": self.lora_dropout})
         known = {"q", "k", "v", "o", "gate", "up", "down", "experts", "all-linear",
                  "in_proj", "out_proj", "x_proj", "dt_proj"}  # the last four: Mamba mixers
         unknown = sorted(set(self.target_modules) - known)
         if unknown:
-            raise SpecError(f"unknown LoRA target modules {unknown}; use some of {sorted(known)}")
+            raise SpecError(f"unknown LoRA target modules {unknown}; use some of {sorted(known)}",
+                            key="error.training.lora_targets", fields={"modules": unknown, "known": sorted(known)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,7 +124,7 @@ class TrainingJob:
     tp_comm_overlap: bool = False  # Megatron-Core's tp_comm_overlap (TE userbuffers; needs sp): core/training_time.py
 
     def __post_init__(self) -> None:
-        require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")
+        require_positive("seq", self.seq, fix=Text("fix.training.seq"))
 
     @property
     def is_peft(self) -> bool:
