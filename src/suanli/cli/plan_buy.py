@@ -131,7 +131,8 @@ def _user_prices(text: str | None) -> dict[str, Purchase]:
         except ValueError:
             value = float("nan")
         if not value > 0 or value == float("inf"):
-            raise SpecError(f"--purchase-usd wants GPU=USD pairs with a positive price, e.g. h100=40000; got '{item}'")
+            raise SpecError(f"--purchase-usd wants GPU=USD pairs with a positive price, e.g. h100=40000; got '{item}'",
+                            key="error.plan.purchase_usd", fields={"item": item})
         key = get_accelerator(name).key
         prices[key] = Purchase(accelerator=key, unit="node", gpus_per_unit=1, usd=value, kind="user",
                                description="your price per GPU (--purchase-usd), server share included",
@@ -148,8 +149,9 @@ def _check_priced(accelerators: tuple[Accelerator, ...], user: tuple[str, ...]) 
 
     if not any(preferred_purchase(a.key) or on_demand_price(a) or a.key in user for a in accelerators):
         names = ", ".join(a.key for a in accelerators)
-        raise NotFound(f"the catalog has no purchase or on-demand rental price for {names}; priced: "
-                       f"{', '.join(a.key for a in priced_accelerators())}")
+        priced = ", ".join(a.key for a in priced_accelerators())
+        raise NotFound(f"the catalog has no purchase or on-demand rental price for {names}; priced: {priced}",
+                       key="error.plan.buy_unpriced", fields={"names": names, "priced": priced})
 
 
 def _training_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
@@ -162,7 +164,8 @@ def _training_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
     from suanli.spec.support import max_context_tokens, training_format_violation
 
     if args.rate is not None or args.quant or args.kv_dtype:
-        raise SpecError("--rate, --quant and --kv-dtype size a serving job: use them with --serve MODEL")
+        raise SpecError("--rate, --quant and --kv-dtype size a serving job: use them with --serve MODEL",
+                        key="error.plan.buy_serving_options")
     args.precision = args.precision or "bf16"
     args.seq = args.seq or min(2048, max_context_tokens(spec))
     job = parse_job(args)
@@ -184,7 +187,8 @@ def _serving_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
     from suanli.spec.precision import parse_number_format
 
     if args.tokens is not None or args.global_batch is not None:
-        raise SpecError("--tokens and --global-batch size a training job: use them with --train MODEL")
+        raise SpecError("--tokens and --global-batch size a training job: use them with --train MODEL",
+                        key="error.plan.buy_training_options")
     fitter = inference_evaluator(spec, engine=args.engine, quant=args.quant, kv_dtype=args.kv_dtype,
                                  context=args.prompt + args.output, batch=1)
     return serving_job(spec, fitter, engine=get_engine(args.engine),
@@ -196,19 +200,24 @@ def _serving_model(args: argparse.Namespace, spec: ModelSpec) -> Any:
 def _raise_when_nothing(options: list[BuyOption], request: BuyRequest, spec: ModelSpec) -> None:
     """No priced accelerator holds the job, or the budget buys none that does: one line naming the closest."""
     from suanli.errors import LayoutError, SpecError
+    from suanli.i18n import Text
 
     if not options:
         raise LayoutError(f"{spec.name} fits on no accelerator with a catalogued purchase or rental price (up to "
-                          "1024 GPUs); lower --seq / --prompt, use --method lora/qlora or --quant, or drop --gpu")
+                          "1024 GPUs); lower --seq / --prompt, use --method lora/qlora or --quant, or drop --gpu",
+                          key="error.plan.buy_nothing_fits", fields={"model": spec.name})
     buys = [o for o in options if o.option == "buy"]
     if buys and not any(o.within_budget for o in buys):
         cheapest = min(buys, key=lambda o: o.capex_usd)
         rent = min((o for o in options if o.option == "rent"), key=lambda o: o.total_usd, default=None)
-        rather = "" if rent is None else (f", or rent {rent.gpus}× {rent.accelerator.key} at "
-                                          f"${rent.usd_per_year:,.0f} a year")
+        rather = "" if rent is None else Text("fix.plan.or_rent", gpus=rent.gpus, gpu=rent.accelerator.key,
+                                              usd=rent.usd_per_year)
         raise SpecError(f"a budget of ${request.budget_usd:,.0f} buys nothing that fits {spec.name}: the cheapest is "
                         f"{cheapest.gpus}× {cheapest.accelerator.key} at ${cheapest.capex_usd:,.0f}; raise "
-                        f"--budget-usd to at least {cheapest.capex_usd:.0f}{rather}")
+                        f"--budget-usd to at least {cheapest.capex_usd:.0f}{rather}",
+                        key="error.plan.buy_over_budget",
+                        fields={"budget": request.budget_usd, "model": spec.name, "gpus": cheapest.gpus,
+                                "gpu": cheapest.accelerator.key, "capex": cheapest.capex_usd, "rather": rather})
 
 
 def _payload(args: argparse.Namespace, spec: ModelSpec, request: BuyRequest,

@@ -189,7 +189,7 @@ def _raise_when_empty(plan: TrainPlan, request: PlanRequest) -> None:
                                   "global_batch": request.global_batch, "seq": request.job.seq})
     near = closest(plan, request)
     if near is None:  # unreachable: the front is not empty
-        raise SpecError("no layout meets the constraints")
+        raise SpecError("no layout meets the constraints", key="error.plan.no_layout_meets")
     wanted = []
     if request.deadline_s is not None:
         wanted.append(Text("error.plan.deadline", days=request.deadline_s / SECONDS_PER_DAY))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from suanli.errors import NotFound, suggest
+from suanli.errors import NotFound, close_matches, suggest
 from suanli.export.accelerate import accelerate_export, torchrun_export
 from suanli.export.common import Export, TrainingPlan
 from suanli.export.deepspeed import deepspeed_export
@@ -53,7 +53,8 @@ def _target(name: str, targets: Mapping[str, object], kind: str) -> str:
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if key not in targets:
         raise NotFound(f"unknown {kind} export target {name!r}{suggest(key, targets)}; "
-                       f"{kind} targets: {', '.join(targets)}")
+                       f"{kind} targets: {', '.join(targets)}", key=f"error.export.unknown_{kind}_target",
+                       fields={"name": name, "suggestions": close_matches(key, targets), "targets": ", ".join(targets)})
     return key
 
 

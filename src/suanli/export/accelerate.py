@@ -81,12 +81,15 @@ def fsdp_environment(config: dict[str, Any]) -> dict[str, str]:
 def accelerate_config(plan: TrainingPlan) -> dict[str, Any]:
     lay = plan.layout
     if plan.dtype == "fp8":
-        raise LayoutError("the accelerate FSDP export covers bf16, fp16 and fp32; for fp8 use --export megatron")
+        raise LayoutError("the accelerate FSDP export covers bf16, fp16 and fp32; for fp8 use --export megatron",
+                          key="error.export.fsdp_fp8")
     if lay.offload_optimizer is not Offload.NONE and lay.offload_params is Offload.NONE:
         raise LayoutError("FSDP offloads parameters, gradients and optimizer states together (CPUOffload); for "
-                          "optimizer-only offload use --export deepspeed, or add --offload-params cpu --zero 3")
+                          "optimizer-only offload use --export deepspeed, or add --offload-params cpu --zero 3",
+                          key="error.export.fsdp_optimizer_offload")
     if Offload.NVME in (lay.offload_optimizer, lay.offload_params):
-        raise LayoutError("FSDP offloads to CPU memory only; for NVMe use --export deepspeed (ZeRO-Infinity)")
+        raise LayoutError("FSDP offloads to CPU memory only; for NVMe use --export deepspeed (ZeRO-Infinity)",
+                          key="error.export.fsdp_nvme")
     config: dict[str, Any] = {
         "compute_environment": "LOCAL_MACHINE",
         "distributed_type": "FSDP",

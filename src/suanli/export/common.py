@@ -33,7 +33,8 @@ class Export:
     def __post_init__(self) -> None:
         for path in self.files:
             if path.startswith(("/", "..")) or "/../" in path or not path:
-                raise SpecError(f"export file name {path!r} must be relative and stay inside the folder")
+                raise SpecError(f"export file name {path!r} must be relative and stay inside the folder",
+                                key="error.export.file_name", fields={"path": path})
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
 
 
@@ -56,9 +57,11 @@ class TrainingPlan:
 
     def __post_init__(self) -> None:
         if self.half not in ("bf16", "fp16"):
-            raise SpecError(f"half must be bf16 or fp16, got {self.half!r}")
+            raise SpecError(f"half must be bf16 or fp16, got {self.half!r}", key="error.export.half",
+                            fields={"half": self.half})
         if self.gpus_per_node < 1:
-            raise SpecError(f"gpus_per_node must be at least 1, got {self.gpus_per_node}")
+            raise SpecError(f"gpus_per_node must be at least 1, got {self.gpus_per_node}",
+                            key="error.export.gpus_per_node", fields={"gpus_per_node": self.gpus_per_node})
 
     @property
     def nodes(self) -> int:
@@ -100,8 +103,10 @@ def require_data_parallel_only(plan: TrainingPlan, target: str) -> None:
     others = [f"{name}={value}" for name, value in (("tp", lay.tp), ("pp", lay.pp), ("cp", lay.cp), ("ep", lay.ep))
               if value > 1]
     if others:
+        degrees = ", ".join(others)
         raise LayoutError(f"the {target} export covers data parallelism with ZeRO/FSDP sharding; this layout has "
-                          f"{', '.join(others)}: use --export megatron")
+                          f"{degrees}: use --export megatron", key="error.export.data_parallel_only",
+                          fields={"target": target, "degrees": degrees})
 
 
 def shell_line(words: Sequence[str]) -> str:

@@ -40,10 +40,11 @@ def deepspeed_export(plan: TrainingPlan) -> Export:
     require_data_parallel_only(plan, "DeepSpeed")
     if plan.layout.shard_group is not None:
         raise LayoutError("hybrid sharding (ZeRO-3 inside groups) has no DeepSpeed 0.19 setting (MiCS was removed); "
-                          "use --export accelerate (HYBRID_SHARD) or full sharding")
+                          "use --export accelerate (HYBRID_SHARD) or full sharding",
+                          key="error.export.deepspeed_hybrid")
     if plan.dtype == "fp8":
         raise LayoutError("DeepSpeed's config has no fp8 training switch (that is Transformer Engine's); "
-                          "use --export megatron with --fp8-format, or bf16")
+                          "use --export megatron with --fp8-format, or bf16", key="error.export.deepspeed_fp8")
     config = deepspeed_config(plan)
     words = ["deepspeed", "--num_gpus", str(plan.procs_per_node), "--num_nodes", str(plan.nodes)]
     if plan.nodes > 1:
@@ -90,7 +91,8 @@ def _zero(plan: TrainingPlan) -> dict[str, Any]:
         zero.update(overlap_comm=True, contiguous_gradients=True)
     if lay.offload_optimizer is not Offload.NONE:
         if lay.zero == 0:
-            raise LayoutError("optimizer offload needs ZeRO stage 1, 2 or 3 in DeepSpeed; use --zero 1 or more")
+            raise LayoutError("optimizer offload needs ZeRO stage 1, 2 or 3 in DeepSpeed; use --zero 1 or more",
+                              key="error.export.deepspeed_offload_zero0")
         zero["offload_optimizer"] = _offload(lay.offload_optimizer)
     if lay.offload_params is not Offload.NONE:
         zero["offload_param"] = _offload(lay.offload_params)

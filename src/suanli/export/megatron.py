@@ -20,6 +20,7 @@ import math
 
 from suanli.errors import LayoutError
 from suanli.export.common import LAUNCH_FILE, Export, TrainingPlan, framework_note, script, shell_line, torchrun
+from suanli.i18n import Text
 from suanli.spec.layout import Offload, PipelineSchedule, Recompute
 from suanli.spec.model import Attention, Mlp, Moe, NormKind, PositionKind
 from suanli.spec.training import Framework
@@ -47,11 +48,13 @@ def megatron_export(plan: TrainingPlan) -> Export:
 def parallel_args(plan: TrainingPlan) -> list[str]:
     lay, job = plan.layout, plan.job
     if lay.shard_group is not None or lay.zero >= 2:
-        raise LayoutError(f"ZeRO-{lay.zero}{' hybrid' if lay.shard_group else ''} is not Megatron's distributed "
-                          "optimizer (ZeRO-1); use --zero 1 with --export megatron, or --export deepspeed/accelerate")
+        hybrid = Text("fix.export.hybrid") if lay.shard_group else ""
+        raise LayoutError(f"ZeRO-{lay.zero}{hybrid} is not Megatron's distributed optimizer (ZeRO-1); use --zero 1 "
+                          "with --export megatron, or --export deepspeed/accelerate", key="error.export.megatron_zero",
+                          fields={"zero": lay.zero, "hybrid": hybrid})
     if lay.offload_params is not Offload.NONE or lay.offload_optimizer is Offload.NVME:
         raise LayoutError("Megatron offloads the optimizer to CPU only (--optimizer-cpu-offload); drop the "
-                          "parameter / NVMe offload or use --export deepspeed")
+                          "parameter / NVMe offload or use --export deepspeed", key="error.export.megatron_offload")
     args = ["--tensor-model-parallel-size", str(lay.tp), "--pipeline-model-parallel-size", str(lay.pp),
             "--context-parallel-size", str(lay.cp), "--expert-model-parallel-size", str(lay.ep),
             "--micro-batch-size", str(lay.micro_batch), "--global-batch-size", str(lay.effective_global_batch),

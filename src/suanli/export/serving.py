@@ -30,9 +30,11 @@ class ServingPlan:
 
     def __post_init__(self) -> None:
         if self.max_model_len is not None and self.max_model_len < 1:
-            raise SpecError(f"max_model_len must be positive, got {self.max_model_len}")
+            raise SpecError(f"max_model_len must be positive, got {self.max_model_len}",
+                            key="error.export.max_model_len", fields={"max_model_len": self.max_model_len})
         if self.gpus_per_node < 1:
-            raise SpecError(f"gpus_per_node must be at least 1, got {self.gpus_per_node}")
+            raise SpecError(f"gpus_per_node must be at least 1, got {self.gpus_per_node}",
+                            key="error.export.gpus_per_node", fields={"gpus_per_node": self.gpus_per_node})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +54,8 @@ def settings(plan: ServingPlan, target: str) -> EngineSettings:
     d = plan.deployment
     if not d.engine.key.startswith(target):
         raise SpecError(f"this deployment was estimated for {d.engine.key}, whose memory fraction and batch "
-                        f"limits differ from {target}'s; estimate it with --engine {target} to export {target}")
+                        f"limits differ from {target}'s; estimate it with --engine {target} to export {target}",
+                        key="error.export.engine_mismatch", fields={"engine": d.engine.key, "target": target})
     engine = d.knobs.apply(d.engine)
     setting = engine_setting(engine, d.accelerator, tp=d.tp)
     return EngineSettings(engine=engine, memory_fraction=round(setting.memory_fraction, 4),

@@ -98,9 +98,11 @@ class PlanRequest:
 
     def __post_init__(self) -> None:
         if not self.accelerators:
-            raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb")
+            raise SpecError("name at least one accelerator, e.g. --gpu h100 or --gpu h100,a100-80gb",
+                            key="error.cli.no_accelerator")
         if self.top < 1:
-            raise SpecError(f"the ranked list needs at least 1 entry, got {self.top}")
+            raise SpecError(f"the ranked list needs at least 1 entry, got {self.top}", key="error.plan.top",
+                            fields={"top": self.top})
         check_gpu_count("--max-gpus", self.max_gpus)
 
 

@@ -82,7 +82,8 @@ class TrainSpace:
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "cp", "ep", "vp", "zero", "micro_batch", "recompute", "sp", "offload"):
             if not getattr(self, name):
-                raise SpecError(f"the search space needs at least one value of {name}")
+                raise SpecError(f"the search space needs at least one value of {name}", key="error.plan.space_empty",
+                                fields={"name": name})
 
     def for_model(self, spec: ModelSpec) -> TrainSpace:
         """The space for one model: a dense model has no experts to split, so ep is 1 only."""
@@ -104,7 +105,8 @@ WITH_OFFLOAD = (OffloadChoice.NONE, OffloadChoice.OPTIMIZER, OffloadChoice.OPTIM
 def cluster_sizes(max_gpus: int, gpus_per_node: int) -> tuple[int, ...]:
     """Powers of two up to ``max_gpus``, plus ``max_gpus`` itself when it is a whole number of nodes."""
     if max_gpus < 1:
-        raise SpecError(f"--max-gpus must be at least 1, got {max_gpus}")
+        raise SpecError(f"--max-gpus must be at least 1, got {max_gpus}", key="error.plan.max_gpus",
+                        fields={"max_gpus": max_gpus})
     sizes = [1 << k for k in range(max_gpus.bit_length()) if 1 << k <= max_gpus]
     if max_gpus not in sizes and max_gpus % gpus_per_node == 0:
         sizes.append(max_gpus)
