@@ -340,7 +340,8 @@ async function runServe() {
   const params = { ...baseParams(), ...formParams("serve") };
   const sim = { ...baseParams(), prompt: params.prompt, output: params.output, requests: "200", concurrency: "1,2,4,8,16,32,64",
     "timeline-points": String(TIMELINE_POINTS) };
-  for (const key of ["gpus", "quant", "engine"]) if (params[key]) sim[key] = params[key];
+  for (const key of ["quant", "engine"]) if (params[key]) sim[key] = params[key];
+  if (params.gpus) sim.tp = params.gpus; // infer's --gpus is the tensor parallel degree; simulate's would be replicas of tp 1
   const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1", tp: params.gpus || "1" };
   const [infer, simulate, roofline] = await Promise.all([
     api("infer", { ...params, explain: "true" }, { said: true }), api("simulate", sim), api("roofline", roof)]);
@@ -452,7 +453,7 @@ function renderRoofline(report) {
   chart("chart-serve-roofline", {
     title: { text: tr("web.serve.roofline", "roofline of the forward pass (prefill)"), textStyle: { fontSize: 14 } },
     legend: { bottom: 0 },
-    tooltip: { trigger: "item", formatter: (p) => (p.data && p.data.name ? `${p.data.name} (${p.data.group})<br>${fmtNumber(p.data.value[0])} FLOP/B, ${fmtNumber(p.data.value[1])} TFLOP/s<br>${p.data.bound}-bound` : p.seriesName) },
+    tooltip: { trigger: "item", formatter: (p) => (p.data && p.data.name ? `${p.data.name} (${p.data.group})<br>${fmtNumber(p.data.value[0])} FLOP/B, ${fmtNumber(p.data.value[1])} TFLOP/s<br>${boundText(p.data.bound)}` : p.seriesName) },
     grid: { left: 70, right: 40, top: 40, bottom: 70 },
     xAxis: { type: "log", name: "FLOP/byte", nameLocation: "middle", nameGap: 28 },
     yAxis: { type: "log", name: "TFLOP/s" },
@@ -465,6 +466,11 @@ function renderRoofline(report) {
     ],
   }, { header: ["kernel", "group", "kind", "flops", "bytes", "intensity_flops_per_byte", "time_s", "bound"],
     rows: ops.map((o) => [o.name, o.group, o.kind, o.flops, o.bytes, o.intensity_flops_per_byte, o.time_s, o.bound]) });
+}
+
+// a kernel's bound ("compute" / "memory", the JSON's value): "compute-bound", or the catalogue's term.bound.* in zh
+function boundText(bound) {
+  return state.lang === "en" ? `${bound}-bound` : tr(`term.bound.${bound}`, `${bound}-bound`);
 }
 
 async function runPlan() {
