@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from suanli.errors import SpecError
 from suanli.i18n import Lang, error_text
+from suanli.simulate.workload import LengthDist, Workload
 
 KeyedError = Callable[[list[str], str], None]
 SIMULATE = ["simulate", "llama-3.2-1b", "--gpu", "h100"]
@@ -58,6 +60,14 @@ def test_a_zero_rate_concurrency_or_length_is_refused_in_chinese(option: str, zh
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"suanli: 错误: 参数 {option}：{zh}") and err.count("\n") == 1
+
+
+def test_the_fix_of_a_zero_rate_is_said_in_chinese() -> None:
+    """Through the Python API the CLI's check is not in the way: the Workload says the fix in the reader's language."""
+    with pytest.raises(SpecError) as caught:
+        Workload(requests=10, prompt=LengthDist.constant(8), output=LengthDist.constant(4), rate_per_s=0)
+    assert str(caught.value) == "rate must be positive, got 0; give requests per second, e.g. --rate 4"
+    assert error_text(caught.value.key, caught.value.fields, "zh").endswith("请给出每秒请求数，例如 --rate 4")
 
 
 def test_a_web_request_over_the_limit_is_said_in_chinese() -> None:
