@@ -35,7 +35,7 @@ COMMANDS = {
     "flops": ["flops", "llama-3.1-8b", "--seq", "2048"],
     "roofline": ["roofline", "llama-3.1-8b", "--gpu", "h100"],
 }
-TRANSLATED = ("advice.", "headline.", "note.", "value.", "error.support.")
+TRANSLATED = ("advice.", "headline.", "note.", "value.", "error.support.", "label.")
 
 
 def _phrases() -> set[str]:
@@ -208,3 +208,77 @@ def test_english_values_keep_their_wording(capsys: pytest.CaptureFixture[str]) -
                      out), out
     assert "\nfits with: ZeRO-3 across the 8 data-parallel GPUs + full activation recomputation + ZeRO-Offload: " \
            "optimizer states to CPU memory → 27 GiB per GPU\n" in out
+
+
+def _english_line_starts(english: str, chinese: str, labels: tuple[str, ...]) -> list[str]:
+    """The lines of ``chinese`` that still start with one of the English ``labels`` the English output starts a
+    line with (a check that fails when the English output lost them, so it cannot pass by printing nothing)."""
+    shown = [label for label in labels if any(line.startswith(label) for line in english.splitlines())]
+    assert shown, "the English output starts its lines with these labels (else the check proves nothing)"
+    return [line for line in chinese.splitlines() if line.startswith(tuple(shown))]
+
+
+def test_probe_says_its_labels_values_and_notes_in_chinese() -> None:
+    from suanli.cli.probe_commands import _local, _render
+    from suanli.i18n import Text, use_lang
+    from suanli.measure.probe import MachineProbe, ProbedCpu, ProbedGpu
+
+    cpu = ProbedCpu(model="AMD EPYC 9654 96-Core Processor", vendor_id="AuthenticAMD", family=25, cores=2,
+                    logical_cpus=4, sockets=1, clock_hz=2.4e9, clock_source="cpuinfo cpu MHz", isa_flags=("avx2",),
+                    memory_total_bytes=32 * 2**30, memory_available_bytes=None, catalog_key=None,
+                    nearest_catalog_key="epyc-9654", match="no catalog CPU key or alias")
+    gpu = ProbedGpu(index=0, vendor="NVIDIA", name="NVIDIA H100 80GB HBM3", memory_total_bytes=80 * 2**30,
+                    catalog_key="h100-sxm-80gb", nearest_catalog_key=None, match="h100", ecc=True, mig_mode=False)
+    outputs = {}
+    for machine in (MachineProbe(gpus=(gpu,), cpu=cpu, driver_version="550.54", cuda_driver_version="12.4"),
+                    MachineProbe(gpus=(), cpu=cpu, notes=(Text("note.probe.no_nvml"),))):
+        for lang in ("en", "zh"):
+            with use_lang(lang):
+                local, failure = _local(machine)
+                outputs[lang, bool(machine.gpus)] = _render(machine, local, failure)
+    labels = ("gpus:", "driver:", "cpu ", "cores", "clock", "vector/matrix", "memory", "catalog", "peak TFLOP/s",
+              "bandwidth", "calibration", "note:", "              local:")
+    for with_gpu in (True, False):
+        english, chinese = outputs["en", with_gpu], outputs["zh", with_gpu]
+        assert not _english_line_starts(english, chinese, labels), chinese
+        for words in ("usable", "logical CPUs", "none saved", "(estimated)", "not installed", " on "):
+            assert words not in chinese, (words, chinese)
+    assert "核心数         可用 2 个（4 个逻辑 CPU，1 个插槽）\n" in outputs["zh", False]
+    assert "内存           32 GiB\n" in outputs["zh", False]  # host memory, not the GPU's 显存
+    assert "本机：1 张 NVIDIA H100 80GB HBM3（h100-sxm-80gb）" in outputs["zh", True]
+    assert "cores          2 usable (4 logical CPUs, 1 socket(s))\n" in outputs["en", False]
+
+
+def test_measure_and_bench_tables_are_chinese() -> None:
+    from suanli.cli.bench_commands import summary
+    from suanli.cli.measure_commands import _render
+    from suanli.i18n import Text, use_lang
+    from suanli.spec.calibration import Calibration, GemmPoint
+
+    payload = {"model": "tinyllama-stories15m", "mode": "infer", "device": "cpu", "gpu": "epyc-9654",
+               "job": {"seq": 32, "batch": 1, "output_tokens": 8, "method": "full", "dtype": "fp32"},
+               "predicted": {"peak_memory_bytes": 2**26, "ttft_s": 0.1, "tpot_s": 0.01},
+               "measured": {"peak_memory_bytes": 2**26, "ttft_s": 0.2, "tpot_s": 0.02, "rss_delta_bytes": 2**27},
+               "error": {"peak_memory_bytes": 0.0, "ttft_s": -0.5, "tpot_s": -0.5},
+               "notes": [Text("note.measure.uncalibrated"), Text("note.measure.peak_cpu"),
+                         Text("note.measure.spread", spread=0.37)]}
+    profile = Calibration(device_name="x", device_key="local-x-1c", device_kind="cpu", torch_version="2", date="d",
+                          copy_bytes_per_s=9e9, kernel_overhead_s=3e-6, eager_call_s=4e-5,
+                          gemm=(GemmPoint(dtype="fp32", m=256, n=256, k=256, seconds=1.0, achieved_flops_per_s=1e11),))
+    said = {}
+    renders: dict[str, tuple[Callable[[], str], tuple[str, ...]]] = {
+        "measure": (lambda: _render(payload), ("model", "run", "predicted for", "metric", "peak memory", "ttft",
+                                               "tpot", "RSS high-water", "note:")),
+        "bench": (lambda: summary(profile, Path("p.toml")), ("device", "gemm", "memory copy", "op dispatch",
+                                                             "eager call", "profile"))}
+    for name, (render, labels) in renders.items():
+        with use_lang("en"):
+            english = render()
+        with use_lang("zh"):
+            said[name] = chinese = render()
+        assert not _english_line_starts(english, chinese, labels), chinese
+        shown = {phrase for phrase in _phrases() if phrase in english}
+        assert shown and not [phrase for phrase in shown if phrase in chinese], chinese
+    run = "\n运行            在 cpu 上 infer：批大小 1 × 序列长度 32，生成 8 个新 token，full，fp32\n"
+    assert run in said["measure"]
+    assert "\n拷贝带宽    9 GB/s（读 + 写）\n" in said["bench"]

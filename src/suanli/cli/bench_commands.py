@@ -34,13 +34,14 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from suanli.cli.render import emit_json
     from suanli.errors import SpecError
+    from suanli.i18n import say, t
     from suanli.measure.bench import run_bench as bench
     from suanli.spec.calibration import default_profile_path, write_calibration
 
     device = args.device or _default_device()
     def log(line: str) -> None:
         if not args.json:
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(say(line) + "\n")
 
     profile = bench(device, quick=args.quick, log=log)
     path = Path(args.out) if args.out else default_profile_path(profile.device_key)
@@ -56,7 +57,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return 0
     print(summary(profile, path))
     for line in profile.warnings:
-        sys.stderr.write(f"suanli bench: warning: {line}\n")
+        sys.stderr.write(t("value.bench.profile_warning", warning=say(line)) + "\n")
     return 0
 
 
@@ -71,23 +72,24 @@ def _default_device() -> str:
 def summary(profile: Calibration, path: Path) -> str:
     """The profile as a short table: best GEMM rate per dtype, bandwidths, where it was written."""
     from suanli.cli.render import key_values
+    from suanli.i18n import t
 
     rows = [("device", f"{profile.device_name} ({profile.device_key}), torch {profile.torch_version}")]
     for dtype in profile.dtypes:
         best = max(profile.gemm_points(dtype), key=lambda p: p.achieved_flops_per_s)
-        rows.append((f"gemm {dtype}", f"best {best.achieved_flops_per_s / 1e12:.4g} TFLOP/s at "
-                                      f"{best.m}x{best.n}x{best.k} ({len(profile.gemm_points(dtype))} sizes)"))
-    rows.append(("memory copy", f"{profile.copy_bytes_per_s / 1e9:.4g} GB/s (read + write)"))
+        rows.append((t("value.bench.gemm_label", dtype=dtype),
+                     t("value.bench.gemm_best", tflops=best.achieved_flops_per_s / 1e12, m=best.m, n=best.n,
+                       k=best.k, sizes=len(profile.gemm_points(dtype)))))
+    rows.append(("memory copy", t("value.bench.copy_rate", gbs=profile.copy_bytes_per_s / 1e9)))
     if profile.kernel_overhead_s is not None:
-        rows.append(("op dispatch", f"{profile.kernel_overhead_s * 1e6:.3g} us per eager op (the per-op cost)"))
+        rows.append(("op dispatch", t("value.bench.dispatch_rate", us=profile.kernel_overhead_s * 1e6)))
     if profile.eager_call_s is not None:
-        rows.append(("eager call", f"{profile.eager_call_s * 1e6:.3g} us per call of a tiny transformers training "
-                                   "step"))
+        rows.append(("eager call", t("value.bench.eager_call_rate", us=profile.eager_call_s * 1e6)))
     if profile.h2d_bytes_per_s and profile.d2h_bytes_per_s:
-        rows.append(("host link", f"h2d {profile.h2d_bytes_per_s / 1e9:.4g} GB/s, "
-                                  f"d2h {profile.d2h_bytes_per_s / 1e9:.4g} GB/s (pinned)"))
+        rows.append(("host link", t("value.bench.host_link_rate", h2d=profile.h2d_bytes_per_s / 1e9,
+                                    d2h=profile.d2h_bytes_per_s / 1e9)))
     for point in profile.allreduce:
-        rows.append((f"all-reduce {point.bytes / 2**20:g} MiB", f"busbw {point.busbw_bytes_per_s / 1e9:.4g} GB/s "
-                                                                f"across {point.world_size} GPUs"))
-    rows.append(("profile", f"{path} (use: --calibration {path})"))
+        rows.append((f"all-reduce {point.bytes / 2**20:g} MiB",
+                     t("value.bench.busbw", gbs=point.busbw_bytes_per_s / 1e9, gpus=point.world_size)))
+    rows.append(("profile", t("value.bench.profile_path", path=path)))
     return key_values(rows)

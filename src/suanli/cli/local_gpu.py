@@ -69,8 +69,10 @@ def apply_local_defaults(args: argparse.Namespace, *, set_gpus: bool = False) ->
     if getattr(args, "calibration", LOCAL) is None and (profile := saved_profile(device.accelerator.key)):
         args.calibration = str(profile)
     if not getattr(args, "json", False):
-        calibrated = f"; calibration {args.calibration}" if getattr(args, "calibration", None) else ""
-        sys.stderr.write(f"suanli: {device.note}{calibrated}\n")
+        from suanli.i18n import say, t
+
+        calibrated = t("value.local.calibration", path=args.calibration) if getattr(args, "calibration", None) else ""
+        sys.stderr.write(f"suanli: {say(device.note)}{calibrated}\n")
 
 
 def saved_profile(device_key: str) -> Path | None:

@@ -129,57 +129,52 @@ def _job(args: argparse.Namespace, spec: Any, device: Any) -> MeasureJob:
 def _accelerator(name: str, device: Any) -> tuple[Accelerator, str]:
     """The accelerator the prediction is for, and a note saying what it is."""
     from suanli.cli.local_gpu import is_local
+    from suanli.i18n import Text
     from suanli.measure.predict import Device
     from suanli.spec.hardware import get_accelerator
 
     if not is_local(name):
         accelerator = get_accelerator(name)
-        return accelerator, f"predicted for {accelerator.key} (--gpu), measured on this machine's {device.value}"
+        return accelerator, Text("note.measure.predicted_for_gpu", gpu=accelerator.key, device=device.value)
     from suanli.measure.probe import local_device, probe
 
     local = local_device(probe(), cpu=device is Device.CPU)
-    return local.accelerator, f"predicted for {local.accelerator.key} ({local.note})"
+    return local.accelerator, Text("note.measure.predicted_for_local", gpu=local.accelerator.key, local=local.note)
 
 
 def _calibrated(accelerator: Accelerator, path: str | None, fmt: str) -> tuple[Accelerator,
                                                                          PerformanceAssumptions | None, list[str]]:
     """With ``--calibration``: the accelerator and efficiencies fitted to the profile ``suanli bench`` wrote
     (``core.calibrate``), for the job's GEMM format ``fmt``; the profile must be this accelerator's."""
+    from suanli.i18n import Text
+
     if path is None:
-        return accelerator, None, ["uncalibrated: the time model's default efficiencies against the entry's peaks "
-                                   "(run `suanli bench --out p.toml` and pass --calibration p.toml)"]
+        return accelerator, None, [Text("note.measure.uncalibrated")]
     from suanli.cli.calibration_arg import fit_profile
 
     profile, result = fit_profile(path, accelerator, fmt=fmt)
     fit = result.assumptions
-    return result.accelerator, fit, [f"calibrated with {path} ({profile.date}): {fmt} GEMMs at "
-                                     f"{fit.gemm_peak_fraction:.3g} of peak, half-work "
-                                     f"{fit.gemm_half_work_flops:.3g} FLOPs, "
-                                     f"{fit.kernel_overhead_s * 1e6:.3g} us per op"
-                                     + (f", {fit.eager_call_overhead_s * 1e6:.3g} us per eager training call"
-                                        if fit.eager_call_overhead_s is not None else "")
-                                     ] + [f"WARNING: {w}" for w in result.gemm.warnings]
+    eager = "" if fit.eager_call_overhead_s is None else Text("note.measure.eager_call",
+                                                              us=fit.eager_call_overhead_s * 1e6)
+    calibrated = Text("note.measure.calibrated", path=path, date=profile.date, fmt=fmt,
+                      fraction=fit.gemm_peak_fraction, half_work=fit.gemm_half_work_flops,
+                      op_us=fit.kernel_overhead_s * 1e6, eager=eager)
+    notes: list[str] = [calibrated, *(Text("note.measure.warning", warning=w) for w in result.gemm.warnings)]
+    return result.accelerator, fit, notes
 
 
 def _notes(job: MeasureJob, measured: Measurement) -> list[str]:
+    from suanli.i18n import Text
     from suanli.measure.predict import Device, Mode
 
-    notes = [f"measured: {measured.device_name}, torch {measured.torch_version}, {measured.threads} threads; "
-             f"median of {job.steps} {'steps' if job.mode is Mode.TRAIN else 'generations'} after {job.warmup} "
-             "warm-up"]
-    if job.device is Device.CPU:
-        notes.append("peak memory on the CPU: tracked allocation replay + persistent tensors (no caching allocator, "
-                     "no CUDA context: the prediction leaves both out); RSS delta is a second opinion that also "
-                     "holds the heap glibc keeps, thread pools and Python objects")
-    else:
-        notes.append("peak memory on CUDA: torch.cuda.max_memory_allocated (the CUDA context is outside it and "
-                     "outside the prediction); reserved = max_memory_reserved, against the prediction × (1 + "
-                     "allocator fragmentation)")
+    measured_key = "note.measure.measured_steps" if job.mode is Mode.TRAIN else "note.measure.measured_generations"
+    notes: list[str] = [Text(measured_key, device=measured.device_name, torch=measured.torch_version,
+                             threads=measured.threads, steps=job.steps, warmup=job.warmup)]
+    notes.append(Text("note.measure.peak_cpu" if job.device is Device.CPU else "note.measure.peak_cuda"))
     if len(measured.samples_s) > 1 and min(measured.samples_s) > 0:
         spread = max(measured.samples_s) / min(measured.samples_s) - 1
         if spread > 0.2:
-            notes.append(f"timed samples spread {spread:.0%} (slowest / fastest - 1): the device may be busy; "
-                         "more --steps or a quieter machine give a steadier median")
+            notes.append(Text("note.measure.spread", spread=spread))
     return notes
 
 
@@ -209,13 +204,15 @@ def _payload(args: argparse.Namespace, model: str, job: MeasureJob, accelerator:
 
 def _render(payload: dict[str, Any]) -> str:
     from suanli.cli.render import key_values, table
+    from suanli.i18n import Text, say, t
     from suanli.units import format_bytes
 
     job = payload["job"]
-    head = key_values([("model", payload["model"]),
-                       ("run", f"{payload['mode']} on {payload['device']}: batch {job['batch']} × seq {job['seq']}"
-                               + (f", {job['output_tokens']} new tokens" if payload["mode"] == "infer" else "")
-                               + f", {job['method']}, {job['dtype']}"),
+    new = Text("value.measure.new_tokens", tokens=job["output_tokens"]) if payload["mode"] == "infer" else ""
+    run = Text("value.measure.run", mode=payload["mode"], device=payload["device"], batch=job["batch"],
+               seq=job["seq"], new=new, method=job["method"], dtype=job["dtype"])
+    # "run" is said through its own message: the label "run" elsewhere is a job's total time
+    head = key_values([("model", payload["model"]), (t("value.measure.run_label"), run),
                        ("predicted for", payload["gpu"])])
     rows = []
     for metric, error in payload["error"].items():
@@ -227,9 +224,9 @@ def _render(payload: dict[str, Any]) -> str:
     rss = payload["measured"].get("rss_delta_bytes")
     lines = [head, "", table(["metric", "predicted", "measured", "error"], rows, align="lrrr")]
     if rss:
-        lines.append(f"\nRSS high-water mark − RSS before the model: {format_bytes(rss)} (second opinion)")
+        lines.append("\n" + t("value.measure.rss", rss=format_bytes(rss)))
     lines.append("")
-    lines.extend(f"note: {note}" for note in payload["notes"])
+    lines.extend(f"{t('cli.note')}: {say(note)}" for note in payload["notes"])
     return "\n".join(lines)
 
 

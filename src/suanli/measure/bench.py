@@ -180,9 +180,9 @@ def _timed_rounds(torch: Any, clock: _Clock, device: str, plan: BenchPlan, warni
                     call = _operands(torch, dtype, m, n, k, device)
                 except (RuntimeError, TypeError) as exc:  # a dtype this build or device lacks
                     call = None
-                    warnings.append(f"{dtype} GEMMs skipped: {str(exc).splitlines()[0]}")
+                    warnings.append(Text("note.bench.dtype_skipped", dtype=dtype, reason=str(exc).splitlines()[0]))
                 if call is None:
-                    log(f"bench: {dtype} GEMMs are not supported here; skipped")
+                    log(Text("value.bench.dtype_unsupported", dtype=dtype))
                     skipped.add(dtype)
                     break
                 timings.setdefault((dtype, m, n, k), []).append(clock.time(call))
@@ -198,15 +198,15 @@ def _gemms(torch: Any, clock: _Clock, device: str, plan: BenchPlan, log: Callabl
         rate = 2.0 * m * n * k / timing.seconds
         points.append(GemmPoint(dtype=dtype, m=m, n=n, k=k, seconds=timing.seconds,  # type: ignore[arg-type]
                                 achieved_flops_per_s=rate))
-        log(f"bench: {dtype} gemm {m}x{n}x{k}: {rate / 1e12:.4g} TFLOP/s (spread {timing.spread:.0%})")
+        log(Text("value.bench.gemm", dtype=dtype, m=m, n=n, k=k, tflops=rate / 1e12, spread=timing.spread))
         if timing.spread > SPREAD_WARNING:
             noisy.append(f"{dtype} {m}x{n}x{k} ({timing.spread:.0%})")
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
     if noisy:
-        warnings.append(f"repeat-to-repeat spread above {SPREAD_WARNING:.0%} on {len(noisy)} of {len(points)} "
-                        f"GEMMs ({', '.join(noisy[:4])}{', ...' if len(noisy) > 4 else ''}): the device looks "
-                        "busy; rerun on an idle machine for a profile to trust")
+        shapes = f"{', '.join(noisy[:4])}{', ...' if len(noisy) > 4 else ''}"
+        warnings.append(Text("note.bench.noisy", limit=SPREAD_WARNING, noisy=len(noisy), total=len(points),
+                             shapes=shapes))
     return points
 
 
@@ -229,9 +229,9 @@ def _eager_call_s(torch: Any, log: Callable[[str], None]) -> float | None:
         with torch.inference_mode(False), torch.enable_grad():
             value = eager_call_s()
     except ImportError:
-        log("bench: transformers is not installed: the eager per-call cost is not measured")
+        log(Text("value.bench.no_transformers"))
         return None
-    log(f"bench: eager training call: {value * 1e6:.3g} us per call (tiny transformers Llama step)")
+    log(Text("value.bench.eager_call", us=value * 1e6))
     return value
 
 
@@ -259,8 +259,7 @@ def _busy_warnings(torch: Any, device: str) -> list[str]:
     if device == "cpu":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        return [f"1-minute load average {load:.2f} is above the {cores} usable cores: other processes share the "
-                "CPU and the rates measured are low"] if load > cores else []
+        return [Text("note.bench.load", load=load, cores=cores)] if load > cores else []
     return _nvml_warnings(torch.cuda.current_device())
 
 
@@ -276,12 +275,12 @@ def _nvml_warnings(index: int) -> list[str]:
         reasons = nv.nvmlDeviceGetCurrentClocksThrottleReasons(handle)
         harmful = reasons & ~(nv.nvmlClocksThrottleReasonGpuIdle | nv.nvmlClocksThrottleReasonApplicationsClockSetting)
         if harmful:
-            found.append(f"NVML reports clocks throttled (reasons mask {harmful:#x}: power, thermal or slowdown)")
+            found.append(Text("note.bench.throttled", mask=harmful))
         others = [p for p in nv.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid != os.getpid()]
         if others:
-            found.append(f"{len(others)} other process(es) run on GPU {index}: the rates measured may be low")
+            found.append(Text("note.bench.other_processes", count=len(others), index=index))
     except nv.NVMLError as exc:
-        found.append(f"NVML could not be read ({exc}); busy/throttle checks skipped")
+        found.append(Text("note.bench.nvml_unreadable", err=str(exc)))
     finally:
         with contextlib.suppress(nv.NVMLError):
             nv.nvmlShutdown()
@@ -320,28 +319,28 @@ def run_bench(device: str, *, quick: bool, log: Callable[[str], None] = lambda _
     name, key, count = _device_identity(torch, device)
     warnings = _busy_warnings(torch, device)
     for line in warnings:
-        log(f"bench: warning: {line}")
+        log(Text("value.bench.warning", warning=line))
     plan = plan_for(device, quick=quick)
     clock = _Clock(torch, device, plan)
     with torch.inference_mode():
         gemm = _gemms(torch, clock, device, plan, log, warnings)
         copy = _copy_bandwidth(torch, clock, device, plan)
-        log(f"bench: memory copy: {copy / 1e9:.4g} GB/s (read + write)")
+        log(Text("value.bench.copy", gbs=copy / 1e9))
         h2d = d2h = overhead = eager = None
         if device == "cpu":
             overhead = _dispatch_overhead_s(torch, clock, plan)
-            log(f"bench: eager op dispatch: {overhead * 1e6:.3g} us per op (1-element add with autograd)")
+            log(Text("value.bench.dispatch", us=overhead * 1e6))
             eager = _eager_call_s(torch, log)
         if device == "cuda":
             h2d, d2h = _host_links(torch, clock, plan)
-            log(f"bench: host->device {h2d / 1e9:.4g} GB/s, device->host {d2h / 1e9:.4g} GB/s (pinned)")
+            log(Text("value.bench.host_link", h2d=h2d / 1e9, d2h=d2h / 1e9))
     allreduce: tuple[AllReducePoint, ...] = ()
     if device == "cuda" and torch.cuda.device_count() > 1:
         from suanli.measure.bench_allreduce import all_reduce_points
 
         allreduce = all_reduce_points(torch.cuda.device_count(), quick=quick)
     else:
-        log(f"bench: all-reduce skipped: {'one GPU' if device == 'cuda' else 'CPU run'}, nothing to reduce across")
+        log(Text("value.bench.allreduce_one_gpu" if device == "cuda" else "value.bench.allreduce_cpu"))
     if not any(p.dtype in ("fp32", "bf16", "fp16") for p in gemm):
         raise SpecError("no GEMM could be timed on this device; check the torch installation",
                         key="error.measure.no_gemm")

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from suanli.i18n import Text
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from suanli.spec.hardware import Accelerator
     from suanli.spec.local_device import CpuFacts
@@ -166,12 +168,12 @@ def _probe_nvidia(notes: list[str]) -> tuple[list[ProbedGpu], tuple[GpuPair, ...
     try:
         nv = importlib.import_module("pynvml")
     except ImportError:
-        notes.append("nvidia-ml-py is not installed (pip install 'suanli[measure]'): NVIDIA GPUs were not probed")
+        notes.append(Text("note.probe.no_nvml"))
         return [], (), None, None
     try:
         nv.nvmlInit()
     except Exception as err:  # NVMLError_LibraryNotFound / _DriverNotLoaded: no NVIDIA driver here
-        notes.append(f"NVML: {err}: no NVIDIA GPU is visible")
+        notes.append(Text("note.probe.nvml_init", err=str(err)))
         return [], (), None, None
     try:
         count = _call(nv, "nvmlDeviceGetCount") or 0
@@ -180,7 +182,7 @@ def _probe_nvidia(notes: list[str]) -> tuple[list[ProbedGpu], tuple[GpuPair, ...
         return (gpus, _topology(nv, handles, gpus), _text(_call(nv, "nvmlSystemGetDriverVersion")),
                 _cuda_version(_call(nv, "nvmlSystemGetCudaDriverVersion")))
     except Exception as err:  # a device lost between count and handle: report what was read before it
-        notes.append(f"NVML: {err} while listing devices")
+        notes.append(Text("note.probe.nvml_list", err=str(err)))
         return [], (), None, None
     finally:
         _call(nv, "nvmlShutdown")
@@ -263,7 +265,7 @@ def _probe_amd(notes: list[str], *, first_index: int) -> list[ProbedGpu]:
     try:
         am.amdsmi_init()
     except Exception as err:
-        notes.append(f"amdsmi: {err}: no AMD GPU is visible")
+        notes.append(Text("note.probe.amdsmi_init", err=str(err)))
         return []
     try:
         handles = _call(am, "amdsmi_get_processor_handles") or []
@@ -461,7 +463,6 @@ def local_device(machine: MachineProbe, *, cpu: bool = False) -> LocalDevice:
     with ``cpu`` (``measure --device cpu`` on a GPU machine), the CPU's entry
     (``suanli.spec.local_device.local_cpu``). A GPU the catalog lacks is an UnknownAccelerator."""
     from suanli.errors import UnknownAccelerator
-    from suanli.i18n import Text
     from suanli.spec.hardware import get_accelerator
     from suanli.spec.local_device import local_cpu
 
@@ -475,12 +476,11 @@ def local_device(machine: MachineProbe, *, cpu: bool = False) -> LocalDevice:
                                      fields={"name": first.name, "reason": first.match, "fix": fix})
         same = sum(1 for g in machine.gpus if (g.name, g.memory_total_bytes) == (first.name, first.memory_total_bytes))
         others = len(machine.gpus) - same
-        note = f"local: {same} x {first.name} ({first.catalog_key})"
-        if others:
-            note += f"; {others} other GPU(s) of another kind are not counted"
-        if first.mig_mode:
-            note += "; MIG is on: a job gets one MIG instance, not the whole GPU this entry describes"
+        note = Text("note.local.gpus", count=same, name=first.name, key=first.catalog_key,
+                    others=Text("note.local.others", others=others) if others else "",
+                    mig=Text("note.local.mig") if first.mig_mode else "")
         return LocalDevice(accelerator=get_accelerator(first.catalog_key), count=same, note=note)
     accelerator, why = local_cpu(machine.cpu.facts())
-    return LocalDevice(accelerator=accelerator, count=1, note=f"local: {'the CPU' if cpu else 'no GPU'}; {why}")
+    return LocalDevice(accelerator=accelerator, count=1,
+                       note=Text("note.local.the_cpu" if cpu else "note.local.no_gpu", why=why))
 
