@@ -35,9 +35,9 @@ def roofline_report(spec: ModelSpec, accelerator: Accelerator, *, seq: int, batc
     rows: list[dict[str, Any]] = []
     for index, (layer, count) in enumerate(layers):
         ops = layer_ops(layer, spec, tokens=tokens, seq=seq, tp=tp, dtype_bytes=dtype_bytes, span=AttentionSpan.CAUSAL)
-        rows += [_op_row(op, f"layer {index}" if len(layers) > 1 else "layer", count, accelerator,
-                         compute_format, a) for op in ops]
-    rows += [_op_row(op, "head", 1, accelerator, compute_format, a)
+        group = Text("value.roofline.layer_n", index=index) if len(layers) > 1 else Text("value.roofline.layer")
+        rows += [_op_row(op, group, count, accelerator, compute_format, a) for op in ops]
+    rows += [_op_row(op, Text("value.roofline.head"), 1, accelerator, compute_format, a)
              for op in head_ops(spec, tokens=tokens, tp=tp, dtype_bytes=dtype_bytes)]
     total_s = sum(r["time_s"] * r["layers"] for r in rows)
     values = {

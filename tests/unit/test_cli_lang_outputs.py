@@ -282,3 +282,28 @@ def test_measure_and_bench_tables_are_chinese() -> None:
     run = "\n运行            在 cpu 上 infer：批大小 1 × 序列长度 32，生成 8 个新 token，full，fp32\n"
     assert run in said["measure"]
     assert "\n拷贝带宽    9 GB/s（读 + 写）\n" in said["bench"]
+
+
+WORDS = [  # (command, English words its English output shows and its Chinese output must not)
+    (["roofline", "jamba-1.5-mini", "--gpu", "h100"], [" layer 0 ", " head ", "  memory\n", "  compute\n", " bytes "]),
+    (["gpus", "h100", "--explain"], ["bf16 dense", "memory: physical capacity"]),
+    (COMMANDS["plan-train"], [", mb 8, ", "recompute none"]),
+    (["flops", "llama-3.1-8b", "--seq", "2048", "--tokens", "1e12"],
+     ["2,048 tokens", "exact / 6ND", "attention_proj", "attention_scores", "training 1e+12 tokens"]),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "3", "--tokens", "1e10"], ["on-demand"]),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "3", "--tokens", "1e10", "--price", "2"],
+     ["/GPU-h (--price)"]),
+    (COMMANDS["plan-buy"], ["(msrp, ", " confidence)"]),
+    (["params", "deepseek-v3"], ["multi-token-prediction", "shared_experts"]),
+    (["params", "qwen2.5-vl-7b"], ["an image of H×W px", "the vision tower's weights are counted"]),
+]
+
+
+@pytest.mark.parametrize(("argv", "words"), WORDS, ids=[" ".join(argv[:2]) for argv, _ in WORDS])
+def test_values_notes_and_components_are_chinese(argv: list[str], words: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    english = _run([*argv, "--lang", "en"], capsys)
+    chinese = _run([*argv, "--lang", "zh"], capsys)
+    for word in words:
+        assert word in english, (word, english)  # the English still says it (else the check proves nothing)
+        assert word not in chinese, (word, chinese)

@@ -32,6 +32,7 @@ def run_gpus(args: argparse.Namespace) -> int:
     from suanli.cli.local_gpu import resolve_accelerator
     from suanli.cli.render import emit_json, table
     from suanli.errors import SpecError
+    from suanli.i18n import t
     from suanli.spec.hardware import check_filters, load_accelerators
     from suanli.units import GB, TERA, format_bytes
 
@@ -47,7 +48,7 @@ def run_gpus(args: argparse.Namespace) -> int:
         emit_json({"command": "gpus", "number_format": args.number_format, "gpus": rows})
         return 0
     print(table(
-        ["gpu", "name", "memory", "bandwidth", f"{args.number_format} dense", "TDP", "$/h", "year"],
+        ["gpu", "name", "memory", "bandwidth", t("value.gpus.dense", fmt=args.number_format), "TDP", "$/h", "year"],
         [[r["gpu"], r["name"], format_bytes(r["memory_bytes"]),
           f"{r['memory_bandwidth_bytes_per_s'] / GB:,.0f} GB/s",
           "—" if r["peak_flops_per_s"] is None else f"{r['peak_flops_per_s'] / TERA:,.1f} TFLOP/s",
@@ -56,8 +57,7 @@ def run_gpus(args: argparse.Namespace) -> int:
           r["release_year"]] for r in rows],
         align="llrrrrrr"))
     if args.explain:
-        print("\nmemory: physical capacity; bandwidth: peak memory bandwidth (decimal GB/s); dense peak: the "
-              "vendor's dense (no 2:4 sparsity) tensor throughput; $/h: lowest listed on-demand price.")
+        print("\n" + t("value.gpus.explain"))
     return 0
 
 

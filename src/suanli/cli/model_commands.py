@@ -121,6 +121,7 @@ def run_params(args: argparse.Namespace) -> int:
 
 def run_flops(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
+    from suanli.i18n import t
     from suanli.report import flops_report
     from suanli.spec.assumptions import AttentionSpan
     from suanli.spec.layout import Recompute
@@ -148,14 +149,15 @@ def run_flops(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(payload)
         return 0
-    pairs = [("model", report.model), ("batch × seq", f"{args.batch} × {args.seq} = {payload['tokens']:,} tokens"),
+    pairs = [("model", report.model),
+             ("batch × seq", t("value.flops.batch_seq", batch=args.batch, seq=args.seq, tokens=payload["tokens"])),
              ("forward", format_decimal(payload["forward_flops"], "FLOP")),
              ("backward", format_decimal(payload["backward_flops"], "FLOP")),
              ("training (fwd+bwd)", format_decimal(payload["training_flops"], "FLOP")),
              ("with recompute", format_decimal(payload["training_with_recompute_flops"], "FLOP")),
              ("per token, training", format_decimal(payload["training_flops_per_token"], "FLOP")),
-             ("6·N·D for comparison", f"{format_decimal(payload['six_n_d_flops'], 'FLOP')} "
-                                      f"(exact / 6ND = {payload['ratio_to_six_n_d']:.3f})")]
+             ("6·N·D for comparison", t("value.flops.six_n_d", flops=format_decimal(payload["six_n_d_flops"], "FLOP"),
+                                        ratio=payload["ratio_to_six_n_d"]))]
     vision = payload.get("vision")
     if vision is not None:
         pairs.append(("vision tower", f"{format_decimal(vision['forward_flops_per_image'], 'FLOP')} per image "
@@ -163,7 +165,7 @@ def run_flops(args: argparse.Namespace) -> int:
                       f"{vision['tokens_are']}); forward for the batch "
                       f"{format_decimal(vision['forward_flops'], 'FLOP')}, not in the totals above"))
     if args.tokens is not None:
-        pairs.append((f"training {args.tokens:.3g} tokens",
+        pairs.append((t("value.flops.training_tokens", tokens=args.tokens),
                       f"{payload['training_flops_for_tokens']:.3e} FLOP "
                       f"(6·N·D: {payload['six_n_d_flops_for_tokens']:.3e})"))
     print(key_values(pairs))

@@ -323,7 +323,11 @@ def _verdict_indent() -> int:
 
 
 def _price_text(gpu: str, p: dict[str, Any]) -> str:
-    return f"{gpu}: {p['description']} ${p['usd']:,.0f} ({p['kind']}, {p['date']}, {p['confidence']} confidence)"
+    from suanli.i18n import t
+
+    return t("value.buy.price_line", gpu=gpu, description=p["description"], usd=p["usd"],
+             kind=t(f"term.purchase_kind.{p['kind']}"), date=p["date"],
+             confidence=t(f"term.confidence.{p['confidence']}"))
 
 
 def _months(row: dict[str, Any]) -> str:

@@ -240,15 +240,19 @@ def _text(payload: dict[str, Any], job: TrainingJob) -> str:
 
 
 def _row_layout(report: dict[str, Any]) -> str:
+    """``4× h100-sxm-80gb, tp1 pp1 dp4 cp1, ZeRO-2, mb 8, recompute none`` in the reader's language."""
+    from suanli.i18n import Text, t
+
     lay = report["layout"]
     parts = [f"{report['gpus']}× {report['gpu']}", f"tp{lay['tp']} pp{lay['pp']} dp{lay['dp']} cp{lay['cp']}"
              f"{' ep' + str(lay['ep']) if lay['ep'] > 1 else ''}{' vp' + str(lay['vp']) if lay['vp'] > 1 else ''}",
-             f"ZeRO-{lay['zero']}", f"mb {lay['micro_batch']}", f"recompute {lay['recompute']}"]
+             f"ZeRO-{lay['zero']}", t("value.plan.micro_batch", micro_batch=lay["micro_batch"]),
+             t("value.plan.recompute", recompute=Text(f"term.recompute.{lay['recompute']}"))]
     if lay["sp"]:
         parts.append("sp")
     if lay["offload_optimizer"] != "none":
-        parts.append("offload " + ("optimizer+params" if lay["offload_params"] != "none" else "optimizer"))
-    return ", ".join(parts)
+        parts.append(t("value.plan.offload_all" if lay["offload_params"] != "none" else "value.plan.offload_optimizer"))
+    return t("join.comma").join(parts)
 
 
 def _run_text(report: dict[str, Any]) -> str:

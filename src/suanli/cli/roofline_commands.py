@@ -51,7 +51,8 @@ def run_roofline(args: argparse.Namespace) -> int:
     print()
     print(table(["kernel", "where", "× layers", "FLOP", "bytes", "FLOP/byte", "time µs", "bound"],
                 [[r["name"], r["group"], r["layers"], format_decimal(r["flops"], ""), format_decimal(r["bytes"], ""),
-                  f"{r['intensity_flops_per_byte']:.1f}", f"{r['time_s'] * 1e6:.1f}", r["bound"]]
+                  f"{r['intensity_flops_per_byte']:.1f}", f"{r['time_s'] * 1e6:.1f}",
+                  t(f"value.roofline.bound_{r['bound']}")]
                  for r in values["ops"]], align="llrrrrrl"))
     for note in report.notes:
         print(f"{t('cli.note')}: {say(note)}")

@@ -233,9 +233,13 @@ def _cost_text(cost: dict[str, Any]) -> str:
     from suanli.i18n import t
     from suanli.units import format_bytes
 
-    price = (t("value.cost.unpriced") if cost["usd"] is None else
-             t("value.cost.price", usd=cost["usd"], rate=cost["usd_per_gpu_hour"], kind=cost["price_kind"],
-               provider=cost["price_provider"], date=cost["price_date"]))
+    if cost["usd"] is None:
+        price = t("value.cost.unpriced")
+    elif cost["price_kind"] == "user":  # --price: no provider, no date
+        price = t("value.cost.price_user", usd=cost["usd"], rate=cost["usd_per_gpu_hour"])
+    else:
+        price = t("value.cost.price", usd=cost["usd"], rate=cost["usd_per_gpu_hour"], provider=cost["price_provider"],
+                  kind=t(f"term.price_kind.{cost['price_kind']}"), date=cost["price_date"])
     lines = [("GPU-hours", f"{cost['gpu_hours']:,.0f}"), ("cost", price)]
     if cost["energy_kwh"] is not None:
         lines.append(("energy", t("value.cost.energy", kwh=cost["energy_kwh"], watts=cost["power_per_gpu_w"],

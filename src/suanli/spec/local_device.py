@@ -168,22 +168,21 @@ def match_gpu(name: str, memory_total_bytes: int | None) -> DeviceMatch:
     if entry is None:
         nearest = _nearest(name, kinds)
         return DeviceMatch(catalog_key=None, nearest=nearest,
-                           reason=f"no catalog key or alias is {normalise_device_name(name)!r}")
+                           reason=Text("note.local.no_key", name=normalise_device_name(name)))
     if memory_total_bytes is not None and abs(memory_total_bytes / entry.memory_bytes - 1) > GPU_MEMORY_TOLERANCE:
         return DeviceMatch(catalog_key=None, nearest=entry.key,
-                           reason=f"{name!r} names {entry.key}, but the driver reports "
-                                  f"{memory_total_bytes / 2**30:.1f} GiB against the entry's "
-                                  f"{entry.memory_bytes / 2**30:.1f} GiB")
-    return DeviceMatch(catalog_key=entry.key, reason=f"{name!r} is {entry.key}")
+                           reason=Text("note.local.memory_differs", name=name, key=entry.key,
+                                       gib=memory_total_bytes / 2**30, entry_gib=entry.memory_bytes / 2**30))
+    return DeviceMatch(catalog_key=entry.key, reason=Text("note.local.is", name=name, key=entry.key))
 
 
 def match_cpu(model: str) -> DeviceMatch:
     """The catalog entry of a CPU from its model string (/proc/cpuinfo "model name", lscpu "Model name")."""
     entry = _named(model, ("cpu",))
     if entry is not None:
-        return DeviceMatch(catalog_key=entry.key, reason=f"{model!r} is {entry.key}")
+        return DeviceMatch(catalog_key=entry.key, reason=Text("note.local.is", name=model, key=entry.key))
     return DeviceMatch(catalog_key=None, nearest=_nearest(model, ("cpu",)),
-                       reason=f"no catalog CPU key or alias is {normalise_device_name(model)!r}")
+                       reason=Text("note.local.no_cpu_key", name=normalise_device_name(model)))
 
 
 def flops_per_cycle(cpu: CpuFacts) -> dict[str, float]:
@@ -248,13 +247,13 @@ def local_cpu(cpu: CpuFacts) -> tuple[Accelerator, str]:
     match = match_cpu(cpu.model)
     generic = generic_cpu(cpu)
     if match.catalog_key is None:
-        hint = f" (nearest catalog CPU: {match.nearest})" if match.nearest else ""
-        return generic, f"{cpu.model!r} is not in the catalog{hint}; using {generic.key}, estimated from the probe"
+        nearest = Text("note.local.nearest_cpu", nearest=match.nearest) if match.nearest else ""
+        return generic, Text("note.local.cpu_not_in_catalog", model=cpu.model, nearest=nearest, key=generic.key)
     entry = get_accelerator(match.catalog_key)
     share = generic.peak_flops_per_s.get("fp32", 0.0) / entry.peak_flops_per_s.get("fp32", float("inf"))
     if share < WHOLE_SOCKET_SHARE:
-        return generic, (f"{cpu.model!r} is {entry.key}, but this process may use {cpu.cores} cores, "
-                         f"{share:.0%} of a socket's fp32 peak; using {generic.key}, estimated from the probe")
+        return generic, Text("note.local.cpu_share", model=cpu.model, entry=entry.key, cores=cpu.cores, share=share,
+                             key=generic.key)
     local = replace(entry, memory_gb=cpu.memory_total_bytes / GB, memory_bytes=cpu.memory_total_bytes,
                     estimated=tuple(dict.fromkeys((*entry.estimated, "memory_gb"))))
-    return local, f"{cpu.model!r} is {entry.key} (memory: this machine's {cpu.memory_total_bytes / GB:.1f} GB)"
+    return local, Text("note.local.cpu_entry", model=cpu.model, entry=entry.key, gb=cpu.memory_total_bytes / GB)

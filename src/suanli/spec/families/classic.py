@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from suanli.errors import ConfigError
+from suanli.i18n import Text
 from suanli.spec.hf_common import (
     ConfigReader,
     build_attention,
@@ -182,7 +183,7 @@ def _deepseek(r: ConfigReader) -> ModelSpec:
     layers = [sparse if i >= first_sparse else dense for i in range(num_layers)]
     extras: tuple[tuple[str, str], ...] = ()
     if r.config.get("num_nextn_predict_layers"):
-        extras = (("mtp", "the multi-token-prediction module is not counted (transformers does not build it)"),)
+        extras = (("mtp", Text("note.model.mtp_module")),)
     return decoder_spec(r, layers, final_norm=rms_norm(hidden), extras=extras)
 
 

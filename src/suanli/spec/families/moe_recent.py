@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from suanli.errors import ConfigError
+from suanli.i18n import Text
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
 from suanli.spec.hf_common import (
     ConfigReader,
@@ -200,7 +201,7 @@ def _minimax_m2(r: ConfigReader) -> ModelSpec:
     layer = Layer(attention=attention, ffn=moe, norms=(rms_norm(hidden), rms_norm(hidden)))
     extras: tuple[tuple[str, str], ...] = ()
     if r.config.get("use_mtp") and r.config.get("num_mtp_modules"):
-        extras = (("mtp", "the multi-token-prediction modules are not counted (transformers does not build them)"),)
+        extras = (("mtp", Text("note.model.mtp_modules")),)
     return decoder_spec(r, [layer] * num_layers, final_norm=rms_norm(hidden), extras=extras)
 
 

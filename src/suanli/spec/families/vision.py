@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from suanli.errors import ConfigError
+from suanli.i18n import Text
 from suanli.spec.families.classic import _gemma3_text, _llama, _qwen2, _qwen3, _qwen3_moe
 from suanli.spec.hf_common import ConfigReader, gated_mlp, layer_norm, rms_norm
 from suanli.spec.model import Attention, Layer, Mlp, ModelSpec, QkNormKind
@@ -57,13 +58,8 @@ def _plain_mlp(v: ConfigReader, default_act: str) -> Mlp:
                activation=v.text("hidden_act", default_act))
 
 
-_VISION_SCOPE = ("the vision tower's weights are counted everywhere; its activations (training and serving) and "
-                 "its share of training time are not modelled; `flops --images` and `infer --images` give its "
-                 "FLOPs and encoding time")
-
-
 def _with_vision(spec: ModelSpec, tower: VisionTower, note: str) -> ModelSpec:
-    extras = (*spec.extras, ("vision", note), ("vision_scope", _VISION_SCOPE))
+    extras = (*spec.extras, ("vision", note), ("vision_scope", Text("note.model.vision_scope")))
     return replace(spec, vision=tower, extras=extras)
 
 
@@ -96,8 +92,7 @@ def _qwen2_5_vl(r: ConfigReader) -> ModelSpec:
     """Qwen2_5_VLForConditionalGeneration: a Qwen2 language model (q/k/v biases) plus the vision tower."""
     spec = _qwen2(_text_reader(r))
     tower = _qwen2_5_vl_tower(_vision_reader(r))
-    return _with_vision(spec, tower, "an image of H×W px (resized to multiples of 28) becomes H·W/784 prompt "
-                                     "tokens (14-px patches merged 2×2; Qwen2.5-VL preprocessor)")
+    return _with_vision(spec, tower, Text("note.model.qwen2_5_vl_image"))
 
 
 def _qwen3_vl_tower(v: ConfigReader) -> VisionTower:
@@ -121,18 +116,15 @@ def _qwen3_vl_tower(v: ConfigReader) -> VisionTower:
                        deepstack_layers=deepstack, fused_qkv=True)
 
 
-_QWEN3_VL_NOTE = ("an image of H×W px (resized to multiples of 32) becomes H·W/1024 prompt tokens (16-px patches "
-                  "merged 2×2; Qwen3-VL preprocessor); DeepStack features are added into the first language layers")
-
-
 def _qwen3_vl(r: ConfigReader) -> ModelSpec:
     """Qwen3VLForConditionalGeneration: a Qwen3 language model (q/k norms) plus the vision tower."""
-    return _with_vision(_qwen3(_text_reader(r)), _qwen3_vl_tower(_vision_reader(r)), _QWEN3_VL_NOTE)
+    return _with_vision(_qwen3(_text_reader(r)), _qwen3_vl_tower(_vision_reader(r)), Text("note.model.qwen3_vl_image"))
 
 
 def _qwen3_vl_moe(r: ConfigReader) -> ModelSpec:
     """Qwen3VLMoeForConditionalGeneration: a Qwen3-MoE language model plus the Qwen3-VL vision tower."""
-    return _with_vision(_qwen3_moe(_text_reader(r)), _qwen3_vl_tower(_vision_reader(r)), _QWEN3_VL_NOTE)
+    return _with_vision(_qwen3_moe(_text_reader(r)), _qwen3_vl_tower(_vision_reader(r)),
+                        Text("note.model.qwen3_vl_image"))
 
 
 # --- Gemma 3 ----------------------------------------------------------------------------------------------------
@@ -172,8 +164,7 @@ def _gemma3(r: ConfigReader) -> ModelSpec:
     spec = _gemma3_text(text)
     tokens = r.integer("mm_tokens_per_image", 256)
     tower = _siglip_tower(_vision_reader(r), text_hidden=spec.hidden_size, tokens_per_image=tokens)
-    return _with_vision(spec, tower, f"an image becomes {tokens} prompt tokens at {tower.image_size}×"
-                                     f"{tower.image_size} px (mm_tokens_per_image; pan-and-scan crops add more)")
+    return _with_vision(spec, tower, Text("note.model.gemma3_image", tokens=tokens, size=tower.image_size))
 
 
 # --- Llama 3.2 Vision (mllama) ----------------------------------------------------------------------------------
@@ -239,11 +230,8 @@ def _mllama(r: ConfigReader) -> ModelSpec:
     tower = _mllama_tower(_vision_reader(r), text_hidden=spec.hidden_size)
     tiles = tower.tiles.max_tiles if tower.tiles else 1
     per_tile = tower.position_rows
-    note = (f"an image is one <|image|> prompt token; up to {tiles} tiles of {tower.image_size} px give "
-            f"{per_tile} image states each, read by the cross-attention layers; those layers cache the image "
-            "states, not text tokens (the KV cache here leaves the image states out); serving time treats them "
-            "like self-attention layers over the text")
-    return _with_vision(spec, tower, note)
+    return _with_vision(spec, tower, Text("note.model.mllama_image", tiles=tiles, size=tower.image_size,
+                                          per_tile=per_tile))
 
 
 VISION_ADAPTERS: Mapping[str, Callable[[ConfigReader], ModelSpec]] = {
