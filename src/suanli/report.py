@@ -192,7 +192,7 @@ def _vision_values(image: VisionFlops, *, images: int, batch: int, cross: bool) 
     """The vision tower's figure for ``suanli flops --images``: per image, and for the whole batch."""
     return {"images_per_sequence": images, "image_height": image.height, "image_width": image.width,
             "patches_per_image": image.patches, "tokens_per_image": image.tokens,
-            "tokens_are": "cross-attention image states" if cross else "prompt tokens (counted in --seq)",
+            "tokens_are": Text("value.flops.cross_states") if cross else Text("value.flops.prompt_tokens"),
             "forward_flops_per_image": image.forward,
             "components_forward_flops_per_image": dict(image.components),
             "forward_flops": image.forward * images * batch,

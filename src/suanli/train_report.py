@@ -123,9 +123,11 @@ def _run_cost(spec: ModelSpec, job: TrainingJob, layout: Layout, accelerator: Ac
                    power_per_gpu_w=request.power_per_gpu_w, checkpoint=saved, mtbi_s=request.mtbi_s,
                    assumptions=request.assumptions)
     if price_kind is None and request.usd_per_gpu_hour is None:
-        listed = ", ".join(sorted({p.kind for p in accelerator.prices})) or "none"
-        run = replace(run, notes=(*run.notes, Text("note.train.no_price", kind=request.price_kind,
-                                                   gpu=accelerator.name, listed=listed)))
+        kinds = sorted({p.kind for p in accelerator.prices})
+        listed = Joined("join.comma", [Text(f"term.price_kind.{k}") for k in kinds]) if kinds else Text("value.none")
+        kind = Text(f"term.price_kind.{request.price_kind}")
+        run = replace(run, notes=(*run.notes, Text("note.train.no_price", kind=kind, gpu=accelerator.name,
+                                                   listed=listed)))
     return run
 
 

@@ -296,6 +296,9 @@ WORDS = [  # (command, English words its English output shows and its Chinese ou
     (COMMANDS["plan-buy"], ["(msrp, ", " confidence)"]),
     (["params", "deepseek-v3"], ["multi-token-prediction", "shared_experts"]),
     (["params", "qwen2.5-vl-7b"], ["an image of H×W px", "the vision tower's weights are counted"]),
+    (["flops", "qwen2.5-vl-7b", "--seq", "2048", "--images", "1", "--image-size", "448"],
+     ["per image (", "prompt tokens (counted in --seq)", "not in the totals above"]),
+    (["train", "llama-3.2-1b", "--gpu", "ascend-910b", "--tokens", "1e9"], ["no on-demand price", "(listed: none)"]),
 ]
 
 

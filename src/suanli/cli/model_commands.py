@@ -160,10 +160,10 @@ def run_flops(args: argparse.Namespace) -> int:
                                         ratio=payload["ratio_to_six_n_d"]))]
     vision = payload.get("vision")
     if vision is not None:
-        pairs.append(("vision tower", f"{format_decimal(vision['forward_flops_per_image'], 'FLOP')} per image "
-                      f"({vision['image_height']}×{vision['image_width']} px → {vision['tokens_per_image']:,} "
-                      f"{vision['tokens_are']}); forward for the batch "
-                      f"{format_decimal(vision['forward_flops'], 'FLOP')}, not in the totals above"))
+        pairs.append(("vision tower", t("value.flops.vision", per_image=format_decimal(
+            vision["forward_flops_per_image"], "FLOP"), height=vision["image_height"], width=vision["image_width"],
+            tokens=vision["tokens_per_image"], tokens_are=vision["tokens_are"],
+            batch=format_decimal(vision["forward_flops"], "FLOP"))))
     if args.tokens is not None:
         pairs.append((t("value.flops.training_tokens", tokens=args.tokens),
                       f"{payload['training_flops_for_tokens']:.3e} FLOP "
