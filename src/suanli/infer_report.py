@@ -137,7 +137,8 @@ def _explain(m: InferenceMemory) -> tuple[Quantity, ...]:
     parts = [Quantity.input(value, name, "B") for name, value in
              (("weights", m.weights_bytes), ("kv_cache", m.kv_cache_bytes), ("activations", m.activation_bytes),
               ("overheads", m.overhead_bytes))]
-    total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B", source=f"{m.engine} memory model")
+    total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B",
+                                           source=Text("value.source.engine_memory", engine=m.engine))
     kv = (Quantity.input(m.batch, "batch") * Quantity.input(m.tokens_per_seq, "tokens_per_seq")
           * Quantity.input(m.kv_bytes_per_token, "kv_bytes_per_token", "B")).named("kv_cache_bytes_unpaged", "B")
     return (total, kv)
@@ -163,21 +164,22 @@ def _explain_phase(phase: str, p: PhaseTime, setup: ServingSetup) -> Quantity:
              _memory_term(phase, "kv", p.kv_s, p.kv_bytes, bandwidth),
              _memory_term(phase, "activations", p.activations_s, p.activation_bytes, bandwidth),
              Quantity.input(p.compute_s, f"{phase}_compute_s", "s",
-                            source="compute-bound kernels: FLOPs / (peak × GEMM efficiency)"),
-             Quantity.input(p.comm_s, f"{phase}_comm_s", "s", source="TP all-reduces, α–β"),
-             Quantity.input(p.overhead_s, f"{phase}_overhead_s", "s", source="launches + engine step")]
+                            source=Text("value.source.compute_bound_kernels")),
+             Quantity.input(p.comm_s, f"{phase}_comm_s", "s", source=Text("value.source.tp_all_reduces")),
+             Quantity.input(p.overhead_s, f"{phase}_overhead_s", "s", source=Text("value.source.launches"))]
     kept = [t for t in terms if t.value] or terms[:1]
     return sum(kept[1:], kept[0])
 
 
 def _explain_time(t: InferenceTime, setup: ServingSetup) -> tuple[Quantity, ...]:
-    ttft = _explain_phase("prefill", t.prefill, setup).named("ttft_s", "s",
-                                                             source=f"prefill, {t.prefill.bound}-bound")
-    tpot = _explain_phase("decode", t.decode, setup).named("tpot_s", "s",
-                                                           source=f"mean decode step, {t.decode.bound}-bound")
+    ttft = _explain_phase("prefill", t.prefill, setup).named(
+        "ttft_s", "s", source=Text("value.source.prefill", bound=Text(f"term.bound.{t.prefill.bound}")))
+    tpot = _explain_phase("decode", t.decode, setup).named(
+        "tpot_s", "s", source=Text("value.source.decode", bound=Text(f"term.bound.{t.decode.bound}")))
     steps = Quantity.input(max(t.output_tokens - 1, 0), "decode_steps", source="output_tokens - 1")
     e2e = (Quantity.input(t.ttft_s, "ttft_s", "s") + steps * Quantity.input(t.tpot_s, "tpot_s", "s")).named(
         "e2e_s", "s")
     rate = (Quantity.input(t.batch, "batch") * Quantity.input(t.output_tokens, "output_tokens")
-            / Quantity.input(t.e2e_s, "e2e_s", "s")).named("output_tokens_per_s", "tokens/s", source="static batch")
+            / Quantity.input(t.e2e_s, "e2e_s", "s")).named("output_tokens_per_s", "tokens/s",
+                                                           source=Text("value.source.static_batch"))
     return (ttft, tpot, e2e, rate)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar, Union
 
+from suanli.i18n import say
+
 Num = TypeVar("Num", float, "Quantity")
 Operand = Union[float, "Quantity"]
 
@@ -130,7 +132,7 @@ def _render(q: Quantity, *, values: bool, top: bool = False, parent_op: str = ""
 
 def _explain_line(q: Quantity) -> str:
     unit = f" {q.unit}" if q.unit else ""
-    source = f"  [{q.source}]" if q.source else ""
+    source = f"  [{say(q.source)}]" if q.source else ""  # a catalogue Text is said in the reader's language
     head = q.name or "value"
     if not q.op:
         return f"{head} = {_format_number(q.value)}{unit}{source}"

@@ -165,7 +165,7 @@ def explain_params(spec: ModelSpec, counts: ParamCounts) -> tuple[Quantity, ...]
         terms.append(Quantity.input(count, f"layers{label}") * block)
     for name, value in outer_components(spec, traced).items():
         terms.append(value.named(f"{name}_params", "params"))
-    total = sum(terms[1:], terms[0]).named("total_params", "params", source="transformers module sizes")
+    total = sum(terms[1:], terms[0]).named("total_params", "params", source=Text("value.source.module_sizes"))
     return (total,)
 
 
@@ -184,7 +184,7 @@ def explain_flops(spec: ModelSpec, flops: FlopCounts, span: AttentionSpan) -> tu
             for name, value in head_forward_flops(spec, flops.seq, traced).items()]
     forward = Quantity.input(flops.forward, "forward_flops", "FLOP")
     training = (forward + 2 * forward).named("training_flops", "FLOP",
-                                             source="backward = 2 × forward (Kaplan et al. 2020 §2.1)")
+                                             source=Text("value.source.backward"))
     return (training, *parts, *head)
 
 

@@ -206,7 +206,7 @@ def _explain(memory: TrainingMemory) -> tuple[Quantity, ...]:
              for name in ("weights", "gradients", "master_weights", "optimizer", "activations", "workspace",
                           "comm_buffers", "cuda_context", "fragmentation")]
     total = sum(parts[1:], parts[0]).named("total_bytes_per_gpu", "B",
-                                           source=f"pipeline stage {memory.stage}, the most loaded")
+                                           source=Text("value.source.busiest_stage", stage=memory.stage))
     return (total,)
 
 
@@ -245,41 +245,35 @@ def time_values(time: TrainingTime, tokens: float | None = None) -> dict[str, An
     return values
 
 
-_SOURCES = {
-    "compute_s": "roofline over the slowest stage's kernels × micro-batches (core/roofline.py)",
-    "recompute_s": "recomputed forward: whole blocks (full) or the attention core (selective)",
-    "tp_comm_s": "2 all-reduces of tokens·h per block forward, 2 backward (Shoeybi et al. 2019)",
-    "cp_comm_exposed_s": "ring-attention K/V hops not hidden behind attention",
-    "ep_comm_s": "all-to-all dispatch + combine per MoE block, forward and backward",
-    "pp_comm_s": "activations and gradients sent between pipeline stages",
-    "dp_comm_exposed_s": "gradient reduction / ZeRO-3 gathers not hidden behind compute",
-    "optimizer_s": "memory-bound stream over the optimizer shard",
-}
+_SOURCES = ("compute_s", "recompute_s", "tp_comm_s", "cp_comm_exposed_s", "ep_comm_s", "pp_comm_s",
+            "dp_comm_exposed_s", "optimizer_s")  # each term's source: the message value.source.<term>
 
 
 def explain_time(time: TrainingTime, layout: Layout, tokens: float | None = None) -> tuple[Quantity, ...]:
     """Each term of the step with its source, the step as their sum (the bubble by its formula), then
     throughput, TFLOP/s per GPU and MFU from the step."""
     b = time.breakdown
-    terms = [Quantity.input(getattr(b, name), name, "s", source) for name, source in _SOURCES.items()
+    terms = [Quantity.input(getattr(b, name), name, "s", Text(f"value.source.{name}")) for name in _SOURCES
              if getattr(b, name) > 0 or name == "compute_s"]
     if layout.pp > 1:
         m = Quantity.input(time.micro_batches, "micro_batches")
         stage = Quantity.input(time.mean_stage_micro_batch_s, "mean_stage_micro_batch_s", "s")
         pp, vp = Quantity.input(layout.pp, "pp"), Quantity.input(layout.vp, "vp")
         terms.append(((pp - 1) / (m * vp) * (m * stage)).named(
-            "bubble_s", "s", source="Narayanan et al. 2021: (pp − 1)/(m·vp) of the ideal time m·t_stage"))
-    step = sum(terms[1:], terms[0]).named("step_s", "s", source="slowest pipeline stage, core/training_time.py")
+            "bubble_s", "s", source=Text("value.source.bubble_s")))
+    step = sum(terms[1:], terms[0]).named("step_s", "s", source=Text("value.source.step_s"))
     step_leaf = Quantity.input(step.value, "step_s", "s")
     gpus = Quantity.input(time.gpus, "gpus")
     flops = Quantity.input(time.model_flops_per_step, "model_flops_per_step", "FLOP",
-                           "training FLOPs of the global batch, full attention span, no recompute (core/flops.py)")
-    peak = Quantity.input(time.peak_flops_per_gpu, f"peak_{time.compute_format}_flops_per_s", "FLOP/s", "catalog")
+                           Text("value.source.model_flops_per_step"))
+    peak = Quantity.input(time.peak_flops_per_gpu, f"peak_{time.compute_format}_flops_per_s", "FLOP/s",
+                          Text("value.source.catalog"))
     tokens_per_s = (Quantity.input(time.tokens_per_step, "tokens_per_step") / step_leaf).named(
-        "tokens_per_s", "tokens/s", source="global batch × seq / step")
+        "tokens_per_s", "tokens/s", source=Text("value.source.tokens_per_s"))
     out = [*(q for q in terms if not q.op), step, tokens_per_s,
-           (flops / step_leaf / gpus / 1e12).named("tflops_per_gpu", "TFLOP/s", source="model FLOP/s per GPU"),
-           (flops / (step_leaf * peak * gpus)).named("mfu", source="model FLOPs utilisation")]
+           (flops / step_leaf / gpus / 1e12).named("tflops_per_gpu", "TFLOP/s",
+                                                   source=Text("value.source.tflops_per_gpu")),
+           (flops / (step_leaf * peak * gpus)).named("mfu", source=Text("value.source.mfu"))]
     if tokens is not None:
         out.append((Quantity.input(tokens, "tokens") / Quantity.input(tokens_per_s.value, "tokens_per_s", "tokens/s"))
                    .named("total_s", "s", source="tokens / tokens_per_s"))

@@ -299,6 +299,10 @@ WORDS = [  # (command, English words its English output shows and its Chinese ou
     (["flops", "qwen2.5-vl-7b", "--seq", "2048", "--images", "1", "--image-size", "448"],
      ["per image (", "prompt tokens (counted in --seq)", "not in the totals above"]),
     (["train", "llama-3.2-1b", "--gpu", "ascend-910b", "--tokens", "1e9"], ["no on-demand price", "(listed: none)"]),
+    (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "1", "--explain"],
+     ["[roofline over the slowest", "[global batch × seq / step]", "[model FLOPs utilisation]"]),
+    (["infer", "llama-3.1-8b", "--gpu", "h100", "--explain"],
+     ["[prefill, compute-bound]", "[mean decode step, memory-bound]", "[static batch]"]),
 ]
 
 
