@@ -279,7 +279,7 @@ def test_measure_and_bench_tables_are_chinese() -> None:
         assert not _english_line_starts(english, chinese, labels), chinese
         shown = {phrase for phrase in _phrases() if phrase in english}
         assert shown and not [phrase for phrase in shown if phrase in chinese], chinese
-    run = "\n运行            在 cpu 上 infer：批大小 1 × 序列长度 32，生成 8 个新 token，full，fp32\n"
+    run = "\n运行            在 cpu 上推理：批大小 1 × 序列长度 32，生成 8 个新 token，全参数，fp32\n"
     assert run in said["measure"]
     assert "\n拷贝带宽    9 GB/s（读 + 写）\n" in said["bench"]
 
@@ -301,6 +301,9 @@ WORDS = [  # (command, English words its English output shows and its Chinese ou
     (["train", "llama-3.2-1b", "--gpu", "ascend-910b", "--tokens", "1e9"], ["no on-demand price", "(listed: none)"]),
     (["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--zero", "1", "--explain"],
      ["[roofline over the slowest", "[global batch × seq / step]", "[model FLOPs utilisation]"]),
+    (COMMANDS["fit-train"], [", train, 2048 tokens"]),
+    (COMMANDS["train"], ["full, mixed-bf16"]),
+    (COMMANDS["plan-train"], ["full, mixed-bf16"]),
     (["infer", "llama-3.1-8b", "--gpu", "h100", "--explain"],
      ["[prefill, compute-bound]", "[mean decode step, memory-bound]", "[static batch]"]),
 ]
@@ -314,3 +317,20 @@ def test_values_notes_and_components_are_chinese(argv: list[str], words: list[st
     for word in words:
         assert word in english, (word, english)  # the English still says it (else the check proves nothing)
         assert word not in chinese, (word, chinese)
+
+
+def test_every_choice_said_through_a_term_has_its_message() -> None:
+    """The CLI says these choices through ``term.<kind>.<value>``: a new choice without its message would stop the
+    command with a KeyError."""
+    from typing import get_args
+
+    from suanli.spec.hardware import PriceKind
+    from suanli.spec.purchase import PurchaseConfidence, PurchaseKind
+    from suanli.spec.training import Method
+
+    wanted = ([f"term.method.{m.value}" for m in Method] + [f"term.price_kind.{k}" for k in get_args(PriceKind)]
+              + [f"term.purchase_kind.{k}" for k in get_args(PurchaseKind)]
+              + [f"term.confidence.{c}" for c in get_args(PurchaseConfidence)]
+              + [f"term.fit_mode.{m}" for m in ("infer", "train", "lora", "qlora")]
+              + [f"term.measure_mode.{m}" for m in ("train", "infer")])
+    assert not [key for key in wanted if key not in messages()]

@@ -76,7 +76,8 @@ def run_fit(args: argparse.Namespace) -> int:
                              "capacity_bytes": r.capacity_bytes, "layout": r.layout, "note": r.note} for r in rows],
                    "forced_checks": list(forced)})
         return 0
-    print(t("value.fit.header", model=spec.name, mode=args.mode, context=context, batch=args.batch) + "\n")
+    mode = t(f"term.fit_mode.{args.mode}")
+    print(t("value.fit.header", model=spec.name, mode=mode, context=context, batch=args.batch) + "\n")
     checkpoint = _checkpoint_format(spec, args.engine) if args.mode == "infer" and not args.quant else None
     if checkpoint is not None:
         print(t("value.fit.checkpoint", format=checkpoint) + "\n")

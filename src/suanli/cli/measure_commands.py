@@ -209,8 +209,9 @@ def _render(payload: dict[str, Any]) -> str:
 
     job = payload["job"]
     new = Text("value.measure.new_tokens", tokens=job["output_tokens"]) if payload["mode"] == "infer" else ""
-    run = Text("value.measure.run", mode=payload["mode"], device=payload["device"], batch=job["batch"],
-               seq=job["seq"], new=new, method=job["method"], dtype=job["dtype"])
+    run = Text("value.measure.run", mode=t(f"term.measure_mode.{payload['mode']}"), device=payload["device"],
+               batch=job["batch"],
+               seq=job["seq"], new=new, method=t(f"term.method.{job['method']}"), dtype=job["dtype"])
     # "run" is said through its own message: the label "run" elsewhere is a job's total time
     head = key_values([("model", payload["model"]), (t("value.measure.run_label"), run),
                        ("predicted for", payload["gpu"])])

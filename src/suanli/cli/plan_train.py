@@ -220,8 +220,8 @@ def _text(payload: dict[str, Any], job: TrainingJob) -> str:
 
     best = payload["best"]
     lines = [("model", payload["model"]),
-             ("job", t("value.plan.job", method=job.method.value, precision=job.precision.value, seq=job.seq,
-                       global_batch=payload["global_batch"], tokens=payload["tokens"])),
+             ("job", t("value.plan.job", method=t(f"term.method.{job.method.value}"), precision=job.precision.value,
+                       seq=job.seq, global_batch=payload["global_batch"], tokens=payload["tokens"])),
              ("objective", t(f"value.plan.objective.{payload['objective']}")), ("best", _row_layout(best)),
              ("run", _run_text(best)),
              ("searched", t("value.plan.searched", evaluated=payload["evaluated"], feasible=payload["feasible"],

@@ -161,9 +161,9 @@ def run_train(args: argparse.Namespace) -> int:
     if report.headline:  # a job that does not fit says so before anything else
         print(say(report.headline) + "\n")
     print(key_values([
-        ("model", report.model), ("job", t("value.train.job", method=job.method.value, precision=job.precision.value,
-                                           optimizer=job.optimizer.value, seq=job_values["seq"],
-                                           trainable=_trainable(job_values))),
+        ("model", report.model), ("job", t("value.train.job", method=t(f"term.method.{job.method.value}"),
+                                           precision=job.precision.value, optimizer=job.optimizer.value,
+                                           seq=job_values["seq"], trainable=_trainable(job_values))),
         ("layout", t("value.train.layout", gpus=layout.gpus, gpu=report.values["gpu"], tp=layout.tp, pp=layout.pp,
                      dp=layout.dp, cp=layout.cp, ep=layout.ep, zero=layout.zero, micro_batch=layout.micro_batch,
                      recompute=Text(f"term.recompute.{layout.recompute.value}"))),
