@@ -334,3 +334,19 @@ def test_every_choice_said_through_a_term_has_its_message() -> None:
               + [f"term.fit_mode.{m}" for m in ("infer", "train", "lora", "qlora")]
               + [f"term.measure_mode.{m}" for m in ("train", "infer")])
     assert not [key for key in wanted if key not in messages()]
+
+
+def test_the_weight_files_line_is_chinese(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import struct
+
+    from suanli.spec.resolve import catalog_config, find_catalog_model
+
+    entry = find_catalog_model("tinyllama-stories15m")
+    assert entry is not None
+    (tmp_path / "config.json").write_text(json.dumps(catalog_config(entry)), encoding="utf-8")
+    header = json.dumps({"embed.weight": {"dtype": "BF16", "shape": [4, 8], "data_offsets": [0, 64]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(64))
+    english = _run(["params", str(tmp_path), "--lang", "en"], capsys)
+    chinese = _run(["params", str(tmp_path), "--lang", "zh"], capsys)
+    assert re.search(r"\nweight files store +32 params, 64 bytes\n", english), english
+    assert re.search(r"\n权重文件实存 +32 个参数，64 字节\n", chinese), chinese

@@ -91,6 +91,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_params(args: argparse.Namespace) -> int:
     from suanli.cli.render import emit_json, explanations, key_values, report_json, table
+    from suanli.i18n import t
     from suanli.report import params_report
     from suanli.spec.resolve import resolve_model
     from suanli.units import format_count
@@ -106,7 +107,8 @@ def run_params(args: argparse.Namespace) -> int:
     if "stated_params" in v:
         pairs.append(("publisher states", f"{format_count(v['stated_params'])}  ({v['stated_params_source']})"))
     if "stored_params" in v:
-        pairs.append(("weight files store", f"{v['stored_params']:,} params, {v['stored_bytes']:,} bytes"))
+        pairs.append(("weight files store", t("value.params.stored", params=v["stored_params"],
+                                              bytes=v["stored_bytes"])))
     print(key_values(pairs))
     total = v["total_params"]
     print()
