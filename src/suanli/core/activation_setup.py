@@ -11,6 +11,7 @@ from enum import Enum
 from types import MappingProxyType
 
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.quantity import Num
 from suanli.spec.layout import AttentionImpl, Recompute
 from suanli.spec.training import PrecisionMode
@@ -125,10 +126,10 @@ class ActivationSetup:
     fp8_linear_inputs: bool = False
 
     def __post_init__(self) -> None:
-        require_positive("seq", self.seq, fix="give the sequence length in tokens, e.g. --seq 4096")
-        require_positive("micro_batch", self.micro_batch, fix="give sequences per micro-batch, e.g. 1")
-        require_positive("act_bytes", self.act_bytes, fix="use 2 for bf16/fp16 activations, 4 for fp32")
-        require_positive("dropout_mask_bytes", self.dropout_mask_bytes, fix="use 1 (bool mask)")
+        require_positive("seq", self.seq, fix=Text("fix.core.seq_4096"))
+        require_positive("micro_batch", self.micro_batch, fix=Text("fix.core.micro_batch"))
+        require_positive("act_bytes", self.act_bytes, fix=Text("fix.core.act_bytes"))
+        require_positive("dropout_mask_bytes", self.dropout_mask_bytes, fix=Text("fix.core.dropout_mask_bytes"))
         for name in ("tp", "cp"):
             if getattr(self, name) < 1:
                 raise SpecError(f"{name} must be at least 1, got {getattr(self, name)}", key="error.layout.at_least_1",

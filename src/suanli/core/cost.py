@@ -163,7 +163,7 @@ def cheapest_price(accelerator: Accelerator, kind: PriceKind) -> Price:
 def gpu_price(accelerator: Accelerator, kind: PriceKind, usd_per_gpu_hour: float | None = None) -> GpuPrice:
     """The user's price per GPU-hour when given, else the catalog's cheapest of ``kind``."""
     if usd_per_gpu_hour is not None:
-        require_positive("usd_per_gpu_hour", usd_per_gpu_hour, fix="pass the price of one GPU for one hour")
+        require_positive("usd_per_gpu_hour", usd_per_gpu_hour, fix=Text("fix.core.gpu_hour_price"))
         return GpuPrice(usd_per_gpu_hour=usd_per_gpu_hour, kind="user", provider="user", date=None,
                         source="--price")
     price = cheapest_price(accelerator, kind)
@@ -294,7 +294,7 @@ def run_cost(accelerator: Accelerator, gpus: int, wall_s: float, *, price_kind: 
             raise SpecError(f"interruptions every {mtbi_s:.4g} s need a checkpoint save time; pass "
                             "checkpoint=checkpoint(params=..., gpus=..., states=...)",
                             key="error.core.interruptions_need_checkpoint", fields={"mtbi_s": mtbi_s})
-        require_positive("mtbi_s", mtbi_s, fix="pass the mean time between interruptions in seconds")
+        require_positive("mtbi_s", mtbi_s, fix=Text("fix.core.mtbi"))
         stalls = interruptions(save_s=checkpoint.save_s, mtbi_s=mtbi_s,
                                restart_s=a.restart_setup_s + checkpoint.save_s)
     expected_wall_s = wall_s * (1 + stalls.overhead_fraction) if stalls else wall_s

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from suanli.core.params import attention_params, mixer_params, mlp_params
 from suanli.errors import require_positive
+from suanli.i18n import Text
 from suanli.quantity import Num, plain
 from suanli.spec.assumptions import AttentionSpan
 from suanli.spec.layout import Recompute
@@ -341,8 +342,8 @@ def count_flops(spec: ModelSpec, *, seq: int, batch: int = 1, span: AttentionSpa
     """Forward, backward and recompute FLOPs of ``batch`` sequences of ``seq`` tokens. ``image_states``: the
     image states each sequence's cross-attention layers read (mllama; ``core/vision.py`` counts them); the
     vision tower itself is not included (``vision_flops``)."""
-    require_positive("seq", seq, fix="give the sequence length in tokens, e.g. --seq 2048")
-    require_positive("batch", batch, fix="give the number of sequences, e.g. --batch 1")
+    require_positive("seq", seq, fix=Text("fix.core.seq_2048"))
+    require_positive("batch", batch, fix=Text("fix.core.batch"))
     components: dict[str, float] = {}
     recomputed = delta_backward = 0.0
     for layer, count in spec.layer_groups():

@@ -30,6 +30,7 @@ from suanli.core.kv_cache import kv_cache_bytes
 from suanli.core.memory import TrainingMemory, training_memory
 from suanli.core.placement import stage_params
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.spec.layout import Layout
 from suanli.spec.model import ModelSpec
 from suanli.spec.training import TrainingJob
@@ -61,7 +62,7 @@ class RlSetup:
         require_positive("prompt tokens", self.prompt_tokens)
         require_positive("response tokens", self.response_tokens)
         require_positive("prompts per GPU", self.prompts_per_gpu)
-        require_positive("group size", self.group_size, fix="GRPO samples a group of e.g. 8 responses per prompt")
+        require_positive("group size", self.group_size, fix=Text("fix.core.group_size"))
         if self.group_size > 1 and self.algorithm is not RlAlgorithm.GRPO:
             raise SpecError(f"group size {self.group_size} applies to GRPO; {self.algorithm.value} samples one "
                             "response per prompt", key="error.core.group_size_not_grpo",

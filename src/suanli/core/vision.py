@@ -27,6 +27,7 @@ from suanli.core.flops import attention_core_flops
 from suanli.core.params import attention_params, layer_params, linear_params, mlp_params, norm_params
 from suanli.core.roofline import Op, OpKind, gemm, total_time_s
 from suanli.errors import SpecError, require_positive
+from suanli.i18n import Text
 from suanli.quantity import plain
 from suanli.spec.assumptions import PerformanceAssumptions
 from suanli.spec.hardware import Accelerator
@@ -193,7 +194,7 @@ def sequence_images(spec: ModelSpec, *, images: int, seq: int, height: int | Non
                     width: int | None = None, tiles: int | None = None) -> VisionFlops:
     """One image's tower FLOPs for a sequence of ``seq`` tokens holding ``images`` images, after checking the
     model has a tower and, where image tokens join the prompt (Qwen, Gemma 3), that they fit in ``seq``."""
-    require_positive("images", images, fix="give the images per sequence, e.g. --images 1")
+    require_positive("images", images, fix=Text("fix.core.images"))
     if spec.vision is None:
         raise SpecError(f"{spec.name} ({spec.model_type}) has no vision tower; drop --images, or pick "
                         "a vision-language model (its config.json has a vision_config)",

@@ -30,6 +30,7 @@ from suanli.core.cost import cheapest_price
 from suanli.core.inference_memory import engine_setting, serving_memory
 from suanli.core.inference_time import ServingSetup, decode_step_time, deployment_setup, prefill_time
 from suanli.errors import NotFound, SuanliError, require_positive
+from suanli.i18n import Text
 from suanli.simulate.api import Deployment, simulate
 from suanli.simulate.metrics import ServingMetrics, Slo
 from suanli.simulate.workload import LengthDist, Workload
@@ -111,11 +112,11 @@ class ServeTarget:
     tpot_s: float
 
     def __post_init__(self) -> None:
-        require_positive("rate", self.rate_per_s, fix="give requests per second, e.g. --rate 20")
+        require_positive("rate", self.rate_per_s, fix=Text("fix.plan.rate"))
         require_positive("prompt", self.prompt_tokens)
         require_positive("output", self.output_tokens)
-        require_positive("TTFT target", self.ttft_s, fix="e.g. --slo-ttft-ms 1000")
-        require_positive("TPOT target", self.tpot_s, fix="e.g. --slo-tpot-ms 50")
+        require_positive("TTFT target", self.ttft_s, fix=Text("fix.plan.slo_ttft"))
+        require_positive("TPOT target", self.tpot_s, fix=Text("fix.plan.slo_tpot"))
 
     @property
     def slo(self) -> Slo:

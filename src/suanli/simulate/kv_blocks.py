@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from suanli.errors import require_positive
+from suanli.i18n import Text
 
 
 @dataclass(slots=True)
@@ -38,8 +39,7 @@ class BlockPool:
     _prefixes: OrderedDict[int, _Prefix] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
-        require_positive("KV blocks", self.num_blocks, fix="the model's weights leave no room for a KV cache; "
-                                                            "use more GPUs (--tp) or a smaller --quant")
+        require_positive("KV blocks", self.num_blocks, fix=Text("fix.simulate.kv_blocks"))
         require_positive("block_size", self.block_size)
 
     @property
