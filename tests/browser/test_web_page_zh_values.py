@@ -1,6 +1,7 @@
 """The ``suanli web`` page in Chinese says the CLI values it shows through the catalogue: the fit view's mode picker,
 the training method picker and the roofline's "compute-bound"/"memory-bound" (the option values and the JSON stay
-the CLI's). And the serving view simulates the deployment infer describes (--gpus N is tp N in both).
+the CLI's). And the serving view simulates the deployment infer describes (--gpus N is tp N in both), and says
+why an engine the simulator does not model (llama.cpp) has no curves.
 
 Skipped when Chromium or playwright is missing (tests/browser/test_web_page.py fails instead in CI)."""
 
@@ -73,3 +74,17 @@ def test_the_serving_view_simulates_the_tensor_parallel_deployment_infer_describ
     page.wait_for_selector("body[data-ready='serve']", timeout=120_000)
     assert page.inner_text("#error") == ""  # 2 replicas of tp 1 leave Mixtral no KV cache; tp 2 does not
     page.wait_for_selector("#chart-serve-curves[data-rendered='1'] canvas")
+
+
+def test_the_serving_view_says_why_llamacpp_has_no_simulated_curves(page: Any, base_url: str) -> None:
+    page.goto(f"{base_url}/#serve?model=llama-3.2-1b&gpu=h100-sxm-80gb&engine=llamacpp&batch=1&prompt=200&output=20"
+              "&lang=zh")
+    page.wait_for_selector("body[data-ready='serve']", timeout=120_000)
+    assert page.inner_text("#error") == ""  # infer prices llama.cpp; only the simulator does not model its server
+    page.wait_for_selector("#chart-serve-roofline[data-rendered='1'] canvas")
+    note = t("web.serve.not_simulated", "zh", engine="llamacpp")
+    assert page.inner_text("#timeline-note") == note
+    title = page.evaluate("echarts.getInstanceByDom(document.getElementById('chart-serve-curves')).getOption()"
+                          ".title[0].text")
+    assert title == note
+    assert page.console_errors == []

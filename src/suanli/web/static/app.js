@@ -343,10 +343,16 @@ async function runServe() {
   for (const key of ["quant", "engine"]) if (params[key]) sim[key] = params[key];
   if (params.gpus) sim.tp = params.gpus; // infer's --gpus is the tensor parallel degree; simulate's would be replicas of tp 1
   const roof = { ...baseParams(), seq: params.prompt || "1000", batch: params.batch || "1", tp: params.gpus || "1" };
+  const simulated = !params.engine || SIMULATED_ENGINES.includes(params.engine);
   const [infer, simulate, roofline] = await Promise.all([
-    api("infer", { ...params, explain: "true" }, { said: true }), api("simulate", sim), api("roofline", roof)]);
-  state.results.serve = { infer, simulate, roofline };
+    api("infer", { ...params, explain: "true" }, { said: true }), simulated ? api("simulate", sim) : null,
+    api("roofline", roof)]);
+  state.results.serve = { infer, simulate, roofline, engine: params.engine };
 }
+
+// The engines `suanli simulate --engine` schedules; infer also prices llama.cpp, whose server the simulator does not
+// model, so for it the view shows infer and the roofline and says why the curves are absent.
+const SIMULATED_ENGINES = ["vllm", "sglang", "trtllm", "tgi", "hf"];
 
 const SERVE_FIGURES = [
   ["memory.per_gpu.total_bytes", "web.serve.memory", "memory per GPU", "bytes", "total_bytes_per_gpu"],
@@ -375,6 +381,11 @@ function renderServe() {
     series: [...parts.map(([k, v]) => ({ name: label(k), type: "bar", stack: "m", data: [+(v / GiB).toFixed(2)] })),
       { name: tr("web.serve.kv_free", "KV pool, free"), type: "bar", stack: "m", data: [+(kvFree / GiB).toFixed(2)] }],
   }, { header: ["component", "bytes"], rows: [...parts, ["kv_budget_bytes", infer.memory.kv_budget_bytes]] });
+  renderRoofline(roofline);
+  if (!simulate) {
+    renderNotSimulated(result.engine);
+    return;
+  }
   const sweep = simulate.sweep || [simulate];
   const x = sweep.map((p) => p.workload.concurrency);
   chart("chart-serve-curves", {
@@ -391,8 +402,19 @@ function renderServe() {
     ],
   }, { header: ["concurrency", "output_tokens_per_s", "ttft_p50_s", "tpot_p50_s", "e2e_p50_s"],
     rows: sweep.map((p) => [p.workload.concurrency, p.throughput.output_tokens_per_s, p.latency.ttft_s.p50, p.latency.tpot_s.p50, p.latency.e2e_s.p50]) });
-  renderRoofline(roofline);
   renderTimeline(simulate);
+}
+
+function renderNotSimulated(engine) {
+  const text = trf("web.serve.not_simulated", "the simulator does not model {engine}'s server: no curves or timeline for it",
+    { engine });
+  for (const id of ["chart-serve-curves", "chart-serve-timeline"]) {
+    chart(id, { title: { text, left: "center", top: "middle", textStyle: { fontSize: 14, fontWeight: "normal" } } },
+      { header: [], rows: [] });
+  }
+  $("#timeline-at").replaceChildren();
+  $("#timeline-at").dataset.options = "";
+  $("#timeline-note").textContent = text;
 }
 
 // The simulator's timeline of one sweep point (`suanli simulate … --timeline-points N --json` → timeline):
