@@ -240,8 +240,8 @@ function renderFit() {
   state.charts["chart-fit"]?.resize();
   chart("chart-fit", {
     title: { text: `${report.model}: ${tr("web.fit.chart", "memory per GPU and headroom")}`, textStyle: { fontSize: 14 } },
-    legend: { top: 24 },
-    grid: { left: 140, right: 30, top: 60, bottom: 30 },
+    legend: { top: 32 },
+    grid: { left: 175, right: 40, top: 70, bottom: 30 }, // room for the longest accelerator name (jetson-agx-orin-64gb ×4)
     xAxis: { type: "value", name: "GiB" },
     yAxis: { type: "category", data: fitting.map((r) => `${r.gpu} ×${r.min_gpus}`) },
     series: [
