@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from suanli import errors
-from suanli.i18n import Joined, Text, as_label, fields_of, messages, say, use_lang
+from suanli.i18n import Joined, Text, Translated, as_label, fields_of, messages, say, use_lang
 
 SRC = Path(__file__).parents[2] / "src" / "suanli"
 ERRORS = {name for name, value in vars(errors).items()
@@ -55,7 +55,8 @@ def test_number_formats_are_the_same_in_both_languages() -> None:
 @pytest.mark.parametrize("clone", [copy.copy, copy.deepcopy, lambda x: pickle.loads(pickle.dumps(x))])
 def test_texts_survive_copy_and_pickle(clone: object) -> None:
     for text in (Text("advice.more_gpus", gpus=16, dp=16),
-                 Joined("join.plus", [Text("advice.full_recompute"), "plain"])):
+                 Joined("join.plus", [Text("advice.full_recompute"), "plain"]),
+                 Translated("defaults to True (sft_config.py)", "默认为 True（sft_config.py）")):
         cloned = clone(text)  # type: ignore[operator]
         assert cloned == text and type(cloned) is type(text) and cloned.said_in("zh") == text.said_in("zh")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -22,6 +23,27 @@ def test_every_default_names_its_source_file() -> None:
     assert recipe_catalog()
     for entry in recipe_catalog():
         assert any(marker in entry.source for marker in (".py", ".yaml", ".sh")), entry
+
+
+def test_every_source_is_said_in_chinese_with_the_same_citations() -> None:
+    """source_zh translates the prose; the files, flags and values it cites are the English's, character for
+    character (a translation that dropped or changed a citation would send a reader to the wrong place)."""
+    for entry in recipe_catalog():
+        chinese = entry.source.said_in("zh")
+        assert re.search(r"[\u4e00-\u9fff]", chinese), entry
+        cited = set(re.findall(r"[\w./-]+\.(?:py|yaml|sh)\b|--[\w-]+", entry.source))
+        assert cited and cited <= set(re.findall(r"[\w./-]+\.(?:py|yaml|sh)\b|--[\w-]+", chinese)), entry
+        assert entry.source.said_in("en") == entry.source
+
+
+def test_train_says_the_applied_default_in_the_readers_language(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["train", "llama-3.1-8b", "--gpu", "h100", "--gpus", "8", "--framework", "fsdp"]
+    assert main([*argv, "--lang", "zh"]) == 0
+    chinese = capsys.readouterr().out
+    assert "ZeRO-3（torch/distributed/fsdp/fully_sharded_data_parallel.py）" in chinese
+    assert "defaults to" not in chinese
+    assert _train(capsys, *argv[1:], "--lang", "zh")["defaults"][0]["source"].startswith(
+        "torch FullyShardedDataParallel: sharding_strategy defaults to")  # --json stays English
 
 
 def test_peft_on_the_hf_stack_checkpoints_full_training_does_not() -> None:

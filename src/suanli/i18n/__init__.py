@@ -177,6 +177,24 @@ class Joined(Text):
         return t(self.key, lang).join(say(part, lang) for part in self.fields["parts"])
 
 
+class Translated(Text):
+    """Text from a data file that carries its own translation (``source`` and ``source_zh`` of a catalog entry): the
+    English as it is, the Chinese given beside it. For prose that lives with its data rather than in the message
+    catalogue, such as a recipe default's cited source."""
+
+    def __new__(cls, english: str, zh: str) -> Translated:
+        text = str.__new__(cls, english)
+        text.key, text.fields = "", MappingProxyType({"zh": zh})
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.fields["zh"])
+
+    def said_in(self, lang: Lang | None = None) -> str:
+        lang = lang or current_lang()
+        return str(self.fields["zh"]) if lang == "zh" else str(self)
+
+
 def _rebuild(cls: type[Text], key: str, fields: dict[str, Any]) -> Text:
     return cls(key, fields["parts"]) if issubclass(cls, Joined) else cls(key, **fields)
 

@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Literal
 
 from suanli.errors import ConfigError
+from suanli.i18n import Translated
 from suanli.spec.training import Framework, Method
 
 Setting = Literal["recompute", "zero"]
@@ -24,7 +25,7 @@ class RecipeDefault:
     methods: Literal["full", "peft", "*"]
     setting: Setting
     value: str
-    source: str
+    source: Translated  # English as cited, with the catalog's Chinese (``source_zh``) for --lang zh
 
     def applies_to(self, method: Method) -> bool:
         return self.methods == "*" or (self.methods == "peft") == (method is not Method.FULL)
@@ -38,11 +39,12 @@ def recipe_catalog() -> tuple[RecipeDefault, ...]:
 
 def _entry(raw: dict[str, object]) -> RecipeDefault:
     methods, setting = raw["methods"], raw["setting"]
-    if methods not in ("full", "peft", "*") or setting not in ("recompute", "zero"):
-        raise ConfigError(f"recipes.toml: bad entry {raw!r}; methods is full|peft|*, setting recompute|zero",
+    if methods not in ("full", "peft", "*") or setting not in ("recompute", "zero") or "source_zh" not in raw:
+        raise ConfigError(f"recipes.toml: bad entry {raw!r}; methods is full|peft|*, setting recompute|zero, "
+                          "and source_zh says the source in Chinese",
                           key="error.recipes.bad_entry", fields={"entry": raw})
     return RecipeDefault(framework=Framework(str(raw["framework"])), methods=methods, setting=setting,
-                         value=str(raw["value"]), source=str(raw["source"]))
+                         value=str(raw["value"]), source=Translated(str(raw["source"]), str(raw["source_zh"])))
 
 
 def recipe_defaults(framework: Framework, method: Method) -> dict[Setting, RecipeDefault]:
