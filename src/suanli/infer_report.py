@@ -27,6 +27,7 @@ from suanli.spec.hardware import Accelerator
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat, parse_number_format
 from suanli.spec.serving import Deployment, StaticBatch
+from suanli.spec.support import startup_note
 from suanli.spec.uncertainty import speed_band
 
 
@@ -58,8 +59,10 @@ def inference_report(spec: ModelSpec, accelerator: Accelerator, *, engine: Engin
                             "prompt_tokens_per_image": image_prompt_tokens(spec, images=1, height=height,
                                                                            width=width, tiles=tiles),
                             "vision_encoder_s": time.vision_encoder_s}
-    notes = []
+    notes: list[str] = []
     headline = ""
+    if (startup := startup_note(spec, engine, memory.kv_capacity_tokens)) is not None:
+        notes.append(startup)
     if not memory.fits:
         notes.append(_advice(memory))
         headline = Text("headline.infer.does_not_fit", total_gib=memory.total_bytes / 2**30, advice=_advice(memory))

@@ -29,6 +29,10 @@ def add_engine_knobs(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=None,
                        help="split long prompts over steps (vLLM V1 and SGLang do by default)")
     knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
+    knobs.add_argument("--max-model-len", type=positive_int, metavar="TOKENS",
+                       help="the longest request (prompt + output) the server takes (default: the model's context; "
+                       "SGLang --context-length); vLLM refuses to start when its KV pool holds less")
+    knobs.add_argument("--context-length", type=positive_int, dest="max_model_len", help=argparse.SUPPRESS)
 
 
 def engine_knobs(args: argparse.Namespace) -> EngineKnobs:
@@ -37,4 +41,5 @@ def engine_knobs(args: argparse.Namespace) -> EngineKnobs:
     return EngineKnobs(gpu_memory_utilization=args.gpu_memory_utilization, max_num_seqs=args.max_num_seqs,
                        max_num_batched_tokens=args.max_num_batched_tokens, block_size=args.block_size,
                        enable_prefix_caching=args.enable_prefix_caching,
-                       enable_chunked_prefill=args.enable_chunked_prefill, enforce_eager=args.enforce_eager)
+                       enable_chunked_prefill=args.enable_chunked_prefill, enforce_eager=args.enforce_eager,
+                       max_model_len=args.max_model_len)

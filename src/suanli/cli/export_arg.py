@@ -119,13 +119,14 @@ def export_training_job(args: argparse.Namespace, spec: ModelSpec, job: Training
 
 def export_deployment(args: argparse.Namespace, spec: ModelSpec, deployment: Deployment,
                       workload: Workload) -> dict[str, Any]:
-    """``suanli simulate --export``: the deployment as a launch script in DIR, its context sized to the longest
-    request simulated (an engine refuses to start when its context exceeds the KV pool)."""
+    """``suanli simulate --export``: the deployment as a launch script in DIR, its context --max-model-len or sized
+    to the longest request simulated (an engine refuses to start when its context exceeds the KV pool)."""
     from suanli.export import ServingPlan, export_serving
 
     target, folder = args.export
     longest = max((r.prompt_tokens + r.output_tokens for r in workload.trace), default=0) or \
         workload.prompt.max + workload.output.max
+    chosen = deployment.knobs.max_model_len  # --max-model-len, else the longest request
     plan = ServingPlan(spec=spec, deployment=deployment, model_id=model_id(args.model),
-                       max_model_len=min(longest, spec.max_position_embeddings))
+                       max_model_len=chosen or min(longest, spec.max_position_embeddings))
     return write_export(export_serving(target, plan), Path(folder), force=getattr(args, "force", False))

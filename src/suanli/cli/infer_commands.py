@@ -186,7 +186,13 @@ def _serving_checks(args: argparse.Namespace, spec: ModelSpec, accelerator: Acce
                     weights_format: NumberFormat | None) -> tuple[str, ...]:
     """Expert parallelism needs experts; the engine, format and context checks of spec/support.py."""
     from suanli.errors import LayoutError
-    from suanli.spec.support import context_violation, enforce, engine_violation, weights_format_violation
+    from suanli.spec.support import (
+        context_violation,
+        enforce,
+        engine_violation,
+        model_len_violation,
+        weights_format_violation,
+    )
 
     if args.ep > 1 and not spec.is_moe:
         raise LayoutError(f"--ep {args.ep} needs a mixture-of-experts model; {spec.name} is dense (no experts to "
@@ -195,7 +201,9 @@ def _serving_checks(args: argparse.Namespace, spec: ModelSpec, accelerator: Acce
     served = weights_format or (spec.quantization.weights if spec.quantization else None)  # --quant or checkpoint
     return enforce((engine_violation(engine, accelerator),
                     weights_format_violation(served, accelerator) if served else None,
-                    context_violation(spec, args.prompt + args.output, "--prompt + --output")), force=args.force)
+                    context_violation(spec, args.prompt + args.output, "--prompt + --output"),
+                    model_len_violation(spec, engine, args.prompt + args.output, "--prompt + --output")),
+                   force=args.force)
 
 
 def _tensor_parallel(args: argparse.Namespace) -> int:

@@ -150,6 +150,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         print(key_values(head))
         print()
         print(_sweep_table(payloads))
+        _print_notes(last)
         if extra:
             print("\n" + export_text(extra["export"]))
         return 0
@@ -157,9 +158,17 @@ def run_simulate(args: argparse.Namespace) -> int:
         emit_json({**payloads[0], **extra})
         return 0
     print(key_values(_lines(payloads[0])))
+    _print_notes(last)
     if extra:
         print("\n" + export_text(extra["export"]))
     return 0
+
+
+def _print_notes(result: SimulationResult | None) -> None:
+    from suanli.i18n import say, t
+
+    for note in result.notes if result is not None else ():
+        print(f"{t('cli.note')}: {say(note)}")
 
 
 def _sweep(args: argparse.Namespace) -> list[tuple[int | None, float | None]]:
@@ -295,7 +304,7 @@ def _payload(spec: ModelSpec, deployment: Any, workload: Workload, result: Simul
         "kv": {"peak_utilization": m.kv_peak_utilization},
         "batch": {"mean_running": m.mean_running},
         "preemptions": m.preemptions, "steps": m.steps, "makespan_s": m.makespan_s,
-    }
+    } | ({"notes": list(result.notes)} if result.notes else {})
 
 
 def _lines(p: dict[str, Any]) -> list[tuple[str, str]]:

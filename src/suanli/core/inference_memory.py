@@ -51,7 +51,14 @@ from suanli.core.serving_weights import (
     weight_bytes_per_gpu as weight_bytes_per_gpu,
 )
 from suanli.errors import require_positive
-from suanli.spec.engines import EnginePreset, FrameworkOverheads, KvBudget, framework_overheads, get_engine
+from suanli.spec.engines import (
+    WHOLE_PROMPT_MIN_TOKENS,
+    EnginePreset,
+    FrameworkOverheads,
+    KvBudget,
+    framework_overheads,
+    get_engine,
+)
 from suanli.spec.hardware import Accelerator
 from suanli.spec.model import (
     Layer,
@@ -130,13 +137,16 @@ class EngineSetting:
 def engine_setting(engine: EnginePreset, accelerator: Accelerator, *, tp: int = 1,
                    spec: ModelSpec | None = None) -> EngineSetting:
     """Resolve GPU-dependent defaults: vLLM's batch limits, SGLang's mem_fraction_static and chunk size, TGI's
-    compute-sized prefill budget (with ``spec``; the preset's fallback without)."""
+    compute-sized prefill budget (with ``spec``; the preset's fallback without), and vLLM's whole-prompt step
+    budget with chunked prefill off, max(max_model_len, 2048), which its memory profile also runs."""
     chunk, seqs = engine.batch_defaults(accelerator.key, accelerator.memory_bytes)
     rule = engine.static_fraction
     if rule is not None and engine.memory_fraction is None:
         chunk, seqs = rule.settings(_driver_total(accelerator) / 2**20, tp)
     if engine.prefill_peak_seconds is not None and spec is not None:
         chunk = compute_optimal_prefill_tokens(spec, accelerator, tp=tp, seconds=engine.prefill_peak_seconds) or chunk
+    if chunk is None and engine.profiles_whole_prompts and spec is not None:
+        chunk = max(engine.model_len(spec.max_position_embeddings), WHOLE_PROMPT_MIN_TOKENS)
     return EngineSetting(engine=engine, memory_fraction=engine.memory_fraction_for(_driver_total(accelerator), tp),
                          chunk_tokens=chunk, max_num_seqs=seqs)
 

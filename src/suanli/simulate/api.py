@@ -23,9 +23,10 @@ from suanli.simulate.run import Disaggregation, Router, SimulationResult, simula
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import Workload
 from suanli.spec import serving
-from suanli.spec.engines import EngineKnobs, KvBudget
+from suanli.spec.engines import WHOLE_PROMPT_MIN_TOKENS, EngineKnobs, EnginePreset, KvBudget
 from suanli.spec.model import ModelSpec
 from suanli.spec.serving import StaticBatch
+from suanli.spec.support import startup_note
 
 # DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: the second token predicted by its MTP module is accepted
 # 85-90% of the time across generation topics; the lower end is the default for --speculative-mtp.
@@ -95,7 +96,7 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
                         key="error.simulate.no_kv",
                         fields={"model": spec.name, "gpu": d.accelerator.key, "tp": d.tp,
                                 "needed_gib": memory.total_bytes / 2**30})
-    _check_lengths(spec, workload, capacity)
+    _check_lengths(spec, engine, workload, capacity)
     cost = RooflineStepCost(setup)
     prefix = bool(d.knobs.enable_prefix_caching) if d.knobs.enable_prefix_caching is not None \
         else engine.key.startswith(("vllm", "sglang", "tgi"))  # on by default in vLLM V1, SGLang (radix), TGI v3
@@ -112,8 +113,10 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
         path = path_for_group(d.accelerator, d.gpus)
         pd = Disaggregation(prefill=d.pd[0], decode=d.pd[1], transfer_s=lambda tokens: cost.kv_transfer_s(
             tokens, path.bandwidth_bytes_per_s, path.latency_s))
-    return simulate_deployment(workload, make, replicas=d.replicas, router=d.router, pd=pd, slo=slo,
-                               keep_timeline=keep_timeline)
+    result = simulate_deployment(workload, make, replicas=d.replicas, router=d.router, pd=pd, slo=slo,
+                                 keep_timeline=keep_timeline)
+    startup = startup_note(spec, engine, memory.kv_capacity_tokens)
+    return result if startup is None else replace(result, notes=(startup,))
 
 
 def _speculation(spec: ModelSpec, setup: ServingSetup,
@@ -147,12 +150,9 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
     engine = setup.engine
     setting = engine_setting(engine, setup.accelerator, tp=setup.tp, spec=setup.spec)
     chunk, seqs = setting.chunk_tokens, setting.max_num_seqs
-    if engine.key.startswith("vllm"):
-        if knobs.enable_chunked_prefill is False:  # vLLM then schedules whole prompts: max_num_batched_tokens
-            # defaults to max(max_model_len, 2048) (vllm/config.py SchedulerConfig, chunked prefill off)
-            budget = knobs.max_num_batched_tokens or max(setup.spec.max_position_embeddings, 2048)
-            return VllmScheduler(max_num_batched_tokens=budget, max_num_seqs=seqs or 256, chunked_prefill=False)
-        return VllmScheduler(max_num_batched_tokens=chunk or 2048, max_num_seqs=seqs or 256)
+    if engine.key.startswith("vllm"):  # chunked prefill off: whole prompts, budget max(max_model_len, 2048)
+        return VllmScheduler(max_num_batched_tokens=chunk or WHOLE_PROMPT_MIN_TOKENS, max_num_seqs=seqs or 256,
+                             chunked_prefill=engine.chunked_prefill)
     if engine.new_token_reserve is not None:  # SGLang
         return SglangScheduler(chunked_prefill_size=knobs.max_num_batched_tokens or chunk or 8192,
                                max_running_requests=knobs.max_num_seqs or engine.max_running_requests or seqs or 2048,
@@ -169,9 +169,21 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
     return StaticScheduler(batch_size=batch)
 
 
-def _check_lengths(spec: ModelSpec, workload: Workload, capacity: int) -> None:
-    """Every request must fit the context and the KV pool, or the engine would reject it (vLLM: 'too long')."""
-    longest = _longest(workload)
+def _check_lengths(spec: ModelSpec, engine: EnginePreset, workload: Workload, capacity: int) -> None:
+    """Every request must fit the context, --max-model-len and the KV pool, or the engine would reject it
+    (vLLM: 'too long')."""
+    longest, limit, positions = _longest(workload), engine.max_model_len, spec.max_position_embeddings
+    if limit is not None and limit > positions:
+        raise SpecError(f"--max-model-len {limit:,} is beyond {spec.name}'s {positions:,} positions "
+                        "(max_position_embeddings); vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1; use at "
+                        f"most {positions:,}", key="error.support.max_model_len_context",
+                        fields={"limit": limit, "model": spec.name, "positions": positions})
+    if limit is not None and longest > limit:
+        what = "--prompt + --output"
+        raise SpecError(f"{what} is {longest:,} tokens, longer than --max-model-len {limit:,}: the server rejects "
+                        "such requests; raise --max-model-len or shorten the request",
+                        key="error.support.max_model_len_request", fields={"what": what, "tokens": longest,
+                                                                           "limit": limit})
     if longest > spec.max_position_embeddings:
         raise SpecError(f"requests of up to {longest:,} tokens exceed {spec.name}'s context of "
                         f"{spec.max_position_embeddings:,}; shorten --prompt/--output",

@@ -51,6 +51,7 @@ class SimulationResult:
     sequences: tuple[Sequence, ...]
     timeline: tuple[RawRow, ...]  # rows of simulate.timeline.RAW_COLUMNS
     kv_blocks_total: int = 0  # KV blocks of every replica's pool together (the timeline's kv_blocks_used is of these)
+    notes: tuple[str, ...] = ()  # what the user should know beside the numbers (an engine that would not start)
 
 
 ReplicaFactory = Callable[[int, Recorder, str], Replica]  # (index, recorder, role: "mixed"|"prefill"|"decode")

@@ -109,6 +109,11 @@ class NewTokenReserve:
             require_positive(f"new_token_reserve.{name}", getattr(self, name))
 
 
+#: vLLM with chunked prefill off: max_num_batched_tokens defaults to max(max_model_len, this)
+#: (vllm/config.py SchedulerConfig, _DEFAULT_MAX_NUM_BATCHED_TOKENS).
+WHOLE_PROMPT_MIN_TOKENS = 2048
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnginePreset:
     """One engine's memory-relevant defaults. ``memory_fraction`` is gpu_memory_utilization (vLLM),
@@ -142,6 +147,9 @@ class EnginePreset:
     max_running_requests: int | None = None  # SGLang's request pool (its max_num_seqs is the CUDA-graph batch)
     max_prefill_tokens: int | None = None  # SGLang: tokens one prefill batch may take (beside chunked_prefill_size)
     new_token_reserve: NewTokenReserve | None = None  # SGLang's admission reserve (simulator)
+    # the user's knobs that change more than a default (``EngineKnobs.apply``):
+    max_model_len: int | None = None  # --max-model-len: the longest request the server takes; None: the model's
+    chunked_prefill: bool = True  # False (vLLM --no-enable-chunked-prefill): a prompt is prefilled whole, in one step
     sources: Mapping[str, str] = field(repr=False)
     notes: tuple[str, ...] = field(default=(), repr=False)
 
@@ -180,6 +188,17 @@ class EnginePreset:
             return (self.large_gpu_max_num_batched_tokens or self.max_num_batched_tokens,
                     self.large_gpu_max_num_seqs or self.max_num_seqs)
         return self.max_num_batched_tokens, self.max_num_seqs
+
+    def model_len(self, context: int) -> int:
+        """The longest request (prompt + output) the server takes: ``--max-model-len``, else the model's
+        ``context`` (vLLM's default max_model_len is derived from the model's config)."""
+        return self.max_model_len or context
+
+    @property
+    def profiles_whole_prompts(self) -> bool:
+        """vLLM with chunked prefill off: a step holds whole prompts, so max_num_batched_tokens defaults to
+        max(max_model_len, 2048) and the memory profile runs that many tokens (``WHOLE_PROMPT_MIN_TOKENS``)."""
+        return not self.chunked_prefill and self.kv_budget is KvBudget.TOTAL_FRACTION
 
     def memory_fraction_for(self, gpu_memory_bytes: float, tp: int) -> float:
         """The fraction this engine uses on a GPU of this size (SGLang's depends on it), 1.0 when it has none."""
@@ -315,7 +334,7 @@ def get_engine(name: str) -> EnginePreset:
 class EngineKnobs:
     """Serving-engine settings under their own names (None: the engine's default, as in ``engines.toml``).
     vLLM: gpu_memory_utilization, max_num_seqs, max_num_batched_tokens, block_size, enable_prefix_caching,
-    enable_chunked_prefill;
+    enable_chunked_prefill, max_model_len;
     SGLang: mem_fraction_static, chunked_prefill_size (and max_running_requests as max_num_seqs)."""
 
     gpu_memory_utilization: float | None = None
@@ -325,6 +344,7 @@ class EngineKnobs:
     enable_prefix_caching: bool | None = None
     enable_chunked_prefill: bool | None = None  # False: a prompt is prefilled whole, in one step (vLLM V0 with MLA)
     enforce_eager: bool = False
+    max_model_len: int | None = None  # vLLM --max-model-len (SGLang --context-length): the longest request taken
 
     def apply(self, engine: EnginePreset) -> EnginePreset:
         """The preset with these knobs set (the large-GPU defaults no longer apply to a knob given)."""
@@ -347,4 +367,12 @@ class EngineKnobs:
             changes["block_size"] = self.block_size
         if self.enforce_eager:
             changes["cuda_graphs"] = False
+        if self.max_model_len is not None:
+            require_positive("max_model_len", self.max_model_len)
+            changes["max_model_len"] = self.max_model_len
+        if self.enable_chunked_prefill is False:
+            changes["chunked_prefill"] = False
+            if self.max_num_batched_tokens is None and engine.kv_budget is KvBudget.TOTAL_FRACTION:
+                # vLLM's step budget is then max(max_model_len, 2048), resolved with the model (engine_setting)
+                changes.update(max_num_batched_tokens=None, large_gpu_max_num_batched_tokens=None)
         return replace(engine, **changes) if changes else engine  # type: ignore[arg-type]

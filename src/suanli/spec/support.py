@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from suanli.errors import SpecError
 from suanli.i18n import Joined, Text
-from suanli.spec.engines import EnginePreset, load_engines
+from suanli.spec.engines import EnginePreset, KvBudget, load_engines
 from suanli.spec.hardware import Accelerator, load_accelerators
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
@@ -141,6 +141,32 @@ def context_violation(spec: ModelSpec, tokens: int, what: str) -> Violation | No
     return Violation("context-length", Text("error.support.context", what=what, tokens=tokens, model=spec.name,
                                             limit=limit, positions=spec.max_position_embeddings,
                                             scaling=_scaling(spec)))
+
+
+def model_len_violation(spec: ModelSpec, engine: EnginePreset, tokens: int, what: str) -> Violation | None:
+    """``--max-model-len`` beyond the model's positions (vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is
+    set), or a request longer than ``--max-model-len`` (the server rejects it)."""
+    limit = engine.max_model_len
+    if limit is None:
+        return None
+    if limit > spec.max_position_embeddings:
+        return Violation("max-model-len", Text("error.support.max_model_len_context", limit=limit, model=spec.name,
+                                               positions=spec.max_position_embeddings))
+    if tokens > limit:
+        return Violation("max-model-len", Text("error.support.max_model_len_request", what=what, tokens=tokens,
+                                               limit=limit))
+    return None
+
+
+def startup_note(spec: ModelSpec, engine: EnginePreset, kv_capacity_tokens: int) -> Text | None:
+    """vLLM refuses to start when its KV pool cannot hold one request of max_model_len tokens (V1
+    vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory, V0 worker.raise_if_cache_size_invalid): with the
+    default max_model_len, the model's whole context, a small GPU fails where a shorter --max-model-len runs."""
+    model_len = engine.model_len(spec.max_position_embeddings)
+    if engine.kv_budget is not KvBudget.TOTAL_FRACTION or kv_capacity_tokens <= 0 or kv_capacity_tokens >= model_len:
+        return None
+    return Text("note.serving.vllm_would_not_start", engine=engine.name, capacity=kv_capacity_tokens,
+                model_len=model_len)
 
 
 def _scaling(spec: ModelSpec) -> str:
