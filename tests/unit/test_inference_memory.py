@@ -121,6 +121,22 @@ def test_activation_by_hand(tiny: ModelSpec) -> None:
     assert activation_bytes(tiny, chunk_tokens=100, sampled_rows=1, tp=2) == 100 * 2 * (128 + 192)
 
 
+def test_moe_buffers_hold_at_most_the_fused_moe_chunk() -> None:
+    """Qwen3-30B-A3B (h 2048, 32 + 4 heads of 128, 8 of 128 experts of 768): a 65,536-token step with vLLM's
+    32,768-token fused-MoE chunk. The MoE buffers are (M, 8, 2·768), (8M, 768), (M, 8, 2048) over M = 32,768; the
+    residual pair spans every token; attention's q, k, v, o (36 × 256 per token) stay narrower."""
+    spec = load_model("qwen3-30b-a3b")
+    tokens, chunk = 65536, 32768
+    moe = chunk * 8 * (3 * 768 + 2048) * 2
+    assert moe > tokens * 36 * 256 * 2  # the MoE buffers are the widest even over half the tokens
+    expected = tokens * 2 * 2 * 2048 + moe
+    assert activation_bytes(spec, chunk_tokens=tokens, sampled_rows=1, moe_chunk_tokens=chunk) == expected
+    unchunked = activation_bytes(spec, chunk_tokens=tokens, sampled_rows=1)
+    assert unchunked == tokens * 2 * 2 * 2048 + 2 * moe  # without a chunk the buffers span every token
+    assert activation_bytes(spec, chunk_tokens=8192, sampled_rows=1, moe_chunk_tokens=chunk) == \
+        activation_bytes(spec, chunk_tokens=8192, sampled_rows=1)  # a step within the chunk: no change
+
+
 # ---- engines ----------------------------------------------------------------------------------------------
 
 def test_vllm_batch_defaults_follow_gpu_size() -> None:

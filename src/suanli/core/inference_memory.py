@@ -8,6 +8,8 @@ prefill chunk of T tokens, or the sampler's, whichever is larger::
 
     forward  = T × 2 B × (2·h + widest(layer))   widest: gated MLP 3·i/tp, MoE top_k·(3·i_e/tp + h),
                                                  attention (H + kv)·(d + d_v)/tp
+    MoE: the fused-MoE buffers (M, top_k, 2·i_e/tp), (M·top_k, i_e/tp), (M, top_k, h) over M = min(T, chunk)
+    tokens where the engine chunks its fused MoE (vLLM: VLLM_FUSED_MOE_CHUNK_SIZE, 32,768 since v0.6.0)
     sampler  = T × h × 2 B + rows × vocab × sampler_bytes_per_logit
 
 Engines (``spec.engines``) turn what is left into a KV pool; see ``kv_budget_bytes``.
@@ -73,31 +75,33 @@ _ACT_BYTES = 2  # activations in bf16 / fp16
 
 # ---- activations ------------------------------------------------------------------------------------------
 
-def _widest(layer: Layer, h: int, tp: int) -> float:
-    """Per-token width of a block's largest live intermediates, per TP rank (module docstring)."""
+def _widest_bytes(layer: Layer, h: int, tp: int, tokens: int, moe_chunk: int | None) -> float:
+    """Bytes of a block's largest live intermediates over ``tokens`` tokens, per TP rank (module docstring). A MoE
+    block's three fused-MoE buffers (gate/up, activation, per-expert outputs) hold at most ``moe_chunk`` tokens
+    when the engine chunks its fused MoE (vLLM: VLLM_FUSED_MOE_CHUNK_SIZE)."""
     a, ffn = layer.attention, layer.ffn
     if a is not None:
         attention = (a.num_heads + a.num_kv_heads) * (a.head_dim + a.v_head_dim) / tp
     else:  # Mamba: the in_proj output (z, x, B, C, dt) is the widest live tensor
         attention = mixer_linears(layer.mixer, h)[0].out_features / tp if layer.mixer is not None else 0.0
     if ffn is None:
-        return attention
+        return tokens * _ACT_BYTES * attention
     if isinstance(ffn, Moe):
         width = ffn.expert.intermediate_size * (3 if ffn.expert.gated else 2)
-        mlp = ffn.top_k * (width / tp + h)
-    else:
-        mlp = ffn.intermediate_size * (3 if ffn.gated else 2) / tp
-    return max(attention, mlp)
+        moe_tokens = min(tokens, moe_chunk) if moe_chunk else tokens
+        return max(tokens * attention, moe_tokens * ffn.top_k * (width / tp + h)) * _ACT_BYTES
+    return tokens * _ACT_BYTES * max(attention, ffn.intermediate_size * (3 if ffn.gated else 2) / tp)
 
 
 def activation_bytes(spec: ModelSpec, *, chunk_tokens: int, sampled_rows: int, tp: int = 1,
-                     sampler_bytes_per_logit: float = 8.0) -> float:
+                     sampler_bytes_per_logit: float = 8.0, moe_chunk_tokens: int | None = None) -> float:
     """Peak activation workspace on one GPU for a prefill chunk of ``chunk_tokens`` tokens followed by sampling
-    ``sampled_rows`` rows: max(forward, sampler), formulas in the module docstring."""
+    ``sampled_rows`` rows: max(forward, sampler), formulas in the module docstring; the MoE buffers over at most
+    ``moe_chunk_tokens`` tokens."""
     require_positive("chunk_tokens", chunk_tokens)
     h = spec.hidden_size
-    widest = max(_widest(layer, h, tp) for layer, _ in spec.layer_groups())
-    forward = chunk_tokens * _ACT_BYTES * (2 * h + widest)
+    widest = max(_widest_bytes(layer, h, tp, chunk_tokens, moe_chunk_tokens) for layer, _ in spec.layer_groups())
+    forward = chunk_tokens * _ACT_BYTES * 2 * h + widest
     sampler = chunk_tokens * h * _ACT_BYTES + sampled_rows * spec.vocab_size * sampler_bytes_per_logit
     return max(forward, sampler)
 
@@ -184,7 +188,8 @@ def profiled_activation_bytes(spec: ModelSpec, setting: EngineSetting, *, tp: in
     chunk = setting.chunk_tokens or batch * prompt_tokens
     rows = min(setting.max_num_seqs or batch, chunk)
     return activation_bytes(spec, chunk_tokens=chunk, sampled_rows=rows, tp=tp,
-                            sampler_bytes_per_logit=engine.sampler_bytes_per_logit)
+                            sampler_bytes_per_logit=engine.sampler_bytes_per_logit,
+                            moe_chunk_tokens=engine.moe_chunk_tokens)
 
 
 def kv_budget_bytes(spec: ModelSpec, accelerator: Accelerator, engine: EnginePreset, *, weights: WeightBytes,

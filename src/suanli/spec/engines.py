@@ -147,6 +147,7 @@ class EnginePreset:
     max_running_requests: int | None = None  # SGLang's request pool (its max_num_seqs is the CUDA-graph batch)
     max_prefill_tokens: int | None = None  # SGLang: tokens one prefill batch may take (beside chunked_prefill_size)
     new_token_reserve: NewTokenReserve | None = None  # SGLang's admission reserve (simulator)
+    moe_chunk_tokens: int | None = None  # vLLM's fused MoE runs at most this many tokens at once (None: all)
     # the user's knobs that change more than a default (``EngineKnobs.apply``):
     max_model_len: int | None = None  # --max-model-len: the longest request the server takes; None: the model's
     chunked_prefill: bool = True  # False (vLLM --no-enable-chunked-prefill): a prompt is prefilled whole, in one step
@@ -158,7 +159,7 @@ class EnginePreset:
             raise SpecError(f"engine key {self.key!r} must use lowercase letters, digits, '.', '+' and '-'",
                             key="error.engines.key_characters", fields={"key": self.key})
         require_positive(f"{self.key}: block_size", self.block_size)
-        for name in ("max_num_batched_tokens", "max_num_seqs", "n_gpu_layers"):
+        for name in ("max_num_batched_tokens", "max_num_seqs", "n_gpu_layers", "moe_chunk_tokens"):
             if getattr(self, name) is not None:
                 require_positive(f"{self.key}: {name}", getattr(self, name))
         require_positive(f"{self.key}: sampler_bytes_per_logit", self.sampler_bytes_per_logit)
@@ -219,7 +220,7 @@ def _sourced_fields(preset: EnginePreset) -> list[str]:
                 "nvls_communicators": preset.nvls_communicators or None,
                 "prefill_peak_seconds": preset.prefill_peak_seconds,
                 "max_running_requests": preset.max_running_requests, "max_prefill_tokens": preset.max_prefill_tokens,
-                "new_token_reserve": preset.new_token_reserve}
+                "new_token_reserve": preset.new_token_reserve, "moe_chunk_tokens": preset.moe_chunk_tokens}
     return names + [name for name, value in optional.items() if value is not None]
 
 
