@@ -38,6 +38,16 @@ class _Parser(argparse.ArgumentParser):
 
         self.exit(EXIT_USAGE, lang_option.usage_error_line(message, self.prog, current_lang()) + "\n")
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        """Help in the language of ``--lang`` (cli/help_text.py); English reads no catalogue."""
+        from suanli.i18n import current_lang
+
+        if current_lang() == "en":
+            return super()._get_formatter()
+        from suanli.cli.help_text import SaidHelpFormatter
+
+        return SaidHelpFormatter(prog=self.prog)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(

@@ -1,5 +1,6 @@
-"""One message catalogue for every human-facing string that has a translation: ``messages.toml`` and, for the
-errors, one file per part of the package in ``errors/`` (``errors/spec.toml`` …); a key is in exactly one file.
+"""One message catalogue for every human-facing string that has a translation: ``messages.toml``; for the errors,
+one file per part of the package in ``errors/`` (``errors/spec.toml`` …); for ``--help``, one file per command in
+``help/``. A key is in exactly one file.
 
 Each message is a TOML table holding one string per language::
 
@@ -104,13 +105,18 @@ def messages() -> Mapping[str, Mapping[Lang, str]]:
 
 
 def catalogue_files() -> dict[str, str]:
-    """The catalogue's files, ``messages.toml`` then ``errors/*.toml`` by name: path under i18n → text."""
+    """The catalogue's files, ``messages.toml`` then ``errors/*.toml`` and ``help/*.toml`` by name: path under i18n
+    → text."""
     root = resources.files("suanli.i18n")
-    errors = sorted((entry for entry in root.joinpath("errors").iterdir() if entry.name.endswith(".toml")),
-                    key=lambda entry: entry.name)
     files = {"messages.toml": root.joinpath("messages.toml").read_text(encoding="utf-8")}
-    files.update({f"errors/{entry.name}": entry.read_text(encoding="utf-8") for entry in errors})
+    for folder in CATALOGUE_FOLDERS:
+        found = sorted((entry for entry in root.joinpath(folder).iterdir() if entry.name.endswith(".toml")),
+                       key=lambda entry: entry.name)
+        files.update({f"{folder}/{entry.name}": entry.read_text(encoding="utf-8") for entry in found})
     return files
+
+
+CATALOGUE_FOLDERS = ("errors", "help")  # errors raised, one file per package area; --help, one file per command
 
 
 def _flatten(table: Mapping[str, Any], prefix: str, out: dict[str, Mapping[Lang, str]]) -> None:
