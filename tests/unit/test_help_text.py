@@ -71,6 +71,13 @@ def test_help_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
     assert not CJK.search(english.replace("算力", ""))
 
 
+def test_bare_suanli_prints_its_help_in_the_language_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--lang", "zh"]) == 0
+    assert capsys.readouterr().out.startswith(_help_messages()["usage: "] + "suanli")
+    assert main(["--lang", "en"]) == 0
+    assert capsys.readouterr().out.startswith("usage: suanli")
+
+
 def test_english_help_reads_no_catalogue() -> None:
     code = ("import contextlib, io, sys\n"
             "from suanli.cli.main import main\n"

@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with use_lang(lang_option.lang_in(argv)):  # a usage error is said in the language asked for
         args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        with use_lang(lang_option.chosen_lang(args)):
+            parser.print_help()
         return 0
     from suanli.errors import SuanliError
 
