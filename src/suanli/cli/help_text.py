@@ -32,7 +32,7 @@ class SaidHelpFormatter(argparse.HelpFormatter):
 
 def said_help(text: str) -> str:
     """``text`` in Chinese when a ``help.*`` message has it as its English, else ``text``."""
-    return _chinese_help().get(text, text)
+    return _chinese_help().get(text) or text
 
 
 @functools.cache
