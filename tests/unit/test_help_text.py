@@ -87,3 +87,16 @@ def test_english_help_reads_no_catalogue() -> None:
             "print(i18n.messages.cache_info().currsize)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "0"
+
+
+def test_mixed_text_wraps_by_display_width_between_words() -> None:
+    from suanli.cli.help_text import wrap_mixed
+    from suanli.i18n import display_width
+
+    text = "把 TP 集合通信与线性层的 GEMM 重叠（Megatron-Core tp_comm_overlap / TE userbuffers；需配合 --sp）"
+    lines = wrap_mixed(text, 24)
+    assert all(display_width(line) <= 24 for line in lines[:-1] if not line.endswith(("；", "）")))
+    words = set(re.findall(r"[A-Za-z_/-]+", text))
+    assert words <= {w for line in lines for w in re.findall(r"[A-Za-z_/-]+", line)}  # no ASCII word cut in two
+    assert not any(line.startswith(("，", "；", "）")) or line.endswith("（") for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
