@@ -75,7 +75,7 @@ def test_headline_advice_and_notes_are_chinese(capsys: pytest.CaptureFixture[str
     out = _run([*COMMANDS["train"], "--lang", "zh"], capsys)
     assert out.startswith("显存放不下：每卡需要 1.28 TiB，可用 79.6 GiB；最接近的可行方案：")
     assert "可以放下的方案：用 QLoRA（NF4 基座）代替全参数微调（加完全重计算） → 每卡 49.2 GiB" in out
-    assert "\n注: 放不下；以下改动可以放下：" in out
+    assert "\n注：放不下；以下改动可以放下：" in out
     out = _run([*COMMANDS["infer"], "--lang", "zh"], capsys)
     assert out.startswith("显存放不下：这个批次每卡需要 148.7 GiB；权重和额外开销占满了显存")
 

@@ -87,7 +87,7 @@ def run_fit(args: argparse.Namespace) -> int:
                   "—" if r.headroom_bytes is None else format_bytes(r.headroom_bytes), r.layout or "—"]
                  for r in rows], align="lrrrrl"))
     for note in ([Text("note.approximate", reason=approximate)] if approximate else []) + list(forced):
-        print(f"{t('cli.note')}: {say(note)}")
+        print(t("cli.note_line", text=say(note)))
     if args.mode == "qlora":
         print("\n" + t("value.fit.qlora_only"))
     refused = [row.gpu for row in rows if row.note and row.min_gpus is None]
@@ -95,7 +95,7 @@ def run_fit(args: argparse.Namespace) -> int:
         print("\n" + t("value.fit.refused", gpus=", ".join(refused)))
     for row in rows:
         if row.note and row.min_gpus is not None:
-            print(f"{t('cli.note')}: {row.gpu}: {say(row.note)}")
+            print(t("cli.note_line", text=f"{row.gpu}: {say(row.note)}"))
     return 0
 
 

@@ -105,7 +105,7 @@ def run_infer(args: argparse.Namespace) -> int:
     print()
     print(_phase_table(report.values["phases"]))
     for note in report.notes:
-        print(f"{t('cli.note')}: {say(note)}")
+        print(t("cli.note_line", text=say(note)))
     if args.explain:
         print("\n" + explanations(report.explanations))
     return 0

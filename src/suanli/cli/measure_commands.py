@@ -227,7 +227,7 @@ def _render(payload: dict[str, Any]) -> str:
     if rss:
         lines.append("\n" + t("value.measure.rss", rss=format_bytes(rss)))
     lines.append("")
-    lines.extend(f"{t('cli.note')}: {say(note)}" for note in payload["notes"])
+    lines.extend(t("cli.note_line", text=say(note)) for note in payload["notes"])
     return "\n".join(lines)
 
 

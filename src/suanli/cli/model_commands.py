@@ -186,4 +186,4 @@ def _print_notes(notes: tuple[str, ...]) -> None:
     from suanli.i18n import say, t
 
     for note in notes:
-        print(f"{t('cli.note')}: {say(note)}")
+        print(t("cli.note_line", text=say(note)))

@@ -82,7 +82,7 @@ def run_plan_serve(args: argparse.Namespace) -> int:
     if calibration.values is not None:
         payload["calibration"] = calibration.values
         if not args.json:
-            print(f"{t('cli.note')}: {calibration.note}")
+            print(t("cli.note_line", text=calibration.note))
     if args.export:
         payload["export"] = _export_best(args, spec, plan.best, target)
     if args.json:

@@ -96,7 +96,7 @@ def _render(machine: MachineProbe, local: dict[str, Any], failure: SuanliError |
             ("bandwidth", f"{local['memory_bandwidth_bytes_per_s'] / GB:,.1f} GB/s"),
             ("calibration", local["calibration_profile"] or t("value.probe.no_profile")),
         ]))
-    parts.extend(f"{t('cli.note')}: {say(note)}" for note in machine.notes)
+    parts.extend(t("cli.note_line", text=say(note)) for note in machine.notes)
     return "\n\n".join(parts)
 
 

@@ -55,5 +55,5 @@ def run_roofline(args: argparse.Namespace) -> int:
                   t(f"value.roofline.bound_{r['bound']}")]
                  for r in values["ops"]], align="llrrrrrl"))
     for note in report.notes:
-        print(f"{t('cli.note')}: {say(note)}")
+        print(t("cli.note_line", text=say(note)))
     return 0

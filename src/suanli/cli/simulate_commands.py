@@ -131,7 +131,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if calibration.values is not None:
         payloads = [{**p, "calibration": calibration.values} for p in payloads]
         if not args.json:
-            print(f"{t('cli.note')}: {calibration.note}")
+            print(t("cli.note_line", text=calibration.note))
     if args.timeline is not None and last is not None:
         _write_timeline(args.timeline, last)  # a sweep writes its last point's timeline
     extra: dict[str, Any] = {}
@@ -168,7 +168,7 @@ def _print_notes(result: SimulationResult | None) -> None:
     from suanli.i18n import say, t
 
     for note in result.notes if result is not None else ():
-        print(f"{t('cli.note')}: {say(note)}")
+        print(t("cli.note_line", text=say(note)))
 
 
 def _sweep(args: argparse.Namespace) -> list[tuple[int | None, float | None]]:

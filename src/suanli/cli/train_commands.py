@@ -190,7 +190,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(t("value.train.default", setting=default["setting"], value=default["value"],
                 framework=args.framework, source=default["source"]))
     for note in report.notes:
-        print(f"{t('cli.note')}: {say(note)}")
+        print(t("cli.note_line", text=say(note)))
     if "export" in report.values:
         from suanli.cli.export_arg import export_text
 
