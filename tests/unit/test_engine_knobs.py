@@ -72,6 +72,24 @@ def test_max_model_len_bounds_requests_and_vllm_start(capsys: pytest.CaptureFixt
     assert any("would not start" in n for n in json.loads(capsys.readouterr().out)["notes"])
 
 
+def test_simulate_names_the_longest_request_not_the_options_a_trace_replaces(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trace sets the request lengths: the --max-model-len error names its longest request (850 tokens), not
+    --prompt + --output, which the user did not give; said in Chinese under --lang zh."""
+    from suanli.cli.main import main
+
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text('{"prompt_tokens": 800, "output_tokens": 50, "arrival_s": 0}\n'
+                     '{"prompt_tokens": 300, "output_tokens": 50, "arrival_s": 0.1}\n')
+    argv = ["simulate", "llama-3.1-8b", "--gpu", "h100", "--trace", str(trace), "--max-model-len", "500"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the longest request (prompt + output) is 850 tokens, longer than --max-model-len 500" in err
+    assert "--prompt + --output" not in err
+    assert main([*argv, "--lang", "zh"]) == 2
+    assert "最长的请求（提示词 + 输出） 为 850 个 token" in capsys.readouterr().err
+
+
 def test_simulate_exports_the_max_model_len_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from suanli.cli.main import main
 

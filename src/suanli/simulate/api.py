@@ -26,7 +26,7 @@ from suanli.spec import serving
 from suanli.spec.engines import WHOLE_PROMPT_MIN_TOKENS, EngineKnobs, EnginePreset, KvBudget
 from suanli.spec.model import ModelSpec
 from suanli.spec.serving import StaticBatch
-from suanli.spec.support import startup_note
+from suanli.spec.support import model_len_violation, startup_note
 
 # DeepSeek-V3 Technical Report (arXiv:2412.19437) §5.4.3: the second token predicted by its MTP module is accepted
 # 85-90% of the time across generation topics; the lower end is the default for --speculative-mtp.
@@ -172,18 +172,10 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
 def _check_lengths(spec: ModelSpec, engine: EnginePreset, workload: Workload, capacity: int) -> None:
     """Every request must fit the context, --max-model-len and the KV pool, or the engine would reject it
     (vLLM: 'too long')."""
-    longest, limit, positions = _longest(workload), engine.max_model_len, spec.max_position_embeddings
-    if limit is not None and limit > positions:
-        raise SpecError(f"--max-model-len {limit:,} is beyond {spec.name}'s {positions:,} positions "
-                        "(max_position_embeddings); vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1; use at "
-                        f"most {positions:,}", key="error.support.max_model_len_context",
-                        fields={"limit": limit, "model": spec.name, "positions": positions})
-    if limit is not None and longest > limit:
-        what = "--prompt + --output"
-        raise SpecError(f"{what} is {longest:,} tokens, longer than --max-model-len {limit:,}: the server rejects "
-                        "such requests; raise --max-model-len or shorten the request",
-                        key="error.support.max_model_len_request", fields={"what": what, "tokens": longest,
-                                                                           "limit": limit})
+    longest = _longest(workload)
+    # a trace or a length distribution sets the longest request, not --prompt + --output
+    if (violation := model_len_violation(spec, engine, longest, Text("error.simulate.longest_request"))) is not None:
+        raise SpecError(violation.message, key=violation.message.key, fields=violation.message.fields)
     if longest > spec.max_position_embeddings:
         raise SpecError(f"requests of up to {longest:,} tokens exceed {spec.name}'s context of "
                         f"{spec.max_position_embeddings:,}; shorten --prompt/--output",

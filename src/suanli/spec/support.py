@@ -29,7 +29,7 @@ class Violation:
     """One failed check: a short name (what ``--force`` overrides) and a message with the numbers and the fix."""
 
     check: str
-    message: str
+    message: Text
 
 
 def enforce(violations: Iterable[Violation | None], *, force: bool) -> tuple[str, ...]:
