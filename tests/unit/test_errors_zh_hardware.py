@@ -117,3 +117,16 @@ def test_a_catalog_entry_error_says_its_inner_problem_in_chinese() -> None:
         "scale-out; the file's header lists the fields and their units",
         "interconnects.toml 的条目 'nvlink9'：nvlink9: kind 'scale-sideways' 不是 scale-up, host, scale-out 之一；"
         "文件开头列出了各字段及其单位")
+
+
+def test_a_catalog_entry_error_says_an_inner_closest_name_hint_in_chinese() -> None:
+    """An inner error that offers the closest names (its ``suggestions`` field) is said in Chinese too, hint included
+    (entry_problem once left such errors in English)."""
+    from suanli.spec.engines import get_engine
+    from suanli.spec.hardware import _build
+
+    with pytest.raises(SpecError) as caught:
+        _build(lambda raw: get_engine(raw["engine"]), [{"key": "x", "engine": "vlm"}], "purchase")
+    english, chinese = _said(caught.value)
+    assert english.startswith("purchases.toml, entry 'x': unknown engine 'vlm'; did you mean vllm?; known: vllm, ")
+    assert chinese.startswith("purchases.toml 的条目 'x'：未知的推理引擎 'vlm'；你要找的是不是 vllm？；已知：vllm, ")

@@ -201,6 +201,28 @@ class Translated(Text):
         return str(self.fields["zh"]) if lang == "zh" else str(self)
 
 
+class ErrorMessage(Text):
+    """An error's message as a field of another error (or of a catalog entry's problem): its English as raised, said
+    again in the reader's language through the error's own catalogue key (closest-name hints included); an error
+    without a key, such as a ValueError, stays English."""
+
+    def __new__(cls, exc: Exception) -> ErrorMessage:
+        return cls._of(str(exc), getattr(exc, "key", ""), getattr(exc, "fields", {}))
+
+    @classmethod
+    def _of(cls, english: str, key: str, fields: Mapping[str, Any]) -> ErrorMessage:
+        text = str.__new__(cls, english)
+        text.key, text.fields = key, MappingProxyType(dict(fields))
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self)._of, (str(self), self.key, dict(self.fields))
+
+    def said_in(self, lang: Lang | None = None) -> str:
+        lang = lang or current_lang()
+        return str(self) if lang == "en" or self.key not in messages() else error_text(self.key, self.fields, lang)
+
+
 def _rebuild(cls: type[Text], key: str, fields: dict[str, Any]) -> Text:
     return cls(key, fields["parts"]) if issubclass(cls, Joined) else cls(key, **fields)
 

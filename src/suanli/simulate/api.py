@@ -116,7 +116,7 @@ def simulate(spec: ModelSpec, deployment: Deployment, workload: Workload, *, slo
     result = simulate_deployment(workload, make, replicas=d.replicas, router=d.router, pd=pd, slo=slo,
                                  keep_timeline=keep_timeline)
     startup = startup_note(spec, engine, memory.kv_capacity_tokens)
-    return result if startup is None else replace(result, notes=(startup,))
+    return result if startup is None else replace(result, notes=(*result.notes, startup))
 
 
 def _speculation(spec: ModelSpec, setup: ServingSetup,

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal, NoReturn, TypeVar, get_args
 
 from suanli.errors import NotFound, SpecError, UnknownAccelerator, close_matches, require_positive, suggest
-from suanli.i18n import Text, messages
+from suanli.i18n import ErrorMessage, Text
 from suanli.units import GB, MEGA, SECONDS_PER_HOUR, TERA, GiB, MiB
 
 AcceleratorKind = Literal["gpu", "tpu", "npu", "lpu", "cpu", "soc"]
@@ -326,16 +326,10 @@ def _build(make: Callable[[dict[str, Any]], _T], entries: list[dict[str, Any]], 
 
 def entry_problem(bad: Exception) -> str:
     """What was wrong with a catalog entry, for the error that names the entry: "missing field 'x'" for a
-    KeyError, else the inner error's message, as a ``Text`` (said in the reader's language) when its catalogue
-    key says it word for word."""
+    KeyError, else the inner error's message (said in the reader's language through its catalogue key)."""
     if isinstance(bad, KeyError):
         return Text("fix.hardware.missing_field", field=str(bad))
-    key, fields = getattr(bad, "key", ""), getattr(bad, "fields", {})
-    if key in messages() and "suggestions" not in fields:
-        said = Text(key, **fields)
-        if said == str(bad):
-            return said
-    return str(bad)
+    return ErrorMessage(bad)
 
 
 def _check_unique(what: str, names: list[tuple[str, str]]) -> None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from types import MappingProxyType
 from typing import Any
 
 from suanli.errors import ConfigError, SuanliError
-from suanli.i18n import Lang, Text, current_lang, error_text, messages
+from suanli.i18n import ErrorMessage
 from suanli.spec.checkpoint_quant import read_checkpoint_quant
 from suanli.spec.families.classic import CLASSIC_ADAPTERS
 from suanli.spec.families.dense_recent import RECENT_DENSE_ADAPTERS
@@ -90,23 +89,3 @@ def _read_as(config: Mapping[str, Any], family: str, *, name: str, source: str) 
         raise ConfigError(f"{exc} (reading it as a {family} config, --as {family})", key="error.hf.read_as",
                           fields={"message": ErrorMessage(exc), "family": family}) from exc
 
-
-class ErrorMessage(Text):
-    """An error's message as a field of another error: its English as raised, said again in the reader's language
-    through the error's own catalogue key (closest-name hints included); an error without a key stays English."""
-
-    def __new__(cls, exc: SuanliError) -> ErrorMessage:
-        return cls._of(str(exc), exc.key, exc.fields)
-
-    @classmethod
-    def _of(cls, english: str, key: str, fields: Mapping[str, Any]) -> ErrorMessage:
-        text = str.__new__(cls, english)
-        text.key, text.fields = key, MappingProxyType(dict(fields))
-        return text
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self)._of, (str(self), self.key, dict(self.fields))
-
-    def said_in(self, lang: Lang | None = None) -> str:
-        lang = lang or current_lang()
-        return str(self) if lang == "en" or self.key not in messages() else error_text(self.key, self.fields, lang)
