@@ -402,3 +402,19 @@ def test_train_on_local_uses_the_saved_profile(capsys: pytest.CaptureFixture[str
     calibrated = json.loads(capsys.readouterr().out)
     assert calibrated["calibration"]["profile_path"] == str(calibration.default_profile_path(key))
     assert calibrated["time"]["step_s"] > plain["time"]["step_s"]
+
+
+def test_probe_says_why_local_is_unavailable_in_the_readers_language(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_amd: None, fresh_local: None) -> None:
+    """A CPU without a readable clock leaves --gpu local unavailable: probe's table says the error in --lang zh,
+    its --json keeps the English."""
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.setattr(probe_module, "probe_cpu", lambda: _cpu_probe(cores=2, clock=None))
+    assert main(["probe", "--json"]) == 0
+    english = json.loads(capsys.readouterr().out)["local"]["error"]
+    assert "clock" in english
+    assert main(["probe"]) == 0
+    assert f"--gpu local: unavailable: {english}" in capsys.readouterr().out
+    assert main(["probe", "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "--gpu local：不可用：" in out and english not in out

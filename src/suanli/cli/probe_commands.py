@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from suanli.cli.common import Commands
 
 if TYPE_CHECKING:
-    from suanli.errors import SuanliError
     from suanli.measure.probe import MachineProbe, ProbedGpu
 
 
@@ -28,36 +27,37 @@ def run_probe(args: argparse.Namespace) -> int:
     from suanli.measure.probe import probe
 
     machine = probe()
-    local, failure = _local(machine)
+    local = _local(machine)
     if args.json:
         emit_json({"command": "probe", **machine.to_dict(), "local": local})
         return 0
-    print(_render(machine, local, failure))
+    print(_render(machine, local))
     return 0
 
 
-def _local(machine: MachineProbe) -> tuple[dict[str, Any], SuanliError | None]:
-    """What ``--gpu local`` resolves to here, or why it cannot (a GPU the catalog lacks, an unreadable clock)."""
+def _local(machine: MachineProbe) -> dict[str, Any]:
+    """What ``--gpu local`` resolves to here, or why it cannot (a GPU the catalog lacks, an unreadable clock: the
+    error's English, which the table says in the reader's language)."""
     from suanli.cli.local_gpu import saved_profile
     from suanli.errors import SuanliError
+    from suanli.i18n import ErrorMessage
     from suanli.measure.probe import local_device
 
     try:
         device = local_device(machine)
     except SuanliError as err:
-        return {"accelerator": None, "error": str(err)}, err
+        return {"accelerator": None, "error": ErrorMessage(err)}
     acc = device.accelerator
     profile = saved_profile(acc.key)
     return {"accelerator": acc.key, "name": acc.name, "count": device.count, "note": device.note,
             "estimated": list(acc.estimated), "memory_bytes": acc.memory_bytes,
             "memory_bandwidth_bytes_per_s": acc.memory_bandwidth_bytes_per_s,
-            "peak_flops_per_s": dict(acc.peak_flops_per_s), "calibration_profile": str(profile) if profile else None}, \
-        None
+            "peak_flops_per_s": dict(acc.peak_flops_per_s), "calibration_profile": str(profile) if profile else None}
 
 
-def _render(machine: MachineProbe, local: dict[str, Any], failure: SuanliError | None = None) -> str:
+def _render(machine: MachineProbe, local: dict[str, Any]) -> str:
     from suanli.cli.render import key_values, table
-    from suanli.i18n import error_text, messages, say, t
+    from suanli.i18n import say, t
     from suanli.units import GB, TERA, format_bytes
 
     parts = []
@@ -84,9 +84,7 @@ def _render(machine: MachineProbe, local: dict[str, Any], failure: SuanliError |
         ("catalog", cpu.catalog_key or t("value.probe.cpu_not_in_catalog", nearest=cpu.nearest_catalog_key or "—")),
     ]))
     if local["accelerator"] is None:
-        keyed = failure is not None and failure.key in messages()
-        why = error_text(failure.key, failure.fields) if failure is not None and keyed else local["error"]
-        parts.append(t("value.probe.local_unavailable", error=why))
+        parts.append(t("value.probe.local_unavailable", error=local["error"]))
     else:
         peaks = ", ".join(f"{fmt} {flops / TERA:.3g}" for fmt, flops in local["peak_flops_per_s"].items())
         parts.append(key_values([
