@@ -60,13 +60,9 @@ def chosen_lang(args: argparse.Namespace) -> Lang:
 def error_line(exc: Exception, lang: Lang) -> str:
     """``suanli: error: …`` in ``lang``: a SuanliError with a catalogue key is said in that language, any other
     in its English message."""
-    from suanli.i18n import error_text, messages, t
+    from suanli.i18n import ErrorMessage, t
 
-    key = getattr(exc, "key", "")
-    text = str(exc)
-    if lang != "en" and key in messages():
-        text = error_text(key, getattr(exc, "fields", {}), lang)
-    return f"suanli: {t('cli.error', lang)}: {text}"
+    return f"suanli: {t('cli.error', lang)}: {ErrorMessage(exc).said_in(lang)}"
 
 
 def lang_in(argv: Sequence[str] | None) -> Lang:
