@@ -72,6 +72,15 @@ def test_max_model_len_bounds_requests_and_vllm_start(capsys: pytest.CaptureFixt
     assert any("would not start" in n for n in json.loads(capsys.readouterr().out)["notes"])
 
 
+def test_an_attention_free_model_gets_no_vllm_start_note(capsys: pytest.CaptureFixture[str]) -> None:
+    """Mamba keeps one fixed-size state per request: vLLM's start-up check does not grow with max_model_len, so the
+    note (which quoted Mamba-Codestral's unbounded context, 2,147,483,647 tokens) is not given."""
+    from suanli.cli.main import main
+
+    assert main(["infer", "mamba-codestral-7b", "--gpu", "h100", "--json"]) == 0
+    assert not any("would not start" in n for n in json.loads(capsys.readouterr().out)["notes"])
+
+
 def test_simulate_names_the_longest_request_not_the_options_a_trace_replaces(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A trace sets the request lengths: the --max-model-len error names its longest request (850 tokens), not

@@ -161,9 +161,12 @@ def model_len_violation(spec: ModelSpec, engine: EnginePreset, tokens: int, what
 def startup_note(spec: ModelSpec, engine: EnginePreset, kv_capacity_tokens: int) -> Text | None:
     """vLLM refuses to start when its KV pool cannot hold one request of max_model_len tokens (V1
     vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory, V0 worker.raise_if_cache_size_invalid): with the
-    default max_model_len, the model's whole context, a small GPU fails where a shorter --max-model-len runs."""
+    default max_model_len, the model's whole context, a small GPU fails where a shorter --max-model-len runs. A model
+    without attention (Mamba) keeps one fixed-size state per request, whatever its length: no note."""
     model_len = engine.model_len(spec.max_position_embeddings)
     if engine.kv_budget is not KvBudget.TOTAL_FRACTION or kv_capacity_tokens <= 0 or kv_capacity_tokens >= model_len:
+        return None
+    if spec.first_attention is None:
         return None
     return Text("note.serving.vllm_would_not_start", engine=engine.name, capacity=kv_capacity_tokens,
                 model_len=model_len)
