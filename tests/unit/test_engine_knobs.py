@@ -81,6 +81,17 @@ def test_an_attention_free_model_gets_no_vllm_start_note(capsys: pytest.CaptureF
     assert not any("would not start" in n for n in json.loads(capsys.readouterr().out)["notes"])
 
 
+def test_a_config_without_a_length_profiles_vllms_2048_token_default() -> None:
+    """Mamba-Codestral's config states no length (UNBOUNDED_CONTEXT): vLLM then assumes max_model_len 2048, so with
+    chunked prefill off its step budget and memory profile are max(2048, 2048) tokens, not 2**31 - 1 (which left
+    no room for a KV cache)."""
+    spec, h100 = suanli.load_model("mamba-codestral-7b"), suanli.get_accelerator("h100")
+    whole = EngineKnobs(enable_chunked_prefill=False).apply(get_engine("vllm"))
+    assert engine_setting(whole, h100, spec=spec).chunk_tokens == 2048
+    given = EngineKnobs(enable_chunked_prefill=False, max_model_len=8192).apply(get_engine("vllm"))
+    assert engine_setting(given, h100, spec=spec).chunk_tokens == 8192
+
+
 def test_simulate_names_the_longest_request_not_the_options_a_trace_replaces(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A trace sets the request lengths: the --max-model-len error names its longest request (850 tokens), not

@@ -27,6 +27,7 @@ from typing import Any
 
 from suanli.errors import NotFound, SpecError, close_matches, require_positive, suggest
 from suanli.spec.hardware import entry_problem
+from suanli.spec.model import UNBOUNDED_CONTEXT
 from suanli.units import GiB, MiB
 
 
@@ -112,6 +113,9 @@ class NewTokenReserve:
 #: vLLM with chunked prefill off: max_num_batched_tokens defaults to max(max_model_len, this)
 #: (vllm/config.py SchedulerConfig, _DEFAULT_MAX_NUM_BATCHED_TOKENS).
 WHOLE_PROMPT_MIN_TOKENS = 2048
+#: vLLM's max_model_len for a config that states no length (vllm/config.py _get_and_verify_max_len: "Assuming the
+#: model's maximum length is 2048").
+CONFIG_WITHOUT_LENGTH_TOKENS = 2048
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,8 +196,11 @@ class EnginePreset:
 
     def model_len(self, context: int) -> int:
         """The longest request (prompt + output) the server takes: ``--max-model-len``, else the model's
-        ``context`` (vLLM's default max_model_len is derived from the model's config)."""
-        return self.max_model_len or context
+        ``context`` (vLLM's default max_model_len is derived from the model's config; a config that states no
+        length, ``UNBOUNDED_CONTEXT``, gets 2048: vllm/config.py _get_and_verify_max_len, default_max_len)."""
+        if self.max_model_len is not None:
+            return self.max_model_len
+        return CONFIG_WITHOUT_LENGTH_TOKENS if context == UNBOUNDED_CONTEXT else context
 
     @property
     def profiles_whole_prompts(self) -> bool:

@@ -255,6 +255,11 @@ class Layer:
         return isinstance(self.ffn, Moe)
 
 
+#: ``max_position_embeddings`` of a model whose config states no length (Mamba-2: a recurrence indexes no positions,
+#: so no context limit applies); int32's largest value stands for "unbounded".
+UNBOUNDED_CONTEXT = 2**31 - 1
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSpec:
     """A whole model: embeddings, layers, final norm and output head, with where it came from."""

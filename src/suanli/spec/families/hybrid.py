@@ -15,6 +15,7 @@ from dataclasses import replace
 from suanli.errors import ConfigError, UnsupportedArchitecture
 from suanli.spec.hf_common import ConfigReader, build_attention, decoder_spec, gated_mlp, rms_norm
 from suanli.spec.model import (
+    UNBOUNDED_CONTEXT,
     GatedDeltaNet,
     Layer,
     LightningAttention,
@@ -29,9 +30,6 @@ from suanli.spec.model import (
 )
 
 _NO_POSITION = PositionKind.NONE
-#: Mamba-2 configs carry no max_position_embeddings: a recurrence indexes no positions, so no context limit
-#: applies (int32's largest value stands for "unbounded").
-_UNBOUNDED_CONTEXT = 2**31 - 1
 _SSM_NOTE = ("state-space", "Mamba layers keep a fixed conv + SSM state per sequence instead of a KV cache "
                             "(memory.per_gpu.ssm_state_bytes); their training activations are approximate "
                             "(core/activations_ssm.py), their parameters and FLOPs exact")
@@ -80,7 +78,7 @@ def _mamba2(r: ConfigReader) -> ModelSpec:
                         position=_NO_POSITION)
     if "max_position_embeddings" in r.config:
         return spec
-    return replace(spec, max_position_embeddings=_UNBOUNDED_CONTEXT)
+    return replace(spec, max_position_embeddings=UNBOUNDED_CONTEXT)  # Mamba-2 configs state none
 
 
 _NEMOTRON_PATTERN = {"M": "linear_attention", "E": "moe", "*": "full_attention", "-": "mlp"}
