@@ -234,8 +234,7 @@ def test_probe_says_its_labels_values_and_notes_in_chinese() -> None:
                     MachineProbe(gpus=(), cpu=cpu, notes=(Text("note.probe.no_nvml"),))):
         for lang in ("en", "zh"):
             with use_lang(lang):
-                local, failure = _local(machine)
-                outputs[lang, bool(machine.gpus)] = _render(machine, local, failure)
+                outputs[lang, bool(machine.gpus)] = _render(machine, _local(machine))
     labels = ("gpus:", "driver:", "cpu ", "cores", "clock", "vector/matrix", "memory", "catalog", "peak TFLOP/s",
               "bandwidth", "calibration", "note:", "              local:")
     for with_gpu in (True, False):
