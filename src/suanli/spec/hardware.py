@@ -408,6 +408,7 @@ def get_accelerator(name: str) -> Accelerator:
         if candidate in index:
             return index[candidate]
     wanted = next(_candidates(name))
-    hint = suggest(wanted, index) or f"; catalog keys: {', '.join(acc.key for acc in load_accelerators())}"
-    raise UnknownAccelerator(f"unknown accelerator {name!r}{hint}", key="error.unknown_accelerator",
+    hint = suggest(wanted, index)
+    raise UnknownAccelerator(f"unknown accelerator {name!r}{hint}; run `suanli gpus` for the catalog",
+                             key="error.unknown_accelerator",
                              fields={"name": name, "suggestions": close_matches(wanted, index)})
