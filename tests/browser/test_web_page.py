@@ -2,79 +2,23 @@
 draws its charts with no console error, the language switch works, advice is clickable, state lives in the URL,
 charts export PNG and CSV, and screenshots can be taken (scripts/screenshots.py writes docs/screenshots/).
 
-Skipped when Chromium or playwright is missing, unless CI=true: then missing means failure.
+Skipped when Chromium or playwright is missing, unless CI=true: then missing means failure (conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scripts.screenshots import CHROMIUM, VIEWS, browser, capture, serving
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _missing() -> str:
-    if not Path(CHROMIUM).exists():
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
-    for module in ("playwright", "fastapi", "uvicorn"):
-        try:
-            __import__(module)
-        except ImportError:
-            return f"{module} is not installed (pip install -e '.[test]')"
-    return ""
-
-
-MISSING = _missing()
-if MISSING and IN_CI:
-    pytest.fail(f"browser tests cannot run in CI: {MISSING}", pytrace=False)
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=MISSING or "ok")
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as instance:
-        yield instance
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    page = chromium.new_page(viewport={"width": 1300, "height": 900}, accept_downloads=True)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.console_errors = errors
-    yield page
-    page.close()
-
-
-def _has_explain() -> bool:
-    from suanli.web.api import CommandRunner
-
-    try:
-        CommandRunner.build().subparser(("explain",))
-    except Exception:
-        return False
-    return True
+from scripts.screenshots import VIEWS, capture
 
 
 @pytest.mark.parametrize("view", list(VIEWS))
 def test_each_view_renders_its_charts_without_console_errors(chromium: Any, base_url: str, view: str,
                                                            tmp_path: Path) -> None:
-    if view == "glossary" and not _has_explain():
-        pytest.skip("no `suanli explain` command in this tree yet")
     shot = capture(chromium, base_url, view, out=tmp_path)
     assert shot.console_errors == []
     assert shot.page_error == ""
@@ -88,12 +32,14 @@ def test_language_switch(page: Any, base_url: str) -> None:
     page.wait_for_selector("body[data-ready='fit']")
     tab = page.locator("#tabs button[data-view='train']")
     assert tab.inner_text() == t("web.view.train", "en")
-    page.click("#langs button[data-lang='zh']")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    shows = "([lang, text]) => document.documentElement.lang === lang && " \
+        "document.querySelector(\"#tabs button[data-view='train']\").textContent === text"
+    page.click("#langs button[data-lang='zh']")  # the page re-labels itself after the switch: wait for it
+    page.wait_for_function(shows, arg=["zh-CN", t("web.view.train", "zh")])
     assert tab.inner_text() == t("web.view.train", "zh") != t("web.view.train", "en")
     assert "lang=zh" in page.url
     page.click("#langs button[data-lang='en']")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function(shows, arg=["en", t("web.view.train", "en")])
     assert tab.inner_text() == t("web.view.train", "en")
     assert page.console_errors == []
 

@@ -3,46 +3,13 @@ the training method picker and the roofline's "compute-bound"/"memory-bound" (th
 the CLI's). And the serving view simulates the deployment infer describes (--gpus N is tp N in both), and says
 why an engine the simulator does not model (llama.cpp) has no curves.
 
-Skipped when Chromium or playwright is missing (tests/browser/test_web_page.py fails instead in CI)."""
+Skipped when Chromium or playwright is missing, unless CI=true (conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-pytest.importorskip("playwright")
-pytest.importorskip("uvicorn")
-
-from scripts.screenshots import CHROMIUM, browser, serving
-
 from suanli.i18n import t
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    with browser() as instance:
-        yield instance
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    page = chromium.new_page(viewport={"width": 1300, "height": 900})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.console_errors = errors
-    yield page
-    page.close()
 
 
 def _shown(page: Any, select: str) -> str:
