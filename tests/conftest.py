@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-KeyedError = Callable[[list[str], str], None]
+KeyedError = Callable[[list[str], str], Exception]
 
 
 @pytest.fixture
@@ -22,12 +22,12 @@ def tiny_llama() -> dict[str, Any]:
 def keyed_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> KeyedError:
     """``keyed_error(argv, key)``: the command fails (exit 2) with the error ``key``; its English line is the
     catalogue's English filled with the error's fields, and its ``--lang zh`` line is the catalogue's Chinese, one
-    line each."""
+    line each. Returns the error, for checks of its fields."""
     from suanli.cli import lang_option
     from suanli.cli.main import main
     from suanli.i18n import Lang, error_text
 
-    def check(argv: list[str], key: str) -> None:
+    def check(argv: list[str], key: str) -> Exception:
         raised: list[Exception] = []
         original = lang_option.error_line
 
@@ -46,5 +46,6 @@ def keyed_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPa
         assert error_text(key, fields, "en") == str(exc)  # the catalogue's English is the message
         assert english == f"suanli: error: {exc}\n"
         assert chinese == f"suanli: 错误: {error_text(key, fields, 'zh')}\n"
+        return exc
 
     return check

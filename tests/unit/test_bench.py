@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def test_plan_with_several_gpus_refuses_one_profile(tmp_path: Path, capsys: pyte
     assert "--calibration describes one device, but --gpu names 2" in capsys.readouterr().err
 
 
-def test_unwritable_out_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_unwritable_out_is_one_clear_line(tmp_path: Path, keyed_error: Callable[[list[str], str], Exception],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     fake = Calibration(device_name="x", device_key="local-x-1c", device_kind="cpu", torch_version="2", date="d",
                        copy_bytes_per_s=1.0, gemm=(GemmPoint(dtype="fp32", m=2, n=2, k=2, seconds=1.0,
@@ -204,9 +205,9 @@ def test_unwritable_out_is_one_clear_line(tmp_path: Path, capsys: pytest.Capture
     monkeypatch.setattr(bench, "run_bench", lambda device, *, quick, log: fake)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["bench", "--device", "cpu", "--out", str(blocker / "p.toml")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and f"cannot write the calibration profile to {blocker / 'p.toml'}" in err
+    out = blocker / "p.toml"
+    exc = keyed_error(["bench", "--device", "cpu", "--out", str(out)], "error.measure.profile_unwritable")
+    assert f"cannot write the calibration profile to {out}" in str(exc)  # one line, said in both languages
 
 
 def test_a_cuda_device_without_nvml_is_named_from_torch() -> None:

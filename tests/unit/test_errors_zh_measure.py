@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -77,20 +76,6 @@ def test_one_profile_for_several_gpus(keyed_error: KeyedError) -> None:
     keyed_error(["plan", "serve", "llama-3.2-1b", "--rate", "1", "--prompt", "256", "--output", "32",
                  "--slo-ttft-ms", "500", "--slo-tpot-ms", "50", "--gpu", "h100,a100", "--calibration", "h100.toml"],
                 "error.measure.calibration_one_device")
-
-
-def test_an_unwritable_profile_path(tmp_path: Path, keyed_error: KeyedError,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from suanli.measure import bench
-    from suanli.spec.calibration import Calibration, GemmPoint
-
-    fake = Calibration(device_name="x", device_key="local-x-1c", device_kind="cpu", torch_version="2", date="d",
-                       copy_bytes_per_s=1.0, gemm=(GemmPoint(dtype="fp32", m=2, n=2, k=2, seconds=1.0,
-                                                             achieved_flops_per_s=16.0),))
-    monkeypatch.setattr(bench, "run_bench", lambda device, *, quick, log: fake)
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    keyed_error(["bench", "--device", "cpu", "--out", str(blocker / "p.toml")], "error.measure.profile_unwritable")
 
 
 def test_meminfo_without_its_fields_is_said_in_chinese() -> None:
