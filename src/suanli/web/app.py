@@ -66,8 +66,7 @@ def create_app() -> FastAPI:
 
     @app.get("/api/said/{command}")
     def get_said(command: str, request: Request) -> JSONResponse:
-        params = {key: request.query_params.getlist(key) for key in request.query_params}
-        return _answer(lambda: runner.run_said(command, params))
+        return _answer(lambda: runner.run_said(command, _query(request)))
 
     @app.post("/api/said/{command}")
     def post_said(command: str, body: dict[str, Any]) -> JSONResponse:
@@ -75,8 +74,7 @@ def create_app() -> FastAPI:
 
     @app.get("/api/{command}")
     def get_command(command: str, request: Request) -> JSONResponse:
-        params = {key: request.query_params.getlist(key) for key in request.query_params}
-        return _answer(lambda: runner.run(command, params))
+        return _answer(lambda: runner.run(command, _query(request)))
 
     @app.post("/api/{command}")
     def post_command(command: str, body: dict[str, Any]) -> JSONResponse:
@@ -84,6 +82,11 @@ def create_app() -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app
+
+
+def _query(request: Request) -> dict[str, list[str]]:
+    """The query string as the CLI's options: each name with every value it was given (``?gpu=h100&gpu=a100``)."""
+    return {key: request.query_params.getlist(key) for key in request.query_params}
 
 
 def _run_posted(runner: CommandRunner, command: str, body: dict[str, Any], *, said: bool = False) -> dict[str, Any]:
