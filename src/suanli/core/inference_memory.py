@@ -54,7 +54,6 @@ from suanli.core.serving_weights import (
 )
 from suanli.errors import require_positive
 from suanli.spec.engines import (
-    WHOLE_PROMPT_MIN_TOKENS,
     EnginePreset,
     FrameworkOverheads,
     KvBudget,
@@ -149,8 +148,8 @@ def engine_setting(engine: EnginePreset, accelerator: Accelerator, *, tp: int = 
         chunk, seqs = rule.settings(_driver_total(accelerator) / 2**20, tp)
     if engine.prefill_peak_seconds is not None and spec is not None:
         chunk = compute_optimal_prefill_tokens(spec, accelerator, tp=tp, seconds=engine.prefill_peak_seconds) or chunk
-    if chunk is None and engine.profiles_whole_prompts and spec is not None:
-        chunk = max(engine.model_len(spec.max_position_embeddings), WHOLE_PROMPT_MIN_TOKENS)
+    if chunk is None and spec is not None:
+        chunk = engine.whole_prompt_tokens(spec.max_position_embeddings)
     return EngineSetting(engine=engine, memory_fraction=engine.memory_fraction_for(_driver_total(accelerator), tp),
                          chunk_tokens=chunk, max_num_seqs=seqs)
 

@@ -23,7 +23,7 @@ from suanli.simulate.run import Disaggregation, Router, SimulationResult, simula
 from suanli.simulate.scheduler import ReservingScheduler, Scheduler, SglangScheduler, StaticScheduler, VllmScheduler
 from suanli.simulate.workload import Workload
 from suanli.spec import serving
-from suanli.spec.engines import WHOLE_PROMPT_MIN_TOKENS, EngineKnobs, EnginePreset, KvBudget
+from suanli.spec.engines import EngineKnobs, EnginePreset, KvBudget
 from suanli.spec.model import ModelSpec
 from suanli.spec.serving import StaticBatch
 from suanli.spec.support import model_len_violation, startup_note
@@ -150,8 +150,8 @@ def _scheduler(setup: ServingSetup, workload: Workload, knobs: EngineKnobs) -> S
     engine = setup.engine
     setting = engine_setting(engine, setup.accelerator, tp=setup.tp, spec=setup.spec)
     chunk, seqs = setting.chunk_tokens, setting.max_num_seqs
-    if engine.key.startswith("vllm"):  # chunked prefill off: whole prompts, budget max(max_model_len, 2048)
-        return VllmScheduler(max_num_batched_tokens=chunk or WHOLE_PROMPT_MIN_TOKENS, max_num_seqs=seqs or 256,
+    if engine.key.startswith("vllm"):  # chunked prefill off: chunk is the whole-prompt budget (engine_setting)
+        return VllmScheduler(max_num_batched_tokens=chunk or 2048, max_num_seqs=seqs or 256,
                              chunked_prefill=engine.chunked_prefill)
     if engine.new_token_reserve is not None:  # SGLang
         return SglangScheduler(chunked_prefill_size=knobs.max_num_batched_tokens or chunk or 8192,

@@ -110,14 +110,6 @@ class NewTokenReserve:
             require_positive(f"new_token_reserve.{name}", getattr(self, name))
 
 
-#: vLLM with chunked prefill off: max_num_batched_tokens defaults to max(max_model_len, this)
-#: (vllm/config.py SchedulerConfig, _DEFAULT_MAX_NUM_BATCHED_TOKENS).
-WHOLE_PROMPT_MIN_TOKENS = 2048
-#: vLLM's max_model_len for a config that states no length (vllm/config.py _get_and_verify_max_len: "Assuming the
-#: model's maximum length is 2048").
-CONFIG_WITHOUT_LENGTH_TOKENS = 2048
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnginePreset:
     """One engine's memory-relevant defaults. ``memory_fraction`` is gpu_memory_utilization (vLLM),
@@ -152,6 +144,10 @@ class EnginePreset:
     max_prefill_tokens: int | None = None  # SGLang: tokens one prefill batch may take (beside chunked_prefill_size)
     new_token_reserve: NewTokenReserve | None = None  # SGLang's admission reserve (simulator)
     moe_chunk_tokens: int | None = None  # vLLM's fused MoE runs at most this many tokens at once (None: all)
+    # chunked prefill off: the step budget and profile are max(max_model_len, this) tokens (None: not the engine's way)
+    whole_prompt_min_tokens: int | None = None
+    unstated_context_tokens: int | None = None  # max_model_len for a config that states no length (None: unbounded)
+    checks_pool_at_start: bool = False  # refuses to start when the KV pool cannot hold one max_model_len request
     # the user's knobs that change more than a default (``EngineKnobs.apply``):
     max_model_len: int | None = None  # --max-model-len: the longest request the server takes; None: the model's
     chunked_prefill: bool = True  # False (vLLM --no-enable-chunked-prefill): a prompt is prefilled whole, in one step
@@ -163,7 +159,8 @@ class EnginePreset:
             raise SpecError(f"engine key {self.key!r} must use lowercase letters, digits, '.', '+' and '-'",
                             key="error.engines.key_characters", fields={"key": self.key})
         require_positive(f"{self.key}: block_size", self.block_size)
-        for name in ("max_num_batched_tokens", "max_num_seqs", "n_gpu_layers", "moe_chunk_tokens"):
+        for name in ("max_num_batched_tokens", "max_num_seqs", "n_gpu_layers", "moe_chunk_tokens",
+                     "whole_prompt_min_tokens", "unstated_context_tokens"):
             if getattr(self, name) is not None:
                 require_positive(f"{self.key}: {name}", getattr(self, name))
         require_positive(f"{self.key}: sampler_bytes_per_logit", self.sampler_bytes_per_logit)
@@ -196,17 +193,20 @@ class EnginePreset:
 
     def model_len(self, context: int) -> int:
         """The longest request (prompt + output) the server takes: ``--max-model-len``, else the model's
-        ``context`` (vLLM's default max_model_len is derived from the model's config; a config that states no
-        length, ``UNBOUNDED_CONTEXT``, gets 2048: vllm/config.py _get_and_verify_max_len, default_max_len)."""
+        ``context`` (vLLM derives its default max_model_len from the config; a config that states no length,
+        ``UNBOUNDED_CONTEXT``, gets ``unstated_context_tokens``)."""
         if self.max_model_len is not None:
             return self.max_model_len
-        return CONFIG_WITHOUT_LENGTH_TOKENS if context == UNBOUNDED_CONTEXT else context
+        if context == UNBOUNDED_CONTEXT and self.unstated_context_tokens is not None:
+            return self.unstated_context_tokens
+        return context
 
-    @property
-    def profiles_whole_prompts(self) -> bool:
-        """vLLM with chunked prefill off: a step holds whole prompts, so max_num_batched_tokens defaults to
-        max(max_model_len, 2048) and the memory profile runs that many tokens (``WHOLE_PROMPT_MIN_TOKENS``)."""
-        return not self.chunked_prefill and self.kv_budget is KvBudget.TOTAL_FRACTION
+    def whole_prompt_tokens(self, context: int) -> int | None:
+        """With chunked prefill off, the tokens of one step and of the memory profile: max(max_model_len,
+        ``whole_prompt_min_tokens``) (vLLM); None when chunked prefill is on or the engine has no such rule."""
+        if self.chunked_prefill or self.whole_prompt_min_tokens is None:
+            return None
+        return max(self.model_len(context), self.whole_prompt_min_tokens)
 
     def memory_fraction_for(self, gpu_memory_bytes: float, tp: int) -> float:
         """The fraction this engine uses on a GPU of this size (SGLang's depends on it), 1.0 when it has none."""
@@ -227,7 +227,10 @@ def _sourced_fields(preset: EnginePreset) -> list[str]:
                 "nvls_communicators": preset.nvls_communicators or None,
                 "prefill_peak_seconds": preset.prefill_peak_seconds,
                 "max_running_requests": preset.max_running_requests, "max_prefill_tokens": preset.max_prefill_tokens,
-                "new_token_reserve": preset.new_token_reserve, "moe_chunk_tokens": preset.moe_chunk_tokens}
+                "new_token_reserve": preset.new_token_reserve, "moe_chunk_tokens": preset.moe_chunk_tokens,
+                "whole_prompt_min_tokens": preset.whole_prompt_min_tokens,
+                "unstated_context_tokens": preset.unstated_context_tokens,
+                "checks_pool_at_start": preset.checks_pool_at_start or None}
     return names + [name for name, value in optional.items() if value is not None]
 
 
@@ -380,7 +383,7 @@ class EngineKnobs:
             changes["max_model_len"] = self.max_model_len
         if self.enable_chunked_prefill is False:
             changes["chunked_prefill"] = False
-            if self.max_num_batched_tokens is None and engine.kv_budget is KvBudget.TOTAL_FRACTION:
+            if self.max_num_batched_tokens is None and engine.whole_prompt_min_tokens is not None:
                 # vLLM's step budget is then max(max_model_len, 2048), resolved with the model (engine_setting)
                 changes.update(max_num_batched_tokens=None, large_gpu_max_num_batched_tokens=None)
         return replace(engine, **changes) if changes else engine  # type: ignore[arg-type]

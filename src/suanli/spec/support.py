@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from suanli.errors import SpecError
 from suanli.i18n import Joined, Text
-from suanli.spec.engines import EnginePreset, KvBudget, load_engines
+from suanli.spec.engines import EnginePreset, load_engines
 from suanli.spec.hardware import Accelerator, load_accelerators
 from suanli.spec.model import ModelSpec
 from suanli.spec.precision import NumberFormat
@@ -164,9 +164,8 @@ def startup_note(spec: ModelSpec, engine: EnginePreset, kv_capacity_tokens: int)
     default max_model_len, the model's whole context, a small GPU fails where a shorter --max-model-len runs. A model
     without attention (Mamba) keeps one fixed-size state per request, whatever its length: no note."""
     model_len = engine.model_len(spec.max_position_embeddings)
-    if engine.kv_budget is not KvBudget.TOTAL_FRACTION or kv_capacity_tokens <= 0 or kv_capacity_tokens >= model_len:
-        return None
-    if spec.first_attention is None:
+    short = 0 < kv_capacity_tokens < model_len
+    if not (engine.checks_pool_at_start and short and spec.first_attention is not None):
         return None
     return Text("note.serving.vllm_would_not_start", engine=engine.name, capacity=kv_capacity_tokens,
                 model_len=model_len)
