@@ -7,11 +7,11 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.cli.main import main
 from suanli.measure import bench
@@ -197,7 +197,7 @@ def test_plan_with_several_gpus_refuses_one_profile(tmp_path: Path, capsys: pyte
     assert "--calibration describes one device, but --gpu names 2" in capsys.readouterr().err
 
 
-def test_unwritable_out_is_one_clear_line(tmp_path: Path, keyed_error: Callable[[list[str], str], Exception],
+def test_unwritable_out_is_one_clear_line(tmp_path: Path, keyed_error: KeyedError,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     fake = Calibration(device_name="x", device_key="local-x-1c", device_kind="cpu", torch_version="2", date="d",
                        copy_bytes_per_s=1.0, gemm=(GemmPoint(dtype="fp32", m=2, n=2, k=2, seconds=1.0,

@@ -14,6 +14,7 @@ from pathlib import Path
 from string import Formatter
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.cli.main import main
 from suanli.i18n import messages
@@ -166,7 +167,7 @@ BAD = [  # (argv, the key it must raise); every one a mistake a user makes
 
 @pytest.mark.parametrize(("argv", "key"), BAD, ids=[key for _, key in BAD])
 def test_keyed_errors_say_the_same_in_english_and_translate(argv: list[str], key: str,
-                                                            keyed_error: Callable[[list[str], str], None]) -> None:
+                                                            keyed_error: KeyedError) -> None:
     keyed_error(argv, key)
 
 
@@ -182,7 +183,7 @@ CONFIGS = [  # (config.json text, the key its error names)
 
 @pytest.mark.parametrize(("text", "key"), CONFIGS, ids=[key for _, key in CONFIGS])
 def test_config_errors_say_the_same_in_english_and_translate(text: str, key: str, tmp_path: Path,
-                                                             keyed_error: Callable[[list[str], str], None]) -> None:
+                                                             keyed_error: KeyedError) -> None:
     config = tmp_path / "config.json"
     config.write_text(text, encoding="utf-8")
     keyed_error(["params", str(config)], key)

@@ -5,15 +5,13 @@ calibration profile measured on another GPU)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.cli.main import main
 from suanli.spec.calibration import Calibration, GemmPoint, write_calibration
-
-KeyedError = Callable[[list[str], str], None]
 
 BAD = [  # (argv, the key it must raise)
     (["infer", "llama-3.1-8b", "--gpu", "h100", "--kv-dtype", "nf4"], "error.core.kv_weight_only_format"),

@@ -3,10 +3,10 @@ Chinese with ``--lang zh``: the mistakes users make most, through the CLI where 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.errors import SpecError, SuanliError
 from suanli.i18n import error_text
@@ -41,14 +41,14 @@ PROFILE_MISTAKES = [  # (what the user's profile has instead, the key)
 
 @pytest.mark.parametrize(("text", "key"), PROFILE_MISTAKES)
 def test_a_malformed_calibration_profile_is_named_in_chinese(text: str, key: str, tmp_path: Path,
-                                                             keyed_error: Callable[[list[str], str], None]) -> None:
+                                                             keyed_error: KeyedError) -> None:
     path = tmp_path / "h100.toml"
     path.write_text(text, encoding="utf-8")
     keyed_error(["infer", "llama-3.2-1b", "--gpu", "h100", "--calibration", str(path)], key)
 
 
 def test_a_calibration_profile_that_does_not_exist(tmp_path: Path,
-                                                   keyed_error: Callable[[list[str], str], None]) -> None:
+                                                   keyed_error: KeyedError) -> None:
     path = tmp_path / "no-such-profile.toml"
     keyed_error(["train", "llama-3.2-1b", "--gpu", "h100", "--calibration", str(path)],
                 "error.calibration_profile.missing_file")

@@ -8,11 +8,10 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.errors import Unavailable
 from suanli.i18n import error_text
-
-KeyedError = Callable[[list[str], str], None]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import KeyedError
 
 CATALOG = Path(__file__).parents[2] / "src" / "suanli" / "catalog" / "models"
 
@@ -39,7 +40,7 @@ CONFIGS = [  # (bundled config.json, the slip, the key its error names)
 
 @pytest.mark.parametrize(("name", "slip", "key"), CONFIGS, ids=[key for _, _, key in CONFIGS])
 def test_a_broken_config_is_named_in_chinese(name: str, slip: Callable[[dict[str, Any]], None], key: str,
-                                             tmp_path: Path, keyed_error: Callable[[list[str], str], None]) -> None:
+                                             tmp_path: Path, keyed_error: KeyedError) -> None:
     config = json.loads((CATALOG / name).read_text(encoding="utf-8"))
     slip(config)
     path = tmp_path / "config.json"
@@ -47,6 +48,6 @@ def test_a_broken_config_is_named_in_chinese(name: str, slip: Callable[[dict[str
     keyed_error(["params", str(path)], key)
 
 
-def test_an_image_size_off_the_patch_grid_is_named_in_chinese(keyed_error: Callable[[list[str], str], None]) -> None:
+def test_an_image_size_off_the_patch_grid_is_named_in_chinese(keyed_error: KeyedError) -> None:
     keyed_error(["infer", "qwen2.5-vl-7b", "--gpu", "h100", "--images", "1", "--image-size", "500"],
                 "error.model.image_grid")

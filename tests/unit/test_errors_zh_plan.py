@@ -3,10 +3,10 @@ with the same facts as the English line (the catalogue's errors/plan.toml)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.errors import NotFound
 from suanli.export import SERVING_TARGETS, TRAINING_TARGETS, _target
@@ -33,7 +33,7 @@ BAD = [  # (argv, the key it must raise); DIR is replaced by a fresh folder
 
 @pytest.mark.parametrize(("argv", "key"), BAD, ids=[key for _, key in BAD])
 def test_plan_and_export_mistakes_are_said_in_chinese(argv: list[str], key: str, tmp_path: Path,
-                                                      keyed_error: Callable[[list[str], str], None]) -> None:
+                                                      keyed_error: KeyedError) -> None:
     folder = tmp_path / "out"
     keyed_error([str(folder) if word == "DIR" else word for word in argv], key)
     assert not folder.exists(), "a refused export writes nothing"

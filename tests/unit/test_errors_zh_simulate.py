@@ -5,16 +5,15 @@ server's limits)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.errors import SpecError
 from suanli.i18n import Lang, error_text
 from suanli.simulate.workload import LengthDist, Workload
 
-KeyedError = Callable[[list[str], str], None]
 SIMULATE = ["simulate", "llama-3.2-1b", "--gpu", "h100"]
 
 

@@ -5,17 +5,15 @@ not exist, a checkpoint whose torch_dtype stores no weights) and the shared size
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.errors import SpecError, require_non_negative, require_positive
 from suanli.i18n import Text, error_text, parse_lang
 from suanli.spec.training import PeftConfig, TrainingJob
-
-KeyedError = Callable[[list[str], str], None]
 
 BAD = [  # (argv, the key it must raise)
     (["infer", "llama-3.1-8b", "--gpu", "h100", "--quant", "awq-8bit"], "error.precision.four_bit_only"),

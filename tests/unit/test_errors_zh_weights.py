@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import KeyedError
 
 from suanli.cli.main import main
 
-KeyedError = Callable[[list[str], str], None]
 CONFIG = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
           "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000, "max_position_embeddings": 2048,
           "torch_dtype": "bfloat16"}
