@@ -118,3 +118,11 @@ def test_simulate_exports_the_max_model_len_given(tmp_path: Path, capsys: pytest
                  "--max-model-len", "8192", "--export", "vllm", str(out)]) == 0
     capsys.readouterr()
     assert "--max-model-len 8192" in " ".join(p.read_text() for p in out.iterdir())
+
+
+def test_max_model_len_is_llamacpp_context() -> None:
+    """llama.cpp allocates its KV cache for -c (n_ctx) tokens: --max-model-len sets it, and the pool holds no more."""
+    spec, gpu = suanli.load_model("llama-3.1-8b"), suanli.get_accelerator("rtx-4090")
+    engine = EngineKnobs(max_model_len=8192).apply(get_engine("llamacpp"))
+    assert engine.context_tokens == 8192
+    assert inference_memory(spec, gpu, prompt_tokens=1000, engine=engine).kv_capacity_tokens == 8192

@@ -31,7 +31,7 @@ def add_engine_knobs(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs")
     knobs.add_argument("--max-model-len", type=positive_int, metavar="TOKENS",
                        help="the longest request (prompt + output) the server takes (default: the model's context; "
-                       "SGLang --context-length); vLLM refuses to start when its KV pool holds less")
+                       "SGLang --context-length, llama.cpp -c); vLLM refuses to start when its KV pool holds less")
     knobs.add_argument("--context-length", type=positive_int, dest="max_model_len", help=argparse.SUPPRESS)
 
 

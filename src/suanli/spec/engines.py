@@ -381,6 +381,8 @@ class EngineKnobs:
         if self.max_model_len is not None:
             require_positive("max_model_len", self.max_model_len)
             changes["max_model_len"] = self.max_model_len
+            if engine.kv_budget is KvBudget.CONTEXT:  # llama.cpp allocates its KV cache for -c (n_ctx) tokens
+                changes["context_tokens"] = self.max_model_len
         if self.enable_chunked_prefill is False:
             changes["chunked_prefill"] = False
             if self.max_num_batched_tokens is None and engine.whole_prompt_min_tokens is not None:
