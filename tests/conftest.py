@@ -1,13 +1,18 @@
-"""Shared fixtures: tiny configs whose counts are derived by hand in the tests."""
+"""Shared fixtures: tiny configs whose counts are derived by hand in the tests, the keyed-error check, and the
+browser tests' server, browser and page (tests/browser: real headless Chromium driven by playwright; skipped when
+Chromium, playwright, FastAPI or uvicorn is missing, unless CI=true: then missing is a failure)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.surface.cli_helpers import KeyedError
 
-KeyedError = Callable[[list[str], str], Exception]
+BROWSER_TESTS = Path(__file__).parent / "browser"
 
 
 @pytest.fixture
@@ -49,3 +54,53 @@ def keyed_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPa
         return exc
 
     return check
+
+
+def _browser_missing() -> str:
+    from scripts.screenshots import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    for module in ("playwright", "fastapi", "uvicorn"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"{module} is not installed (pip install -e '.[test]')"
+    return ""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    browser_items = [item for item in items if BROWSER_TESTS in Path(item.path).parents]
+    missing = _browser_missing() if browser_items else ""
+    if missing and os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"browser tests cannot run in CI: {missing}", pytrace=False)
+    for item in browser_items if missing else ():
+        item.add_marker(pytest.mark.skip(reason=missing))
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    from scripts.screenshots import serving
+
+    with serving() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from scripts.screenshots import browser
+
+    with browser() as instance:
+        yield instance
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A page that records console errors and uncaught exceptions in ``page.console_errors``."""
+    page = chromium.new_page(viewport={"width": 1300, "height": 900}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.console_errors = errors
+    yield page
+    page.close()

@@ -2,7 +2,7 @@
 draws its charts with no console error, the language switch works, advice is clickable, state lives in the URL,
 charts export PNG and CSV, and screenshots can be taken (scripts/screenshots.py writes docs/screenshots/).
 
-Skipped when Chromium or playwright is missing, unless CI=true: then missing means failure (conftest.py).
+Skipped when Chromium or playwright is missing, unless CI=true: then missing means failure (tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the training method picker and the roofline's "compute-bound"/"memory-bound" (th
 the CLI's). And the serving view simulates the deployment infer describes (--gpus N is tp N in both), and says
 why an engine the simulator does not model (llama.cpp) has no curves.
 
-Skipped when Chromium or playwright is missing, unless CI=true (conftest.py)."""
+Skipped when Chromium or playwright is missing, unless CI=true (tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from suanli.cli.main import main
+
+#: The ``keyed_error(argv, key)`` fixture of tests/conftest.py: runs a failing command, returns its error.
+KeyedError = Callable[[list[str], str], Exception]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

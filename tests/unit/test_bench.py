@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.cli.main import main
 from suanli.measure import bench

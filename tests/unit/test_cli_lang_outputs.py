@@ -14,7 +14,7 @@ from pathlib import Path
 from string import Formatter
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.cli.main import main
 from suanli.i18n import messages

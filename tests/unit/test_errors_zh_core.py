@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.cli.main import main
 from suanli.spec.calibration import Calibration, GemmPoint, write_calibration

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.errors import Unavailable
 from suanli.i18n import error_text

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 CATALOG = Path(__file__).parents[2] / "src" / "suanli" / "catalog" / "models"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.errors import NotFound
 from suanli.export import SERVING_TARGETS, TRAINING_TARGETS, _target

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.errors import SpecError
 from suanli.i18n import Lang, error_text

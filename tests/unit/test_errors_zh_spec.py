@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.errors import SpecError, require_non_negative, require_positive
 from suanli.i18n import Text, error_text, parse_lang

@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from tests.conftest import KeyedError
+from tests.surface.cli_helpers import KeyedError
 
 from suanli.cli.main import main
 
